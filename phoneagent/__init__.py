@@ -1,0 +1,1 @@
+"""The phone side: pairing, lossless sync, encrypted storage, relays and optional upload."""

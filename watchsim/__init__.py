@@ -1,0 +1,1 @@
+"""An emulated smartwatch: physiology model, on-watch history and a GATT server."""

@@ -1,0 +1,11 @@
+"""``watchsim`` command line. Each subcommand lives in its own module of this package."""
+
+from __future__ import annotations
+
+import click
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="watchsync")
+def main() -> None:
+    """Emulated BLE smartwatch."""
