@@ -1,0 +1,58 @@
+"""The metrics the watch measures and how a sample's value travels as an integer.
+
+History records carry integers so that a value survives watch -> agent -> cloud
+bit-exactly; ``scale`` converts to the physical unit (value = raw / scale).
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Metric(enum.IntEnum):
+    HEART_RATE = 1  # beats per minute
+    STEPS = 2  # steps counted during the sample interval (not cumulative)
+    SPO2 = 3  # percent oxygen saturation
+    SKIN_TEMPERATURE = 4  # degrees Celsius
+
+    @property
+    def unit(self) -> str:
+        return _UNITS[self]
+
+    @property
+    def scale(self) -> int:
+        return _SCALES[self]
+
+    @property
+    def key(self) -> str:
+        """Stable lower-case name used in configuration, CLI options and exports."""
+        return self.name.lower()
+
+
+_UNITS = {
+    Metric.HEART_RATE: "bpm",
+    Metric.STEPS: "steps",
+    Metric.SPO2: "%",
+    Metric.SKIN_TEMPERATURE: "degC",
+}
+_SCALES = {
+    Metric.HEART_RATE: 1,
+    Metric.STEPS: 1,
+    Metric.SPO2: 10,
+    Metric.SKIN_TEMPERATURE: 100,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One measured value as the watch records it and the agent stores it."""
+
+    seq: int  # per-watch, strictly increasing, never reused (survives reboots)
+    timestamp: int  # watch clock, seconds since the Unix epoch (UTC)
+    metric: Metric
+    raw: int  # value * metric.scale, rounded
+
+    @property
+    def value(self) -> float:
+        return self.raw / self.metric.scale
