@@ -9,3 +9,6 @@ import click
 @click.version_option(package_name="watchsync")
 def main() -> None:
     """Emulated BLE smartwatch."""
+
+
+from watchsim.cli import air as _air  # noqa: E402, F401  (registers `watchsim air`)

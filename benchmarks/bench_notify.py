@@ -1,0 +1,129 @@
+"""Notifications per second into a bleak callback vs raw Bumble, same process, same run.
+
+Loopback throughput is a CPU figure, not a radio one; the ratio is what matters
+(DESIGN.md expects the bleak layer to keep >= 0.9 of raw Bumble).
+Run: ``python benchmarks/bench_notify.py [count] [rounds]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import statistics
+import sys
+import time
+from collections.abc import Awaitable, Callable
+
+from bleak import BleakClient
+from bumble.controller import Controller
+from bumble.device import Connection, Device, DeviceConfiguration, Peer
+from bumble.gatt import Characteristic, Service
+from bumble.hci import Address
+from bumble.host import Host
+from bumble.link import LocalLink
+from bumble.transport.common import AsyncPipeSink
+
+from phoneagent.transport import BumbleRadio
+from protocol import uuids
+
+SERVICE = uuids.custom_uuid(0xFE00)
+CHAR = uuids.custom_uuid(0xFE01)
+WATCH = "C5:00:00:00:00:01"
+PAYLOAD = bytes(20)
+WAIT = 60.0
+
+
+def _device(link: LocalLink, name: str, address: str) -> Device:
+    controller = Controller(name, link=link)
+    return Device(
+        config=DeviceConfiguration(name=name, address=Address(address)),
+        host=Host(controller, AsyncPipeSink(controller)),
+    )
+
+
+async def _watch(link: LocalLink) -> tuple[Device, Characteristic[bytes]]:
+    device = _device(link, "bench-watch", WATCH)
+    characteristic: Characteristic[bytes] = Characteristic(
+        CHAR, Characteristic.Properties.NOTIFY, Characteristic.READABLE, b""
+    )
+    device.add_service(Service(SERVICE, [characteristic]))
+    await device.power_on()
+    await device.start_advertising(auto_restart=True, advertising_interval_min=20)
+    return device, characteristic
+
+
+async def _pump(
+    watch: Device,
+    characteristic: Characteristic[bytes],
+    peer: Connection,
+    done: asyncio.Event,
+    count: int,
+) -> float:
+    started = time.perf_counter()
+    for _ in range(count):
+        await watch.notify_subscriber(peer, characteristic, PAYLOAD)
+    await asyncio.wait_for(done.wait(), WAIT)
+    return count / (time.perf_counter() - started)
+
+
+def _counter(count: int) -> tuple[Callable[..., None], asyncio.Event]:
+    done = asyncio.Event()
+    seen = 0
+
+    def on_value(*_: object) -> None:
+        nonlocal seen
+        seen += 1
+        if seen == count:
+            done.set()
+
+    return on_value, done
+
+
+async def raw_bumble(count: int) -> float:
+    link = LocalLink()
+    watch, characteristic = await _watch(link)
+    central = _device(link, "bench-central", "F0:00:00:00:00:02")
+    await central.power_on()
+    connection = await central.connect(Address(WATCH), timeout=WAIT)
+    peer = Peer(connection)
+    await peer.request_mtu(517)
+    await peer.discover_services()
+    await peer.discover_characteristics()
+    (proxy,) = peer.get_characteristics_by_uuid(characteristic.uuid)
+    on_value, done = _counter(count)
+    await peer.subscribe(proxy, on_value)
+    (watch_side,) = watch.connections.values()
+    rate = await _pump(watch, characteristic, watch_side, done, count)
+    await connection.disconnect()
+    return rate
+
+
+async def bleak_backend(count: int) -> float:
+    link = LocalLink()
+    watch, characteristic = await _watch(link)
+    async with await BumbleRadio.on_link(link) as radio:
+        async with BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client:
+            on_value, done = _counter(count)
+            await client.start_notify(CHAR, on_value)
+            (watch_side,) = watch.connections.values()
+            return await _pump(watch, characteristic, watch_side, done, count)
+
+
+async def main(count: int, rounds: int) -> None:
+    runs: dict[str, list[float]] = {"raw Bumble": [], "bleak backend": []}
+    benches: dict[str, Callable[[int], Awaitable[float]]] = {
+        "raw Bumble": raw_bumble,
+        "bleak backend": bleak_backend,
+    }
+    for _ in range(rounds):
+        # Interleaved so that machine load drifts hit both sides alike.
+        for name, bench in benches.items():
+            runs[name].append(await bench(count))
+    medians = {name: statistics.median(rates) for name, rates in runs.items()}
+    for name, rate in medians.items():
+        print(f"{name:>14}: {rate:9.0f} notifications/s (median of {rounds} x {count})")
+    print(f"{'ratio':>14}: {medians['bleak backend'] / medians['raw Bumble']:9.3f} (bleak / raw)")
+
+
+if __name__ == "__main__":
+    arguments = [int(a) for a in sys.argv[1:3]]
+    asyncio.run(main(*(arguments + [5000, 5][len(arguments) :])))

@@ -1,0 +1,51 @@
+"""Local encrypted storage (SQLCipher): the only place personal data is written to disk."""
+
+from __future__ import annotations
+
+from phoneagent.store.aio import AsyncStore
+from phoneagent.store.db import (
+    DeviceRecord,
+    Gap,
+    GapRecord,
+    Store,
+    StoredSample,
+    StoreResult,
+    store_exists,
+)
+from phoneagent.store.errors import (
+    KeyFileError,
+    NoKeyError,
+    NotADatabaseError,
+    SchemaTooNewError,
+    StoreError,
+    UnknownDeviceError,
+    UnsafeDirectoryError,
+    WrongKeyError,
+)
+from phoneagent.store.keys import DbKey, ResolvedKey, create_key_file, read_key_file, resolve_key
+from phoneagent.store.schema import LATEST_VERSION
+
+__all__ = [
+    "LATEST_VERSION",
+    "AsyncStore",
+    "DbKey",
+    "DeviceRecord",
+    "Gap",
+    "GapRecord",
+    "KeyFileError",
+    "NoKeyError",
+    "NotADatabaseError",
+    "ResolvedKey",
+    "SchemaTooNewError",
+    "Store",
+    "StoreError",
+    "StoreResult",
+    "StoredSample",
+    "UnknownDeviceError",
+    "UnsafeDirectoryError",
+    "WrongKeyError",
+    "create_key_file",
+    "read_key_file",
+    "resolve_key",
+    "store_exists",
+]

@@ -1,0 +1,59 @@
+"""The store for asyncio code: every call runs on one dedicated worker thread.
+
+One thread (rather than ``asyncio.to_thread``'s pool) keeps the calls of several
+syncing devices in arrival order and never blocks the event loop on a commit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import ParamSpec, TypeVar
+
+from phoneagent.store.db import DeviceRecord, Gap, Store, StoreResult
+from protocol.metrics import Sample
+
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class AsyncStore:
+    """Awaitable versions of the calls the daemon makes while devices sync."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="phoneagent-store")
+
+    async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, functools.partial(fn, *args, **kwargs))
+
+    async def store_batch(
+        self, device: str, samples: Sequence[Sample], gaps: Iterable[Gap] = ()
+    ) -> StoreResult:
+        return await self._run(self.store.store_batch, device, samples, tuple(gaps))
+
+    async def next_seq(self, device: str) -> int:
+        return await self._run(self.store.next_seq, device)
+
+    async def get_device(self, address: str) -> DeviceRecord | None:
+        return await self._run(self.store.get_device, address)
+
+    async def get_bond(self, address: str) -> bytes | None:
+        return await self._run(self.store.get_bond, address)
+
+    async def put_bond(self, address: str, blob: bytes) -> None:
+        await self._run(self.store.put_bond, address, blob)
+
+    async def delete_bond(self, address: str) -> None:
+        await self._run(self.store.delete_bond, address)
+
+    async def list_bonds(self) -> list[str]:
+        return await self._run(self.store.list_bonds)
+
+    async def aclose(self) -> None:
+        """Finish queued calls, then close the database."""
+        await self._run(self.store.close)
+        self._executor.shutdown(wait=True)

@@ -1,0 +1,514 @@
+"""The encrypted store: one SQLCipher database per data directory.
+
+Threading rule: a ``Store`` owns one connection and one lock; every public method
+takes the lock, so a ``Store`` may be shared between threads. From asyncio use
+``AsyncStore`` (one worker thread), never call the blocking methods on the event loop.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+import threading
+import time
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import sqlcipher3
+
+from phoneagent.paths import database_path, ensure_private_dir
+from phoneagent.store.errors import (
+    NotADatabaseError,
+    UnknownDeviceError,
+    UnsafeDirectoryError,
+    WrongKeyError,
+)
+from phoneagent.store.keys import DbKey
+from phoneagent.store.schema import migrate, schema_version
+from protocol.metrics import Metric, Sample
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+_MIN_PAGE = 512
+_PAGE_SIZE = 1000
+_SEQ_MIN = -(2**63)
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Sequence numbers the watch no longer has (or never had); they will never arrive."""
+
+    first_seq: int
+    last_seq: int
+    reason: str
+
+    def __post_init__(self) -> None:
+        if self.first_seq > self.last_seq:
+            raise ValueError(f"gap first_seq {self.first_seq} > last_seq {self.last_seq}")
+
+
+@dataclass(frozen=True, slots=True)
+class GapRecord:
+    device: str
+    first_seq: int
+    last_seq: int
+    reason: str
+    recorded_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoreResult:
+    """What one ``store_batch`` committed; ``next_seq`` is the next REPORT's from_seq."""
+
+    new: int
+    duplicates: int
+    gaps_new: int
+    next_seq: int
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceRecord:
+    address: str
+    pseudonym: str  # random, stands in for the address anywhere outside this database
+    name: str | None
+    model: str | None
+    serial: str | None
+    firmware: str | None
+    added_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredSample:
+    device: str
+    seq: int
+    timestamp: int
+    metric: Metric
+    raw: int
+
+    @property
+    def value(self) -> float:
+        return self.raw / self.metric.scale
+
+    @property
+    def sample(self) -> Sample:
+        return Sample(seq=self.seq, timestamp=self.timestamp, metric=self.metric, raw=self.raw)
+
+
+def _diagnose(path: Path) -> NotADatabaseError | None:
+    """Tell a file that is not ours apart from an encrypted one opened with the wrong key.
+
+    An SQLCipher file is whole pages of ciphertext, so it has a page-multiple size and
+    does not compress; a plain SQLite file starts with its header in clear.
+    """
+    with path.open("rb") as f:
+        head = f.read(4096)
+        size = os.fstat(f.fileno()).st_size
+    if head.startswith(_SQLITE_HEADER):
+        return NotADatabaseError(
+            f"{path} is an unencrypted SQLite database, not a phoneagent store. "
+            "Move it away or choose another --data-dir."
+        )
+    if size < _MIN_PAGE or size % _MIN_PAGE or len(zlib.compress(head)) < len(head) * 0.95:
+        return NotADatabaseError(
+            f"{path} is not a phoneagent store (not an encrypted database; damaged or "
+            "some other file). Move it away or choose another --data-dir."
+        )
+    return None
+
+
+def _create_private_file(path: Path) -> None:
+    """Create the database file 0600 up front; SQLite gives its WAL and journal the same mode."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+    except FileExistsError:
+        if stat.S_IMODE(path.stat().st_mode) != 0o600:
+            path.chmod(0o600)
+
+
+class Store:
+    """Devices, bonds, samples, gaps, sync cursors and settings in one encrypted file."""
+
+    def __init__(self, conn: Any, path: Path, clock: Callable[[], float]) -> None:
+        self._conn = conn
+        self._lock = threading.Lock()
+        self._clock = clock
+        self._device_ids: dict[str, int] = {}
+        self.path = path
+
+    @classmethod
+    def open(
+        cls,
+        directory: Path,
+        key: DbKey,
+        *,
+        key_source: str | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> Store:
+        """Open (creating if needed) the store in ``directory`` and migrate it to the latest schema.
+
+        Raises ``WrongKeyError`` or ``NotADatabaseError`` without writing to the file, and
+        ``UnsafeDirectoryError`` for a directory that other users can read.
+        """
+        mode = ensure_private_dir(directory)
+        if mode & 0o077:
+            raise UnsafeDirectoryError(
+                f"The data directory {directory} is accessible by other users (mode "
+                f"{mode:04o}); run: chmod 700 {directory}"
+            )
+        path = database_path(directory)
+        _create_private_file(path)
+        conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
+        try:
+            # SQLCipher logs "hmac check failed" to stderr on a wrong key; we raise instead.
+            conn.execute("PRAGMA cipher_log_level = NONE")
+            conn.execute(f"PRAGMA key = {key.pragma_value()}")
+            try:
+                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            except sqlcipher3.DatabaseError as e:
+                not_ours = _diagnose(path)
+                if not_ours is not None:
+                    raise not_ours from e
+                given = f" (from {key_source})" if key_source else ""
+                raise WrongKeyError(
+                    f"The key{given} does not open the encrypted store {path}. Give the key "
+                    "it was created with (--key-file, PHONEAGENT_DB_KEY, keyring or passphrase); "
+                    "the file was not changed, and without its key it cannot be read."
+                ) from e
+            # Only now, with the key proven, may anything be written.
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute("PRAGMA temp_store = MEMORY")
+            conn.execute("PRAGMA synchronous = FULL")  # a committed batch survives power loss
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise NotADatabaseError(f"{path}: cannot switch to WAL journaling (got {mode}).")
+            migrate(conn)
+        except BaseException:
+            conn.close()
+            raise
+        return cls(conn, path, clock)
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    @property
+    def schema_version(self) -> int:
+        with self._lock:
+            return schema_version(self._conn)
+
+    def pragma(self, name: str) -> str:
+        """A pragma's current value, for the privacy audit (journal_mode, temp_store, ...)."""
+        if not name.replace("_", "").isalnum():
+            raise ValueError(f"not a pragma name: {name!r}")
+        with self._lock:
+            return str(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
+
+    # -- transactions -------------------------------------------------------------
+
+    def _write(self, work: Callable[[], Any]) -> Any:
+        """Run ``work`` in one IMMEDIATE transaction; the caller holds the lock."""
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            result = work()
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        self._conn.execute("COMMIT")
+        return result
+
+    def _now(self) -> int:
+        return int(self._clock())
+
+    # -- devices ------------------------------------------------------------------
+
+    def add_device(
+        self,
+        address: str,
+        *,
+        name: str | None = None,
+        model: str | None = None,
+        serial: str | None = None,
+        firmware: str | None = None,
+    ) -> DeviceRecord:
+        """Record a device, or update the given (non-None) fields of a known one.
+
+        The pseudonym and added time are set once and never change.
+        """
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO devices (address, pseudonym, name, model, serial, firmware, added_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET"
+                " name = coalesce(excluded.name, name), model = coalesce(excluded.model, model),"
+                " serial = coalesce(excluded.serial, serial),"
+                " firmware = coalesce(excluded.firmware, firmware)",
+                (address, secrets.token_hex(16), name, model, serial, firmware, self._now()),
+            )
+            record = self._get_device(address)
+        assert record is not None  # just written under the lock
+        return record
+
+    def _get_device(self, address: str) -> DeviceRecord | None:
+        row = self._conn.execute(
+            "SELECT address, pseudonym, name, model, serial, firmware, added_at"
+            " FROM devices WHERE address = ?",
+            (address,),
+        ).fetchone()
+        return None if row is None else DeviceRecord(*row)
+
+    def get_device(self, address: str) -> DeviceRecord | None:
+        with self._lock:
+            return self._get_device(address)
+
+    def list_devices(self) -> list[DeviceRecord]:
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT address, pseudonym, name, model, serial, firmware, added_at"
+                " FROM devices ORDER BY address"
+            ).fetchall()
+        return [DeviceRecord(*row) for row in rows]
+
+    def delete_device(self, address: str) -> bool:
+        """Remove a device with its samples, gaps, cursor and bond; False if it was unknown."""
+
+        def work() -> bool:
+            self._conn.execute("DELETE FROM bonds WHERE address = ?", (address,))
+            gone = self._conn.execute("DELETE FROM devices WHERE address = ?", (address,))
+            return bool(gone.rowcount)
+
+        with self._lock:
+            self._device_ids.pop(address, None)
+            return bool(self._write(work))
+
+    def _device_id(self, address: str) -> int:
+        cached = self._device_ids.get(address)
+        if cached is not None:
+            return cached
+        row = self._conn.execute("SELECT id FROM devices WHERE address = ?", (address,)).fetchone()
+        if row is None:
+            raise UnknownDeviceError(f"Device {address} is not in the store; add it first.")
+        self._device_ids[address] = int(row[0])
+        return int(row[0])
+
+    # -- bonds (the transport's BondStore keeps its keys here) ---------------------
+
+    def get_bond(self, address: str) -> bytes | None:
+        with self._lock:
+            row = self._conn.execute(
+                "SELECT blob FROM bonds WHERE address = ?", (address,)
+            ).fetchone()
+        return None if row is None else bytes(row[0])
+
+    def put_bond(self, address: str, blob: bytes) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO bonds (address, blob, updated_at) VALUES (?, ?, ?)"
+                " ON CONFLICT (address) DO UPDATE SET blob = excluded.blob,"
+                " updated_at = excluded.updated_at",
+                (address, bytes(blob), self._now()),
+            )
+
+    def delete_bond(self, address: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM bonds WHERE address = ?", (address,))
+
+    def list_bonds(self) -> list[str]:
+        with self._lock:
+            rows = self._conn.execute("SELECT address FROM bonds ORDER BY address").fetchall()
+        return [str(row[0]) for row in rows]
+
+    # -- samples, gaps and the sync cursor -----------------------------------------
+
+    def store_batch(
+        self, device: str, samples: Sequence[Sample], gaps: Iterable[Gap] = ()
+    ) -> StoreResult:
+        """Store samples and gaps idempotently by (device, seq) and advance the cursor.
+
+        Everything is one transaction, committed before this returns: only then may the
+        sync engine acknowledge the records to the watch. A repeated seq is counted as a
+        duplicate and the stored row is kept as it was.
+        """
+        with self._lock:
+            device_id = self._device_id(device)
+            now = self._now()
+            sample_rows = [(device_id, s.seq, int(s.metric), s.timestamp, s.raw) for s in samples]
+            gap_rows = [(device_id, g.first_seq, g.last_seq, g.reason, now) for g in gaps]
+
+            def work() -> StoreResult:
+                new = self._conn.executemany(
+                    "INSERT OR IGNORE INTO samples (device_id, seq, metric, ts, raw)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    sample_rows,
+                ).rowcount
+                gaps_new = self._conn.executemany(
+                    "INSERT OR IGNORE INTO gaps (device_id, first_seq, last_seq, reason,"
+                    " recorded_at) VALUES (?, ?, ?, ?, ?)",
+                    gap_rows,
+                ).rowcount
+                next_seq = self._advance_cursor(device_id)
+                return StoreResult(new, len(sample_rows) - new, gaps_new, next_seq)
+
+            result: StoreResult = self._write(work)
+            return result
+
+    def _advance_cursor(self, device_id: int) -> int:
+        """Move the cursor past every seq that is stored or covered by a gap, in order."""
+        row = self._conn.execute(
+            "SELECT next_seq FROM sync_cursors WHERE device_id = ?", (device_id,)
+        ).fetchone()
+        start = 0 if row is None else int(row[0])
+        next_seq = start
+        while True:
+            covered = self._conn.execute(
+                "SELECT max(last_seq) FROM gaps"
+                " WHERE device_id = ? AND first_seq <= ? AND last_seq >= ?",
+                (device_id, next_seq, next_seq),
+            ).fetchone()[0]
+            if covered is not None:
+                next_seq = int(covered) + 1
+                continue
+            run_start = next_seq
+            # Fast path for in-order delivery: everything from next_seq to the top is stored.
+            top, present = self._conn.execute(
+                "SELECT max(seq), count(*) FROM samples WHERE device_id = ? AND seq >= ?",
+                (device_id, next_seq),
+            ).fetchone()
+            if top is not None and present == top - next_seq + 1:
+                next_seq = int(top) + 1
+                continue
+            stored = self._conn.execute(
+                "SELECT seq FROM samples WHERE device_id = ? AND seq >= ? ORDER BY seq",
+                (device_id, next_seq),
+            )
+            for (seq,) in stored:
+                if seq != next_seq:
+                    break
+                next_seq += 1
+            stored.close()
+            if next_seq == run_start:
+                break
+        if next_seq != start:
+            self._conn.execute(
+                "INSERT INTO sync_cursors (device_id, next_seq) VALUES (?, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET next_seq = excluded.next_seq",
+                (device_id, next_seq),
+            )
+        return next_seq
+
+    def next_seq(self, device: str) -> int:
+        """The next REPORT's from_seq: one past the highest seq with nothing missing below it.
+
+        Starts at 0. When the watch's history begins later, the sync engine records the
+        missing start as a ``Gap`` (so the loss is visible) and the cursor moves past it.
+        """
+        with self._lock:
+            device_id = self._device_id(device)
+            row = self._conn.execute(
+                "SELECT next_seq FROM sync_cursors WHERE device_id = ?", (device_id,)
+            ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def iter_samples(
+        self,
+        device: str | None = None,
+        metric: Metric | None = None,
+        since: int | None = None,
+        until: int | None = None,
+    ) -> Iterator[StoredSample]:
+        """Samples in (device address, timestamp, seq) order, ``since <= ts < until``.
+
+        Reads page by page, taking the lock per page only, so a long export does not
+        hold up the sync engine's writes.
+        """
+        with self._lock:
+            if device is None:
+                targets = [
+                    (str(a), int(i))
+                    for a, i in self._conn.execute(
+                        "SELECT address, id FROM devices ORDER BY address"
+                    )
+                ]
+            else:
+                targets = [(device, self._device_id(device))]
+        metric_filter = "" if metric is None else f" AND metric = {int(metric)}"
+        query = (
+            "SELECT seq, metric, ts, raw FROM samples WHERE device_id = ? AND (ts, seq) > (?, ?)"
+            f" AND ts < ?{metric_filter} ORDER BY ts, seq LIMIT {_PAGE_SIZE}"
+        )
+        upper = 2**63 - 1 if until is None else until
+        for address, device_id in targets:
+            position = (_SEQ_MIN if since is None else since - 1, 2**63 - 1)
+            while True:
+                with self._lock:
+                    page = self._conn.execute(query, (device_id, *position, upper)).fetchall()
+                for seq, metric_value, ts, raw in page:
+                    yield StoredSample(address, seq, ts, Metric(metric_value), raw)
+                if len(page) < _PAGE_SIZE:
+                    break
+                position = (page[-1][2], page[-1][0])
+
+    def counts(self) -> dict[str, dict[Metric, int]]:
+        """Number of stored samples per device address and metric."""
+        with self._lock:
+            rows = self._conn.execute(
+                "SELECT d.address, s.metric, count(*) FROM samples AS s"
+                " JOIN devices AS d ON d.id = s.device_id GROUP BY s.device_id, s.metric"
+            ).fetchall()
+        result: dict[str, dict[Metric, int]] = {}
+        for address, metric_value, count in rows:
+            result.setdefault(str(address), {})[Metric(metric_value)] = int(count)
+        return result
+
+    def gaps(self, device: str | None = None) -> list[GapRecord]:
+        with self._lock:
+            query = (
+                "SELECT d.address, g.first_seq, g.last_seq, g.reason, g.recorded_at"
+                " FROM gaps AS g JOIN devices AS d ON d.id = g.device_id"
+            )
+            if device is None:
+                rows = self._conn.execute(query + " ORDER BY d.address, g.first_seq").fetchall()
+            else:
+                rows = self._conn.execute(
+                    query + " WHERE g.device_id = ? ORDER BY g.first_seq",
+                    (self._device_id(device),),
+                ).fetchall()
+        return [GapRecord(*row) for row in rows]
+
+    # -- settings -----------------------------------------------------------------
+
+    def get_setting(self, key: str) -> str | None:
+        with self._lock:
+            row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
+        return None if row is None else str(row[0])
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self._lock:
+            self._conn.execute(
+                "INSERT INTO settings (key, value) VALUES (?, ?)"
+                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                (key, value),
+            )
+
+    def delete_setting(self, key: str) -> None:
+        with self._lock:
+            self._conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+
+
+def store_exists(directory: Path) -> bool:
+    """Whether a store was created there already (the CLI asks for a new passphrase twice)."""
+    path = database_path(directory)
+    return path.is_file() and path.stat().st_size > 0

@@ -1,0 +1,138 @@
+"""The one place the agent picks a BLE backend.
+
+Every bleak object built here gets an explicit ``backend=``: bleak silently falls back
+to BlueZ when it is missing, and a transport that cannot be opened is an error, never
+a fallback to the other kind.
+
+Configuration strings:
+  ``loopback:HOST:PORT``  the loopback air (Bumble ``tcp-client:HOST:PORT``)
+  ``bumble:SPEC``         any Bumble HCI transport (``bumble:usb:0``, ``bumble:hci-socket:0``)
+  ``bluez[:ADAPTER]``     bleak's own BlueZ backend on ADAPTER (default ``hci0``)
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from bleak import BleakClient, BleakScanner
+from bleak.backends.client import BaseBleakClient
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementDataCallback, BaseBleakScanner
+
+from phoneagent.transport.bonds import BondStore
+from phoneagent.transport.errors import TransportConfigError
+from phoneagent.transport.pairing import PairingAgent
+from phoneagent.transport.radio import DEFAULT_AGENT_ADDRESS, BumbleRadio
+
+_LOOPBACK = re.compile(r"loopback:(?P<host>[^:\s]+):(?P<port>\d{1,5})")
+_ADAPTER = re.compile(r"hci\d+")
+
+
+@dataclass(frozen=True)
+class TransportConfig:
+    kind: Literal["bumble", "bluez"]
+    # A Bumble transport string, or a BlueZ adapter name.
+    target: str
+    # Our identity address on Bumble transports (random static, stable across runs).
+    address: str = DEFAULT_AGENT_ADDRESS
+
+
+def parse_transport(text: str, *, address: str = DEFAULT_AGENT_ADDRESS) -> TransportConfig:
+    text = text.strip()
+    if match := _LOOPBACK.fullmatch(text):
+        port = int(match["port"])
+        if not 0 < port < 65536:
+            raise TransportConfigError(f"loopback port out of range in {text!r}")
+        return TransportConfig("bumble", f"tcp-client:{match['host']}:{port}", address)
+    if text.startswith("bumble:") and len(text) > len("bumble:"):
+        return TransportConfig("bumble", text.removeprefix("bumble:"), address)
+    if text == "bluez":
+        return TransportConfig("bluez", "hci0", address)
+    if text.startswith("bluez:"):
+        adapter = text.removeprefix("bluez:")
+        if not _ADAPTER.fullmatch(adapter):
+            raise TransportConfigError(f"not a BlueZ adapter name: {adapter!r} (e.g. hci0)")
+        return TransportConfig("bluez", adapter, address)
+    raise TransportConfigError(
+        f"unknown transport {text!r}: use loopback:HOST:PORT, bumble:SPEC or bluez[:hciN]"
+    )
+
+
+class Transport:
+    """Builds bleak scanners and clients, always with this transport's backend."""
+
+    def __init__(
+        self,
+        scanner_backend: type[BaseBleakScanner],
+        client_backend: type[BaseBleakClient],
+        backend_kwargs: dict[str, Any],
+        close: Callable[[], Awaitable[None]] | None = None,
+        radio: BumbleRadio | None = None,
+    ) -> None:
+        self.scanner_backend = scanner_backend
+        self.client_backend = client_backend
+        self._kwargs = backend_kwargs
+        self._close = close
+        # The Bumble radio behind this transport, for pairing settings; None on BlueZ.
+        self.radio = radio
+
+    def scanner(
+        self,
+        detection_callback: AdvertisementDataCallback | None = None,
+        service_uuids: list[str] | None = None,
+    ) -> BleakScanner:
+        return BleakScanner(
+            detection_callback, service_uuids, backend=self.scanner_backend, **self._kwargs
+        )
+
+    def client(
+        self,
+        address_or_ble_device: BLEDevice | str,
+        disconnected_callback: Callable[[BleakClient], None] | None = None,
+        *,
+        timeout: float = 30.0,
+    ) -> BleakClient:
+        return BleakClient(
+            address_or_ble_device,
+            disconnected_callback,
+            timeout=timeout,
+            backend=self.client_backend,
+            **self._kwargs,
+        )
+
+    async def close(self) -> None:
+        if self._close is not None:
+            await self._close()
+
+
+def radio_transport(radio: BumbleRadio) -> Transport:
+    """A transport over an existing radio (in-process links); closing it leaves the radio."""
+    return Transport(radio.scanner_backend, radio.client_backend, {}, radio=radio)
+
+
+def bluez_transport(config: TransportConfig) -> Transport:
+    """bleak's BlueZ backend on one adapter; imported explicitly, never picked by default."""
+    from bleak.backends.bluezdbus.client import BleakClientBlueZDBus
+    from bleak.backends.bluezdbus.scanner import BleakScannerBlueZDBus
+
+    return Transport(
+        BleakScannerBlueZDBus, BleakClientBlueZDBus, {"bluez": {"adapter": config.target}}
+    )
+
+
+async def open_transport(
+    config: TransportConfig,
+    *,
+    bonds: BondStore | None = None,
+    agent: PairingAgent | None = None,
+) -> Transport:
+    """Open the configured transport; Bumble failures raise ``TransportConfigError``."""
+    if config.kind == "bluez":
+        return bluez_transport(config)
+    radio = await BumbleRadio.open(config.target, address=config.address, bonds=bonds, agent=agent)
+    return Transport(
+        radio.scanner_backend, radio.client_backend, {}, close=radio.close, radio=radio
+    )

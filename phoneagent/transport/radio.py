@@ -1,0 +1,263 @@
+"""One Bumble central device, shared by every bleak scanner and client of the agent.
+
+Bumble allows one pending LE connection and one scan state per device, so the radio
+serialises connects and reference-counts scanning; it also owns bonds and pairing.
+The bleak backend classes it hands out are bound to it (``radio.scanner_backend`` /
+``radio.client_backend``): passing ``backend=`` is then all a caller needs, and an
+unbound backend class cannot be used by mistake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from types import TracebackType
+from typing import TYPE_CHECKING, Self, TypeVar
+
+from bleak.exc import BleakError
+from bumble import hci
+from bumble.controller import Controller
+from bumble.device import Advertisement, Connection, Device, DeviceConfiguration
+from bumble.host import Host
+from bumble.link import LocalLink
+from bumble.pairing import PairingConfig
+from bumble.transport import open_transport
+from bumble.transport.common import AsyncPipeSink
+
+from phoneagent.transport.bonds import BondKeyStore, BondStore, MemoryBondStore
+from phoneagent.transport.errors import (
+    ConnectTimeoutError,
+    PairingFailedError,
+    PairingLostError,
+    TransportConfigError,
+)
+from phoneagent.transport.pairing import AgentDelegate, PairingAgent, RefusingAgent
+
+if TYPE_CHECKING:
+    from phoneagent.transport.backend import BumbleClient, BumbleScanner
+
+T = TypeVar("T")
+AdvertisementListener = Callable[[Advertisement], None]
+
+# A random static address (two top bits set): bonds only survive with a stable identity.
+DEFAULT_AGENT_ADDRESS = "F0:5A:6E:00:00:01"
+# Pairing waits on a human typing a passkey.
+DEFAULT_PAIRING_TIMEOUT = 120.0
+# Encrypting with a stored key is a link-layer exchange: no human involved.
+ENCRYPT_TIMEOUT = 10.0
+MTU = 517
+
+
+def address_text(address: hci.Address) -> str:
+    """The form bleak and our bond store use: upper-case, no type suffix."""
+    return str(address.to_string(False))
+
+
+async def guarded(connection: Connection, operation: Awaitable[T]) -> T:
+    """Await a Bumble operation, turning "aborted by disconnection" into a bleak error.
+
+    Bumble aborts pending requests on disconnection by cancelling them; that must not be
+    confused with the caller cancelling us.
+    """
+    try:
+        return await operation
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        raise BleakError(f"{address_text(connection.peer_address)} disconnected") from None
+
+
+class BumbleRadio:
+    """A powered-on Bumble ``Device`` in the central role; see the module docstring."""
+
+    def __init__(
+        self,
+        device: Device,
+        bonds: BondStore,
+        agent: PairingAgent,
+        on_close: Callable[[], Awaitable[None]] | None = None,
+    ) -> None:
+        self.device = device
+        self.bonds = bonds
+        self.agent = agent
+        self.pairing_timeout = DEFAULT_PAIRING_TIMEOUT
+        self._on_close = on_close
+        self._connect_lock = asyncio.Lock()
+        self._scan_lock = asyncio.Lock()
+        self._scan_listeners: set[AdvertisementListener] = set()
+        device.keystore = BondKeyStore(bonds)
+        device.pairing_config_factory = self._pairing_config
+        device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
+        from phoneagent.transport.backend import bind_backends
+
+        self.scanner_backend: type[BumbleScanner]
+        self.client_backend: type[BumbleClient]
+        self.scanner_backend, self.client_backend = bind_backends(self)
+
+    @staticmethod
+    def _configuration(address: str) -> DeviceConfiguration:
+        try:
+            parsed = hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS)
+        except (ValueError, TypeError) as error:
+            raise TransportConfigError(f"bad agent address {address!r}") from error
+        if not parsed.is_static:
+            raise TransportConfigError(
+                f"agent address {address} is not random static (top two bits must be 1)"
+            )
+        return DeviceConfiguration(name="phoneagent", address=parsed)
+
+    @classmethod
+    async def on_link(
+        cls,
+        link: LocalLink,
+        *,
+        address: str = DEFAULT_AGENT_ADDRESS,
+        bonds: BondStore | None = None,
+        agent: PairingAgent | None = None,
+    ) -> BumbleRadio:
+        """A radio on an in-process link (tests, benchmarks): must run in the test's loop."""
+        controller = Controller("phoneagent", link=link)
+        device = Device(
+            config=cls._configuration(address),
+            host=Host(controller, AsyncPipeSink(controller)),
+        )
+        radio = cls(device, bonds or MemoryBondStore(), agent or RefusingAgent())
+        await device.power_on()
+        return radio
+
+    @classmethod
+    async def open(
+        cls,
+        transport: str,
+        *,
+        address: str = DEFAULT_AGENT_ADDRESS,
+        bonds: BondStore | None = None,
+        agent: PairingAgent | None = None,
+    ) -> BumbleRadio:
+        """A radio on any Bumble HCI transport, e.g. ``tcp-client:127.0.0.1:PORT`` (the air)."""
+        configuration = cls._configuration(address)
+        try:
+            hci_transport = await open_transport(transport)
+        except Exception as error:
+            raise TransportConfigError(f"cannot open Bumble transport {transport!r}") from error
+        device = Device(config=configuration, host=Host(hci_transport.source, hci_transport.sink))
+        radio = cls(
+            device, bonds or MemoryBondStore(), agent or RefusingAgent(), hci_transport.close
+        )
+        try:
+            await asyncio.wait_for(device.power_on(), ENCRYPT_TIMEOUT)
+        except BaseException:
+            await hci_transport.close()
+            raise
+        return radio
+
+    async def close(self) -> None:
+        for connection in list(self.device.connections.values()):
+            await connection.disconnect()
+        if self._on_close is not None:
+            await self._on_close()
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # --- scanning --------------------------------------------------------------------
+
+    def _on_advertisement(self, advertisement: Advertisement) -> None:
+        for listener in list(self._scan_listeners):
+            listener(advertisement)
+
+    async def add_scan_listener(self, listener: AdvertisementListener) -> None:
+        """Start scanning for the first listener; later ones share the scan."""
+        async with self._scan_lock:
+            if not self._scan_listeners:
+                await self.device.start_scanning(filter_duplicates=False)
+            self._scan_listeners.add(listener)
+
+    async def remove_scan_listener(self, listener: AdvertisementListener) -> None:
+        async with self._scan_lock:
+            if listener not in self._scan_listeners:
+                return
+            self._scan_listeners.discard(listener)
+            if not self._scan_listeners:
+                await self.device.stop_scanning()
+
+    async def _sighting(self, address: str) -> hci.Address:
+        """Wait for a fresh advertisement: the virtual controller cannot cancel a connect."""
+        seen: asyncio.Future[hci.Address] = asyncio.get_running_loop().create_future()
+
+        def listener(advertisement: Advertisement) -> None:
+            if not seen.done() and address_text(advertisement.address) == address:
+                seen.set_result(advertisement.address)
+
+        await self.add_scan_listener(listener)
+        try:
+            return await seen
+        finally:
+            await self.remove_scan_listener(listener)
+
+    # --- connections -----------------------------------------------------------------
+
+    async def connect(self, address: str, within: float) -> Connection:
+        """Connect to ``address`` once it advertises (within ``within`` s), one at a time."""
+        address = address.upper()
+        try:
+            async with asyncio.timeout(within), self._connect_lock:
+                peer = await self._sighting(address)
+                connection: Connection = await self.device.connect_le(peer, timeout=None)
+                return connection
+        except TimeoutError as error:
+            raise ConnectTimeoutError(
+                f"{address}: no connectable advertisement within {within:g} s"
+            ) from error
+        except hci.HCI_Error as error:
+            raise BleakError(f"{address}: controller refused the connection: {error}") from error
+
+    def _pairing_config(self, connection: Connection) -> PairingConfig:
+        return PairingConfig(
+            sc=True,
+            mitm=True,
+            bonding=True,
+            delegate=AgentDelegate(self.agent, address_text(connection.peer_address)),
+            identity_address_type=PairingConfig.AddressType.RANDOM,
+        )
+
+    async def pair(self, connection: Connection) -> None:
+        """Run LE Secure Connections pairing; the agent supplies passkey or confirmation."""
+        peer = address_text(connection.peer_address)
+        try:
+            async with asyncio.timeout(self.pairing_timeout):
+                await guarded(connection, self.device.pair(connection))
+        except TimeoutError as error:
+            raise PairingFailedError(f"pairing with {peer} timed out") from error
+        except Exception as error:
+            if isinstance(error, PairingFailedError):
+                raise
+            raise PairingFailedError(f"pairing with {peer} failed: {error}") from error
+
+    async def secure(self, connection: Connection) -> None:
+        """Encrypt the link with the stored bond (Bumble does not do it on reconnect)."""
+        peer = address_text(connection.peer_address)
+        if self.bonds.get(peer) is None:
+            raise PairingLostError(peer, "this phone holds no bond for it")
+        try:
+            async with asyncio.timeout(ENCRYPT_TIMEOUT):
+                await guarded(connection, self.device.encrypt(connection))
+        except TimeoutError as error:
+            raise PairingLostError(peer, "encryption did not complete") from error
+        except Exception as error:
+            raise PairingLostError(peer, f"the watch rejected our keys: {error}") from error
+
+    def forget(self, address: str) -> None:
+        self.bonds.delete(address.upper())
+
+    def bond_of(self, address: str) -> str | None:
+        return self.bonds.get(address.upper())

@@ -1,0 +1,365 @@
+"""History Sync service codecs: the durable watch -> agent path (see docs/protocol-custom.md).
+
+The Records characteristic carries *packed batches*: one 8-byte header, then entries of
+6 bytes in the common case, each relative to the previous one, so a 244-byte payload
+holds 39 samples. Entry sizes are fixed per tag and every field is read with one
+``struct`` call, keeping the per-sample Python work to a few operations on both sides.
+
+Encodings are canonical (one byte string per batch): the decoder refuses any other
+spelling, so ``decode(b).encode() == b`` for every ``b`` it accepts.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Self
+
+from protocol import uuids
+from protocol._bytes import Reader, Writer, check_range, enum_member
+from protocol.errors import LengthError, RangeError, ReservedValueError
+from protocol.metrics import Metric, Sample
+from protocol.profile import characteristic
+
+CONTROL_POINT = characteristic(uuids.HISTORY_CONTROL_POINT).name
+RECORDS = characteristic(uuids.HISTORY_RECORDS).name
+STATUS = characteristic(uuids.HISTORY_STATUS).name
+
+SEQ_MAX = 0xFFFF_FFFF
+TIMESTAMP_MAX = 0xFFFF_FFFF
+RAW_MIN, RAW_MAX = -(1 << 31), (1 << 31) - 1
+
+# --- Control point ------------------------------------------------------------------
+
+
+class HistoryOpcode(enum.IntEnum):
+    REPORT = 0x01  # operand: first seq wanted; records stream, then a response
+    COUNT = 0x02  # operand: first seq to count
+    ABORT = 0x03  # no operand: stop a running REPORT
+    DELETE_UP_TO = 0x04  # operand: last seq the agent has stored (inclusive)
+
+
+RESPONSE_OPCODE = 0x80
+
+
+class HistoryResult(enum.IntEnum):
+    SUCCESS = 0x01
+    NO_RECORDS = 0x02
+    INVALID_OPERAND = 0x03
+    BUSY = 0x04  # another REPORT is running
+    ABORTED = 0x05  # the REPORT was stopped by ABORT or a disconnect
+    FAILED = 0x06  # the watch could not complete (e.g. storage error)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryRequest:
+    """Agent -> watch. ``seq`` is the operand; ABORT has none and keeps it 0."""
+
+    opcode: HistoryOpcode
+    seq: int = 0
+
+    def encode(self) -> bytes:
+        w = Writer(CONTROL_POINT).u8(int(self.opcode), "opcode")
+        if self.opcode is HistoryOpcode.ABORT:
+            check_range(CONTROL_POINT, "ABORT operand", self.seq, 0, 0)
+            return w.getvalue()
+        return w.u32(self.seq, "seq operand").getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, CONTROL_POINT)
+        opcode = enum_member(HistoryOpcode, r.u8("opcode"), CONTROL_POINT, "request opcode")
+        seq = 0 if opcode is HistoryOpcode.ABORT else r.u32("seq operand")
+        r.end()
+        return cls(opcode, seq)
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryResponse:
+    """Watch -> agent indication ending a request.
+
+    ``value``: REPORT -> highest seq sent, record or gap (0 if none); COUNT -> number of records;
+    DELETE_UP_TO -> number of records freed; ABORT -> 0.
+    """
+
+    request: HistoryOpcode
+    result: HistoryResult
+    value: int = 0
+
+    def encode(self) -> bytes:
+        w = Writer(CONTROL_POINT).u8(RESPONSE_OPCODE, "opcode")
+        w.u8(int(self.request), "request opcode").u8(int(self.result), "result")
+        return w.u32(self.value, "value").getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, CONTROL_POINT)
+        opcode = r.u8("opcode")
+        if opcode != RESPONSE_OPCODE:
+            raise ReservedValueError(CONTROL_POINT, f"response opcode 0x{opcode:02x} is not 0x80")
+        request = enum_member(HistoryOpcode, r.u8("request"), CONTROL_POINT, "request opcode")
+        result = enum_member(HistoryResult, r.u8("result"), CONTROL_POINT, "result")
+        value = r.u32("value")
+        r.end()
+        return cls(request, result, value)
+
+
+# --- Status -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryStatus:
+    """What the watch holds; notified whenever new records land ("records available").
+
+    ``newest_seq`` is the last seq ever assigned (0 before the first sample), so it
+    stays meaningful when ``record_count`` is 0. With records, ``oldest_seq`` is the
+    first one still held and ``record_count`` fits between the two (seqs may skip).
+    """
+
+    newest_seq: int
+    oldest_seq: int
+    record_count: int
+
+    def _check(self) -> None:
+        if self.record_count and not (
+            self.oldest_seq <= self.newest_seq
+            and self.record_count <= self.newest_seq - self.oldest_seq + 1
+        ):
+            raise RangeError(
+                STATUS,
+                f"{self.record_count} record(s) cannot lie in seqs "
+                f"{self.oldest_seq}..{self.newest_seq}",
+            )
+
+    def encode(self) -> bytes:
+        w = Writer(STATUS).u32(self.newest_seq, "newest seq").u32(self.oldest_seq, "oldest seq")
+        w.u32(self.record_count, "record count")
+        self._check()
+        return w.getvalue()
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        r = Reader(data, STATUS)
+        status = cls(r.u32("newest seq"), r.u32("oldest seq"), r.u32("record count"))
+        r.end()
+        status._check()
+        return status
+
+
+# --- Records ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Seqs ``first_seq..last_seq`` (inclusive) existed but the watch dropped them."""
+
+    first_seq: int
+    last_seq: int
+
+
+Entry = Sample | Gap
+
+_HEADER = struct.Struct("<II")  # base seq, base timestamp
+_COMPACT = struct.Struct("<BBHh")  # metric, skip, timestamp delta, raw
+_WIDE = struct.Struct("<BBIi")  # 0x40 | metric, skip, timestamp, raw
+_GAP = struct.Struct("<BBI")  # 0x80, skip, span (last - first)
+WIDE_FLAG = 0x40
+GAP_TAG = 0x80
+MAX_SKIP = 0xFF
+MAX_TS_DELTA = 0xFFFF
+COMPACT_RAW_MIN, COMPACT_RAW_MAX = -(1 << 15), (1 << 15) - 1
+MIN_PAYLOAD = _HEADER.size + _WIDE.size  # any one entry fits a fresh batch
+MAX_PAYLOAD = 512  # longest attribute value ATT allows
+_METRICS = {int(m): m for m in Metric}
+# Entry size by tag byte; 0 marks a reserved tag.
+_ENTRY_SIZES = bytes(
+    _COMPACT.size
+    if tag < WIDE_FLAG
+    else _WIDE.size
+    if tag < GAP_TAG
+    else _GAP.size * (tag == GAP_TAG)
+    for tag in range(256)
+)
+
+
+class BatchPacker:
+    """Incremental packer: feed entries in seq order, send each batch it hands back.
+
+    ``add`` returns the finished batch when the new entry had to open the next one;
+    ``flush`` returns the open batch (None if empty). Entries must have strictly
+    increasing seqs across the packer's whole life, gaps included.
+    """
+
+    def __init__(self, max_payload: int) -> None:
+        check_range(RECORDS, "max payload", max_payload, MIN_PAYLOAD, MAX_PAYLOAD)
+        self._room = max_payload - _HEADER.size
+        self._body = bytearray()
+        self._base_seq = 0
+        self._base_ts: int | None = None
+        self._seq = -1  # last seq placed (across batches): the ordering floor
+        self._ts = 0
+
+    @property
+    def pending(self) -> bool:
+        """Whether an open batch holds entries that ``flush`` would return."""
+        return bool(self._body)
+
+    def add(self, entry: Entry) -> bytes | None:
+        if isinstance(entry, Gap):
+            first, last = entry.first_seq, entry.last_seq
+            if last < first:
+                raise RangeError(RECORDS, f"gap {first}..{last} is empty")
+        else:
+            first = last = entry.seq
+            # Checked before anything moves, so a refused entry never costs a flushed batch.
+            if not 0 <= entry.timestamp <= TIMESTAMP_MAX:
+                raise RangeError(RECORDS, f"timestamp {entry.timestamp} outside 0..{TIMESTAMP_MAX}")
+            check_range(RECORDS, "raw value", entry.raw, RAW_MIN, RAW_MAX)
+        if first <= self._seq:
+            raise RangeError(RECORDS, f"seq {first} does not follow {self._seq}")
+        if last > SEQ_MAX:
+            raise RangeError(RECORDS, f"seq {last} above {SEQ_MAX}")
+        chunk = self._chunk(entry, first)
+        finished = None
+        if chunk is None:
+            finished = self.flush()
+            chunk = self._chunk(entry, first)
+            if chunk is None:  # unreachable: MIN_PAYLOAD fits any one entry
+                raise RangeError(RECORDS, f"entry {entry!r} fits no batch")
+        if not self._body:
+            self._base_seq = first
+        self._body += chunk
+        self._seq = last
+        if isinstance(entry, Sample):
+            if self._base_ts is None:
+                self._base_ts = entry.timestamp
+            self._ts = entry.timestamp
+        return finished
+
+    def _chunk(self, entry: Entry, first: int) -> bytes | None:
+        """The entry's bytes after the open batch's last one; None if it needs a new batch."""
+        skip = first - self._seq - 1 if self._body else 0
+        if skip > MAX_SKIP:
+            return None
+        if isinstance(entry, Gap):
+            chunk = _GAP.pack(GAP_TAG, skip, entry.last_seq - first)
+        else:
+            ts, raw = entry.timestamp, entry.raw
+            delta = ts - (self._ts if self._base_ts is not None else ts)
+            if 0 <= delta <= MAX_TS_DELTA and COMPACT_RAW_MIN <= raw <= COMPACT_RAW_MAX:
+                chunk = _COMPACT.pack(entry.metric, skip, delta, raw)
+            else:
+                chunk = _WIDE.pack(WIDE_FLAG | entry.metric, skip, ts, raw)
+        return chunk if len(chunk) <= self._room - len(self._body) else None
+
+    def flush(self) -> bytes | None:
+        if not self._body:
+            return None
+        batch = _HEADER.pack(self._base_seq, self._base_ts or 0) + self._body
+        self._body = bytearray()
+        self._base_ts = None
+        return batch
+
+
+def pack_records(entries: Iterable[Entry], max_payload: int) -> list[bytes]:
+    """All ``entries`` (samples and gaps, seq order) as batches of at most ``max_payload``."""
+    packer = BatchPacker(max_payload)
+    batches = [batch for entry in entries if (batch := packer.add(entry)) is not None]
+    last = packer.flush()
+    return batches if last is None else [*batches, last]
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryBatch:
+    """One Records notification: samples and gaps in strictly increasing seq order."""
+
+    entries: tuple[Entry, ...]
+
+    @property
+    def samples(self) -> list[Sample]:
+        return [e for e in self.entries if isinstance(e, Sample)]
+
+    @property
+    def gaps(self) -> list[Gap]:
+        return [e for e in self.entries if isinstance(e, Gap)]
+
+    @property
+    def last_seq(self) -> int:
+        """Highest seq the batch accounts for (the agent's resume point is this + 1)."""
+        last = self.entries[-1]
+        return last.last_seq if isinstance(last, Gap) else last.seq
+
+    def encode(self) -> bytes:
+        packer = BatchPacker(MAX_PAYLOAD)
+        for entry in self.entries:
+            if packer.add(entry) is not None:
+                raise RangeError(RECORDS, f"{len(self.entries)} entries do not fit one batch")
+        batch = packer.flush()
+        if batch is None:
+            raise LengthError(RECORDS, "a batch needs at least one entry")
+        return batch
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        return cls(tuple(_decode_entries(bytes(data))))
+
+
+def decode_batch(data: bytes) -> HistoryBatch:
+    return HistoryBatch.decode(data)
+
+
+def _decode_entries(data: bytes) -> list[Entry]:
+    end = len(data)
+    if end <= _HEADER.size:
+        raise LengthError(RECORDS, f"batch of {end} bytes has no entry")
+    if end > MAX_PAYLOAD:
+        raise LengthError(RECORDS, f"batch of {end} bytes exceeds {MAX_PAYLOAD}")
+    base_seq, base_ts = _HEADER.unpack_from(data)
+    seq, ts = base_seq - 1, base_ts  # the first entry (skip 0) lands on the base seq
+    compact, sizes, metrics = _COMPACT.unpack_from, _ENTRY_SIZES, _METRICS
+    entries: list[Entry] = []
+    append = entries.append
+    offset = _HEADER.size
+    while offset < end:
+        start, tag = offset, data[offset]
+        offset += sizes[tag]
+        if offset == start:
+            raise ReservedValueError(RECORDS, f"entry tag 0x{tag:02x} at offset {start}")
+        if offset > end:
+            raise LengthError(RECORDS, f"entry at offset {start} runs past the end ({end})")
+        if tag < WIDE_FLAG:  # the hot path: compact record
+            _, skip, delta, raw = compact(data, start)
+            ts += delta
+        elif tag < GAP_TAG:
+            _, skip, wide_ts, raw = _WIDE.unpack_from(data, start)
+            if 0 <= wide_ts - ts <= MAX_TS_DELTA and COMPACT_RAW_MIN <= raw <= COMPACT_RAW_MAX:
+                raise RangeError(RECORDS, f"wide record at offset {start} fits the compact form")
+            ts = wide_ts
+        else:
+            _, skip, span = _GAP.unpack_from(data, start)
+        if skip and start == _HEADER.size:
+            raise RangeError(RECORDS, "first entry must not skip (the header holds its seq)")
+        seq += 1 + skip
+        if tag == GAP_TAG:
+            append(Gap(seq, seq + span))
+            seq += span
+            continue
+        metric = metrics.get(tag & 0x3F)
+        if metric is None:
+            raise ReservedValueError(RECORDS, f"metric {tag & 0x3F} at offset {start}")
+        if ts > TIMESTAMP_MAX:
+            raise RangeError(RECORDS, f"timestamp {ts} above {TIMESTAMP_MAX}")
+        append(Sample(seq, ts, metric, raw))
+    if seq > SEQ_MAX:
+        raise RangeError(RECORDS, f"seq {seq} above {SEQ_MAX}")
+    _check_base_timestamp(entries, base_ts)
+    return entries
+
+
+def _check_base_timestamp(entries: list[Entry], base_ts: int) -> None:
+    """Canonical form: the header's timestamp is the first record's (0 if there is none)."""
+    first = next((e.timestamp for e in entries if isinstance(e, Sample)), 0)
+    if first != base_ts:
+        raise RangeError(RECORDS, f"base timestamp {base_ts} is not the first record's ({first})")

@@ -1,0 +1,263 @@
+"""The encrypted store on real SQLCipher files: batches, cursor, queries, devices, migrations."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+import sqlcipher3
+
+from phoneagent.paths import database_path
+from phoneagent.store import (
+    LATEST_VERSION,
+    AsyncStore,
+    DbKey,
+    Gap,
+    SchemaTooNewError,
+    Store,
+    UnknownDeviceError,
+)
+from phoneagent.store.schema import migrate
+from protocol.metrics import Metric, Sample
+
+KEY = DbKey("5e" * 32)
+WATCH = "F0:F1:F2:F3:F4:F5"
+OTHER = "C0:C1:C2:C3:C4:C5"
+METRICS = list(Metric)
+
+
+def samples(seqs: range | list[int], metric: Metric | None = None, raw: int = 0) -> list[Sample]:
+    return [
+        Sample(
+            seq=s,
+            timestamp=1_700_000_000 + s,
+            metric=metric or METRICS[s % len(METRICS)],
+            raw=raw + s,
+        )
+        for s in seqs
+    ]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    opened = Store.open(tmp_path / "data", KEY, clock=lambda: 1_800_000_000.5)
+    opened.add_device(WATCH, name="Test Watch")
+    return opened
+
+
+def test_store_batch_is_idempotent_and_counts_duplicates(store: Store) -> None:
+    first = store.store_batch(WATCH, samples(range(10)))
+    again = store.store_batch(WATCH, samples(range(5, 15), raw=1000))
+    assert (first.new, first.duplicates, first.next_seq) == (10, 0, 10)
+    assert (again.new, again.duplicates, again.next_seq) == (5, 5, 15)
+    stored = {s.seq: s.raw for s in store.iter_samples(WATCH)}
+    assert stored == {s: s for s in range(5)} | {s: s for s in range(5, 10)} | {
+        s: 1000 + s for s in range(10, 15)
+    }
+    # A repeat inside one batch is a duplicate too.
+    inside = store.store_batch(WATCH, samples([15, 15, 16]))
+    assert (inside.new, inside.duplicates) == (2, 1)
+
+
+def test_cursor_moves_only_over_contiguous_seqs_and_gaps(store: Store) -> None:
+    assert store.next_seq(WATCH) == 0
+    assert store.store_batch(WATCH, samples(range(5, 10))).next_seq == 0
+    assert store.store_batch(WATCH, samples(range(3))).next_seq == 3
+    assert store.store_batch(WATCH, samples([3, 4])).next_seq == 10
+    # The watch lost 10..19: recording the gap moves the cursor past it, to the next hole.
+    result = store.store_batch(WATCH, samples(range(20, 25)), [Gap(10, 19, "overwritten")])
+    assert (result.gaps_new, result.next_seq) == (1, 25)
+    assert store.store_batch(WATCH, [], [Gap(10, 19, "overwritten")]).gaps_new == 0
+    # Gaps alone (history starting late) and overlapping gaps.
+    assert (
+        store.store_batch(WATCH, samples([40]), [Gap(25, 30, "a"), Gap(28, 39, "b")]).next_seq == 41
+    )
+    assert store.next_seq(WATCH) == 41
+
+
+def test_failed_batch_stores_nothing(store: Store) -> None:
+    store.store_batch(WATCH, samples(range(3)))
+    bad = [*samples(range(3, 8)), Sample(seq=8, timestamp=0, metric=Metric.STEPS, raw=2**70)]
+    with pytest.raises(OverflowError):
+        store.store_batch(WATCH, bad, [Gap(100, 200, "x")])
+    assert [s.seq for s in store.iter_samples(WATCH)] == [0, 1, 2]
+    assert store.next_seq(WATCH) == 3
+    assert store.gaps(WATCH) == []
+
+
+def test_unknown_device_is_refused(store: Store) -> None:
+    with pytest.raises(UnknownDeviceError, match="not in the store"):
+        store.store_batch(OTHER, samples(range(1)))
+    with pytest.raises(UnknownDeviceError):
+        store.next_seq(OTHER)
+
+
+def test_queries_filter_by_device_metric_and_time(store: Store) -> None:
+    store.add_device(OTHER)
+    store.store_batch(WATCH, samples(range(2500)))  # more than one page
+    store.store_batch(OTHER, samples(range(100), Metric.SPO2, raw=900))
+    everything = list(store.iter_samples())
+    assert [(s.device, s.seq) for s in everything] == [(OTHER, s) for s in range(100)] + [
+        (WATCH, s) for s in range(2500)
+    ]
+    hr = list(
+        store.iter_samples(WATCH, Metric.HEART_RATE, since=1_700_001_000, until=1_700_002_001)
+    )
+    assert [s.seq for s in hr] == [
+        s for s in range(1000, 2001) if METRICS[s % 4] is Metric.HEART_RATE
+    ]
+    first = list(store.iter_samples(OTHER, until=1_700_000_001))
+    assert first[0].sample == Sample(0, 1_700_000_000, Metric.SPO2, 900)
+    assert first[0].value == 90.0
+    assert len(first) == 1
+    assert store.counts() == {
+        WATCH: {m: 625 for m in Metric},
+        OTHER: {Metric.SPO2: 100},
+    }
+
+
+def test_gaps_are_listed_with_time_and_reason(store: Store) -> None:
+    store.add_device(OTHER)
+    store.store_batch(WATCH, [], [Gap(7, 9, "history full"), Gap(0, 2, "before first sync")])
+    store.store_batch(OTHER, [], [Gap(4, 4, "crc")])
+    assert [(g.device, g.first_seq, g.last_seq, g.reason) for g in store.gaps()] == [
+        (OTHER, 4, 4, "crc"),
+        (WATCH, 0, 2, "before first sync"),
+        (WATCH, 7, 9, "history full"),
+    ]
+    assert {g.recorded_at for g in store.gaps()} == {1_800_000_000}
+    assert len(store.gaps(OTHER)) == 1
+    with pytest.raises(ValueError, match="first_seq"):
+        Gap(3, 2, "backwards")
+
+
+def test_devices_keep_a_random_pseudonym__PR_DEVICE(store: Store) -> None:
+    before = store.get_device(WATCH)
+    assert before is not None
+    after = store.add_device(WATCH, model="SW-1", serial="S123", firmware="1.2.3")
+    assert (after.name, after.model, after.serial, after.firmware) == (
+        "Test Watch",
+        "SW-1",
+        "S123",
+        "1.2.3",
+    )
+    assert (after.pseudonym, after.added_at) == (before.pseudonym, 1_800_000_000)
+    other = store.add_device(OTHER)
+    assert other.pseudonym != after.pseudonym
+    assert WATCH.replace(":", "").lower() not in after.pseudonym.lower()
+    assert len(after.pseudonym) == 32
+    assert [d.address for d in store.list_devices()] == [OTHER, WATCH]
+    assert store.get_device("00:00:00:00:00:00") is None
+
+
+def test_bonds_by_address(store: Store) -> None:
+    assert store.get_bond(WATCH) is None
+    store.put_bond(WATCH, b"\x01ltk")
+    store.put_bond(OTHER, b"\x02")
+    store.put_bond(WATCH, b"\x03irk")
+    assert store.get_bond(WATCH) == b"\x03irk"
+    assert store.list_bonds() == [OTHER, WATCH]
+    store.delete_bond(OTHER)
+    store.delete_bond(OTHER)
+    assert store.list_bonds() == [WATCH]
+
+
+def test_delete_device_removes_its_data_and_bond__PR_WITHDRAW(store: Store) -> None:
+    store.add_device(OTHER)
+    store.put_bond(WATCH, b"keys")
+    store.store_batch(WATCH, samples(range(50)), [Gap(50, 60, "x")])
+    store.store_batch(OTHER, samples(range(5)))
+    assert store.delete_device(WATCH) is True
+    assert store.delete_device(WATCH) is False
+    assert store.get_bond(WATCH) is None
+    assert store.counts() == {OTHER: {m: c for m, c in zip(METRICS, (2, 1, 1, 1), strict=True)}}
+    assert store.gaps() == []
+    store.add_device(WATCH)
+    assert store.next_seq(WATCH) == 0
+
+
+def test_settings(store: Store) -> None:
+    assert store.get_setting("cloud.enabled") is None
+    store.set_setting("cloud.enabled", "false")
+    store.set_setting("cloud.enabled", "true")
+    assert store.get_setting("cloud.enabled") == "true"
+    store.delete_setting("cloud.enabled")
+    assert store.get_setting("cloud.enabled") is None
+
+
+def test_everything_survives_reopening(tmp_path: Path) -> None:
+    with Store.open(tmp_path, KEY) as store:
+        store.add_device(WATCH)
+        store.put_bond(WATCH, b"bond")
+        store.store_batch(WATCH, samples(range(30)))
+    with Store.open(tmp_path, KEY) as store:
+        assert store.next_seq(WATCH) == 30
+        assert store.get_bond(WATCH) == b"bond"
+        assert sum(store.counts()[WATCH].values()) == 30
+
+
+def _raw_connection(directory: Path) -> sqlcipher3.Connection:
+    directory.mkdir(mode=0o700, exist_ok=True)
+    conn = sqlcipher3.connect(str(database_path(directory)), isolation_level=None)
+    conn.execute(f"PRAGMA key = {KEY.pragma_value()}")
+    return conn
+
+
+def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
+    conn = _raw_connection(tmp_path / "data")
+    migrate(conn, target=1)
+    conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p1', 5)", (WATCH,))
+    conn.executemany(
+        "INSERT INTO samples (device_id, seq, metric, ts, raw) VALUES (1, ?, 1, ?, 60)",
+        [(s, 100 + s) for s in range(20)],
+    )
+    conn.execute("INSERT INTO sync_cursors VALUES (1, 20)")
+    conn.close()
+    assert LATEST_VERSION > 1
+    with Store.open(tmp_path / "data", KEY) as store:
+        assert store.schema_version == LATEST_VERSION
+        assert store.next_seq(WATCH) == 20
+        assert [s.seq for s in store.iter_samples(WATCH, since=110)] == list(range(10, 20))
+        assert store.store_batch(WATCH, samples(range(20, 22))).next_seq == 22
+    conn = _raw_connection(tmp_path / "data")
+    names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
+    conn.close()
+    assert "samples_by_time" in names
+
+
+def test_newer_schema_is_refused(tmp_path: Path) -> None:
+    conn = _raw_connection(tmp_path / "data")
+    migrate(conn)
+    conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
+    conn.close()
+    with pytest.raises(SchemaTooNewError, match="upgrade phoneagent"):
+        Store.open(tmp_path / "data", KEY)
+
+
+async def test_async_store_serves_concurrent_devices(tmp_path: Path) -> None:
+    addresses = [f"D0:00:00:00:00:0{i}" for i in range(4)]
+    async_store = AsyncStore(Store.open(tmp_path, KEY))
+    for address in addresses:
+        async_store.store.add_device(address)
+    rng = random.Random(3)
+
+    async def sync(address: str) -> list[int]:
+        cursors = []
+        for start in range(0, 2000, 250):
+            batch = samples(range(start, start + 250))
+            rng.shuffle(batch)
+            result = await async_store.store_batch(address, batch)
+            cursors.append(result.next_seq)
+        await async_store.put_bond(address, address.encode())
+        return cursors
+
+    results = await asyncio.wait_for(asyncio.gather(*(sync(a) for a in addresses)), timeout=60)
+    assert results == [list(range(250, 2001, 250))] * len(addresses)
+    assert [await async_store.next_seq(a) for a in addresses] == [2000] * 4
+    assert await async_store.list_bonds() == addresses
+    assert await async_store.get_bond(addresses[0]) == addresses[0].encode()
+    await async_store.delete_bond(addresses[0])
+    assert await async_store.get_device(addresses[1]) is not None
+    await async_store.aclose()

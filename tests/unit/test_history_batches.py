@@ -1,0 +1,170 @@
+"""Packed History Records batches: the wire format, the packer's limits and its use of space."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from protocol import errors
+from protocol.history import (
+    MIN_PAYLOAD,
+    BatchPacker,
+    Entry,
+    Gap,
+    HistoryBatch,
+    decode_batch,
+    pack_records,
+)
+from protocol.metrics import Metric, Sample
+
+T0 = 1_700_000_000  # 0x6553f100
+
+KNOWN_ENTRIES: tuple[Entry, ...] = (
+    Sample(1000, T0, Metric.HEART_RATE, 72),
+    Sample(1001, T0 + 1, Metric.SPO2, 975),
+    Gap(1002, 1009),
+    Sample(1012, T0 + 60, Metric.SKIN_TEMPERATURE, 3350),
+    Sample(1013, T0 - 10_000, Metric.STEPS, 12),  # the clock was set back: wide form
+)
+KNOWN_WIRE = bytes.fromhex(
+    "e8030000 00f15365"  # header: base seq 1000, base timestamp T0
+    "01 00 0000 4800"  # heart rate, skip 0, +0 s, 72
+    "03 00 0100 cf03"  # SpO2, skip 0, +1 s, 97.5 %
+    "80 00 07000000"  # gap 1002..1009
+    "04 02 3b00 160d"  # skin temperature, skip 2 (1010, 1011 absent), +59 s, 33.50 degC
+    "42 00 f0c95365 0c000000"  # wide steps record, absolute timestamp T0 - 10000, 12
+)
+
+
+def test_known_batch() -> None:
+    assert HistoryBatch(KNOWN_ENTRIES).encode() == KNOWN_WIRE
+    batch = decode_batch(KNOWN_WIRE)
+    assert batch.entries == KNOWN_ENTRIES
+    assert batch.gaps == [Gap(1002, 1009)]
+    assert len(batch.samples) == 4
+    assert batch.last_seq == 1013
+
+
+@pytest.mark.parametrize(
+    ("wire", "error", "fault"),
+    [
+        ("e8030000 00f15365", errors.LengthError, "no entry"),
+        ("e8030000 00f15365 01 00 0000", errors.LengthError, "runs past the end"),
+        ("e8030000 00f15365 81 00 07000000", errors.ReservedValueError, "tag 0x81"),
+        ("e8030000 00f15365 3f 00 0000 4800", errors.ReservedValueError, "metric 63"),
+        ("e8030000 00f15365 01 01 0000 4800", errors.RangeError, "must not skip"),
+        ("e8030000 00f15365 01 00 0100 4800", errors.RangeError, "base timestamp"),
+        ("e8030000 00f15365 41 00 00f15365 48000000", errors.RangeError, "compact form"),
+        ("e8030000 01000000 80 00 07000000", errors.RangeError, "base timestamp"),
+        ("ffffffff 00000000 80 00 01000000", errors.RangeError, "above"),
+        ("e8030000 ffffffff 01 00 0000 4800 01 00 0100 4800", errors.RangeError, "timestamp"),
+        ("e8030000 00f15365" + "01 00 0000 4800" * 85, errors.LengthError, "exceeds 512"),
+    ],
+)
+def test_malformed_batches(wire: str, error: type[errors.ProtocolError], fault: str) -> None:
+    with pytest.raises(error) as caught:
+        decode_batch(bytes.fromhex(wire))
+    assert caught.value.characteristic == "History Records"
+    assert fault in caught.value.fault
+
+
+@st.composite
+def entry_streams(draw: st.DrawFn) -> list[Entry]:
+    """Seq-ordered samples and gaps with the irregularities a real watch produces."""
+    seq = draw(st.integers(0, 1000))
+    ts = draw(st.integers(0, 2_000_000_000))
+    entries: list[Entry] = []
+    for _ in range(draw(st.integers(1, 300))):
+        seq += draw(st.sampled_from([1, 1, 1, 1, 2, 7]) | st.integers(1, 70_000))
+        if draw(st.integers(0, 19)) == 0:
+            last = seq + draw(st.integers(0, 1_000_000))
+            entries.append(Gap(seq, last))
+            seq = last
+            continue
+        step = draw(st.sampled_from([0, 1, 1, 5, 60]) | st.integers(-100_000, 100_000))
+        ts = min(max(ts + step, 0), 0xFFFF_FFFF)
+        raw = draw(st.integers(-40, 4000) | st.integers(-(1 << 31), (1 << 31) - 1))
+        entries.append(Sample(seq, ts, draw(st.sampled_from(Metric)), raw))
+    return entries
+
+
+@given(entry_streams(), st.integers(20, 512))
+def test_packing_round_trip_within_payload(entries: list[Entry], max_payload: int) -> None:
+    batches = pack_records(entries, max_payload)
+    assert all(len(batch) <= max_payload for batch in batches)
+    decoded = [decode_batch(batch) for batch in batches]
+    assert [e for batch in decoded for e in batch.entries] == entries
+    assert [batch.encode() for batch in decoded] == batches
+
+
+@given(entry_streams())
+def test_smallest_payload_still_carries_every_entry(entries: list[Entry]) -> None:
+    batches = pack_records(entries, MIN_PAYLOAD)
+    assert [e for batch in batches for e in decode_batch(batch).entries] == entries
+
+
+def regular_day(count: int) -> list[Sample]:
+    """Interleaved metrics every few seconds, contiguous seqs: the common backfill shape."""
+    metrics = list(Metric)
+    return [
+        Sample(5000 + i, T0 + 3 * i, metrics[i % len(metrics)], 60 + i % 50) for i in range(count)
+    ]
+
+
+def test_packer_fills_a_244_byte_payload() -> None:
+    samples = regular_day(10_000)
+    batches = pack_records(samples, 244)
+    per_batch = [len(decode_batch(batch).entries) for batch in batches]
+    assert min(per_batch[:-1]) >= 39  # (244 - 8-byte header) // 6-byte entries
+    assert len(batches) == -(-len(samples) // 39)
+
+
+def test_incremental_packer_matches_pack_records() -> None:
+    samples = regular_day(200)
+    packer = BatchPacker(100)
+    sent = [batch for sample in samples if (batch := packer.add(sample)) is not None]
+    assert packer.pending
+    last = packer.flush()
+    assert last is not None
+    assert not packer.pending
+    assert packer.flush() is None
+    assert [*sent, last] == pack_records(samples, 100)
+
+
+@pytest.mark.parametrize(
+    ("entries", "fault"),
+    [
+        ([Sample(5, T0, Metric.STEPS, 1), Sample(5, T0, Metric.STEPS, 1)], "does not follow 5"),
+        ([Gap(5, 9), Sample(9, T0, Metric.STEPS, 1)], "does not follow 9"),
+        ([Gap(9, 5)], "empty"),
+        ([Sample(-1, T0, Metric.STEPS, 1)], "does not follow"),
+        ([Sample(1 << 32, T0, Metric.STEPS, 1)], "above"),
+        ([Sample(1, -1, Metric.STEPS, 1)], "timestamp"),
+        ([Sample(1, T0, Metric.STEPS, 1 << 31)], "raw value"),
+    ],
+)
+def test_packer_refuses_entries_the_wire_cannot_carry(entries: list[Entry], fault: str) -> None:
+    with pytest.raises(errors.RangeError, match=fault):
+        pack_records(entries, 244)
+
+
+def test_refused_entry_keeps_the_open_batch() -> None:
+    packer = BatchPacker(244)
+    assert packer.add(Sample(1, T0, Metric.STEPS, 1)) is None
+    with pytest.raises(errors.RangeError, match="timestamp"):
+        packer.add(Sample(1000, -5, Metric.STEPS, 1))  # would have opened a new batch
+    batch = packer.flush()
+    assert batch is not None
+    assert decode_batch(batch).entries == (Sample(1, T0, Metric.STEPS, 1),)
+
+
+def test_payload_limits() -> None:
+    with pytest.raises(errors.RangeError, match="max payload"):
+        BatchPacker(MIN_PAYLOAD - 1)
+    with pytest.raises(errors.RangeError, match="max payload"):
+        BatchPacker(513)
+    with pytest.raises(errors.RangeError, match="do not fit one batch"):
+        HistoryBatch(tuple(regular_day(100))).encode()
+    with pytest.raises(errors.LengthError, match="at least one entry"):
+        HistoryBatch(()).encode()

@@ -1,0 +1,35 @@
+"""``watchsim air``: run the loopback air that watch and agent processes join over TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import click
+
+from watchsim.air import Air
+from watchsim.cli import main
+
+
+async def _run(host: str, port: int) -> None:
+    air = Air(host, port)
+    bound_host, bound_port = await air.start()
+    # Tests and scripts wait for this exact line; the transport string is what clients open.
+    click.echo(f"listening on {bound_host}:{bound_port} (tcp-client:{bound_host}:{bound_port})")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        await air.close()
+    click.echo("air closed")
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", default=0, show_default=True, help="TCP port; 0 picks a free one.")
+def air(host: str, port: int) -> None:
+    """Shared virtual BLE air: each TCP client gets its own virtual controller."""
+    asyncio.run(_run(host, port))

@@ -1,0 +1,377 @@
+"""The on-watch history: every measured sample with its sequence number, kept across restarts.
+
+Storage is an append-only log of fixed-size records (25 bytes: seq, timestamp, metric, raw,
+CRC-32) split into segment files named after their first sequence number, plus a tiny
+``meta`` file replaced atomically. Why this shape:
+
+- Fixed-size records in contiguous seq order make "read from seq N" a seek, and appends a
+  single ``write`` + ``fsync`` per batch (a week of 1 Hz data appends in about a second).
+- A crash mid-write can only tear the newest segment (a segment is fsynced before the next
+  one is created), so loading validates that segment record by record and cuts it at the
+  first torn or garbled record; older records are never touched.
+- Bounded like real flash: past ``capacity`` records the oldest are dropped (whole segment
+  files are freed once every record in them is gone). ``floor`` in ``meta`` says below
+  which seq nothing is kept, whether dropped, deleted after an acknowledgement or wiped; a
+  reader starting below it is told so with a :class:`Gap`, never silently skipped.
+- Sequence numbers only go up. ``meta`` keeps the next seq, so neither a reboot nor a
+  wipe (factory reset) reuses one: after a wipe the history is empty and the next record
+  continues the old numbering, so an agent can never mistake new records for old ones.
+  The one exception is a torn tail: its seqs are handed out again, which is safe because
+  :meth:`History.append` never returned for them, so nobody can have been told about them.
+
+Not thread-safe: the watch app uses it from its event loop.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import struct
+import zlib
+from bisect import bisect_right
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from protocol.metrics import Metric, Sample
+
+_RECORD = struct.Struct("<QqBi")  # seq, timestamp, metric, raw
+_FULL = struct.Struct("<QqBiI")  # ... + CRC-32 of the above
+_CRC = struct.Struct("<I")
+RECORD_SIZE = _FULL.size
+_META = struct.Struct("<8sQQ")  # magic, floor, next seq
+_META_MAGIC = b"WSHIST01"
+_METRICS = {int(m): m for m in Metric}
+_FIRST_SEQ = 1
+
+DEFAULT_CAPACITY = 1_048_576  # records: a week of 1 Hz heart rate plus the rest fits
+DEFAULT_SEGMENT_RECORDS = 65_536
+
+
+class HistoryCorruptError(RuntimeError):
+    """The history files are damaged somewhere a crash cannot explain."""
+
+
+@dataclass(frozen=True, slots=True)
+class Gap:
+    """Seqs ``first..last`` (inclusive) that the watch no longer has."""
+
+    first: int
+    last: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadResult:
+    gap: Gap | None  # reported before the samples when the request starts below the oldest
+    samples: list[Sample]
+    next_seq: int  # where the next read should start
+
+
+@dataclass(slots=True)
+class _Segment:
+    first: int
+    count: int
+    path: Path
+
+    @property
+    def end(self) -> int:
+        return self.first + self.count
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class History:
+    def __init__(
+        self,
+        directory: str | Path,
+        *,
+        capacity: int = DEFAULT_CAPACITY,
+        segment_records: int = DEFAULT_SEGMENT_RECORDS,
+    ) -> None:
+        if capacity < 1 or segment_records < 1:
+            raise ValueError("capacity and segment_records must be positive")
+        self._dir = Path(directory)
+        self._dir.mkdir(parents=True, exist_ok=True)
+        self.capacity = capacity
+        self._segment_records = segment_records
+        self._fd: int | None = None  # append handle on the newest segment
+        self._listeners: list[Callable[[int, int], None]] = []
+        self._floor, self._next = self._read_meta()
+        self._segments = self._load_segments()
+        if self._segments and self._segments[-1].end < self._next:
+            raise HistoryCorruptError(
+                f"{self._dir}: records up to seq {self._next - 1} were stored but are missing"
+            )
+        if self._segments:
+            self._next = self._segments[-1].end
+        self._floor = max(self._floor, _FIRST_SEQ)
+        self._free_below_floor()
+
+    # --- state --------------------------------------------------------------------------
+
+    @property
+    def next_seq(self) -> int:
+        """The seq the next appended sample will get."""
+        return self._next
+
+    @property
+    def oldest_seq(self) -> int | None:
+        return self._oldest() if self.count else None
+
+    @property
+    def newest_seq(self) -> int | None:
+        return self._next - 1 if self.count else None
+
+    @property
+    def count(self) -> int:
+        return self._next - self._oldest()
+
+    def count_from(self, seq: int) -> int:
+        """How many stored records have seq >= ``seq``."""
+        return max(0, self._next - max(seq, self._oldest()))
+
+    def _oldest(self) -> int:
+        first = self._segments[0].first if self._segments else self._next
+        return max(self._floor, first)
+
+    # --- writing ------------------------------------------------------------------------
+
+    def append(self, items: Iterable[tuple[int, Metric, int]]) -> range:
+        """Store (timestamp, metric, raw) items durably; return the seqs they got.
+
+        One fsync per batch (and per filled segment). Listeners are called after the data
+        is on disk, so whatever they announce survives a crash.
+        """
+        first = self._next
+        buffer = self._encode(items, first)
+        n = len(buffer) // RECORD_SIZE
+        if not n:
+            return range(first, first)
+        view = memoryview(buffer)
+        written = 0
+        while written < n:
+            segment = self._active_segment(first + written)
+            take = min(n - written, self._segment_records - segment.count)
+            assert self._fd is not None
+            os.write(self._fd, view[written * RECORD_SIZE : (written + take) * RECORD_SIZE])
+            segment.count += take
+            written += take
+            if segment.count >= self._segment_records or written == n:
+                os.fsync(self._fd)
+        self._next = first + n
+        if self.count > self.capacity:  # oldest go first, like a full flash ring
+            self._set_floor(self._next - self.capacity)
+        for listener in list(self._listeners):
+            listener(first, self._next - 1)
+        return range(first, self._next)
+
+    @staticmethod
+    def _encode(items: Iterable[tuple[int, Metric, int]], first: int) -> bytearray:
+        """Pack the whole batch before writing, so a bad item writes nothing."""
+        out = bytearray()
+        pack, crc, pack_crc = _RECORD.pack, zlib.crc32, _CRC.pack
+        seq = first
+        try:
+            for timestamp, metric, raw in items:
+                record = pack(seq, timestamp, int(metric), raw)
+                out += record
+                out += pack_crc(crc(record))
+                seq += 1
+        except struct.error as exc:
+            raise ValueError(
+                f"sample #{seq - first} does not fit a history record: {exc}"
+            ) from None
+        return out
+
+    def _active_segment(self, next_seq: int) -> _Segment:
+        """The newest segment when it has room and continues the numbering, else a new one."""
+        last = self._segments[-1] if self._segments else None
+        if last is not None and last.count < self._segment_records and last.end == next_seq:
+            if self._fd is None:
+                self._fd = os.open(last.path, os.O_WRONLY | os.O_APPEND)
+            return last
+        self._close_fd()
+        segment = _Segment(next_seq, 0, self._dir / f"seg-{next_seq:020d}.log")
+        self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        _fsync_dir(self._dir)
+        self._segments.append(segment)
+        return segment
+
+    def delete_up_to(self, seq: int) -> int:
+        """Free records with seq <= ``seq`` (the agent acknowledged them); return how many."""
+        before = self.count
+        target = min(seq + 1, self._next)
+        if target > self._floor:
+            self._set_floor(target)
+        return before - self.count
+
+    def wipe(self) -> None:
+        """Factory reset: nothing kept, but numbering continues (see the module docstring)."""
+        self._set_floor(self._next)
+
+    def _set_floor(self, floor: int) -> None:
+        self._floor = floor
+        self._write_meta()  # before freeing files: a crash in between only leaves garbage
+        self._free_below_floor()
+
+    def _free_below_floor(self) -> None:
+        keep = [s for s in self._segments if s.end > self._floor]
+        gone = self._segments[: len(self._segments) - len(keep)]
+        if gone:
+            if self._segments[-1] in gone:
+                self._close_fd()
+            for segment in gone:
+                segment.path.unlink(missing_ok=True)
+            _fsync_dir(self._dir)
+        self._segments = keep
+
+    # --- reading ------------------------------------------------------------------------
+
+    def gap_before(self, from_seq: int) -> Gap | None:
+        """The range a reader starting at ``from_seq`` will never get, if any."""
+        start = max(from_seq, _FIRST_SEQ)
+        oldest = self._oldest()
+        return Gap(start, oldest - 1) if start < oldest else None
+
+    def read(self, from_seq: int, max_records: int) -> ReadResult:
+        """Up to ``max_records`` samples with seq >= ``from_seq``, after the gap if any."""
+        start = max(from_seq, self._oldest())
+        stop = min(self._next, start + max(0, max_records))
+        return ReadResult(
+            self.gap_before(from_seq), self._read_range(start, stop), max(stop, start)
+        )
+
+    def iter_from(self, from_seq: int, chunk: int = 4096) -> Iterator[Gap | Sample]:
+        """The gap (if any), then every record from ``from_seq`` to the newest at each chunk."""
+        result = self.read(from_seq, chunk)
+        if result.gap is not None:
+            yield result.gap
+        while result.samples:
+            yield from result.samples
+            result = self.read(result.next_seq, chunk)
+
+    def _read_range(self, start: int, stop: int) -> list[Sample]:
+        samples: list[Sample] = []
+        if start >= stop:
+            return samples
+        firsts = [s.first for s in self._segments]
+        index = bisect_right(firsts, start) - 1
+        while start < stop:
+            segment = self._segments[index]
+            end = min(stop, segment.end)
+            with open(segment.path, "rb") as f:
+                f.seek((start - segment.first) * RECORD_SIZE)
+                data = f.read((end - start) * RECORD_SIZE)
+            self._decode(data, start, segment.path, samples)
+            start, index = end, index + 1
+        return samples
+
+    @staticmethod
+    def _decode(data: bytes, first: int, path: Path, out: list[Sample]) -> None:
+        view = memoryview(data)
+        crc = zlib.crc32
+        for i, (seq, timestamp, metric, raw, check) in enumerate(_FULL.iter_unpack(data)):
+            at = i * RECORD_SIZE
+            if seq != first + i or crc(view[at : at + _RECORD.size]) != check:
+                raise HistoryCorruptError(f"{path}: record for seq {first + i} is damaged")
+            kind = _METRICS.get(metric)
+            if kind is None:
+                raise HistoryCorruptError(f"{path}: seq {seq} has unknown metric {metric}")
+            out.append(Sample(seq, timestamp, kind, raw))
+
+    # --- live flow ----------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[int, int], None]) -> Callable[[], None]:
+        """Call ``listener(first_seq, last_seq)`` after each durable append; returns unsubscribe."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener)
+
+    # --- files --------------------------------------------------------------------------
+
+    def _read_meta(self) -> tuple[int, int]:
+        path = self._dir / "meta"
+        try:
+            data = path.read_bytes()
+        except FileNotFoundError:
+            return _FIRST_SEQ, _FIRST_SEQ
+        if len(data) != _META.size + _CRC.size or _CRC.unpack_from(data, _META.size)[0] != (
+            zlib.crc32(data[: _META.size])
+        ):
+            raise HistoryCorruptError(f"{path}: damaged (it is only ever replaced atomically)")
+        magic, floor, next_seq = _META.unpack_from(data)
+        if magic != _META_MAGIC:
+            raise HistoryCorruptError(f"{path}: not a watchsim history ({magic!r})")
+        return floor, next_seq
+
+    def _write_meta(self) -> None:
+        body = _META.pack(_META_MAGIC, self._floor, self._next)
+        tmp, path = self._dir / "meta.tmp", self._dir / "meta"
+        with open(tmp, "wb") as f:
+            f.write(body + _CRC.pack(zlib.crc32(body)))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+        _fsync_dir(self._dir)
+
+    def _load_segments(self) -> list[_Segment]:
+        segments = []
+        for path in sorted(self._dir.glob("seg-*.log")):
+            try:
+                first = int(path.stem.removeprefix("seg-"))
+            except ValueError:
+                raise HistoryCorruptError(f"{path}: unexpected file name") from None
+            size = path.stat().st_size
+            segments.append(_Segment(first, size // RECORD_SIZE, path))
+        if not segments:
+            return segments
+        *older, newest = segments
+        self._repair_tail(newest)
+        for a, b in itertools.pairwise(segments):
+            if a.path.stat().st_size != a.count * RECORD_SIZE or a.end != b.first:
+                raise HistoryCorruptError(f"{a.path}: does not end where {b.path.name} starts")
+        if newest.count == 0:
+            newest.path.unlink()
+            _fsync_dir(self._dir)
+            return older
+        return segments
+
+    def _repair_tail(self, segment: _Segment) -> None:
+        """Cut the newest segment at its first torn or garbled record (a crash mid-write)."""
+        with open(segment.path, "r+b") as f:
+            data = f.read()
+            valid = 0
+            view = memoryview(data)
+            for i, (seq, _ts, metric, _raw, check) in enumerate(
+                _FULL.iter_unpack(data[: segment.count * RECORD_SIZE])
+            ):
+                at = i * RECORD_SIZE
+                ok = seq == segment.first + i and metric in _METRICS
+                if not ok or zlib.crc32(view[at : at + _RECORD.size]) != check:
+                    break
+                valid += 1
+            view.release()
+            if valid * RECORD_SIZE != len(data):
+                f.truncate(valid * RECORD_SIZE)
+                f.flush()
+                os.fsync(f.fileno())
+        segment.count = valid
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+    def close(self) -> None:
+        self._close_fd()
+
+    def __enter__(self) -> History:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

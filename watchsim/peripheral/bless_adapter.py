@@ -1,0 +1,150 @@
+"""Peripheral port over BlueZ through bless (``--adapter hci0``).
+
+Thin on purpose: the profile mapping is in pure functions (unit-tested); the rest only
+forwards. What bless 0.3.0 can and cannot do, and what this adapter does instead:
+
+- Security: bless permissions only know "encryption required", so both ENCRYPTED and
+  AUTHENTICATED map to BlueZ ``encrypt-read``/``encrypt-write``. MITM protection then
+  depends on how BlueZ pairs: run its agent with a display capability (e.g.
+  ``bluetoothctl agent DisplayOnly``) so that Just Works is not offered. Subscriptions
+  (CCCD) are protected by BlueZ's own rules, not per characteristic.
+- No connection, disconnection or subscription events, no peer identity and no MTU:
+  listeners are never called, ``peers`` is empty, and write handlers get ``UNKNOWN_PEER``.
+- No pairing hooks: BlueZ's agent shows or confirms the passkey; the pairing mode and
+  display hook of the port do not apply.
+- No advertising content control: BlueZ advertises the local name and only the first
+  service of the GATT tree, so ``gatt_tree`` puts the advertised services first; no
+  appearance. Advertising starts together with GATT registration (bless ``start``).
+- ``update_value`` is synchronous and unacknowledged: ``notify``/``indicate`` cannot
+  wait for buffer room or confirmation; they return 1 when BlueZ took the value.
+- Write handlers are async but bless calls back synchronously, so a write is answered
+  with success before the handler runs; a handler's error is only logged.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from typing import Any, Final
+
+from bless.backends.attribute import GATTAttributePermissions
+from bless.backends.characteristic import GATTCharacteristicProperties
+
+from protocol.profile import PROFILE, Property, Security, ServiceSpec
+from watchsim.peripheral.port import Peer, Peripheral
+
+logger = logging.getLogger(__name__)
+
+UNKNOWN_PEER: Final = Peer(address="unknown", bonded=False, mtu=23)
+
+_PROPERTIES: Final = {
+    Property.READ: GATTCharacteristicProperties.read,
+    Property.WRITE: GATTCharacteristicProperties.write,
+    Property.WRITE_WITHOUT_RESPONSE: GATTCharacteristicProperties.write_without_response,
+    Property.NOTIFY: GATTCharacteristicProperties.notify,
+    Property.INDICATE: GATTCharacteristicProperties.indicate,
+}
+_WRITABLE: Final = Property.WRITE | Property.WRITE_WITHOUT_RESPONSE
+
+GattTree = dict[str, dict[str, dict[str, Any]]]
+
+
+def bless_properties(properties: Property) -> GATTCharacteristicProperties:
+    flags = GATTCharacteristicProperties(0)
+    for ours, theirs in _PROPERTIES.items():
+        if ours in properties:
+            flags |= theirs
+    return flags
+
+
+def bless_permissions(properties: Property, security: Security) -> GATTAttributePermissions:
+    """Access permissions; any security above OPEN needs encryption (see module doc)."""
+    permissions = GATTAttributePermissions(0)
+    encrypted = security >= Security.ENCRYPTED
+    if Property.READ in properties:
+        permissions |= GATTAttributePermissions.readable
+        if encrypted:
+            permissions |= GATTAttributePermissions.read_encryption_required
+    if properties & _WRITABLE:
+        permissions |= GATTAttributePermissions.writeable
+        if encrypted:
+            permissions |= GATTAttributePermissions.write_encryption_required
+    return permissions
+
+
+def gatt_tree(profile: Sequence[ServiceSpec]) -> GattTree:
+    """bless ``add_gatt`` tree; advertised services first, as BlueZ advertises the first."""
+    ordered = sorted(profile, key=lambda service: not service.advertised)
+    return {
+        service.uuid: {
+            c.uuid: {
+                "Properties": bless_properties(c.properties),
+                "Permissions": bless_permissions(c.properties, c.security),
+                "Value": None,
+            }
+            for c in service.characteristics
+        }
+        for service in ordered
+    }
+
+
+class BlessPeripheral(Peripheral):
+    def __init__(self, adapter: str = "hci0", name: str = "Watchsim") -> None:
+        super().__init__()
+        self._adapter = adapter
+        self._name = name
+        self._server: Any = None
+        self._service_of: dict[str, str] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def start(self, profile: Sequence[ServiceSpec] = PROFILE) -> None:
+        # Imported here: only a real Linux host with D-Bus gets this far.
+        from bless import BlessServer  # type: ignore[attr-defined]
+
+        self._server = BlessServer(name=self._name, adapter=self._adapter)
+        self._server.read_request_func = self._on_read
+        self._server.write_request_func = self._on_write
+        await self._server.add_gatt(gatt_tree(profile))
+        self._service_of = {c.uuid: s.uuid for s in profile for c in s.characteristics}
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            await self._server.stop()
+
+    async def start_advertising(
+        self, local_name: str, appearance: int, service_uuids: Sequence[str]
+    ) -> None:
+        # Name is fixed at construction and bless picks the advertised UUID itself.
+        await self._server.start()
+
+    async def stop_advertising(self) -> None:
+        await self._server.app.stop_advertising(self._server.adapter)
+
+    @property
+    def peers(self) -> tuple[Peer, ...]:
+        return ()
+
+    def _on_read(self, characteristic: Any, **_options: Any) -> bytearray:
+        return bytearray(self._read(str(characteristic.uuid).lower()))
+
+    def _on_write(self, characteristic: Any, value: Any) -> None:
+        uuid = str(characteristic.uuid).lower()
+        task = asyncio.get_running_loop().create_task(self._write(uuid, UNKNOWN_PEER, bytes(value)))
+        self._tasks.add(task)
+        task.add_done_callback(self._write_done)
+
+    def _write_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("write handler failed: %s", error)
+
+    async def notify(self, uuid: str, value: bytes) -> int:
+        uuid = uuid.lower()
+        self._values[uuid] = value
+        characteristic = self._server.get_characteristic(uuid)
+        characteristic.value = bytearray(value)
+        return int(bool(self._server.update_value(self._service_of[uuid], uuid)))
+
+    async def indicate(self, uuid: str, value: bytes) -> int:
+        return await self.notify(uuid, value)

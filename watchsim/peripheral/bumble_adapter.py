@@ -1,0 +1,509 @@
+"""Peripheral port over Bumble: a virtual controller on a LocalLink, or any Bumble HCI
+transport (``tcp-client:127.0.0.1:PORT`` for the air, ``usb:0``, ``hci-socket:0``).
+
+Bumble's GATT server checks no permissions of its own and counts every pairing (Just
+Works included) as authenticated, so this adapter enforces each characteristic's
+``Security`` itself on read, write and CCCD write, judging MITM protection by the
+``authenticated`` flag of the LTK (from this pairing, or from the key store on
+re-encryption). Bonds live in ``<state_dir>/bonds.json`` and the random static identity
+address in ``<state_dir>/address`` so that a restarted watch is the same device.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from bumble import att, gatt, hci
+from bumble.controller import Controller
+from bumble.core import UUID
+from bumble.device import Connection, Device, DeviceConfiguration
+from bumble.gatt_server import Server as GattServer
+from bumble.host import DataPacketQueue, Host
+from bumble.keys import JsonKeyStore, PairingKeys
+from bumble.link import LocalLink
+from bumble.pairing import PairingConfig, PairingDelegate
+from bumble.profiles.gap import GenericAccessService
+from bumble.transport import open_transport
+from bumble.transport.common import AsyncPipeSink
+
+from protocol import uuids
+from protocol.profile import PROFILE, Property, Security, ServiceSpec
+from watchsim.peripheral.port import (
+    ATT_HEADER_SIZE,
+    AttErrorCode,
+    Connected,
+    Disconnected,
+    PairingDisplay,
+    PairingMode,
+    Peer,
+    Peripheral,
+    SubscriptionChanged,
+    att_error_code,
+)
+from watchsim.peripheral.quiet import quiet_bumble_debug_strings
+
+logger = logging.getLogger(__name__)
+
+ADVERTISING_MAX: Final = 31
+# How long a notify may wait for buffer room, and how long stop() waits for a peer.
+FLOW_TIMEOUT: Final = 10.0
+DISCONNECT_TIMEOUT: Final = 5.0
+
+_IO_CAPABILITY: Final = {
+    PairingMode.PASSKEY: PairingDelegate.IoCapability.DISPLAY_OUTPUT_ONLY,
+    PairingMode.NUMERIC: PairingDelegate.IoCapability.DISPLAY_OUTPUT_AND_YES_NO_INPUT,
+    PairingMode.JUST_WORKS: PairingDelegate.IoCapability.NO_OUTPUT_NO_INPUT,
+}
+_PROPERTIES: Final = {
+    Property.READ: gatt.Characteristic.Properties.READ,
+    Property.WRITE: gatt.Characteristic.Properties.WRITE,
+    Property.WRITE_WITHOUT_RESPONSE: gatt.Characteristic.Properties.WRITE_WITHOUT_RESPONSE,
+    Property.NOTIFY: gatt.Characteristic.Properties.NOTIFY,
+    Property.INDICATE: gatt.Characteristic.Properties.INDICATE,
+}
+_WRITABLE: Final = Property.WRITE | Property.WRITE_WITHOUT_RESPONSE
+_SUBSCRIBABLE: Final = Property.NOTIFY | Property.INDICATE
+
+
+def new_link() -> LocalLink:
+    """A fresh virtual air (typed wrapper: Bumble's constructor is unannotated)."""
+    return LocalLink()  # type: ignore[no-untyped-call]
+
+
+def bumble_uuid(uuid: str) -> UUID:
+    """SIG UUIDs go on the air in their 16-bit form, as the specification wants."""
+    uuid = uuid.lower()
+    if uuid.endswith(uuids.SIG_BASE_SUFFIX) and uuid.startswith("0000"):
+        return UUID.from_16_bits(int(uuid[4:8], 16))
+    return UUID(uuid)
+
+
+def advertising_payload(local_name: str, appearance: int, service_uuids: Sequence[str]) -> bytes:
+    """Legacy advertising data: flags, appearance, service UUIDs, then as much name as fits.
+
+    Virtual controllers send no scan response, so everything must fit in 31 bytes; the
+    name is shortened (AD type 0x08) rather than dropping a service UUID.
+    """
+    short = [bytes(bumble_uuid(u)) for u in service_uuids if len(bytes(bumble_uuid(u))) == 2]
+    long = [bytes(bumble_uuid(u)) for u in service_uuids if len(bytes(bumble_uuid(u))) == 16]
+    structures = [
+        (0x01, bytes([0x06])),  # LE General Discoverable, BR/EDR not supported
+        (0x19, appearance.to_bytes(2, "little")),
+    ]
+    if short:
+        structures.append((0x03, b"".join(short)))
+    if long:
+        structures.append((0x07, b"".join(long)))
+    payload = b"".join(bytes([len(data) + 1, kind]) + data for kind, data in structures)
+    room = ADVERTISING_MAX - len(payload) - 2
+    if room < 1:
+        raise ValueError(f"advertised services leave no room for a name ({len(payload)} bytes)")
+    name = local_name.encode("utf-8")
+    kind = 0x09 if len(name) <= room else 0x08
+    name = name[:room].decode("utf-8", errors="ignore").encode("utf-8")
+    return payload + bytes([len(name) + 1, kind]) + name
+
+
+def load_or_create_address(state_dir: Path) -> hci.Address:
+    """Random static identity address, kept so bonds still match after a restart."""
+    path = state_dir / "address"
+    if path.exists():
+        return hci.Address(path.read_text().strip(), hci.Address.RANDOM_DEVICE_ADDRESS)
+    address = hci.Address.generate_static_address()
+    state_dir.mkdir(parents=True, exist_ok=True)
+    path.write_text(str(address))
+    return address
+
+
+class _Delegate(PairingDelegate):
+    """Routes Bumble's pairing prompts to the watch's display hook."""
+
+    def __init__(self, mode: PairingMode, display: PairingDisplay | None, peer: str) -> None:
+        super().__init__(io_capability=_IO_CAPABILITY[mode])
+        self._display = display
+        self._peer = peer
+
+    async def display_number(self, number: int, digits: int) -> None:
+        if self._display is not None:
+            await self._display.show_passkey(self._peer, number)
+
+    async def compare_numbers(self, number: int, digits: int) -> bool:
+        return self._display is not None and await self._display.confirm_number(self._peer, number)
+
+
+@dataclass
+class _Link:
+    connection: Connection
+    # Whether the key encrypting the link came from an MITM-protected pairing.
+    key_authenticated: bool = False
+    closed: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class BumblePeripheral(Peripheral):
+    """The watch's peripheral role on a Bumble host. Build with ``start_on_link`` or
+    ``open_peripheral`` rather than directly."""
+
+    def __init__(
+        self,
+        host: Host,
+        state_dir: Path,
+        *,
+        name: str = "Watchsim",
+        mode: PairingMode = PairingMode.PASSKEY,
+        display: PairingDisplay | None = None,
+        close: Callable[[], Awaitable[None]] | None = None,
+        advertising_interval_ms: float = 100.0,
+    ) -> None:
+        super().__init__()
+        if mode is not PairingMode.JUST_WORKS and display is None:
+            raise ValueError(f"pairing mode {mode.value} needs a display hook")
+        quiet_bumble_debug_strings()
+        self._mode = mode
+        self._display = display
+        self._close = close
+        self._interval = advertising_interval_ms
+        address = load_or_create_address(state_dir)
+        config = DeviceConfiguration(
+            name=name,
+            address=address,
+            gap_service_enabled=False,
+            identity_address_type=hci.Address.RANDOM_DEVICE_ADDRESS,
+            io_capability=_IO_CAPABILITY[mode],
+        )
+        self.device = Device(config=config, host=host)
+        self.device.keystore = JsonKeyStore(str(address), str(state_dir / "bonds.json"))
+        self.device.pairing_config_factory = self._pairing_config
+        self.device.on(Device.EVENT_CONNECTION, self._on_connection)
+        self.device.gatt_server.on(
+            GattServer.EVENT_CHARACTERISTIC_SUBSCRIPTION, self._on_subscription
+        )
+        self._characteristics: dict[str, gatt.Characteristic[bytes]] = {}
+        self._uuid_of_handle: dict[int, str] = {}
+        self._links: dict[int, _Link] = {}
+        # Bonded peer address -> whether its LTK is MITM-protected.
+        self._bonds: dict[str, bool] = {}
+        self._flow = asyncio.Event()
+        self._name = name
+
+    @property
+    def address(self) -> str:
+        return str(self.device.static_address)
+
+    def _pairing_config(self, connection: Connection) -> PairingConfig:
+        return PairingConfig(
+            sc=True,
+            mitm=self._mode is not PairingMode.JUST_WORKS,
+            bonding=True,
+            delegate=_Delegate(self._mode, self._display, str(connection.peer_address)),
+            identity_address_type=PairingConfig.AddressType.RANDOM,
+        )
+
+    # --- lifecycle -------------------------------------------------------------------
+    async def start(self, profile: Sequence[ServiceSpec] = PROFILE) -> None:
+        self.device.add_service(GenericAccessService(self._name, uuids.APPEARANCE_SMARTWATCH))
+        for spec in profile:
+            self.device.add_service(self._service(spec))
+        await self.device.power_on()
+        assert self.device.keystore is not None
+        for address, keys in await self.device.keystore.get_all():
+            self._bonds[address] = _ltk_authenticated(keys)
+        queue = self._queue()
+        if queue is not None:
+            queue.on("flow", self._flow.set)
+
+    async def stop(self) -> None:
+        for link in tuple(self._links.values()):
+            with contextlib.suppress(hci.HCI_Error, TimeoutError):
+                await asyncio.wait_for(link.connection.disconnect(), DISCONNECT_TIMEOUT)
+        await self.device.power_off()
+        if self._close is not None:
+            await self._close()
+
+    async def start_advertising(
+        self,
+        local_name: str,
+        appearance: int = uuids.APPEARANCE_SMARTWATCH,
+        service_uuids: Sequence[str] = (),
+    ) -> None:
+        await self.device.start_advertising(
+            advertising_data=advertising_payload(local_name, appearance, service_uuids),
+            scan_response_data=b"",
+            auto_restart=True,
+            advertising_interval_min=self._interval,
+            advertising_interval_max=self._interval,
+        )
+
+    async def stop_advertising(self) -> None:
+        await self.device.stop_advertising()
+
+    # --- GATT table --------------------------------------------------------------------
+    def _service(self, spec: ServiceSpec) -> gatt.Service:
+        return gatt.Service(
+            bumble_uuid(spec.uuid),
+            [self._characteristic(c.uuid, c.properties, c.security) for c in spec.characteristics],
+        )
+
+    def _characteristic(
+        self, uuid: str, properties: Property, security: Security
+    ) -> gatt.Characteristic[bytes]:
+        flags = gatt.Characteristic.Properties(0)
+        for ours, theirs in _PROPERTIES.items():
+            if ours in properties:
+                flags |= theirs
+
+        async def read(connection: Connection) -> bytes:
+            if Property.READ not in properties:
+                raise att.ATT_Error(AttErrorCode.READ_NOT_PERMITTED)
+            self._check_security(connection, security)
+            try:
+                return self._read(uuid)
+            except Exception as error:
+                raise _att_error(uuid, error) from error
+
+        async def write(connection: Connection, value: bytes) -> None:
+            if not properties & _WRITABLE:
+                raise att.ATT_Error(AttErrorCode.WRITE_NOT_PERMITTED)
+            self._check_security(connection, security)
+            try:
+                await self._write(uuid, self._peer(connection), value)
+            except Exception as error:
+                raise _att_error(uuid, error) from error
+
+        characteristic: gatt.Characteristic[bytes] = gatt.Characteristic(
+            bumble_uuid(uuid),
+            flags,
+            gatt.Characteristic.READABLE | gatt.Characteristic.WRITEABLE,
+            gatt.CharacteristicValue(read=read, write=write),
+        )
+        if properties & _SUBSCRIBABLE:
+            # Our own CCCD so that a subscription needs the same security as a read.
+            server = self.device.gatt_server
+
+            def write_cccd(bearer: att.Bearer, value: bytes) -> None:
+                assert isinstance(bearer, Connection)
+                self._check_security(bearer, security)
+                server.write_cccd(bearer, characteristic, value)
+
+            characteristic.descriptors = [
+                gatt.Descriptor(
+                    gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
+                    gatt.Descriptor.READABLE | gatt.Descriptor.WRITEABLE,
+                    att.AttributeValueV2(
+                        read=lambda bearer: server.read_cccd(bearer, characteristic),
+                        write=write_cccd,
+                    ),
+                )
+            ]
+        self._characteristics[uuid] = characteristic
+        return characteristic
+
+    def _check_security(self, connection: Connection, required: Security) -> None:
+        if required is Security.OPEN:
+            return
+        link = self._links.get(connection.handle)
+        if not connection.encryption or link is None:
+            bonded = str(connection.peer_address) in self._bonds
+            raise att.ATT_Error(
+                AttErrorCode.INSUFFICIENT_ENCRYPTION
+                if bonded
+                else AttErrorCode.INSUFFICIENT_AUTHENTICATION
+            )
+        if required is Security.AUTHENTICATED and not link.key_authenticated:
+            raise att.ATT_Error(AttErrorCode.INSUFFICIENT_AUTHENTICATION)
+
+    # --- connections -------------------------------------------------------------------
+    def _peer(self, connection: Connection) -> Peer:
+        address = str(connection.peer_address)
+        return Peer(address=address, bonded=address in self._bonds, mtu=connection.att_mtu)
+
+    @property
+    def peers(self) -> tuple[Peer, ...]:
+        return tuple(self._peer(link.connection) for link in self._links.values())
+
+    def _on_connection(self, connection: Connection) -> None:
+        link = _Link(connection)
+        self._links[connection.handle] = link
+
+        def on_encryption_change() -> None:
+            link.key_authenticated = self._bonds.get(str(connection.peer_address), False)
+
+        def on_pairing(keys: PairingKeys) -> None:
+            authenticated = _ltk_authenticated(keys)
+            link.key_authenticated = authenticated
+            self._bonds[str(connection.peer_address)] = authenticated
+
+        def on_disconnection(reason: int) -> None:
+            self._links.pop(connection.handle, None)
+            link.closed.set()
+            self._flow.set()
+            self._emit(Disconnected(self._peer(connection), reason))
+
+        connection.on(Connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, on_encryption_change)
+        connection.on(Connection.EVENT_PAIRING, on_pairing)
+        connection.on(Connection.EVENT_DISCONNECTION, on_disconnection)
+        self._emit(Connected(self._peer(connection)))
+
+    def _on_subscription(
+        self,
+        connection: Connection,
+        characteristic: gatt.Characteristic[bytes],
+        notify: bool,
+        indicate: bool,
+    ) -> None:
+        uuid = next(u for u, c in self._characteristics.items() if c is characteristic)
+        self._emit(SubscriptionChanged(self._peer(connection), uuid, notify, indicate))
+
+    # --- pushing values ------------------------------------------------------------------
+    def _queue(self) -> DataPacketQueue | None:
+        host = self.device.host
+        return host.le_acl_packet_queue or host.acl_packet_queue
+
+    def _subscribed(self, uuid: str, bit: int, value: bytes) -> list[_Link]:
+        self._values[uuid] = value
+        handle = self._characteristics[uuid].handle
+        subscribers = self.device.gatt_server.subscribers
+        links = [
+            link
+            for link in self._links.values()
+            if (cccd := subscribers.get(link.connection, {}).get(handle)) and cccd[0] & bit
+        ]
+        for link in links:
+            if len(value) > link.connection.att_mtu - ATT_HEADER_SIZE:
+                raise ValueError(
+                    f"{len(value)} bytes do not fit MTU {link.connection.att_mtu} of "
+                    f"{link.connection.peer_address} for {uuid}"
+                )
+        return links
+
+    async def _wait_for_room(self, link: _Link) -> None:
+        queue = self._queue()
+        while queue is not None and queue.pending >= queue.max_in_flight:
+            if link.closed.is_set():
+                return
+            self._flow.clear()
+            try:
+                await asyncio.wait_for(self._flow.wait(), FLOW_TIMEOUT)
+            except TimeoutError:
+                raise TimeoutError(
+                    f"ACL buffers still full after {FLOW_TIMEOUT}s "
+                    f"({queue.pending} packets pending)"
+                ) from None
+
+    async def notify(self, uuid: str, value: bytes) -> int:
+        uuid = uuid.lower()
+        handle = self._characteristics[uuid].handle
+        sent = 0
+        for link in self._subscribed(uuid, 0x01, value):
+            await self._wait_for_room(link)
+            if link.closed.is_set():
+                continue
+            pdu = att.ATT_Handle_Value_Notification(attribute_handle=handle, attribute_value=value)
+            self.device.send_l2cap_pdu(link.connection.handle, att.ATT_CID, bytes(pdu))
+            sent += 1
+        return sent
+
+    async def indicate(self, uuid: str, value: bytes) -> int:
+        uuid = uuid.lower()
+        characteristic = self._characteristics[uuid]
+        links = self._subscribed(uuid, 0x02, value)
+        results = await asyncio.gather(
+            *(self._indicate_one(link, characteristic, value) for link in links)
+        )
+        return sum(results)
+
+    async def _indicate_one(
+        self, link: _Link, characteristic: gatt.Characteristic[bytes], value: bytes
+    ) -> bool:
+        """Indicate to one peer; a peer leaving mid-indication is not an error."""
+        confirmed = asyncio.ensure_future(
+            self.device.gatt_server.indicate_subscriber(link.connection, characteristic, value)
+        )
+        closed = asyncio.ensure_future(link.closed.wait())
+        try:
+            await asyncio.wait({confirmed, closed}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            closed.cancel()
+        if confirmed.done():
+            confirmed.result()
+            return True
+        confirmed.cancel()
+        return False
+
+
+def _ltk_authenticated(keys: PairingKeys) -> bool:
+    ltk = keys.ltk or keys.ltk_peripheral
+    return ltk is not None and ltk.authenticated
+
+
+def _att_error(uuid: str, error: Exception) -> att.ATT_Error:
+    code = att_error_code(error)
+    if code == AttErrorCode.UNLIKELY_ERROR:
+        logger.exception("handler for %s failed", uuid)
+    return att.ATT_Error(code, message=str(error))
+
+
+async def start_on_link(
+    link: LocalLink,
+    state_dir: Path,
+    *,
+    name: str = "Watchsim",
+    mode: PairingMode = PairingMode.PASSKEY,
+    display: PairingDisplay | None = None,
+    profile: Sequence[ServiceSpec] = PROFILE,
+    advertise: bool = True,
+) -> BumblePeripheral:
+    """A started (and advertising) watch peripheral on a fresh virtual controller."""
+    controller = Controller(f"watch-{name}", link=link)
+
+    async def leave_link() -> None:
+        link.remove_controller(controller)
+
+    host = Host(controller, AsyncPipeSink(controller))
+    peripheral = BumblePeripheral(
+        host, state_dir, name=name, mode=mode, display=display, close=leave_link
+    )
+    await _start(peripheral, profile, name, advertise)
+    return peripheral
+
+
+async def open_peripheral(
+    transport: str,
+    state_dir: Path,
+    *,
+    name: str = "Watchsim",
+    mode: PairingMode = PairingMode.PASSKEY,
+    display: PairingDisplay | None = None,
+    profile: Sequence[ServiceSpec] = PROFILE,
+    advertise: bool = True,
+) -> BumblePeripheral:
+    """A started watch peripheral over a Bumble HCI transport (air, usb:0, hci-socket:0)."""
+    hci_transport = await open_transport(transport)
+    peripheral = BumblePeripheral(
+        Host(hci_transport.source, hci_transport.sink),
+        state_dir,
+        name=name,
+        mode=mode,
+        display=display,
+        close=hci_transport.close,
+    )
+    try:
+        await _start(peripheral, profile, name, advertise)
+    except BaseException:
+        await hci_transport.close()
+        raise
+    return peripheral
+
+
+async def _start(
+    peripheral: BumblePeripheral, profile: Sequence[ServiceSpec], name: str, advertise: bool
+) -> None:
+    await peripheral.start(profile)
+    if advertise:
+        advertised = [s.uuid for s in profile if s.advertised]
+        await peripheral.start_advertising(name, uuids.APPEARANCE_SMARTWATCH, advertised)
