@@ -32,6 +32,10 @@ PAYLOAD = bytes(20)
 WAIT = 60.0
 
 
+def _link() -> LocalLink:
+    return LocalLink()  # type: ignore[no-untyped-call]
+
+
 def _device(link: LocalLink, name: str, address: str) -> Device:
     controller = Controller(name, link=link)
     return Device(
@@ -79,7 +83,7 @@ def _counter(count: int) -> tuple[Callable[..., None], asyncio.Event]:
 
 
 async def raw_bumble(count: int) -> float:
-    link = LocalLink()
+    link = _link()
     watch, characteristic = await _watch(link)
     central = _device(link, "bench-central", "F0:00:00:00:00:02")
     await central.power_on()
@@ -98,14 +102,16 @@ async def raw_bumble(count: int) -> float:
 
 
 async def bleak_backend(count: int) -> float:
-    link = LocalLink()
+    link = _link()
     watch, characteristic = await _watch(link)
-    async with await BumbleRadio.on_link(link) as radio:
-        async with BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client:
-            on_value, done = _counter(count)
-            await client.start_notify(CHAR, on_value)
-            (watch_side,) = watch.connections.values()
-            return await _pump(watch, characteristic, watch_side, done, count)
+    async with (
+        await BumbleRadio.on_link(link) as radio,
+        BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client,
+    ):
+        on_value, done = _counter(count)
+        await client.start_notify(CHAR, on_value)
+        (watch_side,) = watch.connections.values()
+        return await _pump(watch, characteristic, watch_side, done, count)
 
 
 async def main(count: int, rounds: int) -> None:

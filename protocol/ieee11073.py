@@ -147,6 +147,12 @@ def _exact_parts(fmt: Format, coefficient: int, exponent: int) -> tuple[int, int
 def _finite_parts(fmt: Format, value: Decimal, characteristic: str, field: str) -> tuple[int, int]:
     sign, digits, exponent = value.as_tuple()
     assert isinstance(exponent, int)  # finite: as_value() took out NaN and infinities
+    # Only the leading digits can survive; the rest matter for rounding only as "zero or
+    # not", and a 5,000-digit coefficient would trip Python's int/str conversion limit.
+    keep = fmt.max_digits + 2
+    if len(digits) > keep:
+        exponent += len(digits) - keep - 1
+        digits = (*digits[:keep], 1 if any(digits[keep:]) else 0)
     coefficient = int("".join(map(str, digits)))
     if coefficient == 0:
         return 0, 0

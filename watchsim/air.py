@@ -54,6 +54,8 @@ class _Client(asyncio.Protocol):
         except core.InvalidPacketError:
             logger.warning("%s sent an invalid H4 packet; dropping the client", self._name)
             self._air.leave(self)
+            if self.transport is not None:
+                self.transport.close()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._air.leave(self)

@@ -24,6 +24,7 @@ import sqlcipher3
 from phoneagent.paths import database_path, ensure_private_dir
 from phoneagent.store.errors import (
     NotADatabaseError,
+    StoreError,
     UnknownDeviceError,
     UnsafeDirectoryError,
     WrongKeyError,
@@ -182,9 +183,9 @@ class Store:
             conn.execute("PRAGMA foreign_keys = ON")
             conn.execute("PRAGMA temp_store = MEMORY")
             conn.execute("PRAGMA synchronous = FULL")  # a committed batch survives power loss
-            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise NotADatabaseError(f"{path}: cannot switch to WAL journaling (got {mode}).")
+            journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(journal).lower() != "wal":
+                raise StoreError(f"{path}: cannot switch to WAL journaling (got {journal}).")
             migrate(conn)
         except BaseException:
             conn.close()

@@ -13,6 +13,8 @@ from collections.abc import AsyncIterator
 import pytest
 from bleak import BleakClient, BleakScanner
 from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
 from bleak.exc import BleakGATTProtocolError
 from bumble import att
 from bumble.controller import Controller
@@ -96,7 +98,7 @@ class PlainWatch:
         self.connections: asyncio.Queue[Connection] = asyncio.Queue()
         self.device.on(Device.EVENT_CONNECTION, self.connections.put_nowait)
         self.value = b"hello"
-        self.open = Characteristic(
+        self.open: Characteristic[bytes] = Characteristic(
             OPEN_CHAR,
             P.READ | P.WRITE | P.WRITE_WITHOUT_RESPONSE,
             Characteristic.READABLE | Characteristic.WRITEABLE,
@@ -104,10 +106,10 @@ class PlainWatch:
         )
         self.notifying = Characteristic(NOTIFY_CHAR, P.NOTIFY, Characteristic.READABLE, b"")
         self.indicating = Characteristic(INDICATE_CHAR, P.INDICATE, Characteristic.READABLE, b"")
-        secret = Characteristic(
+        secret: Characteristic[bytes] = Characteristic(
             SECRET_CHAR, P.READ, Characteristic.READABLE, CharacteristicValue(read=self._secret)
         )
-        failing = Characteristic(
+        failing: Characteristic[bytes] = Characteristic(
             FAILING_CHAR, P.READ, Characteristic.READABLE, CharacteristicValue(read=self._fail)
         )
         self.device.add_service(
@@ -170,9 +172,14 @@ def agent_of(agent: Agent) -> PairingAgent:
     return agent
 
 
+def new_link() -> LocalLink:
+    """A fresh link per test: Bumble objects bind to the loop that builds them."""
+    return LocalLink()  # type: ignore[no-untyped-call]
+
+
 @pytest.fixture
 def link() -> LocalLink:
-    return LocalLink()
+    return new_link()
 
 
 @pytest.fixture
@@ -210,17 +217,21 @@ async def test_scan_finds_peripheral_by_service_and_name(
 
 
 async def test_advertisement_data(radio: BumbleRadio, watch: PlainWatch) -> None:
-    seen: asyncio.Future[tuple[str, object]] = asyncio.get_running_loop().create_future()
-    async with BleakScanner(
-        lambda d, a: seen.done() or seen.set_result((d.address, a)),
-        backend=radio.scanner_backend,
-    ):
-        address, data = await asyncio.wait_for(seen, WAIT)
-    assert address == watch.address
-    assert data.local_name == "PlainWatch"  # type: ignore[attr-defined]
-    assert data.service_uuids == [uuids.HEART_RATE_SERVICE]  # type: ignore[attr-defined]
-    assert data.rssi == -50  # type: ignore[attr-defined]
-    assert appearance(data) == uuids.APPEARANCE_SMARTWATCH  # type: ignore[arg-type]
+    seen: asyncio.Future[tuple[BLEDevice, AdvertisementData]] = (
+        asyncio.get_running_loop().create_future()
+    )
+
+    def on_advertisement(device: BLEDevice, data: AdvertisementData) -> None:
+        if not seen.done():
+            seen.set_result((device, data))
+
+    async with BleakScanner(on_advertisement, backend=radio.scanner_backend):
+        device, data = await asyncio.wait_for(seen, WAIT)
+    assert device.address == watch.address
+    assert data.local_name == "PlainWatch"
+    assert data.service_uuids == [uuids.HEART_RATE_SERVICE]
+    assert data.rssi == -50
+    assert appearance(data) == uuids.APPEARANCE_SMARTWATCH
 
 
 async def test_gatt_conformance(radio: BumbleRadio, watch: PlainWatch) -> None:

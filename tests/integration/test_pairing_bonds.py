@@ -22,6 +22,7 @@ from tests.integration.test_bleak_bumble_backend import (
     Agent,
     PlainWatch,
     agent_of,
+    new_link,
 )
 
 WATCH = "C4:00:00:00:00:01"
@@ -40,61 +41,69 @@ async def paired_session(
 
 async def test_passkey_pairing_stores_bond(tmp_path: Path) -> None:
     agent, bonds = Agent(), JsonFileBondStore(tmp_path / "bonds.json")
-    assert await paired_session(LocalLink(), agent, bonds, MemoryKeyStore()) == b"secret"
+    assert await paired_session(new_link(), agent, bonds, MemoryKeyStore()) == b"secret"
     assert agent.asked == 1
     assert bonds.peers() == [WATCH]
 
 
 async def test_numeric_comparison(tmp_path: Path) -> None:
-    link, agent, bonds = LocalLink(), Agent(passkey=None), MemoryBondStore()
+    link, agent, bonds = new_link(), Agent(passkey=None), MemoryBondStore()
     await PlainWatch(link, WATCH, "W", numeric=True).start()
-    async with await BumbleRadio.on_link(link, bonds=bonds, agent=agent_of(agent)) as radio:
-        async with BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client:
-            await client.pair()
-            assert await client.read_gatt_char(SECRET_CHAR) == b"secret"
+    async with (
+        await BumbleRadio.on_link(link, bonds=bonds, agent=agent_of(agent)) as radio,
+        BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client,
+    ):
+        await client.pair()
+        assert await client.read_gatt_char(SECRET_CHAR) == b"secret"
     assert agent.asked == 1 and bonds.peers() == [WATCH]
 
 
 async def test_wrong_passkey_fails_cleanly() -> None:
-    link, bonds = LocalLink(), MemoryBondStore()
+    link, bonds = new_link(), MemoryBondStore()
     await PlainWatch(link, WATCH, "W", passkey=123456).start()
     agent = Agent(passkey=654321)
-    async with await BumbleRadio.on_link(link, bonds=bonds, agent=agent_of(agent)) as radio:
-        async with BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client:
-            with pytest.raises(PairingFailedError):
-                await client.pair()
+    async with (
+        await BumbleRadio.on_link(link, bonds=bonds, agent=agent_of(agent)) as radio,
+        BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client,
+    ):
+        with pytest.raises(PairingFailedError):
+            await client.pair()
     assert bonds.peers() == []
 
 
 async def test_reconnect_after_restart_reencrypts_without_passkey(tmp_path: Path) -> None:
     bond_file, watch_keys = tmp_path / "bonds.json", MemoryKeyStore()
-    await paired_session(LocalLink(), Agent(), JsonFileBondStore(bond_file), watch_keys)
+    await paired_session(new_link(), Agent(), JsonFileBondStore(bond_file), watch_keys)
     # Both sides rebuilt from scratch on a new link; only the stored bonds carry over.
-    link, agent = LocalLink(), Agent()
+    link, agent = new_link(), Agent()
     await PlainWatch(link, WATCH, "W", keystore=watch_keys).start()
     bonds = JsonFileBondStore(bond_file)
-    async with await BumbleRadio.on_link(link, bonds=bonds, agent=agent_of(agent)) as radio:
-        async with BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client:
-            assert await client.read_gatt_char(SECRET_CHAR) == b"secret"
+    async with (
+        await BumbleRadio.on_link(link, bonds=bonds, agent=agent_of(agent)) as radio,
+        BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client,
+    ):
+        assert await client.read_gatt_char(SECRET_CHAR) == b"secret"
     assert agent.asked == 0
 
 
 async def test_watch_forgot_bond_gives_pairing_lost() -> None:
     bonds, watch_keys = MemoryBondStore(), MemoryKeyStore()
-    await paired_session(LocalLink(), Agent(), bonds, watch_keys)
+    await paired_session(new_link(), Agent(), bonds, watch_keys)
     await watch_keys.delete_all()
-    link = LocalLink()
+    link = new_link()
     await PlainWatch(link, WATCH, "W", keystore=watch_keys).start()
-    async with await BumbleRadio.on_link(link, bonds=bonds, agent=agent_of(Agent())) as radio:
-        async with BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client:
-            with pytest.raises(PairingLostError, match="run pair again"):
-                await client.read_gatt_char(SECRET_CHAR)
+    async with (
+        await BumbleRadio.on_link(link, bonds=bonds, agent=agent_of(Agent())) as radio,
+        BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend) as client,
+    ):
+        with pytest.raises(PairingLostError, match="run pair again"):
+            await client.read_gatt_char(SECRET_CHAR)
 
 
 async def test_unpair_forgets_bond() -> None:
     bonds = MemoryBondStore()
-    await paired_session(LocalLink(), Agent(), bonds, MemoryKeyStore())
-    link = LocalLink()
+    await paired_session(new_link(), Agent(), bonds, MemoryKeyStore())
+    link = new_link()
     await PlainWatch(link, WATCH, "W").start()
     async with await BumbleRadio.on_link(link, bonds=bonds) as radio:
         client = BleakClient(WATCH, timeout=WAIT, backend=radio.client_backend)

@@ -6,6 +6,7 @@ The central helpers here are also used by test_peripheral_security.py.
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid as uuid_module
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -13,6 +14,7 @@ from typing import TypeVar
 
 import pytest
 from bumble import hci
+from bumble.att import ATT_Handle_Value_Notification
 from bumble.controller import Controller
 from bumble.core import UUID, AdvertisingData, Appearance, ProtocolError
 from bumble.device import Advertisement, Connection, Device, DeviceConfiguration
@@ -285,7 +287,7 @@ async def test_read_write_notify_indicate_after_passkey_pairing(
     assert await watch.notify(uuids.INTERMEDIATE_TEMPERATURE, b"\x00") == 0
 
 
-async def test_notify_burst_is_delivered_in_order(
+async def test_notify_burst_is_bounded_and_delivered_in_order(
     link: LocalLink, watch: BumblePeripheral, screen: Screen
 ) -> None:
     peer = await paired_central(link, watch, screen)
@@ -298,7 +300,28 @@ async def test_notify_burst_is_delivered_in_order(
             done.set()
 
     await peer.subscribe(characteristic(peer, uuids.HISTORY_RECORDS), on_value)
+    queue = watch.device.host.le_acl_packet_queue or watch.device.host.acl_packet_queue
+    assert queue is not None
+    deepest = 0
     for i in range(500):
         await watch.notify(uuids.HISTORY_RECORDS, i.to_bytes(4, "little"))
+        deepest = max(deepest, queue.pending)
+    # Back-pressure: the burst waited for the controller instead of piling up in the host.
+    assert deepest <= queue.max_in_flight
     await asyncio.wait_for(done.wait(), WAIT)
     assert received == [i.to_bytes(4, "little") for i in range(500)]
+
+
+async def test_packet_strings_are_only_built_when_bumble_debug_is_on(
+    watch: BumblePeripheral,
+) -> None:
+    pdu = ATT_Handle_Value_Notification(attribute_handle=0x2A, attribute_value=b"\x01")
+    bumble_logger = logging.getLogger("bumble")
+    assert not bumble_logger.isEnabledFor(logging.DEBUG)
+    assert str(pdu) == "ATT_Handle_Value_Notification"
+    level = bumble_logger.level
+    bumble_logger.setLevel(logging.DEBUG)
+    try:
+        assert "attribute_handle" in str(pdu)
+    finally:
+        bumble_logger.setLevel(level)

@@ -9,6 +9,7 @@ import pytest
 from bumble.core import ProtocolError
 from bumble.device import Peer as BumblePeer
 from bumble.pairing import PairingDelegate
+from bumble.smp import SMP_CONFIRM_VALUE_FAILED_ERROR, SMP_NUMERIC_COMPARISON_FAILED_ERROR
 
 from protocol import uuids
 from tests.integration.test_peripheral_bumble import (
@@ -124,5 +125,59 @@ async def test_passkey_bond_survives_restart_and_reencrypts_without_passkey(
         value = await peer.read_value(characteristic(peer, uuids.BODY_SENSOR_LOCATION))
         assert value == b"\x03"
         assert screen.shown == 1
+    finally:
+        await watch.stop()
+
+
+class Comparison(PairingDelegate):
+    """A central with a display and yes/no: remembers the number it was shown."""
+
+    def __init__(self) -> None:
+        super().__init__(io_capability=PairingDelegate.IoCapability.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
+        self.numbers: list[int] = []
+
+    async def compare_numbers(self, number: int, digits: int) -> bool:
+        self.numbers.append(number)
+        return True
+
+
+class WatchButton:
+    """The watch's numeric-comparison prompt, answered with ``answer``."""
+
+    def __init__(self, answer: bool) -> None:
+        self.answer = answer
+        self.numbers: list[int] = []
+
+    async def show_passkey(self, peer_address: str, passkey: int) -> None:
+        raise AssertionError("numeric comparison must not show a passkey")
+
+    async def confirm_number(self, peer_address: str, number: int) -> bool:
+        self.numbers.append(number)
+        return self.answer
+
+
+@pytest.mark.parametrize("answer", [True, False])
+async def test_numeric_comparison_follows_the_watch_answer(tmp_path: Path, answer: bool) -> None:
+    link = new_link()
+    button = WatchButton(answer)
+    watch = await start_on_link(link, tmp_path, mode=PairingMode.NUMERIC, display=button)
+    watch.set_read_handler(uuids.BODY_SENSOR_LOCATION, lambda: b"\x01")
+    try:
+        central = Comparison()
+        peer = await Central(link, CENTRAL_ADDRESS, central).connect(watch.address)
+        if answer:
+            await asyncio.wait_for(peer.connection.pair(), WAIT)
+            value = await peer.read_value(characteristic(peer, uuids.BODY_SENSOR_LOCATION))
+            assert value == b"\x01"
+        else:
+            with pytest.raises(ProtocolError) as failed:
+                await asyncio.wait_for(peer.connection.pair(), WAIT)
+            # Bumble answers a "no" with Confirm Value Failed; either code means refused.
+            assert failed.value.error_code in {
+                SMP_CONFIRM_VALUE_FAILED_ERROR,
+                SMP_NUMERIC_COMPARISON_FAILED_ERROR,
+            }
+        assert button.numbers == central.numbers
+        assert len(button.numbers) == 1
     finally:
         await watch.stop()

@@ -143,7 +143,6 @@ def test_a_file_that_is_not_a_store_is_a_different_error__PR_ENC(
     tmp_path: Path, content: bytes
 ) -> None:
     path = database_path(tmp_path)
-    tmp_path.chmod(0o700)
     path.write_bytes(content)
     path.chmod(0o600)
     with pytest.raises(NotADatabaseError, match="is not a phoneagent store"):

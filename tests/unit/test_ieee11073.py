@@ -99,6 +99,10 @@ def test_sfloat_known_answers(value: Decimal | int | Special, expected: str) -> 
         (Decimal("2045.6"), Decimal("2050")),  # 2046 does not fit: one digit less
         (Decimal("1.23456"), Decimal("1.235")),
         (Decimal("5.1E-9"), Decimal("1E-8")),
+        # Digits far beyond the mantissa still decide a tie, without int/str limits.
+        (Decimal("1234.5" + "0" * 6000 + "1"), Decimal("1235")),
+        (Decimal("1234.5" + "0" * 6000), Decimal("1234")),
+        (Decimal("1" + "0" * 6000 + "1E-6001"), Decimal("1")),
         # A binary float would round these the other way (0.62250000000000005...).
         (0.6225, Decimal("0.622")),
         (1.4315, Decimal("1.432")),

@@ -209,6 +209,7 @@ class BumblePeripheral(Peripheral):
         self.device.add_service(GenericAccessService(self._name, uuids.APPEARANCE_SMARTWATCH))
         for spec in profile:
             self.device.add_service(self._service(spec))
+        self._uuid_of_handle = {c.handle: u for u, c in self._characteristics.items()}
         await self.device.power_on()
         assert self.device.keystore is not None
         for address, keys in await self.device.keystore.get_all():
@@ -218,6 +219,8 @@ class BumblePeripheral(Peripheral):
             queue.on("flow", self._flow.set)
 
     async def stop(self) -> None:
+        # First, or auto-restart would advertise again as each peer leaves.
+        await self.device.stop_advertising()
         for link in tuple(self._links.values()):
             with contextlib.suppress(hci.HCI_Error, TimeoutError):
                 await asyncio.wait_for(link.connection.disconnect(), DISCONNECT_TIMEOUT)
@@ -336,7 +339,9 @@ class BumblePeripheral(Peripheral):
         def on_pairing(keys: PairingKeys) -> None:
             authenticated = _ltk_authenticated(keys)
             link.key_authenticated = authenticated
-            self._bonds[str(connection.peer_address)] = authenticated
+            # Bumble stores the keys only when the peer gave its identity (IRK + address).
+            if keys.irk is not None:
+                self._bonds[str(connection.peer_address)] = authenticated
 
         def on_disconnection(reason: int) -> None:
             self._links.pop(connection.handle, None)
@@ -356,7 +361,9 @@ class BumblePeripheral(Peripheral):
         notify: bool,
         indicate: bool,
     ) -> None:
-        uuid = next(u for u, c in self._characteristics.items() if c is characteristic)
+        uuid = self._uuid_of_handle.get(characteristic.handle)
+        if uuid is None:  # Bumble's own Service Changed characteristic
+            return
         self._emit(SubscriptionChanged(self._peer(connection), uuid, notify, indicate))
 
     # --- pushing values ------------------------------------------------------------------

@@ -45,6 +45,7 @@ def _guarded_color(original: Callable[..., str]) -> Callable[..., str]:
 
 def _subclasses(root: type) -> list[type]:
     found = [root]
+    cls: type
     for cls in root.__subclasses__():
         found.extend(_subclasses(cls))
     return found
@@ -59,7 +60,7 @@ def quiet_bumble_debug_strings() -> None:
     for root in (hci.HCI_Packet, att.ATT_PDU, l2cap.L2CAP_PDU):
         for cls in set(_subclasses(root)):
             if "__str__" in vars(cls):
-                cls.__str__ = _guarded_str(vars(cls)["__str__"])  # type: ignore[method-assign]
+                cls.__str__ = _guarded_str(vars(cls)["__str__"])  # type: ignore[method-assign, assignment]
     quiet_color = _guarded_color(colors.color)
     for name, module in tuple(sys.modules.items()):
         if name.startswith("bumble") and getattr(module, "color", None) is colors.color:

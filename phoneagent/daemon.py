@@ -1,0 +1,79 @@
+"""The background agent: one ``DeviceSync`` per paired watch, all on one radio.
+
+Watches are independent: one that is away, or whose pairing was lost, never holds up
+the others. Stopping cancels every state machine; records already committed stay, and
+anything received but not committed is simply reported again next time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+
+from phoneagent.config import SyncConfig
+from phoneagent.store import AsyncStore
+from phoneagent.sync import Backoff, DeviceSync, SyncObserver, SyncPreferences, SyncState
+from phoneagent.transport import Transport
+
+
+def paired_devices(store: AsyncStore) -> list[str]:
+    """Devices recorded in the store that also hold a bond: the ones the agent can sync."""
+    bonded = set(store.store.list_bonds())
+    return [d.address for d in store.store.list_devices() if d.address in bonded]
+
+
+class Daemon:
+    def __init__(
+        self,
+        transport: Transport,
+        store: AsyncStore,
+        preferences: SyncPreferences,
+        *,
+        config: SyncConfig | None = None,
+        observer: SyncObserver | None = None,
+        seed: int | None = None,
+    ) -> None:
+        self._transport = transport
+        self._store = store
+        self._preferences = preferences
+        self._config = config or SyncConfig()
+        self._observer = observer
+        self._rng = random.Random(seed)
+        self.syncs: dict[str, DeviceSync] = {}
+
+    def _sync_for(self, address: str) -> DeviceSync:
+        backoff = Backoff(
+            self._config.backoff_initial,
+            self._config.backoff_max,
+            rng=random.Random(self._rng.random()),
+        )
+        return DeviceSync(
+            address,
+            self._transport,
+            self._store,
+            self._preferences,
+            observer=self._observer,
+            backoff=backoff,
+            connect_timeout=self._config.connect_timeout,
+        )
+
+    async def run(self, stop: asyncio.Event) -> dict[str, SyncState]:
+        """Sync every paired device until ``stop`` is set; returns each device's last state."""
+        addresses = await asyncio.to_thread(paired_devices, self._store)
+        self.syncs = {address: self._sync_for(address) for address in addresses}
+        tasks = [
+            asyncio.create_task(sync.run(), name=f"sync {address}")
+            for address, sync in self.syncs.items()
+        ]
+        try:
+            await stop.wait()
+        finally:
+            for task in tasks:
+                task.cancel()
+            results = await asyncio.gather(*tasks, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException) and not isinstance(
+                result, asyncio.CancelledError
+            ):
+                raise result
+        return {address: sync.state for address, sync in self.syncs.items()}

@@ -1,0 +1,30 @@
+"""Sync engine: one state machine per paired watch, storing history exactly once."""
+
+from __future__ import annotations
+
+from phoneagent.sync.bonds import StoreBonds
+from phoneagent.sync.engine import (
+    Backoff,
+    Committed,
+    DeviceSync,
+    LinkLostError,
+    SyncObserver,
+    SyncState,
+)
+from phoneagent.sync.preferences import PreferencesError, SyncPreferences
+from phoneagent.sync.watch_client import DeviceInfo, WatchClient, WatchProtocolError
+
+__all__ = [
+    "Backoff",
+    "Committed",
+    "DeviceInfo",
+    "DeviceSync",
+    "LinkLostError",
+    "PreferencesError",
+    "StoreBonds",
+    "SyncObserver",
+    "SyncPreferences",
+    "SyncState",
+    "WatchClient",
+    "WatchProtocolError",
+]

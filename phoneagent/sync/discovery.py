@@ -1,0 +1,83 @@
+"""Finding watches: a scan listing, waiting for one address to advertise, and pairing."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+
+from bleak.backends.device import BLEDevice
+from bleak.backends.scanner import AdvertisementData
+
+from phoneagent.store import DeviceRecord, Store
+from phoneagent.sync.watch_client import WatchClient
+from phoneagent.transport import ConnectTimeoutError, Transport, appearance
+from protocol.profile import ADVERTISED_SERVICE_UUIDS
+from protocol.uuids import APPEARANCE_SMARTWATCH
+
+
+@dataclass(frozen=True, slots=True)
+class Sighting:
+    address: str
+    name: str | None
+    rssi: int
+    # Advertises our watch's services or the smartwatch appearance.
+    watch: bool
+
+
+async def scan(transport: Transport, seconds: float) -> list[Sighting]:
+    """Everything that advertised within ``seconds``, strongest signal first."""
+    seen: dict[str, Sighting] = {}
+
+    def on_advertisement(device: BLEDevice, data: AdvertisementData) -> None:
+        services = {u.lower() for u in data.service_uuids}
+        watch = bool(services & set(ADVERTISED_SERVICE_UUIDS)) or (
+            appearance(data) == APPEARANCE_SMARTWATCH
+        )
+        address = device.address.upper()
+        seen[address] = Sighting(address, data.local_name or device.name, data.rssi, watch)
+
+    async with transport.scanner(on_advertisement):
+        await asyncio.sleep(seconds)  # a scan window is a duration, not a synchronisation
+    return sorted(seen.values(), key=lambda s: (-s.rssi, s.address))
+
+
+async def wait_for_advertising(
+    transport: Transport, address: str, within: float | None
+) -> BLEDevice:
+    """The watch's ``BLEDevice`` once it advertises; ``ConnectTimeoutError`` after ``within`` s."""
+    address = address.upper()
+    seen: asyncio.Future[BLEDevice] = asyncio.get_running_loop().create_future()
+
+    def on_advertisement(device: BLEDevice, _: AdvertisementData) -> None:
+        if not seen.done() and device.address.upper() == address:
+            seen.set_result(device)
+
+    try:
+        async with asyncio.timeout(within), transport.scanner(on_advertisement):
+            return await seen
+    except TimeoutError as error:
+        raise ConnectTimeoutError(f"{address} did not advertise within {within:g} s") from error
+
+
+async def pair_device(
+    transport: Transport, store: Store, address: str, *, scan_timeout: float
+) -> DeviceRecord:
+    """Pair (the transport's agent answers passkey or comparison) and record the device.
+
+    Reading the History Status afterwards proves that the new bond opens the protected
+    characteristics before anything is recorded.
+    """
+    device = await wait_for_advertising(transport, address, scan_timeout)
+    async with transport.client(device, timeout=scan_timeout) as client:
+        await client.pair()
+        watch = WatchClient(client)
+        await watch.read_status()
+        info = await watch.read_device_info()
+    return await asyncio.to_thread(
+        store.add_device,
+        device.address.upper(),
+        name=device.name,
+        model=info.model,
+        serial=info.serial,
+        firmware=info.firmware,
+    )

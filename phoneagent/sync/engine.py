@@ -1,0 +1,396 @@
+"""The per-device sync state machine: advertising -> connect -> encrypt -> configure ->
+backfill -> live -> (disconnect) -> back-off -> advertising ...
+
+Exactly-once rests on three rules:
+
+1. every REPORT starts at the store's cursor (``Store.next_seq``), never at the watch's view;
+2. received batches are stored with ``store_batch`` (idempotent by (device, seq), one
+   transaction per group), and DELETE_UP_TO is sent only after that commit returned, and
+   only up to the cursor the commit produced;
+3. every seq in a REPORT's range is accounted for in the store: a record, a gap the
+   watch reported, a seq the watch never assigned, or a record of an opted-out metric
+   dropped here. So the cursor always moves, and a loss is always visible as a gap.
+
+A disconnect or crash anywhere therefore repeats records (ignored as duplicates) but
+never loses one, since the watch frees nothing the store has not committed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import random
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, TypeVar
+
+from bleak.exc import BleakError
+
+from phoneagent.store import AsyncStore, Gap, StoreResult
+from phoneagent.sync.discovery import wait_for_advertising
+from phoneagent.sync.preferences import SyncPreferences
+from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
+from phoneagent.transport import PairingLostError, Transport
+from protocol import history
+from protocol.errors import ProtocolError
+from protocol.history import HistoryResponse, HistoryResult, HistoryStatus
+from protocol.metrics import Metric, Sample
+
+T = TypeVar("T")
+
+# Gap reasons: why a seq will never be stored as a sample.
+DROPPED = "dropped on watch"  # the watch reported the loss (full history, wiped, freed)
+NOT_ASSIGNED = "not assigned"  # the watch skipped the seq: no sample ever had it
+OPTED_OUT = "opted out"  # a record of an opted-out metric, discarded before storage
+
+# Samples decoded and committed together: one transaction amortises the fsync, and
+# bounds what is held in memory between the radio and the disk.
+DEFAULT_GROUP_SAMPLES = 8192
+
+
+class SyncState(enum.StrEnum):
+    WAITING = "waiting for advertising"
+    CONNECTING = "connecting"
+    CONFIGURING = "configuring"
+    BACKFILL = "backfilling"
+    LIVE = "live"
+    BACKOFF = "backing off"
+    PAIRING_LOST = "pairing lost, run pair again"
+    STOPPED = "stopped"
+
+
+class LinkLostError(BleakError):
+    """The watch disconnected in the middle of a conversation."""
+
+
+@dataclass(frozen=True, slots=True)
+class Committed:
+    """One group the store has committed, reported before it is acknowledged to the watch."""
+
+    device: str
+    result: StoreResult
+    samples: tuple[Sample, ...]
+    newest_seq: int  # the watch's newest seq as last heard: progress = cursor / newest
+
+
+class SyncObserver:
+    """Hooks for a UI (progress bars, live values). The defaults do nothing."""
+
+    def state_changed(self, device: str, state: SyncState, detail: str) -> None:
+        """Called on every state transition; ``detail`` says why (an error, a count)."""
+
+    async def committed(self, commit: Committed) -> None:
+        """Runs after a commit and before its acknowledgement: an exception here aborts
+        the session with the records stored but not acknowledged."""
+
+
+@dataclass
+class Backoff:
+    """Jittered exponential back-off: delay n is uniform in [d/2, d], d = initial * factor**n."""
+
+    initial: float = 1.0
+    maximum: float = 60.0
+    factor: float = 2.0
+    rng: random.Random = field(default_factory=random.Random)
+    attempt: int = 0
+
+    def next_delay(self) -> float:
+        ceiling = min(self.maximum, self.initial * self.factor**self.attempt)
+        self.attempt += 1
+        return self.rng.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> None:
+        self.attempt = 0
+
+
+@dataclass(frozen=True, slots=True)
+class _Group:
+    samples: list[Sample]
+    gaps: list[Gap]
+
+
+class _Stream:
+    """Batches of one REPORT, decoded in groups; tracks which seqs are accounted for."""
+
+    def __init__(self, from_seq: int, opted_out: frozenset[Metric], group_samples: int) -> None:
+        self.expected = from_seq
+        self._opted_out = opted_out
+        self._inbox: list[bytes] = []
+        self._inbox_samples = 0
+        self._group_samples = group_samples
+        self.ready = asyncio.Event()
+
+    def add(self, raw: bytes) -> None:
+        self._inbox.append(raw)
+        self._inbox_samples += len(raw) // 6  # an estimate is enough to size groups
+        if self._inbox_samples >= self._group_samples:
+            self.ready.set()
+
+    def take(self, final_seq: int | None = None) -> _Group:
+        """Decode everything received; ``final_seq`` closes the range at the REPORT's end."""
+        inbox, self._inbox, self._inbox_samples = self._inbox, [], 0
+        self.ready.clear()
+        samples: list[Sample] = []
+        gaps: list[Gap] = []
+        for raw in inbox:
+            try:
+                batch = history.decode_batch(raw)
+            except ProtocolError as error:
+                raise WatchProtocolError(str(error)) from error
+            entries = batch.entries
+            first = entries[0]
+            first_seq = first.first_seq if isinstance(first, history.Gap) else first.seq
+            contiguous = batch.last_seq - first_seq + 1 == len(entries)
+            if first_seq == self.expected and contiguous and self._plain(entries):
+                samples.extend(entries)  # type: ignore[arg-type]  # _plain checked: all Samples
+                self.expected = batch.last_seq + 1
+                continue
+            for entry in entries:
+                self._account(entry, samples, gaps)
+        if final_seq is not None and final_seq >= self.expected:
+            _add_gap(gaps, self.expected, final_seq, NOT_ASSIGNED)
+            self.expected = final_seq + 1
+        return _Group(samples, gaps)
+
+    def _plain(self, entries: tuple[history.Entry, ...]) -> bool:
+        opted = self._opted_out
+        return all(isinstance(e, Sample) and e.metric not in opted for e in entries)
+
+    def _account(self, entry: history.Entry, samples: list[Sample], gaps: list[Gap]) -> None:
+        if isinstance(entry, history.Gap):
+            first, last = entry.first_seq, entry.last_seq
+        else:
+            first = last = entry.seq
+        if first < self.expected:
+            raise WatchProtocolError(f"seq {first} arrived after seq {self.expected - 1}")
+        if first > self.expected:
+            _add_gap(gaps, self.expected, first - 1, NOT_ASSIGNED)
+        if isinstance(entry, history.Gap):
+            _add_gap(gaps, first, last, DROPPED)
+        elif entry.metric in self._opted_out:
+            _add_gap(gaps, first, last, OPTED_OUT)
+        else:
+            samples.append(entry)
+        self.expected = last + 1
+
+
+def _add_gap(gaps: list[Gap], first: int, last: int, reason: str) -> None:
+    """Append, merging with the previous gap when it has the same reason and touches."""
+    if gaps and gaps[-1].reason == reason and gaps[-1].last_seq + 1 == first:
+        gaps[-1] = Gap(gaps[-1].first_seq, last, reason)
+    else:
+        gaps.append(Gap(first, last, reason))
+
+
+def _local_now() -> datetime:
+    return datetime.now().astimezone()
+
+
+class DeviceSync:
+    """Syncs one paired watch; ``run`` forever (the daemon) or ``sync_once`` (the CLI)."""
+
+    def __init__(
+        self,
+        address: str,
+        transport: Transport,
+        store: AsyncStore,
+        preferences: SyncPreferences,
+        *,
+        observer: SyncObserver | None = None,
+        backoff: Backoff | None = None,
+        connect_timeout: float = 20.0,
+        idle_timeout: float = 15.0,
+        clock: Callable[[], datetime] = _local_now,
+        group_samples: int = DEFAULT_GROUP_SAMPLES,
+    ) -> None:
+        self.address = address.upper()
+        self._transport = transport
+        self._store = store
+        self._preferences = preferences
+        self._observer = observer or SyncObserver()
+        self.backoff = backoff or Backoff()
+        self._connect_timeout = connect_timeout
+        self._idle_timeout = idle_timeout
+        self._clock = clock
+        self._group_samples = group_samples
+        self.state = SyncState.STOPPED
+        self.cursor = 0
+        self.newest_seq = 0
+        self._acked = -1
+        self._stream: _Stream | None = None
+        self._records_available = asyncio.Event()
+
+    def _set(self, state: SyncState, detail: str = "") -> None:
+        self.state = state
+        self._observer.state_changed(self.address, state, detail)
+
+    # --- entry points ---------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Keep the watch synced until cancelled; returns only when the pairing is lost."""
+        try:
+            while True:
+                try:
+                    await self._session(live=True, scan_timeout=None)
+                except PairingLostError as error:
+                    self._set(SyncState.PAIRING_LOST, str(error))
+                    return
+                except (BleakError, TimeoutError, ProtocolError) as error:
+                    delay = self.backoff.next_delay()
+                    self._set(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
+                    await asyncio.sleep(delay)
+        finally:
+            if self.state is not SyncState.PAIRING_LOST:
+                self._set(SyncState.STOPPED)
+
+    async def sync_once(self, *, scan_timeout: float) -> int:
+        """Connect, backfill up to the watch's newest seq, disconnect; returns the cursor.
+
+        Errors propagate: ``ConnectTimeoutError`` if the watch does not advertise within
+        ``scan_timeout``, ``PairingLostError``, ``BleakError`` for a lost link.
+        """
+        try:
+            await self._session(live=False, scan_timeout=scan_timeout)
+        except PairingLostError as error:
+            self._set(SyncState.PAIRING_LOST, str(error))
+            raise
+        self._set(SyncState.STOPPED)
+        return self.cursor
+
+    # --- one connection -------------------------------------------------------------
+
+    async def _session(self, *, live: bool, scan_timeout: float | None) -> None:
+        self._set(SyncState.WAITING)
+        device = await wait_for_advertising(self._transport, self.address, scan_timeout)
+        self._set(SyncState.CONNECTING)
+        lost = asyncio.Event()
+        client = self._transport.client(
+            device, lambda _: lost.set(), timeout=self._connect_timeout
+        )
+        await client.connect()
+        try:
+            watch = WatchClient(client, idle_timeout=self._idle_timeout)
+            await _unless(lost, self._converse(watch, device.name, live), self.address)
+        finally:
+            self._stream = None
+            with contextlib.suppress(BleakError):
+                await client.disconnect()
+
+    async def _converse(self, watch: WatchClient, name: str | None, live: bool) -> None:
+        status = await watch.read_status()  # the first protected read: encrypts from the bond
+        self.newest_seq = status.newest_seq
+        self._set(SyncState.CONFIGURING)
+        info = await watch.read_device_info()
+        await asyncio.to_thread(
+            self._store.store.add_device,
+            self.address,
+            name=name,
+            model=info.model,
+            serial=info.serial,
+            firmware=info.firmware,
+        )
+        await watch.set_clock(self._clock())
+        await self._configure(watch)
+        self.cursor = await self._store.next_seq(self.address)
+        self._acked = self.cursor - 1
+        await watch.subscribe_history(self._on_batch, self._on_status)
+        self._set(SyncState.BACKFILL, f"from seq {self.cursor} to {status.newest_seq}")
+        target = status.newest_seq
+        while self.cursor <= target:
+            if (await self._pull(watch)).result is HistoryResult.NO_RECORDS:
+                break
+        self.backoff.reset()
+        if not live:
+            return
+        self._set(SyncState.LIVE)
+        while True:
+            if self.newest_seq < self.cursor:
+                self._records_available.clear()
+                await self._records_available.wait()
+            await self._pull(watch)
+
+    async def _configure(self, watch: WatchClient) -> None:
+        """Profile and consent reach the watch before any new record is taken."""
+        if self._preferences.profile is not None:
+            await watch.write_profile(self._preferences.profile)
+        current = await watch.read_metric_settings()
+        wanted = self._preferences.wanted_settings(current)
+        if wanted != current:
+            await watch.write_metric_settings(wanted)
+
+    # --- history --------------------------------------------------------------------
+
+    def _on_batch(self, raw: bytes) -> None:
+        if self._stream is not None:
+            self._stream.add(raw)
+
+    def _on_status(self, status: HistoryStatus) -> None:
+        self.newest_seq = max(self.newest_seq, status.newest_seq)
+        if status.newest_seq >= self.cursor:
+            self._records_available.set()
+
+    async def _pull(self, watch: WatchClient) -> HistoryResponse:
+        """One REPORT from the cursor: store as groups arrive, acknowledge at the end."""
+        stream = _Stream(self.cursor, self._preferences.opted_out, self._group_samples)
+        self._stream = stream
+        report = asyncio.ensure_future(watch.report(self.cursor))
+        try:
+            while not report.done():
+                ready = asyncio.ensure_future(stream.ready.wait())
+                await asyncio.wait({report, ready}, return_when=asyncio.FIRST_COMPLETED)
+                ready.cancel()
+                if stream.ready.is_set():
+                    await self._commit(stream.take())
+            response = report.result()
+        finally:
+            self._stream = None
+            report.cancel()
+        if response.result is HistoryResult.SUCCESS:
+            await self._commit(stream.take(final_seq=response.value))
+        elif response.result is HistoryResult.NO_RECORDS:
+            await self._commit(stream.take())
+            await self._account_missing(watch)
+        elif response.result is HistoryResult.BUSY:
+            await watch.abort()  # a REPORT we no longer listen to; the next pull restarts
+        else:
+            await self._commit(stream.take())
+            raise WatchProtocolError(f"{self.address}: REPORT ended with {response.result.name}")
+        if self.cursor - 1 > self._acked:
+            await watch.delete_up_to(self.cursor - 1)
+            self._acked = self.cursor - 1
+        return response
+
+    async def _account_missing(self, watch: WatchClient) -> None:
+        """Nothing at or after the cursor, yet the watch assigned seqs there: they are gone."""
+        status = await watch.read_status()
+        self.newest_seq = max(self.newest_seq, status.newest_seq)
+        if status.newest_seq >= self.cursor:
+            await self._commit(_Group([], [Gap(self.cursor, status.newest_seq, DROPPED)]))
+
+    async def _commit(self, group: _Group) -> None:
+        if not group.samples and not group.gaps:
+            return
+        result = await self._store.store_batch(self.address, group.samples, group.gaps)
+        self.cursor = result.next_seq
+        await self._observer.committed(
+            Committed(self.address, result, tuple(group.samples), self.newest_seq)
+        )
+
+
+async def _unless(lost: asyncio.Event, work: Coroutine[Any, Any, T], address: str) -> T:
+    """Run ``work`` unless the link drops first; then cancel it and raise ``LinkLostError``."""
+    task = asyncio.ensure_future(work)
+    dropped = asyncio.ensure_future(lost.wait())
+    try:
+        await asyncio.wait({task, dropped}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        dropped.cancel()
+        if not task.done():
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+    if task.cancelled() or (lost.is_set() and task.exception() is not None):
+        raise LinkLostError(f"{address} disconnected")
+    return task.result()

@@ -1,0 +1,215 @@
+"""Our GATT profile as typed calls over one connected ``BleakClient``.
+
+The engine never touches UUIDs or bytes: it asks this wrapper to read device info, set
+the clock, push settings and run history-control-point requests. Control-point answers
+arrive as indications; each request waits for the response naming its opcode.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, TypeVar, cast
+
+from bleak import BleakClient
+from bleak.backends.characteristic import BleakGATTCharacteristic
+from bleak.exc import BleakError
+
+from protocol import uuids
+from protocol.current_time import AdjustReason, CurrentTime, LocalTimeInformation
+from protocol.device_info import STRING_CHARACTERISTICS, DeviceInfoString
+from protocol.errors import ProtocolError
+from protocol.heart_rate import HeartRateMeasurement
+from protocol.history import HistoryOpcode, HistoryRequest, HistoryResponse, HistoryStatus
+from protocol.settings import MetricSettings, UserProfile
+
+T = TypeVar("T")
+
+# How long a request may go without any sign of life from the watch (a response, or a
+# records notification while a REPORT streams) before the link is considered dead.
+DEFAULT_IDLE_TIMEOUT = 15.0
+
+
+class WatchProtocolError(BleakError):
+    """The watch answered something our profile does not allow (bad bytes, wrong reply)."""
+
+
+@dataclass(frozen=True, slots=True)
+class DeviceInfo:
+    """Device Information strings; a string the watch does not publish is None."""
+
+    manufacturer: str | None
+    model: str | None
+    serial: str | None
+    firmware: str | None
+
+
+class WatchClient:
+    """History sync, settings and clock on a connected, bonded watch."""
+
+    def __init__(self, client: BleakClient, *, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
+        self.client = client
+        self.idle_timeout = idle_timeout
+        self._pending: dict[HistoryOpcode, asyncio.Future[HistoryResponse]] = {}
+        # Bumped by every records notification: a streaming REPORT is alive.
+        self._activity = asyncio.Event()
+        self._subscribed = False
+
+    @property
+    def address(self) -> str:
+        return self.client.address.upper()
+
+    # --- plain reads and writes ----------------------------------------------------
+
+    async def _read(self, uuid: str) -> bytes:
+        return bytes(await self.client.read_gatt_char(uuid))
+
+    async def read_device_info(self) -> DeviceInfo:
+        """Open characteristics: readable before encryption, so pairing can name the device."""
+        found = {c.uuid for s in self.client.services for c in s.characteristics}
+
+        async def text(uuid: str) -> str | None:
+            if uuid not in found:
+                return None
+            raw = await self._read(uuid)
+            return _decode(lambda: DeviceInfoString.decode(raw, STRING_CHARACTERISTICS[uuid])).text
+
+        return DeviceInfo(
+            await text(uuids.MANUFACTURER_NAME),
+            await text(uuids.MODEL_NUMBER),
+            await text(uuids.SERIAL_NUMBER),
+            await text(uuids.FIRMWARE_REVISION),
+        )
+
+    async def read_status(self) -> HistoryStatus:
+        """Authenticated: on a bonded Bumble link this read is what triggers encryption."""
+        raw = await self._read(uuids.HISTORY_STATUS)
+        return _decode(lambda: HistoryStatus.decode(raw))
+
+    async def set_clock(self, now: datetime) -> None:
+        """Local time zone first, then the wall clock, so the watch never mixes old and new."""
+        zone = LocalTimeInformation.from_datetime(now)
+        await self.client.write_gatt_char(uuids.LOCAL_TIME_INFORMATION, zone.encode(), True)
+        current = CurrentTime.from_datetime(now, AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE)
+        await self.client.write_gatt_char(uuids.CURRENT_TIME, current.encode(), True)
+
+    async def read_metric_settings(self) -> MetricSettings:
+        raw = await self._read(uuids.METRIC_SETTINGS)
+        return _decode(lambda: MetricSettings.decode(raw))
+
+    async def write_metric_settings(self, settings: MetricSettings) -> None:
+        await self.client.write_gatt_char(uuids.METRIC_SETTINGS, settings.encode(), True)
+
+    async def write_profile(self, profile: UserProfile) -> None:
+        await self.client.write_gatt_char(uuids.USER_PROFILE, profile.encode(), True)
+
+    # --- subscriptions -------------------------------------------------------------
+
+    async def subscribe_history(
+        self, on_batch: Callable[[bytes], None], on_status: Callable[[HistoryStatus], None]
+    ) -> None:
+        """Records, Status and the Control Point; ``on_batch`` gets raw packed batches.
+
+        Batches stay undecoded here: the engine decodes them in groups, off the hot path
+        of notification delivery.
+        """
+
+        def records(_: BleakGATTCharacteristic, data: bytearray) -> None:
+            self._activity.set()
+            on_batch(bytes(data))
+
+        def status(_: BleakGATTCharacteristic, data: bytearray) -> None:
+            try:
+                value = HistoryStatus.decode(bytes(data))
+            except ProtocolError:
+                return  # a garbled hint only delays live flow; the next one corrects it
+            on_status(value)
+
+        await self.client.start_notify(uuids.HISTORY_CONTROL_POINT, self._on_response)
+        await self.client.start_notify(uuids.HISTORY_RECORDS, records)
+        await self.client.start_notify(uuids.HISTORY_STATUS, status)
+        self._subscribed = True
+
+    async def subscribe_heart_rate(self, on_bpm: Callable[[int], None]) -> None:
+        """Live SIG heart rate, for display only: the history stream is the record."""
+
+        def measurement(_: BleakGATTCharacteristic, data: bytearray) -> None:
+            try:
+                on_bpm(HeartRateMeasurement.decode(bytes(data)).bpm)
+            except ProtocolError:
+                return
+
+        await self.client.start_notify(uuids.HEART_RATE_MEASUREMENT, measurement)
+
+    def _on_response(self, _: BleakGATTCharacteristic, data: bytearray) -> None:
+        try:
+            response = HistoryResponse.decode(bytes(data))
+        except ProtocolError as error:
+            for future in self._pending.values():
+                if not future.done():
+                    future.set_exception(WatchProtocolError(str(error)))
+            return
+        waiting = self._pending.get(response.request)
+        if waiting is not None and not waiting.done():
+            waiting.set_result(response)
+
+    # --- history control point -----------------------------------------------------
+
+    async def request(self, request: HistoryRequest) -> HistoryResponse:
+        """Write one request and wait for its response.
+
+        The wait ends early with ``TimeoutError`` only if the watch is silent (no response
+        and no records) for ``idle_timeout`` seconds: a long REPORT keeps it alive.
+        """
+        if not self._subscribed:
+            raise RuntimeError("subscribe_history() must run before control-point requests")
+        if request.opcode in self._pending:
+            raise RuntimeError(f"a {request.opcode.name} request is already waiting")
+        future: asyncio.Future[HistoryResponse] = asyncio.get_running_loop().create_future()
+        self._pending[request.opcode] = future
+        try:
+            self._activity.clear()
+            await self.client.write_gatt_char(
+                uuids.HISTORY_CONTROL_POINT, request.encode(), response=True
+            )
+            while True:
+                activity: asyncio.Future[Any] = asyncio.ensure_future(self._activity.wait())
+                try:
+                    done, _ = await asyncio.wait(
+                        {cast("asyncio.Future[Any]", future), activity},
+                        timeout=self.idle_timeout,
+                        return_when=asyncio.FIRST_COMPLETED,
+                    )
+                finally:
+                    activity.cancel()
+                if future in done:
+                    return future.result()
+                if not done:
+                    raise TimeoutError(
+                        f"{self.address}: no answer to {request.opcode.name} for "
+                        f"{self.idle_timeout:g} s"
+                    )
+                self._activity.clear()
+        finally:
+            del self._pending[request.opcode]
+
+    async def report(self, from_seq: int) -> HistoryResponse:
+        return await self.request(HistoryRequest(HistoryOpcode.REPORT, from_seq))
+
+    async def count(self, from_seq: int) -> int:
+        return (await self.request(HistoryRequest(HistoryOpcode.COUNT, from_seq))).value
+
+    async def abort(self) -> HistoryResponse:
+        return await self.request(HistoryRequest(HistoryOpcode.ABORT))
+
+    async def delete_up_to(self, seq: int) -> HistoryResponse:
+        return await self.request(HistoryRequest(HistoryOpcode.DELETE_UP_TO, seq))
+
+
+def _decode(decode: Callable[[], T]) -> T:
+    try:
+        return decode()
+    except ProtocolError as error:
+        raise WatchProtocolError(str(error)) from error

@@ -1,0 +1,79 @@
+"""Where the watch's radio comes from: a LocalLink, a Bumble HCI transport, or BlueZ.
+
+The app asks for a fresh started peripheral at every boot and after every out-of-range
+spell, so a radio is a factory rather than one peripheral.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Protocol
+
+from bumble.link import LocalLink
+
+from protocol.profile import PROFILE
+from watchsim.peripheral.bless_adapter import BlessPeripheral
+from watchsim.peripheral.bumble_adapter import open_peripheral, start_on_link
+from watchsim.peripheral.port import PairingDisplay, PairingMode, Peripheral
+
+
+class Radio(Protocol):
+    # The watch's identity address once a peripheral was opened ("" if the stack hides it).
+    address: str
+
+    async def open(self, display: PairingDisplay) -> Peripheral:
+        """A started peripheral with the profile published, not yet advertising."""
+        ...
+
+
+class LinkRadio:
+    """A virtual controller on an in-process LocalLink (tests, the in-process demo)."""
+
+    def __init__(self, link: LocalLink, state_dir: Path, name: str, mode: PairingMode) -> None:
+        self._link, self._state_dir, self._name, self._mode = link, state_dir, name, mode
+        self.address = ""
+
+    async def open(self, display: PairingDisplay) -> Peripheral:
+        peripheral = await start_on_link(
+            self._link,
+            self._state_dir,
+            name=self._name,
+            mode=self._mode,
+            display=display,
+            advertise=False,
+        )
+        self.address = peripheral.address
+        return peripheral
+
+
+class TransportRadio:
+    """Any Bumble HCI transport: the loopback air (tcp-client:HOST:PORT), usb:0, ..."""
+
+    def __init__(self, transport: str, state_dir: Path, name: str, mode: PairingMode) -> None:
+        self._transport, self._state_dir, self._name, self._mode = transport, state_dir, name, mode
+        self.address = ""
+
+    async def open(self, display: PairingDisplay) -> Peripheral:
+        peripheral = await open_peripheral(
+            self._transport,
+            self._state_dir,
+            name=self._name,
+            mode=self._mode,
+            display=display,
+            advertise=False,
+        )
+        self.address = peripheral.address
+        return peripheral
+
+
+class BlueZRadio:
+    """A Linux adapter through BlueZ; BlueZ's own agent shows the passkey."""
+
+    def __init__(self, adapter: str, name: str) -> None:
+        self._adapter, self._name = adapter, name
+        self.address = ""
+
+    async def open(self, display: PairingDisplay) -> Peripheral:
+        peripheral = BlessPeripheral(self._adapter, self._name)
+        await peripheral.start(PROFILE)
+        return peripheral

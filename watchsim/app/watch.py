@@ -1,0 +1,565 @@
+"""The watch application: binds the model, the on-watch history and a peripheral.
+
+Lifetimes, from longest to shortest:
+- the wearer and the clock (model, virtual clock): the whole process, across reboots;
+- a boot (history handle, settings, relay screens): until reboot or factory reset;
+- a radio session (peripheral, services bound to it): until out of range or reboot.
+Measuring goes on while the radio is away, so the history has work for the next sync.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import os
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final
+
+from protocol import uuids
+from protocol.current_time import AdjustReason, CurrentTime, DstOffset, LocalTimeInformation
+from protocol.device_info import DeviceInfoString, PnpId, VendorIdSource
+from protocol.heart_rate import BodySensorLocation, HeartRateControlPoint
+from protocol.metrics import Metric
+from protocol.profile import ADVERTISED_SERVICE_UUIDS
+from protocol.pulse_oximeter import PlxFeature, PlxFeatures
+from protocol.settings import SettingsOpcode
+from watchsim.app.history_service import HistoryService
+from watchsim.app.live import (
+    DEMO,
+    TEMPERATURE_TYPE,
+    LiveValues,
+    Push,
+    activity_summary,
+    current_time,
+    local_datetime,
+)
+from watchsim.app.radios import Radio
+from watchsim.app.relays import Relays
+from watchsim.app.settings_service import SettingsService, SettingsStore
+from watchsim.history import DEFAULT_CAPACITY, History
+from watchsim.model import (
+    EventKind,
+    ModelEvent,
+    RadioState,
+    Scenario,
+    ScriptedEvent,
+    VirtualClock,
+    WatchModel,
+    load_builtin,
+)
+from watchsim.peripheral.port import (
+    AttError,
+    AttErrorCode,
+    Connected,
+    Disconnected,
+    PairingMode,
+    Peer,
+    Peripheral,
+    PeripheralEvent,
+)
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_SCENARIO: Final = "default-day"
+HISTORY_DIR: Final = "history"
+BONDS_FILE: Final = "bonds.json"  # where the Bumble adapter keeps bonds (factory reset)
+SERIAL_FILE: Final = "serial"
+# Pace of the model loop in real seconds: at most one step per simulated second, and
+# no faster than this so that --speed 3600 does not spin.
+MIN_TICK_S: Final = 0.2
+BACKFILL_CHUNK_S: Final = 3600
+PUSH_TIMEOUT_S: Final = 5.0
+EVENT_LOG_LINES: Final = 12
+_FOREVER_S: Final = 365 * 86_400
+MANUFACTURER: Final = "watchsync project"
+MODEL_NUMBER: Final = "WatchSim 1"
+FIRMWARE: Final = "1.0.0"
+# pid.codes (USB vendor 0x1209) test product id: free to use, claims no real vendor.
+PNP_ID: Final = PnpId(VendorIdSource.USB_IMPLEMENTERS_FORUM, 0x1209, 0x0001, 0x0100)
+
+
+class WatchError(Exception):
+    """The watch cannot start or act; the message is meant for the person running it."""
+
+
+@dataclass(frozen=True)
+class WatchConfig:
+    state_dir: Path
+    name: str = "WatchSim"
+    seed: int = 1
+    scenario: Scenario | None = None  # None: the built-in default day
+    speed: float = 1.0
+    start_time: float | None = None  # UTC seconds; None: now
+    utc_offset_s: int = 0
+    backfill_s: int = 0  # simulated past to pre-fill a fresh history with
+    pairing: PairingMode = PairingMode.PASSKEY
+    history_capacity: int = DEFAULT_CAPACITY
+
+
+class _DrivenModel(WatchModel):
+    """The model plus what the control channel can do to the wearer right now."""
+
+    def inject(self, kind: EventKind, duration_s: int = 0, level: int | None = None) -> None:
+        """As if the scenario scripted ``kind`` for the next simulated second."""
+        self._fire(self._t + 1, ScriptedEvent(0, kind, duration_s, level))
+        self._next_change = self._t + 1
+
+    def put_on_wrist(self) -> None:
+        self._off_until = min(self._off_until, self._t + 1)
+        self._next_change = self._t + 1
+
+
+@dataclass
+class _Session:
+    """One radio session: the peripheral and the services bound to it."""
+
+    peripheral: Peripheral
+    history: HistoryService
+    peers: dict[str, Peer] = field(default_factory=dict)
+
+
+class WatchApp:
+    def __init__(self, config: WatchConfig, radio: Radio) -> None:
+        self.config = config
+        self.radio = radio
+        self.clock = VirtualClock(
+            config.start_time, speed=config.speed, utc_offset_s=config.utc_offset_s
+        )
+        start = int(self.clock.now())
+        self.model = _DrivenModel(
+            config.scenario or load_builtin(DEFAULT_SCENARIO),
+            seed=config.seed,
+            start=start - config.backfill_s,
+            utc_offset_s=config.utc_offset_s,
+        )
+        self._store = SettingsStore(config.state_dir)
+        self.history: History | None = None
+        self.relays = Relays(self.log)
+        self.live = LiveValues()
+        self.passkey: int | None = None
+        self._passkey_shown = asyncio.Event()
+        self.passkey_listeners: list[Callable[[int], None]] = []
+        self.log_listeners: list[Callable[[str], None]] = []
+        self.events: deque[str] = deque(maxlen=EVENT_LOG_LINES)
+        self.back_in_range_at: float | None = None
+        self.booting = False
+        self._session: _Session | None = None
+        self._lock = asyncio.Lock()
+        self._ticker: asyncio.Task[None] | None = None
+        self._away: asyncio.Task[None] | None = None
+        self._chores: set[asyncio.Task[None]] = set()
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Open the state dir, backfill a fresh history, power the radio, start measuring."""
+        self._open_state_dir()
+        self._boot_storage()
+        history = self._history()
+        if self.config.backfill_s and history.next_seq == 1:
+            await self._backfill()
+        else:
+            self.model.set_time(int(self.clock.now()))
+        async with self._lock:
+            await self._radio_up()
+        self._ticker = asyncio.create_task(self._tick_forever(), name="watch-model")
+        self.log(f"{self.config.name} started ({self.config.pairing.value} pairing)")
+
+    async def stop(self) -> None:
+        tasks = [t for t in (self._ticker, self._away, *self._chores) if t is not None]
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        async with self._lock:
+            await self._radio_down()
+            if self.history is not None:
+                self.history.close()
+                self.history = None
+
+    async def reboot(self) -> None:
+        """Restart the app from the state dir: history, settings and bonds survive."""
+        await self._cancel_away()
+        async with self._lock:
+            self.booting = True
+            self.log("rebooting")
+            await self._radio_down()
+            self._history().close()
+            self._boot_storage()
+            await self._radio_up()
+            self.booting = False
+        self.log("rebooted")
+
+    async def factory_reset(self) -> None:
+        """Wipe history, settings, profile and bonds, then reboot."""
+        await self._cancel_away()
+        async with self._lock:
+            self.booting = True
+            self.log("factory reset")
+            await self._radio_down()
+            history = self._history()
+            history.wipe()
+            history.close()
+            self._store.delete()
+            (self.config.state_dir / BONDS_FILE).unlink(missing_ok=True)
+            self._boot_storage()
+            await self._radio_up()
+            self.booting = False
+
+    async def out_of_range(self, seconds: int) -> None:
+        """Drop every connection and stop advertising for ``seconds`` of simulated time."""
+        await self._cancel_away()
+        async with self._lock:
+            await self._radio_down()
+        self.back_in_range_at = self.clock.now() + seconds
+        self.log(f"out of range for {seconds // 60} min")
+        self._away = asyncio.create_task(self._come_back(), name="watch-out-of-range")
+
+    def off_wrist(self, seconds: int = _FOREVER_S) -> None:
+        self.model.inject(EventKind.OFF_WRIST, duration_s=seconds)
+
+    def on_wrist(self) -> None:
+        self.model.put_on_wrist()
+        self.log("back on wrist")
+
+    def battery_low(self, level: int) -> None:
+        self.model.inject(EventKind.BATTERY_LOW, level=level)
+
+    def log(self, line: str) -> None:
+        stamp = local_datetime(self.clock.now(), self.clock.utc_offset_s).strftime("%H:%M:%S")
+        self.events.appendleft(f"{stamp} {line}")
+        logger.info("%s", line)
+        for listener in tuple(self.log_listeners):
+            listener(line)
+
+    def _history(self) -> History:
+        if self.history is None:
+            raise WatchError("the watch is not running")
+        return self.history
+
+    def _open_state_dir(self) -> None:
+        state_dir = self.config.state_dir
+        try:
+            state_dir.mkdir(parents=True, exist_ok=True)
+            probe = state_dir / ".write-test"
+            probe.write_bytes(b"")
+            probe.unlink()
+        except OSError as error:
+            raise WatchError(f"state dir {state_dir} is not writable: {error}") from None
+
+    def _boot_storage(self) -> None:
+        self.history = History(
+            self.config.state_dir / HISTORY_DIR, capacity=self.config.history_capacity
+        )
+        self._store.load_into(self.model)
+        self.relays = Relays(self.log)
+        self.live = LiveValues()
+
+    def serial_number(self) -> str:
+        path = self.config.state_dir / SERIAL_FILE
+        if not path.exists():
+            path.write_text(os.urandom(6).hex().upper())
+        return path.read_text().strip()
+
+    async def _backfill(self) -> None:
+        """Generate the simulated past quickly, yielding between chunks."""
+        history = self._history()
+        self.log(f"backfilling {self.config.backfill_s // 3600} h of history")
+        while (now := int(self.clock.now())) > self.model.now:
+            measured = self.model.advance_to(min(now, self.model.now + BACKFILL_CHUNK_S))
+            history.append(measured)
+            self.model.take_events()  # the past's scripted radio events did not happen live
+            await asyncio.sleep(0)
+        self.log(f"backfill done: {history.count} records")
+
+    # --- the model loop -------------------------------------------------------------------
+
+    async def _tick_forever(self) -> None:
+        while True:
+            async with self._lock:
+                await self._tick()
+            await asyncio.sleep(max(MIN_TICK_S, self.clock.real_seconds_until(self.model.now + 1)))
+
+    async def _tick(self) -> None:
+        measured = self.model.advance_to(int(self.clock.now()))
+        if measured:
+            self._history().append(measured)
+        pushes = self.live.step(self.model.state(), measured, self.clock.utc_offset_s)
+        for push in pushes:
+            await self._push(push)
+        for event in self.model.take_events():
+            self._on_model_event(event)
+
+    async def _push(self, push: Push) -> None:
+        if self._session is None:
+            return
+        peripheral = self._session.peripheral
+        send = peripheral.indicate if push.indicate else peripheral.notify
+        try:
+            await asyncio.wait_for(send(push.uuid, push.value), PUSH_TIMEOUT_S)
+        except Exception as error:  # a slow or vanished peer must not stop the model
+            logger.warning("could not push %s: %r", push.uuid, error)
+
+    def _on_model_event(self, event: ModelEvent) -> None:
+        kind = event.kind
+        if kind is EventKind.OUT_OF_RANGE:
+            self._chore(self.out_of_range(event.duration_s))
+        elif kind is EventKind.REBOOT:
+            self._chore(self.reboot())
+        elif kind is EventKind.BATTERY_LOW:
+            self.log(f"battery low: {event.level} %")
+        elif kind in (EventKind.OFF_WRIST, EventKind.CHARGE):
+            minutes = "" if event.duration_s >= _FOREVER_S else f" for {event.duration_s // 60} min"
+            self.log(f"{kind.value.replace('_', ' ')}{minutes}")
+        else:
+            self.log(kind.value.replace("_", " "))
+
+    def _chore(self, coroutine: Any) -> None:
+        """Run an action outside the caller (e.g. a reboot asked for from inside a tick)."""
+        task: asyncio.Task[None] = asyncio.create_task(coroutine)
+        self._chores.add(task)
+        task.add_done_callback(self._chore_done)
+
+    def _chore_done(self, task: asyncio.Task[None]) -> None:
+        self._chores.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            logger.error("watch action failed: %r", error)
+
+    # --- radio ------------------------------------------------------------------------------
+
+    async def _radio_up(self) -> None:
+        peripheral = await self.radio.open(self)
+        history = HistoryService(peripheral, self._history())
+        self._session = _Session(peripheral, history)
+        self._bind(peripheral)
+        peripheral.add_listener(self._on_peripheral_event)
+        await peripheral.start_advertising(
+            self.config.name, uuids.APPEARANCE_SMARTWATCH, ADVERTISED_SERVICE_UUIDS
+        )
+        self.model.set_radio(RadioState.ADVERTISING)
+
+    async def _radio_down(self) -> None:
+        session, self._session = self._session, None
+        self.relays.attach(None)
+        self.model.set_radio(RadioState.OFF)
+        if session is not None:
+            await session.history.close()
+            await session.peripheral.stop()
+
+    async def _cancel_away(self) -> None:
+        away, self._away = self._away, None
+        if away is not None and not away.done():
+            away.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await away
+        self.back_in_range_at = None
+
+    async def _come_back(self) -> None:
+        while self.back_in_range_at is not None and self.clock.now() < self.back_in_range_at:
+            await asyncio.sleep(min(1.0, self.clock.real_seconds_until(self.back_in_range_at)))
+        self.back_in_range_at = None
+        async with self._lock:
+            if self._session is None:
+                await self._radio_up()
+        self.log("back in range")
+
+    def _on_peripheral_event(self, event: PeripheralEvent) -> None:
+        session = self._session
+        if session is None:
+            return
+        if isinstance(event, Connected):
+            session.peers[event.peer.address] = event.peer
+            self.model.set_radio(RadioState.CONNECTED)
+            self.log(f"connected: {event.peer.address}")
+        elif isinstance(event, Disconnected):
+            session.peers.pop(event.peer.address, None)
+            self.passkey = None
+            if not session.peers:
+                self.model.set_radio(RadioState.ADVERTISING)
+            self.log(f"disconnected: {event.peer.address} (reason 0x{event.reason:02X})")
+
+    # --- the GATT table -----------------------------------------------------------------------
+
+    def _bind(self, peripheral: Peripheral) -> None:
+        strings = {
+            uuids.MANUFACTURER_NAME: MANUFACTURER,
+            uuids.MODEL_NUMBER: MODEL_NUMBER,
+            uuids.SERIAL_NUMBER: self.serial_number(),
+            uuids.HARDWARE_REVISION: "virtual",
+            uuids.FIRMWARE_REVISION: FIRMWARE,
+            uuids.SOFTWARE_REVISION: FIRMWARE,
+        }
+        for uuid, text in strings.items():
+            value = DeviceInfoString(text).encode()
+            peripheral.set_read_handler(uuid, lambda value=value: value)
+        constants = {
+            uuids.PNP_ID: PNP_ID.encode(),
+            uuids.BODY_SENSOR_LOCATION: BodySensorLocation.WRIST.encode(),
+            uuids.TEMPERATURE_TYPE: TEMPERATURE_TYPE.encode(),
+            uuids.PLX_FEATURES: PlxFeatures(
+                PlxFeature.SPOT_CHECK_TIMESTAMP, measurement_status_support=DEMO
+            ).encode(),
+        }
+        for uuid, value in constants.items():
+            peripheral.set_read_handler(uuid, lambda value=value: value)
+        peripheral.set_read_handler(
+            uuids.BATTERY_LEVEL, lambda: self.live.battery(self.model.state())
+        )
+        peripheral.set_read_handler(
+            uuids.ACTIVITY_SUMMARY,
+            lambda: activity_summary(self.model.state(), self.clock.utc_offset_s),
+        )
+        peripheral.set_read_handler(
+            uuids.CURRENT_TIME, lambda: current_time(self.clock.now(), self.clock.utc_offset_s)
+        )
+        peripheral.set_write_handler(uuids.CURRENT_TIME, self._on_current_time)
+        peripheral.set_read_handler(uuids.LOCAL_TIME_INFORMATION, self._local_time_information)
+        peripheral.set_write_handler(uuids.LOCAL_TIME_INFORMATION, self._on_local_time)
+        peripheral.set_write_handler(uuids.HEART_RATE_CONTROL_POINT, self._on_hr_control)
+        SettingsService(peripheral, self.model, self._store, self._on_settings_control)
+        self.relays.attach(peripheral)
+
+    async def _on_hr_control(self, _peer: Peer, value: bytes) -> None:
+        try:
+            HeartRateControlPoint.decode(value)
+        except ValueError:
+            raise AttError(0x80, "control point value not supported") from None
+        self.live.reset_energy_expended()
+
+    async def _on_current_time(self, _peer: Peer, value: bytes) -> None:
+        """The phone sets the watch clock (local wall time); it keeps running at speed."""
+        offset = self.clock.utc_offset_s
+        zone = datetime.timezone(datetime.timedelta(seconds=offset))
+        moment = CurrentTime.decode(value).to_datetime(zone).timestamp()
+        self.clock.set(moment)
+        self.model.set_time(int(moment))
+        self.log("clock set by phone")
+        if self._session is not None:
+            reason = AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE
+            await self._session.peripheral.notify(
+                uuids.CURRENT_TIME, current_time(moment, offset, reason)
+            )
+
+    def _local_time_information(self) -> bytes:
+        quarters = self.clock.utc_offset_s // 900
+        return LocalTimeInformation(quarters, DstOffset.STANDARD_TIME).encode()
+
+    async def _on_local_time(self, _peer: Peer, value: bytes) -> None:
+        zone = LocalTimeInformation.decode(value).tzinfo()
+        if zone is None:
+            raise AttError(AttErrorCode.VALUE_NOT_ALLOWED, "time zone or DST unknown")
+        offset = zone.utcoffset(None)
+        assert offset is not None  # a fixed-offset zone always has one
+        seconds = int(offset.total_seconds())
+        self.clock.utc_offset_s = seconds
+        self.model.set_utc_offset(seconds)
+
+    async def _on_settings_control(self, opcode: SettingsOpcode) -> None:
+        # After the write is acknowledged: both tear down the link that carried it.
+        if opcode is SettingsOpcode.REBOOT:
+            self._chore(self.reboot())
+        else:
+            self._chore(self.factory_reset())
+
+    # --- PairingDisplay ---------------------------------------------------------------------
+
+    async def show_passkey(self, peer_address: str, passkey: int) -> None:
+        self._show(f"passkey for {peer_address}", passkey)
+
+    async def confirm_number(self, peer_address: str, number: int) -> bool:
+        """Numeric comparison: shown like a passkey, and the wearer always confirms."""
+        self._show(f"confirm number for {peer_address}", number)
+        return True
+
+    def _show(self, what: str, number: int) -> None:
+        self.passkey = number
+        self._passkey_shown.set()
+        self._passkey_shown = asyncio.Event()
+        self.log(f"{what}: {number:06d}")
+        for listener in tuple(self.passkey_listeners):
+            listener(number)
+
+    async def wait_for_passkey(self, timeout_s: float) -> int:
+        """The passkey on screen, or the next one shown within ``timeout_s``."""
+        if self.passkey is not None:
+            return self.passkey
+        shown = self._passkey_shown
+        try:
+            await asyncio.wait_for(shown.wait(), timeout_s)
+        except TimeoutError:
+            raise WatchError(f"no passkey shown within {timeout_s:g} s") from None
+        assert self.passkey is not None
+        return self.passkey
+
+    # --- status -------------------------------------------------------------------------------
+
+    def status(self) -> dict[str, Any]:
+        """Everything the console shows, JSON-ready (also ``watchsim ctl status``)."""
+        state = self.model.state()
+        history = self.history
+        session = self._session
+        offset = self.clock.utc_offset_s
+        last = state.last
+
+        def newest(metric: Metric) -> float | None:
+            sample = last.get(metric)
+            return None if sample is None else sample.raw / metric.scale
+
+        if session is None:
+            radio = "off"
+        elif session.peers:
+            radio = "connected"
+        else:
+            radio = "advertising"
+        return {
+            "name": self.config.name,
+            "address": self.radio.address,
+            "state_dir": str(self.config.state_dir),
+            "clock": local_datetime(self.clock.now(), offset).isoformat(timespec="seconds"),
+            "speed": self.clock.speed,
+            "radio": radio,
+            "booting": self.booting,
+            "back_in_range_at": None
+            if self.back_in_range_at is None
+            else local_datetime(self.back_in_range_at, offset).isoformat(timespec="seconds"),
+            "peers": [
+                {"address": p.address, "bonded": p.bonded, "mtu": p.mtu}
+                for p in (session.peers.values() if session else ())
+            ],
+            "passkey": self.passkey,
+            "activity": state.activity.value,
+            "on_wrist": state.on_wrist,
+            "charging": state.charging,
+            "battery_percent": state.battery_percent,
+            "heart_rate": state.heart_rate if state.on_wrist else None,
+            "spo2": newest(Metric.SPO2),
+            "skin_temperature": newest(Metric.SKIN_TEMPERATURE),
+            "steps_today": state.steps_today,
+            "distance_m": round(state.distance_m_today),
+            "energy_kcal": round(state.energy_kj_today / 4.184),
+            "metrics": {
+                m.key: {
+                    "enabled": self.model.settings(m).enabled,
+                    "interval_s": self.model.settings(m).interval_s,
+                }
+                for m in Metric
+            },
+            "history": None
+            if history is None
+            else {
+                "count": history.count,
+                "oldest_seq": history.oldest_seq,
+                "newest_seq": history.newest_seq,
+                "next_seq": history.next_seq,
+                "capacity": history.capacity,
+                "reporting": session is not None and session.history.reporting,
+            },
+            **self.relays.status(),
+            "events": list(self.events),
+        }
