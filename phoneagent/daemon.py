@@ -16,10 +16,14 @@ from phoneagent.sync import Backoff, DeviceSync, SyncObserver, SyncPreferences, 
 from phoneagent.transport import Transport
 
 
-def paired_devices(store: AsyncStore) -> list[str]:
-    """Devices recorded in the store that also hold a bond: the ones the agent can sync."""
+def paired_devices(store: AsyncStore, transport: Transport) -> list[str]:
+    """The devices to sync: recorded ones, and on a Bumble radio only those we hold a bond for
+    (on BlueZ the operating system keeps the bonds)."""
+    devices = [d.address for d in store.store.list_devices()]
+    if transport.radio is None:
+        return devices
     bonded = set(store.store.list_bonds())
-    return [d.address for d in store.store.list_devices() if d.address in bonded]
+    return [address for address in devices if address in bonded]
 
 
 class Daemon:
@@ -59,7 +63,7 @@ class Daemon:
 
     async def run(self, stop: asyncio.Event) -> dict[str, SyncState]:
         """Sync every paired device until ``stop`` is set; returns each device's last state."""
-        addresses = await asyncio.to_thread(paired_devices, self._store)
+        addresses = await asyncio.to_thread(paired_devices, self._store, self._transport)
         self.syncs = {address: self._sync_for(address) for address in addresses}
         tasks = [
             asyncio.create_task(sync.run(), name=f"sync {address}")

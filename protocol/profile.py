@@ -48,7 +48,7 @@ class ServiceSpec:
     advertised: bool = False
 
 
-R, W, N, I = Property.READ, Property.WRITE, Property.NOTIFY, Property.INDICATE
+R, W, N, IND = Property.READ, Property.WRITE, Property.NOTIFY, Property.INDICATE
 OPEN, AUTH = Security.OPEN, Security.AUTHENTICATED
 
 
@@ -91,7 +91,7 @@ PROFILE: tuple[ServiceSpec, ...] = (
         _chars(
             (uuids.PLX_FEATURES, "PLX Features", R, AUTH),
             (uuids.PLX_CONTINUOUS_MEASUREMENT, "PLX Continuous Measurement", N, AUTH),
-            (uuids.PLX_SPOT_CHECK_MEASUREMENT, "PLX Spot-check Measurement", I, AUTH),
+            (uuids.PLX_SPOT_CHECK_MEASUREMENT, "PLX Spot-check Measurement", IND, AUTH),
         ),
         advertised=True,
     ),
@@ -99,7 +99,7 @@ PROFILE: tuple[ServiceSpec, ...] = (
         uuids.HEALTH_THERMOMETER_SERVICE,
         "Health Thermometer",
         _chars(
-            (uuids.TEMPERATURE_MEASUREMENT, "Temperature Measurement", I, AUTH),
+            (uuids.TEMPERATURE_MEASUREMENT, "Temperature Measurement", IND, AUTH),
             (uuids.TEMPERATURE_TYPE, "Temperature Type", R, AUTH),
             (uuids.INTERMEDIATE_TEMPERATURE, "Intermediate Temperature", N, AUTH),
         ),
@@ -122,7 +122,7 @@ PROFILE: tuple[ServiceSpec, ...] = (
         uuids.HISTORY_SERVICE,
         "History Sync",
         _chars(
-            (uuids.HISTORY_CONTROL_POINT, "History Control Point", W | I, AUTH),
+            (uuids.HISTORY_CONTROL_POINT, "History Control Point", W | IND, AUTH),
             (uuids.HISTORY_RECORDS, "History Records", N, AUTH),
             (uuids.HISTORY_STATUS, "History Status", R | N, AUTH),
         ),

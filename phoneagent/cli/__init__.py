@@ -1,17 +1,70 @@
-"""``phoneagent`` command line. Each subcommand lives in its own module of this package."""
+"""``phoneagent`` command line. Each subcommand lives in its own module of this package.
+
+Exit codes: 0 ok, 1 other error, 2 usage or configuration error, 3 missing or wrong
+database key, 4 device not found or unreachable, 5 pairing lost (pair again).
+"""
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Any
+
 import click
 
+from phoneagent.cli.context import AgentContext, as_cli_error
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+
+class AgentGroup(click.Group):
+    """Turns the failures a user can act on into a message and an exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort):
+            raise
+        except Exception as error:
+            mapped = as_cli_error(error)
+            if mapped is None:
+                raise
+            raise mapped from error
+
+
+@click.group(
+    cls=AgentGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
+    epilog="Exit codes: 0 ok, 1 error, 2 usage/configuration, 3 database key, "
+    "4 device not found or unreachable, 5 pairing lost.",
+)
 @click.version_option(package_name="watchsync")
-def main() -> None:
+@click.option(
+    "--data-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Where the encrypted store lives (default: $XDG_DATA_HOME/phoneagent).",
+)
+@click.option(
+    "--key-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding the database key (else PHONEAGENT_DB_KEY, keyring or a prompt).",
+)
+@click.option(
+    "--transport",
+    "transport",
+    help="loopback:HOST:PORT (the loopback air), bumble:SPEC or bluez[:hciN].",
+)
+@click.pass_context
+def main(
+    ctx: click.Context, data_dir: Path | None, key_file: Path | None, transport: str | None
+) -> None:
     """Phone-side sync agent for BLE smartwatches."""
+    ctx.obj = AgentContext(data_dir, key_file, transport)
 
 
-@main.command()
-def demo() -> None:
-    """Loopback watch + agent end to end (pair, backfill, live) with no hardware."""
-    click.echo("phoneagent demo: not yet available (the sync engine is being built).")
+def _register() -> None:
+    from phoneagent.cli import data, demo, devices, sync
+
+    for module in (devices, sync, data, demo):
+        for command in module.COMMANDS:
+            main.add_command(command)
+
+
+_register()

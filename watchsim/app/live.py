@@ -84,9 +84,7 @@ class LiveValues:
     def battery(self, state: WatchState) -> bytes:
         return BatteryLevel(state.battery_percent).encode()
 
-    def step(
-        self, state: WatchState, measured: list[Measurement], utc_offset_s: int
-    ) -> list[Push]:
+    def step(self, state: WatchState, measured: list[Measurement], utc_offset_s: int) -> list[Push]:
         self._energy_kj = state.energy_kj_today
         if self._energy_kj < self._energy_reset_kj:  # the day counters rolled over
             self._energy_reset_kj = 0.0
@@ -122,9 +120,7 @@ class LiveValues:
         return Push(uuids.HEART_RATE_MEASUREMENT, value.encode())
 
     def _oximetry(self, state: WatchState, spo2: Measurement, utc_offset_s: int) -> list[Push]:
-        reading = SpO2PR(
-            Decimal(spo2.raw) / Metric.SPO2.scale, Decimal(max(0, state.heart_rate))
-        )
+        reading = SpO2PR(Decimal(spo2.raw) / Metric.SPO2.scale, Decimal(max(0, state.heart_rate)))
         stamp = DateTime.from_datetime(local_datetime(spo2.timestamp, utc_offset_s))
         return [
             Push(

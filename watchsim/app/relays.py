@@ -7,7 +7,6 @@ not a reboot. Button presses come from the control channel (``watchsim ctl press
 
 from __future__ import annotations
 
-import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -60,7 +59,6 @@ class Relays:
         self._calls: dict[int, _Call] = {}
         self.recent_calls: deque[CallState] = deque(maxlen=MAX_RECENT_CALLS)
         self.music: MusicState | None = None
-        self._music_at = 0.0
 
     def attach(self, peripheral: Peripheral | None) -> None:
         """Serve the relay characteristics on ``peripheral`` (None: radio off)."""
@@ -112,7 +110,6 @@ class Relays:
 
     async def _on_music_state(self, _peer: Peer, value: bytes) -> None:
         self.music = MusicState.decode(value)
-        self._music_at = time.monotonic()
         self._on_change(
             f"music {self.music.playback.name.lower()}: {self.music.title} - {self.music.artist}"
         )

@@ -31,6 +31,7 @@ from protocol.settings import SettingsOpcode
 from watchsim.app.history_service import HistoryService
 from watchsim.app.live import (
     DEMO,
+    KJ_PER_KCAL,
     TEMPERATURE_TYPE,
     LiveValues,
     Push,
@@ -81,6 +82,10 @@ MODEL_NUMBER: Final = "WatchSim 1"
 FIRMWARE: Final = "1.0.0"
 # pid.codes (USB vendor 0x1209) test product id: free to use, claims no real vendor.
 PNP_ID: Final = PnpId(VendorIdSource.USB_IMPLEMENTERS_FORUM, 0x1209, 0x0001, 0x0100)
+
+
+def _constant(value: bytes) -> Callable[[], bytes]:
+    return lambda: value
 
 
 class WatchError(Exception):
@@ -361,7 +366,8 @@ class WatchApp:
         self.back_in_range_at = None
 
     async def _come_back(self) -> None:
-        while self.back_in_range_at is not None and self.clock.now() < self.back_in_range_at:
+        # Re-checked every second: the phone may set the clock while the watch is away.
+        while self.back_in_range_at is not None and self.clock.now() < self.back_in_range_at:  # noqa: ASYNC110
             await asyncio.sleep(min(1.0, self.clock.real_seconds_until(self.back_in_range_at)))
         self.back_in_range_at = None
         async with self._lock:
@@ -397,7 +403,7 @@ class WatchApp:
         }
         for uuid, text in strings.items():
             value = DeviceInfoString(text).encode()
-            peripheral.set_read_handler(uuid, lambda value=value: value)
+            peripheral.set_read_handler(uuid, _constant(value))
         constants = {
             uuids.PNP_ID: PNP_ID.encode(),
             uuids.BODY_SENSOR_LOCATION: BodySensorLocation.WRIST.encode(),
@@ -407,7 +413,7 @@ class WatchApp:
             ).encode(),
         }
         for uuid, value in constants.items():
-            peripheral.set_read_handler(uuid, lambda value=value: value)
+            peripheral.set_read_handler(uuid, _constant(value))
         peripheral.set_read_handler(
             uuids.BATTERY_LEVEL, lambda: self.live.battery(self.model.state())
         )
@@ -542,7 +548,7 @@ class WatchApp:
             "skin_temperature": newest(Metric.SKIN_TEMPERATURE),
             "steps_today": state.steps_today,
             "distance_m": round(state.distance_m_today),
-            "energy_kcal": round(state.energy_kj_today / 4.184),
+            "energy_kcal": round(state.energy_kj_today / KJ_PER_KCAL),
             "metrics": {
                 m.key: {
                     "enabled": self.model.settings(m).enabled,

@@ -89,6 +89,10 @@ class Measurement(NamedTuple):
     metric: Metric
     raw: int
 
+    @property
+    def value(self) -> float:
+        return self.raw / self.metric.scale
+
 
 @dataclass(frozen=True, slots=True)
 class MetricSettings:

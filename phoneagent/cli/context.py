@@ -1,0 +1,138 @@
+"""What every subcommand shares: global options, opening the store and the radio, exit codes.
+
+Exit codes (documented in README.md and ``phoneagent --help``):
+  0 ok, 1 other error, 2 usage or configuration error, 3 missing or wrong database key,
+  4 device not found or unreachable, 5 pairing lost (run ``phoneagent pair`` again).
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import click
+from bleak.exc import BleakError
+
+from phoneagent.config import AgentConfig, ConfigError, load_config
+from phoneagent.paths import data_dir
+from phoneagent.store import (
+    AsyncStore,
+    NoKeyError,
+    Store,
+    StoreError,
+    UnknownDeviceError,
+    WrongKeyError,
+    resolve_key,
+    store_exists,
+)
+from phoneagent.sync import PreferencesError, StoreBonds, SyncPreferences
+from phoneagent.transport import (
+    ConnectTimeoutError,
+    PairingAgent,
+    PairingLostError,
+    RefusingAgent,
+    Transport,
+    TransportConfigError,
+    open_transport,
+    parse_transport,
+)
+from protocol.errors import ProtocolError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_KEY = 3
+EXIT_UNREACHABLE = 4
+EXIT_PAIRING_LOST = 5
+
+
+class CliError(click.ClickException):
+    """A user-facing failure: a message on stderr and a documented exit code, no traceback."""
+
+    def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
+
+
+def as_cli_error(error: BaseException) -> CliError | None:
+    """The exit code a known failure maps to; None for a bug (which keeps its traceback)."""
+    codes: tuple[tuple[type[BaseException], int], ...] = (
+        (WrongKeyError, EXIT_KEY),
+        (NoKeyError, EXIT_KEY),
+        (UnknownDeviceError, EXIT_UNREACHABLE),
+        (PairingLostError, EXIT_PAIRING_LOST),
+        (ConnectTimeoutError, EXIT_UNREACHABLE),
+        (ConfigError, EXIT_USAGE),
+        (TransportConfigError, EXIT_USAGE),
+        (PreferencesError, EXIT_ERROR),
+        (StoreError, EXIT_ERROR),
+        (BleakError, EXIT_UNREACHABLE),
+        (ProtocolError, EXIT_UNREACHABLE),
+        (TimeoutError, EXIT_UNREACHABLE),
+    )
+    for kind, code in codes:
+        if isinstance(error, kind):
+            return CliError(str(error) or kind.__name__, code)
+    return None
+
+
+def _prompt(message: str, confirm: bool) -> str:
+    answer: str = click.prompt(message, hide_input=True, confirmation_prompt=confirm, err=True)
+    return answer
+
+
+@dataclass
+class AgentContext:
+    """Global options; the store and transport are opened per command, only when needed."""
+
+    data_dir_option: Path | None
+    key_file: Path | None
+    transport_option: str | None
+
+    @property
+    def data_dir(self) -> Path:
+        return data_dir(self.data_dir_option)
+
+    def config(self) -> AgentConfig:
+        return load_config(self.data_dir)
+
+    def open_store(self) -> Store:
+        directory = self.data_dir
+        interactive = sys.stdin.isatty()
+        resolved = resolve_key(
+            directory,
+            key_file=self.key_file,
+            prompt=_prompt if interactive else None,
+            new_database=not store_exists(directory),
+        )
+        return Store.open(directory, resolved.key, key_source=resolved.source)
+
+    @asynccontextmanager
+    async def session(
+        self, *, agent: PairingAgent | None = None
+    ) -> AsyncIterator[tuple[AsyncStore, Transport, AgentConfig]]:
+        """The store (bonds inside it) and the configured radio, closed in the right order."""
+        config = self.config()
+        text = self.transport_option or config.transport
+        transport_config = parse_transport(text, address=config.agent_address)
+        store = AsyncStore(self.open_store())
+        try:
+            transport = await open_transport(
+                transport_config, bonds=StoreBonds(store.store), agent=agent or RefusingAgent()
+            )
+            try:
+                yield store, transport, config
+            finally:
+                await transport.close()
+        finally:
+            await store.aclose()
+
+
+def preferences_of(store: Store) -> SyncPreferences:
+    return SyncPreferences.load(store)
+
+
+pass_agent = click.make_pass_decorator(AgentContext)

@@ -1,0 +1,145 @@
+"""``scan``, ``pair``, ``unpair``, ``devices`` and ``status``."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import UTC, datetime
+
+import click
+
+from phoneagent.cli.context import AgentContext, CliError, EXIT_UNREACHABLE, pass_agent
+from phoneagent.cli.output import emit, json_option
+from phoneagent.sync.discovery import pair_device, scan
+
+
+class PromptingAgent:
+    """Pairing questions asked on the terminal (stdin), off the event loop."""
+
+    async def enter_passkey(self, peer: str) -> int | None:
+        text: str = await asyncio.to_thread(
+            click.prompt, f"Passkey shown on {peer}", type=str, err=True
+        )
+        text = text.strip()
+        return int(text) if text.isdigit() and len(text) <= 6 else None
+
+    async def confirm_number(self, peer: str, number: int) -> bool:
+        answer: bool = await asyncio.to_thread(
+            click.confirm, f"Does {peer} show {number:06d}?", err=True
+        )
+        return answer
+
+
+def _when(epoch: int) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
+
+
+@click.command("scan")
+@click.option("--seconds", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
+@click.option("--all", "show_all", is_flag=True, help="Also list devices that are not watches.")
+@json_option
+@pass_agent
+def scan_command(agent: AgentContext, seconds: float, show_all: bool, as_json: bool) -> None:
+    """List advertising watches."""
+
+    async def work() -> list[dict[str, object]]:
+        async with agent.session() as (store, transport, _):
+            paired = {d.address for d in store.store.list_devices()}
+            found = await scan(transport, seconds)
+        return [
+            {"address": s.address, "name": s.name, "rssi": s.rssi, "paired": s.address in paired}
+            for s in found
+            if s.watch or show_all
+        ]
+
+    emit(asyncio.run(work()), ("address", "name", "rssi", "paired"), "Watches", as_json)
+
+
+@click.command("pair")
+@click.argument("address")
+@click.option("--timeout", type=click.FloatRange(min=1), default=30.0, show_default=True)
+@pass_agent
+def pair_command(agent: AgentContext, address: str, timeout: float) -> None:
+    """Pair with a watch (enter its passkey or confirm its number) and remember it."""
+
+    async def work() -> str:
+        async with agent.session(agent=PromptingAgent()) as (store, transport, _):
+            record = await pair_device(transport, store.store, address, scan_timeout=timeout)
+        return f"Paired with {record.address} ({record.name or record.model or 'watch'})."
+
+    click.echo(asyncio.run(work()))
+
+
+@click.command("unpair")
+@click.argument("address")
+@click.option("--keep-data", is_flag=True, help="Forget the bond only; keep stored samples.")
+@click.confirmation_option(prompt="Forget this watch (and its data unless --keep-data)?")
+@pass_agent
+def unpair_command(agent: AgentContext, address: str, keep_data: bool) -> None:
+    """Forget a watch: its bond, and (unless --keep-data) the device and all its samples."""
+    address = address.upper()
+    with agent.open_store() as store:
+        known = store.get_device(address) is not None or address in store.list_bonds()
+        if not known:
+            raise CliError(f"{address} is not paired.", EXIT_UNREACHABLE)
+        store.delete_bond(address)
+        if not keep_data:
+            store.delete_device(address)
+    click.echo(f"Forgot {address}" + (" (data kept)." if keep_data else " and its data."))
+
+
+@click.command("devices")
+@json_option
+@pass_agent
+def devices_command(agent: AgentContext, as_json: bool) -> None:
+    """List the watches this agent knows."""
+    with agent.open_store() as store:
+        bonded = set(store.list_bonds())
+        rows = [
+            {
+                "address": d.address,
+                "name": d.name,
+                "model": d.model,
+                "serial": d.serial,
+                "firmware": d.firmware,
+                "added": _when(d.added_at),
+                "bonded": d.address in bonded,
+            }
+            for d in store.list_devices()
+        ]
+    columns = ("address", "name", "model", "firmware", "added", "bonded")
+    emit(rows, columns, "Devices", as_json)
+
+
+@click.command("status")
+@json_option
+@pass_agent
+def status_command(agent: AgentContext, as_json: bool) -> None:
+    """Per watch: stored samples, the sync cursor and recorded gaps."""
+    with agent.open_store() as store:
+        counts = store.counts()
+        bonded = set(store.list_bonds())
+        rows = []
+        for device in store.list_devices():
+            gaps = store.gaps(device.address)
+            rows.append(
+                {
+                    "address": device.address,
+                    "name": device.name,
+                    "bonded": device.address in bonded,
+                    "samples": sum(counts.get(device.address, {}).values()),
+                    "next_seq": store.next_seq(device.address),
+                    "gaps": len(gaps),
+                    "gap_seqs": sum(g.last_seq - g.first_seq + 1 for g in gaps),
+                }
+            )
+        database = str(store.path)
+    if as_json:
+        click.echo(json.dumps({"database": database, "devices": rows}, indent=2))
+        return
+    click.echo(f"Encrypted store: {database}")
+    columns = ("address", "name", "bonded", "samples", "next_seq", "gaps", "gap_seqs")
+    emit(rows, columns, "Sync status", False)
+
+
+COMMANDS = (scan_command, pair_command, unpair_command, devices_command, status_command)

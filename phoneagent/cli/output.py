@@ -1,0 +1,66 @@
+"""Rendering for listings (rich table or JSON) and sync progress, shared by the commands."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from phoneagent.sync import Committed, SyncObserver, SyncState
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+
+
+def console() -> Console:
+    return Console()
+
+
+def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, as_json: bool) -> None:
+    if as_json:
+        click.echo(json.dumps(list(rows), indent=2))
+        return
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(column.replace("_", " "))
+    for row in rows:
+        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+    console().print(table)
+
+
+class ProgressObserver(SyncObserver):
+    """A progress bar over seqs: from the cursor at the start to the watch's newest seq."""
+
+    def __init__(self, progress: Progress, label: str) -> None:
+        self._progress = progress
+        self._task: TaskID = progress.add_task(label, total=None)
+        self._start: int | None = None
+        self.stored = 0
+        self.states: list[SyncState] = []
+
+    def state_changed(self, device: str, state: SyncState, detail: str) -> None:
+        self.states.append(state)
+        self._progress.update(self._task, description=f"{device}: {state.value}")
+
+    async def committed(self, commit: Committed) -> None:
+        self.stored += commit.result.new
+        cursor = commit.result.next_seq
+        if self._start is None:
+            self._start = cursor - commit.result.new - commit.result.duplicates
+        total = max(commit.newest_seq + 1 - self._start, 1)
+        self._progress.update(self._task, total=total, completed=min(cursor - self._start, total))
+
+
+def progress_bar(target: Console | None = None) -> Progress:
+    return Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TimeElapsedColumn(),
+        console=target or console(),
+        transient=False,
+    )

@@ -1,0 +1,90 @@
+"""``sync ADDRESS`` (one-shot backfill with a progress bar) and ``run`` (the daemon)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import sys
+
+import click
+
+from phoneagent.cli.context import (
+    EXIT_PAIRING_LOST,
+    EXIT_UNREACHABLE,
+    AgentContext,
+    CliError,
+    pass_agent,
+)
+from phoneagent.cli.output import ProgressObserver, progress_bar
+from phoneagent.daemon import Daemon
+from phoneagent.sync import DeviceSync, SyncObserver, SyncPreferences, SyncState
+
+
+@click.command("sync")
+@click.argument("address")
+@pass_agent
+def sync_command(agent: AgentContext, address: str) -> None:
+    """Backfill one paired watch now, then disconnect."""
+    address = address.upper()
+
+    async def work() -> tuple[int, int]:
+        async with agent.session() as (store, transport, config):
+            if await store.get_device(address) is None:
+                raise CliError(
+                    f"{address} is not paired: run phoneagent pair {address}", EXIT_UNREACHABLE
+                )
+            preferences = SyncPreferences.load(store.store)
+            with progress_bar() as progress:
+                observer = ProgressObserver(progress, address)
+                sync = DeviceSync(
+                    address,
+                    transport,
+                    store,
+                    preferences,
+                    observer=observer,
+                    connect_timeout=config.sync.connect_timeout,
+                )
+                cursor = await sync.sync_once(scan_timeout=config.sync.scan_timeout)
+        return observer.stored, cursor
+
+    stored, cursor = asyncio.run(work())
+    click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {cursor - 1}.")
+
+
+class LogObserver(SyncObserver):
+    """State changes on stderr: addresses and states only, never a health value."""
+
+    def state_changed(self, device: str, state: SyncState, detail: str) -> None:
+        click.echo(f"{device}: {state.value}" + (f" ({detail})" if detail else ""), err=True)
+
+
+@click.command("run")
+@pass_agent
+def run_command(agent: AgentContext) -> None:
+    """Keep every paired watch synced until SIGINT or SIGTERM."""
+
+    async def work() -> dict[str, SyncState]:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        async with agent.session() as (store, transport, config):
+            daemon = Daemon(
+                transport,
+                store,
+                SyncPreferences.load(store.store),
+                config=config.sync,
+                observer=LogObserver(),
+            )
+            click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
+            return await daemon.run(stop)
+
+    states = asyncio.run(work())
+    lost = sorted(a for a, s in states.items() if s is SyncState.PAIRING_LOST)
+    click.echo("phoneagent stopped.", err=True)
+    if lost:
+        click.echo(f"Pairing lost with {', '.join(lost)}: run phoneagent pair again.", err=True)
+        sys.exit(EXIT_PAIRING_LOST)
+
+
+COMMANDS = (sync_command, run_command)

@@ -1,0 +1,136 @@
+"""The watch app over loopback, seen by independent Bumble centrals.
+
+Helpers here (a paired phone, a notification inbox) are shared by the other
+test_watch_app_*.py modules.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from bumble.device import Peer as BumblePeer
+from bumble.gatt_client import CharacteristicProxy
+from bumble.link import LocalLink
+from bumble.profiles.battery_service import BatteryServiceProxy
+from bumble.profiles.heart_rate_service import HeartRateService, HeartRateServiceProxy
+
+from protocol import uuids
+from protocol.battery import BatteryLevel
+from protocol.device_info import PnpId
+from protocol.pulse_oximeter import MeasurementStatus, PlxContinuousMeasurement
+from tests.integration.test_peripheral_bumble import (
+    CENTRAL_ADDRESS,
+    WAIT,
+    Central,
+    PasskeyEntry,
+    characteristic,
+)
+from watchsim.peripheral.bumble_adapter import new_link
+from watchsim.testing import LoopbackWatch, start_loopback_watch
+
+
+class Inbox:
+    """Values notified or indicated on one characteristic, in order."""
+
+    def __init__(self) -> None:
+        self.values: asyncio.Queue[bytes] = asyncio.Queue()
+
+    def __call__(self, value: bytes) -> None:
+        self.values.put_nowait(bytes(value))
+
+    async def get(self, what: str = "a value") -> bytes:
+        try:
+            return await asyncio.wait_for(self.values.get(), WAIT)
+        except TimeoutError:
+            raise AssertionError(f"no {what} within {WAIT}s") from None
+
+
+async def paired_phone(
+    link: LocalLink, watch: LoopbackWatch, address: str = CENTRAL_ADDRESS
+) -> BumblePeer:
+    """A central that connected and paired, typing the passkey the watch showed."""
+
+    async def passkey() -> int:
+        return await asyncio.wait_for(watch.passkeys.get(), WAIT)
+
+    peer = await Central(link, address, PasskeyEntry(passkey)).connect(watch.address)
+    await asyncio.wait_for(peer.connection.pair(), WAIT)
+    return peer
+
+
+async def subscribe(peer: BumblePeer, uuid: str) -> Inbox:
+    inbox = Inbox()
+    await asyncio.wait_for(peer.subscribe(characteristic(peer, uuid), inbox), WAIT)
+    return inbox
+
+
+async def write(peer: BumblePeer, uuid: str, value: bytes) -> None:
+    await asyncio.wait_for(
+        peer.write_value(characteristic(peer, uuid), value, with_response=True), WAIT
+    )
+
+
+async def read(peer: BumblePeer, uuid: str) -> bytes:
+    return bytes(await asyncio.wait_for(peer.read_value(characteristic(peer, uuid)), WAIT))
+
+
+@pytest.fixture
+async def link() -> LocalLink:
+    return new_link()
+
+
+@pytest.fixture
+async def watch(link: LocalLink, tmp_path: Path) -> AsyncIterator[LoopbackWatch]:
+    running = await start_loopback_watch(link, tmp_path / "watch", speed=60.0)
+    yield running
+    await running.stop()
+
+
+async def test_bumble_heart_rate_and_battery_clients_read_the_watch(
+    link: LocalLink, watch: LoopbackWatch
+) -> None:
+    peer = await paired_phone(link, watch)
+    heart = peer.create_service_proxy(HeartRateServiceProxy)
+    battery = peer.create_service_proxy(BatteryServiceProxy)
+    assert heart is not None and battery is not None
+    assert heart.body_sensor_location is not None
+    location = await asyncio.wait_for(heart.body_sensor_location.read_value(), WAIT)
+    assert location == HeartRateService.BodySensorLocation.WRIST
+
+    level = await asyncio.wait_for(battery.battery_level.read_value(), WAIT)
+    assert level == watch.app.model.state().battery_percent
+    assert 0 < level <= 100
+
+    measurements: asyncio.Queue[Any] = asyncio.Queue()
+    proxy: CharacteristicProxy[Any] = heart.heart_rate_measurement
+    await asyncio.wait_for(proxy.subscribe(measurements.put_nowait), WAIT)
+    measurement = await asyncio.wait_for(measurements.get(), WAIT)
+    assert isinstance(measurement, HeartRateService.HeartRateMeasurement)
+    assert 35 <= measurement.heart_rate <= 220
+    assert measurement.sensor_contact_detected is True
+    assert measurement.energy_expended is not None
+    # Bumble reports RR intervals in seconds; they agree with the heart rate within 30 %.
+    assert measurement.rr_intervals
+    mean_rr = sum(measurement.rr_intervals) / len(measurement.rr_intervals)
+    assert abs(60.0 / mean_rr - measurement.heart_rate) < 0.3 * measurement.heart_rate
+
+
+async def test_device_information_is_open_and_oximetry_is_demonstration_data(
+    link: LocalLink, watch: LoopbackWatch
+) -> None:
+    stranger = await Central(link, "F2:22:33:44:55:66").connect(watch.address)
+    pnp = PnpId.decode(await read(stranger, uuids.PNP_ID))
+    assert pnp.vendor_id == 0x1209
+    assert (await read(stranger, uuids.MODEL_NUMBER)).decode() == "WatchSim 1"
+    assert BatteryLevel.decode(await read(stranger, uuids.BATTERY_LEVEL)).percent > 0
+
+    peer = await paired_phone(link, watch)
+    await write(peer, uuids.METRIC_SETTINGS, bytes.fromhex("01010100 02013c00 03010100 04013c00"))
+    inbox = await subscribe(peer, uuids.PLX_CONTINUOUS_MEASUREMENT)
+    plx = PlxContinuousMeasurement.decode(await inbox.get("PLX measurement"))
+    assert plx.status is not None and MeasurementStatus.DEMONSTRATION_DATA in plx.status
+    assert 85 <= float(plx.normal.spo2) <= 100  # type: ignore[arg-type]

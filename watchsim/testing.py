@@ -1,0 +1,70 @@
+"""A running watch on an in-process LocalLink, for tests and the in-process demo."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from bumble.link import LocalLink
+
+from watchsim.app import LinkRadio, WatchApp, WatchConfig
+from watchsim.history import DEFAULT_CAPACITY, History
+from watchsim.model import load_builtin
+from watchsim.peripheral.port import PairingMode
+
+
+@dataclass
+class LoopbackWatch:
+    app: WatchApp
+    address: str  # the watch's random static identity address (stable per state dir)
+    passkeys: asyncio.Queue[int]  # every passkey (or comparison number) the watch shows
+
+    @property
+    def history(self) -> History:
+        """The open on-watch history (a new handle after each reboot)."""
+        history = self.app.history
+        if history is None:
+            raise RuntimeError("the watch is stopped")
+        return history
+
+    async def stop(self) -> None:
+        await self.app.stop()
+
+    async def reboot(self) -> None:
+        """Restart the app from the same state dir; history and bonds survive."""
+        await self.app.reboot()
+
+
+async def start_loopback_watch(
+    link: LocalLink,
+    state_dir: Path,
+    *,
+    seed: int = 1,
+    name: str = "WatchSim",
+    backfill: timedelta | None = None,
+    scenario: str | None = None,
+    pairing: PairingMode = PairingMode.PASSKEY,
+    history_capacity: int | None = None,
+    speed: float = 1.0,
+    start_time: datetime | None = None,
+) -> LoopbackWatch:
+    """Start a watch advertising on ``link``; ``scenario`` is a built-in name or a path."""
+    config = WatchConfig(
+        state_dir=state_dir,
+        name=name,
+        seed=seed,
+        scenario=load_builtin(scenario) if scenario is not None else None,
+        speed=speed,
+        start_time=start_time.timestamp() if start_time is not None else None,
+        backfill_s=int(backfill.total_seconds()) if backfill is not None else 0,
+        pairing=pairing,
+        history_capacity=history_capacity or DEFAULT_CAPACITY,
+    )
+    radio = LinkRadio(link, state_dir, name, pairing)
+    app = WatchApp(config, radio)
+    passkeys: asyncio.Queue[int] = asyncio.Queue()
+    app.passkey_listeners.append(passkeys.put_nowait)
+    await app.start()
+    return LoopbackWatch(app=app, address=radio.address, passkeys=passkeys)
