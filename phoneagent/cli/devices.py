@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import click
 
-from phoneagent.cli.context import AgentContext, CliError, EXIT_UNREACHABLE, pass_agent
+from phoneagent.cli.context import EXIT_UNREACHABLE, AgentContext, CliError, pass_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.sync.discovery import pair_device, scan
 

@@ -266,9 +266,7 @@ class DeviceSync:
         device = await wait_for_advertising(self._transport, self.address, scan_timeout)
         self._set(SyncState.CONNECTING)
         lost = asyncio.Event()
-        client = self._transport.client(
-            device, lambda _: lost.set(), timeout=self._connect_timeout
-        )
+        client = self._transport.client(device, lambda _: lost.set(), timeout=self._connect_timeout)
         await client.connect()
         try:
             watch = WatchClient(client, idle_timeout=self._idle_timeout)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
 
@@ -18,7 +18,7 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakError
 
 from protocol import uuids
-from protocol.current_time import AdjustReason, CurrentTime, LocalTimeInformation
+from protocol.current_time import AdjustReason, CurrentTime, DstOffset, LocalTimeInformation
 from protocol.device_info import STRING_CHARACTERISTICS, DeviceInfoString
 from protocol.errors import ProtocolError
 from protocol.heart_rate import HeartRateMeasurement
@@ -89,8 +89,13 @@ class WatchClient:
         return _decode(lambda: HistoryStatus.decode(raw))
 
     async def set_clock(self, now: datetime) -> None:
-        """Local time zone first, then the wall clock, so the watch never mixes old and new."""
+        """Local time zone first, then the wall clock, so the watch never mixes old and new.
+
+        A fixed-offset zone knows no DST split: its whole offset is then standard time.
+        """
         zone = LocalTimeInformation.from_datetime(now)
+        if zone.dst_offset is DstOffset.UNKNOWN:
+            zone = replace(zone, dst_offset=DstOffset.STANDARD_TIME)
         await self.client.write_gatt_char(uuids.LOCAL_TIME_INFORMATION, zone.encode(), True)
         current = CurrentTime.from_datetime(now, AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE)
         await self.client.write_gatt_char(uuids.CURRENT_TIME, current.encode(), True)

@@ -50,6 +50,7 @@ def band(activity: Activity, user: UserProfile) -> tuple[float, float]:
         Activity.WORKOUT: (rest + 0.7 * reserve, user.hr_max),
     }[activity]
 
+
 def of(samples: list[Measurement], metric: Metric) -> list[Measurement]:
     return [s for s in samples if s.metric is metric]
 
@@ -80,11 +81,13 @@ profiles = st.builds(
 
 @settings(max_examples=15)
 @given(seed=st.integers(0, 2**32), user=profiles)
-def test_heart_rate_stays_physiological_and_orders_by_activity(seed: int, user: UserProfile) -> None:
+def test_heart_rate_stays_physiological_and_orders_by_activity(
+    seed: int, user: UserProfile
+) -> None:
     model = WatchModel(LADDER, seed=seed, start=START, user=user)
     samples = model.advance_to(START + LADDER.period_s - 1)
     assert all(35 <= s.raw <= round(user.hr_max) for s in of(samples, HR))
-    means = {}
+    means: dict[Activity, float] = {}
     for i, values in by_segment(LADDER, samples, settle=300).items():
         activity = LADDER.segments[i].activity
         lo, hi = band(activity, user)
@@ -126,8 +129,8 @@ def test_rr_intervals_match_heart_rate_and_vary_more_asleep() -> None:
         if t - START in range(300, 900) or t - START >= 1500:  # settled
             rr_by[state.activity].extend(state.rr_intervals_ms)
             hr_by[state.activity].append(sample.raw)
-        for rr in state.rr_intervals_ms:
-            assert abs(rr - 60000 / sample.raw) < 0.35 * 60000 / sample.raw
+        for interval in state.rr_intervals_ms:
+            assert abs(interval - 60000 / sample.raw) < 0.35 * 60000 / sample.raw
     for activity in (Activity.SLEEP, Activity.RUN):
         rr, hr = rr_by[activity], hr_by[activity]
         assert abs(fmean(rr) - 60000 / fmean(hr)) < 0.03 * fmean(rr)
@@ -294,7 +297,9 @@ def test_battery_events_empty_battery_and_charging() -> None:
     assert kinds[1][1] is EventKind.BATTERY_EMPTY and 3600 < kinds[1][0] < 4 * 3600
     assert kinds[2] == (4 * 3600, EventKind.CHARGE)
     died = START + kinds[1][0]
-    assert not [s for s in samples if died <= s.timestamp < START + 5 * 3600]
+    assert not [s for s in samples if died <= s.timestamp < START + 4 * 3600]
+    charging = [s for s in samples if START + 4 * 3600 <= s.timestamp < START + 5 * 3600]
+    assert {(s.metric, s.raw) for s in charging} == {(STEPS, 0)}  # powered, off the wrist
     assert of(samples, HR)[-1].timestamp == START + 6 * 3600  # back on the wrist, powered
     assert model.state().battery_percent > 60
 

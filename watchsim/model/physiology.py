@@ -375,7 +375,7 @@ class WatchModel:
             self._next_event, self._event_group = self._events_from(t + 1)
         self._charging = t < self._charge_until
         self._on_wrist = t >= self._off_until and not self._charging
-        if self._charging and self._dead and self._battery > 0:
+        if self._charging:  # the charger powers an empty watch up
             self._dead = False
         if not self._dead and not self._charging and self._battery <= 0:
             self._dead, self._battery = True, 0.0

@@ -1,0 +1,299 @@
+"""The sync engine end to end over loopback: a watchsim watch, real SQLCipher files.
+
+Every test ends by comparing the store with every sample the watch ever generated
+(recorded straight from the watch's history as it appends), so a lost, duplicated or
+altered sample fails it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+from bumble.link import LocalLink
+
+from phoneagent.daemon import Daemon
+from phoneagent.store import AsyncStore, DbKey, Store
+from phoneagent.sync import (
+    Committed,
+    DeviceSync,
+    LinkLostError,
+    StoreBonds,
+    SyncObserver,
+    SyncPreferences,
+    SyncState,
+)
+from phoneagent.sync.discovery import pair_device
+from phoneagent.sync.engine import NOT_ASSIGNED, OPTED_OUT
+from phoneagent.transport import BumbleRadio, PairingLostError, Transport, radio_transport
+from protocol.metrics import Metric, Sample
+from watchsim.testing import LoopbackWatch, start_loopback_watch
+
+KEY = DbKey("0f" * 32)
+WAIT = 30.0
+
+
+class Recorder:
+    """Every sample the watch's history ever held, captured as it is appended."""
+
+    def __init__(self, watch: LoopbackWatch) -> None:
+        self.watch = watch
+        self.samples: dict[int, Sample] = {}
+        self.attach()
+
+    def attach(self) -> None:
+        """(Re-)attach to the current history handle: after start and after each reboot."""
+        history = self.watch.history
+        start = max(self.samples, default=0) + 1
+        for entry in history.iter_from(start):
+            if isinstance(entry, Sample):
+                self.samples[entry.seq] = entry
+
+        def appended(first: int, last: int) -> None:
+            for sample in history.read(first, last - first + 1).samples:
+                self.samples[sample.seq] = sample
+
+        history.subscribe(appended)
+
+
+class QueueAgent:
+    """Types the passkey the watch shows."""
+
+    def __init__(self, watch: LoopbackWatch) -> None:
+        self._watch = watch
+
+    async def enter_passkey(self, peer: str) -> int | None:
+        async with asyncio.timeout(WAIT):
+            return await self._watch.passkeys.get()
+
+    async def confirm_number(self, peer: str, number: int) -> bool:
+        async with asyncio.timeout(WAIT):
+            return await self._watch.passkeys.get() == number
+
+
+class Agent:
+    """One agent instance: its own store object and radio over the same files."""
+
+    def __init__(self, store: Store, radio: BumbleRadio) -> None:
+        self.store = store
+        self.astore = AsyncStore(store)
+        self.radio = radio
+        self.transport: Transport = radio_transport(radio)
+
+    @classmethod
+    async def start(cls, link: LocalLink, directory: Path, watch: LoopbackWatch) -> Agent:
+        store = Store.open(directory, KEY)
+        radio = await BumbleRadio.on_link(link, bonds=StoreBonds(store), agent=QueueAgent(watch))
+        return cls(store, radio)
+
+    def sync(self, address: str, **kwargs: object) -> DeviceSync:
+        preferences = kwargs.pop("preferences", SyncPreferences())
+        assert isinstance(preferences, SyncPreferences)
+        return DeviceSync(address, self.transport, self.astore, preferences, **kwargs)  # type: ignore[arg-type]
+
+    async def stop(self) -> None:
+        await self.radio.close()
+        await self.astore.aclose()
+
+
+class Hook(SyncObserver):
+    """Runs ``action`` once, at the first commit (after commit, before the acknowledgement)."""
+
+    def __init__(self, action: Callable[[Committed], Awaitable[None]]) -> None:
+        self._action: Callable[[Committed], Awaitable[None]] | None = action
+        self.commits = 0
+
+    async def committed(self, commit: Committed) -> None:
+        self.commits += 1
+        action, self._action = self._action, None
+        if action is not None:
+            await action(commit)
+
+
+class Crash(Exception):
+    """Stands in for kill -9 between the store's commit and DELETE_UP_TO."""
+
+
+def assert_exact(store: Store, address: str, recorder: Recorder) -> None:
+    """Stored = recorded below the cursor; nothing else stored; only seq 0 is a gap."""
+    cursor = store.next_seq(address)
+    stored = {s.seq: s.sample for s in store.iter_samples(address)}
+    expected = {seq: s for seq, s in recorder.samples.items() if seq < cursor}
+    assert stored == expected
+    assert [(g.first_seq, g.last_seq, g.reason) for g in store.gaps(address)] == [
+        (0, 0, NOT_ASSIGNED)
+    ]
+
+
+@pytest.fixture
+def link() -> LocalLink:
+    return LocalLink()
+
+
+async def paired(link: LocalLink, tmp_path: Path, hours: float = 24) -> tuple[LoopbackWatch, Agent]:
+    watch = await start_loopback_watch(
+        link, tmp_path / "watch", seed=3, backfill=timedelta(hours=hours)
+    )
+    agent = await Agent.start(link, tmp_path / "agent", watch)
+    await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+    return watch, agent
+
+
+async def test_backfill_restart_and_continue(link: LocalLink, tmp_path: Path) -> None:
+    watch, agent = await paired(link, tmp_path)
+    recorder = Recorder(watch)
+    generated = len(recorder.samples)
+    assert generated > 80_000  # 24 h of ~1 Hz heart rate plus the other metrics
+    await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
+    assert_exact(agent.store, watch.address, recorder)
+    counts = agent.store.counts()[watch.address]
+    assert set(counts) == set(Metric)
+    assert sum(counts.values()) >= generated
+    await agent.stop()
+
+    again = await Agent.start(link, tmp_path / "agent", watch)  # same files, new objects
+    newest = watch.history.next_seq - 1
+    await again.sync(watch.address).sync_once(scan_timeout=WAIT)
+    assert again.store.next_seq(watch.address) > newest
+    assert_exact(again.store, watch.address, recorder)
+    await again.stop()
+    await watch.stop()
+
+
+async def test_disconnect_mid_backfill(link: LocalLink, tmp_path: Path) -> None:
+    watch, agent = await paired(link, tmp_path, hours=6)
+    recorder = Recorder(watch)
+
+    async def drop_link(_: Committed) -> None:
+        await watch.app.out_of_range(1)
+
+    hook = Hook(drop_link)
+    with pytest.raises(LinkLostError):
+        await agent.sync(watch.address, observer=hook, group_samples=2000).sync_once(
+            scan_timeout=WAIT
+        )
+    assert 0 < agent.store.next_seq(watch.address) < max(recorder.samples)
+    await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
+    assert_exact(agent.store, watch.address, recorder)
+    await agent.stop()
+    await watch.stop()
+
+
+async def test_crash_between_commit_and_ack(link: LocalLink, tmp_path: Path) -> None:
+    watch, agent = await paired(link, tmp_path, hours=6)
+    recorder = Recorder(watch)
+
+    async def crash(_: Committed) -> None:
+        raise Crash
+
+    with pytest.raises(Crash):
+        await agent.sync(watch.address, observer=Hook(crash), group_samples=2000).sync_once(
+            scan_timeout=WAIT
+        )
+    committed = agent.store.next_seq(watch.address)
+    assert committed > 0
+    assert watch.history.oldest_seq == 1  # nothing was acknowledged, so nothing was freed
+    await agent.stop()
+
+    again = await Agent.start(link, tmp_path / "agent", watch)
+    await again.sync(watch.address).sync_once(scan_timeout=WAIT)
+    assert_exact(again.store, watch.address, recorder)
+    await again.stop()
+    await watch.stop()
+
+
+async def test_watch_reboots_mid_sync(link: LocalLink, tmp_path: Path) -> None:
+    watch, agent = await paired(link, tmp_path, hours=6)
+    recorder = Recorder(watch)
+
+    async def reboot(_: Committed) -> None:
+        await watch.reboot()
+        recorder.attach()
+
+    with pytest.raises(LinkLostError):
+        await agent.sync(watch.address, observer=Hook(reboot), group_samples=2000).sync_once(
+            scan_timeout=WAIT
+        )
+    await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
+    assert_exact(agent.store, watch.address, recorder)
+    await agent.stop()
+    await watch.stop()
+
+
+async def test_opted_out_metric_is_switched_off_and_dropped__PR_OPTOUT(
+    link: LocalLink, tmp_path: Path
+) -> None:
+    """PR-OPTOUT: SpO2 is switched off on the watch and its records never reach the store."""
+    watch, agent = await paired(link, tmp_path, hours=2)
+    recorder = Recorder(watch)
+    preferences = SyncPreferences(opted_out=frozenset({Metric.SPO2}))
+    await agent.sync(watch.address, preferences=preferences).sync_once(scan_timeout=WAIT)
+    assert Metric.SPO2 not in agent.store.counts()[watch.address]
+    stored = {s.seq for s in agent.store.iter_samples(watch.address)}
+    cursor = agent.store.next_seq(watch.address)
+    spo2 = {seq for seq, s in recorder.samples.items() if s.metric is Metric.SPO2 and seq < cursor}
+    assert spo2 and not spo2 & stored
+    dropped = {
+        seq
+        for g in agent.store.gaps(watch.address)
+        if g.reason == OPTED_OUT
+        for seq in range(g.first_seq, g.last_seq + 1)
+    }
+    assert dropped == spo2
+    assert not watch.app.model.settings(Metric.SPO2).enabled
+    await agent.stop()
+    await watch.stop()
+
+
+async def test_factory_reset_watch_means_pairing_lost(link: LocalLink, tmp_path: Path) -> None:
+    watch, agent = await paired(link, tmp_path, hours=1)
+    await watch.app.factory_reset()
+    sync = agent.sync(watch.address)
+    with pytest.raises(PairingLostError, match="pair again"):
+        await sync.sync_once(scan_timeout=WAIT)
+    assert sync.state is SyncState.PAIRING_LOST
+    await agent.stop()
+    await watch.stop()
+
+
+class CaughtUp(SyncObserver):
+    """Sets ``done`` once every watch reached the live state."""
+
+    def __init__(self, count: int) -> None:
+        self.live: set[str] = set()
+        self.count = count
+        self.done = asyncio.Event()
+
+    def state_changed(self, device: str, state: SyncState, detail: str) -> None:
+        if state is SyncState.LIVE:
+            self.live.add(device)
+        if len(self.live) == self.count:
+            self.done.set()
+
+
+async def test_daemon_syncs_two_watches_independently(link: LocalLink, tmp_path: Path) -> None:
+    first, agent = await paired(link, tmp_path / "a", hours=2)
+    second = await start_loopback_watch(
+        link, tmp_path / "b", seed=4, name="Second", backfill=timedelta(hours=3)
+    )
+    agent.radio.agent = QueueAgent(second)
+    await pair_device(agent.transport, agent.store, second.address, scan_timeout=WAIT)
+    recorders = {first.address: Recorder(first), second.address: Recorder(second)}
+    observer = CaughtUp(2)
+    stop = asyncio.Event()
+    daemon = Daemon(agent.transport, agent.astore, SyncPreferences(), observer=observer, seed=1)
+    running = asyncio.create_task(daemon.run(stop))
+    async with asyncio.timeout(WAIT):
+        await observer.done.wait()
+    stop.set()
+    states = await running
+    assert set(states) == set(recorders)
+    for address, recorder in recorders.items():
+        assert_exact(agent.store, address, recorder)
+        assert agent.store.next_seq(address) > 3000
+    await agent.stop()
+    await first.stop()
+    await second.stop()

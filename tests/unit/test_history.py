@@ -1,0 +1,148 @@
+"""On-watch history: durable, bounded, gap-reporting, and seqs that never go back."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from protocol.metrics import Metric, Sample
+from watchsim.history import RECORD_SIZE, Gap, History, HistoryCorruptError
+
+T0 = 1_700_000_000
+METRICS = list(Metric)
+
+
+def batch(n: int, offset: int = 0) -> list[tuple[int, Metric, int]]:
+    return [(T0 + offset + i, METRICS[(offset + i) % 4], (offset + i) * 7 - 50) for i in range(n)]
+
+
+def expected(first_seq: int, n: int, offset: int = 0) -> list[Sample]:
+    return [Sample(first_seq + i, t, m, raw) for i, (t, m, raw) in enumerate(batch(n, offset))]
+
+
+def everything(history: History, from_seq: int = 1) -> list[Gap | Sample]:
+    return list(history.iter_from(from_seq, chunk=7))
+
+
+def segment_files(path: Path) -> list[Path]:
+    return sorted(path.glob("seg-*.log"))
+
+
+def test_append_read_and_reopen(tmp_path: Path) -> None:
+    with History(tmp_path, segment_records=16) as history:
+        assert history.append(batch(40)) == range(1, 41)
+        assert history.append(batch(10, 40)) == range(41, 51)
+        assert (history.oldest_seq, history.newest_seq, history.count) == (1, 50, 50)
+    assert len(segment_files(tmp_path)) == 4
+    with History(tmp_path, segment_records=16) as reopened:
+        assert everything(reopened) == expected(1, 50)
+        assert reopened.count_from(45) == 6
+        assert reopened.count_from(99) == 0
+        result = reopened.read(20, 5)
+        assert (result.gap, result.samples, result.next_seq) == (None, expected(1, 50)[19:24], 25)
+        assert reopened.append(batch(1, 50)) == range(51, 52)
+
+
+def test_torn_tail_is_cut_and_earlier_records_survive(tmp_path: Path) -> None:
+    with History(tmp_path, segment_records=16) as history:
+        history.append(batch(20))
+    newest = segment_files(tmp_path)[-1]
+    size = newest.stat().st_size
+    with open(newest, "r+b") as f:  # the last record only half written
+        f.truncate(size - RECORD_SIZE // 2)
+    with History(tmp_path, segment_records=16) as history:
+        assert everything(history) == expected(1, 19)
+        assert newest.stat().st_size == 3 * RECORD_SIZE
+        history.append(batch(2, 19))  # the torn seq was never acknowledged to anyone
+        assert everything(history) == expected(1, 21)
+
+
+def test_garbled_tail_is_cut_at_the_first_bad_record(tmp_path: Path) -> None:
+    with History(tmp_path) as history:
+        history.append(batch(10))
+    (path,) = segment_files(tmp_path)
+    data = bytearray(path.read_bytes())
+    data[7 * RECORD_SIZE + 12] ^= 0xFF  # record 8 damaged, 9 and 10 after it
+    path.write_bytes(bytes(data))
+    with History(tmp_path) as history:
+        assert everything(history) == expected(1, 7)
+        assert history.next_seq == 8
+
+
+def test_damage_in_an_older_segment_is_reported_not_skipped(tmp_path: Path) -> None:
+    with History(tmp_path, segment_records=4) as history:
+        history.append(batch(12))
+    oldest = segment_files(tmp_path)[0]
+    data = bytearray(oldest.read_bytes())
+    data[RECORD_SIZE + 9] ^= 0x01
+    oldest.write_bytes(bytes(data))
+    with (
+        History(tmp_path, segment_records=4) as history,
+        pytest.raises(HistoryCorruptError, match="seq 2 is damaged"),
+    ):
+        everything(history)
+
+
+def test_overflow_drops_the_oldest_and_reports_a_gap(tmp_path: Path) -> None:
+    with History(tmp_path, capacity=100, segment_records=16) as history:
+        history.append(batch(150))
+        history.append(batch(100, 150))
+        assert (history.oldest_seq, history.newest_seq, history.count) == (151, 250, 100)
+        assert everything(history) == [Gap(1, 150), *expected(151, 100, 150)]
+        assert everything(history, 200)[0] == Sample(200, *batch(1, 199)[0])
+        assert len(segment_files(tmp_path)) <= 100 // 16 + 2  # space really freed
+    with History(tmp_path, capacity=100, segment_records=16) as reopened:
+        assert reopened.gap_before(10) == Gap(10, 150)
+        assert reopened.append(batch(1, 250)) == range(251, 252)
+
+
+def test_delete_up_to_frees_and_later_readers_see_the_gap(tmp_path: Path) -> None:
+    with History(tmp_path, segment_records=8) as history:
+        history.append(batch(30))
+        assert history.delete_up_to(20) == 20
+        assert history.delete_up_to(5) == 0
+        assert history.read(21, 100).gap is None  # the agent that acked sees no gap
+        assert everything(history, 1)[0] == Gap(1, 20)
+        assert len(segment_files(tmp_path)) == 2  # seqs 17..24 and 25..30
+    with History(tmp_path, segment_records=8) as history:
+        assert history.oldest_seq == 21
+        assert history.delete_up_to(10_000) == 10
+        assert (history.count, history.next_seq) == (0, 31)
+        assert history.oldest_seq is None
+        assert history.append(batch(1)) == range(31, 32)
+
+
+def test_seqs_never_reused_after_wipe_and_reopen(tmp_path: Path) -> None:
+    with History(tmp_path) as history:
+        history.append(batch(10))
+        history.wipe()
+        assert (history.count, history.next_seq) == (0, 11)
+        assert everything(history) == [Gap(1, 10)]
+    assert segment_files(tmp_path) == []
+    with History(tmp_path) as history:
+        assert history.next_seq == 11
+        assert history.append(batch(3)) == range(11, 14)
+        assert everything(history) == [Gap(1, 10), *expected(11, 3)]
+
+
+def test_a_bad_sample_writes_nothing(tmp_path: Path) -> None:
+    with History(tmp_path) as history:
+        history.append(batch(3))
+        with pytest.raises(ValueError, match="sample #1"):
+            history.append([(T0, Metric.STEPS, 1), (T0, Metric.STEPS, 2**40)])
+        assert history.next_seq == 4
+    with History(tmp_path) as history:
+        assert everything(history) == expected(1, 3)
+
+
+def test_listeners_hear_about_durable_appends(tmp_path: Path) -> None:
+    heard: list[tuple[int, int]] = []
+    with History(tmp_path) as history:
+        stop = history.subscribe(lambda first, last: heard.append((first, last)))
+        history.append(batch(5))
+        history.append([])
+        history.append(batch(2, 5))
+        stop()
+        history.append(batch(1, 7))
+    assert heard == [(1, 5), (6, 7)]
