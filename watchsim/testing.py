@@ -10,6 +10,7 @@ from pathlib import Path
 from bumble.link import LocalLink
 
 from watchsim.app import LinkRadio, WatchApp, WatchConfig
+from watchsim.control import ControlServer
 from watchsim.history import DEFAULT_CAPACITY, History
 from watchsim.model import load_builtin
 from watchsim.peripheral.port import PairingMode
@@ -20,6 +21,7 @@ class LoopbackWatch:
     app: WatchApp
     address: str  # the watch's random static identity address (stable per state dir)
     passkeys: asyncio.Queue[int]  # every passkey (or comparison number) the watch shows
+    control: ControlServer  # `watchsim ctl --state-dir DIR ...` works against it
 
     @property
     def history(self) -> History:
@@ -30,6 +32,7 @@ class LoopbackWatch:
         return history
 
     async def stop(self) -> None:
+        await self.control.close()
         await self.app.stop()
 
     async def reboot(self) -> None:
@@ -66,5 +69,13 @@ async def start_loopback_watch(
     app = WatchApp(config, radio)
     passkeys: asyncio.Queue[int] = asyncio.Queue()
     app.passkey_listeners.append(passkeys.put_nowait)
-    await app.start()
-    return LoopbackWatch(app=app, address=radio.address, passkeys=passkeys)
+    app.open_state_dir()
+    control = ControlServer(app)
+    await control.start()
+    try:
+        await app.start()
+    except BaseException:
+        await control.close()
+        await app.stop()
+        raise
+    return LoopbackWatch(app=app, address=radio.address, passkeys=passkeys, control=control)

@@ -60,9 +60,20 @@ def main(
 
 
 def _register() -> None:
-    from phoneagent.cli import data, demo, devices, sync
+    from phoneagent.cli import (
+        account,
+        cloud,
+        consent,
+        data,
+        delete,
+        demo,
+        devices,
+        export,
+        privacy,
+        sync,
+    )
 
-    for module in (devices, sync, data, demo):
+    for module in (devices, sync, data, demo, account, consent, export, delete, privacy, cloud):
         for command in module.COMMANDS:
             main.add_command(command)
 

@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 import sqlcipher3
 
@@ -37,6 +37,7 @@ _SQLITE_HEADER = b"SQLite format 3\x00"
 _MIN_PAGE = 512
 _PAGE_SIZE = 1000
 _SEQ_MIN = -(2**63)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -234,6 +235,18 @@ class Store:
 
     def _now(self) -> int:
         return int(self._clock())
+
+    def transact(self, work: Callable[[Any, int], _T]) -> _T:
+        """Run ``work(connection, now)`` in one IMMEDIATE transaction under the lock.
+
+        For the modules that own later schema steps (``phoneagent.store.ledger``), so their
+        SQL sits next to their tables instead of growing this class. ``work`` may delete
+        devices, so the address -> id cache is dropped.
+        """
+        with self._lock:
+            self._device_ids.clear()
+            result: _T = self._write(lambda: work(self._conn, self._now()))
+            return result
 
     # -- devices ------------------------------------------------------------------
 

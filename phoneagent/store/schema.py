@@ -65,6 +65,81 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 2: time-range queries (exports, charts, deleting a range) seek instead of scanning
     # a device's whole history; seq rides along as the table's key.
     ("CREATE INDEX samples_by_time ON samples (device_id, ts)",),
+    # 3: the privacy lifecycle and cloud upload (issue 7): account, consent and disclosure
+    # ledgers, upload cursors, erase requests. Times are Unix seconds (UTC).
+    (
+        # At most one row (id = 1). guest = 1: no account, pseudonym is the random local
+        # install id and nothing may ever be uploaded. guest = 0: pseudonym is the random
+        # user pseudonym that stands in for the person in the cloud. No password, no e-mail.
+        # Profile fields feed the watch algorithms; a guest may leave them empty.
+        """CREATE TABLE account (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            guest INTEGER NOT NULL CHECK (guest IN (0, 1)),
+            pseudonym TEXT NOT NULL UNIQUE,
+            region TEXT,
+            birth_date TEXT,
+            sex INTEGER,
+            height_cm INTEGER,
+            weight_decikg INTEGER,
+            created_at INTEGER NOT NULL,
+            CHECK (guest = 1 OR (region IS NOT NULL AND birth_date IS NOT NULL
+                AND sex IS NOT NULL AND height_cm IS NOT NULL AND weight_decikg IS NOT NULL))
+        )""",
+        # Append-only: every consent given or withdrawn. The latest row per (subject, scope)
+        # is the current state. subject: 'metric:heart_rate', 'cloud_sync',
+        # 'cross_border:<region>', 'log_upload', 'notifications', 'calls', 'music', 'policy';
+        # scope narrows it (an app id for notifications), '' when it does not apply.
+        """CREATE TABLE consent_ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at INTEGER NOT NULL,
+            subject TEXT NOT NULL,
+            scope TEXT NOT NULL DEFAULT '',
+            granted INTEGER NOT NULL CHECK (granted IN (0, 1)),
+            policy_version TEXT NOT NULL
+        )""",
+        "CREATE INDEX consent_by_subject ON consent_ledger (subject, scope, id)",
+        # Append-only: every time personal data left the phone (cloud endpoint, export to a
+        # third party, log upload). categories: comma-separated ('samples,device_info').
+        # user_request = 1 when the person asked for it explicitly.
+        """CREATE TABLE disclosure_ledger (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            at INTEGER NOT NULL,
+            recipient TEXT NOT NULL,
+            purpose TEXT NOT NULL,
+            categories TEXT NOT NULL,
+            record_count INTEGER NOT NULL CHECK (record_count >= 0),
+            user_request INTEGER NOT NULL CHECK (user_request IN (0, 1))
+        )""",
+        "CREATE INDEX disclosures_by_time ON disclosure_ledger (at)",
+        # The uploader's position per device and endpoint (a region key such as 'eu'):
+        # the highest seq the broker acknowledged. Deleting a device drops its cursors.
+        """CREATE TABLE upload_cursors (
+            device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
+            endpoint TEXT NOT NULL,
+            last_seq INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL,
+            PRIMARY KEY (device_id, endpoint)
+        ) WITHOUT ROWID""",
+        # Cloud erasure the person asked for, tracked until the endpoint confirms; the
+        # policy's limit is deadline_at = requested_at + 90 days. Self-contained (user and
+        # device pseudonyms copied in) because the local rows are deleted at once.
+        # scope 'account': everything of the user incl. the profile; 'data': the samples
+        # matching the filters, where NULL means "any" (so all NULL = all data).
+        """CREATE TABLE erase_requests (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            scope TEXT NOT NULL CHECK (scope IN ('account', 'data')),
+            user_pseudonym TEXT NOT NULL,
+            device_pseudonym TEXT,
+            metric TEXT,
+            since INTEGER,
+            until INTEGER,
+            endpoint TEXT NOT NULL,
+            requested_at INTEGER NOT NULL,
+            deadline_at INTEGER NOT NULL,
+            sent_at INTEGER,
+            confirmed_at INTEGER
+        )""",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -7,6 +7,7 @@ test_watch_app_*.py modules.
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,14 @@ from bumble.gatt_client import CharacteristicProxy
 from bumble.link import LocalLink
 from bumble.profiles.battery_service import BatteryServiceProxy
 from bumble.profiles.heart_rate_service import HeartRateService, HeartRateServiceProxy
+from rich.console import Console
 
 from protocol import uuids
+from protocol.alerts import CallState, CallStatus
 from protocol.battery import BatteryLevel
 from protocol.device_info import PnpId
+from protocol.heart_rate import HeartRateMeasurement
+from protocol.ieee11073 import to_float
 from protocol.pulse_oximeter import MeasurementStatus, PlxContinuousMeasurement
 from tests.integration.test_peripheral_bumble import (
     CENTRAL_ADDRESS,
@@ -28,7 +33,10 @@ from tests.integration.test_peripheral_bumble import (
     Central,
     PasskeyEntry,
     characteristic,
+    disconnected,
 )
+from watchsim.console import log_plainly, render
+from watchsim.control import request
 from watchsim.peripheral.bumble_adapter import new_link
 from watchsim.testing import LoopbackWatch, start_loopback_watch
 
@@ -127,10 +135,64 @@ async def test_device_information_is_open_and_oximetry_is_demonstration_data(
     assert pnp.vendor_id == 0x1209
     assert (await read(stranger, uuids.MODEL_NUMBER)).decode() == "WatchSim 1"
     assert BatteryLevel.decode(await read(stranger, uuids.BATTERY_LEVEL)).percent > 0
+    await disconnected(stranger.connection)  # the watch advertises again once free
 
     peer = await paired_phone(link, watch)
     await write(peer, uuids.METRIC_SETTINGS, bytes.fromhex("01010100 02013c00 03010100 04013c00"))
     inbox = await subscribe(peer, uuids.PLX_CONTINUOUS_MEASUREMENT)
     plx = PlxContinuousMeasurement.decode(await inbox.get("PLX measurement"))
     assert plx.status is not None and MeasurementStatus.DEMONSTRATION_DATA in plx.status
-    assert 85 <= float(plx.normal.spo2) <= 100  # type: ignore[arg-type]
+    assert 85 <= to_float(plx.normal.spo2) <= 100
+
+
+async def test_ctl_events_take_the_watch_off_wrist_and_out_of_range(
+    link: LocalLink, watch: LoopbackWatch
+) -> None:
+    state_dir = watch.app.config.state_dir
+    peer = await paired_phone(link, watch)
+    heart = await subscribe(peer, uuids.HEART_RATE_MEASUREMENT)
+    assert HeartRateMeasurement.decode(await heart.get()).sensor_contact is True
+
+    await request(state_dir, ["event", "off-wrist"])
+    while (measurement := HeartRateMeasurement.decode(await heart.get())).sensor_contact:
+        pass
+    assert measurement.bpm == 0
+    assert (await request(state_dir, ["status"]))["on_wrist"] is False
+
+    gone: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    peer.connection.once("disconnection", gone.set_result)
+    await request(state_dir, ["event", "out-of-range", "1"])
+    await asyncio.wait_for(gone, WAIT)
+    assert (await request(state_dir, ["status"]))["radio"] == "off"
+    # One simulated minute later (one real second at speed 60) it advertises again.
+    peer = await Central(link, "F4:22:33:44:55:66").connect(watch.address)
+    assert (await request(state_dir, ["status"]))["radio"] == "connected"
+
+
+async def test_ctl_reboot_keeps_history_and_numbering(
+    link: LocalLink, watch: LoopbackWatch
+) -> None:
+    before = watch.history.next_seq
+    first = watch.history.read(1, 10).samples
+    assert first
+    await request(watch.app.config.state_dir, ["event", "reboot"])
+    assert watch.history.read(1, 10).samples == first
+    assert watch.history.next_seq >= before
+    assert "rebooted" in " ".join(watch.app.events)
+
+
+async def test_console_shows_the_call_and_logs_the_passkey_on_its_own_line(
+    link: LocalLink, watch: LoopbackWatch
+) -> None:
+    log = io.StringIO()
+    log_plainly(watch.app, log)
+    peer = await paired_phone(link, watch)
+    passkeys = [line for line in log.getvalue().splitlines() if "PASSKEY" in line]
+    assert len(passkeys) == 1
+    assert passkeys[0].endswith(f"PASSKEY {watch.app.passkey:06d}")
+
+    await write(peer, uuids.CALL_STATE, CallState(7, CallStatus.INCOMING, "Mum").encode())
+    screen = io.StringIO()
+    Console(width=120, file=screen).print(render(watch.app.status()))
+    assert "incoming: Mum (#7)" in screen.getvalue()
+    assert "call 7 incoming: Mum" in log.getvalue()

@@ -1,7 +1,8 @@
 """The History Sync service: the durable watch -> agent path over the control point.
 
 Requests are handled one at a time in arrival order by a worker, except that a REPORT
-streams in its own task so that an ABORT (or a COUNT) can be answered while it runs.
+streams in its own task so that a COUNT or DELETE can be answered while it runs, and an
+ABORT cancels it as soon as the write arrives.
 Every response is an indication sent after the write was acknowledged.
 """
 
@@ -47,6 +48,7 @@ class HistoryService:
         self._history = history
         self._requests: asyncio.Queue[tuple[HistoryRequest, int]] = asyncio.Queue()
         self._report: asyncio.Task[None] | None = None
+        self._abort = False
         self._status_due = asyncio.Event()
         self._tasks = [
             asyncio.create_task(self._serve(), name="history-control-point"),
@@ -71,6 +73,10 @@ class HistoryService:
 
     async def _on_write(self, peer: Peer, value: bytes) -> None:
         request = HistoryRequest.decode(value)  # a ProtocolError becomes an ATT error
+        if request.opcode is HistoryOpcode.ABORT:
+            # At once, not in turn: the worker may be waiting on an indication's confirmation.
+            # A flag, not Task.cancel(): asyncio.wait_for in 3.11 can swallow a cancellation.
+            self._abort = True
         mtu = min([peer.mtu, *(p.mtu for p in self._peripheral.peers)])
         self._requests.put_nowait((request, mtu))
 
@@ -91,16 +97,15 @@ class HistoryService:
             if self.reporting:
                 await self._respond(HistoryResponse(op, HistoryResult.BUSY))
                 return
+            self._abort = False
             self._report = asyncio.create_task(self._run_report(request.seq, mtu), name="report")
         elif op is HistoryOpcode.COUNT:
             count = history.count_from(request.seq)
             result = HistoryResult.SUCCESS if count else HistoryResult.NO_RECORDS
             await self._respond(HistoryResponse(op, result, count))
         elif op is HistoryOpcode.ABORT:
-            if self._report is not None and not self._report.done():
-                self._report.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await self._report
+            if self._report is not None:  # its ABORTED response goes first
+                await self._report
             await self._respond(HistoryResponse(op, HistoryResult.SUCCESS))
         else:  # DELETE_UP_TO
             if request.seq >= history.next_seq:
@@ -114,21 +119,21 @@ class HistoryService:
         op = HistoryOpcode.REPORT
         try:
             last = await self._stream(from_seq, mtu)
-        except asyncio.CancelledError:
-            await self._respond(HistoryResponse(op, HistoryResult.ABORTED))
-            raise
         except Exception:
             logger.exception("history report from seq %d failed", from_seq)
             await self._respond(HistoryResponse(op, HistoryResult.FAILED))
             return
+        if last is None:
+            await self._respond(HistoryResponse(op, HistoryResult.ABORTED))
+            return
         result = HistoryResult.SUCCESS if last else HistoryResult.NO_RECORDS
         await self._respond(HistoryResponse(op, result, last))
 
-    async def _stream(self, from_seq: int, mtu: int) -> int:
+    async def _stream(self, from_seq: int, mtu: int) -> int | None:
         """Notify every gap and record from ``from_seq`` up to the newest at the start.
 
-        Returns the highest seq accounted for (0 if none). Records dropped while the
-        report runs show up as a gap, since each chunk is read afresh.
+        Returns the highest seq accounted for (0 if none), None if aborted. Records
+        dropped while the report runs show up as a gap, since each chunk is read afresh.
         """
         packer = BatchPacker(max(MIN_PAYLOAD, min(MAX_PAYLOAD, mtu - ATT_HEADER_SIZE)))
         history, stop, seq, last = self._history, self._history.next_seq, from_seq, 0
@@ -145,6 +150,8 @@ class HistoryService:
                 batch = packer.add(entry)
                 if batch is not None:
                     await self._peripheral.notify(uuids.HISTORY_RECORDS, batch)
+                    if self._abort:
+                        return None
             if result.next_seq <= seq:
                 break
             seq = result.next_seq

@@ -163,7 +163,7 @@ class WatchApp:
 
     async def start(self) -> None:
         """Open the state dir, backfill a fresh history, power the radio, start measuring."""
-        self._open_state_dir()
+        self.open_state_dir()
         self._boot_storage()
         history = self._history()
         if self.config.backfill_s and history.next_seq == 1:
@@ -248,7 +248,8 @@ class WatchApp:
             raise WatchError("the watch is not running")
         return self.history
 
-    def _open_state_dir(self) -> None:
+    def open_state_dir(self) -> None:
+        """Create the state dir; WatchError (for people) if it cannot be written."""
         state_dir = self.config.state_dir
         try:
             state_dir.mkdir(parents=True, exist_ok=True)
@@ -275,7 +276,7 @@ class WatchApp:
     async def _backfill(self) -> None:
         """Generate the simulated past quickly, yielding between chunks."""
         history = self._history()
-        self.log(f"backfilling {self.config.backfill_s // 3600} h of history")
+        self.log(f"backfilling {self.config.backfill_s / 3600:g} h of history")
         while (now := int(self.clock.now())) > self.model.now:
             measured = self.model.advance_to(min(now, self.model.now + BACKFILL_CHUNK_S))
             history.append(measured)

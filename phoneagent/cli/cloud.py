@@ -1,0 +1,139 @@
+"""``cloud enable|disable|clear|status`` and the reference ``cloud-receiver``."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime
+from pathlib import Path
+
+import click
+
+from phoneagent.cli.context import EXIT_UNREACHABLE, EXIT_USAGE, AgentContext, CliError, pass_agent
+from phoneagent.cli.output import emit, json_option
+from phoneagent.privacy.consent import CLOUD_SYNC, set_consent
+from phoneagent.privacy.erase import request_cloud_erasure
+from phoneagent.store import ledger
+from phoneagent.upload.endpoints import Endpoint, EndpointError, endpoints_path, load_endpoints
+from phoneagent.upload.receiver import ReceiverDb, serve
+from phoneagent.upload.uploader import Uploader
+
+
+def _iso(moment: int | None) -> str | None:
+    return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat()
+
+
+@click.group("cloud")
+def cloud() -> None:
+    """Cloud sync (MQTT upload to the account's home region): off until enabled."""
+
+
+@cloud.command("enable")
+@pass_agent
+def enable(agent: AgentContext) -> None:
+    """Turn cloud sync on (recorded in the consent ledger)."""
+    with agent.open_store() as store:
+        set_consent(store, CLOUD_SYNC, True)
+    click.echo("Cloud sync is on.")
+
+
+@cloud.command("disable")
+@pass_agent
+def disable(agent: AgentContext) -> None:
+    """Turn cloud sync off; the uploader stops before its next batch."""
+    with agent.open_store() as store:
+        set_consent(store, CLOUD_SYNC, False)
+    click.echo("Cloud sync is off.")
+
+
+@cloud.command("clear")
+@click.option("--wait", type=float, default=10.0, show_default=True, help="Seconds to await.")
+@pass_agent
+def clear(agent: AgentContext, wait: float) -> None:
+    """Ask the cloud to erase all uploaded data; tracked until it confirms."""
+    with agent.open_store() as store:
+        requests = request_cloud_erasure(store, "data")
+        if not requests:
+            click.echo("Nothing was ever uploaded; there is nothing to erase.")
+            return
+        for region in sorted({r.endpoint for r in requests}):
+            try:
+                endpoint = load_endpoints(endpoints_path(agent.data_dir)).for_region(region)
+                asyncio.run(Uploader(store, endpoint).drain(confirm_timeout=wait))
+            except EndpointError as error:
+                raise CliError(str(error), EXIT_USAGE) from error
+            except OSError as error:
+                raise CliError(
+                    f"{region}: {error}; the request stays pending", EXIT_UNREACHABLE
+                ) from error
+        pending = ledger.erase_requests(store, pending_only=True)
+    click.echo(
+        f"{len(pending)} erase request(s) pending confirmation (see: phoneagent cloud status)."
+    )
+
+
+@cloud.command("status")
+@json_option
+@pass_agent
+def status(agent: AgentContext, as_json: bool) -> None:
+    """Cloud sync state and erasures pending with their 90-day deadline."""
+    with agent.open_store() as store:
+        rows = [
+            {
+                "id": r.id,
+                "scope": r.scope,
+                "endpoint": r.endpoint,
+                "requested": _iso(r.requested_at),
+                "sent": _iso(r.sent_at),
+                "deadline": _iso(r.deadline_at),
+            }
+            for r in ledger.erase_requests(store, pending_only=True)
+        ]
+    emit(
+        rows,
+        ("id", "scope", "endpoint", "requested", "sent", "deadline"),
+        f"{len(rows)} pending erasure(s)",
+        as_json,
+    )
+
+
+@click.command("cloud-receiver")
+@click.option("--broker", "host", required=True, help="Broker host.")
+@click.option("--port", type=int, default=1883, show_default=True)
+@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--region", default="eu", show_default=True)
+@click.option("--prefix", default="watchsync", show_default=True)
+@click.option("--group", default="receivers", show_default=True, help="Shared subscription group.")
+@click.option("--id", "identifier", default="receiver-1", show_default=True)
+@click.option("--tls/--no-tls", default=False)
+@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--username")
+@click.option("--password", envvar="PHONEAGENT_RECEIVER_PASSWORD")
+@click.option("--allow-plaintext", is_flag=True)
+def cloud_receiver(
+    host: str,
+    port: int,
+    db_path: Path,
+    region: str,
+    prefix: str,
+    group: str,
+    identifier: str,
+    tls: bool,
+    ca_file: Path | None,
+    username: str | None,
+    password: str | None,
+    allow_plaintext: bool,
+) -> None:
+    """Reference receiver: store uploads de-duplicated, honour and confirm erasures."""
+    endpoint = Endpoint(
+        region, host, port, tls, ca_file, username, password, allow_plaintext, prefix
+    )
+    db = ReceiverDb(db_path)
+    try:
+        asyncio.run(serve(endpoint, db, group=group, identifier=identifier))
+    except EndpointError as error:
+        raise CliError(str(error), EXIT_USAGE) from error
+    finally:
+        db.close()
+
+
+COMMANDS = (cloud, cloud_receiver)

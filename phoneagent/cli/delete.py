@@ -1,0 +1,51 @@
+"""``delete``: data of a device, a metric or a time range, or everything (PR-DELETE)."""
+
+from __future__ import annotations
+
+import click
+
+from phoneagent.cli.context import AgentContext, pass_agent
+from phoneagent.cli.data import _epoch
+from phoneagent.cli.privacy import privacy_errors
+from phoneagent.privacy import delete_data
+from protocol.metrics import Metric
+
+
+@click.command("delete")
+@click.option(
+    "--device",
+    help="This watch (address): alone, the device with all its data and bond; with other "
+    "filters, only its matching samples.",
+)
+@click.option("--metric", type=click.Choice([m.key for m in Metric]), help="Only this metric.")
+@click.option("--since", help="From this time (ISO 8601, naive = UTC, or Unix seconds).")
+@click.option("--until", help="Before this time.")
+@click.option("--all", "everything", is_flag=True, help="Every device's data (account stays).")
+@click.confirmation_option(prompt="Delete this data from the phone (and the cloud)?")
+@pass_agent
+def delete_command(
+    agent: AgentContext,
+    device: str | None,
+    metric: str | None,
+    since: str | None,
+    until: str | None,
+    everything: bool,
+) -> None:
+    """Delete data here at once; when cloud sync was ever on, request erasure in the cloud."""
+    filters = (device, metric, since, until)
+    if everything == any(f is not None for f in filters):
+        raise click.UsageError("Give --all, or at least one of --device/--metric/--since/--until.")
+    with agent.open_store() as store, privacy_errors():
+        result = delete_data(
+            store,
+            device=device.upper() if device else None,
+            metric=None if metric is None else Metric[metric.upper()],
+            since=_epoch(since),
+            until=_epoch(until),
+        )
+    click.echo(f"Deleted {result.samples} sample(s) and {result.devices} device(s).")
+    for r in result.erase_requests:
+        click.echo(f"Cloud erasure requested from {r.endpoint}, due by the 90-day limit.")
+
+
+COMMANDS = (delete_command,)

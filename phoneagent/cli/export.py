@@ -1,0 +1,44 @@
+"""``export``: all your personal data as JSON or CSV, offline and free (PR-ACCESS, PR-SHARE)."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from phoneagent.cli.context import AgentContext, pass_agent
+from phoneagent.cli.privacy import privacy_errors
+from phoneagent.privacy.export import ExportResult, export, record_share, write_json
+
+
+@click.command("export")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json")
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    help="New file (JSON), folder or .zip (CSV, one file per table). JSON without it: stdout.",
+)
+@click.option(
+    "--to",
+    "recipient",
+    help="The third party you give it to; recorded in the disclosure ledger.",
+)
+@pass_agent
+def export_command(agent: AgentContext, fmt: str, out: Path | None, recipient: str | None) -> None:
+    """Export account, devices, samples, gaps and both ledgers (schema: docs/privacy.md)."""
+    if out is None and fmt == "csv":
+        raise click.UsageError("CSV needs --out (a new folder, or a file ending in .zip).")
+    with agent.open_store() as store, privacy_errors():
+        if out is None:
+            result = ExportResult(write_json(store, sys.stdout), None)
+        else:
+            result = export(store, fmt, out)
+        if recipient:
+            record_share(store, recipient, result)
+    where = "" if result.path is None else f" to {result.path}"
+    shared = f"; disclosure to {recipient} recorded" if recipient else ""
+    click.echo(f"Exported {result.records} record(s){where}{shared}.", err=True)
+
+
+COMMANDS = (export_command,)

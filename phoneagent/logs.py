@@ -1,0 +1,154 @@
+"""The agent's log files: daily rotation, 7 days kept, redacted before they are written.
+
+Policy section 1 keeps "the latest log information within 7 days" and deletes older
+logs automatically; PR-LOGS adds that no health value, notification content or
+identifier is ever written in clear. Redaction is a ``logging.Filter`` on the handler,
+so it covers records of every logger that propagates to it, tracebacks included.
+Code should still pass personal values wrapped in ``Private(...)``: pattern matching is
+the safety net, not the plan.
+"""
+
+from __future__ import annotations
+
+import logging
+import logging.handlers
+import os
+import re
+import time
+import zipfile
+from collections.abc import Callable
+from io import TextIOWrapper
+from pathlib import Path
+
+LOGS_DIR = "logs"
+LOG_NAME = "phoneagent.log"
+KEEP_DAYS = 7
+REDACTED = "<redacted>"
+
+_MAC = re.compile(r"\b[0-9A-Fa-f]{2}(?:[:-][0-9A-Fa-f]{2}){5}\b")
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+# International (+...) or North American layouts; bare digit runs are left alone so that
+# sequence numbers and Unix times stay readable.
+_PHONE = re.compile(r"\+\d[\d ()-]{6,}\d|\(?\b\d{3}\)?[ .-]\d{3}[ .-]\d{4}\b")
+# key=value / key: value pairs whose value is personal, in f-strings, reprs and dicts.
+_PERSONAL_KEYS = (
+    "name|title|text|body|content|message|caller|contact|sender|number|phone|email|serial"
+    "|address|pseudonym|age|age_years|birth_date|sex|height|height_cm|weight|weight_decikg"
+    "|heart_rate|hr|bpm|steps|spo2|skin_temperature|temperature|raw|value|values"
+)
+_PAIR = re.compile(
+    rf"""(?P<key>['"]?\b(?:{_PERSONAL_KEYS})\b['"]?\s*[=:]\s*)"""
+    r"""(?P<value>'[^']*'|"[^"]*"|\[[^\]]*\]|<[^>]*>|[^\s,;)}\]]+)""",
+    re.IGNORECASE,
+)
+# A number with a health unit after it: "72 bpm", "97.5 %", "36.4 degC", "70 kg".
+_MEASURE = re.compile(r"-?\d+(?:\.\d+)?\s*(?:bpm|%|degC|°C|kg|cm|steps)(?!\w)", re.IGNORECASE)
+
+
+class Private:
+    """Wraps a personal value passed to a log call; it renders as ``<redacted>``."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: object) -> None:
+        self._value = value
+
+    def __str__(self) -> str:
+        return REDACTED
+
+    __repr__ = __str__
+
+
+def redact(text: str) -> str:
+    """``text`` with MAC addresses, e-mails, phone numbers and personal values replaced."""
+    text = _MAC.sub("<mac>", text)
+    text = _EMAIL.sub("<email>", text)
+    text = _PAIR.sub(lambda m: m.group("key") + REDACTED, text)
+    text = _MEASURE.sub(REDACTED, text)
+    return _PHONE.sub("<phone>", text)
+
+
+class RedactingFilter(logging.Filter):
+    """Replaces a record's message and traceback with their redacted text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg = redact(record.getMessage())
+        record.args = None
+        if record.exc_info:
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        if record.stack_info:
+            record.stack_info = redact(record.stack_info)
+        return True
+
+
+def logs_dir(data_dir: Path) -> Path:
+    return data_dir / LOGS_DIR
+
+
+def prune_logs(directory: Path, now: float | None = None, keep_days: int = KEEP_DAYS) -> list[Path]:
+    """Delete log files last written more than ``keep_days`` ago; returns what went.
+
+    Rotation only prunes when it rotates, so this also runs at start-up: an agent that
+    was off for a month must not keep month-old logs.
+    """
+    limit = (time.time() if now is None else now) - keep_days * 86400
+    gone = []
+    for path in directory.glob(LOG_NAME + "*"):
+        if path.is_file() and path.stat().st_mtime < limit:
+            path.unlink()
+            gone.append(path)
+    return gone
+
+
+class _PrivateRotatingHandler(logging.handlers.TimedRotatingFileHandler):
+    """Owner-only log files (the data directory is private, the files are too)."""
+
+    def _open(self) -> TextIOWrapper:
+        fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.close(fd)
+        return super()._open()
+
+
+def setup_logging(
+    data_dir: Path,
+    level: int = logging.INFO,
+    *,
+    logger: logging.Logger | None = None,
+    clock: Callable[[], float] | None = None,
+) -> logging.Handler:
+    """Attach the daily-rotated, redacted file handler to ``logger`` (the root by default).
+
+    Keeps today's file plus 6 rotated ones (7 days) and prunes older files now.
+    """
+    directory = logs_dir(data_dir)
+    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    prune_logs(directory, None if clock is None else clock())
+    handler = _PrivateRotatingHandler(
+        directory / LOG_NAME, when="midnight", backupCount=KEEP_DAYS - 1, utc=True
+    )
+    handler.addFilter(RedactingFilter())
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    target = logger or logging.getLogger()
+    target.addHandler(handler)
+    if target.level == logging.NOTSET or target.level > level:
+        target.setLevel(level)
+    return handler
+
+
+def bundle_logs(data_dir: Path, out: Path) -> tuple[Path, int]:
+    """Zip the kept log files (redacted once more) into ``out``; returns it and the line count.
+
+    The bundle is what ``phoneagent logs upload`` sends; it is written only where the
+    person asked, owner-only.
+    """
+    directory = logs_dir(data_dir)
+    files = sorted(directory.glob(LOG_NAME + "*")) if directory.is_dir() else []
+    lines = 0
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as raw, zipfile.ZipFile(raw, "w", zipfile.ZIP_DEFLATED) as bundle:
+        for path in files:
+            text = redact(path.read_text(encoding="utf-8", errors="replace"))
+            lines += text.count("\n")
+            bundle.writestr(path.name, text)
+    return out, lines

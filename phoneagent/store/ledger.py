@@ -1,0 +1,475 @@
+"""Rows of the privacy tables (schema step 3): account, ledgers, upload cursors, erasures.
+
+Plain functions over a ``Store``: each is one transaction (``Store.transact``), so a
+consent change or a deletion is either fully recorded or not at all. The policy rules
+(who may do what) live in ``phoneagent.privacy``; this module only reads and writes.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from phoneagent.store.db import Store
+from phoneagent.store.errors import UnknownDeviceError
+from protocol.metrics import Metric
+
+ERASE_DEADLINE_S = 90 * 86400  # policy section 7: erased "no later than 90 days"
+# Settings rows that hold personal data (the sync engine's profile and consent copy).
+PERSONAL_SETTINGS = ("sync.profile", "sync.opted_out")
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRow:
+    guest: bool
+    pseudonym: str  # user pseudonym (account) or random install id (guest)
+    region: str | None
+    birth_date: str | None  # ISO 8601 date
+    sex: int | None
+    height_cm: int | None
+    weight_decikg: int | None
+    created_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentEntry:
+    id: int
+    at: int
+    subject: str
+    scope: str
+    granted: bool
+    policy_version: str
+
+
+@dataclass(frozen=True, slots=True)
+class Disclosure:
+    id: int
+    at: int
+    recipient: str
+    purpose: str
+    categories: tuple[str, ...]
+    record_count: int
+    user_request: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EraseRequest:
+    """Data the cloud must erase; the NULL filters of a 'data' request mean "any"."""
+
+    id: int
+    scope: str  # 'account' | 'data'
+    user_pseudonym: str
+    device_pseudonym: str | None
+    metric: str | None
+    since: int | None
+    until: int | None
+    endpoint: str
+    requested_at: int
+    deadline_at: int
+    sent_at: int | None
+    confirmed_at: int | None
+
+    @property
+    def pending(self) -> bool:
+        return self.confirmed_at is None
+
+
+@dataclass(frozen=True, slots=True)
+class EraseFilter:
+    """What to erase: everything when all fields are None."""
+
+    device_pseudonym: str | None = None
+    metric: Metric | None = None
+    since: int | None = None
+    until: int | None = None
+
+
+_ACCOUNT_COLUMNS = "guest, pseudonym, region, birth_date, sex, height_cm, weight_decikg, created_at"
+_ERASE_COLUMNS = (
+    "id, scope, user_pseudonym, device_pseudonym, metric, since, until, endpoint,"
+    " requested_at, deadline_at, sent_at, confirmed_at"
+)
+
+
+def _account(row: Sequence[Any]) -> AccountRow:
+    guest, *rest = row
+    return AccountRow(bool(guest), *rest)
+
+
+# -- account ---------------------------------------------------------------------------
+
+
+def get_account(store: Store) -> AccountRow | None:
+    def work(conn: Any, now: int) -> AccountRow | None:
+        row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE id = 1").fetchone()
+        return None if row is None else _account(row)
+
+    return store.transact(work)
+
+
+def ensure_guest(store: Store) -> AccountRow:
+    """The identity row, creating a guest one (fresh random install id) when there is none."""
+
+    def work(conn: Any, now: int) -> AccountRow:
+        conn.execute(
+            "INSERT OR IGNORE INTO account (id, guest, pseudonym, created_at) VALUES (1, 1, ?, ?)",
+            (secrets.token_hex(16), now),
+        )
+        row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE id = 1").fetchone()
+        return _account(row)
+
+    return store.transact(work)
+
+
+def put_account(
+    store: Store,
+    *,
+    region: str,
+    birth_date: str,
+    sex: int,
+    height_cm: int,
+    weight_decikg: int,
+    new_pseudonym: bool,
+) -> AccountRow:
+    """Write the account's profile; ``new_pseudonym`` starts a fresh user identity.
+
+    A guest becoming an account always gets a new pseudonym: the install id never
+    leaves the phone, so it must not turn into an uploaded identifier.
+    """
+
+    def work(conn: Any, now: int) -> AccountRow:
+        if new_pseudonym:
+            conn.execute("DELETE FROM account")
+            conn.execute(
+                "INSERT INTO account (id, guest, pseudonym, region, birth_date, sex, height_cm,"
+                " weight_decikg, created_at) VALUES (1, 0, ?, ?, ?, ?, ?, ?, ?)",
+                (secrets.token_hex(16), region, birth_date, sex, height_cm, weight_decikg, now),
+            )
+        else:
+            conn.execute(
+                "UPDATE account SET region = ?, birth_date = ?, sex = ?, height_cm = ?,"
+                " weight_decikg = ? WHERE id = 1 AND guest = 0",
+                (region, birth_date, sex, height_cm, weight_decikg),
+            )
+        row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE id = 1").fetchone()
+        return _account(row)
+
+    return store.transact(work)
+
+
+def wipe_personal_data(store: Store, *, keep_account: bool) -> int:
+    """Delete every device (samples, gaps, cursors cascade), bond and personal setting.
+
+    Without ``keep_account`` the account row and consent ledger go too. The disclosure
+    ledger and erase requests stay: they are the record of what left the phone and of
+    the erasures still owed. Returns the number of samples deleted.
+    """
+
+    def work(conn: Any, now: int) -> int:
+        samples = int(conn.execute("SELECT count(*) FROM samples").fetchone()[0])
+        conn.execute("DELETE FROM devices")
+        conn.execute("DELETE FROM bonds")
+        if not keep_account:
+            conn.execute("DELETE FROM account")
+            conn.execute("DELETE FROM consent_ledger")
+            conn.executemany(
+                "DELETE FROM settings WHERE key = ?", [(k,) for k in PERSONAL_SETTINGS]
+            )
+        return samples
+
+    return store.transact(work)
+
+
+def delete_samples(
+    store: Store,
+    device: str | None,
+    metric: Metric | None,
+    since: int | None,
+    until: int | None,
+) -> int:
+    """Delete the samples matching every given filter (``since <= ts < until``)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if metric is not None:
+        clauses.append("metric = ?")
+        params.append(int(metric))
+    if since is not None:
+        clauses.append("ts >= ?")
+        params.append(since)
+    if until is not None:
+        clauses.append("ts < ?")
+        params.append(until)
+
+    def work(conn: Any, now: int) -> int:
+        where = list(clauses)
+        values = list(params)
+        if device is not None:
+            row = conn.execute("SELECT id FROM devices WHERE address = ?", (device,)).fetchone()
+            if row is None:
+                raise UnknownDeviceError(f"Device {device} is not in the store.")
+            where.append("device_id = ?")
+            values.append(int(row[0]))
+        condition = " AND ".join(where) if where else "1"
+        return int(conn.execute(f"DELETE FROM samples WHERE {condition}", values).rowcount)
+
+    return store.transact(work)
+
+
+# -- consent ledger ----------------------------------------------------------------------
+
+
+def append_consent(
+    store: Store, subject: str, scope: str, granted: bool, policy_version: str
+) -> ConsentEntry:
+    def work(conn: Any, now: int) -> ConsentEntry:
+        cursor = conn.execute(
+            "INSERT INTO consent_ledger (at, subject, scope, granted, policy_version)"
+            " VALUES (?, ?, ?, ?, ?)",
+            (now, subject, scope, int(granted), policy_version),
+        )
+        return ConsentEntry(int(cursor.lastrowid), now, subject, scope, granted, policy_version)
+
+    return store.transact(work)
+
+
+def consent_history(store: Store) -> list[ConsentEntry]:
+    """Every entry, oldest first."""
+
+    def work(conn: Any, now: int) -> list[ConsentEntry]:
+        rows = conn.execute(
+            "SELECT id, at, subject, scope, granted, policy_version FROM consent_ledger ORDER BY id"
+        ).fetchall()
+        return [ConsentEntry(i, at, s, sc, bool(g), v) for i, at, s, sc, g, v in rows]
+
+    return store.transact(work)
+
+
+def latest_consents(store: Store) -> dict[tuple[str, str], ConsentEntry]:
+    """The current state: the newest entry per (subject, scope)."""
+    return {(e.subject, e.scope): e for e in consent_history(store)}
+
+
+def ever_granted(store: Store, subject: str) -> bool:
+    def work(conn: Any, now: int) -> bool:
+        row = conn.execute(
+            "SELECT 1 FROM consent_ledger WHERE subject = ? AND granted = 1 LIMIT 1", (subject,)
+        ).fetchone()
+        return row is not None
+
+    return store.transact(work)
+
+
+# -- disclosure ledger -------------------------------------------------------------------
+
+
+def record_disclosure(
+    store: Store,
+    recipient: str,
+    purpose: str,
+    categories: Sequence[str],
+    record_count: int,
+    *,
+    user_request: bool,
+) -> Disclosure:
+    """Write down that personal data left the phone; call it once the transfer happened."""
+    if any("," in c for c in categories):
+        raise ValueError(f"a category name cannot contain a comma: {list(categories)}")
+
+    def work(conn: Any, now: int) -> Disclosure:
+        cursor = conn.execute(
+            "INSERT INTO disclosure_ledger (at, recipient, purpose, categories, record_count,"
+            " user_request) VALUES (?, ?, ?, ?, ?, ?)",
+            (now, recipient, purpose, ",".join(categories), record_count, int(user_request)),
+        )
+        return Disclosure(
+            int(cursor.lastrowid),
+            now,
+            recipient,
+            purpose,
+            tuple(categories),
+            record_count,
+            user_request,
+        )
+
+    return store.transact(work)
+
+
+def disclosures(store: Store, since: int | None = None) -> list[Disclosure]:
+    """Disclosures at or after ``since`` (all when None), oldest first."""
+
+    def work(conn: Any, now: int) -> list[Disclosure]:
+        rows = conn.execute(
+            "SELECT id, at, recipient, purpose, categories, record_count, user_request"
+            " FROM disclosure_ledger WHERE at >= ? ORDER BY at, id",
+            (-(2**63) if since is None else since,),
+        ).fetchall()
+        return [
+            Disclosure(i, at, r, p, tuple(c.split(",")) if c else (), n, bool(u))
+            for i, at, r, p, c, n, u in rows
+        ]
+
+    return store.transact(work)
+
+
+# -- upload cursors (the uploader's) -----------------------------------------------------
+
+
+def get_upload_cursor(store: Store, device: str, endpoint: str) -> int | None:
+    """The highest seq of ``device`` the ``endpoint`` acknowledged; None before the first."""
+
+    def work(conn: Any, now: int) -> int | None:
+        row = conn.execute(
+            "SELECT u.last_seq FROM upload_cursors AS u JOIN devices AS d ON d.id = u.device_id"
+            " WHERE d.address = ? AND u.endpoint = ?",
+            (device, endpoint),
+        ).fetchone()
+        return None if row is None else int(row[0])
+
+    return store.transact(work)
+
+
+def set_upload_cursor(store: Store, device: str, endpoint: str, last_seq: int) -> None:
+    def work(conn: Any, now: int) -> None:
+        row = conn.execute("SELECT id FROM devices WHERE address = ?", (device,)).fetchone()
+        if row is None:
+            raise UnknownDeviceError(f"Device {device} is not in the store.")
+        conn.execute(
+            "INSERT INTO upload_cursors (device_id, endpoint, last_seq, updated_at)"
+            " VALUES (?, ?, ?, ?) ON CONFLICT (device_id, endpoint) DO UPDATE SET"
+            " last_seq = excluded.last_seq, updated_at = excluded.updated_at",
+            (int(row[0]), endpoint, last_seq, now),
+        )
+
+    store.transact(work)
+
+
+def upload_endpoints(store: Store) -> set[str]:
+    """Every endpoint that ever acknowledged an upload of a device still stored."""
+
+    def work(conn: Any, now: int) -> set[str]:
+        return {str(r[0]) for r in conn.execute("SELECT DISTINCT endpoint FROM upload_cursors")}
+
+    return store.transact(work)
+
+
+# -- erase requests ----------------------------------------------------------------------
+
+
+def add_erase_requests(
+    store: Store,
+    scope: str,
+    user_pseudonym: str,
+    endpoints: Sequence[str],
+    what: EraseFilter,
+) -> list[EraseRequest]:
+    """One request per endpoint, each due 90 days from now."""
+
+    def work(conn: Any, now: int) -> list[int]:
+        ids = []
+        for endpoint in endpoints:
+            cursor = conn.execute(
+                "INSERT INTO erase_requests (scope, user_pseudonym, device_pseudonym, metric,"
+                " since, until, endpoint, requested_at, deadline_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    scope,
+                    user_pseudonym,
+                    what.device_pseudonym,
+                    None if what.metric is None else what.metric.key,
+                    what.since,
+                    what.until,
+                    endpoint,
+                    now,
+                    now + ERASE_DEADLINE_S,
+                ),
+            )
+            ids.append(int(cursor.lastrowid))
+        return ids
+
+    wanted = set(store.transact(work))
+    return [r for r in erase_requests(store) if r.id in wanted]
+
+
+def erase_requests(store: Store, *, pending_only: bool = False) -> list[EraseRequest]:
+    """Oldest first; ``pending_only``: not yet confirmed by the cloud."""
+    condition = " WHERE confirmed_at IS NULL" if pending_only else ""
+
+    def work(conn: Any, now: int) -> list[EraseRequest]:
+        rows = conn.execute(
+            f"SELECT {_ERASE_COLUMNS} FROM erase_requests{condition} ORDER BY id"
+        ).fetchall()
+        return [EraseRequest(*row) for row in rows]
+
+    return store.transact(work)
+
+
+def mark_erase_sent(store: Store, request_id: int) -> None:
+    """The uploader published the request (the broker acknowledged it)."""
+
+    def work(conn: Any, now: int) -> None:
+        conn.execute(
+            "UPDATE erase_requests SET sent_at = ? WHERE id = ? AND sent_at IS NULL",
+            (now, request_id),
+        )
+
+    store.transact(work)
+
+
+def mark_erase_confirmed(store: Store, request_id: int) -> None:
+    """The cloud confirmed the erasure; the request is no longer pending."""
+
+    def work(conn: Any, now: int) -> None:
+        conn.execute(
+            "UPDATE erase_requests SET confirmed_at = ?, sent_at = coalesce(sent_at, ?)"
+            " WHERE id = ? AND confirmed_at IS NULL",
+            (now, now, request_id),
+        )
+
+    store.transact(work)
+
+
+# -- introspection for the privacy audit -------------------------------------------------
+
+
+def table_columns(store: Store) -> dict[str, list[str]]:
+    """Every table of the database and its column names."""
+
+    def work(conn: Any, now: int) -> dict[str, list[str]]:
+        names = [
+            str(r[0])
+            for r in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+            )
+        ]
+        return {n: [str(c[1]) for c in conn.execute(f"PRAGMA table_info({n})")] for n in names}
+
+    return store.transact(work)
+
+
+def setting_keys(store: Store) -> list[str]:
+    def work(conn: Any, now: int) -> list[str]:
+        return [str(r[0]) for r in conn.execute("SELECT key FROM settings ORDER BY key")]
+
+    return store.transact(work)
+
+
+def orphan_rows(store: Store) -> int:
+    """Rows pointing at a device that no longer exists (a deletion that left data behind)."""
+
+    def work(conn: Any, now: int) -> int:
+        return len(conn.execute("PRAGMA foreign_key_check").fetchall())
+
+    return store.transact(work)
+
+
+def metric_samples_since(store: Store, metric: Metric, since: int) -> int:
+    def work(conn: Any, now: int) -> int:
+        return int(
+            conn.execute(
+                "SELECT count(*) FROM samples WHERE metric = ? AND ts >= ?", (int(metric), since)
+            ).fetchone()[0]
+        )
+
+    return store.transact(work)

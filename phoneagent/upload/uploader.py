@@ -1,0 +1,303 @@
+"""The MQTT uploader: store -> broker of the account's home region, at least once.
+
+Per device it reads batches past the durable upload cursor, publishes them with QoS 1
+(``aiomqtt`` returns from ``publish`` on PUBACK) and moves the cursor only past batches
+the broker acknowledged. A broken connection loses nothing: the next session starts
+again from the cursor and the receiver de-duplicates by (device pseudonym, seq).
+Policy (guest, cloud sync consent, home region) is asked before every batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
+from typing import Any
+
+import aiomqtt
+
+from phoneagent.privacy.gate import upload_allowed
+from phoneagent.store import DeviceRecord, Store, ledger
+from phoneagent.upload.endpoints import Endpoint
+from phoneagent.upload.outbox import erase_message, read_chunk
+from phoneagent.upload.payload import PayloadError, Topics, decode_json, encode_json, parse_topic
+
+log = logging.getLogger(__name__)
+
+ERASE_RESEND_AFTER_S = 6 * 3600
+
+
+class UploadRefusedError(Exception):
+    """The privacy policy forbids uploading now; the message names the rule."""
+
+
+@dataclass
+class UploadStats:
+    batches: int = 0
+    samples: int = 0
+    erase_sent: int = 0
+    erase_confirmed: int = 0
+
+
+def policy_refusal(store: Store, endpoint: Endpoint) -> str | None:
+    """None when the account may upload to ``endpoint`` now, else the reason (PR-GUEST,
+    PR-CLOUD, PR-REGION: the privacy gate decides, read fresh from the store each time)."""
+    decision = upload_allowed(store, endpoint.region)
+    return None if decision.allowed else decision.reason
+
+
+class Uploader:
+    """One endpoint's uploader: ``run`` in the daemon, ``drain`` for a one-shot upload."""
+
+    def __init__(
+        self,
+        store: Store,
+        endpoint: Endpoint,
+        *,
+        batch_size: int = 100,
+        window: int = 32,
+        backoff_initial: float = 0.5,
+        backoff_max: float = 30.0,
+        refusal: Callable[[Store, Endpoint], str | None] = policy_refusal,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.store = store
+        self.endpoint = endpoint
+        self.batch_size = batch_size
+        self.window = window
+        self.backoff_initial = backoff_initial
+        self.backoff_max = backoff_max
+        self._refusal = refusal
+        self._rng = rng or random.Random()
+        self._wake = asyncio.Event()
+        self._confirmed = asyncio.Event()
+        self.stats = UploadStats()
+
+    def wake(self) -> None:
+        """New samples were stored, or a consent or erase request changed: look again."""
+        self._wake.set()
+
+    def _check(self) -> str | None:
+        return self._refusal(self.store, self.endpoint)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Upload whenever woken until ``stop``; reconnect with jittered exponential back-off."""
+        delay = self.backoff_initial
+        while not stop.is_set():
+            self._wake.clear()
+            if not await asyncio.to_thread(self._worth_connecting):
+                await _first(self._wake.wait(), stop.wait())
+                continue
+            try:
+                await self._connection(stop, confirm_timeout=None)
+                delay = self.backoff_initial
+            except aiomqtt.MqttError as error:
+                log.warning("upload connection lost (%s); retrying in %.1fs", error, delay)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), delay * (0.5 + self._rng.random()))
+                delay = min(delay * 2, self.backoff_max)
+
+    async def drain(self, confirm_timeout: float = 0.0) -> UploadStats:
+        """Connect once: send owed erase requests and every sample past the cursors.
+
+        With ``confirm_timeout`` it then waits that long for the erase requests sent to
+        be confirmed. Raises ``aiomqtt.MqttError`` when the broker cannot be reached.
+        """
+        await self._connection(None, confirm_timeout=confirm_timeout)
+        return self.stats
+
+    def _worth_connecting(self) -> bool:
+        return bool(self._erasures_due()) or self._check() is None
+
+    def _erasures_due(self) -> list[ledger.EraseRequest]:
+        now = self.store.transact(lambda conn, now: now)
+        return [
+            r
+            for r in ledger.erase_requests(self.store, pending_only=True)
+            if r.endpoint == self.endpoint.region
+            and (r.sent_at is None or now - r.sent_at >= ERASE_RESEND_AFTER_S)
+        ]
+
+    def _unconfirmed(self) -> bool:
+        return any(
+            r.endpoint == self.endpoint.region and r.sent_at is not None
+            for r in ledger.erase_requests(self.store, pending_only=True)
+        )
+
+    async def _connection(self, stop: asyncio.Event | None, confirm_timeout: float | None) -> None:
+        client = self.endpoint.client()
+        session = _Session(self, client)
+        try:
+            async with client, asyncio.TaskGroup() as group:
+                listener = group.create_task(session.listen())
+                await session.subscribe_pending()
+                if stop is None:
+                    await session.drain()
+                    if confirm_timeout:
+                        # Expiry is not an error: the requests stay pending and are listed.
+                        with contextlib.suppress(TimeoutError):
+                            async with asyncio.timeout(confirm_timeout):
+                                await session.await_confirmations()
+                else:
+                    while not stop.is_set():
+                        self._wake.clear()
+                        await session.drain()
+                        await _first(self._wake.wait(), stop.wait())
+                listener.cancel()
+        except* aiomqtt.MqttError as errors:
+            raise errors.exceptions[0] from None
+
+
+async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+class _Session:
+    """What one broker connection knows: subscriptions made, device info already sent."""
+
+    def __init__(self, uploader: Uploader, client: aiomqtt.Client) -> None:
+        self.up = uploader
+        self.store = uploader.store
+        self.client = client
+        self.prefix = uploader.endpoint.prefix
+        self.region = uploader.endpoint.region
+        self.subscribed: set[str] = set()
+        self.info_sent: set[str] = set()
+
+    def topics(self, user: str) -> Topics:
+        return Topics(self.prefix, self.region, user)
+
+    async def subscribe_pending(self) -> None:
+        """Listen for confirmations of every erasure still owed to this endpoint."""
+        pending = await asyncio.to_thread(ledger.erase_requests, self.store, pending_only=True)
+        for request in pending:
+            if request.endpoint == self.region:
+                await self._subscribe(request.user_pseudonym)
+
+    async def _subscribe(self, user: str) -> None:
+        if user not in self.subscribed:
+            await self.client.subscribe(self.topics(user).erase_confirmed_filter, qos=1)
+            self.subscribed.add(user)
+
+    async def listen(self) -> None:
+        """Erase confirmations; raises ``MqttError`` when the connection drops."""
+        async for message in self.client.messages:
+            payload = bytes(message.payload) if isinstance(message.payload, bytes) else b""
+            if not payload:
+                continue  # our own clearing of a retained confirmation
+            try:
+                topics, rest = parse_topic(self.prefix, str(message.topic))
+                request_id = int(decode_json(payload)["id"])
+            except (PayloadError, KeyError, TypeError, ValueError) as error:
+                log.warning("ignoring malformed erase confirmation: %s", error)
+                continue
+            if topics.user not in self.subscribed or rest != [
+                "erase",
+                str(request_id),
+                "confirmed",
+            ]:
+                continue
+            await asyncio.to_thread(ledger.mark_erase_confirmed, self.store, request_id)
+            # The receiver retains the confirmation for us; now that it is recorded, clear it.
+            await self.client.publish(str(message.topic), b"", qos=1, retain=True)
+            self.up.stats.erase_confirmed += 1
+            self.up._confirmed.set()
+
+    async def await_confirmations(self) -> None:
+        while True:
+            self.up._confirmed.clear()  # before looking, so no confirmation slips between
+            if not await asyncio.to_thread(self.up._unconfirmed):
+                return
+            await self.up._confirmed.wait()
+
+    async def drain(self) -> None:
+        for request in await asyncio.to_thread(self.up._erasures_due):
+            await self._subscribe(request.user_pseudonym)
+            message = await asyncio.to_thread(erase_message, self.store, request)
+            await self.client.publish(
+                self.topics(request.user_pseudonym).erase, message.encode(), qos=1
+            )
+            await asyncio.to_thread(ledger.mark_erase_sent, self.store, request.id)
+            self.up.stats.erase_sent += 1
+        account = await asyncio.to_thread(ledger.get_account, self.store)
+        if account is None or account.guest:
+            return  # PR-GUEST: not even a device list is read for upload
+        devices = await asyncio.to_thread(self.store.list_devices)
+        topics = self.topics(account.pseudonym)
+        sent = 0
+        try:
+            for device in devices:
+                sent += await self._upload_device(device, topics)
+        finally:
+            if sent:
+                await asyncio.to_thread(
+                    ledger.record_disclosure,
+                    self.store,
+                    f"cloud:{self.region}",
+                    "cloud sync",
+                    ("samples", "device_info"),
+                    sent,
+                    user_request=False,
+                )
+
+    async def _upload_device(self, device: DeviceRecord, topics: Topics) -> int:
+        """Everything of ``device`` past its cursor; returns the samples acknowledged."""
+        up = self.up
+        cursor = await asyncio.to_thread(
+            ledger.get_upload_cursor, self.store, device.address, self.region
+        )
+        position = -1 if cursor is None else cursor
+        sent = 0
+        while True:
+            chunk = await asyncio.to_thread(
+                read_chunk, self.store, device, position, up.batch_size, up.window, up._check
+            )
+            if chunk.batches and device.pseudonym not in self.info_sent:
+                await self._send_info(device, topics)
+            outcomes = await asyncio.gather(
+                *(
+                    self.client.publish(topics.samples(device.pseudonym), b.payload, qos=1)
+                    for b in chunk.batches
+                ),
+                return_exceptions=True,
+            )
+            acked = 0
+            for outcome in outcomes:
+                if isinstance(outcome, BaseException):
+                    break
+                acked += 1
+            if acked:
+                position = chunk.batches[acked - 1].last_seq
+                await asyncio.to_thread(
+                    ledger.set_upload_cursor, self.store, device.address, self.region, position
+                )
+                count = sum(b.count for b in chunk.batches[:acked])
+                sent += count
+                up.stats.batches += acked
+                up.stats.samples += count
+            if acked < len(outcomes):
+                failure = outcomes[acked]
+                assert isinstance(failure, BaseException)
+                raise failure
+            if chunk.refusal is not None:
+                log.info("upload stopped: %s", chunk.refusal)
+                return sent
+            last = chunk.batches[-1] if chunk.batches else None
+            if last is None or len(chunk.batches) < up.window or last.count < up.batch_size:
+                return sent
+
+    async def _send_info(self, device: DeviceRecord, topics: Topics) -> None:
+        """Model and firmware under the device pseudonym (PR-DEVICE); never serial or MAC."""
+        self.info_sent.add(device.pseudonym)
+        if device.model is None and device.firmware is None:
+            return
+        info = encode_json({"model": device.model, "firmware": device.firmware})
+        await self.client.publish(topics.device_info(device.pseudonym), info, qos=1)

@@ -1,0 +1,313 @@
+"""Uploader -> real Mosquitto -> reference receiver, with an independent mosquitto_sub capture."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from datetime import date
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from phoneagent.privacy.account import ProfileInput, create_account
+from phoneagent.privacy.consent import set_consent
+from phoneagent.privacy.erase import request_cloud_erasure
+from phoneagent.store import DbKey, Store, ledger
+from phoneagent.upload.endpoints import Endpoint, PlaintextRefusedError
+from phoneagent.upload.receiver import ReceiverDb, serve
+from phoneagent.upload.uploader import Uploader
+from protocol.metrics import Metric, Sample
+from protocol.settings import Sex
+from tests.mosquitto import Broker, Capture, broker, tls_broker
+
+__all__ = ["broker", "tls_broker"]
+pytestmark = pytest.mark.system
+
+KEY = DbKey("7a" * 32)
+WATCH = "F0:11:22:33:44:55"
+EMAIL = "jane.doe@example.com"
+NAME = "Jane Doe"
+PHONE = "+44 7700 900123"
+TIMEOUT = 30.0
+
+
+def open_store(directory: Path) -> Store:
+    return Store.open(directory, KEY)
+
+
+def make_account(store: Store, region: str = "eu", cloud: bool = True) -> None:
+    create_account(
+        store,
+        ProfileInput(region, date(1990, 5, 17), Sex.FEMALE, 168, 620),
+        today=date(2026, 1, 1),
+    )
+    if cloud:
+        set_consent(store, "cloud_sync", True)
+
+
+def fill(store: Store, count: int, start: int = 0, seed: int = 1) -> list[Sample]:
+    """The device name carries identifiers on purpose: they must never leave the phone."""
+    rng = random.Random(seed)
+    store.add_device(WATCH, name=f"{NAME}'s watch {PHONE} {EMAIL}", model="WS-1", firmware="1.2")
+    samples = [
+        Sample(seq, 1_700_000_000 + seq * 5, rng.choice(list(Metric)), rng.randrange(0, 2000))
+        for seq in range(start, start + count)
+    ]
+    store.store_batch(WATCH, samples)
+    return samples
+
+
+def endpoint_for(b: Broker, region: str = "eu") -> Endpoint:
+    return Endpoint(region=region, host="127.0.0.1", port=b.port, tls=False)
+
+
+@contextlib.asynccontextmanager
+async def receiving(endpoint: Endpoint, db_path: Path) -> AsyncIterator[ReceiverDb]:
+    db = ReceiverDb(db_path)
+    ready = asyncio.Event()
+    task = asyncio.create_task(serve(endpoint, db, ready=ready))
+    await asyncio.wait_for(ready.wait(), TIMEOUT)
+    try:
+        yield db
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+            await task
+        db.close()
+
+
+async def wait_until(predicate: object, what: str) -> None:
+    assert callable(predicate)
+    async with asyncio.timeout(TIMEOUT):
+        while not predicate():  # noqa: ASYNC110 - another process writes the file we poll
+            await asyncio.sleep(0.02)
+    _ = what
+
+
+def expected(store: Store, samples: list[Sample]) -> list[tuple[str, int, int, int, int]]:
+    device = store.get_device(WATCH)
+    assert device is not None
+    return [(device.pseudonym, s.seq, int(s.metric), s.timestamp, s.raw) for s in samples]
+
+
+@pytest.fixture
+def capture(broker: Broker, tmp_path: Path) -> Iterator[Capture]:
+    recording = Capture(broker, tmp_path)
+    recording.start()
+    yield recording
+
+
+async def test_upload_end_to_end_into_receiver__PR_CLOUD(broker: Broker, tmp_path: Path) -> None:
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    samples = fill(store, 1234)
+    endpoint = endpoint_for(broker)
+    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+        stats = await Uploader(store, endpoint).drain()
+        assert stats.samples == 1234
+        await wait_until(lambda: len(db.samples()) == 1234, "all samples received")
+        assert db.samples() == expected(store, samples)
+        model = db.conn.execute("SELECT model, firmware FROM devices").fetchall()
+        assert model == [("WS-1", "1.2")]
+    assert ledger.get_upload_cursor(store, WATCH, "eu") == 1233
+    assert ledger.disclosures(store)[-1].record_count == 1234
+    # Nothing new: a second drain publishes nothing.
+    assert (await Uploader(store, endpoint).drain()).batches == 0
+
+
+async def test_broker_outage_loses_nothing_and_no_duplicates(
+    broker: Broker, tmp_path: Path
+) -> None:
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    samples = fill(store, 3000)
+    endpoint = endpoint_for(broker)
+    uploader = Uploader(store, endpoint, window=4, backoff_initial=0.05, backoff_max=0.2)
+    stop = asyncio.Event()
+    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+        running = asyncio.create_task(uploader.run(stop))
+        await wait_until(lambda: uploader.stats.samples >= 400, "first batches acknowledged")
+        broker.stop()
+        more = fill(store, 2000, start=3000, seed=2)
+        uploader.wake()
+        broker.start()
+    # The receiver's connection died with the broker: a fresh one reads the same file.
+    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+        uploader.wake()
+        await wait_until(
+            lambda: ledger.get_upload_cursor(store, WATCH, "eu") == 4999, "cursor at the end"
+        )
+        await wait_until(lambda: len(db.samples()) == 5000, "every sample stored")
+        stop.set()
+        await asyncio.wait_for(running, TIMEOUT)
+        assert db.samples() == expected(store, samples + more)  # primary key: no duplicates
+
+
+async def test_restart_resumes_from_durable_cursor(broker: Broker, tmp_path: Path) -> None:
+    directory = tmp_path / "agent"
+    store = open_store(directory)
+    make_account(store)
+    fill(store, 500)
+    endpoint = endpoint_for(broker)
+    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+        await Uploader(store, endpoint).drain()
+        store.close()
+        reopened = open_store(directory)
+        fill(reopened, 250, start=500, seed=3)
+        stats = await Uploader(reopened, endpoint).drain()
+        assert stats.samples == 250  # only what the broker had not acknowledged yet
+        await wait_until(lambda: len(db.samples()) == 750, "all stored")
+        reopened.close()
+
+
+async def test_capture_has_no_identifiers__PR_ANON__PR_DEVICE(
+    broker: Broker, capture: Capture, tmp_path: Path
+) -> None:
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    fill(store, 300)
+    endpoint = endpoint_for(broker)
+    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+        await Uploader(store, endpoint).drain()
+        await wait_until(lambda: len(db.samples()) == 300, "received")
+    traffic = capture.stop()
+    device = store.get_device(WATCH)
+    account = ledger.get_account(store)
+    assert device is not None and account is not None
+    assert f"/eu/{account.pseudonym}/{device.pseudonym}/samples".encode() in traffic
+    assert b'"model":"WS-1"' in traffic  # device info goes up, under the pseudonym only
+    for secret in (EMAIL, NAME, PHONE, WATCH, WATCH.replace(":", ""), "Jane"):
+        assert secret.encode() not in traffic, secret
+        assert secret.lower().encode() not in traffic.lower(), secret
+
+
+async def test_guest_never_uploads__PR_GUEST(
+    broker: Broker, capture: Capture, tmp_path: Path
+) -> None:
+    store = open_store(tmp_path / "agent")
+    guest = ledger.ensure_guest(store)
+    fill(store, 200)
+    # Even a forged consent row (bypassing set_consent's guard) must not open the gate.
+    ledger.append_consent(store, "cloud_sync", "", True, "forged")
+    stats = await Uploader(store, endpoint_for(broker)).drain()
+    assert stats.batches == 0
+    traffic = capture.stop()
+    device = store.get_device(WATCH)
+    assert device is not None
+    assert guest.pseudonym.encode() not in traffic
+    assert device.pseudonym.encode() not in traffic
+    assert traffic.strip().splitlines() == [b"capture/ready 1"] * len(traffic.strip().splitlines())
+
+
+async def test_cloud_disabled_zero_publishes__PR_CLOUD(
+    broker: Broker, capture: Capture, tmp_path: Path
+) -> None:
+    store = open_store(tmp_path / "agent")
+    make_account(store, cloud=False)
+    fill(store, 200)
+    assert (await Uploader(store, endpoint_for(broker)).drain()).batches == 0
+    set_consent(store, "cloud_sync", True)
+    set_consent(store, "cloud_sync", False)  # withdrawn again
+    assert (await Uploader(store, endpoint_for(broker)).drain()).batches == 0
+    lines = capture.stop().strip().splitlines()
+    assert all(line.startswith(b"capture/ready") for line in lines)
+
+
+async def test_disabling_stops_uploads_between_batches__PR_CLOUD(
+    broker: Broker, tmp_path: Path
+) -> None:
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    fill(store, 1000)
+    checks = 0
+
+    def withdraw_after_three(s: Store, endpoint: Endpoint) -> str | None:
+        nonlocal checks
+        checks += 1
+        if checks == 4:
+            set_consent(s, "cloud_sync", False)
+        from phoneagent.upload.uploader import policy_refusal
+
+        return policy_refusal(s, endpoint)
+
+    uploader = Uploader(store, endpoint_for(broker), refusal=withdraw_after_three)
+    stats = await uploader.drain()
+    assert stats.samples == 300
+    assert ledger.get_upload_cursor(store, WATCH, "eu") == 299
+
+
+async def test_region_mismatch_refused__PR_REGION(
+    broker: Broker, capture: Capture, tmp_path: Path
+) -> None:
+    store = open_store(tmp_path / "agent")
+    make_account(store, region="eu")
+    fill(store, 100)
+    us = endpoint_for(broker, region="us")
+    assert (await Uploader(store, us).drain()).batches == 0
+    assert capture.stop().count(b"/samples") == 0
+    set_consent(store, "cross_border:us", True)
+    assert (await Uploader(store, us).drain()).samples == 100
+
+
+def test_plaintext_to_non_loopback_refused__PR_TLS() -> None:
+    remote = Endpoint(region="eu", host="192.0.2.10", port=1883, tls=False)
+    with pytest.raises(PlaintextRefusedError, match="allow_plaintext"):
+        remote.client()
+    replace(remote, allow_plaintext=True).check_transport()
+    replace(remote, host="::1").check_transport()
+
+
+async def test_tls_with_auth_uploads_and_wrong_ca_refused__PR_TLS(
+    tls_broker: Broker, tmp_path: Path
+) -> None:
+    assert tls_broker.tls is not None
+    tls = tls_broker.tls
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    fill(store, 250)
+    good = Endpoint(
+        region="eu",
+        host="localhost",
+        port=tls_broker.port,
+        ca_file=tls.ca_file,
+        username=tls.username,
+        password=tls.password,
+    )
+    async with receiving(good, tmp_path / "cloud.db") as db:
+        assert (await Uploader(store, good).drain()).samples == 250
+        await wait_until(lambda: len(db.samples()) == 250, "received over TLS")
+    from tests.mosquitto import make_tls
+
+    other_ca = make_tls(tmp_path / "other").ca_file
+    with pytest.raises(aiomqtt.MqttError, match=r"certificate|CERTIFICATE"):
+        await Uploader(store, replace(good, ca_file=other_ca)).drain()
+    with pytest.raises(aiomqtt.MqttError):
+        await Uploader(store, replace(good, password="wrong")).drain()
+
+
+async def test_clear_erases_in_cloud_and_is_confirmed__PR_CLOUD__PR_RETAIN(
+    broker: Broker, tmp_path: Path
+) -> None:
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    fill(store, 400)
+    endpoint = endpoint_for(broker)
+    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+        await Uploader(store, endpoint).drain()
+        await wait_until(lambda: len(db.samples()) == 400, "received")
+        (request,) = request_cloud_erasure(store, "data")
+        assert request.deadline_at - request.requested_at == 90 * 86400
+        stats = await Uploader(store, endpoint).drain(confirm_timeout=TIMEOUT)
+        assert (stats.erase_sent, stats.erase_confirmed) == (1, 1)
+        assert db.samples() == []
+        (done,) = ledger.erase_requests(store)
+        assert done.confirmed_at is not None and not done.pending
+        # Samples of the erased range arriving late (another receiver's backlog) stay erased,
+        # new data after the request is stored.
+        fill(store, 10, start=400, seed=9)
+        await Uploader(store, endpoint).drain()
+        await wait_until(lambda: len(db.samples()) == 10, "new data stored")

@@ -1,0 +1,173 @@
+"""``watchsim run``: a watch on the loopback air, a Bumble HCI transport or BlueZ."""
+
+from __future__ import annotations
+
+import asyncio
+import errno
+import os
+import signal
+import sys
+from pathlib import Path
+
+import click
+
+from watchsim.app import BlueZRadio, Radio, TransportRadio, WatchApp, WatchConfig, WatchError
+from watchsim.cli import main
+from watchsim.console import log_plainly, show_live
+from watchsim.control import ControlServer
+from watchsim.history import DEFAULT_CAPACITY
+from watchsim.model import ScenarioError, load_builtin, parse_duration
+from watchsim.peripheral.port import PairingMode
+
+DEFAULT_AIR = "127.0.0.1:7420"
+
+
+def default_state_dir(name: str) -> Path:
+    """``$XDG_STATE_HOME/watchsim/<name>``: one identity (address, bonds, history) per name."""
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "watchsim" / name
+
+
+def _radio(
+    transport: str, air: str, adapter: str, state_dir: Path, name: str, mode: PairingMode
+) -> Radio:
+    if transport == "bluez":
+        return BlueZRadio(adapter, name)
+    if transport == "loopback":
+        return TransportRadio(f"tcp-client:{air}", state_dir, name, mode)
+    return TransportRadio(transport, state_dir, name, mode)
+
+
+def _radio_error(transport: str, air: str, adapter: str, error: BaseException) -> str:
+    """What went wrong opening the radio, in the user's terms."""
+    if transport == "loopback":
+        if isinstance(error, OSError):
+            return (
+                f"cannot reach the loopback air at {air} ({error.strerror or error}); "
+                f"start it with `watchsim air --port {air.rpartition(':')[2]}`"
+            )
+        return f"the loopback air at {air} failed: {error}"
+    where = f"adapter {adapter}" if transport == "bluez" else f"transport {transport}"
+    if (isinstance(error, OSError) and error.errno == errno.EBUSY) or "busy" in str(error).lower():
+        return f"{where} is busy (used by another program, or by bluetoothd): {error}"
+    if isinstance(error, OSError) and error.errno in (errno.ENODEV, errno.ENOENT):
+        return f"no Bluetooth adapter: {where} does not exist ({error})"
+    if isinstance(error, PermissionError):
+        return f"not allowed to open {where} ({error}); try with CAP_NET_ADMIN or sudo"
+    return f"cannot open {where}: {type(error).__name__}: {error}"
+
+
+async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
+    app.open_state_dir()
+    control = ControlServer(app)
+    await control.start()  # first: it also finds another watch using this state dir
+    stop = asyncio.Event()
+    try:
+        try:
+            await app.start()
+        except WatchError:
+            raise
+        except Exception as error:
+            raise WatchError(_radio_error(transport, air, adapter, error)) from None
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        state_dir = app.config.state_dir
+        # Scripts wait for this line; the rest of the output depends on the terminal.
+        click.echo(
+            f"watch {app.config.name} ready: address {app.radio.address or 'unknown'}, "
+            f"control: watchsim ctl --state-dir {state_dir} status"
+        )
+        if sys.stdout.isatty():
+            await show_live(app, stop, sys.stdout)
+        else:
+            log_plainly(app, sys.stdout)
+            await stop.wait()
+    finally:
+        await control.close()
+        await app.stop()
+    click.echo("watch stopped")
+
+
+@main.command()
+@click.option(
+    "--transport",
+    default="loopback",
+    show_default=True,
+    help="loopback (join the air), bluez (a Linux adapter through BlueZ), "
+    "or any Bumble transport string (usb:0, hci-socket:0, tcp-client:HOST:PORT).",
+)
+@click.option("--air", default=DEFAULT_AIR, show_default=True, help="Air address for loopback.")
+@click.option("--adapter", default="hci0", show_default=True, help="BlueZ adapter for bluez.")
+@click.option("--name", default="WatchSim", show_default=True, help="Advertised name.")
+@click.option("--seed", default=1, show_default=True, help="Seed of the physiology model.")
+@click.option(
+    "--scenario",
+    default="default-day",
+    show_default=True,
+    help="A built-in scenario name or the path of a scenario TOML file.",
+)
+@click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per real second.")
+@click.option("--backfill", default=None, help="Pre-fill a fresh history: 7d, 24h, 90m.")
+@click.option(
+    "--pairing",
+    type=click.Choice([m.value for m in PairingMode]),
+    default=PairingMode.PASSKEY.value,
+    show_default=True,
+)
+@click.option(
+    "--state-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
+    help="Address, bonds, settings and history [default: $XDG_STATE_HOME/watchsim/NAME].",
+)
+@click.option(
+    "--history-capacity",
+    type=click.IntRange(min=1),
+    default=DEFAULT_CAPACITY,
+    show_default=True,
+    help="Records kept on the watch before the oldest are dropped.",
+)
+def run(
+    transport: str,
+    air: str,
+    adapter: str,
+    name: str,
+    seed: int,
+    scenario: str,
+    speed: float,
+    backfill: str | None,
+    pairing: str,
+    state_dir: Path | None,
+    history_capacity: int,
+) -> None:
+    """Run a watch: advertise, serve the profile, measure, keep history."""
+    if speed <= 0:
+        raise click.BadParameter("must be positive", param_hint="--speed")
+    try:
+        backfill_s = parse_duration(backfill) if backfill else 0
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--backfill") from None
+    try:
+        timeline = load_builtin(scenario)
+    except ScenarioError as error:
+        raise click.ClickException(f"bad scenario: {error}") from None
+    state_dir = state_dir or default_state_dir(name)
+    mode = PairingMode(pairing)
+    config = WatchConfig(
+        state_dir=state_dir,
+        name=name,
+        seed=seed,
+        scenario=timeline,
+        speed=speed,
+        backfill_s=backfill_s,
+        pairing=mode,
+        history_capacity=history_capacity,
+    )
+    app = WatchApp(config, _radio(transport, air, adapter, state_dir, name, mode))
+    try:
+        asyncio.run(_run(app, transport, air, adapter))
+    except WatchError as error:
+        raise click.ClickException(str(error)) from None
+    except KeyboardInterrupt:  # before the signal handlers were installed
+        raise click.Abort() from None

@@ -1,0 +1,221 @@
+"""The control channel: drive a running watch from another shell or a test.
+
+A Unix socket next to the watch's state (``<state_dir>/control.sock``, or a short path
+in the runtime dir when that one is too long for a socket), one JSON object per line:
+``{"command": ["press", "accept"]}`` -> ``{"ok": true, "result": ...}`` or
+``{"ok": false, "error": "..."}``. Words rather than a schema, so that
+``watchsim ctl press accept`` maps one to one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, Final
+
+from protocol.alerts import CallActionKind
+from protocol.music import MAX_VOLUME, MusicCommand
+from watchsim.app import RelayError, WatchApp, WatchError
+
+SOCKET_NAME: Final = "control.sock"
+# sockaddr_un holds 108 bytes including the terminating NUL; keep a margin.
+_MAX_SOCKET_PATH: Final = 100
+REQUEST_TIMEOUT_S: Final = 30.0
+_LINE_LIMIT: Final = 1 << 20
+
+USAGE: Final = """commands:
+  status                          everything the watch shows, as JSON
+  passkey [WAIT_S]                the passkey on screen (waits up to WAIT_S for one)
+  press accept|reject|mute        a call button: acts on the current call by its id
+  music play|pause|next|previous|volume-up|volume-down|volume N
+  event off-wrist [MINUTES] | on-wrist | battery-low [PERCENT]
+        out-of-range MINUTES | reboot | factory-reset"""
+
+_MUSIC: Final = {
+    "play": MusicCommand.PLAY,
+    "pause": MusicCommand.PAUSE,
+    "next": MusicCommand.NEXT,
+    "previous": MusicCommand.PREVIOUS,
+    "volume-up": MusicCommand.VOLUME_UP,
+    "volume-down": MusicCommand.VOLUME_DOWN,
+}
+_PRESS: Final = {kind.name.lower(): kind for kind in CallActionKind}
+
+
+class ControlError(Exception):
+    """A request that failed; the message is meant for the person who sent it."""
+
+
+def socket_path(state_dir: Path) -> Path:
+    """Where the watch with this state dir listens; both sides compute the same path."""
+    state_dir = state_dir.resolve()
+    path = state_dir / SOCKET_NAME
+    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
+        return path
+    digest = hashlib.sha256(os.fsencode(state_dir)).hexdigest()[:16]
+    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
+    return Path(runtime) / f"watchsim-{digest}.sock"
+
+
+def _number(word: str, what: str, low: int, high: int) -> int:
+    try:
+        value = int(word)
+    except ValueError:
+        raise ControlError(f"{what} must be a whole number, got {word!r}") from None
+    if not low <= value <= high:
+        raise ControlError(f"{what} must be {low}..{high}, got {value}")
+    return value
+
+
+class ControlServer:
+    def __init__(self, app: WatchApp) -> None:
+        self.app = app
+        self.path = socket_path(app.config.state_dir)
+        self._server: asyncio.AbstractServer | None = None
+        self._commands: dict[str, Callable[[list[str]], Awaitable[Any]]] = {
+            "status": self._status,
+            "passkey": self._passkey,
+            "press": self._press,
+            "music": self._music,
+            "event": self._event,
+        }
+
+    async def start(self) -> None:
+        """Listen; WatchError if another watch already runs with this state dir."""
+        if self.path.exists():
+            try:
+                _reader, writer = await asyncio.open_unix_connection(self.path)
+            except OSError:
+                self.path.unlink()  # left behind by a watch that did not shut down
+            else:
+                writer.close()
+                raise WatchError(f"another watch is already running with {self.path.parent}")
+        self._server = await asyncio.start_unix_server(self._client, self.path, limit=_LINE_LIMIT)
+        self.path.chmod(0o600)
+
+    async def close(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+            self.path.unlink(missing_ok=True)
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                writer.write(json.dumps(await self._answer(line)).encode() + b"\n")
+                await writer.drain()
+        except (ConnectionError, ValueError):
+            pass  # the client went away or sent an over-long line: nothing to answer
+        finally:
+            writer.close()
+
+    async def _answer(self, line: bytes) -> dict[str, Any]:
+        try:
+            request = json.loads(line)
+            words = request["command"]
+            if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return {"ok": False, "error": 'expected {"command": ["word", ...]}'}
+        try:
+            return {"ok": True, "result": await self.handle(words)}
+        except (ControlError, RelayError, WatchError) as error:
+            return {"ok": False, "error": str(error)}
+
+    async def handle(self, words: list[str]) -> Any:
+        if not words or words[0] not in self._commands:
+            raise ControlError(f"unknown command {' '.join(words)!r}\n{USAGE}")
+        return await self._commands[words[0]](words[1:])
+
+    async def _status(self, args: list[str]) -> Any:
+        self._arity(args, 0, 0, "status")
+        return self.app.status()
+
+    async def _passkey(self, args: list[str]) -> Any:
+        self._arity(args, 0, 1, "passkey [WAIT_S]")
+        wait = _number(args[0], "WAIT_S", 0, 600) if args else 0
+        return {"passkey": f"{await self.app.wait_for_passkey(float(wait)):06d}"}
+
+    async def _press(self, args: list[str]) -> Any:
+        self._arity(args, 1, 1, "press accept|reject|mute")
+        if args[0] not in _PRESS:
+            raise ControlError(f"press what? {args[0]!r} is not one of {sorted(_PRESS)}")
+        return await self.app.relays.press(_PRESS[args[0]])
+
+    async def _music(self, args: list[str]) -> Any:
+        if args[:1] == ["volume"]:
+            self._arity(args, 2, 2, "music volume N")
+            volume = _number(args[1], "volume", 0, MAX_VOLUME)
+            sent = await self.app.relays.music_command(MusicCommand.SET_VOLUME, volume)
+        else:
+            self._arity(args, 1, 1, "music COMMAND")
+            if args[0] not in _MUSIC:
+                raise ControlError(f"{args[0]!r} is not one of {[*_MUSIC, 'volume N']}")
+            sent = await self.app.relays.music_command(_MUSIC[args[0]])
+        return {"sent_to": sent}
+
+    async def _event(self, args: list[str]) -> Any:
+        kind = args[0] if args else ""
+        app = self.app
+        if kind == "off-wrist":
+            self._arity(args, 1, 2, "event off-wrist [MINUTES]")
+            if len(args) == 2:
+                app.off_wrist(60 * _number(args[1], "MINUTES", 1, 525_600))
+            else:
+                app.off_wrist()
+        elif kind == "on-wrist":
+            self._arity(args, 1, 1, "event on-wrist")
+            app.on_wrist()
+        elif kind == "battery-low":
+            self._arity(args, 1, 2, "event battery-low [PERCENT]")
+            app.battery_low(_number(args[1], "PERCENT", 0, 100) if len(args) == 2 else 10)
+        elif kind == "out-of-range":
+            self._arity(args, 2, 2, "event out-of-range MINUTES")
+            await app.out_of_range(60 * _number(args[1], "MINUTES", 1, 525_600))
+        elif kind == "reboot":
+            self._arity(args, 1, 1, "event reboot")
+            await app.reboot()
+        elif kind == "factory-reset":
+            self._arity(args, 1, 1, "event factory-reset")
+            await app.factory_reset()
+        else:
+            raise ControlError(f"unknown event {kind!r}\n{USAGE}")
+        return {"event": kind}
+
+    @staticmethod
+    def _arity(args: list[str], low: int, high: int, usage: str) -> None:
+        if not low <= len(args) <= high:
+            raise ControlError(f"usage: {usage}")
+
+
+async def request(state_dir: Path, words: list[str], timeout_s: float = REQUEST_TIMEOUT_S) -> Any:
+    """Send one command to the watch running with ``state_dir``; its result, or ControlError."""
+    path = socket_path(state_dir)
+    try:
+        reader, writer = await asyncio.open_unix_connection(path, limit=_LINE_LIMIT)
+    except (FileNotFoundError, ConnectionRefusedError):
+        raise ControlError(
+            f"no watch is running with state dir {state_dir} (nothing listens on {path})"
+        ) from None
+    try:
+        writer.write(json.dumps({"command": words}).encode() + b"\n")
+        await writer.drain()
+        line = await asyncio.wait_for(reader.readline(), timeout_s)
+    except TimeoutError:
+        raise ControlError(f"the watch did not answer within {timeout_s:g} s") from None
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError):
+            await writer.wait_closed()
+    if not line:
+        raise ControlError("the watch closed the control connection without answering")
+    answer = json.loads(line)
+    if not answer.get("ok"):
+        raise ControlError(str(answer.get("error", "request failed")))
+    return answer.get("result")
