@@ -73,6 +73,7 @@ class Broker:
             "persistence true",
             f"persistence_location {directory}/",
             f"user {getpass.getuser()}",
+            "set_tcp_nodelay true",
             "log_dest stderr",
         ]
         if tls is None:

@@ -75,7 +75,7 @@ def clear(agent: AgentContext, wait: float) -> None:
 @json_option
 @pass_agent
 def status(agent: AgentContext, as_json: bool) -> None:
-    """Cloud sync state and erasures pending with their 90-day deadline."""
+    """Cloud erasures still awaiting confirmation, with their 90-day deadline."""
     with agent.open_store() as store:
         rows = [
             {

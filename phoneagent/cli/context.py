@@ -54,7 +54,8 @@ class CliError(click.ClickException):
 
     def __init__(self, message: str, exit_code: int = EXIT_ERROR) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        # click reads ``exit_code``; it is a class attribute there, per instance here.
+        self.exit_code = exit_code  # type: ignore[misc]
 
 
 def as_cli_error(error: BaseException) -> CliError | None:

@@ -88,7 +88,7 @@ async def _run(
     store = Store.open(directory, _key(agent, directory))
     astore = AsyncStore(store)
     watch_dir = Path(tempfile.mkdtemp(prefix="watchsim-demo-"))
-    link = LocalLink()
+    link = LocalLink()  # type: ignore[no-untyped-call]
     try:
         click.echo(f"Starting a loopback watch with {hours:g} h of history ...")
         watch = await start_loopback_watch(

@@ -19,6 +19,7 @@ only to the endpoint of its home region (PR-REGION, checked by the uploader).
 from __future__ import annotations
 
 import ipaddress
+import socket
 import ssl
 import tomllib
 from dataclasses import dataclass, field
@@ -31,6 +32,7 @@ from paho.mqtt.properties import Properties
 
 ENDPOINTS_NAME = "cloud.toml"
 DEFAULT_PREFIX = "watchsync"
+_MAX_INFLIGHT = 64
 _KEYS = {"host", "port", "tls", "ca_file", "username", "password_file", "allow_plaintext"}
 
 
@@ -93,7 +95,7 @@ class Endpoint:
         self.check_transport()
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = session_expiry
-        return aiomqtt.Client(
+        client = aiomqtt.Client(
             self.host,
             self.port,
             username=self.username,
@@ -102,10 +104,14 @@ class Endpoint:
             protocol=aiomqtt.ProtocolVersion.V5,
             tls_context=self.tls_context(),
             timeout=timeout,
-            max_inflight_messages=64,
+            max_inflight_messages=_MAX_INFLIGHT,
+            # Without it Nagle holds each window's last publish until the previous ACK.
+            socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
             clean_start=session_expiry == 0,
             properties=properties,
         )
+        client.pending_calls_threshold = _MAX_INFLIGHT * 2  # a full window is normal here
+        return client
 
 
 @dataclass(frozen=True, slots=True)

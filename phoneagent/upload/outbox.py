@@ -42,22 +42,18 @@ def read_chunk(
 ) -> Chunk:
     """Up to ``batches`` encoded batches of ``device`` with seq > ``after_seq``.
 
-    ``allowed`` (None = yes, else the reason) is asked before every batch, so a consent
-    withdrawn between two batches stops the second one.
+    The rows come in one query; ``allowed`` (None = yes, else the reason) is asked
+    before each batch is made, so a consent withdrawn between two batches stops the
+    second one and everything after it.
     """
+    rows = _rows_after(store, device.address, after_seq, batch_size * batches)
     out: list[OutgoingBatch] = []
-    position = after_seq
-    for _ in range(batches):
+    for start in range(0, len(rows), batch_size):
         refusal = allowed()
         if refusal is not None:
             return Chunk(tuple(out), refusal)
-        rows = _rows_after(store, device.address, position, batch_size)
-        if not rows:
-            break
-        position = rows[-1][0]
-        out.append(OutgoingBatch(position, len(rows), encode_batch(secrets.randbits(64), rows)))
-        if len(rows) < batch_size:
-            break
+        part = rows[start : start + batch_size]
+        out.append(OutgoingBatch(part[-1][0], len(part), encode_batch(secrets.randbits(64), part)))
     return Chunk(tuple(out), None)
 
 

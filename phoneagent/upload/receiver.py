@@ -165,6 +165,11 @@ async def serve(
     """
     prefix = endpoint.prefix
     client = endpoint.client(identifier, session_expiry=SESSION_EXPIRY_S)
+    # PUBACK only once a message is committed: paho would acknowledge on arrival, and a
+    # message still queued when the connection drops would be lost. aiomqtt 2.5 does
+    # not expose paho's manual acknowledgement, hence the reach into its client.
+    paho = client._client
+    paho.manual_ack_set(True)
     async with client:
         await client.subscribe(f"$share/{group}/{prefix}/#", qos=1)
         if ready is not None:
@@ -175,6 +180,7 @@ async def serve(
                 await _handle(client, db, prefix, str(message.topic), payload)
             except (PayloadError, json.JSONDecodeError, KeyError) as error:
                 log.warning("dropping malformed message on %s: %s", message.topic, error)
+            paho.ack(message.mid, message.qos)
 
 
 async def _handle(

@@ -22,7 +22,7 @@ import aiomqtt
 from phoneagent.privacy.gate import upload_allowed
 from phoneagent.store import DeviceRecord, Store, ledger
 from phoneagent.upload.endpoints import Endpoint
-from phoneagent.upload.outbox import erase_message, read_chunk
+from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
 from phoneagent.upload.payload import PayloadError, Topics, decode_json, encode_json, parse_topic
 
 log = logging.getLogger(__name__)
@@ -249,50 +249,85 @@ class _Session:
                 )
 
     async def _upload_device(self, device: DeviceRecord, topics: Topics) -> int:
-        """Everything of ``device`` past its cursor; returns the samples acknowledged."""
-        up = self.up
+        """Everything of ``device`` past its cursor; returns the samples acknowledged.
+
+        A reader task prepares the next chunk (policy checked per batch) while the
+        current one awaits its PUBACKs, and cursor commits run behind the publishing,
+        so store reads and fsyncs overlap the network round trips.
+        """
         cursor = await asyncio.to_thread(
             ledger.get_upload_cursor, self.store, device.address, self.region
         )
-        position = -1 if cursor is None else cursor
+        topic = topics.samples(device.pseudonym)
+        chunks: asyncio.Queue[Chunk] = asyncio.Queue(maxsize=1)
         sent = 0
+        saving: asyncio.Future[None] | None = None
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._produce(device, -1 if cursor is None else cursor, chunks))
+            while True:
+                chunk = await chunks.get()
+                if chunk.batches and device.pseudonym not in self.info_sent:
+                    await self._send_info(device, topics)
+                acked, count, failure = await self._publish(topic, chunk)
+                if acked:
+                    if saving is not None:
+                        await saving
+                    saving = asyncio.ensure_future(
+                        asyncio.to_thread(
+                            ledger.set_upload_cursor,
+                            self.store,
+                            device.address,
+                            self.region,
+                            chunk.batches[acked - 1].last_seq,
+                        )
+                    )
+                    sent += count
+                if failure is not None or not self._more(chunk):
+                    break
+            if saving is not None:
+                await saving  # the acknowledged prefix is durable before anything else
+            if failure is not None:
+                raise failure
+        if chunk.refusal is not None:
+            log.info("upload stopped: %s", chunk.refusal)
+        return sent
+
+    def _more(self, chunk: Chunk) -> bool:
+        up = self.up
+        return (
+            chunk.refusal is None
+            and len(chunk.batches) == up.window
+            and chunk.batches[-1].count == up.batch_size
+        )
+
+    async def _produce(
+        self, device: DeviceRecord, position: int, chunks: asyncio.Queue[Chunk]
+    ) -> None:
+        up = self.up
         while True:
             chunk = await asyncio.to_thread(
                 read_chunk, self.store, device, position, up.batch_size, up.window, up._check
             )
-            if chunk.batches and device.pseudonym not in self.info_sent:
-                await self._send_info(device, topics)
-            outcomes = await asyncio.gather(
-                *(
-                    self.client.publish(topics.samples(device.pseudonym), b.payload, qos=1)
-                    for b in chunk.batches
-                ),
-                return_exceptions=True,
-            )
-            acked = 0
-            for outcome in outcomes:
-                if isinstance(outcome, BaseException):
-                    break
-                acked += 1
-            if acked:
-                position = chunk.batches[acked - 1].last_seq
-                await asyncio.to_thread(
-                    ledger.set_upload_cursor, self.store, device.address, self.region, position
-                )
-                count = sum(b.count for b in chunk.batches[:acked])
-                sent += count
-                up.stats.batches += acked
-                up.stats.samples += count
-            if acked < len(outcomes):
-                failure = outcomes[acked]
-                assert isinstance(failure, BaseException)
-                raise failure
-            if chunk.refusal is not None:
-                log.info("upload stopped: %s", chunk.refusal)
-                return sent
-            last = chunk.batches[-1] if chunk.batches else None
-            if last is None or len(chunk.batches) < up.window or last.count < up.batch_size:
-                return sent
+            await chunks.put(chunk)
+            if not self._more(chunk):
+                return
+            position = chunk.batches[-1].last_seq
+
+    async def _publish(self, topic: str, chunk: Chunk) -> tuple[int, int, BaseException | None]:
+        """Publish a chunk: (batches, samples) of its acknowledged prefix, first failure."""
+        outcomes = await asyncio.gather(
+            *(self.client.publish(topic, b.payload, qos=1) for b in chunk.batches),
+            return_exceptions=True,
+        )
+        acked = next(
+            (i for i, o in enumerate(outcomes) if isinstance(o, BaseException)), len(outcomes)
+        )
+        count = sum(b.count for b in chunk.batches[:acked])
+        self.up.stats.batches += acked
+        self.up.stats.samples += count
+        failure = outcomes[acked] if acked < len(outcomes) else None
+        assert failure is None or isinstance(failure, BaseException)
+        return acked, count, failure
 
     async def _send_info(self, device: DeviceRecord, topics: Topics) -> None:
         """Model and firmware under the device pseudonym (PR-DEVICE); never serial or MAC."""

@@ -13,6 +13,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from bumble.controller import Controller
 from bumble.link import LocalLink
 
 from phoneagent.daemon import Daemon
@@ -77,8 +78,12 @@ class QueueAgent:
 class Agent:
     """One agent instance: its own store object and radio over the same files."""
 
-    def __init__(self, store: Store, radio: BumbleRadio) -> None:
+    def __init__(
+        self, store: Store, radio: BumbleRadio, link: LocalLink, controllers: set[Controller]
+    ) -> None:
         self.store = store
+        self._link = link
+        self._controllers = controllers
         self.astore = AsyncStore(store)
         self.radio = radio
         self.transport: Transport = radio_transport(radio)
@@ -86,8 +91,9 @@ class Agent:
     @classmethod
     async def start(cls, link: LocalLink, directory: Path, watch: LoopbackWatch) -> Agent:
         store = Store.open(directory, KEY)
+        before = set(link.controllers)
         radio = await BumbleRadio.on_link(link, bonds=StoreBonds(store), agent=QueueAgent(watch))
-        return cls(store, radio)
+        return cls(store, radio, link, set(link.controllers) - before)
 
     def sync(self, address: str, **kwargs: object) -> DeviceSync:
         preferences = kwargs.pop("preferences", SyncPreferences())
@@ -95,7 +101,10 @@ class Agent:
         return DeviceSync(address, self.transport, self.astore, preferences, **kwargs)  # type: ignore[arg-type]
 
     async def stop(self) -> None:
+        """Like a process exit: the radio's controller leaves the air, the store closes."""
         await self.radio.close()
+        for controller in self._controllers:
+            self._link.remove_controller(controller)
         await self.astore.aclose()
 
 
@@ -129,8 +138,9 @@ def assert_exact(store: Store, address: str, recorder: Recorder) -> None:
 
 
 @pytest.fixture
-def link() -> LocalLink:
-    return LocalLink()
+async def link() -> LocalLink:
+    """Built inside the test's event loop: Bumble objects bind to the loop they start in."""
+    return LocalLink()  # type: ignore[no-untyped-call]
 
 
 async def paired(link: LocalLink, tmp_path: Path, hours: float = 24) -> tuple[LoopbackWatch, Agent]:
@@ -167,14 +177,19 @@ async def test_disconnect_mid_backfill(link: LocalLink, tmp_path: Path) -> None:
     watch, agent = await paired(link, tmp_path, hours=6)
     recorder = Recorder(watch)
 
+    away: list[asyncio.Task[None]] = []
+
     async def drop_link(_: Committed) -> None:
-        await watch.app.out_of_range(1)
+        # The watch's own task: the agent cancelling its work must not cancel the watch's.
+        away.append(asyncio.create_task(watch.app.out_of_range(1)))
+        await asyncio.shield(away[0])
 
     hook = Hook(drop_link)
     with pytest.raises(LinkLostError):
         await agent.sync(watch.address, observer=hook, group_samples=2000).sync_once(
             scan_timeout=WAIT
         )
+    await away[0]
     assert 0 < agent.store.next_seq(watch.address) < max(recorder.samples)
     await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
     assert_exact(agent.store, watch.address, recorder)
@@ -209,14 +224,18 @@ async def test_watch_reboots_mid_sync(link: LocalLink, tmp_path: Path) -> None:
     watch, agent = await paired(link, tmp_path, hours=6)
     recorder = Recorder(watch)
 
+    rebooting: list[asyncio.Task[None]] = []
+
     async def reboot(_: Committed) -> None:
-        await watch.reboot()
-        recorder.attach()
+        rebooting.append(asyncio.create_task(watch.reboot()))
+        await asyncio.shield(rebooting[0])
 
     with pytest.raises(LinkLostError):
         await agent.sync(watch.address, observer=Hook(reboot), group_samples=2000).sync_once(
             scan_timeout=WAIT
         )
+    await rebooting[0]
+    recorder.attach()
     await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
     assert_exact(agent.store, watch.address, recorder)
     await agent.stop()

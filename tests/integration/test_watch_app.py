@@ -16,6 +16,7 @@ import pytest
 from bumble.device import Peer as BumblePeer
 from bumble.gatt_client import CharacteristicProxy
 from bumble.link import LocalLink
+from bumble.pairing import PairingDelegate
 from bumble.profiles.battery_service import BatteryServiceProxy
 from bumble.profiles.heart_rate_service import HeartRateService, HeartRateServiceProxy
 from rich.console import Console
@@ -38,6 +39,7 @@ from tests.integration.test_peripheral_bumble import (
 from watchsim.console import log_plainly, render
 from watchsim.control import request
 from watchsim.peripheral.bumble_adapter import new_link
+from watchsim.peripheral.port import PairingMode
 from watchsim.testing import LoopbackWatch, start_loopback_watch
 
 
@@ -196,3 +198,29 @@ async def test_console_shows_the_call_and_logs_the_passkey_on_its_own_line(
     Console(width=120, file=screen).print(render(watch.app.status()))
     assert "incoming: Mum (#7)" in screen.getvalue()
     assert "call 7 incoming: Mum" in log.getvalue()
+
+
+class _YesNo(PairingDelegate):
+    """A phone that shows the comparison number and remembers it."""
+
+    def __init__(self) -> None:
+        super().__init__(io_capability=PairingDelegate.IoCapability.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
+        self.numbers: list[int] = []
+
+    async def compare_numbers(self, number: int, digits: int) -> bool:
+        self.numbers.append(number)
+        return True
+
+
+async def test_numeric_comparison_shows_the_same_number_on_the_watch(
+    link: LocalLink, tmp_path: Path
+) -> None:
+    watch = await start_loopback_watch(link, tmp_path / "watch", pairing=PairingMode.NUMERIC)
+    try:
+        phone = _YesNo()
+        peer = await Central(link, CENTRAL_ADDRESS, phone).connect(watch.address)
+        await asyncio.wait_for(peer.connection.pair(), WAIT)
+        assert phone.numbers == [watch.passkeys.get_nowait()]
+        assert (await read(peer, uuids.BODY_SENSOR_LOCATION)) == b"\x02"
+    finally:
+        await watch.stop()

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import random
-from collections.abc import AsyncIterator, Iterator
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -19,10 +20,10 @@ from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.store import DbKey, Store, ledger
 from phoneagent.upload.endpoints import Endpoint, PlaintextRefusedError
 from phoneagent.upload.receiver import ReceiverDb, serve
-from phoneagent.upload.uploader import Uploader
+from phoneagent.upload.uploader import Uploader, policy_refusal
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex
-from tests.mosquitto import Broker, Capture, broker, tls_broker
+from tests.mosquitto import Broker, Capture, broker, make_tls, tls_broker
 
 __all__ = ["broker", "tls_broker"]
 pytestmark = pytest.mark.system
@@ -80,12 +81,13 @@ async def receiving(endpoint: Endpoint, db_path: Path) -> AsyncIterator[Receiver
         db.close()
 
 
-async def wait_until(predicate: object, what: str) -> None:
-    assert callable(predicate)
-    async with asyncio.timeout(TIMEOUT):
-        while not predicate():  # noqa: ASYNC110 - another process writes the file we poll
-            await asyncio.sleep(0.02)
-    _ = what
+async def wait_until(predicate: Callable[[], bool], what: str) -> None:
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while not predicate():  # noqa: ASYNC110 - another process writes what we poll
+                await asyncio.sleep(0.02)
+    except TimeoutError:
+        raise AssertionError(f"timed out after {TIMEOUT}s waiting for: {what}") from None
 
 
 def expected(store: Store, samples: list[Sample]) -> list[tuple[str, int, int, int, int]]:
@@ -126,16 +128,34 @@ async def test_broker_outage_loses_nothing_and_no_duplicates(
     make_account(store)
     samples = fill(store, 3000)
     endpoint = endpoint_for(broker)
-    uploader = Uploader(store, endpoint, window=4, backoff_initial=0.05, backoff_max=0.2)
+    checks = 0
+    down = threading.Event()
+
+    def broker_dies_mid_upload(s: Store, e: Endpoint) -> str | None:
+        """The 10th batch check kills the broker: earlier batches are still in flight."""
+        nonlocal checks
+        checks += 1
+        if checks == 10:
+            broker.stop()
+            down.set()
+        return policy_refusal(s, e)
+
+    uploader = Uploader(
+        store,
+        endpoint,
+        window=4,
+        backoff_initial=0.05,
+        backoff_max=0.2,
+        refusal=broker_dies_mid_upload,
+    )
     stop = asyncio.Event()
-    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+    async with receiving(endpoint, tmp_path / "cloud.db"):
         running = asyncio.create_task(uploader.run(stop))
-        await wait_until(lambda: uploader.stats.samples >= 400, "first batches acknowledged")
-        broker.stop()
-        more = fill(store, 2000, start=3000, seed=2)
-        uploader.wake()
+        assert await asyncio.to_thread(down.wait, TIMEOUT), "the broker was not stopped"
+        more = fill(store, 2000, start=3000, seed=2)  # stored during the outage
         broker.start()
-    # The receiver's connection died with the broker: a fresh one reads the same file.
+    assert uploader.stats.samples < 5000
+    # The receiver's connection died with the broker: a fresh one resumes its session.
     async with receiving(endpoint, tmp_path / "cloud.db") as db:
         uploader.wake()
         await wait_until(
@@ -230,8 +250,6 @@ async def test_disabling_stops_uploads_between_batches__PR_CLOUD(
         checks += 1
         if checks == 4:
             set_consent(s, "cloud_sync", False)
-        from phoneagent.upload.uploader import policy_refusal
-
         return policy_refusal(s, endpoint)
 
     uploader = Uploader(store, endpoint_for(broker), refusal=withdraw_after_three)
@@ -280,8 +298,6 @@ async def test_tls_with_auth_uploads_and_wrong_ca_refused__PR_TLS(
     async with receiving(good, tmp_path / "cloud.db") as db:
         assert (await Uploader(store, good).drain()).samples == 250
         await wait_until(lambda: len(db.samples()) == 250, "received over TLS")
-    from tests.mosquitto import make_tls
-
     other_ca = make_tls(tmp_path / "other").ca_file
     with pytest.raises(aiomqtt.MqttError, match=r"certificate|CERTIFICATE"):
         await Uploader(store, replace(good, ca_file=other_ca)).drain()

@@ -9,7 +9,6 @@ Every response is an indication sent after the write was acknowledged.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from typing import Final
 
@@ -26,6 +25,7 @@ from protocol.history import (
     HistoryResult,
     HistoryStatus,
 )
+from watchsim.app.tasks import cancel_and_wait
 from watchsim.history import History
 from watchsim.peripheral.port import ATT_HEADER_SIZE, Peer, Peripheral
 
@@ -64,12 +64,7 @@ class HistoryService:
 
     async def close(self) -> None:
         self._unsubscribe()
-        tasks = [*self._tasks, *([self._report] if self._report is not None else [])]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([*self._tasks, self._report])
 
     async def _on_write(self, peer: Peer, value: bytes) -> None:
         request = HistoryRequest.decode(value)  # a ProtocolError becomes an ATT error

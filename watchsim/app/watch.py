@@ -10,7 +10,6 @@ Measuring goes on while the radio is away, so the history has work for the next 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 import os
@@ -42,6 +41,7 @@ from watchsim.app.live import (
 from watchsim.app.radios import Radio
 from watchsim.app.relays import Relays
 from watchsim.app.settings_service import SettingsService, SettingsStore
+from watchsim.app.tasks import cancel_and_wait
 from watchsim.history import DEFAULT_CAPACITY, History
 from watchsim.model import (
     EventKind,
@@ -176,12 +176,7 @@ class WatchApp:
         self.log(f"{self.config.name} started ({self.config.pairing.value} pairing)")
 
     async def stop(self) -> None:
-        tasks = [t for t in (self._ticker, self._away, *self._chores) if t is not None]
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait([self._ticker, self._away, *self._chores])
         async with self._lock:
             await self._radio_down()
             if self.history is not None:
@@ -190,29 +185,26 @@ class WatchApp:
 
     async def reboot(self) -> None:
         """Restart the app from the state dir: history, settings and bonds survive."""
-        await self._cancel_away()
-        async with self._lock:
-            self.booting = True
-            self.log("rebooting")
-            await self._radio_down()
-            self._history().close()
-            self._boot_storage()
-            await self._radio_up()
-            self.booting = False
+        await self._restart(wipe=False)
         self.log("rebooted")
 
     async def factory_reset(self) -> None:
         """Wipe history, settings, profile and bonds, then reboot."""
+        await self._restart(wipe=True)
+        self.log("factory reset done")
+
+    async def _restart(self, *, wipe: bool) -> None:
         await self._cancel_away()
         async with self._lock:
             self.booting = True
-            self.log("factory reset")
+            self.log("factory reset" if wipe else "rebooting")
             await self._radio_down()
             history = self._history()
-            history.wipe()
+            if wipe:
+                history.wipe()
+                self._store.delete()
+                (self.config.state_dir / BONDS_FILE).unlink(missing_ok=True)
             history.close()
-            self._store.delete()
-            (self.config.state_dir / BONDS_FILE).unlink(missing_ok=True)
             self._boot_storage()
             await self._radio_up()
             self.booting = False
@@ -360,10 +352,7 @@ class WatchApp:
 
     async def _cancel_away(self) -> None:
         away, self._away = self._away, None
-        if away is not None and not away.done():
-            away.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await away
+        await cancel_and_wait([away])
         self.back_in_range_at = None
 
     async def _come_back(self) -> None:

@@ -1,0 +1,115 @@
+"""Upload wire format, endpoint configuration and the cloud CLI, without a broker."""
+
+from __future__ import annotations
+
+import json
+import random
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from phoneagent.cli import main
+from phoneagent.privacy.account import ProfileInput, create_account
+from phoneagent.privacy.consent import CLOUD_SYNC, is_granted
+from phoneagent.privacy.erase import request_cloud_erasure
+from phoneagent.store import Store, create_key_file
+from phoneagent.upload.endpoints import (
+    EndpointError,
+    PlaintextRefusedError,
+    load_endpoints,
+    parse_endpoints,
+)
+from phoneagent.upload.payload import (
+    SAMPLE_SIZE,
+    EraseMessage,
+    PayloadError,
+    Topics,
+    decode_batch,
+    encode_batch,
+    parse_topic,
+)
+from protocol.metrics import Metric
+from protocol.settings import Sex
+
+
+def test_batch_round_trip_is_bit_exact() -> None:
+    rng = random.Random(7)
+    rows = sorted(
+        {
+            (
+                rng.randrange(10**12),
+                rng.choice(list(Metric)).value,
+                1_700_000_000 + rng.randrange(-5000, 5000),
+                rng.randrange(-(2**31), 2**31),
+            )
+            for _ in range(100)
+        }
+    )
+    rows = [(1_000_000 + i * 3, m, ts, raw) for i, (_, m, ts, raw) in enumerate(rows)]
+    data = encode_batch(0xDEADBEEF, rows)
+    assert len(data) == 29 + 100 * SAMPLE_SIZE
+    batch = decode_batch(data)
+    assert batch.batch_id == 0xDEADBEEF
+    assert [(s.seq, int(s.metric), s.timestamp, s.raw) for s in batch.samples] == rows
+
+
+def test_malformed_batches_are_rejected() -> None:
+    data = encode_batch(1, [(5, 1, 100, 60)])
+    with pytest.raises(PayloadError):
+        decode_batch(data[:-1])
+    with pytest.raises(PayloadError):
+        decode_batch(b"XX" + data[2:])
+    with pytest.raises(PayloadError):
+        encode_batch(1, [])
+
+
+def test_erase_message_and_topics_round_trip() -> None:
+    erase = EraseMessage(3, "data", "dev", "heart_rate", 10, 20, {"dev": 41, "gone": None})
+    assert EraseMessage.decode(erase.encode()) == erase
+    with pytest.raises(PayloadError):
+        EraseMessage.decode(erase.encode().replace(b'"data"', b'"everything"'))
+    topics = Topics("watchsync", "eu", "u1")
+    parsed, rest = parse_topic("watchsync", topics.erase_confirmed(3))
+    assert (parsed, rest) == (topics, ["erase", "3", "confirmed"])
+
+
+def test_endpoints_file_and_plaintext_rule__PR_TLS(tmp_path: Path) -> None:
+    (tmp_path / "eu.pass").write_text("pw\n")
+    (tmp_path / "cloud.toml").write_text(
+        'prefix = "ws"\n[regions.eu]\nhost = "mqtt.example"\nca_file = "ca.pem"\n'
+        'username = "agent"\npassword_file = "eu.pass"\n'
+        '[regions.us]\nhost = "10.0.0.5"\ntls = false\n'
+    )
+    endpoints = load_endpoints(tmp_path / "cloud.toml")
+    eu = endpoints.for_region("eu")
+    assert (eu.port, eu.tls, eu.password, eu.ca_file) == (8883, True, "pw", tmp_path / "ca.pem")
+    assert "pw" not in repr(eu)
+    with pytest.raises(PlaintextRefusedError):
+        endpoints.for_region("us").check_transport()
+    with pytest.raises(EndpointError, match="region 'cn'"):
+        endpoints.for_region("cn")
+    with pytest.raises(EndpointError, match="unknown setting"):
+        parse_endpoints({"regions": {"eu": {"host": "h", "tls_off": True}}}, "x", tmp_path)
+
+
+def test_cloud_cli_enable_disable_status__PR_CLOUD__PR_RETAIN(tmp_path: Path) -> None:
+    data, key_file = tmp_path / "data", tmp_path / "key"
+    key = create_key_file(key_file)
+    with Store.open(data, key) as store:
+        create_account(store, ProfileInput("eu", date(1990, 1, 1), Sex.MALE, 180, 800))
+    runner = CliRunner()
+    base = ["--data-dir", str(data), "--key-file", str(key_file), "cloud"]
+    assert runner.invoke(main, [*base, "enable"]).exit_code == 0
+    with Store.open(data, key) as store:
+        assert is_granted(store, CLOUD_SYNC)
+        (request,) = request_cloud_erasure(store, "data")
+    assert runner.invoke(main, [*base, "disable"]).exit_code == 0
+    status = runner.invoke(main, [*base, "status", "--json"])
+    assert status.exit_code == 0, status.output
+    (row,) = json.loads(status.output)
+    assert row["id"] == request.id and row["sent"] is None
+    assert row["deadline"] == datetime.fromtimestamp(request.deadline_at, UTC).isoformat()
+    with Store.open(data, key) as store:
+        assert not is_granted(store, CLOUD_SYNC)
