@@ -6,6 +6,7 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiomqtt
 import click
 
 from phoneagent.cli.context import EXIT_UNREACHABLE, EXIT_USAGE, AgentContext, CliError, pass_agent
@@ -61,7 +62,7 @@ def clear(agent: AgentContext, wait: float) -> None:
                 asyncio.run(Uploader(store, endpoint).drain(confirm_timeout=wait))
             except EndpointError as error:
                 raise CliError(str(error), EXIT_USAGE) from error
-            except OSError as error:
+            except aiomqtt.MqttError as error:
                 raise CliError(
                     f"{region}: {error}; the request stays pending", EXIT_UNREACHABLE
                 ) from error

@@ -148,7 +148,13 @@ class Uploader:
                         await _first(self._wake.wait(), stop.wait())
                 listener.cancel()
         except* aiomqtt.MqttError as errors:
-            raise errors.exceptions[0] from None
+            raise _first_leaf(errors) from None
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The connection error itself, out of the (possibly nested) task-group wrappers."""
+    first = group.exceptions[0]
+    return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
 async def _first(*waits: Coroutine[Any, Any, Any]) -> None:

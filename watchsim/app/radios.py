@@ -13,7 +13,7 @@ from bumble.link import LocalLink
 
 from protocol.profile import PROFILE
 from watchsim.peripheral.bless_adapter import BlessPeripheral
-from watchsim.peripheral.bumble_adapter import open_peripheral, start_on_link
+from watchsim.peripheral.bumble_adapter import forget_bonds, open_peripheral, start_on_link
 from watchsim.peripheral.port import PairingDisplay, PairingMode, Peripheral
 
 
@@ -25,13 +25,28 @@ class Radio(Protocol):
         """A started peripheral with the profile published, not yet advertising."""
         ...
 
+    def forget_bonds(self) -> None:
+        """Factory reset: drop every bond this radio's stack keeps for the watch."""
+        ...
 
-class LinkRadio:
+
+class _BumbleRadio:
+    """Bumble keeps the watch's identity address and bonds in the state dir."""
+
+    def __init__(self, state_dir: Path, name: str, mode: PairingMode) -> None:
+        self._state_dir, self._name, self._mode = state_dir, name, mode
+        self.address = ""
+
+    def forget_bonds(self) -> None:
+        forget_bonds(self._state_dir)
+
+
+class LinkRadio(_BumbleRadio):
     """A virtual controller on an in-process LocalLink (tests, the in-process demo)."""
 
     def __init__(self, link: LocalLink, state_dir: Path, name: str, mode: PairingMode) -> None:
-        self._link, self._state_dir, self._name, self._mode = link, state_dir, name, mode
-        self.address = ""
+        super().__init__(state_dir, name, mode)
+        self._link = link
 
     async def open(self, display: PairingDisplay) -> Peripheral:
         peripheral = await start_on_link(
@@ -46,12 +61,12 @@ class LinkRadio:
         return peripheral
 
 
-class TransportRadio:
+class TransportRadio(_BumbleRadio):
     """Any Bumble HCI transport: the loopback air (tcp-client:HOST:PORT), usb:0, ..."""
 
     def __init__(self, transport: str, state_dir: Path, name: str, mode: PairingMode) -> None:
-        self._transport, self._state_dir, self._name, self._mode = transport, state_dir, name, mode
-        self.address = ""
+        super().__init__(state_dir, name, mode)
+        self._transport = transport
 
     async def open(self, display: PairingDisplay) -> Peripheral:
         peripheral = await open_peripheral(
@@ -77,3 +92,6 @@ class BlueZRadio:
         peripheral = BlessPeripheral(self._adapter, self._name)
         await peripheral.start(PROFILE)
         return peripheral
+
+    def forget_bonds(self) -> None:
+        """BlueZ owns the adapter's bonds; they are removed with BlueZ's tools, not here."""

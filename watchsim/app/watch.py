@@ -48,7 +48,6 @@ from watchsim.model import (
     ModelEvent,
     RadioState,
     Scenario,
-    ScriptedEvent,
     VirtualClock,
     WatchModel,
     load_builtin,
@@ -68,7 +67,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SCENARIO: Final = "default-day"
 HISTORY_DIR: Final = "history"
-BONDS_FILE: Final = "bonds.json"  # where the Bumble adapter keeps bonds (factory reset)
 SERIAL_FILE: Final = "serial"
 # Pace of the model loop in real seconds: at most one step per simulated second, and
 # no faster than this so that --speed 3600 does not spin.
@@ -106,19 +104,6 @@ class WatchConfig:
     history_capacity: int = DEFAULT_CAPACITY
 
 
-class _DrivenModel(WatchModel):
-    """The model plus what the control channel can do to the wearer right now."""
-
-    def inject(self, kind: EventKind, duration_s: int = 0, level: int | None = None) -> None:
-        """As if the scenario scripted ``kind`` for the next simulated second."""
-        self._fire(self._t + 1, ScriptedEvent(0, kind, duration_s, level))
-        self._next_change = self._t + 1
-
-    def put_on_wrist(self) -> None:
-        self._off_until = min(self._off_until, self._t + 1)
-        self._next_change = self._t + 1
-
-
 @dataclass
 class _Session:
     """One radio session: the peripheral and the services bound to it."""
@@ -136,7 +121,7 @@ class WatchApp:
             config.start_time, speed=config.speed, utc_offset_s=config.utc_offset_s
         )
         start = int(self.clock.now())
-        self.model = _DrivenModel(
+        self.model = WatchModel(
             config.scenario or load_builtin(DEFAULT_SCENARIO),
             seed=config.seed,
             start=start - config.backfill_s,
@@ -203,7 +188,7 @@ class WatchApp:
             if wipe:
                 history.wipe()
                 self._store.delete()
-                (self.config.state_dir / BONDS_FILE).unlink(missing_ok=True)
+                self.radio.forget_bonds()
             history.close()
             self._boot_storage()
             await self._radio_up()

@@ -238,6 +238,19 @@ class WatchModel:
             self._interval_steps = 0
         self._next_change = self._t + 1  # battery drain and sampling are re-planned
 
+    def inject(self, kind: EventKind, duration_s: int = 0, level: int | None = None) -> None:
+        """Act out ``kind`` from the next simulated second, as if the scenario scripted it.
+
+        This is how a person or a test drives the wearer of a running watch.
+        """
+        self._fire(self._t + 1, ScriptedEvent(0, kind, duration_s, level))
+        self._next_change = self._t + 1
+
+    def put_on_wrist(self) -> None:
+        """End an off-wrist period early."""
+        self._off_until = min(self._off_until, self._t + 1)
+        self._next_change = self._t + 1
+
     def set_radio(self, radio: RadioState) -> None:
         self._radio = radio
         self._next_change = self._t + 1

@@ -110,6 +110,14 @@ def advertising_payload(local_name: str, appearance: int, service_uuids: Sequenc
     return payload + bytes([len(name) + 1, kind]) + name
 
 
+BONDS_FILE: Final = "bonds.json"
+
+
+def forget_bonds(state_dir: Path) -> None:
+    """Delete every bond kept in ``state_dir`` (factory reset); the stack must be stopped."""
+    (state_dir / BONDS_FILE).unlink(missing_ok=True)
+
+
 def load_or_create_address(state_dir: Path) -> hci.Address:
     """Random static identity address, kept so bonds still match after a restart."""
     path = state_dir / "address"
@@ -177,7 +185,7 @@ class BumblePeripheral(Peripheral):
             io_capability=_IO_CAPABILITY[mode],
         )
         self.device = Device(config=config, host=host)
-        self.device.keystore = JsonKeyStore(str(address), str(state_dir / "bonds.json"))
+        self.device.keystore = JsonKeyStore(str(address), str(state_dir / BONDS_FILE))
         self.device.pairing_config_factory = self._pairing_config
         self.device.on(Device.EVENT_CONNECTION, self._on_connection)
         self.device.gatt_server.on(
