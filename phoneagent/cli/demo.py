@@ -8,6 +8,7 @@ the sync engine. This module and the tests are the only places that import both 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 from datetime import timedelta
@@ -115,14 +116,14 @@ async def _run(
                     )
                     await sync.sync_once(scan_timeout=PAIRING_TIMEOUT)
                 click.echo(f"Backfilled {observer.stored} samples.")
-                click.echo(f"Live values for {seconds:g} s (watch clock at {speed:g}x):")
-                live = DeviceSync(
-                    watch.address, transport, astore, preferences, observer=LivePrinter()
-                )
-                task = asyncio.create_task(live.run())
-                await asyncio.wait({task}, timeout=seconds)
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+                if seconds > 0:
+                    click.echo(f"Live values for {seconds:g} s (watch clock at {speed:g}x):")
+                    live = DeviceSync(
+                        watch.address, transport, astore, preferences, observer=LivePrinter()
+                    )
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(seconds):
+                            await live.run()
         finally:
             await watch.stop()
     finally:
