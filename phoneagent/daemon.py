@@ -12,7 +12,7 @@ import random
 
 from phoneagent.config import SyncConfig
 from phoneagent.store import AsyncStore
-from phoneagent.sync import Backoff, DeviceSync, SyncObserver, SyncPreferences, SyncState
+from phoneagent.sync import Backoff, DeviceSync, PreferencesSource, SyncObserver, SyncState
 from phoneagent.transport import Transport
 
 
@@ -31,7 +31,7 @@ class Daemon:
         self,
         transport: Transport,
         store: AsyncStore,
-        preferences: SyncPreferences,
+        preferences: PreferencesSource,
         *,
         config: SyncConfig | None = None,
         observer: SyncObserver | None = None,

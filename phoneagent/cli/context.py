@@ -18,6 +18,7 @@ from bleak.exc import BleakError
 
 from phoneagent.config import AgentConfig, ConfigError, load_config
 from phoneagent.paths import data_dir
+from phoneagent.privacy import sync_preferences
 from phoneagent.store import (
     AsyncStore,
     NoKeyError,
@@ -28,7 +29,7 @@ from phoneagent.store import (
     resolve_key,
     store_exists,
 )
-from phoneagent.sync import PreferencesError, StoreBonds, SyncPreferences
+from phoneagent.sync import PreferencesSource, StoreBonds
 from phoneagent.transport import (
     ConnectTimeoutError,
     PairingAgent,
@@ -68,7 +69,6 @@ def as_cli_error(error: BaseException) -> CliError | None:
         (ConnectTimeoutError, EXIT_UNREACHABLE),
         (ConfigError, EXIT_USAGE),
         (TransportConfigError, EXIT_USAGE),
-        (PreferencesError, EXIT_ERROR),
         (StoreError, EXIT_ERROR),
         (BleakError, EXIT_UNREACHABLE),
         (ProtocolError, EXIT_UNREACHABLE),
@@ -132,8 +132,9 @@ class AgentContext:
             await store.aclose()
 
 
-def preferences_of(store: Store) -> SyncPreferences:
-    return SyncPreferences.load(store)
+def preferences_of(store: Store) -> PreferencesSource:
+    """The account and consent ledger, read at the start of every sync session."""
+    return lambda: sync_preferences(store)
 
 
 pass_agent = click.make_pass_decorator(AgentContext)

@@ -17,11 +17,11 @@ from pathlib import Path
 import click
 from bumble.link import LocalLink
 
-from phoneagent.cli.context import AgentContext, pass_agent
+from phoneagent.cli.context import AgentContext, pass_agent, preferences_of
 from phoneagent.cli.output import ProgressObserver, console, progress_bar
 from phoneagent.paths import database_path, ensure_private_dir
 from phoneagent.store import AsyncStore, DbKey, Store, create_key_file, read_key_file
-from phoneagent.sync import Committed, DeviceSync, StoreBonds, SyncObserver, SyncPreferences
+from phoneagent.sync import Committed, DeviceSync, StoreBonds, SyncObserver
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import BumbleRadio, radio_transport
 from protocol.metrics import Metric
@@ -108,7 +108,7 @@ async def _run(
                 click.echo(
                     f"Paired with {record.name} ({record.model}, firmware {record.firmware})."
                 )
-                preferences = SyncPreferences()
+                preferences = preferences_of(astore.store)
                 with progress_bar(out) as progress:
                     observer = ProgressObserver(progress, "backfill")
                     sync = DeviceSync(

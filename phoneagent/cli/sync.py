@@ -14,10 +14,11 @@ from phoneagent.cli.context import (
     AgentContext,
     CliError,
     pass_agent,
+    preferences_of,
 )
 from phoneagent.cli.output import ProgressObserver, progress_bar
 from phoneagent.daemon import Daemon
-from phoneagent.sync import DeviceSync, SyncObserver, SyncPreferences, SyncState
+from phoneagent.sync import DeviceSync, SyncObserver, SyncState
 
 
 @click.command("sync")
@@ -33,7 +34,7 @@ def sync_command(agent: AgentContext, address: str) -> None:
                 raise CliError(
                     f"{address} is not paired: run phoneagent pair {address}", EXIT_UNREACHABLE
                 )
-            preferences = SyncPreferences.load(store.store)
+            preferences = preferences_of(store.store)
             with progress_bar() as progress:
                 observer = ProgressObserver(progress, address)
                 sync = DeviceSync(
@@ -72,7 +73,7 @@ def run_command(agent: AgentContext) -> None:
             daemon = Daemon(
                 transport,
                 store,
-                SyncPreferences.load(store.store),
+                preferences_of(store.store),
                 config=config.sync,
                 observer=LogObserver(),
             )

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from phoneagent.privacy.consent import POLICY, publish_preferences, set_consent
+from phoneagent.privacy.consent import POLICY, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.privacy.errors import AccountError, UnderAgeError
 from phoneagent.privacy.profile import age_on, today_utc
@@ -117,7 +117,6 @@ def delete_account(store: Store, reason: str = "deleted by the user") -> Account
         raise AccountError("There is no account to delete (guest mode).")
     requests = request_cloud_erasure(store, "account")
     samples = wipe_personal_data(store, keep_account=False)
-    publish_preferences(store)
     return AccountDeletion(samples, tuple(requests), reason)
 
 
@@ -137,9 +136,7 @@ def update_account(
     refusal = _minimum_age_check(profile, today)
     if refusal is not None:
         return delete_account(store, refusal + " The account and its data were deleted.")
-    updated = _write(store, profile, new_pseudonym=False)
-    publish_preferences(store)
-    return updated
+    return _write(store, profile, new_pseudonym=False)
 
 
 def profile_input(account: AccountRow) -> ProfileInput:

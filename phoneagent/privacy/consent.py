@@ -27,7 +27,7 @@ from phoneagent.store.ledger import (
     get_account,
     latest_consents,
 )
-from phoneagent.sync.preferences import PROFILE_KEY, SyncPreferences
+from phoneagent.sync.preferences import SyncPreferences
 from protocol.metrics import Metric
 
 # The effective date of shared/seed/privacy-policy.txt; bump it when the text changes.
@@ -98,15 +98,6 @@ def sync_preferences(store: Store) -> SyncPreferences:
     return SyncPreferences(current_user_profile(store), opted_out)
 
 
-def publish_preferences(store: Store) -> SyncPreferences:
-    """Refresh the settings copy the sync engine loads (``SyncPreferences.load``)."""
-    preferences = sync_preferences(store)
-    if preferences.profile is None:
-        store.delete_setting(PROFILE_KEY)
-    preferences.save(store)
-    return preferences
-
-
 def set_consent(store: Store, subject: str, granted: bool, scope: str = "") -> ConsentEntry:
     """Record a grant or withdrawal under the current policy version; effective at once."""
     subject = parse_subject(subject)
@@ -117,9 +108,7 @@ def set_consent(store: Store, subject: str, granted: bool, scope: str = "") -> C
                 f"{subject} sends data off this phone, which guest mode never does; "
                 "create an account first (phoneagent account create)."
             )
-    entry = append_consent(store, subject, scope, granted, POLICY_VERSION)
-    publish_preferences(store)
-    return entry
+    return append_consent(store, subject, scope, granted, POLICY_VERSION)
 
 
 def accepted_policy_version(store: Store) -> str | None:

@@ -11,7 +11,7 @@ from phoneagent.sync.engine import (
     SyncObserver,
     SyncState,
 )
-from phoneagent.sync.preferences import PreferencesError, SyncPreferences
+from phoneagent.sync.preferences import PreferencesSource, SyncPreferences, fixed_preferences
 from phoneagent.sync.watch_client import DeviceInfo, WatchClient, WatchProtocolError
 
 __all__ = [
@@ -20,11 +20,12 @@ __all__ = [
     "DeviceInfo",
     "DeviceSync",
     "LinkLostError",
-    "PreferencesError",
+    "PreferencesSource",
     "StoreBonds",
     "SyncObserver",
     "SyncPreferences",
     "SyncState",
     "WatchClient",
     "WatchProtocolError",
+    "fixed_preferences",
 ]

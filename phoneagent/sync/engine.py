@@ -30,7 +30,7 @@ from bleak.exc import BleakError
 
 from phoneagent.store import AsyncStore, Gap, StoreResult
 from phoneagent.sync.discovery import wait_for_advertising
-from phoneagent.sync.preferences import SyncPreferences
+from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
 from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
 from phoneagent.transport import PairingLostError, Transport
 from protocol import history
@@ -196,7 +196,7 @@ class DeviceSync:
         address: str,
         transport: Transport,
         store: AsyncStore,
-        preferences: SyncPreferences,
+        preferences: PreferencesSource,
         *,
         observer: SyncObserver | None = None,
         backoff: Backoff | None = None,
@@ -208,7 +208,8 @@ class DeviceSync:
         self.address = address.upper()
         self._transport = transport
         self._store = store
-        self._preferences = preferences
+        self._preferences_source = preferences
+        self._preferences = SyncPreferences()
         self._observer = observer or SyncObserver()
         self.backoff = backoff or Backoff()
         self._connect_timeout = connect_timeout
@@ -263,6 +264,8 @@ class DeviceSync:
 
     async def _session(self, *, live: bool, scan_timeout: float | None) -> None:
         self._set(SyncState.WAITING)
+        # Read afresh each session: a withdrawal or a profile correction applies at once.
+        self._preferences = await asyncio.to_thread(self._preferences_source)
         device = await wait_for_advertising(self._transport, self.address, scan_timeout)
         self._set(SyncState.CONNECTING)
         lost = asyncio.Event()

@@ -19,6 +19,7 @@ from phoneagent.privacy import (
     delete_account,
     delete_data,
     set_consent,
+    sync_preferences,
     update_account,
     upload_allowed,
 )
@@ -38,7 +39,6 @@ from phoneagent.store.ledger import (
     set_upload_cursor,
     table_columns,
 )
-from phoneagent.sync import SyncPreferences
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex, UserProfile
 
@@ -154,7 +154,7 @@ def test_profile_correction_reaches_the_watch_profile__PR_CORRECT(store: Store) 
     expected = UserProfile(36, Sex.FEMALE, 171, 655)
     assert current_user_profile(store, TODAY) == expected
     # The sync engine loads its preferences from the store: it sees the correction.
-    assert SyncPreferences.load(store).profile == expected
+    assert sync_preferences(store).profile == expected
 
 
 def test_no_password_and_only_algorithm_fields_for_the_watch__PR_PROFILE(store: Store) -> None:
@@ -216,9 +216,9 @@ def test_opted_out_metric_leaves_collection_and_the_sync_copy__PR_OPTOUT(store: 
     assert collection_allowed(store) == set(Metric)  # default: collected, locally
     set_consent(store, "metric:heart_rate", False)
     assert collection_allowed(store) == set(Metric) - {Metric.HEART_RATE}
-    assert SyncPreferences.load(store).opted_out == {Metric.HEART_RATE}
+    assert sync_preferences(store).opted_out == {Metric.HEART_RATE}
     set_consent(store, "metric:heart_rate", True)
-    assert SyncPreferences.load(store).opted_out == frozenset()
+    assert sync_preferences(store).opted_out == frozenset()
 
 
 def test_consents_record_policy_version_and_new_version_is_noticed__PR_VERSION(

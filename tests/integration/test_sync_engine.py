@@ -26,6 +26,7 @@ from phoneagent.sync import (
     SyncObserver,
     SyncPreferences,
     SyncState,
+    fixed_preferences,
 )
 from phoneagent.sync.discovery import pair_device
 from phoneagent.sync.engine import NOT_ASSIGNED, OPTED_OUT
@@ -98,7 +99,8 @@ class Agent:
     def sync(self, address: str, **kwargs: object) -> DeviceSync:
         preferences = kwargs.pop("preferences", SyncPreferences())
         assert isinstance(preferences, SyncPreferences)
-        return DeviceSync(address, self.transport, self.astore, preferences, **kwargs)  # type: ignore[arg-type]
+        source = fixed_preferences(preferences)
+        return DeviceSync(address, self.transport, self.astore, source, **kwargs)  # type: ignore[arg-type]
 
     async def stop(self) -> None:
         """Like a process exit: the radio's controller leaves the air, the store closes."""
@@ -303,7 +305,13 @@ async def test_daemon_syncs_two_watches_independently(link: LocalLink, tmp_path:
     recorders = {first.address: Recorder(first), second.address: Recorder(second)}
     observer = CaughtUp(2)
     stop = asyncio.Event()
-    daemon = Daemon(agent.transport, agent.astore, SyncPreferences(), observer=observer, seed=1)
+    daemon = Daemon(
+        agent.transport,
+        agent.astore,
+        fixed_preferences(SyncPreferences()),
+        observer=observer,
+        seed=1,
+    )
     running = asyncio.create_task(daemon.run(stop))
     async with asyncio.timeout(WAIT):
         await observer.done.wait()
