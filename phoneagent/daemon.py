@@ -2,7 +2,8 @@
 
 Watches are independent: one that is away, or whose pairing was lost, never holds up
 the others. Stopping cancels every state machine; records already committed stay, and
-anything received but not committed is simply reported again next time.
+anything received but not committed is simply reported again next time. With cloud sync
+configured, the uploader runs beside them and is woken by every commit.
 """
 
 from __future__ import annotations
@@ -12,8 +13,16 @@ import random
 
 from phoneagent.config import SyncConfig
 from phoneagent.store import AsyncStore
-from phoneagent.sync import Backoff, DeviceSync, PreferencesSource, SyncObserver, SyncState
+from phoneagent.sync import (
+    Backoff,
+    Committed,
+    DeviceSync,
+    PreferencesSource,
+    SyncObserver,
+    SyncState,
+)
 from phoneagent.transport import Transport
+from phoneagent.upload import Uploader
 
 
 def paired_devices(store: AsyncStore, transport: Transport) -> list[str]:
@@ -26,6 +35,20 @@ def paired_devices(store: AsyncStore, transport: Transport) -> list[str]:
     return [address for address in devices if address in bonded]
 
 
+class _WakeUploader(SyncObserver):
+    """Passes every event on, and tells the uploader that new records were committed."""
+
+    def __init__(self, inner: SyncObserver, uploader: Uploader) -> None:
+        self._inner, self._uploader = inner, uploader
+
+    def state_changed(self, device: str, state: SyncState, detail: str) -> None:
+        self._inner.state_changed(device, state, detail)
+
+    async def committed(self, commit: Committed) -> None:
+        await self._inner.committed(commit)
+        self._uploader.wake()
+
+
 class Daemon:
     def __init__(
         self,
@@ -36,12 +59,15 @@ class Daemon:
         config: SyncConfig | None = None,
         observer: SyncObserver | None = None,
         seed: int | None = None,
+        uploader: Uploader | None = None,
     ) -> None:
         self._transport = transport
         self._store = store
         self._preferences = preferences
         self._config = config or SyncConfig()
-        self._observer = observer
+        observer = observer or SyncObserver()
+        self._observer = observer if uploader is None else _WakeUploader(observer, uploader)
+        self._uploader = uploader
         self._rng = random.Random(seed)
         self.syncs: dict[str, DeviceSync] = {}
 
@@ -69,6 +95,8 @@ class Daemon:
             asyncio.create_task(sync.run(), name=f"sync {address}")
             for address, sync in self.syncs.items()
         ]
+        if self._uploader is not None:
+            tasks.append(asyncio.create_task(self._uploader.run(stop), name="uploader"))
         try:
             await stop.wait()
         finally:

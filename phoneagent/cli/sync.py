@@ -11,6 +11,7 @@ import click
 from phoneagent.cli.context import (
     EXIT_PAIRING_LOST,
     EXIT_UNREACHABLE,
+    EXIT_USAGE,
     AgentContext,
     CliError,
     pass_agent,
@@ -18,7 +19,9 @@ from phoneagent.cli.context import (
 )
 from phoneagent.cli.output import ProgressObserver, progress_bar
 from phoneagent.daemon import Daemon
+from phoneagent.store import Store, ledger
 from phoneagent.sync import DeviceSync, SyncObserver, SyncState
+from phoneagent.upload import EndpointError, Uploader, endpoints_path, load_endpoints
 
 
 @click.command("sync")
@@ -52,6 +55,22 @@ def sync_command(agent: AgentContext, address: str) -> None:
     click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {cursor - 1}.")
 
 
+def configured_uploader(agent: AgentContext, store: Store) -> Uploader | None:
+    """The home region's uploader when cloud endpoints are configured for an account.
+
+    Whether it may publish is still asked before every batch (PR-CLOUD, PR-GUEST).
+    """
+    path = endpoints_path(agent.data_dir)
+    account = ledger.get_account(store)
+    if not path.exists() or account is None or account.guest or account.region is None:
+        return None
+    try:
+        endpoint = load_endpoints(path).for_region(account.region)
+    except EndpointError as error:
+        raise CliError(str(error), EXIT_USAGE) from error
+    return Uploader(store, endpoint)
+
+
 class LogObserver(SyncObserver):
     """State changes on stderr: addresses and states only, never a health value."""
 
@@ -76,6 +95,7 @@ def run_command(agent: AgentContext) -> None:
                 preferences_of(store.store),
                 config=config.sync,
                 observer=LogObserver(),
+                uploader=configured_uploader(agent, store.store),
             )
             click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
             return await daemon.run(stop)
