@@ -13,7 +13,12 @@ from bumble.link import LocalLink
 
 from protocol.profile import PROFILE
 from watchsim.peripheral.bless_adapter import BlessPeripheral
-from watchsim.peripheral.bumble_adapter import forget_bonds, open_peripheral, start_on_link
+from watchsim.peripheral.bumble_adapter import (
+    BumblePeripheral,
+    forget_bonds,
+    open_peripheral,
+    start_on_link,
+)
 from watchsim.peripheral.port import PairingDisplay, PairingMode, Peripheral
 
 
@@ -37,6 +42,14 @@ class _BumbleRadio:
         self._state_dir, self._name, self._mode = state_dir, name, mode
         self.address = ""
 
+    async def open(self, display: PairingDisplay) -> Peripheral:
+        peripheral = await self._start(display)
+        self.address = peripheral.address
+        return peripheral
+
+    async def _start(self, display: PairingDisplay) -> BumblePeripheral:
+        raise NotImplementedError
+
     def forget_bonds(self) -> None:
         forget_bonds(self._state_dir)
 
@@ -48,8 +61,8 @@ class LinkRadio(_BumbleRadio):
         super().__init__(state_dir, name, mode)
         self._link = link
 
-    async def open(self, display: PairingDisplay) -> Peripheral:
-        peripheral = await start_on_link(
+    async def _start(self, display: PairingDisplay) -> BumblePeripheral:
+        return await start_on_link(
             self._link,
             self._state_dir,
             name=self._name,
@@ -57,8 +70,6 @@ class LinkRadio(_BumbleRadio):
             display=display,
             advertise=False,
         )
-        self.address = peripheral.address
-        return peripheral
 
 
 class TransportRadio(_BumbleRadio):
@@ -68,8 +79,8 @@ class TransportRadio(_BumbleRadio):
         super().__init__(state_dir, name, mode)
         self._transport = transport
 
-    async def open(self, display: PairingDisplay) -> Peripheral:
-        peripheral = await open_peripheral(
+    async def _start(self, display: PairingDisplay) -> BumblePeripheral:
+        return await open_peripheral(
             self._transport,
             self._state_dir,
             name=self._name,
@@ -77,8 +88,6 @@ class TransportRadio(_BumbleRadio):
             display=display,
             advertise=False,
         )
-        self.address = peripheral.address
-        return peripheral
 
 
 class BlueZRadio:
