@@ -2,17 +2,17 @@
 
 Loopback throughput is a CPU figure, not a radio one; the ratio is what matters
 (DESIGN.md expects the bleak layer to keep >= 0.9 of raw Bumble).
-Run: ``python benchmarks/bench_notify.py [count] [rounds]``.
+Rounds alternate raw and bleak so that load drifts hit both alike.
+Run: ``python benchmarks/bench_notify.py [--quick] [--count N] [--rounds R]``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import statistics
-import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 
+import _common
 from bleak import BleakClient
 from bumble.controller import Controller
 from bumble.device import Connection, Device, DeviceConfiguration, Peer
@@ -61,10 +61,11 @@ async def _pump(
     peer: Connection,
     done: asyncio.Event,
     count: int,
+    payload: bytes = PAYLOAD,
 ) -> float:
     started = time.perf_counter()
     for _ in range(count):
-        await watch.notify_subscriber(peer, characteristic, PAYLOAD)
+        await watch.notify_subscriber(peer, characteristic, payload)
     await asyncio.wait_for(done.wait(), WAIT)
     return count / (time.perf_counter() - started)
 
@@ -82,7 +83,7 @@ def _counter(count: int) -> tuple[Callable[..., None], asyncio.Event]:
     return on_value, done
 
 
-async def raw_bumble(count: int) -> float:
+async def raw_bumble(count: int, payload: bytes = PAYLOAD) -> float:
     link = _link()
     watch, characteristic = await _watch(link)
     central = _device(link, "bench-central", "F0:00:00:00:00:02")
@@ -96,7 +97,7 @@ async def raw_bumble(count: int) -> float:
     on_value, done = _counter(count)
     await peer.subscribe(proxy, on_value)
     (watch_side,) = watch.connections.values()
-    rate = await _pump(watch, characteristic, watch_side, done, count)
+    rate = await _pump(watch, characteristic, watch_side, done, count, payload)
     await connection.disconnect()
     return rate
 
@@ -114,22 +115,25 @@ async def bleak_backend(count: int) -> float:
         return await _pump(watch, characteristic, watch_side, done, count)
 
 
-async def main(count: int, rounds: int) -> None:
-    runs: dict[str, list[float]] = {"raw Bumble": [], "bleak backend": []}
-    benches: dict[str, Callable[[int], Awaitable[float]]] = {
-        "raw Bumble": raw_bumble,
-        "bleak backend": bleak_backend,
-    }
-    for _ in range(rounds):
-        # Interleaved so that machine load drifts hit both sides alike.
-        for name, bench in benches.items():
-            runs[name].append(await bench(count))
-    medians = {name: statistics.median(rates) for name, rates in runs.items()}
-    for name, rate in medians.items():
-        print(f"{name:>14}: {rate:9.0f} notifications/s (median of {rounds} x {count})")
-    print(f"{'ratio':>14}: {medians['bleak backend'] / medians['raw Bumble']:9.3f} (bleak / raw)")
+def main() -> None:
+    parser = _common.parser(__doc__)
+    parser.add_argument("--count", type=int, default=5000, help="notifications per round")
+    parser.add_argument("--rounds", type=int, default=5)
+    args = parser.parse_args()
+    count, rounds = (1000, 3) if args.quick else (args.count, args.rounds)
+    medians = asyncio.run(
+        _common.interleaved(
+            rounds,
+            {"raw": lambda: raw_bumble(count), "bleak": lambda: bleak_backend(count)},
+        )
+    )
+    _common.header("notify: bleak callback vs raw Bumble", f"median of {rounds} x {count}")
+    _common.compare(
+        _common.Rate("bleak backend (BumbleRadio)", medians["bleak"], "notifications"),
+        _common.Rate("raw Bumble Peer.subscribe", medians["raw"], "notifications"),
+        target=0.9,
+    )
 
 
 if __name__ == "__main__":
-    arguments = [int(a) for a in sys.argv[1:3]]
-    asyncio.run(main(*(arguments + [5000, 5][len(arguments) :])))
+    main()

@@ -5,17 +5,17 @@ pragmas (WAL, synchronous=FULL, one commit per batch), each into a fresh encrypt
 The ratio is what our layer costs: Sample -> row conversion, the duplicate count and
 advancing the sync cursor inside the transaction.
 
-    PYTHONPATH=. python benchmarks/bench_store.py [--samples 700000] [--batch 500]
+    python benchmarks/bench_store.py [--quick] [--samples 700000] [--batch 500]
 """
 
 from __future__ import annotations
 
-import argparse
 import random
 import tempfile
 import time
 from pathlib import Path
 
+import _common
 import sqlcipher3
 
 from phoneagent.paths import database_path
@@ -74,21 +74,25 @@ def bench_raw(directory: Path, key: DbKey, batches: list[list[Sample]]) -> float
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = _common.parser(__doc__)
     parser.add_argument("--samples", type=int, default=700_000)
     parser.add_argument("--batch", type=int, default=500)
     args = parser.parse_args()
-    samples = make_samples(args.samples)
-    batches = [samples[i : i + args.batch] for i in range(0, len(samples), args.batch)]
+    n = 50_000 if args.quick else args.samples
+    samples = make_samples(n)
+    batches = [samples[i : i + args.batch] for i in range(0, n, args.batch)]
     key = DbKey(random.Random(1).randbytes(32).hex())
     with tempfile.TemporaryDirectory() as tmp:
         raw = bench_raw(Path(tmp) / "raw", key, batches)
         ours = bench_store(Path(tmp) / "store", key, batches)
-    n = args.samples
-    print(f"{n} samples in batches of {args.batch} (WAL, synchronous=FULL, commit per batch)")
-    print(f"raw sqlcipher3 executemany: {raw:6.2f} s  {n / raw:10,.0f} samples/s")
-    print(f"Store.store_batch:          {ours:6.2f} s  {n / ours:10,.0f} samples/s")
-    print(f"ratio store/raw time:       {ours / raw:6.2f}")
+    _common.header(
+        "store: Store.store_batch vs raw sqlcipher3",
+        f"{n:,} samples in batches of {args.batch} (WAL, synchronous=FULL, commit per batch)",
+    )
+    _common.compare(
+        _common.Rate("Store.store_batch", n / ours, "samples"),
+        _common.Rate("raw sqlcipher3 executemany", n / raw, "samples"),
+    )
 
 
 if __name__ == "__main__":

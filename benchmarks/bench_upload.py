@@ -3,19 +3,20 @@
 Both publish the same payloads (100 samples per message, QoS 1) to the same broker in
 the same run; the baseline publishes pre-encoded messages with the same number in
 flight, so the ratio is the uploader's cost (store reads, policy checks, encoding,
-durable cursor). Medians of 3 interleaved rounds.
-Run: PYTHONPATH=. python benchmarks/bench_upload.py [--samples N]
+durable cursor). Medians of 5 interleaved rounds (the broker and the machine are shared).
+Run: python benchmarks/bench_upload.py [--quick] [--samples N]
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import statistics
 import tempfile
 import time
 from datetime import date
 from pathlib import Path
+
+import _common
 
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
@@ -28,10 +29,9 @@ from protocol.settings import Sex
 from tests.mosquitto import Broker
 
 WATCH = "F0:11:22:33:44:55"
-ROUNDS = 3
 
 
-async def measure(directory: Path, count: int) -> tuple[float, float]:
+async def measure(directory: Path, count: int, rounds: int = 5) -> tuple[float, float]:
     broker = Broker(directory)
     broker.start()
     try:
@@ -55,7 +55,7 @@ async def measure(directory: Path, count: int) -> tuple[float, float]:
         topic = f"bench/eu/user/{device.pseudonym}/samples"
         ours: list[float] = []
         raw: list[float] = []
-        for _ in range(ROUNDS):  # interleaved: both see the same machine load
+        for _ in range(rounds):  # interleaved: both see the same machine load
             async with endpoint.client() as client:
                 began = time.perf_counter()
                 for i in range(0, len(payloads), uploader.window):
@@ -75,16 +75,24 @@ async def measure(directory: Path, count: int) -> tuple[float, float]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
+    parser = _common.parser(__doc__)
     parser.add_argument("--samples", type=int, default=200_000)
+    parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
+    count, rounds = (20_000, 3) if args.quick else (args.samples, args.rounds)
     with tempfile.TemporaryDirectory() as tmp:
         directory = Path(tmp)
         directory.chmod(0o700)
-        ours, raw = asyncio.run(measure(directory, args.samples))
-    print(f"uploader: {ours:,.0f} samples/s acknowledged (median of {ROUNDS})")
-    print(f"raw aiomqtt (same payloads, QoS 1): {raw:,.0f} samples/s")
-    print(f"ratio: {ours / raw:.2f} (target >= 0.5)")
+        ours, raw = asyncio.run(measure(directory, count, rounds))
+    _common.header(
+        "upload: Uploader vs raw aiomqtt to Mosquitto",
+        f"{count:,} samples, 100 per message, QoS 1, median of {rounds}",
+    )
+    _common.compare(
+        _common.Rate("Uploader.drain", ours, "samples"),
+        _common.Rate("raw aiomqtt, same payloads", raw, "samples"),
+        target=0.5,
+    )
 
 
 if __name__ == "__main__":

@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from phoneagent.privacy.consent import CLOUD_SYNC, cross_border_subject, is_granted
+from phoneagent.privacy.consent import CLOUD_SYNC, cross_border_subject, default_granted
 from phoneagent.store import Store
-from phoneagent.store.ledger import get_account
 
 # ``disclosure_ledger.purpose`` of the automatic transfers; anything else is a share the
 # person asked for (PR-SHARE). The uploader records each acknowledged upload under
@@ -29,22 +28,44 @@ class Decision:
         return self.allowed
 
 
+# The whole decision in one statement: the account row and the newest ledger entry of
+# each consent involved (index consent_by_subject), in one transaction, because the
+# uploader asks before every batch and three transactions cost more than the batch.
+_DECISION = (
+    "SELECT a.guest, a.region,"
+    " (SELECT granted FROM consent_ledger WHERE subject = ?1 AND scope = ''"
+    "  ORDER BY id DESC LIMIT 1),"
+    " (SELECT granted FROM consent_ledger WHERE subject = ?2 AND scope = ''"
+    "  ORDER BY id DESC LIMIT 1)"
+    " FROM account AS a WHERE a.id = 1"
+)
+
+
 def upload_allowed(store: Store, region: str | None = None) -> Decision:
     """Whether the account's data may be uploaded to ``region``'s endpoint (None: home).
 
     The uploader MUST call this before every batch and publish nothing on a refusal.
     """
-    account = get_account(store)
-    if account is None or account.guest:
+    target = None if region is None else region.lower()
+    cross_border = cross_border_subject("" if target is None else target)
+    row = store.transact(
+        lambda conn, now: conn.execute(_DECISION, (CLOUD_SYNC, cross_border)).fetchone()
+    )
+    if row is None or row[0]:
         return Decision(False, "guest mode: guest data is stored on this phone only")
-    if not is_granted(store, CLOUD_SYNC):
+    _guest, home, cloud, crossing = row
+    if not _granted(CLOUD_SYNC, cloud):
         return Decision(False, "cloud sync is off (phoneagent consent grant cloud_sync)")
-    home = account.region
-    target = home if region is None else region.lower()
-    if target != home and not is_granted(store, cross_border_subject(str(target))):
+    target = home if target is None else target
+    if target != home and not _granted(cross_border, crossing):
         return Decision(
             False,
             f"region {target} is not the home region {home} and there is no cross-border "
             f"consent (phoneagent consent grant cross_border:{target})",
         )
     return Decision(True, f"cloud sync on, region {target}")
+
+
+def _granted(subject: str, newest: int | None) -> bool:
+    """``is_granted`` on the ledger's newest entry (None: no entry, the default holds)."""
+    return default_granted(subject) if newest is None else bool(newest)
