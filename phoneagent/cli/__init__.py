@@ -69,11 +69,26 @@ def _register() -> None:
         demo,
         devices,
         export,
+        inject,
+        permissions,
         privacy,
         sync,
     )
 
-    for module in (devices, sync, data, demo, account, consent, export, delete, privacy, cloud):
+    for module in (
+        devices,
+        sync,
+        data,
+        demo,
+        account,
+        consent,
+        export,
+        delete,
+        privacy,
+        cloud,
+        permissions,
+        inject,
+    ):
         for command in module.COMMANDS:
             main.add_command(command)
 

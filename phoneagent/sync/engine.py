@@ -24,7 +24,7 @@ import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 from bleak.exc import BleakError
 
@@ -73,6 +73,14 @@ class Committed:
     result: StoreResult
     samples: tuple[Sample, ...]
     newest_seq: int  # the watch's newest seq as last heard: progress = cursor / newest
+
+
+class Relays(Protocol):
+    """Where a connected watch is offered for relays (``phoneagent.relays.RelayHub``)."""
+
+    async def attach(self, watch: WatchClient) -> None: ...
+
+    def detach(self, address: str) -> None: ...
 
 
 class SyncObserver:
@@ -204,6 +212,7 @@ class DeviceSync:
         idle_timeout: float = 15.0,
         clock: Callable[[], datetime] = _local_now,
         group_samples: int = DEFAULT_GROUP_SAMPLES,
+        relays: Relays | None = None,
     ) -> None:
         self.address = address.upper()
         self._transport = transport
@@ -216,6 +225,7 @@ class DeviceSync:
         self._idle_timeout = idle_timeout
         self._clock = clock
         self._group_samples = group_samples
+        self._relays = relays
         self.state = SyncState.STOPPED
         self.cursor = 0
         self.newest_seq = 0
@@ -276,6 +286,8 @@ class DeviceSync:
             await _unless(lost, self._converse(watch, device.name, live), self.address)
         finally:
             self._stream = None
+            if self._relays is not None:
+                self._relays.detach(self.address)
             with contextlib.suppress(BleakError):
                 await client.disconnect()
 
@@ -297,6 +309,8 @@ class DeviceSync:
         self.cursor = await self._store.next_seq(self.address)
         self._acked = self.cursor - 1
         await watch.subscribe_history(self._on_batch, self._on_status)
+        if self._relays is not None:
+            await self._relays.attach(watch)  # alerts and calls need not wait for backfill
         self._set(SyncState.BACKFILL, f"from seq {self.cursor} to {status.newest_seq}")
         target = status.newest_seq
         while self.cursor <= target:

@@ -18,11 +18,13 @@ from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakError
 
 from protocol import uuids
+from protocol.alerts import AlertNotification, AlertRemoval, CallAction, CallState
 from protocol.current_time import AdjustReason, CurrentTime, DstOffset, LocalTimeInformation
 from protocol.device_info import STRING_CHARACTERISTICS, DeviceInfoString
 from protocol.errors import ProtocolError
 from protocol.heart_rate import HeartRateMeasurement
 from protocol.history import HistoryOpcode, HistoryRequest, HistoryResponse, HistoryStatus
+from protocol.music import MusicEvent, MusicState
 from protocol.settings import MetricSettings, UserProfile
 
 T = TypeVar("T")
@@ -47,7 +49,7 @@ class DeviceInfo:
 
 
 class WatchClient:
-    """History sync, settings and clock on a connected, bonded watch."""
+    """History sync, settings, clock and relays on a connected, bonded watch."""
 
     def __init__(self, client: BleakClient, *, idle_timeout: float = DEFAULT_IDLE_TIMEOUT) -> None:
         self.client = client
@@ -147,6 +149,44 @@ class WatchClient:
                 return
 
         await self.client.start_notify(uuids.HEART_RATE_MEASUREMENT, measurement)
+
+    async def subscribe_relays(
+        self,
+        on_call_action: Callable[[CallAction], None],
+        on_music_event: Callable[[MusicEvent], None],
+    ) -> None:
+        """The watch's call and music buttons; a garbled press is dropped, never guessed."""
+
+        def call_action(_: BleakGATTCharacteristic, data: bytearray) -> None:
+            try:
+                action = CallAction.decode(bytes(data))
+            except ProtocolError:
+                return
+            on_call_action(action)
+
+        def music_event(_: BleakGATTCharacteristic, data: bytearray) -> None:
+            try:
+                event = MusicEvent.decode(bytes(data))
+            except ProtocolError:
+                return
+            on_music_event(event)
+
+        await self.client.start_notify(uuids.CALL_ACTION, call_action)
+        await self.client.start_notify(uuids.MUSIC_EVENT, music_event)
+
+    # --- relays (phone -> watch) ---------------------------------------------------
+
+    async def write_alert(self, alert: AlertNotification) -> None:
+        await self.client.write_gatt_char(uuids.ALERT_NOTIFICATION, alert.encode(), True)
+
+    async def write_alert_removal(self, removal: AlertRemoval) -> None:
+        await self.client.write_gatt_char(uuids.ALERT_REMOVAL, removal.encode(), True)
+
+    async def write_call_state(self, state: CallState) -> None:
+        await self.client.write_gatt_char(uuids.CALL_STATE, state.encode(), True)
+
+    async def write_music_state(self, state: MusicState) -> None:
+        await self.client.write_gatt_char(uuids.MUSIC_STATE, state.encode(), True)
 
     def _on_response(self, _: BleakGATTCharacteristic, data: bytearray) -> None:
         try:

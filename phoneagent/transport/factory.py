@@ -113,14 +113,18 @@ def radio_transport(radio: BumbleRadio) -> Transport:
     return Transport(radio.scanner_backend, radio.client_backend, {}, radio=radio)
 
 
-def bluez_transport(config: TransportConfig) -> Transport:
-    """bleak's BlueZ backend on one adapter; imported explicitly, never picked by default."""
+def bluez_transport(config: TransportConfig, *, agent: PairingAgent | None = None) -> Transport:
+    """bleak's BlueZ backend on one adapter; imported explicitly, never picked by default.
+
+    With ``agent``, clients answer BlueZ's pairing questions through it (``bluez_agent``).
+    """
     from bleak.backends.bluezdbus.client import BleakClientBlueZDBus
     from bleak.backends.bluezdbus.scanner import BleakScannerBlueZDBus
 
-    return Transport(
-        BleakScannerBlueZDBus, BleakClientBlueZDBus, {"bluez": {"adapter": config.target}}
-    )
+    from phoneagent.transport.bluez_agent import agent_client
+
+    client = BleakClientBlueZDBus if agent is None else agent_client(agent)
+    return Transport(BleakScannerBlueZDBus, client, {"bluez": {"adapter": config.target}})
 
 
 async def open_transport(
@@ -131,7 +135,7 @@ async def open_transport(
 ) -> Transport:
     """Open the configured transport; Bumble failures raise ``TransportConfigError``."""
     if config.kind == "bluez":
-        return bluez_transport(config)
+        return bluez_transport(config, agent=agent)
     radio = await BumbleRadio.open(config.target, address=config.address, bonds=bonds, agent=agent)
     return Transport(
         radio.scanner_backend, radio.client_backend, {}, close=radio.close, radio=radio

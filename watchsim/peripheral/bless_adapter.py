@@ -3,15 +3,16 @@
 Thin on purpose: the profile mapping is in pure functions (unit-tested); the rest only
 forwards. What bless 0.3.0 can and cannot do, and what this adapter does instead:
 
-- Security: bless permissions only know "encryption required", so both ENCRYPTED and
-  AUTHENTICATED map to BlueZ ``encrypt-read``/``encrypt-write``. MITM protection then
-  depends on how BlueZ pairs: run its agent with a display capability (e.g.
-  ``bluetoothctl agent DisplayOnly``) so that Just Works is not offered. Subscriptions
-  (CCCD) are protected by BlueZ's own rules, not per characteristic.
+- Security: bless permissions only know "encryption required" (``encrypt-read``/
+  ``encrypt-write``); AUTHENTICATED characteristics are upgraded to BlueZ's
+  ``encrypt-authenticated-*`` flags before the application is registered, so a Just Works
+  key does not open them. Subscriptions (CCCD) are protected by BlueZ's own rules.
 - No connection, disconnection or subscription events, no peer identity and no MTU:
   listeners are never called, ``peers`` is empty, and write handlers get ``UNKNOWN_PEER``.
-- No pairing hooks: BlueZ's agent shows or confirms the passkey; the pairing mode and
-  display hook of the port do not apply.
+  bless leaves links up when it stops, so ``stop`` disconnects the adapter's centrals
+  itself (the port's contract; "out of range" relies on it).
+- No pairing hooks: given a display, the adapter registers our own ``org.bluez.Agent1``
+  (``bluez_agent``) as bluetoothd's default agent, which shows or confirms the passkey.
 - No advertising content control: BlueZ advertises the local name and only the first
   service of the GATT tree, so ``gatt_tree`` puts the advertised services first; no
   appearance. Advertising starts together with GATT registration (bless ``start``).
@@ -30,9 +31,11 @@ from typing import Any, Final
 
 from bless.backends.attribute import GATTAttributePermissions
 from bless.backends.characteristic import GATTCharacteristicProperties
+from dbus_fast import Message, MessageType
 
 from protocol.profile import PROFILE, Property, Security, ServiceSpec
-from watchsim.peripheral.port import Peer, Peripheral
+from watchsim.peripheral.bluez_agent import RegisteredAgent
+from watchsim.peripheral.port import PairingDisplay, PairingMode, Peer, Peripheral
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +49,11 @@ _PROPERTIES: Final = {
     Property.INDICATE: GATTCharacteristicProperties.indicate,
 }
 _WRITABLE: Final = Property.WRITE | Property.WRITE_WITHOUT_RESPONSE
+# BlueZ flag of an encrypted access -> the same access with an MITM-protected key.
+_AUTHENTICATED_FLAGS: Final = {
+    "encrypt-read": "encrypt-authenticated-read",
+    "encrypt-write": "encrypt-authenticated-write",
+}
 
 GattTree = dict[str, dict[str, dict[str, Any]]]
 
@@ -90,10 +98,19 @@ def gatt_tree(profile: Sequence[ServiceSpec]) -> GattTree:
 
 
 class BlessPeripheral(Peripheral):
-    def __init__(self, adapter: str = "hci0", name: str = "Watchsim") -> None:
+    def __init__(
+        self,
+        adapter: str = "hci0",
+        name: str = "Watchsim",
+        display: PairingDisplay | None = None,
+        mode: PairingMode = PairingMode.PASSKEY,
+    ) -> None:
         super().__init__()
         self._adapter = adapter
         self._name = name
+        self._display = display
+        self._mode = mode
+        self._agent: RegisteredAgent | None = None
         self._server: Any = None
         self._service_of: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -107,10 +124,52 @@ class BlessPeripheral(Peripheral):
         self._server.write_request_func = self._on_write
         await self._server.add_gatt(gatt_tree(profile))
         self._service_of = {c.uuid: s.uuid for s in profile for c in s.characteristics}
+        for service in profile:
+            for spec in service.characteristics:
+                if spec.security >= Security.AUTHENTICATED:
+                    self._require_authentication(spec.uuid)
+        if self._display is not None:
+            self._agent = await RegisteredAgent.register(self._display, self._mode)
+
+    def _require_authentication(self, uuid: str) -> None:
+        # bless keeps the D-Bus flag list BlueZ reads at registration in ``gatt._flags``.
+        gatt = self._server.get_characteristic(uuid).gatt
+        gatt._flags = [_AUTHENTICATED_FLAGS.get(flag, flag) for flag in gatt._flags]
 
     async def stop(self) -> None:
+        if self._agent is not None:
+            await self._agent.close()
+            self._agent = None
         if self._server is not None:
+            await self._disconnect_centrals()
             await self._server.stop()
+
+    async def _disconnect_centrals(self) -> None:
+        bus, adapter = self._server.bus, self._server.adapter.path
+        reply = await bus.call(
+            Message(
+                destination="org.bluez",
+                path="/",
+                interface="org.freedesktop.DBus.ObjectManager",
+                member="GetManagedObjects",
+            )
+        )
+        if reply is None or reply.message_type is MessageType.ERROR:
+            logger.error("cannot list BlueZ devices to disconnect them")
+            return
+        for path, interfaces in reply.body[0].items():
+            device = interfaces.get("org.bluez.Device1")
+            if device is None or not path.startswith(f"{adapter}/"):
+                continue
+            if device["Connected"].value:
+                await bus.call(
+                    Message(
+                        destination="org.bluez",
+                        path=path,
+                        interface="org.bluez.Device1",
+                        member="Disconnect",
+                    )
+                )
 
     async def start_advertising(
         self, local_name: str, appearance: int, service_uuids: Sequence[str]

@@ -1,0 +1,111 @@
+"""The agent's relay side as one unit: hub, sources and the local socket.
+
+``phoneagent.daemon.Daemon`` starts it next to the sync engines and hands ``hub`` to
+every ``DeviceSync``, which attaches each watch as it connects. A source whose bus is
+missing is reported and skipped: the rest keeps working (injection always does).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+from typing import Any, Protocol
+
+from phoneagent.relays.control import ControlServer
+from phoneagent.relays.hub import RelayHub
+from phoneagent.relays.permissions import RelayPolicy, load_policy
+from phoneagent.relays.sources.bus import BusUnavailableError
+from phoneagent.relays.sources.inject import InjectSource
+from phoneagent.relays.sources.modem import ModemSource
+from phoneagent.relays.sources.mpris import MprisSource
+from phoneagent.relays.sources.notifications import NotificationSource
+from phoneagent.store import Store
+
+log = logging.getLogger(__name__)
+
+
+class _Source(Protocol):
+    async def stop(self) -> None: ...
+
+
+class RelayService:
+    """``session_bus`` / ``system_bus``: D-Bus addresses (None: this session's, the system's).
+
+    ``dbus=False`` runs without any D-Bus source (injection only).
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        data_dir: Path,
+        *,
+        hub: RelayHub | None = None,
+        session_bus: str | None = None,
+        system_bus: str | None = None,
+        dbus: bool = True,
+    ) -> None:
+        self._store = store
+        self.hub = hub or RelayHub()
+        self._session_bus = session_bus
+        self._system_bus = system_bus
+        self._dbus = dbus
+        self.inject = InjectSource(self.hub)
+        self.sources: dict[str, str] = {}
+        self._running: list[_Source] = []
+        self.control = ControlServer(
+            data_dir,
+            {
+                "notify": self.inject.notify,
+                "close": self.inject.close,
+                "call": self.inject.call,
+                "music": self.inject.music,
+                "status": self._status,
+                "reload": self._reload,
+            },
+        )
+
+    async def start(self) -> None:
+        await self.reload()
+        await self.control.start()
+        if self._dbus:
+            await self._start_sources()
+
+    async def _start_sources(self) -> None:
+        notifications = NotificationSource(self.hub, self._session_bus)
+        mpris = MprisSource(self.hub, self._session_bus)
+        modem = ModemSource(self.hub, self._system_bus)
+        try:
+            self.sources["notifications"] = await notifications.start()
+            self._running.append(notifications)
+            await mpris.start()
+            self._running.append(mpris)
+            self.sources["music"] = "mpris"
+        except BusUnavailableError as error:
+            log.info("no session bus, notifications and music from injection only: %s", error)
+        try:
+            if await modem.start():
+                self._running.append(modem)
+                self.sources["calls"] = "modemmanager"
+        except BusUnavailableError as error:
+            log.info("no system bus, calls from injection only: %s", error)
+
+    async def reload(self) -> RelayPolicy:
+        """Re-read the ledger (a permission changed): effective on the watches at once."""
+        policy = await asyncio.to_thread(load_policy, self._store)
+        await self.hub.set_policy(policy)
+        return policy
+
+    async def _reload(self, _request: dict[str, Any]) -> dict[str, Any]:
+        policy = await self.reload()
+        return {"granted": sorted(policy.granted)}
+
+    async def _status(self, request: dict[str, Any]) -> dict[str, Any]:
+        return {**await self.inject.status(request), "sources": self.sources}
+
+    async def aclose(self) -> None:
+        await self.control.close()
+        for source in self._running:
+            await source.stop()
+        self._running.clear()
+        await self.hub.aclose()

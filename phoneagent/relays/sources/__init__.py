@@ -1,0 +1,1 @@
+"""Where phone events come from: D-Bus on Linux, or ``phoneagent inject``."""

@@ -1,0 +1,144 @@
+"""The sync engine end to end on the real stack: a watch app on bless (hci0), the agent's
+sync engine on bleak's BlueZ backend (hci1), with the loopback tests' exactly-once check.
+
+In one process, so that every sample the watch generates is recorded as it is appended
+(``Recorder``) and compared with the agent's SQLCipher store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from phoneagent.store import AsyncStore, Store
+from phoneagent.sync import Committed, DeviceSync, SyncObserver, SyncPreferences, fixed_preferences
+from phoneagent.sync.discovery import pair_device
+from phoneagent.transport import RefusingAgent, Transport, parse_transport
+from phoneagent.transport.factory import bluez_transport
+from protocol.profile import PROFILE
+from tests.bluez.conftest import Adapters
+from tests.integration.test_sync_engine import KEY, Recorder, assert_exact
+from watchsim.app import WatchApp, WatchConfig
+from watchsim.control import ControlServer
+from watchsim.history import DEFAULT_CAPACITY
+from watchsim.peripheral.bless_adapter import BlessPeripheral
+from watchsim.peripheral.port import PairingDisplay, PairingMode, Peripheral
+from watchsim.testing import LoopbackWatch
+
+pytestmark = pytest.mark.bluez_vm
+
+WAIT = 60.0  # the VM is an emulated CPU: BlueZ round trips take tens of milliseconds
+HOURS = 2
+
+
+class AdapterRadio:
+    """The watch on hci0 with its display wired to our Agent1 (``BlessPeripheral``)."""
+
+    def __init__(self, address: str) -> None:
+        self.address = address
+
+    async def open(self, display: PairingDisplay) -> Peripheral:
+        peripheral = BlessPeripheral("hci0", "BlueZWatch", display, PairingMode.PASSKEY)
+        await peripheral.start(PROFILE)
+        return peripheral
+
+    def forget_bonds(self) -> None:
+        """Bonds live in bluetoothd; the suite's fixture removes them between tests."""
+
+
+class WatchTypist:
+    """The phone's user typing what the watch app shows."""
+
+    def __init__(self, watch: LoopbackWatch) -> None:
+        self._watch = watch
+
+    async def enter_passkey(self, peer: str) -> int | None:
+        async with asyncio.timeout(WAIT):
+            return await self._watch.passkeys.get()
+
+    async def confirm_number(self, peer: str, number: int) -> bool:
+        async with asyncio.timeout(WAIT):
+            return await self._watch.passkeys.get() == number
+
+
+class Reached(SyncObserver):
+    """Sets ``event`` once a commit reaches ``seq``."""
+
+    def __init__(self) -> None:
+        self.seq = 0
+        self.event = asyncio.Event()
+        self.cursor = 0
+
+    def wait_for(self, seq: int) -> asyncio.Event:
+        self.seq, self.event = seq, asyncio.Event()
+        if self.cursor >= seq:
+            self.event.set()
+        return self.event
+
+    async def committed(self, commit: Committed) -> None:
+        if commit.samples:
+            self.cursor = max(self.cursor, commit.samples[-1].seq)
+        if self.cursor >= self.seq:
+            self.event.set()
+
+
+async def _start_watch(tmp_path: Path, adapters: Adapters) -> LoopbackWatch:
+    config = WatchConfig(
+        state_dir=tmp_path / "watch",
+        name="BlueZWatch",
+        seed=3,
+        scenario=None,
+        speed=1.0,
+        start_time=None,
+        backfill_s=int(timedelta(hours=HOURS).total_seconds()),
+        pairing=PairingMode.PASSKEY,
+        history_capacity=DEFAULT_CAPACITY,
+    )
+    app = WatchApp(config, AdapterRadio(adapters.watch))
+    passkeys: asyncio.Queue[int] = asyncio.Queue()
+    app.passkey_listeners.append(passkeys.put_nowait)
+    app.open_state_dir()
+    control = ControlServer(app)
+    await control.start()
+    await app.start()
+    return LoopbackWatch(app=app, address=adapters.watch, passkeys=passkeys, control=control)
+
+
+async def test_pair_backfill_live_and_reconnect(adapters: Adapters, tmp_path: Path) -> None:
+    watch = await _start_watch(tmp_path, adapters)
+    recorder = Recorder(watch)
+    store = Store.open(tmp_path / "agent", KEY)
+    astore = AsyncStore(store)
+    try:
+        pairing = bluez_transport(parse_transport("bluez:hci1"), agent=WatchTypist(watch))
+        await pair_device(pairing, store, watch.address, scan_timeout=WAIT)
+
+        # Backfill a day from the bond alone (a new connection, no second passkey).
+        transport: Transport = bluez_transport(parse_transport("bluez:hci1"), agent=RefusingAgent())
+        preferences = fixed_preferences(SyncPreferences())
+        observer = Reached()
+        sync = DeviceSync(watch.address, transport, astore, preferences, observer=observer)
+        await sync.sync_once(scan_timeout=WAIT)
+        assert_exact(store, watch.address, recorder)
+        assert store.next_seq(watch.address) > 6_000
+
+        # Live, then out of range and back: nothing lost, nothing twice.
+        running = asyncio.create_task(
+            DeviceSync(watch.address, transport, astore, preferences, observer=observer).run()
+        )
+        try:
+            async with asyncio.timeout(WAIT):
+                await observer.wait_for(watch.history.next_seq + 5).wait()
+            await watch.app.out_of_range(10)
+            async with asyncio.timeout(WAIT):
+                await observer.wait_for(watch.history.next_seq + 5).wait()
+        finally:
+            running.cancel()
+            await asyncio.gather(running, return_exceptions=True)
+        assert_exact(store, watch.address, recorder)
+    finally:
+        await astore.aclose()
+        await watch.stop()
