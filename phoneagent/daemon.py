@@ -3,7 +3,8 @@
 Watches are independent: one that is away, or whose pairing was lost, never holds up
 the others. Stopping cancels every state machine; records already committed stay, and
 anything received but not committed is simply reported again next time. With cloud sync
-configured, the uploader runs beside them and is woken by every commit.
+configured, the uploader runs beside them and is woken by every commit. With a relay
+hub, every watch is attached to it while connected (notifications, calls, music).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from phoneagent.sync import (
     Committed,
     DeviceSync,
     PreferencesSource,
+    Relays,
     SyncObserver,
     SyncState,
 )
@@ -60,6 +62,7 @@ class Daemon:
         observer: SyncObserver | None = None,
         seed: int | None = None,
         uploader: Uploader | None = None,
+        relays: Relays | None = None,
     ) -> None:
         self._transport = transport
         self._store = store
@@ -68,6 +71,7 @@ class Daemon:
         observer = observer or SyncObserver()
         self._observer = observer if uploader is None else _WakeUploader(observer, uploader)
         self._uploader = uploader
+        self._relays = relays
         self._rng = random.Random(seed)
         self.syncs: dict[str, DeviceSync] = {}
 
@@ -85,6 +89,7 @@ class Daemon:
             observer=self._observer,
             backoff=backoff,
             connect_timeout=self._config.connect_timeout,
+            relays=self._relays,
         )
 
     async def run(self, stop: asyncio.Event) -> dict[str, SyncState]:

@@ -9,6 +9,7 @@ import sys
 import click
 
 from phoneagent.cli.context import (
+    EXIT_ERROR,
     EXIT_PAIRING_LOST,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
@@ -19,6 +20,8 @@ from phoneagent.cli.context import (
 )
 from phoneagent.cli.output import ProgressObserver, progress_bar
 from phoneagent.daemon import Daemon
+from phoneagent.relays.control import ControlError
+from phoneagent.relays.service import RelayService
 from phoneagent.store import Store, ledger
 from phoneagent.sync import DeviceSync, SyncObserver, SyncState
 from phoneagent.upload import EndpointError, Uploader, endpoints_path, load_endpoints
@@ -79,9 +82,16 @@ class LogObserver(SyncObserver):
 
 
 @click.command("run")
+@click.option(
+    "--dbus/--no-dbus",
+    default=True,
+    show_default=True,
+    help="Relay desktop notifications and MPRIS music from the session bus, and calls from "
+    "ModemManager; with --no-dbus only `phoneagent inject` feeds the relays.",
+)
 @pass_agent
-def run_command(agent: AgentContext) -> None:
-    """Keep every paired watch synced until SIGINT or SIGTERM."""
+def run_command(agent: AgentContext, dbus: bool) -> None:
+    """Keep every paired watch synced and relayed to until SIGINT or SIGTERM."""
 
     async def work() -> dict[str, SyncState]:
         stop = asyncio.Event()
@@ -89,16 +99,27 @@ def run_command(agent: AgentContext) -> None:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         async with agent.session() as (store, transport, config):
-            daemon = Daemon(
-                transport,
-                store,
-                preferences_of(store.store),
-                config=config.sync,
-                observer=LogObserver(),
-                uploader=configured_uploader(agent, store.store),
-            )
-            click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
-            return await daemon.run(stop)
+            relays = RelayService(store.store, agent.data_dir, dbus=dbus)
+            try:
+                await relays.start()
+            except ControlError as error:  # another agent serves this data dir
+                raise CliError(str(error), EXIT_ERROR) from error
+            try:
+                daemon = Daemon(
+                    transport,
+                    store,
+                    preferences_of(store.store),
+                    config=config.sync,
+                    observer=LogObserver(),
+                    uploader=configured_uploader(agent, store.store),
+                    relays=relays.hub,
+                )
+                sources = ", ".join(f"{k} from {v}" for k, v in sorted(relays.sources.items()))
+                click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
+                click.echo(f"relays: {sources or 'phoneagent inject only'}", err=True)
+                return await daemon.run(stop)
+            finally:
+                await relays.aclose()
 
     states = asyncio.run(work())
     lost = sorted(a for a, s in states.items() if s is SyncState.PAIRING_LOST)

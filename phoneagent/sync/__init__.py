@@ -8,6 +8,7 @@ from phoneagent.sync.engine import (
     Committed,
     DeviceSync,
     LinkLostError,
+    Relays,
     SyncObserver,
     SyncState,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "DeviceSync",
     "LinkLostError",
     "PreferencesSource",
+    "Relays",
     "StoreBonds",
     "SyncObserver",
     "SyncPreferences",
