@@ -62,7 +62,8 @@ class LivePrinter(SyncObserver):
             self.latest[sample.metric] = sample.value
         if commit.samples:
             shown = ", ".join(
-                f"{m.key.replace('_', ' ')} {v:g} {m.unit}" for m, v in sorted(self.latest.items())
+                f"{m.key.replace('_', ' ')} {v:g}" + ("" if m.unit == m.key else f" {m.unit}")
+                for m, v in sorted(self.latest.items())
             )
             click.echo(f"  live seq {commit.samples[-1].seq}: {shown}")
 

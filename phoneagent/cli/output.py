@@ -44,7 +44,9 @@ class ProgressObserver(SyncObserver):
 
     def state_changed(self, device: str, state: SyncState, detail: str) -> None:
         self.states.append(state)
-        self._progress.update(self._task, description=f"{device}: {state.value}")
+        finished = state is SyncState.STOPPED and SyncState.BACKFILL in self.states
+        shown = "synced" if finished else state.value
+        self._progress.update(self._task, description=f"{device}: {shown}")
 
     async def committed(self, commit: Committed) -> None:
         self.stored += commit.result.new
