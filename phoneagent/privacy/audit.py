@@ -27,7 +27,12 @@ from phoneagent.privacy.consent import (
     sync_preferences,
 )
 from phoneagent.privacy.export import TABLES, rows
-from phoneagent.privacy.gate import CLOUD_UPLOAD_PURPOSE, LOG_UPLOAD_PURPOSE, upload_allowed
+from phoneagent.privacy.gate import (
+    CLOUD_UPLOAD_PURPOSE,
+    LOG_UPLOAD_PURPOSE,
+    recipient_region,
+    upload_allowed,
+)
 from phoneagent.privacy.profile import age_on, current_user_profile, today_utc
 from phoneagent.privacy.regions import REGIONS
 from phoneagent.store import Store
@@ -173,7 +178,7 @@ def _device(store: Store, f: _Facts) -> Check:
         d
         for d in f.disclosures
         if d.purpose == CLOUD_UPLOAD_PURPOSE
-        and "devices" in d.categories
+        and "device_info" in d.categories
         and not granted_at(f.history, CLOUD_SYNC, d.at)
     ]
     if early:
@@ -257,10 +262,9 @@ def _region(store: Store, f: _Facts) -> Check:
         if e.granted and e.subject.startswith(CROSS_BORDER_PREFIX)
     }
     foreign = [
-        d.recipient
-        for d in _cloud_disclosures(f)
-        if d.recipient != home
-        and not granted_at(f.history, cross_border_subject(d.recipient), d.at)
+        region
+        for region, at in ((recipient_region(d.recipient), d.at) for d in _cloud_disclosures(f))
+        if region != home and not granted_at(f.history, cross_border_subject(region), at)
     ]
     stray = sorted(upload_endpoints(store) - allowed) + foreign
     if stray:

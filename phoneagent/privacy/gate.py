@@ -14,9 +14,20 @@ from phoneagent.store import Store
 
 # ``disclosure_ledger.purpose`` of the automatic transfers; anything else is a share the
 # person asked for (PR-SHARE). The uploader records each acknowledged upload under
-# CLOUD_UPLOAD_PURPOSE with the endpoint (region key) as recipient.
+# CLOUD_UPLOAD_PURPOSE, to ``cloud_recipient(region)``, with CLOUD_CATEGORIES.
 CLOUD_UPLOAD_PURPOSE = "cloud sync"
 LOG_UPLOAD_PURPOSE = "log upload"
+CLOUD_CATEGORIES = ("samples", "device_info")
+_CLOUD_PREFIX = "cloud:"
+
+
+def cloud_recipient(region: str) -> str:
+    return _CLOUD_PREFIX + region
+
+
+def recipient_region(recipient: str) -> str:
+    """The region key of a ``cloud_recipient`` (older entries name the bare region)."""
+    return recipient.removeprefix(_CLOUD_PREFIX)
 
 
 @dataclass(frozen=True, slots=True)

@@ -19,7 +19,12 @@ from typing import Any
 
 import aiomqtt
 
-from phoneagent.privacy.gate import upload_allowed
+from phoneagent.privacy.gate import (
+    CLOUD_CATEGORIES,
+    CLOUD_UPLOAD_PURPOSE,
+    cloud_recipient,
+    upload_allowed,
+)
 from phoneagent.store import DeviceRecord, Store, ledger
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
@@ -247,9 +252,9 @@ class _Session:
                 await asyncio.to_thread(
                     ledger.record_disclosure,
                     self.store,
-                    f"cloud:{self.region}",
-                    "cloud sync",
-                    ("samples", "device_info"),
+                    cloud_recipient(self.region),
+                    CLOUD_UPLOAD_PURPOSE,
+                    CLOUD_CATEGORIES,
                     sent,
                     user_request=False,
                 )

@@ -25,7 +25,7 @@ from phoneagent.privacy import (
 )
 from phoneagent.privacy.audit import FAIL, PASS, audit
 from phoneagent.privacy.consent import POLICY_VERSION, policy_notice
-from phoneagent.privacy.gate import CLOUD_UPLOAD_PURPOSE
+from phoneagent.privacy.gate import CLOUD_CATEGORIES, CLOUD_UPLOAD_PURPOSE, cloud_recipient
 from phoneagent.store import DbKey, Store
 from phoneagent.store.ledger import (
     ERASE_DEADLINE_S,
@@ -305,8 +305,24 @@ def test_audit_fails_a_loose_plaintext_copy_and_an_unrequested_share__PR_ENC__PR
     assert failed == {"PR-ENC", "PR-SHARE"}
 
 
-def test_audit_fails_an_upload_while_cloud_sync_was_off__PR_CLOUD(store: Store) -> None:
+def test_audit_fails_an_upload_while_cloud_sync_was_off__PR_CLOUD__PR_DEVICE(
+    store: Store,
+) -> None:
     account(store)
-    record_disclosure(store, "eu", CLOUD_UPLOAD_PURPOSE, ["samples"], 5, user_request=False)
+    record_disclosure(
+        store, cloud_recipient("eu"), CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, 5, user_request=False
+    )
     failed = {c.id for c in audit(store, store.path.parent, NOW) if c.status == FAIL}
-    assert failed == {"PR-CLOUD"}
+    assert failed == {"PR-CLOUD", "PR-DEVICE"}
+
+
+def test_audit_fails_an_upload_to_another_region_without_consent__PR_REGION(
+    store: Store,
+) -> None:
+    account(store)
+    set_consent(store, "cloud_sync", True)
+    record_disclosure(
+        store, cloud_recipient("us"), CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, 5, user_request=False
+    )
+    failed = {c.id for c in audit(store, store.path.parent) if c.status == FAIL}
+    assert failed == {"PR-REGION"}

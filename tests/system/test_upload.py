@@ -15,6 +15,7 @@ import aiomqtt
 import pytest
 
 from phoneagent.privacy.account import ProfileInput, create_account
+from phoneagent.privacy.audit import FAIL, PASS, audit
 from phoneagent.privacy.consent import set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.store import DbKey, Store, ledger
@@ -119,6 +120,10 @@ async def test_upload_end_to_end_into_receiver__PR_CLOUD(broker: Broker, tmp_pat
     assert ledger.disclosures(store)[-1].record_count == 1234
     # Nothing new: a second drain publishes nothing.
     assert (await Uploader(store, endpoint).drain()).batches == 0
+    # The audit reads the uploader's own disclosure entries as home-region uploads.
+    checks = {c.id: c for c in audit(store, store.path.parent)}
+    assert [c for c in checks.values() if c.status == FAIL] == []
+    assert (checks["PR-REGION"].status, checks["PR-DEVICE"].status) == (PASS, PASS)
 
 
 async def test_broker_outage_loses_nothing_and_no_duplicates(
