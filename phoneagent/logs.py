@@ -136,6 +136,29 @@ def setup_logging(
     return handler
 
 
+class AgentLogging:
+    """The CLI's log file: one per process, moved when a command opens another data dir.
+
+    The root logger gets the redacted file at WARNING (libraries' own troubles), the
+    agent's loggers log at INFO; nothing goes to the terminal, which commands own.
+    """
+
+    _handler: logging.Handler | None = None
+    _data_dir: Path | None = None
+
+    @classmethod
+    def start(cls, data_dir: Path) -> None:
+        if cls._data_dir == data_dir:
+            return
+        root = logging.getLogger()
+        if cls._handler is not None:
+            root.removeHandler(cls._handler)
+            cls._handler.close()
+        cls._handler = setup_logging(data_dir, logging.WARNING, logger=root)
+        cls._data_dir = data_dir
+        logging.getLogger("phoneagent").setLevel(logging.INFO)
+
+
 def bundle_logs(data_dir: Path, out: Path) -> tuple[Path, int]:
     """Zip the kept log files (redacted once more) into ``out``; returns it and the line count.
 

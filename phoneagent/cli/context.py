@@ -17,6 +17,7 @@ import click
 from bleak.exc import BleakError
 
 from phoneagent.config import AgentConfig, ConfigError, load_config
+from phoneagent.logs import AgentLogging
 from phoneagent.paths import data_dir
 from phoneagent.privacy import sync_preferences
 from phoneagent.store import (
@@ -109,7 +110,9 @@ class AgentContext:
             prompt=_prompt if interactive else None,
             new_database=not store_exists(directory),
         )
-        return Store.open(directory, resolved.key, key_source=resolved.source)
+        store = Store.open(directory, resolved.key, key_source=resolved.source)
+        AgentLogging.start(directory)  # beside the store it describes, once it opened
+        return store
 
     @asynccontextmanager
     async def session(

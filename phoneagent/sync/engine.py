@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import logging
 import random
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -48,6 +49,8 @@ OPTED_OUT = "opted out"  # a record of an opted-out metric, discarded before sto
 # Samples decoded and committed together: one transaction amortises the fsync, and
 # bounds what is held in memory between the radio and the disk.
 DEFAULT_GROUP_SAMPLES = 8192
+
+log = logging.getLogger(__name__)
 
 
 class SyncState(enum.StrEnum):
@@ -235,6 +238,7 @@ class DeviceSync:
 
     def _set(self, state: SyncState, detail: str = "") -> None:
         self.state = state
+        log.info("%s: %s%s", self.address, state.value, f" ({detail})" if detail else "")
         self._observer.state_changed(self.address, state, detail)
 
     # --- entry points ---------------------------------------------------------------

@@ -132,3 +132,7 @@ async def test_pair_sync_kill_restart_resync(air: str, tmp_path: Path) -> None:
     assert (second["gaps"], second["gap_seqs"]) == (1, 1)
     assert second["samples"] == second["next_seq"] - 1
     assert second["samples"] > first["samples"]
+    # PR-LOGS: the commands logged each sync session, with the watch's address redacted.
+    log = (data_dir / "logs" / "phoneagent.log").read_text()
+    assert "backfilling (from seq" in log
+    assert address not in log and "<mac>: stopped" in log
