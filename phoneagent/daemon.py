@@ -74,6 +74,10 @@ class Daemon:
         self._relays = relays
         self._rng = random.Random(seed)
         self.syncs: dict[str, DeviceSync] = {}
+        self._tasks: dict[str, asyncio.Task[None]] = {}
+        self._others: list[asyncio.Task[None]] = []
+        self._failure: BaseException | None = None
+        self._stop: asyncio.Event | None = None
 
     def _sync_for(self, address: str) -> DeviceSync:
         backoff = Backoff(
@@ -93,22 +97,49 @@ class Daemon:
         )
 
     async def run(self, stop: asyncio.Event) -> dict[str, SyncState]:
-        """Sync every paired device until ``stop`` is set; returns each device's last state."""
-        addresses = await asyncio.to_thread(paired_devices, self._store, self._transport)
-        self.syncs = {address: self._sync_for(address) for address in addresses}
-        tasks = [
-            asyncio.create_task(sync.run(), name=f"sync {address}")
-            for address, sync in self.syncs.items()
-        ]
+        """Sync every paired device until ``stop`` is set; returns each device's last state.
+
+        A task that fails (a store error, a refused broker configuration) stops the
+        daemon and its error is raised here, rather than going unnoticed until SIGTERM.
+        """
+        self._stop = stop
         if self._uploader is not None:
-            tasks.append(asyncio.create_task(self._uploader.run(stop), name="uploader"))
+            self._start(asyncio.create_task(self._uploader.run(stop), name="uploader"))
+        await self.reload()
         try:
             await stop.wait()
         finally:
+            tasks = [*self._tasks.values(), *self._others]
             for task in tasks:
                 task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
-                raise result
+            await asyncio.gather(*tasks, return_exceptions=True)
+        if self._failure is not None:
+            raise self._failure
         return {address: sync.state for address, sync in self.syncs.items()}
+
+    async def reload(self) -> None:
+        """Pick up what changed while running: watches paired or unpaired since, and the
+        consent and profile every running engine applies at once (PR-WITHDRAW)."""
+        addresses = await asyncio.to_thread(paired_devices, self._store, self._transport)
+        for address in set(self.syncs) - set(addresses):
+            self._tasks.pop(address).cancel()
+            del self.syncs[address]
+        for address in addresses:
+            if address not in self.syncs:
+                sync = self.syncs[address] = self._sync_for(address)
+                task = asyncio.create_task(sync.run(), name=f"sync {address}")
+                self._tasks[address] = task
+                task.add_done_callback(self._finished)
+        await asyncio.gather(*(sync.apply_preferences() for sync in self.syncs.values()))
+
+    def _start(self, task: asyncio.Task[None]) -> None:
+        self._others.append(task)
+        task.add_done_callback(self._finished)
+
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return  # cancelled, or a watch whose pairing was lost (its state says so)
+        if self._failure is None:
+            self._failure = task.exception()
+        if self._stop is not None:
+            self._stop.set()

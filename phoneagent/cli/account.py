@@ -9,7 +9,7 @@ from typing import Any
 
 import click
 
-from phoneagent.cli.context import AgentContext, pass_agent
+from phoneagent.cli.context import AgentContext, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.privacy import privacy_errors, show_policy_notice
 from phoneagent.privacy import (
@@ -136,7 +136,7 @@ def update_command(
     height: int | None,
     weight: float | None,
 ) -> None:
-    """Correct the profile; the watch gets it on its next sync."""
+    """Correct the profile; a connected watch gets it at once, others on their next sync."""
     with agent.open_store() as store, privacy_errors():
         account = guest_identity(store)
         if account.guest:
@@ -146,7 +146,7 @@ def update_command(
     if isinstance(result, AccountDeletion):
         _deleted(result)
     else:
-        click.echo("Profile corrected; the watch gets it on its next sync.")
+        click.echo(f"Profile corrected; {tell_running_agent(agent)}.")
 
 
 @account_group.command("delete")
@@ -156,6 +156,7 @@ def delete_command(agent: AgentContext) -> None:
     """Delete the account: local data now, cloud copies by erase requests (90-day limit)."""
     with agent.open_store() as store, privacy_errors():
         _deleted(delete_account(store))
+    click.echo(f"Consents reset; {tell_running_agent(agent)}.")
 
 
 COMMANDS = (account_group,)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from phoneagent.cli.context import AgentContext, pass_agent
+from phoneagent.cli.context import AgentContext, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.privacy import privacy_errors, show_policy_notice
 from phoneagent.privacy import POLICY_VERSION, set_consent
@@ -54,7 +54,7 @@ def _change(agent: AgentContext, subject: str, app: str, granted: bool) -> None:
     scope = f" for {entry.scope}" if entry.scope else ""
     click.echo(
         f"{verb} {entry.subject}{scope} at {iso(entry.at)} (policy {entry.policy_version}); "
-        "in effect now."
+        f"{tell_running_agent(agent)}."
     )
 
 

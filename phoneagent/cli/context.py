@@ -7,6 +7,7 @@ Exit codes (documented in README.md and ``phoneagent --help``):
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -20,6 +21,7 @@ from phoneagent.config import AgentConfig, ConfigError, load_config
 from phoneagent.logs import AgentLogging
 from phoneagent.paths import data_dir
 from phoneagent.privacy import sync_preferences
+from phoneagent.relays.control import AgentNotRunningError, ControlError, request
 from phoneagent.store import (
     AsyncStore,
     NoKeyError,
@@ -141,3 +143,17 @@ def preferences_of(store: Store) -> PreferencesSource:
 
 
 pass_agent = click.make_pass_decorator(AgentContext)
+
+
+def tell_running_agent(agent: AgentContext) -> str:
+    """Ask a running ``phoneagent run`` to re-read the ledger and its paired watches.
+
+    Returns how the change took effect, for the sentence the command prints.
+    """
+    try:
+        asyncio.run(request(agent.data_dir, {"op": "reload"}))
+    except AgentNotRunningError:
+        return "the agent is not running; it applies this when it starts"
+    except ControlError as error:
+        return f"the running agent did not confirm ({error}); restart it to be sure"
+    return "in effect now on connected watches"

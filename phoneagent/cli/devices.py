@@ -8,8 +8,15 @@ from datetime import UTC, datetime
 
 import click
 
-from phoneagent.cli.context import EXIT_UNREACHABLE, AgentContext, CliError, pass_agent
+from phoneagent.cli.context import (
+    EXIT_UNREACHABLE,
+    AgentContext,
+    CliError,
+    pass_agent,
+    tell_running_agent,
+)
 from phoneagent.cli.output import emit, json_option
+from phoneagent.privacy import delete_data
 from phoneagent.sync.discovery import pair_device, scan
 
 
@@ -68,6 +75,7 @@ def pair_command(agent: AgentContext, address: str, timeout: float) -> None:
         return f"Paired with {record.address} ({record.name or record.model or 'watch'})."
 
     click.echo(asyncio.run(work()))
+    click.echo(f"Syncing it: {tell_running_agent(agent)}.")
 
 
 @click.command("unpair")
@@ -83,9 +91,12 @@ def unpair_command(agent: AgentContext, address: str, keep_data: bool) -> None:
         if not known:
             raise CliError(f"{address} is not paired.", EXIT_UNREACHABLE)
         store.delete_bond(address)
-        if not keep_data:
-            store.delete_device(address)
+        # The same deletion as ``delete --device``: cloud copies get an erase request too.
+        erasures = () if keep_data else delete_data(store, device=address).erase_requests
     click.echo(f"Forgot {address}" + (" (data kept)." if keep_data else " and its data."))
+    for request in erasures:
+        click.echo(f"Cloud erasure requested from {request.endpoint}, due by the 90-day limit.")
+    click.echo(f"The running agent: {tell_running_agent(agent)}.")
 
 
 @click.command("devices")

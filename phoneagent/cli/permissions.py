@@ -7,16 +7,20 @@ connected watch before this command returns.
 
 from __future__ import annotations
 
-import asyncio
 import json
 
 import click
 
-from phoneagent.cli.context import EXIT_USAGE, AgentContext, CliError, pass_agent
+from phoneagent.cli.context import (
+    EXIT_USAGE,
+    AgentContext,
+    CliError,
+    pass_agent,
+    tell_running_agent,
+)
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.privacy import privacy_errors, show_policy_notice
 from phoneagent.privacy.export import iso
-from phoneagent.relays.control import AgentNotRunningError, ControlError, request
 from phoneagent.relays.permissions import (
     AppMode,
     CallPrivacy,
@@ -80,20 +84,10 @@ def _row(feature: str, app: str, granted: bool, entry: ConsentEntry | None) -> d
     }
 
 
-def _tell_agent(agent: AgentContext) -> str:
-    try:
-        asyncio.run(request(agent.data_dir, {"op": "reload"}))
-    except AgentNotRunningError:
-        return "the agent is not running; it applies this when it starts"
-    except ControlError as error:
-        return f"the running agent did not confirm ({error}); restart it to be sure"
-    return "in effect now on connected watches"
-
-
 def _done(agent: AgentContext, changes: list[tuple[ConsentEntry, str]]) -> None:
     for entry, what in changes:
         click.echo(f"{what} at {iso(entry.at)} (policy {entry.policy_version}).")
-    click.echo(f"Recorded in the consent ledger; {_tell_agent(agent)}.")
+    click.echo(f"Recorded in the consent ledger; {tell_running_agent(agent)}.")
 
 
 def _change(agent: AgentContext, feature: str, app: str | None, granted: bool) -> None:

@@ -114,6 +114,7 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
                     uploader=configured_uploader(agent, store.store),
                     relays=relays.hub,
                 )
+                relays.reload_listeners.append(daemon.reload)
                 sources = ", ".join(f"{k} from {v}" for k, v in sorted(relays.sources.items()))
                 click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
                 click.echo(f"relays: {sources or 'phoneagent inject only'}", err=True)

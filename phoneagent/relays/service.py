@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,6 +53,9 @@ class RelayService:
         self._dbus = dbus
         self.inject = InjectSource(self.hub)
         self.sources: dict[str, str] = {}
+        # Also told on "reload" (the ledger changed): the daemon re-applies consent and
+        # picks up newly paired watches.
+        self.reload_listeners: list[Callable[[], Awaitable[None]]] = []
         self._running: list[_Source] = []
         self.control = ControlServer(
             data_dir,
@@ -98,6 +102,8 @@ class RelayService:
 
     async def _reload(self, _request: dict[str, Any]) -> dict[str, Any]:
         policy = await self.reload()
+        for listener in self.reload_listeners:
+            await listener()
         return {"granted": sorted(policy.granted)}
 
     async def _status(self, request: dict[str, Any]) -> dict[str, Any]:

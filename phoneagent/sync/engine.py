@@ -127,7 +127,7 @@ class _Stream:
 
     def __init__(self, from_seq: int, opted_out: frozenset[Metric], group_samples: int) -> None:
         self.expected = from_seq
-        self._opted_out = opted_out
+        self.opted_out = opted_out  # replaced when consent changes mid-report
         self._inbox: list[bytes] = []
         self._inbox_samples = 0
         self._group_samples = group_samples
@@ -166,7 +166,7 @@ class _Stream:
         return _Group(samples, gaps)
 
     def _plain(self, entries: tuple[history.Entry, ...]) -> bool:
-        opted = self._opted_out
+        opted = self.opted_out
         return all(isinstance(e, Sample) and e.metric not in opted for e in entries)
 
     def _account(self, entry: history.Entry, samples: list[Sample], gaps: list[Gap]) -> None:
@@ -180,7 +180,7 @@ class _Stream:
             _add_gap(gaps, self.expected, first - 1, NOT_ASSIGNED)
         if isinstance(entry, history.Gap):
             _add_gap(gaps, first, last, DROPPED)
-        elif entry.metric in self._opted_out:
+        elif entry.metric in self.opted_out:
             _add_gap(gaps, first, last, OPTED_OUT)
         else:
             samples.append(entry)
@@ -234,6 +234,7 @@ class DeviceSync:
         self.newest_seq = 0
         self._acked = -1
         self._stream: _Stream | None = None
+        self._watch: WatchClient | None = None  # while a session is past configuring
         self._records_available = asyncio.Event()
 
     def _set(self, state: SyncState, detail: str = "") -> None:
@@ -290,6 +291,7 @@ class DeviceSync:
             await _unless(lost, self._converse(watch, device.name, live), self.address)
         finally:
             self._stream = None
+            self._watch = None
             if self._relays is not None:
                 self._relays.detach(self.address)
             with contextlib.suppress(BleakError):
@@ -310,6 +312,7 @@ class DeviceSync:
         )
         await watch.set_clock(self._clock())
         await self._configure(watch)
+        self._watch = watch
         self.cursor = await self._store.next_seq(self.address)
         self._acked = self.cursor - 1
         await watch.subscribe_history(self._on_batch, self._on_status)
@@ -329,6 +332,21 @@ class DeviceSync:
                 self._records_available.clear()
                 await self._records_available.wait()
             await self._pull(watch)
+
+    async def apply_preferences(self) -> None:
+        """Consent or profile changed while running: it applies now, not next session.
+
+        Records of a newly opted-out metric still in flight are dropped from here on, and
+        a connected watch gets the new settings and profile at once (PR-WITHDRAW).
+        """
+        self._preferences = await asyncio.to_thread(self._preferences_source)
+        if self._stream is not None:
+            self._stream.opted_out = self._preferences.opted_out
+        if self._watch is not None:
+            try:
+                await self._configure(self._watch)
+            except (BleakError, TimeoutError, ProtocolError) as error:
+                log.info("%s: settings not applied now (%s); next session", self.address, error)
 
     async def _configure(self, watch: WatchClient) -> None:
         """Profile and consent reach the watch before any new record is taken."""

@@ -324,3 +324,77 @@ async def test_daemon_syncs_two_watches_independently(link: LocalLink, tmp_path:
     await agent.stop()
     await first.stop()
     await second.stop()
+
+
+class Progress(SyncObserver):
+    """What the daemon did, awaited through its events: live watches and committed seqs."""
+
+    def __init__(self) -> None:
+        self.live: set[str] = set()
+        self.cursor: dict[str, int] = {}
+        self.stored: list[tuple[str, Sample]] = []
+        self._changed = asyncio.Event()
+
+    def state_changed(self, device: str, state: SyncState, detail: str) -> None:
+        if state is SyncState.LIVE:
+            self.live.add(device)
+        self._changed.set()
+
+    async def committed(self, commit: Committed) -> None:
+        self.cursor[commit.device] = commit.result.next_seq
+        self.stored.extend((commit.device, sample) for sample in commit.samples)
+        self._changed.set()
+
+    async def until(self, check: Callable[[], bool]) -> None:
+        async with asyncio.timeout(WAIT):
+            while not check():
+                self._changed.clear()
+                await self._changed.wait()
+
+
+async def test_daemon_applies_a_withdrawal_and_a_new_pairing_while_running__PR_WITHDRAW(
+    link: LocalLink, tmp_path: Path
+) -> None:
+    """PR-WITHDRAW, PR-OPTOUT: withdrawn heart rate is off on the connected watch as soon
+    as ``reload`` returns and no later heart-rate record is stored; a watch paired while
+    the daemon runs is synced without a restart."""
+    watch = await start_loopback_watch(
+        link, tmp_path / "watch", seed=3, backfill=timedelta(minutes=10), speed=120
+    )
+    agent = await Agent.start(link, tmp_path / "agent", watch)
+    await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+    wanted = [SyncPreferences()]
+    progress = Progress()
+    stop = asyncio.Event()
+    daemon = Daemon(agent.transport, agent.astore, lambda: wanted[-1], observer=progress, seed=1)
+    running = asyncio.create_task(daemon.run(stop))
+    await progress.until(lambda: watch.address in progress.live)
+
+    second = await start_loopback_watch(
+        link, tmp_path / "second", seed=4, name="Second", backfill=timedelta(minutes=30)
+    )
+    agent.radio.agent = QueueAgent(second)
+    await pair_device(agent.transport, agent.store, second.address, scan_timeout=WAIT)
+    wanted.append(SyncPreferences(opted_out=frozenset({Metric.HEART_RATE})))
+    await daemon.reload()
+    assert not watch.app.model.settings(Metric.HEART_RATE).enabled
+    withdrawn_at = progress.cursor[watch.address]
+    # Live records keep coming (the other metrics); the new watch catches up.
+    await progress.until(
+        lambda: (
+            second.address in progress.live and progress.cursor[watch.address] > withdrawn_at + 10
+        )
+    )
+    stop.set()
+    await running
+    late = [
+        s
+        for device, s in progress.stored
+        if device == watch.address and s.metric is Metric.HEART_RATE and s.seq >= withdrawn_at
+    ]
+    assert late == []
+    assert Metric.HEART_RATE not in agent.store.counts()[second.address]
+    assert agent.store.next_seq(second.address) > 1000
+    await agent.stop()
+    await watch.stop()
+    await second.stop()
