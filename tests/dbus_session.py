@@ -30,14 +30,15 @@ _CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configura
     <allow send_destination="*" eavesdrop="true"/>
     <allow eavesdrop="true"/>
     <allow own="*"/>
+    {rules}
   </policy>
 </busconfig>
 """
 
 
 @contextlib.contextmanager
-def private_bus() -> Iterator[str]:
-    """A running dbus-daemon; yields its address.
+def private_bus(rules: str = "") -> Iterator[str]:
+    """A running dbus-daemon; yields its address. ``rules``: extra policy elements.
 
     Its socket lives in a short temporary directory: a pytest ``tmp_path`` can exceed
     the 108 bytes of a Unix socket address.
@@ -47,15 +48,15 @@ def private_bus() -> Iterator[str]:
         pytest.fail("dbus-daemon is not installed: run scripts/ci-setup.sh")
     with (
         tempfile.TemporaryDirectory(prefix="dbus-") as name,
-        _daemon(daemon, Path(name)) as address,
+        _daemon(daemon, Path(name), rules) as address,
     ):
         yield address
 
 
 @contextlib.contextmanager
-def _daemon(daemon: str, directory: Path) -> Iterator[str]:
+def _daemon(daemon: str, directory: Path, rules: str) -> Iterator[str]:
     config = directory / "bus.conf"
-    config.write_text(_CONFIG.format(directory=directory))
+    config.write_text(_CONFIG.format(directory=directory, rules=rules))
     process = subprocess.Popen(
         [daemon, f"--config-file={config}", "--nofork", "--print-address=1"],
         stdout=subprocess.PIPE,

@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import aiomqtt
 import click
 from bleak.exc import BleakError
 
@@ -21,6 +22,7 @@ from phoneagent.config import AgentConfig, ConfigError, load_config
 from phoneagent.logs import AgentLogging
 from phoneagent.paths import data_dir
 from phoneagent.privacy import sync_preferences
+from phoneagent.privacy.errors import PrivacyError
 from phoneagent.relays.control import AgentNotRunningError, ControlError, request
 from phoneagent.store import (
     AsyncStore,
@@ -43,6 +45,7 @@ from phoneagent.transport import (
     open_transport,
     parse_transport,
 )
+from phoneagent.upload.endpoints import EndpointError
 from protocol.errors import ProtocolError
 
 EXIT_OK = 0
@@ -65,6 +68,9 @@ class CliError(click.ClickException):
 def as_cli_error(error: BaseException) -> CliError | None:
     """The exit code a known failure maps to; None for a bug (which keeps its traceback)."""
     codes: tuple[tuple[type[BaseException], int], ...] = (
+        (aiomqtt.MqttError, EXIT_UNREACHABLE),
+        (EndpointError, EXIT_USAGE),
+        (PrivacyError, EXIT_ERROR),
         (WrongKeyError, EXIT_KEY),
         (NoKeyError, EXIT_KEY),
         (UnknownDeviceError, EXIT_UNREACHABLE),
@@ -79,7 +85,10 @@ def as_cli_error(error: BaseException) -> CliError | None:
     )
     for kind, code in codes:
         if isinstance(error, kind):
-            return CliError(str(error) or kind.__name__, code)
+            message = str(error) or kind.__name__
+            if isinstance(error, aiomqtt.MqttError):
+                message = f"MQTT broker: {message} (is it running and reachable?)"
+            return CliError(message, code)
     return None
 
 

@@ -69,6 +69,7 @@ def configured_uploader(agent: AgentContext, store: Store) -> Uploader | None:
         return None
     try:
         endpoint = load_endpoints(path).for_region(account.region)
+        endpoint.check_transport()  # PR-TLS: refused now, not when the first batch is due
     except EndpointError as error:
         raise CliError(str(error), EXIT_USAGE) from error
     return Uploader(store, endpoint)

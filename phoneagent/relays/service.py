@@ -13,6 +13,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Protocol
 
+from dbus_fast import DBusError
+
 from phoneagent.relays.control import ControlServer
 from phoneagent.relays.hub import RelayHub
 from phoneagent.relays.permissions import RelayPolicy, load_policy
@@ -28,6 +30,10 @@ log = logging.getLogger(__name__)
 
 class _Source(Protocol):
     async def stop(self) -> None: ...
+
+
+class _StartableSource(_Source, Protocol):
+    async def start(self) -> str | bool | None: ...
 
 
 class RelayService:
@@ -76,23 +82,24 @@ class RelayService:
             await self._start_sources()
 
     async def _start_sources(self) -> None:
-        notifications = NotificationSource(self.hub, self._session_bus)
-        mpris = MprisSource(self.hub, self._session_bus)
-        modem = ModemSource(self.hub, self._system_bus)
-        try:
-            self.sources["notifications"] = await notifications.start()
-            self._running.append(notifications)
-            await mpris.start()
-            self._running.append(mpris)
-            self.sources["music"] = "mpris"
-        except BusUnavailableError as error:
-            log.info("no session bus, notifications and music from injection only: %s", error)
-        try:
-            if await modem.start():
-                self._running.append(modem)
-                self.sources["calls"] = "modemmanager"
-        except BusUnavailableError as error:
-            log.info("no system bus, calls from injection only: %s", error)
+        """Each source on its own: one the bus refuses stays off, the others still run."""
+        session, system = self._session_bus, self._system_bus
+        candidates: list[tuple[str, _StartableSource, str | None]] = [
+            ("notifications", NotificationSource(self.hub, session), None),  # server|monitor
+            ("music", MprisSource(self.hub, session), "mpris"),
+            ("calls", ModemSource(self.hub, system), "modemmanager"),
+        ]
+        for feature, source, label in candidates:
+            try:
+                started = await source.start()
+            except (BusUnavailableError, DBusError) as error:
+                await source.stop()
+                log.info("%s from injection only: %s", feature, error)
+                continue
+            if started is False:  # no ModemManager on the system bus
+                continue
+            self._running.append(source)
+            self.sources[feature] = label or str(started)
 
     async def reload(self) -> RelayPolicy:
         """Re-read the ledger (a permission changed): effective on the watches at once."""

@@ -33,6 +33,7 @@ from dbus_fast.service import ServiceInterface, dbus_property, method, signal
 
 from phoneagent.logs import setup_logging
 from phoneagent.relays.permissions import Feature
+from phoneagent.relays.service import RelayService
 from phoneagent.relays.sources import modem, mpris, notifications
 from phoneagent.store import Store
 from phoneagent.store.ledger import table_columns
@@ -316,6 +317,27 @@ async def test_an_existing_notification_daemon_is_monitored_not_replaced__PR_NOT
             await rig.screen.until(lambda s: shown(s) == ["Ann"], "the monitored notification")
             await close(app, first)  # the daemon emits NotificationClosed
             await rig.screen.until(lambda s: s["notifications"] == [], "the closed one gone")
+
+
+async def test_a_bus_that_refuses_monitoring_leaves_the_other_sources_on(
+    tmp_path: Path,
+) -> None:
+    refuse = (
+        '<deny send_destination="org.freedesktop.DBus"'
+        ' send_interface="org.freedesktop.DBus.Monitoring" send_member="BecomeMonitor"/>'
+    )
+    with private_bus(refuse) as bus:
+        async with connected(bus) as desktop:
+            desktop.export(notifications.PATH, FakeNotificationServer())
+            await desktop.request_name(notifications.NAME)
+            store = Store.open(tmp_path / "agent", KEY)
+            service = RelayService(store, tmp_path / "agent", session_bus=bus, system_bus=bus)
+            try:
+                await service.start()  # no exception: the refusal only turns one source off
+                assert service.sources == {"music": "mpris"}
+            finally:
+                await service.aclose()
+                store.close()
 
 
 async def test_mpris_player_obeys_the_watch_only_with_music_granted__PR_MUSIC(
