@@ -9,6 +9,7 @@ from typing import Any
 
 import click
 
+from phoneagent.cli.cloud import send_erasures
 from phoneagent.cli.context import AgentContext, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.privacy import privacy_errors, show_policy_notice
@@ -23,9 +24,11 @@ from phoneagent.privacy import (
 from phoneagent.privacy.account import profile_input
 from phoneagent.privacy.export import rows
 from phoneagent.privacy.regions import REGIONS
+from phoneagent.store import Store
 from protocol.settings import Sex
 
 _SEXES = [s.name.lower() for s in Sex]
+ERASE_WAIT_S = 10.0  # for the cloud's confirmation of an account's erasure
 Command = Callable[..., None]
 
 
@@ -79,10 +82,14 @@ def _profile(
     return ProfileInput(**values)
 
 
-def _deleted(result: AccountDeletion) -> None:
+def _deleted(agent: AgentContext, store: Store, result: AccountDeletion) -> None:
+    """Report the deletion, and send its cloud erase requests at once (PR-RETAIN)."""
     click.echo(f"{result.reason}\nDeleted {result.samples} sample(s) from this phone.")
     for r in result.erase_requests:
         click.echo(f"Cloud erasure requested from {r.endpoint} (request {r.id}).")
+    failure = send_erasures(agent, store, ERASE_WAIT_S) if result.erase_requests else None
+    if failure is not None:
+        click.echo(f"Warning: {failure.message}.", err=True)
 
 
 @click.group("account")
@@ -143,10 +150,10 @@ def update_command(
             raise click.UsageError("There is no account to update (guest mode); create one.")
         base = profile_input(account)
         result = update_account(store, _profile(base, region, birth_date, sex, height, weight))
-    if isinstance(result, AccountDeletion):
-        _deleted(result)
-    else:
-        click.echo(f"Profile corrected; {tell_running_agent(agent)}.")
+        if isinstance(result, AccountDeletion):
+            _deleted(agent, store, result)
+            return
+    click.echo(f"Profile corrected; {tell_running_agent(agent)}.")
 
 
 @account_group.command("delete")
@@ -155,7 +162,7 @@ def update_command(
 def delete_command(agent: AgentContext) -> None:
     """Delete the account: local data now, cloud copies by erase requests (90-day limit)."""
     with agent.open_store() as store, privacy_errors():
-        _deleted(delete_account(store))
+        _deleted(agent, store, delete_account(store))
     click.echo(f"Consents reset; {tell_running_agent(agent)}.")
 
 

@@ -13,7 +13,7 @@ from phoneagent.cli.context import EXIT_UNREACHABLE, EXIT_USAGE, AgentContext, C
 from phoneagent.cli.output import emit, json_option
 from phoneagent.privacy.consent import CLOUD_SYNC, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
-from phoneagent.store import ledger
+from phoneagent.store import Store, ledger
 from phoneagent.upload.endpoints import Endpoint, EndpointError, endpoints_path, load_endpoints
 from phoneagent.upload.receiver import ReceiverDb, serve
 from phoneagent.upload.uploader import Uploader
@@ -50,26 +50,55 @@ def disable(agent: AgentContext) -> None:
 @click.option("--wait", type=float, default=10.0, show_default=True, help="Seconds to await.")
 @pass_agent
 def clear(agent: AgentContext, wait: float) -> None:
-    """Ask the cloud to erase all uploaded data; tracked until it confirms."""
+    """Ask the cloud to erase all uploaded data; tracked until it confirms.
+
+    Also sends every erase request still pending (after an account deletion, say).
+    """
     with agent.open_store() as store:
-        requests = request_cloud_erasure(store, "data")
-        if not requests:
+        requested = request_cloud_erasure(store, "data")
+        if not requested and not ledger.erase_requests(store, pending_only=True):
             click.echo("Nothing was ever uploaded; there is nothing to erase.")
             return
-        for region in sorted({r.endpoint for r in requests}):
-            try:
-                endpoint = load_endpoints(endpoints_path(agent.data_dir)).for_region(region)
-                asyncio.run(Uploader(store, endpoint).drain(confirm_timeout=wait))
-            except EndpointError as error:
-                raise CliError(str(error), EXIT_USAGE) from error
-            except aiomqtt.MqttError as error:
-                raise CliError(
-                    f"{region}: {error}; the request stays pending", EXIT_UNREACHABLE
-                ) from error
-        pending = ledger.erase_requests(store, pending_only=True)
+        failure = send_erasures(agent, store, wait)
+    if failure is not None:
+        raise failure
+
+
+def send_erasures(agent: AgentContext, store: Store, wait: float) -> CliError | None:
+    """Send the pending erase requests to their regions' brokers now, await confirmations.
+
+    Returns the failure, if any, for the caller to raise or report: requests that could
+    not be sent stay pending (the audit tracks them against the 90-day limit) and
+    ``cloud clear`` or ``run`` sends them later.
+    """
+    regions = sorted({r.endpoint for r in ledger.erase_requests(store, pending_only=True)})
+    if not regions:
+        return None
+    path = endpoints_path(agent.data_dir)
+    if not path.exists():
+        return CliError(
+            f"no cloud endpoints are configured ({path}): the erase request(s) stay pending; "
+            "configure them and run phoneagent cloud clear",
+            EXIT_USAGE,
+        )
+    try:
+        endpoints = load_endpoints(path)
+        for region in regions:
+            uploader = Uploader(store, endpoints.for_region(region))
+            asyncio.run(uploader.drain(confirm_timeout=wait))
+    except EndpointError as error:
+        return CliError(str(error), EXIT_USAGE)
+    except aiomqtt.MqttError as error:
+        return CliError(
+            f"MQTT broker: {error}; the erase request(s) stay pending "
+            "(phoneagent cloud clear retries)",
+            EXIT_UNREACHABLE,
+        )
+    pending = ledger.erase_requests(store, pending_only=True)
     click.echo(
         f"{len(pending)} erase request(s) pending confirmation (see: phoneagent cloud status)."
     )
+    return None
 
 
 @cloud.command("status")

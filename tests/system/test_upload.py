@@ -13,7 +13,9 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
+from click.testing import CliRunner
 
+from phoneagent.cli import main
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.audit import FAIL, PASS, audit
 from phoneagent.privacy.consent import set_consent
@@ -332,3 +334,34 @@ async def test_clear_erases_in_cloud_and_is_confirmed__PR_CLOUD__PR_RETAIN(
         fill(store, 10, start=400, seed=9)
         await Uploader(store, endpoint).drain()
         await wait_until(lambda: len(db.samples()) == 10, "new data stored")
+
+
+async def test_account_deletion_sends_its_erasure_at_once__PR_RETAIN(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """PR-RETAIN: ``account delete`` (the real CLI) erases the cloud copy before it returns."""
+    data = tmp_path / "agent"
+    store = open_store(data)
+    make_account(store)
+    fill(store, 300)
+    (data / "cloud.toml").write_text(
+        f'[regions.eu]\nhost = "127.0.0.1"\nport = {broker.port}\ntls = false\n'
+    )
+    endpoint = endpoint_for(broker)
+    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+        await Uploader(store, endpoint).drain()
+        await wait_until(lambda: len(db.samples()) == 300, "received")
+        store.close()
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            main,
+            ["--data-dir", str(data), "account", "delete", "--yes"],
+            env={"PHONEAGENT_DB_KEY": KEY.material},
+        )
+        assert result.exit_code == 0, result.output
+        assert "0 erase request(s) pending confirmation" in result.output
+        assert db.samples() == []
+    with open_store(data) as reopened:
+        (request,) = ledger.erase_requests(reopened)
+        assert request.scope == "account" and request.confirmed_at is not None
+        assert ledger.get_account(reopened) is None
