@@ -225,10 +225,13 @@ class Capture:
 
     def _wait_subscribed(self) -> None:
         """Publish a marker until the capture shows it: from then on it sees everything."""
+        self._mark(b"capture/ready")
+
+    def _mark(self, topic: bytes) -> None:
         deadline = time.monotonic() + READY_TIMEOUT
-        while b"capture/ready" not in self.path.read_bytes():
+        while topic not in self.path.read_bytes():
             if time.monotonic() > deadline:
-                raise TimeoutError("mosquitto_sub did not start capturing")
+                raise TimeoutError(f"mosquitto_sub never showed {topic.decode()}")
             subprocess.run(
                 [
                     "mosquitto_pub",
@@ -237,7 +240,7 @@ class Capture:
                     "-p",
                     str(self._broker.port),
                     "-t",
-                    "capture/ready",
+                    topic.decode(),
                     "-m",
                     "1",
                 ],
@@ -247,7 +250,9 @@ class Capture:
             time.sleep(0.05)
 
     def stop(self) -> bytes:
+        """Everything captured, up to an end marker: what was published before is in it."""
         assert self._process is not None
+        self._mark(b"capture/end")
         self._process.terminate()
         self._process.wait(timeout=10)
         return self.path.read_bytes()

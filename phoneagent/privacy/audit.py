@@ -50,6 +50,7 @@ from phoneagent.store.ledger import (
     table_columns,
     upload_endpoints,
 )
+from phoneagent.upload.endpoints import EndpointError, endpoints_path, is_loopback, load_endpoints
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
 YEAR_S = 365 * 86400
@@ -98,6 +99,8 @@ def _enc(store: Store, f: _Facts) -> Check:
             problems.append(f"{path.name} mode {mode:04o}")
         if path.is_file() and path.name not in _DB_FILES and _EXPORT_LIKE.search(path.name):
             problems.append(f"unrequested copy? {path.name}")
+        if path.is_file() and path.suffix == ".key":
+            problems.append(f"{path.name}: a key file beside the database opens it")
     journal, temp = store.pragma("journal_mode"), store.pragma("temp_store")
     if journal != "wal" or temp != "2":
         problems.append(f"journal_mode={journal} temp_store={temp}")
@@ -247,7 +250,23 @@ def _share(store: Store, f: _Facts) -> Check:
 
 
 def _tls(store: Store, f: _Facts) -> Check:
-    return Check("PR-TLS", NA, "broker connection settings are not in the data directory")
+    path = endpoints_path(f.data_dir)
+    if not path.exists():
+        return Check("PR-TLS", NA, f"no cloud endpoints configured ({path.name})")
+    try:
+        regions = load_endpoints(path).regions
+    except EndpointError as error:
+        return Check("PR-TLS", FAIL, str(error))
+    refused: list[str] = []
+    opted_in: list[str] = []
+    for name, endpoint in sorted(regions.items()):
+        if endpoint.tls or is_loopback(endpoint.host):
+            continue
+        (opted_in if endpoint.allow_plaintext else refused).append(name)
+    if refused:
+        return Check("PR-TLS", FAIL, f"plaintext to a remote broker without opt-in: {refused}")
+    note = f"; plaintext by explicit opt-in: {opted_in}" if opted_in else ""
+    return Check("PR-TLS", PASS, f"{len(regions)} endpoint(s): TLS or loopback{note}")
 
 
 def _region(store: Store, f: _Facts) -> Check:

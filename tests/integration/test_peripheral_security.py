@@ -45,7 +45,7 @@ async def assert_refused(peer: BumblePeer, code: int) -> None:
     assert subscribe.value.error_code == code
 
 
-async def test_unpaired_central_is_refused_on_protected_characteristics(
+async def test_unpaired_central_is_refused_on_protected_characteristics__PR_LINK(
     tmp_path: Path,
 ) -> None:
     link = new_link()
@@ -74,7 +74,7 @@ async def test_write_to_read_only_characteristic_is_refused(tmp_path: Path) -> N
         await watch.stop()
 
 
-async def test_just_works_bond_is_refused_where_authentication_is_required(
+async def test_just_works_bond_is_refused_where_authentication_is_required__PR_LINK(
     tmp_path: Path,
 ) -> None:
     link = new_link()

@@ -305,6 +305,28 @@ def test_audit_fails_a_loose_plaintext_copy_and_an_unrequested_share__PR_ENC__PR
     assert failed == {"PR-ENC", "PR-SHARE"}
 
 
+def test_audit_fails_a_key_file_beside_the_database__PR_ENC(store: Store) -> None:
+    (store.path.parent / "demo.key").write_text("0f" * 32)
+    (enc,) = [c for c in audit(store, store.path.parent, NOW) if c.status == FAIL]
+    assert enc.id == "PR-ENC" and "demo.key" in enc.evidence
+
+
+@pytest.mark.parametrize(
+    ("region", "verdict"),
+    [
+        ('host = "broker.example.com"\ntls = false', FAIL),
+        ('host = "broker.example.com"\ntls = false\nallow_plaintext = true', PASS),
+        ('host = "127.0.0.1"\ntls = false', PASS),
+        ('host = "broker.example.com"', PASS),
+        ("host = 5", FAIL),
+    ],
+)
+def test_audit_reads_the_broker_settings__PR_TLS(store: Store, region: str, verdict: str) -> None:
+    (store.path.parent / "cloud.toml").write_text(f"[regions.eu]\n{region}\n")
+    checks = {c.id: c for c in audit(store, store.path.parent, NOW)}
+    assert checks["PR-TLS"].status == verdict, checks["PR-TLS"].evidence
+
+
 def test_audit_fails_an_upload_while_cloud_sync_was_off__PR_CLOUD__PR_DEVICE(
     store: Store,
 ) -> None:
