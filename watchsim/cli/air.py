@@ -9,11 +9,16 @@ import click
 
 from watchsim.air import Air
 from watchsim.cli import main
+from watchsim.cli.run import DEFAULT_AIR_PORT
 
 
 async def _run(host: str, port: int) -> None:
     air = Air(host, port)
-    bound_host, bound_port = await air.start()
+    try:
+        bound_host, bound_port = await air.start()
+    except OSError as error:
+        hint = "another air already runs there? --port 0 picks a free one"
+        raise click.ClickException(f"cannot listen on {host}:{port} ({hint}): {error}") from None
     # Tests and scripts wait for this exact line; the transport string is what clients open.
     click.echo(f"listening on {bound_host}:{bound_port} (tcp-client:{bound_host}:{bound_port})")
     stop = asyncio.Event()
@@ -29,7 +34,12 @@ async def _run(host: str, port: int) -> None:
 
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=0, show_default=True, help="TCP port; 0 picks a free one.")
+@click.option(
+    "--port",
+    default=DEFAULT_AIR_PORT,
+    show_default=True,
+    help="TCP port (the one `watchsim run` joins by default); 0 picks a free one.",
+)
 def air(host: str, port: int) -> None:
     """Shared virtual BLE air: each TCP client gets its own virtual controller."""
     asyncio.run(_run(host, port))

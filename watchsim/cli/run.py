@@ -19,7 +19,8 @@ from watchsim.history import DEFAULT_CAPACITY
 from watchsim.model import ScenarioError, load_builtin, parse_duration
 from watchsim.peripheral.port import PairingMode
 
-DEFAULT_AIR = "127.0.0.1:7420"
+DEFAULT_AIR_PORT = 7420
+DEFAULT_AIR = f"127.0.0.1:{DEFAULT_AIR_PORT}"
 
 
 def default_state_dir(name: str) -> Path:
