@@ -140,7 +140,10 @@ class BumbleRadio:
         try:
             hci_transport = await open_transport(transport)
         except Exception as error:
-            raise TransportConfigError(f"cannot open Bumble transport {transport!r}") from error
+            hint = " (is `watchsim air` running there?)" if transport.startswith("tcp-") else ""
+            raise TransportConfigError(
+                f"cannot open Bumble transport {transport!r}: {error}{hint}"
+            ) from error
         device = Device(config=configuration, host=Host(hci_transport.source, hci_transport.sink))
         radio = cls(
             device, bonds or MemoryBondStore(), agent or RefusingAgent(), hci_transport.close
