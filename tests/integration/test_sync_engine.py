@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,7 @@ from phoneagent.sync.discovery import pair_device
 from phoneagent.sync.engine import NOT_ASSIGNED, OPTED_OUT
 from phoneagent.transport import BumbleRadio, PairingLostError, Transport, radio_transport
 from protocol.metrics import Metric, Sample
+from protocol.settings import Sex, UserProfile
 from watchsim.testing import LoopbackWatch, start_loopback_watch
 
 KEY = DbKey("0f" * 32)
@@ -398,3 +399,26 @@ async def test_daemon_applies_a_withdrawal_and_a_new_pairing_while_running__PR_W
     await agent.stop()
     await watch.stop()
     await second.stop()
+
+
+async def test_sync_sets_the_watch_clock_and_sends_the_profile__PR_CORRECT(
+    link: LocalLink, tmp_path: Path
+) -> None:
+    """The phone's clock and the account's (corrected) profile reach the watch model."""
+    watch = await start_loopback_watch(
+        link, tmp_path / "watch", seed=3, start_time=datetime(2020, 1, 1, tzinfo=UTC)
+    )
+    agent = await Agent.start(link, tmp_path / "agent", watch)
+    await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+    phone_now = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+    profile = UserProfile(age_years=52, sex=Sex.MALE, height_cm=181, weight_decikg=873)
+    sync = agent.sync(
+        watch.address, preferences=SyncPreferences(profile=profile), clock=lambda: phone_now
+    )
+    await sync.sync_once(scan_timeout=WAIT)
+    # Set to the phone's time (the watch clock runs on from there at its own speed).
+    assert phone_now.timestamp() <= watch.app.clock.now() < phone_now.timestamp() + WAIT
+    user = watch.app.model.user
+    assert (user.age, user.sex.name, user.height_cm, user.weight_kg) == (52, "MALE", 181, 87.3)
+    await agent.stop()
+    await watch.stop()

@@ -7,58 +7,18 @@ from __future__ import annotations
 
 import asyncio
 import re
-import signal
 import sys
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 
 from tests.system import test_air
 from tests.system.test_air import CLI, WAIT, _line
-from tests.system.test_two_processes import AGENT_CLI, ENV, agent, kill, start_watch
+from tests.system.test_two_processes import agent, daemon, kill, start_watch
 
 air = test_air.air  # the fixture
 
 pytestmark = pytest.mark.system
-
-
-async def _stderr_line(process: asyncio.subprocess.Process, pattern: str) -> re.Match[str]:
-    assert process.stderr is not None
-    while True:
-        raw = await asyncio.wait_for(process.stderr.readline(), WAIT)
-        if not raw:
-            raise AssertionError(f"the agent exited before printing {pattern!r}")
-        if match := re.search(pattern, raw.decode()):
-            return match
-
-
-@asynccontextmanager
-async def daemon(data_dir: Path, air_address: str, address: str) -> AsyncIterator[None]:
-    """``phoneagent run --no-dbus`` until the watch is live; stopped with SIGTERM."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-c",
-        AGENT_CLI,
-        "--data-dir",
-        str(data_dir),
-        "--transport",
-        f"loopback:{air_address}",
-        "run",
-        "--no-dbus",
-        stderr=asyncio.subprocess.PIPE,
-        env=ENV,
-    )
-    try:
-        await _stderr_line(process, "relays: phoneagent inject only")
-        await _stderr_line(process, f"{address}: live")
-        yield
-        process.send_signal(signal.SIGTERM)
-        await _stderr_line(process, "phoneagent stopped")
-        assert await asyncio.wait_for(process.wait(), WAIT) == 0
-    finally:
-        await kill(process)
 
 
 async def ctl(state_dir: Path, *args: str) -> None:

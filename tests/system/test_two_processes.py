@@ -10,8 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import signal
 import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
@@ -136,3 +139,65 @@ async def test_pair_sync_kill_restart_resync(air: str, tmp_path: Path) -> None:
     log = (data_dir / "logs" / "phoneagent.log").read_text()
     assert "backfilling (from seq" in log
     assert address not in log and "<mac>: stopped" in log
+
+
+async def _stderr_line(process: asyncio.subprocess.Process, pattern: str) -> re.Match[str]:
+    assert process.stderr is not None
+    while True:
+        raw = await asyncio.wait_for(process.stderr.readline(), WAIT)
+        if not raw:
+            raise AssertionError(f"the agent exited before printing {pattern!r}")
+        if match := re.search(pattern, raw.decode()):
+            return match
+
+
+@asynccontextmanager
+async def daemon(data_dir: Path, air_address: str, *addresses: str) -> AsyncIterator[None]:
+    """``phoneagent run --no-dbus`` until every watch is live; stopped with SIGTERM."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        AGENT_CLI,
+        "--data-dir",
+        str(data_dir),
+        "--transport",
+        f"loopback:{air_address}",
+        "run",
+        "--no-dbus",
+        stderr=asyncio.subprocess.PIPE,
+        env=ENV,
+    )
+    try:
+        await _stderr_line(process, "relays: phoneagent inject only")
+        waiting = set(addresses)
+        while waiting:
+            waiting.discard((await _stderr_line(process, r"([0-9A-F:]{17}): live"))[1])
+        yield
+        process.send_signal(signal.SIGTERM)
+        await _stderr_line(process, "phoneagent stopped")
+        assert await asyncio.wait_for(process.wait(), WAIT) == 0
+    finally:
+        await kill(process)
+
+
+async def test_one_agent_keeps_two_watch_processes_synced(air: str, tmp_path: Path) -> None:
+    """Two watches, each its own process on the air, one ``phoneagent run`` for both."""
+    air_address = air.removeprefix("tcp-client:")
+    data_dir = tmp_path / "agent"
+    first, first_address = await start_watch(air_address, tmp_path / "w1")
+    second, second_address = await start_watch(air_address, tmp_path / "w2")
+    try:
+        assert first_address != second_address
+        for watch, address in ((first, first_address), (second, second_address)):
+            await agent(data_dir, air_address, "pair", address, passkey_from=watch)
+        async with daemon(data_dir, air_address, first_address, second_address):
+            pass  # both reached live: their backfills are stored
+        for address in (first_address, second_address):
+            status = await agent_status(data_dir, air_address, address)
+            assert status["samples"] > 7000  # the two hours of backfill, then live records
+            # Every seq below the cursor is a stored sample, but seq 0 (never assigned).
+            assert (status["gaps"], status["gap_seqs"]) == (1, 1)
+            assert status["samples"] == status["next_seq"] - 1
+    finally:
+        await kill(first)
+        await kill(second)
