@@ -101,6 +101,9 @@ def music_command(
         "volume": volume,
     }
     result = _send(agent, payload)
+    if not result["relayed"]:
+        click.echo("Now playing: not relayed (music not granted).")
+        return
     click.echo(f"Now playing updated ({result['watches']} watch(es) connected).")
 
 

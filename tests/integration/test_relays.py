@@ -280,7 +280,8 @@ async def test_watch_music_buttons_need_the_grant__PR_MUSIC(
 ) -> None:
     async with relay_rig(link, tmp_path) as rig:
         state_dir = rig.watch.app.config.state_dir
-        await rig.inject(op="music", playback="playing", title="Song", volume=40)
+        out = await rig.cli("inject", "music", "playing", "--title", "Song", "--volume", "40")
+        assert "not relayed (music not granted)" in out
         with hub_log() as lines:
             await ctl(state_dir, ["music", "pause"])  # not granted: dropped
             async with asyncio.timeout(WAIT):

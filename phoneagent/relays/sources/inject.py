@@ -16,6 +16,7 @@ from typing import Any, Final, TypeVar
 
 from phoneagent.relays.control import ControlError
 from phoneagent.relays.hub import Notification, RelayHub
+from phoneagent.relays.permissions import Feature
 from protocol.alerts import AlertCategory, CallStatus
 from protocol.errors import ProtocolError
 from protocol.music import MusicEvent, MusicState, Playback
@@ -105,7 +106,10 @@ class InjectSource:
             raise ControlError(str(error)) from None
         self._hub.set_music_control(self)
         await self._hub.music_changed(state)
-        return {"watches": len(self._hub.watches)}
+        return {
+            "watches": len(self._hub.watches),
+            "relayed": self._hub.policy.allows(Feature.MUSIC),
+        }
 
     async def status(self, _request: dict[str, Any]) -> dict[str, Any]:
         return {**self._hub.status(), "watch_actions": list(self.actions)}
