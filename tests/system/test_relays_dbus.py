@@ -200,6 +200,7 @@ class FakeCall(ServiceInterface):
         super().__init__(modem.CALL)
         self.state = modem.MMCallState.RINGING_IN
         self.asked: asyncio.Queue[str] = asyncio.Queue()
+        self.number_reads = 0
 
     def change(self, new: modem.MMCallState, reason: int) -> None:
         old, self.state = self.state, new
@@ -229,6 +230,7 @@ class FakeCall(ServiceInterface):
 
     @dbus_property(access=PropertyAccess.READ)
     def Number(self) -> DBusStr:
+        self.number_reads += 1
         return NUMBER
 
 
@@ -400,6 +402,7 @@ async def test_modem_calls_stop_ringing_and_reject_reaches_the_modem__PR_CALL(
         second.change(modem.MMCallState.TERMINATED, 4)
         status = await rig.screen.until(lambda s: s["calls"] == [], "the rejected call gone")
         assert status["recent_calls"][0]["state"] == "rejected"
+        assert call.number_reads == second.number_reads == 0  # not even into memory
 
 
 def _database_text(directory: Path) -> str:

@@ -68,3 +68,11 @@ async def get_all(bus: MessageBus, destination: str, path: str, interface: str) 
     """Every property of ``interface``, variants unwrapped."""
     (props,) = await call(bus, destination, path, PROPERTIES, "GetAll", "s", [interface])
     return {str(k): v.value for k, v in props.items()}
+
+
+async def get_property(
+    bus: MessageBus, destination: str, path: str, interface: str, name: str
+) -> Any:
+    """One property, unwrapped: for objects whose other properties we must not even read."""
+    (value,) = await call(bus, destination, path, PROPERTIES, "Get", "ss", [interface, name])
+    return value.value

@@ -2,9 +2,9 @@
 
 Followed: ``Modem.Voice.CallAdded`` (a new call object) and ``Call.StateChanged`` on
 each call. Only incoming calls are relayed. The call's ``Number`` property is never
-read: ModemManager knows numbers, not names, and a number never reaches the watch
-(PR-CALL), so modem calls show as a hidden caller. Watch accept/reject call the
-call's ``Accept`` / ``Hangup``.
+read (properties are fetched one by one, never with ``GetAll``): ModemManager knows
+numbers, not names, and a number never reaches the watch (PR-CALL), so modem calls
+show as a hidden caller. Watch accept/reject call the call's ``Accept`` / ``Hangup``.
 
 Without ModemManager on the bus (or without a system bus) the source reports itself
 unavailable and calls come only from ``phoneagent inject call``.
@@ -21,7 +21,7 @@ from dbus_fast import BusType, DBusError, Message, MessageType
 from dbus_fast.aio import MessageBus
 
 from phoneagent.relays.hub import RelayHub
-from phoneagent.relays.sources.bus import add_match, call, connect, get_all, name_owner
+from phoneagent.relays.sources.bus import add_match, call, connect, get_property, name_owner
 from protocol.alerts import CallStatus
 
 log = logging.getLogger(__name__)
@@ -109,8 +109,10 @@ class ModemSource:
             return
         if msg.member == "CallAdded" and msg.signature == "o":
             path = str(msg.body[0])
-            props = await get_all(bus, NAME, path, CALL)
-            if props.get("Direction") != DIRECTION_INCOMING or props.get("State") not in _RINGING:
+            # Property by property: GetAll would hand us the Number too (PR-CALL).
+            if await get_property(bus, NAME, path, CALL, "Direction") != DIRECTION_INCOMING:
+                return
+            if await get_property(bus, NAME, path, CALL, "State") not in _RINGING:
                 return
             if (
                 await self._hub.call_event(SOURCE, path, CallStatus.INCOMING, None, self)
