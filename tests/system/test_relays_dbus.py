@@ -255,6 +255,7 @@ class FakeModemManager:
         call = FakeCall()
         path = f"/org/freedesktop/ModemManager1/Call/{self.calls}"
         self.bus.export(path, call)
+        call.number_reads = 0  # exporting announces every property; the agent's reads count
         self.voice.CallAdded(path)
         return call
 
