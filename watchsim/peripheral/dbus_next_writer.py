@@ -10,7 +10,7 @@ instead of giving up, and lets a caller wait until everything queued was handed 
 socket, which is the back-pressure the adapter's ``notify`` gives the watch app.
 
 It relies on ``_MessageWriter``'s fields (``messages``, ``buf``, ``offset``, ``fut``, ...),
-hence the exact dbus_next pin bless brings in; ``tests/unit/test_dbus_next_writer.py``
+hence the exact dbus_next pin bless brings in; ``tests/integration/test_dbus_next_writer.py``
 checks it against a real socket pair.
 """
 
