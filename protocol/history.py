@@ -27,6 +27,7 @@ CONTROL_POINT = characteristic(uuids.HISTORY_CONTROL_POINT).name
 RECORDS = characteristic(uuids.HISTORY_RECORDS).name
 STATUS = characteristic(uuids.HISTORY_STATUS).name
 
+FIRST_SEQ = 1  # the watch's first sample gets seq 1; seq 0 is never assigned
 SEQ_MAX = 0xFFFF_FFFF
 TIMESTAMP_MAX = 0xFFFF_FFFF
 RAW_MIN, RAW_MAX = -(1 << 31), (1 << 31) - 1

@@ -33,6 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from protocol.history import FIRST_SEQ
 from protocol.metrics import Metric, Sample
 
 _RECORD = struct.Struct("<QqBi")  # seq, timestamp, metric, raw
@@ -42,7 +43,7 @@ RECORD_SIZE = _FULL.size
 _META = struct.Struct("<8sQQ")  # magic, floor, next seq
 _META_MAGIC = b"WSHIST01"
 _METRICS = {int(m): m for m in Metric}
-_FIRST_SEQ = 1
+_FIRST_SEQ = FIRST_SEQ
 
 DEFAULT_CAPACITY = 1_048_576  # records: a week of 1 Hz heart rate plus the rest fits
 DEFAULT_SEGMENT_RECORDS = 65_536

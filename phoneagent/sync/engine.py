@@ -49,6 +49,9 @@ OPTED_OUT = "opted out"  # a record of an opted-out metric, discarded before sto
 # Samples decoded and committed together: one transaction amortises the fsync, and
 # bounds what is held in memory between the radio and the disk.
 DEFAULT_GROUP_SAMPLES = 8192
+# How long a REPORT's last records may trail its response (BlueZ's notification packing
+# delays them by milliseconds; generous for emulated and loaded hosts).
+LATE_RECORDS_S = 5.0
 
 log = logging.getLogger(__name__)
 
@@ -123,7 +126,12 @@ class _Group:
 
 
 class _Stream:
-    """Batches of one REPORT, decoded in groups; tracks which seqs are accounted for."""
+    """Batches of one REPORT, decoded in groups; tracks which seqs are accounted for.
+
+    Batches may arrive out of order (BlueZ spreads notifications over its EATT bearers,
+    docs/bluez.md): each group is put in seq order, and a batch that starts beyond a hole
+    waits for the hole to fill. Only the REPORT's end (``final_seq``) closes holes.
+    """
 
     def __init__(self, from_seq: int, opted_out: frozenset[Metric], group_samples: int) -> None:
         self.expected = from_seq
@@ -131,10 +139,17 @@ class _Stream:
         self._inbox: list[bytes] = []
         self._inbox_samples = 0
         self._group_samples = group_samples
+        self._held: list[history.HistoryBatch] = []
+        self._leading: list[Gap] = []
+        if from_seq < history.FIRST_SEQ:  # never assigned, so nothing will fill it
+            _add_gap(self._leading, from_seq, history.FIRST_SEQ - 1, NOT_ASSIGNED)
+            self.expected = history.FIRST_SEQ
         self.ready = asyncio.Event()
+        self.arrived = asyncio.Event()
 
     def add(self, raw: bytes) -> None:
         self._inbox.append(raw)
+        self.arrived.set()
         self._inbox_samples += len(raw) // 6  # an estimate is enough to size groups
         if self._inbox_samples >= self._group_samples:
             self.ready.set()
@@ -143,16 +158,21 @@ class _Stream:
         """Decode everything received; ``final_seq`` closes the range at the REPORT's end."""
         inbox, self._inbox, self._inbox_samples = self._inbox, [], 0
         self.ready.clear()
-        samples: list[Sample] = []
-        gaps: list[Gap] = []
+        batches = self._held
         for raw in inbox:
             try:
-                batch = history.decode_batch(raw)
+                batches.append(history.decode_batch(raw))
             except ProtocolError as error:
                 raise WatchProtocolError(str(error)) from error
+        batches.sort(key=_first_seq)
+        samples: list[Sample] = []
+        gaps, self._leading = self._leading, []
+        for index, batch in enumerate(batches):
             entries = batch.entries
-            first = entries[0]
-            first_seq = first.first_seq if isinstance(first, history.Gap) else first.seq
+            first_seq = _first_seq(batch)
+            if first_seq > self.expected and final_seq is None:
+                self._held = batches[index:]  # the hole's batches are still on their way
+                break
             contiguous = batch.last_seq - first_seq + 1 == len(entries)
             if first_seq == self.expected and contiguous and self._plain(entries):
                 samples.extend(entries)  # type: ignore[arg-type]  # _plain checked: all Samples
@@ -160,6 +180,8 @@ class _Stream:
                 continue
             for entry in entries:
                 self._account(entry, samples, gaps)
+        else:
+            self._held = []
         if final_seq is not None and final_seq >= self.expected:
             _add_gap(gaps, self.expected, final_seq, NOT_ASSIGNED)
             self.expected = final_seq + 1
@@ -185,6 +207,11 @@ class _Stream:
         else:
             samples.append(entry)
         self.expected = last + 1
+
+
+def _first_seq(batch: history.HistoryBatch) -> int:
+    first = batch.entries[0]
+    return first.first_seq if isinstance(first, history.Gap) else first.seq
 
 
 def _add_gap(gaps: list[Gap], first: int, last: int, reason: str) -> None:
@@ -381,6 +408,8 @@ class DeviceSync:
                 if stream.ready.is_set():
                     await self._commit(stream.take())
             response = report.result()
+            if response.result is HistoryResult.SUCCESS:
+                await self._await_late_records(stream, response.value)
         finally:
             self._stream = None
             report.cancel()
@@ -398,6 +427,22 @@ class DeviceSync:
             await watch.delete_up_to(self.cursor - 1)
             self._acked = self.cursor - 1
         return response
+
+    async def _await_late_records(self, stream: _Stream, last_seq: int) -> None:
+        """Let records the response overtook arrive before their range is closed.
+
+        BlueZ holds notifications briefly to pack several into one PDU but sends an
+        indication at once, so the REPORT's response can come before its last records
+        (docs/bluez.md). Bounded: a seq still missing then was never sent.
+        """
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(LATE_RECORDS_S):
+                while True:
+                    stream.arrived.clear()  # before the commit, which lets batches in
+                    await self._commit(stream.take())
+                    if stream.expected > last_seq:
+                        return
+                    await stream.arrived.wait()
 
     async def _account_missing(self, watch: WatchClient) -> None:
         """Nothing at or after the cursor, yet the watch assigned seqs there: they are gone."""

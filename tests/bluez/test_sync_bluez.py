@@ -18,35 +18,18 @@ from phoneagent.sync import Committed, DeviceSync, SyncObserver, SyncPreferences
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import RefusingAgent, Transport, parse_transport
 from phoneagent.transport.factory import bluez_transport
-from protocol.profile import PROFILE
 from tests.bluez.conftest import Adapters
 from tests.integration.test_sync_engine import KEY, Recorder, assert_exact
-from watchsim.app import WatchApp, WatchConfig
+from watchsim.app import BlueZRadio, WatchApp, WatchConfig
 from watchsim.control import ControlServer
 from watchsim.history import DEFAULT_CAPACITY
-from watchsim.peripheral.bless_adapter import BlessPeripheral
-from watchsim.peripheral.port import PairingDisplay, PairingMode, Peripheral
+from watchsim.peripheral.port import PairingMode
 from watchsim.testing import LoopbackWatch
 
 pytestmark = pytest.mark.bluez_vm
 
 WAIT = 60.0  # the VM is an emulated CPU: BlueZ round trips take tens of milliseconds
-HOURS = 2
-
-
-class AdapterRadio:
-    """The watch on hci0 with its display wired to our Agent1 (``BlessPeripheral``)."""
-
-    def __init__(self, address: str) -> None:
-        self.address = address
-
-    async def open(self, display: PairingDisplay) -> Peripheral:
-        peripheral = BlessPeripheral("hci0", "BlueZWatch", display, PairingMode.PASSKEY)
-        await peripheral.start(PROFILE)
-        return peripheral
-
-    def forget_bonds(self) -> None:
-        """Bonds live in bluetoothd; the suite's fixture removes them between tests."""
+HOURS = 24  # a day of history, as in the loopback end-to-end test
 
 
 class WatchTypist:
@@ -97,16 +80,19 @@ async def _start_watch(tmp_path: Path, adapters: Adapters) -> LoopbackWatch:
         pairing=PairingMode.PASSKEY,
         history_capacity=DEFAULT_CAPACITY,
     )
-    app = WatchApp(config, AdapterRadio(adapters.watch))
+    app = WatchApp(config, BlueZRadio("hci0", config.name, config.pairing))
     passkeys: asyncio.Queue[int] = asyncio.Queue()
     app.passkey_listeners.append(passkeys.put_nowait)
     app.open_state_dir()
     control = ControlServer(app)
     await control.start()
     await app.start()
+    assert app.radio.address == adapters.watch
     return LoopbackWatch(app=app, address=adapters.watch, passkeys=passkeys, control=control)
 
 
+# A day's ~90k records through an emulated CPU: the suite's 120 s covers two hours.
+@pytest.mark.timeout(360)
 async def test_pair_backfill_live_and_reconnect(adapters: Adapters, tmp_path: Path) -> None:
     watch = await _start_watch(tmp_path, adapters)
     recorder = Recorder(watch)

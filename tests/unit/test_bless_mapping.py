@@ -1,15 +1,24 @@
-"""Profile -> bless flags and GATT tree (the bless adapter's only logic)."""
+"""Profile -> bless flags and GATT tree, and the central behind a BlueZ request."""
 
 from __future__ import annotations
 
 from bless.backends.attribute import GATTAttributePermissions as Perm
 from bless.backends.characteristic import GATTCharacteristicProperties as Prop
+from dbus_next.message import Message
+from dbus_next.signature import Variant
 from hypothesis import given
 from hypothesis import strategies as st
 
 from protocol import uuids
 from protocol.profile import ADVERTISED_SERVICE_UUIDS, PROFILE, Property, Security
-from watchsim.peripheral.bless_adapter import bless_permissions, bless_properties, gatt_tree
+from watchsim.peripheral.bless_adapter import (
+    UNKNOWN_PEER,
+    bless_permissions,
+    bless_properties,
+    gatt_tree,
+    request_peer,
+)
+from watchsim.peripheral.port import Peer
 
 properties = st.lists(st.sampled_from(list(Property)), min_size=1).map(
     lambda flags: Property(sum(f.value for f in set(flags)))
@@ -58,3 +67,40 @@ def test_gatt_tree_has_every_characteristic_and_advertised_services_first() -> N
     battery = tree[uuids.BATTERY_SERVICE][uuids.BATTERY_LEVEL]
     assert battery["Properties"] == Prop.read | Prop.notify
     assert battery["Permissions"] == Perm.readable
+
+
+def _call(member: str, options: dict[str, Variant]) -> Message:
+    """A call as bluetoothd makes it on a bless characteristic."""
+    return Message(
+        destination=":1.7",
+        path="/org/bluez/example/service0/char0",
+        interface="org.bluez.GattCharacteristic1",
+        member=member,
+        signature="aya{sv}" if member == "WriteValue" else "a{sv}",
+        body=[b"\x01", options] if member == "WriteValue" else [options],
+    )
+
+
+def test_request_peer_names_the_central_and_the_packed_notification_room() -> None:
+    options = {
+        "device": Variant("o", "/org/bluez/hci0/dev_F0_F1_F2_F3_F4_01"),
+        "mtu": Variant("q", 517),
+        "link": Variant("s", "LE"),
+    }
+    for member in ("WriteValue", "ReadValue"):
+        assert request_peer(_call(member, options)) == Peer("F0:F1:F2:F3:F4:01", False, 515)
+
+
+def test_request_peer_without_options_is_the_unknown_peer() -> None:
+    assert request_peer(_call("WriteValue", {})) is UNKNOWN_PEER
+    small = {
+        "device": Variant("o", "/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF"),
+        "mtu": Variant("q", 23),
+    }
+    assert request_peer(_call("ReadValue", small)) == Peer("AA:BB:CC:DD:EE:FF", False, 23)
+
+
+def test_request_peer_ignores_everything_else() -> None:
+    signal = Message.new_signal("/org/bluez/hci0", "org.freedesktop.DBus.Properties", "Changed")
+    assert request_peer(signal) is None
+    assert request_peer(_call("StartNotify", {})) is None

@@ -91,15 +91,16 @@ class TransportRadio(_BumbleRadio):
 
 
 class BlueZRadio:
-    """A Linux adapter through BlueZ; BlueZ's own agent shows the passkey."""
+    """A Linux adapter through BlueZ; our own Agent1 shows the passkey (``bluez_agent``)."""
 
-    def __init__(self, adapter: str, name: str) -> None:
-        self._adapter, self._name = adapter, name
+    def __init__(self, adapter: str, name: str, mode: PairingMode) -> None:
+        self._adapter, self._name, self._mode = adapter, name, mode
         self.address = ""
 
     async def open(self, display: PairingDisplay) -> Peripheral:
-        peripheral = BlessPeripheral(self._adapter, self._name)
+        peripheral = BlessPeripheral(self._adapter, self._name, display, self._mode)
         await peripheral.start(PROFILE)
+        self.address = peripheral.address
         return peripheral
 
     def forget_bonds(self) -> None:

@@ -33,7 +33,7 @@ def _radio(
     transport: str, air: str, adapter: str, state_dir: Path, name: str, mode: PairingMode
 ) -> Radio:
     if transport == "bluez":
-        return BlueZRadio(adapter, name)
+        return BlueZRadio(adapter, name, mode)
     if transport == "loopback":
         return TransportRadio(f"tcp-client:{air}", state_dir, name, mode)
     return TransportRadio(transport, state_dir, name, mode)

@@ -8,7 +8,10 @@ forwards. What bless 0.3.0 can and cannot do, and what this adapter does instead
   ``encrypt-authenticated-*`` flags before the application is registered, so a Just Works
   key does not open them. Subscriptions (CCCD) are protected by BlueZ's own rules.
 - No connection, disconnection or subscription events, no peer identity and no MTU:
-  listeners are never called, ``peers`` is empty, and write handlers get ``UNKNOWN_PEER``.
+  listeners are never called and ``peers`` is empty. BlueZ does name the central and the
+  ATT MTU in every ReadValue/WriteValue call's options, which bless drops: the adapter
+  watches its bus for those calls (``request_peer``) and hands the central to the write
+  handler (``UNKNOWN_PEER`` when BlueZ sends no options).
   bless leaves links up when it stops, so ``stop`` disconnects the adapter's centrals
   itself (the port's contract; "out of range" relies on it).
 - No pairing hooks: given a display, the adapter registers our own ``org.bluez.Agent1``
@@ -17,7 +20,9 @@ forwards. What bless 0.3.0 can and cannot do, and what this adapter does instead
   service of the GATT tree, so ``gatt_tree`` puts the advertised services first; no
   appearance. Advertising starts together with GATT registration (bless ``start``).
 - ``update_value`` is synchronous and unacknowledged: ``notify``/``indicate`` cannot
-  wait for buffer room or confirmation; they return 1 when BlueZ took the value.
+  wait for confirmation; they wait until the value is in the D-Bus socket (``BusWriter``,
+  which also keeps dbus_next from closing the bus when that socket is full) and return 1
+  when bless took it.
 - Write handlers are async but bless calls back synchronously, so a write is answered
   with success before the handler runs; a handler's error is only logged.
 """
@@ -31,15 +36,21 @@ from typing import Any, Final
 
 from bless.backends.attribute import GATTAttributePermissions
 from bless.backends.characteristic import GATTCharacteristicProperties
-from dbus_fast import Message, MessageType
+from dbus_next.constants import MessageType  # bless's D-Bus library, for bless's bus
+from dbus_next.message import Message
 
 from protocol.profile import PROFILE, Property, Security, ServiceSpec
-from watchsim.peripheral.bluez_agent import RegisteredAgent
+from watchsim.peripheral.bluez_agent import RegisteredAgent, device_address
+from watchsim.peripheral.dbus_next_writer import BusWriter
 from watchsim.peripheral.port import PairingDisplay, PairingMode, Peer, Peripheral
 
 logger = logging.getLogger(__name__)
 
 UNKNOWN_PEER: Final = Peer(address="unknown", bonded=False, mtu=23)
+_CHARACTERISTIC_INTERFACE: Final = "org.bluez.GattCharacteristic1"
+# BlueZ packs notifications to a BlueZ central into Multiple Handle Value Notifications,
+# whose per-value length field leaves a value 2 bytes less than a plain notification.
+_PACKED_NOTIFICATION_OVERHEAD: Final = 2
 
 _PROPERTIES: Final = {
     Property.READ: GATTCharacteristicProperties.read,
@@ -97,6 +108,25 @@ def gatt_tree(profile: Sequence[ServiceSpec]) -> GattTree:
     }
 
 
+def request_peer(message: Message) -> Peer | None:
+    """The central behind a ReadValue/WriteValue call BlueZ makes on a bless characteristic.
+
+    The MTU is the one a notification value must fit (see ``_PACKED_NOTIFICATION_OVERHEAD``).
+    """
+    if (
+        message.message_type is not MessageType.METHOD_CALL
+        or message.interface != _CHARACTERISTIC_INTERFACE
+        or message.member not in ("ReadValue", "WriteValue")
+    ):
+        return None
+    options = message.body[-1]
+    device, mtu = options.get("device"), options.get("mtu")
+    if device is None or mtu is None:
+        return UNKNOWN_PEER
+    usable = max(UNKNOWN_PEER.mtu, int(mtu.value) - _PACKED_NOTIFICATION_OVERHEAD)
+    return Peer(address=device_address(device.value), bonded=False, mtu=usable)
+
+
 class BlessPeripheral(Peripheral):
     def __init__(
         self,
@@ -112,6 +142,9 @@ class BlessPeripheral(Peripheral):
         self._mode = mode
         self._agent: RegisteredAgent | None = None
         self._server: Any = None
+        self._writer: BusWriter | None = None
+        self._address = ""
+        self._requester = UNKNOWN_PEER  # the central of the request bless is handling
         self._service_of: dict[str, str] = {}
         self._tasks: set[asyncio.Task[None]] = set()
 
@@ -120,6 +153,11 @@ class BlessPeripheral(Peripheral):
         from bless import BlessServer  # type: ignore[attr-defined]
 
         self._server = BlessServer(name=self._name, adapter=self._adapter)
+        await self._server.setup_task  # connects the bus, before anything is sent on it
+        self._writer = BusWriter(self._server.bus)
+        self._server.bus.add_message_handler(self._note_requester)
+        adapter = self._server.adapter.get_interface("org.bluez.Adapter1")
+        self._address = str(await adapter.get_address())
         self._server.read_request_func = self._on_read
         self._server.write_request_func = self._on_write
         await self._server.add_gatt(gatt_tree(profile))
@@ -143,6 +181,7 @@ class BlessPeripheral(Peripheral):
         if self._server is not None:
             await self._disconnect_centrals()
             await self._server.stop()
+            self._server.bus.disconnect()  # bless leaves its connection open
 
     async def _disconnect_centrals(self) -> None:
         bus, adapter = self._server.bus, self._server.adapter.path
@@ -181,15 +220,28 @@ class BlessPeripheral(Peripheral):
         await self._server.app.stop_advertising(self._server.adapter)
 
     @property
+    def address(self) -> str:
+        """The adapter's address: what centrals see (no privacy on a bless server)."""
+        return self._address
+
+    @property
     def peers(self) -> tuple[Peer, ...]:
         return ()
+
+    def _note_requester(self, message: Message) -> None:
+        """Runs just before bless dispatches the same message; never handles it."""
+        peer = request_peer(message)
+        if peer is not None:
+            self._requester = peer
 
     def _on_read(self, characteristic: Any, **_options: Any) -> bytearray:
         return bytearray(self._read(str(characteristic.uuid).lower()))
 
     def _on_write(self, characteristic: Any, value: Any) -> None:
         uuid = str(characteristic.uuid).lower()
-        task = asyncio.get_running_loop().create_task(self._write(uuid, UNKNOWN_PEER, bytes(value)))
+        task = asyncio.get_running_loop().create_task(
+            self._write(uuid, self._requester, bytes(value))
+        )
         self._tasks.add(task)
         task.add_done_callback(self._write_done)
 
@@ -203,7 +255,10 @@ class BlessPeripheral(Peripheral):
         self._values[uuid] = value
         characteristic = self._server.get_characteristic(uuid)
         characteristic.value = bytearray(value)
-        return int(bool(self._server.update_value(self._service_of[uuid], uuid)))
+        sent = self._server.update_value(self._service_of[uuid], uuid)
+        if self._writer is not None:
+            await self._writer.drained()
+        return int(bool(sent))
 
     async def indicate(self, uuid: str, value: bytes) -> int:
         return await self.notify(uuid, value)

@@ -1,0 +1,70 @@
+"""The agent's view of one REPORT: batches in any order, holes held until the end.
+
+BlueZ can deliver a REPORT's notifications out of order and after its response
+(docs/bluez.md); the stream must still account for every seq exactly once.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from phoneagent.store import Gap
+from phoneagent.sync.engine import NOT_ASSIGNED, _Stream
+from protocol.history import pack_records
+from protocol.metrics import Metric, Sample
+
+SAMPLES = [
+    Sample(seq, 1_700_000_000 + seq, Metric.HEART_RATE, 60 + seq % 40) for seq in range(1, 201)
+]
+BATCHES = pack_records(SAMPLES, 44)  # 6 samples a batch: 34 batches
+
+
+def _stream(from_seq: int = 1) -> _Stream:
+    return _Stream(from_seq, frozenset(), group_samples=1_000_000)
+
+
+@given(st.permutations(BATCHES))
+def test_reordered_batches_come_out_in_seq_order(order: list[bytes]) -> None:
+    stream = _stream()
+    for raw in order:
+        stream.add(raw)
+    group = stream.take()
+    assert group.samples == SAMPLES and group.gaps == []
+    assert stream.expected == SAMPLES[-1].seq + 1
+
+
+def test_a_batch_beyond_a_hole_waits_for_the_hole_to_fill() -> None:
+    stream = _stream()
+    stream.add(BATCHES[0])
+    stream.add(BATCHES[2])
+    first = stream.take()
+    assert first.samples == SAMPLES[:6] and first.gaps == []
+    stream.add(BATCHES[1])
+    second = stream.take()
+    assert second.samples == SAMPLES[6:18] and second.gaps == []
+
+
+def test_the_reports_end_closes_a_hole_that_never_filled() -> None:
+    stream = _stream()
+    stream.add(BATCHES[0])
+    stream.add(BATCHES[2])
+    assert stream.take().samples == SAMPLES[:6]
+    last = stream.take(final_seq=SAMPLES[-1].seq)
+    assert last.samples == SAMPLES[12:18]
+    assert last.gaps == [Gap(7, 12, NOT_ASSIGNED), Gap(19, 200, NOT_ASSIGNED)]
+
+
+def test_seq_zero_is_never_assigned_and_does_not_hold_the_first_batch() -> None:
+    stream = _stream(from_seq=0)
+    stream.add(BATCHES[0])
+    group = stream.take()
+    assert group.samples == SAMPLES[:6] and group.gaps == [Gap(0, 0, NOT_ASSIGNED)]
+    assert stream.take().gaps == []  # recorded once
+
+
+def test_every_batch_wakes_the_late_records_wait() -> None:
+    stream = _stream()
+    assert not stream.arrived.is_set()
+    stream.add(BATCHES[0])
+    assert stream.arrived.is_set() and not stream.ready.is_set()
