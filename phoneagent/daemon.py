@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
 
 from phoneagent.config import SyncConfig
 from phoneagent.store import AsyncStore
@@ -38,9 +39,9 @@ def paired_devices(store: AsyncStore, transport: Transport) -> list[str]:
 
 
 class _WakeUploader(SyncObserver):
-    """Passes every event on, and tells the uploader that new records were committed."""
+    """Passes every event on, and tells the uploader (if any) that records were committed."""
 
-    def __init__(self, inner: SyncObserver, uploader: Uploader) -> None:
+    def __init__(self, inner: SyncObserver, uploader: Callable[[], Uploader | None]) -> None:
         self._inner, self._uploader = inner, uploader
 
     def state_changed(self, device: str, state: SyncState, detail: str) -> None:
@@ -48,7 +49,8 @@ class _WakeUploader(SyncObserver):
 
     async def committed(self, commit: Committed) -> None:
         await self._inner.committed(commit)
-        self._uploader.wake()
+        if (uploader := self._uploader()) is not None:
+            uploader.wake()
 
 
 class Daemon:
@@ -68,8 +70,7 @@ class Daemon:
         self._store = store
         self._preferences = preferences
         self._config = config or SyncConfig()
-        observer = observer or SyncObserver()
-        self._observer = observer if uploader is None else _WakeUploader(observer, uploader)
+        self._observer = _WakeUploader(observer or SyncObserver(), lambda: self._uploader)
         self._uploader = uploader
         self._relays = relays
         self._rng = random.Random(seed)
@@ -131,6 +132,17 @@ class Daemon:
                 self._tasks[address] = task
                 task.add_done_callback(self._finished)
         await asyncio.gather(*(sync.apply_preferences() for sync in self.syncs.values()))
+
+    @property
+    def uploading(self) -> bool:
+        return self._uploader is not None
+
+    def start_uploader(self, uploader: Uploader) -> None:
+        """Cloud sync became possible while running (an account, endpoints configured)."""
+        if self._uploader is not None or self._stop is None:
+            return
+        self._uploader = uploader
+        self._start(asyncio.create_task(uploader.run(self._stop), name="uploader"))
 
     def _start(self, task: asyncio.Task[None]) -> None:
         self._others.append(task)

@@ -112,8 +112,8 @@ def create_command(
     with agent.open_store() as store, privacy_errors():
         account = create_account(store, _profile(None, region, birth_date, sex, height, weight))
     click.echo(
-        f"Account created (region {account.region}). Cloud sync is off until you run: "
-        "phoneagent consent grant cloud_sync"
+        f"Account created (region {account.region}); {tell_running_agent(agent)}. Cloud sync "
+        "is off until you run: phoneagent cloud enable"
     )
 
 

@@ -9,7 +9,14 @@ from pathlib import Path
 import aiomqtt
 import click
 
-from phoneagent.cli.context import EXIT_UNREACHABLE, EXIT_USAGE, AgentContext, CliError, pass_agent
+from phoneagent.cli.context import (
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    AgentContext,
+    CliError,
+    pass_agent,
+    tell_running_agent,
+)
 from phoneagent.cli.output import emit, json_option
 from phoneagent.privacy.consent import CLOUD_SYNC, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
@@ -34,7 +41,7 @@ def enable(agent: AgentContext) -> None:
     """Turn cloud sync on (recorded in the consent ledger)."""
     with agent.open_store() as store:
         set_consent(store, CLOUD_SYNC, True)
-    click.echo("Cloud sync is on.")
+    click.echo(f"Cloud sync is on; {tell_running_agent(agent)}.")
 
 
 @cloud.command("disable")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import sys
 
@@ -22,7 +23,7 @@ from phoneagent.cli.output import ProgressObserver, progress_bar
 from phoneagent.daemon import Daemon
 from phoneagent.relays.control import ControlError
 from phoneagent.relays.service import RelayService
-from phoneagent.store import Store, ledger
+from phoneagent.store import AsyncStore, Store, ledger
 from phoneagent.sync import DeviceSync, SyncObserver, SyncState
 from phoneagent.upload import EndpointError, Uploader, endpoints_path, load_endpoints
 
@@ -82,6 +83,20 @@ class LogObserver(SyncObserver):
         click.echo(f"{device}: {state.value}" + (f" ({detail})" if detail else ""), err=True)
 
 
+async def _reload(agent: AgentContext, store: AsyncStore, daemon: Daemon) -> None:
+    """A command changed the ledger, the account or the pairings while the daemon runs."""
+    await daemon.reload()
+    if daemon.uploading:
+        return
+    try:  # an account, a cloud.toml or cloud sync may be new since the start
+        uploader = await asyncio.to_thread(configured_uploader, agent, store.store)
+    except CliError as error:
+        click.echo(f"Cloud upload not started: {error.message}", err=True)
+        return
+    if uploader is not None:
+        daemon.start_uploader(uploader)
+
+
 @click.command("run")
 @click.option(
     "--dbus/--no-dbus",
@@ -115,7 +130,7 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
                     uploader=configured_uploader(agent, store.store),
                     relays=relays.hub,
                 )
-                relays.reload_listeners.append(daemon.reload)
+                relays.reload_listeners.append(functools.partial(_reload, agent, store, daemon))
                 sources = ", ".join(f"{k} from {v}" for k, v in sorted(relays.sources.items()))
                 click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
                 click.echo(f"relays: {sources or 'phoneagent inject only'}", err=True)

@@ -19,10 +19,16 @@ from pathlib import Path
 
 import pytest
 
+from phoneagent.upload import Endpoint
+from tests.mosquitto import Broker, broker
 from tests.system import test_air
 from tests.system.test_air import CLI, WAIT, _line
+from tests.system.test_upload import receiving, wait_until
 
 air = test_air.air  # the fixture
+__all__ = ["broker"]
+PROFILE = ("--region", "eu", "--birth-date", "1990-03-01", "--sex", "female")
+PROFILE += ("--height", "168", "--weight", "61.2")
 
 pytestmark = pytest.mark.system
 
@@ -201,3 +207,29 @@ async def test_one_agent_keeps_two_watch_processes_synced(air: str, tmp_path: Pa
     finally:
         await kill(first)
         await kill(second)
+
+
+async def test_cloud_sync_turned_on_while_the_agent_runs__PR_CLOUD(
+    air: str, broker: Broker, tmp_path: Path
+) -> None:
+    """An account and cloud sync created while ``phoneagent run`` runs: it starts uploading."""
+    air_address = air.removeprefix("tcp-client:")
+    data_dir = tmp_path / "agent"
+    watch, address = await start_watch(air_address, tmp_path / "watch")
+    try:
+        await agent(data_dir, air_address, "pair", address, passkey_from=watch)
+        (data_dir / "cloud.toml").write_text(
+            f'[regions.eu]\nhost = "127.0.0.1"\nport = {broker.port}\ntls = false\n'
+        )
+        endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
+        async with (
+            daemon(data_dir, air_address, address),
+            receiving(endpoint, tmp_path / "cloud.db") as cloud,
+        ):
+            assert cloud.samples() == []  # guest mode: nothing leaves the phone
+            await agent(data_dir, air_address, "account", "create", *PROFILE)
+            out = await agent(data_dir, air_address, "cloud", "enable")
+            assert "in effect now" in out
+            await wait_until(lambda: len(cloud.samples()) > 7000, "the backfill uploaded")
+    finally:
+        await kill(watch)
