@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import random
+from collections.abc import Callable
+from datetime import datetime
 
 from phoneagent.config import SyncConfig
 from phoneagent.store import AsyncStore
@@ -21,6 +23,7 @@ from phoneagent.sync import (
     SyncObserver,
     SyncState,
 )
+from phoneagent.sync.engine import local_now
 from phoneagent.transport import Transport
 from phoneagent.upload import Uploader
 
@@ -60,6 +63,7 @@ class Daemon:
         observer: SyncObserver | None = None,
         seed: int | None = None,
         uploader: Uploader | None = None,
+        clock: Callable[[], datetime] = local_now,
     ) -> None:
         self._transport = transport
         self._store = store
@@ -69,6 +73,7 @@ class Daemon:
         self._observer = observer if uploader is None else _WakeUploader(observer, uploader)
         self._uploader = uploader
         self._rng = random.Random(seed)
+        self._clock = clock  # what the watches' clocks are set to
         self.syncs: dict[str, DeviceSync] = {}
 
     def _sync_for(self, address: str) -> DeviceSync:
@@ -85,6 +90,7 @@ class Daemon:
             observer=self._observer,
             backoff=backoff,
             connect_timeout=self._config.connect_timeout,
+            clock=self._clock,
         )
 
     async def run(self, stop: asyncio.Event) -> dict[str, SyncState]:
