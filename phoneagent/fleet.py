@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import math
 import os
 import random
 import resource
@@ -29,7 +30,7 @@ import secrets
 import shutil
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -53,7 +54,10 @@ log = logging.getLogger(__name__)
 
 AGENTS_FILE: Final = "agents.json"
 RESULT_FILE: Final = "result.json"
-PAIR_CONCURRENCY: Final = 8
+PAIR_CONCURRENCY: Final = 4
+# Agents starting to sync per second: every agent scanning at once hears every watch
+# advertising at once (advertisers x scanners reports a second), so they come in waves.
+START_RATE: Final = 20.0
 PASSKEY_WAIT_S: Final = 30
 # Re-opening a radio after the air went away: jittered, doubling, capped.
 REOPEN_INITIAL_S: Final = 0.5
@@ -413,10 +417,9 @@ class AgentFleet:
         if config.cloud_config is not None:
             load_endpoints(config.cloud_config).for_region(config.region)  # fail early
         self._started = time.time()
+        # Measuring starts once every agent is paired (``start``).
         self.latency = (
-            None
-            if config.latency_after_s is None
-            else Latency(self.manifest.timeline, self._started + config.latency_after_s)
+            None if config.latency_after_s is None else Latency(self.manifest.timeline, math.inf)
         )
         # Shared by every agent's store: a thread per agent would be hundreds of threads.
         self.store_threads = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="fleet-store")
@@ -424,7 +427,7 @@ class AgentFleet:
         self._base_rss = _rss_mb()
         self._base_cpu = _cpu_s()
 
-    async def start(self, progress: Callable[[str], None] = lambda _: None) -> None:
+    async def start(self) -> None:
         self.config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         gate = asyncio.Semaphore(PAIR_CONCURRENCY)
 
@@ -434,12 +437,18 @@ class AgentFleet:
                 await agent.pair()
 
         await asyncio.gather(*(one(a) for a in self.agents))
-        progress(f"{len(self.agents)} agents paired")
+        if self.latency is not None and self.config.latency_after_s is not None:
+            self.latency.since_wall = time.time() + self.config.latency_after_s
         identities = await asyncio.to_thread(lambda: [a.identity() for a in self.agents])
         _write_json(self.config.directory / AGENTS_FILE, {"agents": identities})
 
     async def run(self, stop: asyncio.Event) -> None:
-        await asyncio.gather(*(a.run(stop) for a in self.agents))
+        async def one(agent: FleetAgent) -> None:
+            await _sleep_unless(stop, agent.index / START_RATE)
+            if not stop.is_set():
+                await agent.run(stop)
+
+        await asyncio.gather(*(one(a) for a in self.agents))
 
     async def close(self) -> None:
         await asyncio.gather(*(a.close() for a in self.agents))

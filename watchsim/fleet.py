@@ -64,6 +64,10 @@ class FleetConfig:
     audit: bool = False
     host: str = "127.0.0.1"
     port: int = 0
+    # Every advertiser reaches every scanner on the air, so a fleet's (re)connection
+    # storm costs advertisers x scanners x rate: watches out of a connection advertise
+    # at a watch-like 1 s rather than the 100 ms of a single simulated watch.
+    advertising_interval_ms: float = 1000.0
 
 
 @dataclass(frozen=True)
@@ -214,7 +218,10 @@ class Fleet:
             pairing=config.pairing,
             history_capacity=config.history_capacity,
         )
-        app = WatchApp(watch_config, LinkRadio(self.air.link, state_dir, name, config.pairing))
+        radio = LinkRadio(
+            self.air.link, state_dir, name, config.pairing, config.advertising_interval_ms
+        )
+        app = WatchApp(watch_config, radio)
         app.open_state_dir()
         if config.interval_s is not None and not (state_dir / "settings.json").exists():
             for metric in Metric:

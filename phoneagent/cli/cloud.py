@@ -18,6 +18,9 @@ from phoneagent.upload.endpoints import Endpoint, EndpointError, endpoints_path,
 from phoneagent.upload.receiver import ReceiverDb, serve
 from phoneagent.upload.uploader import Uploader
 
+RECEIVER_RETRY_S = 0.5
+RECEIVER_RETRY_MAX_S = 10.0
+
 
 def _iso(moment: int | None) -> str | None:
     return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat()
@@ -130,11 +133,23 @@ def cloud_receiver(
     )
     db = ReceiverDb(db_path)
     try:
-        asyncio.run(serve(endpoint, db, group=group, identifier=identifier))
+        asyncio.run(_serve_forever(endpoint, db, group, identifier))
     except EndpointError as error:
         raise CliError(str(error), EXIT_USAGE) from error
     finally:
         db.close()
+
+
+async def _serve_forever(endpoint: Endpoint, db: ReceiverDb, group: str, identifier: str) -> None:
+    """Reconnect after a broker outage: the persistent session kept our share queued."""
+    delay = RECEIVER_RETRY_S
+    while True:
+        try:
+            await serve(endpoint, db, group=group, identifier=identifier)
+        except aiomqtt.MqttError as error:
+            click.echo(f"broker connection lost ({error}); retrying in {delay:g} s", err=True)
+            await asyncio.sleep(delay)
+            delay = min(RECEIVER_RETRY_MAX_S, delay * 2)
 
 
 COMMANDS = (cloud, cloud_receiver)

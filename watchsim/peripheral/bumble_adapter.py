@@ -473,6 +473,7 @@ async def start_on_link(
     display: PairingDisplay | None = None,
     profile: Sequence[ServiceSpec] = PROFILE,
     advertise: bool = True,
+    advertising_interval_ms: float = 100.0,
 ) -> BumblePeripheral:
     """A started (and advertising) watch peripheral on a fresh virtual controller."""
     controller = Controller(f"watch-{name}", link=link)
@@ -482,7 +483,13 @@ async def start_on_link(
 
     host = Host(controller, AsyncPipeSink(controller))
     peripheral = BumblePeripheral(
-        host, state_dir, name=name, mode=mode, display=display, close=leave_link
+        host,
+        state_dir,
+        name=name,
+        mode=mode,
+        display=display,
+        close=leave_link,
+        advertising_interval_ms=advertising_interval_ms,
     )
     await _start(peripheral, profile, name, advertise)
     return peripheral
