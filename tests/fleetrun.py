@@ -58,7 +58,7 @@ class Proc:
         await self.process.wait()
 
 
-async def _spawn(name: str, code: str, args: list[str], stderr: Path) -> Proc:
+async def spawn(name: str, code: str, args: list[str], stderr: Path) -> Proc:
     stderr.parent.mkdir(parents=True, exist_ok=True)
     with stderr.open("ab") as err:
         process = await asyncio.create_subprocess_exec(
@@ -77,7 +77,7 @@ async def _spawn(name: str, code: str, args: list[str], stderr: Path) -> Proc:
 async def start_watches(directory: Path, count: int, *options: str, within: float) -> Proc:
     """``watchsim fleet`` with its state in ``directory``, once it printed its ready line."""
     args = ["fleet", "--count", str(count), "--dir", str(directory), *options]
-    proc = await _spawn("watchsim fleet", WATCH_CLI, args, directory.with_suffix(".stderr"))
+    proc = await spawn("watchsim fleet", WATCH_CLI, args, directory.with_suffix(".stderr"))
     await proc.line(r"fleet ready: ", within)
     return proc
 
@@ -85,7 +85,7 @@ async def start_watches(directory: Path, count: int, *options: str, within: floa
 async def start_agents(directory: Path, manifest: Path, *options: str, within: float) -> Proc:
     """``phoneagent fleet`` for the watches of ``manifest``, once every agent is paired."""
     args = ["fleet", "--watches", str(manifest), "--dir", str(directory), *options]
-    proc = await _spawn("phoneagent fleet", AGENT_CLI, args, directory.with_suffix(".stderr"))
+    proc = await spawn("phoneagent fleet", AGENT_CLI, args, directory.with_suffix(".stderr"))
     await proc.line(r"agent fleet ready: ", within)
     return proc
 

@@ -107,6 +107,12 @@ def status(agent: AgentContext, as_json: bool) -> None:
 @click.option("--region", default="eu", show_default=True)
 @click.option("--prefix", default="watchsync", show_default=True)
 @click.option("--group", default="receivers", show_default=True, help="Shared subscription group.")
+@click.option(
+    "--no-share",
+    is_flag=True,
+    help="Subscribe without a shared group (one receiver; its queue then survives a "
+    "Mosquitto restart, which shared subscriptions do not).",
+)
 @click.option("--id", "identifier", default="receiver-1", show_default=True)
 @click.option("--tls/--no-tls", default=False)
 @click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path))
@@ -120,6 +126,7 @@ def cloud_receiver(
     region: str,
     prefix: str,
     group: str,
+    no_share: bool,
     identifier: str,
     tls: bool,
     ca_file: Path | None,
@@ -133,14 +140,16 @@ def cloud_receiver(
     )
     db = ReceiverDb(db_path)
     try:
-        asyncio.run(_serve_forever(endpoint, db, group, identifier))
+        asyncio.run(_serve_forever(endpoint, db, None if no_share else group, identifier))
     except EndpointError as error:
         raise CliError(str(error), EXIT_USAGE) from error
     finally:
         db.close()
 
 
-async def _serve_forever(endpoint: Endpoint, db: ReceiverDb, group: str, identifier: str) -> None:
+async def _serve_forever(
+    endpoint: Endpoint, db: ReceiverDb, group: str | None, identifier: str
+) -> None:
     """Reconnect after a broker outage: the persistent session kept our share queued."""
     delay = RECEIVER_RETRY_S
     while True:
