@@ -68,6 +68,9 @@ class FleetConfig:
     # storm costs advertisers x scanners x rate: watches out of a connection advertise
     # at a watch-like 1 s rather than the 100 ms of a single simulated watch.
     advertising_interval_ms: float = 1000.0
+    # Hundreds of histories fsyncing several times a second each would block the one
+    # event loop; without it a killed fleet still loses nothing, a host crash could.
+    durable: bool = False
 
 
 @dataclass(frozen=True)
@@ -217,6 +220,7 @@ class Fleet:
             backfill_s=config.backfill_s,
             pairing=config.pairing,
             history_capacity=config.history_capacity,
+            durable_history=config.durable,
         )
         radio = LinkRadio(
             self.air.link, state_dir, name, config.pairing, config.advertising_interval_ms

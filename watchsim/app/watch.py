@@ -103,6 +103,7 @@ class WatchConfig:
     backfill_s: int = 0  # simulated past to pre-fill a fresh history with
     pairing: PairingMode = PairingMode.PASSKEY
     history_capacity: int = DEFAULT_CAPACITY
+    durable_history: bool = True  # fsync the history (a fleet turns it off: watchsim.fleet)
 
 
 @dataclass
@@ -246,7 +247,11 @@ class WatchApp:
 
     def _boot_storage(self) -> None:
         config = self.config
-        history = History(config.state_dir / HISTORY_DIR, capacity=config.history_capacity)
+        history = History(
+            config.state_dir / HISTORY_DIR,
+            capacity=config.history_capacity,
+            durable=config.durable_history,
+        )
         for listener in self.append_listeners:
             history.subscribe(functools.partial(listener, history))
         self.history = history

@@ -92,6 +92,12 @@ async def _run(fleet: Fleet) -> None:
     show_default=True,
 )
 @click.option("--audit", is_flag=True, help="Also record every generated sample (soak runs).")
+@click.option(
+    "--fsync",
+    is_flag=True,
+    help="fsync every history write, as a single watch does (a killed fleet loses nothing "
+    "without it; only a host crash could).",
+)
 def fleet(
     count: int,
     directory: Path | None,
@@ -106,6 +112,7 @@ def fleet(
     prefix: str,
     history_capacity: int,
     audit: bool,
+    fsync: bool,
 ) -> None:
     """Run COUNT watches (own identity, seed and scenario each) and the air they share."""
     if speed <= 0:
@@ -134,6 +141,7 @@ def fleet(
         prefix=prefix,
         history_capacity=history_capacity,
         audit=audit,
+        durable=fsync,
         host=host,
         port=port,
     )
