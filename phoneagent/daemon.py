@@ -52,6 +52,20 @@ class _WakeUploader(SyncObserver):
         self._uploader.wake()
 
 
+# How long to wait before cancelling again a task that swallowed its cancellation.
+RECANCEL_S = 0.2
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel until done: a connect being cancelled waits on the controller's answer, which
+    Bumble's virtual controller never sends, so one cancellation can leave it hanging."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+
+
 class Daemon:
     def __init__(
         self,
@@ -106,9 +120,8 @@ class Daemon:
         try:
             await stop.wait()
         finally:
-            for task in tasks:
-                task.cancel()
-            results = await asyncio.gather(*tasks, return_exceptions=True)
+            await _cancel_all(tasks)
+        results = [None if t.cancelled() else t.exception() for t in tasks]
         for result in results:
             if isinstance(result, BaseException) and not isinstance(result, asyncio.CancelledError):
                 raise result
