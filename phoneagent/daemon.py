@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections.abc import Callable
+from datetime import datetime
 
 from phoneagent.config import SyncConfig
 from phoneagent.store import AsyncStore
@@ -24,6 +25,7 @@ from phoneagent.sync import (
     SyncObserver,
     SyncState,
 )
+from phoneagent.sync.engine import local_now
 from phoneagent.transport import Transport
 from phoneagent.upload import Uploader
 
@@ -53,6 +55,20 @@ class _WakeUploader(SyncObserver):
             uploader.wake()
 
 
+# How long to wait before cancelling again a task that swallowed its cancellation.
+RECANCEL_S = 0.2
+
+
+async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
+    """Cancel until done: a connect being cancelled waits on the controller's answer, which
+    Bumble's virtual controller never sends, so one cancellation can leave it hanging."""
+    pending = {task for task in tasks if not task.done()}
+    while pending:
+        for task in pending:
+            task.cancel()
+        _done, pending = await asyncio.wait(pending, timeout=RECANCEL_S)
+
+
 class Daemon:
     def __init__(
         self,
@@ -65,6 +81,7 @@ class Daemon:
         seed: int | None = None,
         uploader: Uploader | None = None,
         relays: Relays | None = None,
+        clock: Callable[[], datetime] = local_now,
     ) -> None:
         self._transport = transport
         self._store = store
@@ -74,6 +91,7 @@ class Daemon:
         self._uploader = uploader
         self._relays = relays
         self._rng = random.Random(seed)
+        self._clock = clock  # what the watches' clocks are set to
         self.syncs: dict[str, DeviceSync] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._others: list[asyncio.Task[None]] = []
@@ -95,6 +113,7 @@ class Daemon:
             backoff=backoff,
             connect_timeout=self._config.connect_timeout,
             relays=self._relays,
+            clock=self._clock,
         )
 
     async def run(self, stop: asyncio.Event) -> dict[str, SyncState]:
@@ -110,10 +129,7 @@ class Daemon:
         try:
             await stop.wait()
         finally:
-            tasks = [*self._tasks.values(), *self._others]
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await _cancel_all([*self._tasks.values(), *self._others])
         if self._failure is not None:
             raise self._failure
         return {address: sync.state for address, sync in self.syncs.items()}

@@ -62,7 +62,11 @@ class _Client(asyncio.Protocol):
 
 
 class Air:
-    """A TCP listener in front of one LocalLink. ``await start()`` then ``await close()``."""
+    """A TCP listener in front of one LocalLink. ``await start()`` then ``await close()``.
+
+    Closing drops every TCP client but keeps the link, so controllers joined in-process
+    (a fleet's watches) stay; ``start()`` again listens on the same port.
+    """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
         self.link: LocalLink = new_link()
@@ -79,6 +83,7 @@ class Air:
             lambda: _Client(self, next(self._names)), self._host, self._port
         )
         host, port = self._server.sockets[0].getsockname()[:2]
+        self._port = int(port)  # a restart (close, then start) listens on the same port
         return str(host), int(port)
 
     def leave(self, client: _Client) -> None:

@@ -73,18 +73,18 @@ def _number(word: str, what: str, low: int, high: int) -> int:
     return value
 
 
-class ControlServer:
-    def __init__(self, app: WatchApp) -> None:
-        self.app = app
-        self.path = socket_path(app.config.state_dir)
+class LineServer:
+    """The socket side of the channel: one JSON request per line, answered by ``handle``.
+
+    ``state_dir`` names the socket (``socket_path``); a fleet uses its own directory.
+    """
+
+    def __init__(self, state_dir: Path) -> None:
+        self.path = socket_path(state_dir)
         self._server: asyncio.AbstractServer | None = None
-        self._commands: dict[str, Callable[[list[str]], Awaitable[Any]]] = {
-            "status": self._status,
-            "passkey": self._passkey,
-            "press": self._press,
-            "music": self._music,
-            "event": self._event,
-        }
+
+    async def handle(self, words: list[str]) -> Any:
+        raise NotImplementedError
 
     async def start(self) -> None:
         """Listen; WatchError if another watch already runs with this state dir."""
@@ -128,33 +128,45 @@ class ControlServer:
         except (ControlError, RelayError, WatchError) as error:
             return {"ok": False, "error": str(error)}
 
+class ControlServer(LineServer):
+    def __init__(self, app: WatchApp) -> None:
+        super().__init__(app.config.state_dir)
+        self.app = app
+        self._commands: dict[str, Callable[[list[str]], Awaitable[Any]]] = {
+            "status": self._status,
+            "passkey": self._passkey,
+            "press": self._press,
+            "music": self._music,
+            "event": self._event,
+        }
+
     async def handle(self, words: list[str]) -> Any:
         if not words or words[0] not in self._commands:
             raise ControlError(f"unknown command {' '.join(words)!r}\n{USAGE}")
         return await self._commands[words[0]](words[1:])
 
     async def _status(self, args: list[str]) -> Any:
-        self._arity(args, 0, 0, "status")
+        arity(args, 0, 0, "status")
         return self.app.status()
 
     async def _passkey(self, args: list[str]) -> Any:
-        self._arity(args, 0, 1, "passkey [WAIT_S]")
+        arity(args, 0, 1, "passkey [WAIT_S]")
         wait = _number(args[0], "WAIT_S", 0, 600) if args else 0
         return {"passkey": f"{await self.app.wait_for_passkey(float(wait)):06d}"}
 
     async def _press(self, args: list[str]) -> Any:
-        self._arity(args, 1, 1, "press accept|reject|mute")
+        arity(args, 1, 1, "press accept|reject|mute")
         if args[0] not in _PRESS:
             raise ControlError(f"press what? {args[0]!r} is not one of {sorted(_PRESS)}")
         return await self.app.relays.press(_PRESS[args[0]])
 
     async def _music(self, args: list[str]) -> Any:
         if args[:1] == ["volume"]:
-            self._arity(args, 2, 2, "music volume N")
+            arity(args, 2, 2, "music volume N")
             volume = _number(args[1], "volume", 0, MAX_VOLUME)
             sent = await self.app.relays.music_command(MusicCommand.SET_VOLUME, volume)
         else:
-            self._arity(args, 1, 1, "music COMMAND")
+            arity(args, 1, 1, "music COMMAND")
             if args[0] not in _MUSIC:
                 raise ControlError(f"{args[0]!r} is not one of {[*_MUSIC, 'volume N']}")
             sent = await self.app.relays.music_command(_MUSIC[args[0]])
@@ -164,34 +176,35 @@ class ControlServer:
         kind = args[0] if args else ""
         app = self.app
         if kind == "off-wrist":
-            self._arity(args, 1, 2, "event off-wrist [MINUTES]")
+            arity(args, 1, 2, "event off-wrist [MINUTES]")
             if len(args) == 2:
                 app.off_wrist(60 * _number(args[1], "MINUTES", 1, 525_600))
             else:
                 app.off_wrist()
         elif kind == "on-wrist":
-            self._arity(args, 1, 1, "event on-wrist")
+            arity(args, 1, 1, "event on-wrist")
             app.on_wrist()
         elif kind == "battery-low":
-            self._arity(args, 1, 2, "event battery-low [PERCENT]")
+            arity(args, 1, 2, "event battery-low [PERCENT]")
             app.battery_low(_number(args[1], "PERCENT", 0, 100) if len(args) == 2 else 10)
         elif kind == "out-of-range":
-            self._arity(args, 2, 2, "event out-of-range MINUTES")
+            arity(args, 2, 2, "event out-of-range MINUTES")
             await app.out_of_range(60 * _number(args[1], "MINUTES", 1, 525_600))
         elif kind == "reboot":
-            self._arity(args, 1, 1, "event reboot")
+            arity(args, 1, 1, "event reboot")
             await app.reboot()
         elif kind == "factory-reset":
-            self._arity(args, 1, 1, "event factory-reset")
+            arity(args, 1, 1, "event factory-reset")
             await app.factory_reset()
         else:
             raise ControlError(f"unknown event {kind!r}\n{USAGE}")
         return {"event": kind}
 
-    @staticmethod
-    def _arity(args: list[str], low: int, high: int, usage: str) -> None:
-        if not low <= len(args) <= high:
-            raise ControlError(f"usage: {usage}")
+
+def arity(args: list[str], low: int, high: int, usage: str) -> None:
+    """ControlError with the usage unless ``low <= len(args) <= high``."""
+    if not low <= len(args) <= high:
+        raise ControlError(f"usage: {usage}")
 
 
 async def request(state_dir: Path, words: list[str], timeout_s: float = REQUEST_TIMEOUT_S) -> Any:

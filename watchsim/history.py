@@ -87,6 +87,10 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _skip(_: object) -> None:
+    """Stands in for an fsync when the history is not durable."""
+
+
 class History:
     def __init__(
         self,
@@ -94,11 +98,17 @@ class History:
         *,
         capacity: int = DEFAULT_CAPACITY,
         segment_records: int = DEFAULT_SEGMENT_RECORDS,
+        durable: bool = True,
     ) -> None:
+        """``durable=False`` skips every fsync: for fleets of hundreds of watches on one
+        disk, where each would otherwise block the shared event loop several times a
+        second (a process kill still loses nothing; a power cut could)."""
         if capacity < 1 or segment_records < 1:
             raise ValueError("capacity and segment_records must be positive")
         self._dir = Path(directory)
         self._dir.mkdir(parents=True, exist_ok=True)
+        self._fsync: Callable[[int], None] = os.fsync if durable else _skip
+        self._fsync_dir: Callable[[Path], None] = _fsync_dir if durable else _skip
         self.capacity = capacity
         self._segment_records = segment_records
         self._fd: int | None = None  # append handle on the newest segment
@@ -164,7 +174,7 @@ class History:
             segment.count += take
             written += take
             if segment.count >= self._segment_records or written == n:
-                os.fsync(self._fd)
+                self._fsync(self._fd)
         self._next = first + n
         if self.count > self.capacity:  # oldest go first, like a full flash ring
             self._set_floor(self._next - self.capacity)
@@ -200,7 +210,7 @@ class History:
         self._close_fd()
         segment = _Segment(next_seq, 0, self._dir / f"seg-{next_seq:020d}.log")
         self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
-        _fsync_dir(self._dir)
+        self._fsync_dir(self._dir)
         self._segments.append(segment)
         return segment
 
@@ -229,7 +239,7 @@ class History:
                 self._close_fd()
             for segment in gone:
                 segment.path.unlink(missing_ok=True)
-            _fsync_dir(self._dir)
+            self._fsync_dir(self._dir)
         self._segments = keep
 
     # --- reading ------------------------------------------------------------------------
@@ -316,9 +326,9 @@ class History:
         with open(tmp, "wb") as f:
             f.write(body + _CRC.pack(zlib.crc32(body)))
             f.flush()
-            os.fsync(f.fileno())
+            self._fsync(f.fileno())
         os.replace(tmp, path)
-        _fsync_dir(self._dir)
+        self._fsync_dir(self._dir)
 
     def _load_segments(self) -> list[_Segment]:
         segments = []

@@ -69,6 +69,7 @@ def _register() -> None:
         demo,
         devices,
         export,
+        fleet,
         inject,
         permissions,
         privacy,
@@ -88,6 +89,7 @@ def _register() -> None:
         cloud,
         permissions,
         inject,
+        fleet,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

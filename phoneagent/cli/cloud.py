@@ -25,6 +25,9 @@ from phoneagent.upload.endpoints import Endpoint, EndpointError, endpoints_path,
 from phoneagent.upload.receiver import ReceiverDb, serve
 from phoneagent.upload.uploader import Uploader
 
+RECEIVER_RETRY_S = 0.5
+RECEIVER_RETRY_MAX_S = 10.0
+
 
 def _iso(moment: int | None) -> str | None:
     return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat()
@@ -140,6 +143,12 @@ def status(agent: AgentContext, as_json: bool) -> None:
 @click.option("--region", default="eu", show_default=True)
 @click.option("--prefix", default="watchsync", show_default=True)
 @click.option("--group", default="receivers", show_default=True, help="Shared subscription group.")
+@click.option(
+    "--no-share",
+    is_flag=True,
+    help="Subscribe without a shared group (one receiver; its queue then survives a "
+    "Mosquitto restart, which shared subscriptions do not).",
+)
 @click.option("--id", "identifier", default="receiver-1", show_default=True)
 @click.option("--tls/--no-tls", default=False)
 @click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path))
@@ -153,6 +162,7 @@ def cloud_receiver(
     region: str,
     prefix: str,
     group: str,
+    no_share: bool,
     identifier: str,
     tls: bool,
     ca_file: Path | None,
@@ -166,11 +176,25 @@ def cloud_receiver(
     )
     db = ReceiverDb(db_path)
     try:
-        asyncio.run(serve(endpoint, db, group=group, identifier=identifier))
+        asyncio.run(_serve_forever(endpoint, db, None if no_share else group, identifier))
     except EndpointError as error:
         raise CliError(str(error), EXIT_USAGE) from error
     finally:
         db.close()
+
+
+async def _serve_forever(
+    endpoint: Endpoint, db: ReceiverDb, group: str | None, identifier: str
+) -> None:
+    """Reconnect after a broker outage: the persistent session kept our share queued."""
+    delay = RECEIVER_RETRY_S
+    while True:
+        try:
+            await serve(endpoint, db, group=group, identifier=identifier)
+        except aiomqtt.MqttError as error:
+            click.echo(f"broker connection lost ({error}); retrying in {delay:g} s", err=True)
+            await asyncio.sleep(delay)
+            delay = min(RECEIVER_RETRY_MAX_S, delay * 2)
 
 
 COMMANDS = (cloud, cloud_receiver)

@@ -1,7 +1,9 @@
 """The store for asyncio code: every call runs on one dedicated worker thread.
 
 One thread (rather than ``asyncio.to_thread``'s pool) keeps the calls of several
-syncing devices in arrival order and never blocks the event loop on a commit.
+syncing devices in arrival order and never blocks the event loop on a commit. An agent
+fleet shares one small pool between its stores instead: each of its stores serves one
+device whose engine awaits every call, so the order holds there too.
 """
 
 from __future__ import annotations
@@ -22,9 +24,13 @@ T = TypeVar("T")
 class AsyncStore:
     """Awaitable versions of the calls the daemon makes while devices sync."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, executor: ThreadPoolExecutor | None = None) -> None:
+        """``executor``: a pool shared with other stores (an agent fleet), kept open here."""
         self.store = store
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="phoneagent-store")
+        self._own_executor = executor is None
+        self._executor = executor or ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="phoneagent-store"
+        )
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         loop = asyncio.get_running_loop()
@@ -56,4 +62,5 @@ class AsyncStore:
     async def aclose(self) -> None:
         """Finish queued calls, then close the database."""
         await self._run(self.store.close)
-        self._executor.shutdown(wait=True)
+        if self._own_executor:
+            self._executor.shutdown(wait=True)

@@ -222,7 +222,8 @@ def _add_gap(gaps: list[Gap], first: int, last: int, reason: str) -> None:
         gaps.append(Gap(first, last, reason))
 
 
-def _local_now() -> datetime:
+def local_now() -> datetime:
+    """What a phone sets the watch clock to: its own local time."""
     return datetime.now().astimezone()
 
 
@@ -240,7 +241,7 @@ class DeviceSync:
         backoff: Backoff | None = None,
         connect_timeout: float = 20.0,
         idle_timeout: float = 15.0,
-        clock: Callable[[], datetime] = _local_now,
+        clock: Callable[[], datetime] = local_now,
         group_samples: int = DEFAULT_GROUP_SAMPLES,
         relays: Relays | None = None,
     ) -> None:

@@ -169,9 +169,11 @@ class BumbleClient(BaseBleakClient):
         if connection is None:
             return
         self._closing = True
-        # Already gone: the disconnection event has cleared our state, or will.
-        with contextlib.suppress(core.BaseBumbleError):
-            await connection.disconnect()
+        # Already gone: the disconnection event has cleared our state, or will; with the
+        # transport lost, the command would never be answered.
+        if not self._radio.lost:
+            with contextlib.suppress(core.BaseBumbleError):
+                await connection.disconnect()
         self._connection = None
 
     async def pair(self, *args: Any, **kwargs: Any) -> None:

@@ -83,6 +83,8 @@ class BumbleRadio:
         self.agent = agent
         self.pairing_timeout = DEFAULT_PAIRING_TIMEOUT
         self._on_close = on_close
+        # Resolved when the HCI transport goes away (the air restarted, a dongle pulled).
+        self.transport_lost: asyncio.Future[None] | None = None
         self._connect_lock = asyncio.Lock()
         self._scan_lock = asyncio.Lock()
         self._scan_listeners: set[AdvertisementListener] = set()
@@ -148,6 +150,7 @@ class BumbleRadio:
         radio = cls(
             device, bonds or MemoryBondStore(), agent or RefusingAgent(), hci_transport.close
         )
+        radio.transport_lost = hci_transport.source.terminated
         try:
             await asyncio.wait_for(device.power_on(), ENCRYPT_TIMEOUT)
         except BaseException:
@@ -155,8 +158,15 @@ class BumbleRadio:
             raise
         return radio
 
+    @property
+    def lost(self) -> bool:
+        """The transport is gone: nothing can be sent, and no command will be answered."""
+        return self.transport_lost is not None and self.transport_lost.done()
+
     async def close(self) -> None:
         for connection in list(self.device.connections.values()):
+            if self.lost:
+                break
             await connection.disconnect()
         if self._on_close is not None:
             await self._on_close()

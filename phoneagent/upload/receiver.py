@@ -154,7 +154,7 @@ async def serve(
     endpoint: Endpoint,
     db: ReceiverDb,
     *,
-    group: str = "receivers",
+    group: str | None = "receivers",
     identifier: str = "receiver-1",
     ready: asyncio.Event | None = None,
 ) -> None:
@@ -162,6 +162,10 @@ async def serve(
 
     The session is persistent (fixed ``identifier``, one week expiry): while this
     receiver is away the broker queues its share of the messages instead of dropping them.
+    ``group=None`` subscribes without sharing: Mosquitto 2.0 restores a persistent
+    session's plain subscriptions after a broker restart but not its shared ones, so a
+    shared group loses what is published between the restart and its resubscription
+    (found by the soak run, ``docs/scaling.md``).
     """
     prefix = endpoint.prefix
     client = endpoint.client(identifier, session_expiry=SESSION_EXPIRY_S)
@@ -171,7 +175,8 @@ async def serve(
     paho = client._client
     paho.manual_ack_set(True)
     async with client:
-        await client.subscribe(f"$share/{group}/{prefix}/#", qos=1)
+        topic = f"{prefix}/#" if group is None else f"$share/{group}/{prefix}/#"
+        await client.subscribe(topic, qos=1)
         if ready is not None:
             ready.set()
         async for message in client.messages:

@@ -68,6 +68,7 @@ class Uploader:
         backoff_max: float = 30.0,
         refusal: Callable[[Store, Endpoint], str | None] = policy_refusal,
         rng: random.Random | None = None,
+        on_acked: Callable[[str, int], None] | None = None,
     ) -> None:
         self.store = store
         self.endpoint = endpoint
@@ -77,6 +78,8 @@ class Uploader:
         self.backoff_max = backoff_max
         self._refusal = refusal
         self._rng = rng or random.Random()
+        # Told (device address, last seq) as soon as the broker acknowledged a batch.
+        self.on_acked = on_acked
         self._wake = asyncio.Event()
         self._confirmed = asyncio.Event()
         self.stats = UploadStats()
@@ -280,6 +283,8 @@ class _Session:
                 if chunk.batches and device.pseudonym not in self.info_sent:
                     await self._send_info(device, topics)
                 acked, count, failure = await self._publish(topic, chunk)
+                if acked and self.up.on_acked is not None:
+                    self.up.on_acked(device.address, chunk.batches[acked - 1].last_seq)
                 if acked:
                     if saving is not None:
                         await saving

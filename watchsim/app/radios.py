@@ -57,9 +57,17 @@ class _BumbleRadio:
 class LinkRadio(_BumbleRadio):
     """A virtual controller on an in-process LocalLink (tests, the in-process demo)."""
 
-    def __init__(self, link: LocalLink, state_dir: Path, name: str, mode: PairingMode) -> None:
+    def __init__(
+        self,
+        link: LocalLink,
+        state_dir: Path,
+        name: str,
+        mode: PairingMode,
+        advertising_interval_ms: float = 100.0,
+    ) -> None:
         super().__init__(state_dir, name, mode)
         self._link = link
+        self._interval_ms = advertising_interval_ms
 
     async def _start(self, display: PairingDisplay) -> BumblePeripheral:
         return await start_on_link(
@@ -69,6 +77,7 @@ class LinkRadio(_BumbleRadio):
             mode=self._mode,
             display=display,
             advertise=False,
+            advertising_interval_ms=self._interval_ms,
         )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import functools
 import logging
 import os
 from collections import deque
@@ -102,6 +103,7 @@ class WatchConfig:
     backfill_s: int = 0  # simulated past to pre-fill a fresh history with
     pairing: PairingMode = PairingMode.PASSKEY
     history_capacity: int = DEFAULT_CAPACITY
+    durable_history: bool = True  # fsync the history (a fleet turns it off: watchsim.fleet)
 
 
 @dataclass
@@ -135,6 +137,8 @@ class WatchApp:
         self._passkey_shown = asyncio.Event()
         self.passkey_listeners: list[Callable[[int], None]] = []
         self.log_listeners: list[Callable[[str], None]] = []
+        # Called as (history, first_seq, last_seq) after each durable append, in every boot.
+        self.append_listeners: list[Callable[[History, int, int], None]] = []
         self.events: deque[str] = deque(maxlen=EVENT_LOG_LINES)
         self.back_in_range_at: float | None = None
         self.booting = False
@@ -167,6 +171,11 @@ class WatchApp:
             if self.history is not None:
                 self.history.close()
                 self.history = None
+
+    async def stop_measuring(self) -> None:
+        """Freeze the wearer: no new samples from now on; the radio and history stay up."""
+        ticker, self._ticker = self._ticker, None
+        await cancel_and_wait([ticker])
 
     async def reboot(self) -> None:
         """Restart the app from the state dir: history, settings and bonds survive."""
@@ -237,9 +246,15 @@ class WatchApp:
             raise WatchError(f"state dir {state_dir} is not writable: {error}") from None
 
     def _boot_storage(self) -> None:
-        self.history = History(
-            self.config.state_dir / HISTORY_DIR, capacity=self.config.history_capacity
+        config = self.config
+        history = History(
+            config.state_dir / HISTORY_DIR,
+            capacity=config.history_capacity,
+            durable=config.durable_history,
         )
+        for listener in self.append_listeners:
+            history.subscribe(functools.partial(listener, history))
+        self.history = history
         self._store.load_into(self.model)
         self.relays = Relays(self.log)
         self.live = LiveValues()

@@ -13,4 +13,5 @@ def main() -> None:
 
 from watchsim.cli import air as _air  # noqa: E402, F401  (registers `watchsim air`)
 from watchsim.cli import ctl as _ctl  # noqa: E402, F401  (registers `watchsim ctl`)
+from watchsim.cli import fleet as _fleet  # noqa: E402, F401  (registers `watchsim fleet`)
 from watchsim.cli import run as _run  # noqa: E402, F401  (registers `watchsim run`)

@@ -34,6 +34,7 @@ from bumble.transport.common import AsyncPipeSink
 
 from protocol import uuids
 from protocol.profile import PROFILE, Property, Security, ServiceSpec
+from watchsim.peripheral.link import IndexedLink
 from watchsim.peripheral.port import (
     ATT_HEADER_SIZE,
     AttErrorCode,
@@ -72,8 +73,8 @@ _SUBSCRIBABLE: Final = Property.NOTIFY | Property.INDICATE
 
 
 def new_link() -> LocalLink:
-    """A fresh virtual air (typed wrapper: Bumble's constructor is unannotated)."""
-    return LocalLink()  # type: ignore[no-untyped-call]
+    """A fresh virtual air whose cost per packet does not grow with its size."""
+    return IndexedLink()
 
 
 def bumble_uuid(uuid: str) -> UUID:
@@ -472,6 +473,7 @@ async def start_on_link(
     display: PairingDisplay | None = None,
     profile: Sequence[ServiceSpec] = PROFILE,
     advertise: bool = True,
+    advertising_interval_ms: float = 100.0,
 ) -> BumblePeripheral:
     """A started (and advertising) watch peripheral on a fresh virtual controller."""
     controller = Controller(f"watch-{name}", link=link)
@@ -481,7 +483,13 @@ async def start_on_link(
 
     host = Host(controller, AsyncPipeSink(controller))
     peripheral = BumblePeripheral(
-        host, state_dir, name=name, mode=mode, display=display, close=leave_link
+        host,
+        state_dir,
+        name=name,
+        mode=mode,
+        display=display,
+        close=leave_link,
+        advertising_interval_ms=advertising_interval_ms,
     )
     await _start(peripheral, profile, name, advertise)
     return peripheral

@@ -1,0 +1,219 @@
+"""Fleet size on this machine: N watch+agent pairs at 1 Hz per metric, latency and memory.
+
+Per size N, three processes as a back-end team would run them: ``watchsim fleet`` (N
+watches and the air), ``phoneagent fleet`` (N agents, each with its own SQLCipher store
+and MQTT connection) and a local Mosquitto. Every metric is measured every second
+(4 samples/s per watch). After pairing and a warm-up, the agents record, for every sample
+taken in the window, sample time -> committed in the store and sample time -> PUBACK from
+the broker. The baseline is the same pipeline with one pair, measured in the same run: the
+latency floor and the fixed cost of the two processes.
+
+Reported per N: p50/p99 of both latencies (ms), whether the fleet kept up (samples stored
+and acknowledged in the window vs generated), resident memory per pair (total of both
+processes / N, and the marginal cost above one pair), CPU seconds per pair per minute.
+With ``--results`` the figures go to ``benchmarks/RESULTS-fleet.md`` as well.
+
+    python benchmarks/bench_fleet.py [--quick] [--sizes 1,100,300,500] [--seconds 60]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import platform
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass
+from importlib.metadata import version
+from pathlib import Path
+
+import _common
+
+from phoneagent.fleet import START_RATE
+from tests.fleetrun import cloud_toml, start_agents, start_watches
+from tests.mosquitto import Broker
+from watchsim.control import request
+
+P99_TARGET_MS = 1000
+RSS_TARGET_MB = 20.0
+TARGET_PAIRS = 500
+METRICS = 4  # heart rate, steps, SpO2, skin temperature: one each per second
+
+
+@dataclass(frozen=True)
+class Run:
+    pairs: int
+    seconds: float
+    stored: dict[str, float | int | None]
+    acked: dict[str, float | int | None]
+    watch_usage: dict[str, float]
+    agent_result: dict[str, float]
+
+    @property
+    def rss_mb(self) -> float:
+        return float(self.watch_usage["peak_rss_mb"]) + float(self.agent_result["peak_rss_mb"])
+
+    @property
+    def cpu_s(self) -> float:
+        return float(self.watch_usage["cpu_s"]) + float(self.agent_result["cpu_s"])
+
+    @property
+    def expected(self) -> float:
+        """Samples the window should have produced at 1 Hz per metric."""
+        return self.pairs * METRICS * self.seconds
+
+    def kept_up(self) -> float:
+        return float(self.acked["samples"] or 0) / self.expected
+
+
+async def measure(root: Path, broker: Broker, pairs: int, warmup: float, seconds: float) -> Run:
+    # One directory for every size: the first N watches and agents of the previous size are
+    # reused, so each is paired once (pairing is a one-off, not what is measured).
+    directory = root
+    cloud = cloud_toml(root / "cloud.toml", broker.port)
+    warmup += pairs / START_RATE  # the agents start in waves
+    # Pairing hundreds of agents takes a while: generous deadlines, not timings.
+    watches = await start_watches(directory / "watches", pairs, "--interval", "1", within=120)
+    try:
+        agents = await start_agents(
+            directory / "agents",
+            directory / "watches" / "fleet.json",
+            "--cloud",
+            str(cloud),
+            "--latency-after",
+            str(warmup),
+            within=60 + 3 * pairs,
+        )
+        try:
+            await asyncio.sleep(warmup + seconds)  # the measurement window is a duration
+            usage = await request(directory / "watches", ["usage"])
+        finally:
+            await agents.stop(within=120)
+        result = json.loads((directory / "agents" / "result.json").read_text())
+    finally:
+        await watches.stop(within=120)
+    latency = result["latency"]
+    return Run(pairs, seconds, latency["stored"], latency["acked"], usage, result)
+
+
+def show(run: Run, base: Run) -> list[str]:
+    per_pair = run.rss_mb / run.pairs
+    marginal = (run.rss_mb - base.rss_mb) / max(1, run.pairs - 1) if run.pairs > 1 else per_pair
+    cpu_per_min = run.cpu_s / run.pairs / ((run.seconds + float(run.agent_result["wall_s"])) / 2)
+    lines = [
+        f"N={run.pairs}: stored p50 {run.stored['p50_ms']} ms p99 {run.stored['p99_ms']} ms; "
+        f"broker ack p50 {run.acked['p50_ms']} ms p99 {run.acked['p99_ms']} ms "
+        f"(baseline N=1: p50 {base.acked['p50_ms']} ms, p99 {base.acked['p99_ms']} ms)",
+        f"      kept up: {run.kept_up():.3f} of the samples due in the window were acknowledged",
+        f"      RSS {run.rss_mb:.0f} MB for both processes = {per_pair:.2f} MB per pair "
+        f"(marginal {marginal:.2f} MB per pair above N=1's {base.rss_mb:.0f} MB); "
+        f"CPU {run.cpu_s:.0f} s = {cpu_per_min * 60:.2f} CPU-s per pair per minute",
+    ]
+    return lines
+
+
+def machine() -> list[str]:
+    mosquitto = subprocess.run(
+        ["mosquitto", "-h"], capture_output=True, text=True, check=False
+    ).stdout.splitlines()[0]
+    versions = ", ".join(
+        f"{p} {version(p)}" for p in ("bumble", "bleak", "sqlcipher3", "aiomqtt", "paho-mqtt")
+    )
+    return [
+        f"- {_common.os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"load average at the start {' '.join(f'{x:.2f}' for x in _common.os.getloadavg())}",
+        f"- Python {platform.python_version()}, {versions}, {mosquitto}",
+    ]
+
+
+async def main() -> None:
+    args = _common.parser(__doc__)
+    args.add_argument(
+        "--sizes", default="1,100,300,500", help="fleet sizes, the first is the baseline"
+    )
+    args.add_argument("--seconds", type=float, default=60.0, help="measurement window")
+    args.add_argument("--warmup", type=float, default=15.0)
+    args.add_argument("--results", action="store_true", help="write benchmarks/RESULTS-fleet.md")
+    options = args.parse_args()
+    sizes = [1, 10] if options.quick else [int(s) for s in options.sizes.split(",")]
+    seconds = 10.0 if options.quick else options.seconds
+    warmup = 5.0 if options.quick else options.warmup
+    _common.header(
+        "fleet: watch+agent pairs at 1 Hz per metric -> SQLCipher -> Mosquitto",
+        f"sizes {sizes}, warm-up {warmup:g} s, window {seconds:g} s",
+    )
+    about = machine()
+    started = time.strftime("%Y-%m-%d %H:%M")
+    runs: list[Run] = []
+    with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
+        root = Path(tmp)
+        broker = Broker(root)
+        broker.start()
+        try:
+            for pairs in sizes:
+                runs.append(await measure(root, broker, pairs, warmup, seconds))
+                for line in show(runs[-1], runs[0]):
+                    print("   " + line)
+        finally:
+            broker.stop()
+    base = runs[0]
+    within = [
+        r
+        for r in runs
+        if r.acked["p99_ms"] is not None
+        and r.acked["p99_ms"] < P99_TARGET_MS
+        and r.kept_up() > 0.95
+    ]
+    best = max((r.pairs for r in within), default=0)
+    verdict = "met" if best >= TARGET_PAIRS else "NOT met"
+    print(
+        f"   largest measured N with p99 < {P99_TARGET_MS} ms and keeping up: {best} "
+        f"(target {TARGET_PAIRS}: {verdict})"
+    )
+    biggest = runs[-1]
+    _common.limit(
+        f"RSS per pair at N={biggest.pairs}", biggest.rss_mb / biggest.pairs, "MB", RSS_TARGET_MB
+    )
+    if options.results:
+        write_results(started, about, runs, base, best)
+
+
+def write_results(started: str, about: list[str], runs: list[Run], base: Run, best: int) -> None:
+    rows = [
+        "| pairs | stored p50 / p99 ms | broker ack p50 / p99 ms | kept up | RSS MB (both) "
+        "| MB per pair | CPU-s per pair per min |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for run in runs:
+        cpu = run.cpu_s / run.pairs / ((run.seconds + float(run.agent_result["wall_s"])) / 2) * 60
+        rows.append(
+            f"| {run.pairs} | {run.stored['p50_ms']} / {run.stored['p99_ms']} "
+            f"| {run.acked['p50_ms']} / {run.acked['p99_ms']} | {run.kept_up():.3f} "
+            f"| {run.rss_mb:.0f} | {run.rss_mb / run.pairs:.2f} | {cpu:.2f} |"
+        )
+    text = "\n".join(
+        [
+            "# Fleet benchmark results",
+            "",
+            f"Written by `python benchmarks/bench_fleet.py --results` ({started}). "
+            f"Baseline: N={base.pairs} in the same run.",
+            "",
+            "## Machine and versions",
+            "",
+            *about,
+            "",
+            "## Figures",
+            "",
+            *rows,
+            "",
+            f"Largest N measured with broker-ack p99 < {P99_TARGET_MS} ms and keeping up: "
+            f"**{best}** (target {TARGET_PAIRS}).",
+            "",
+        ]
+    )
+    (_common.ROOT / "benchmarks" / "RESULTS-fleet.md").write_text(text)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

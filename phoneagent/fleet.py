@@ -1,0 +1,496 @@
+"""Many agents in one process, one per simulated watch: a load generator for ingest.
+
+Each agent is what one phone runs: its own data dir with an encrypted store (own key),
+own account and therefore own user pseudonym, own random static radio address on the
+air, own bond with its watch, own sync engine and own MQTT uploader. Only the process,
+the event loop and the store's worker thread pool are shared; a real fleet of phones
+shares nothing, so whatever this measures per agent is an upper bound on the cost of
+one phone (``docs/scaling.md``).
+
+The watches come from a fleet manifest (``watchsim fleet`` writes one: names, addresses,
+control sockets, the timeline of their clocks). Pairing is the product's own LE Secure
+Connections pairing with MITM protection: the passkey is read off each watch's screen
+through its control channel, as a tester would read it, never skipped.
+
+An agent whose air connection drops (the air restarted) closes its radio and opens a new
+one with back-off; its uploader keeps running from its own cursor meanwhile.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import math
+import os
+import random
+import resource
+import secrets
+import shutil
+import time
+from collections import deque
+from collections.abc import Awaitable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Final
+
+from phoneagent.config import CONFIG_NAME, SyncConfig, load_config
+from phoneagent.daemon import Daemon
+from phoneagent.privacy import sync_preferences
+from phoneagent.privacy.account import ProfileInput, create_account
+from phoneagent.privacy.consent import set_consent
+from phoneagent.store import AsyncStore, Store, create_key_file, ledger, read_key_file
+from phoneagent.sync import Committed, StoreBonds, SyncObserver, SyncState
+from phoneagent.sync.discovery import pair_device
+from phoneagent.transport import RefusingAgent, Transport, TransportConfigError
+from phoneagent.transport.factory import open_transport, parse_transport
+from phoneagent.upload import Uploader, endpoints_path, load_endpoints
+from protocol.settings import Sex
+
+log = logging.getLogger(__name__)
+
+AGENTS_FILE: Final = "agents.json"
+RESULT_FILE: Final = "result.json"
+PAIR_CONCURRENCY: Final = 4
+# Agents starting to sync per second: every agent scanning at once hears every watch
+# advertising at once (advertisers x scanners reports a second), so they come in waves.
+START_RATE: Final = 20.0
+PASSKEY_WAIT_S: Final = 30
+# Re-opening a radio after the air went away: jittered, doubling, capped.
+REOPEN_INITIAL_S: Final = 0.5
+REOPEN_MAX_S: Final = 10.0
+# Latency histogram: 1 ms bins up to two minutes; slower samples land in the last bin.
+_BINS: Final = 120_000
+STORE_THREADS: Final = 4
+
+
+class FleetError(Exception):
+    """The agent fleet cannot start; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """The watches' clocks: ``simulated = epoch + (wall - epoch) * speed``."""
+
+    epoch: float
+    speed: float
+
+    def simulated(self, wall: float) -> float:
+        return self.epoch + (wall - self.epoch) * self.speed
+
+    def wall(self, simulated: float) -> float:
+        return self.epoch + (simulated - self.epoch) / self.speed
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self.simulated(time.time())).astimezone()
+
+
+@dataclass(frozen=True)
+class WatchEntry:
+    name: str
+    address: str
+    control: Path  # the watch's control socket: its screen, for the passkey
+
+
+@dataclass(frozen=True)
+class Manifest:
+    air: str
+    timeline: Timeline
+    watches: tuple[WatchEntry, ...]
+
+
+def read_manifest(path: Path) -> Manifest:
+    try:
+        data = json.loads(path.read_text())
+        return Manifest(
+            air=str(data["air"]),
+            timeline=Timeline(float(data["epoch"]), float(data["speed"])),
+            watches=tuple(
+                WatchEntry(str(w["name"]), str(w["address"]).upper(), Path(w["control"]))
+                for w in data["watches"]
+            ),
+        )
+    except FileNotFoundError:
+        raise FleetError(f"no fleet manifest at {path}: start `watchsim fleet` first") from None
+    except (ValueError, KeyError, TypeError) as error:
+        raise FleetError(f"{path} is not a fleet manifest ({error!r})") from None
+
+
+class ControlChannelPasskeys:
+    """Reads the passkey (or comparison number) the watch shows, from its control socket."""
+
+    def __init__(self, socket: Path) -> None:
+        self._socket = socket
+
+    async def _shown(self) -> int | None:
+        request = {"command": ["passkey", str(PASSKEY_WAIT_S)]}
+        try:
+            reader, writer = await asyncio.open_unix_connection(str(self._socket))
+        except OSError as error:
+            log.warning("cannot read the passkey from %s: %s", self._socket, error)
+            return None
+        try:
+            writer.write(json.dumps(request).encode() + b"\n")
+            line = await asyncio.wait_for(reader.readline(), PASSKEY_WAIT_S + 5)
+        finally:
+            writer.close()
+        answer = json.loads(line or b"{}")
+        if not answer.get("ok"):
+            log.warning("the watch shows no passkey: %s", answer.get("error"))
+            return None
+        return int(answer["result"]["passkey"])
+
+    async def enter_passkey(self, peer: str) -> int | None:
+        return await self._shown()
+
+    async def confirm_number(self, peer: str, number: int) -> bool:
+        return await self._shown() == number
+
+
+class Latency:
+    """Sample time -> stored and sample time -> broker ack, as histograms of milliseconds."""
+
+    def __init__(self, timeline: Timeline, since_wall: float) -> None:
+        self._timeline = timeline
+        self.since_wall = since_wall
+        self.stored = [0] * (_BINS + 1)
+        self.acked = [0] * (_BINS + 1)
+        self._waiting: dict[str, deque[tuple[int, float]]] = {}
+
+    @staticmethod
+    def _add(histogram: list[int], seconds: float) -> None:
+        histogram[min(_BINS, max(0, int(seconds * 1000)))] += 1
+
+    def committed(self, commit: Committed, wall: float) -> None:
+        waiting = self._waiting.setdefault(commit.device, deque())
+        to_wall = self._timeline.wall
+        for sample in commit.samples:
+            taken = to_wall(sample.timestamp)
+            if taken >= self.since_wall:
+                self._add(self.stored, wall - taken)
+                waiting.append((sample.seq, taken))
+
+    def acknowledged(self, device: str, last_seq: int, wall: float) -> None:
+        waiting = self._waiting.get(device)
+        while waiting and waiting[0][0] <= last_seq:
+            self._add(self.acked, wall - waiting.popleft()[1])
+
+    @staticmethod
+    def percentiles(histogram: list[int]) -> dict[str, float | int | None]:
+        total = sum(histogram)
+        result: dict[str, float | int | None] = {"samples": total}
+        for name, q in (("p50_ms", 0.5), ("p99_ms", 0.99), ("max_ms", 1.0)):
+            if not total:
+                result[name] = None
+                continue
+            rank, seen = q * total, 0
+            for ms, count in enumerate(histogram):
+                seen += count
+                if seen >= rank:
+                    result[name] = ms
+                    break
+        return result
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "since_wall": self.since_wall,
+            "stored": self.percentiles(self.stored),
+            "acked": self.percentiles(self.acked),
+        }
+
+
+class _Observer(SyncObserver):
+    """Wakes the agent's uploader on every commit and feeds the latency figures."""
+
+    def __init__(self, agent: FleetAgent) -> None:
+        self._agent = agent
+
+    def state_changed(self, device: str, state: SyncState, detail: str) -> None:
+        self._agent.state = state
+        if state is SyncState.PAIRING_LOST:
+            log.warning("%s: %s", self._agent.watch.name, detail)
+
+    async def committed(self, commit: Committed) -> None:
+        agent = self._agent
+        agent.stored += commit.result.new
+        if agent.latency is not None:
+            agent.latency.committed(commit, time.time())
+        if agent.uploader is not None:
+            agent.uploader.wake()
+
+
+@dataclass(frozen=True)
+class AgentFleetConfig:
+    directory: Path
+    manifest: Manifest
+    transport: str  # loopback:HOST:PORT
+    cloud_config: Path | None = None  # a cloud.toml given to every agent
+    region: str = "eu"
+    count: int | None = None  # the first COUNT watches of the manifest; None: all
+    latency_after_s: float | None = None  # measure samples taken this long after start
+    sync: SyncConfig = field(default_factory=lambda: SyncConfig(backoff_max=5.0))
+
+
+class FleetAgent:
+    """One phone: data dir, store, radio, sync engine and uploader for one watch."""
+
+    def __init__(self, fleet: AgentFleet, index: int, watch: WatchEntry) -> None:
+        self.fleet = fleet
+        self.index = index
+        self.watch = watch
+        self.data_dir = fleet.config.directory / "agents" / watch.name
+        self.key_file = fleet.config.directory / "keys" / f"{watch.name}.key"
+        self.store: Store | None = None
+        self.astore: AsyncStore | None = None
+        self.uploader: Uploader | None = None
+        self.latency: Latency | None = fleet.latency
+        self.state = SyncState.STOPPED
+        self.stored = 0
+        self.reopened = 0
+
+    def _open_store(self) -> Store:
+        """Open (creating on first run) the store, account, consent and agent config."""
+        config = self.fleet.config
+        self.key_file.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        fresh = not self.key_file.exists()
+        key = create_key_file(self.key_file) if fresh else read_key_file(self.key_file)
+        store = Store.open(self.data_dir, key)
+        if ledger.get_account(store) is None:
+            profile = ProfileInput(config.region, date(1990, 1, 1), Sex.FEMALE, 170, 650)
+            create_account(store, profile)
+            if config.cloud_config is not None:
+                set_consent(store, "cloud_sync", True)
+        path = self.data_dir / CONFIG_NAME
+        if not path.exists():
+            # Random static (top two bits set), as bonds need a stable identity.
+            address = ":".join(
+                f"{b:02X}" for b in (0xC0 | secrets.randbelow(64), *secrets.token_bytes(5))
+            )
+            path.write_text(f'transport = "{config.transport}"\nagent_address = "{address}"\n')
+        if config.cloud_config is not None and not endpoints_path(self.data_dir).exists():
+            shutil.copyfile(config.cloud_config, endpoints_path(self.data_dir))
+        return store
+
+    async def prepare(self) -> None:
+        self.store = store = await asyncio.to_thread(self._open_store)
+        self.astore = AsyncStore(store, executor=self.fleet.store_threads)
+        if self.fleet.config.cloud_config is not None:
+            endpoint = load_endpoints(endpoints_path(self.data_dir)).for_region(
+                self.fleet.config.region
+            )
+            self.uploader = Uploader(
+                store,
+                endpoint,
+                rng=random.Random(self.index),
+                on_acked=self._acked,
+            )
+
+    def _acked(self, device: str, last_seq: int) -> None:
+        if self.latency is not None:
+            self.latency.acknowledged(device, last_seq, time.time())
+
+    async def _open_transport(self, pairing: bool) -> Transport:
+        assert self.store is not None
+        agent = ControlChannelPasskeys(self.watch.control) if pairing else RefusingAgent()
+        address = load_config(self.data_dir).agent_address
+        config = parse_transport(self.fleet.config.transport, address=address)
+        return await open_transport(config, bonds=StoreBonds(self.store), agent=agent)
+
+    def paired(self) -> bool:
+        assert self.store is not None
+        store, address = self.store, self.watch.address
+        return store.get_device(address) is not None and address in store.list_bonds()
+
+    async def pair(self) -> None:
+        """Pair once, through the product's pairing, with the passkey off the watch's screen."""
+        assert self.store is not None
+        if await asyncio.to_thread(self.paired):
+            return
+        transport = await self._open_transport(pairing=True)
+        try:
+            await pair_device(
+                transport, self.store, self.watch.address, scan_timeout=PASSKEY_WAIT_S
+            )
+        finally:
+            await transport.close()
+
+    def identity(self) -> dict[str, Any]:
+        assert self.store is not None
+        account = ledger.get_account(self.store)
+        device = self.store.get_device(self.watch.address)
+        return {
+            "watch": self.watch.name,
+            "address": self.watch.address,
+            "data_dir": str(self.data_dir),
+            "key_file": str(self.key_file),
+            "user_pseudonym": None if account is None else account.pseudonym,
+            "device_pseudonym": None if device is None else device.pseudonym,
+        }
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Sync until ``stop``; a lost air connection means a new radio, not an exit."""
+        uploading = (
+            asyncio.create_task(self.uploader.run(stop)) if self.uploader is not None else None
+        )
+        delay = REOPEN_INITIAL_S
+        rng = random.Random(self.index)
+        try:
+            while not stop.is_set():
+                try:
+                    transport = await self._open_transport(pairing=False)
+                except (TransportConfigError, TimeoutError, OSError) as error:
+                    log.info("%s: air unreachable (%r)", self.watch.name, error)
+                    await _sleep_unless(stop, delay * (0.5 + rng.random()))
+                    delay = min(REOPEN_MAX_S, delay * 2)
+                    continue
+                delay = REOPEN_INITIAL_S
+                try:
+                    await self._sync(transport, stop)
+                finally:
+                    await transport.close()
+                if not stop.is_set():
+                    self.reopened += 1
+        finally:
+            if uploading is not None:
+                await uploading
+
+    async def _sync(self, transport: Transport, stop: asyncio.Event) -> None:
+        """Run the sync engine until ``stop`` or until this radio's transport is lost."""
+        assert self.store is not None and self.astore is not None
+        store = self.store
+        daemon = Daemon(
+            transport,
+            self.astore,
+            lambda: sync_preferences(store),
+            config=self.fleet.config.sync,
+            observer=_Observer(self),
+            seed=self.index,
+            clock=self.fleet.manifest.timeline.now,
+        )
+        radio = transport.radio
+        assert radio is not None and radio.transport_lost is not None
+        lost = asyncio.Event()
+        radio.transport_lost.add_done_callback(lambda _: lost.set())
+        ended = asyncio.Event()
+        watcher = asyncio.ensure_future(_first_of(stop.wait(), lost.wait()))
+        watcher.add_done_callback(lambda _: ended.set())
+        try:
+            await daemon.run(ended)
+        finally:
+            watcher.cancel()
+
+    async def close(self) -> None:
+        if self.astore is not None:
+            await self.astore.aclose()
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def _first_of(*waits: Awaitable[Any]) -> None:
+    tasks = [asyncio.ensure_future(w) for w in waits]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+class AgentFleet:
+    """``await start()`` (prepare, pair), ``await run(stop)``, then ``await close()``."""
+
+    def __init__(self, config: AgentFleetConfig) -> None:
+        self.config = config
+        self.manifest = config.manifest
+        watches: Sequence[WatchEntry] = self.manifest.watches
+        if config.count is not None:
+            if config.count > len(watches):
+                raise FleetError(
+                    f"the manifest lists {len(watches)} watches, fewer than --count {config.count}"
+                )
+            watches = watches[: config.count]
+        if config.cloud_config is not None:
+            load_endpoints(config.cloud_config).for_region(config.region)  # fail early
+        self._started = time.time()
+        # Measuring starts once every agent is paired (``start``).
+        self.latency = (
+            None if config.latency_after_s is None else Latency(self.manifest.timeline, math.inf)
+        )
+        # Shared by every agent's store: a thread per agent would be hundreds of threads.
+        self.store_threads = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="fleet-store")
+        self.agents = [FleetAgent(self, i, w) for i, w in enumerate(watches)]
+        self._base_rss = _rss_mb()
+        self._base_cpu = _cpu_s()
+
+    async def start(self) -> None:
+        self.config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        gate = asyncio.Semaphore(PAIR_CONCURRENCY)
+
+        async def one(agent: FleetAgent) -> None:
+            async with gate:
+                await agent.prepare()
+                await agent.pair()
+
+        await asyncio.gather(*(one(a) for a in self.agents))
+        if self.latency is not None and self.config.latency_after_s is not None:
+            self.latency.since_wall = time.time() + self.config.latency_after_s
+        identities = await asyncio.to_thread(lambda: [a.identity() for a in self.agents])
+        _write_json(self.config.directory / AGENTS_FILE, {"agents": identities})
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async def one(agent: FleetAgent) -> None:
+            await _sleep_unless(stop, agent.index / START_RATE)
+            if not stop.is_set():
+                await agent.run(stop)
+
+        await asyncio.gather(*(one(a) for a in self.agents))
+
+    async def close(self) -> None:
+        await asyncio.gather(*(a.close() for a in self.agents))
+        self.store_threads.shutdown(wait=True)
+
+    def result(self) -> dict[str, Any]:
+        count = len(self.agents)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        cpu = _cpu_s() - self._base_cpu
+        result: dict[str, Any] = {
+            "count": count,
+            "wall_s": round(time.time() - self._started, 1),
+            "peak_rss_mb": round(peak, 1),
+            "base_rss_mb": round(self._base_rss, 1),
+            "rss_per_agent_mb": round((peak - self._base_rss) / max(1, count), 2),
+            "cpu_s": round(cpu, 2),
+            "cpu_per_agent_s": round(cpu / max(1, count), 3),
+            "stored": sum(a.stored for a in self.agents),
+            "uploaded": sum(a.uploader.stats.samples for a in self.agents if a.uploader),
+            "radio_reopened": sum(a.reopened for a in self.agents),
+        }
+        if self.latency is not None:
+            result["latency"] = self.latency.summary()
+        return result
+
+    def write_result(self) -> dict[str, Any]:
+        result = self.result()
+        _write_json(self.config.directory / RESULT_FILE, result)
+        return result
+
+
+def _write_json(path: Path, data: dict[str, Any]) -> None:
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(data, indent=1))
+    os.replace(tmp, path)
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def _cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
