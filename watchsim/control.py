@@ -128,6 +128,7 @@ class LineServer:
         except (ControlError, RelayError, WatchError) as error:
             return {"ok": False, "error": str(error)}
 
+
 class ControlServer(LineServer):
     def __init__(self, app: WatchApp) -> None:
         super().__init__(app.config.state_dir)
