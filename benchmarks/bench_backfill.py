@@ -35,13 +35,13 @@ from bench_notify import raw_bumble
 from bench_store import bench_raw, make_samples
 from bumble.link import LocalLink
 
+from bumblekit.quiet import quiet_bumble_debug_strings
 from phoneagent.store import AsyncStore, DbKey, Store
 from phoneagent.sync import Committed, DeviceSync, StoreBonds, SyncObserver, SyncPreferences
 from phoneagent.sync.discovery import pair_device
 from phoneagent.sync.preferences import fixed_preferences
 from phoneagent.transport import BumbleRadio, radio_transport
 from protocol import history
-from watchsim.peripheral.quiet import quiet_bumble_debug_strings
 from watchsim.testing import start_loopback_watch
 
 KEY = DbKey("5a" * 32)
