@@ -248,6 +248,16 @@ class Store:
             result: _T = self._write(lambda: work(self._conn, self._now()))
             return result
 
+    def read(self, query: str, parameters: Sequence[Any] = ()) -> Any:
+        """The first row of one SELECT (None if there is none), under the lock.
+
+        A single statement reads one consistent snapshot by itself: no transaction to
+        begin and commit, and no write lock taken, for what is asked before every upload
+        batch (``phoneagent.privacy.gate``).
+        """
+        with self._lock:
+            return self._conn.execute(query, parameters).fetchone()
+
     # -- devices ------------------------------------------------------------------
 
     def add_device(
