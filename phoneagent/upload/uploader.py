@@ -381,9 +381,11 @@ class _Session:
         try:
             await asyncio.wait(tasks, timeout=self.client.timeout)
         finally:
-            for task in tasks:
-                task.cancel()  # a no-op for the finished; the rest missed the deadline
-            await asyncio.wait(tasks)
+            late = [task for task in tasks if not task.done()]
+            for task in late:
+                task.cancel()  # missed the deadline, or we are being cancelled
+            if late:
+                await asyncio.wait(late)
         outcomes = [_outcome(task, self.client.timeout) for task in tasks]
         acked = next((i for i, o in enumerate(outcomes) if o is not None), len(outcomes))
         count = sum(b.count for b in chunk.batches[:acked])
