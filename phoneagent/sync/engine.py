@@ -132,14 +132,38 @@ class _Stream:
 
     def add(self, raw: bytes) -> None:
         self._inbox.append(raw)
-        self._inbox_samples += len(raw) // 6  # an estimate is enough to size groups
+        self._inbox_samples += _estimate(raw)
         if self._inbox_samples >= self._group_samples:
             self.ready.set()
+
+    def take_group(self) -> _Group:
+        """Decode the oldest batches received, about one group's worth.
+
+        When the radio outpaces the disk the rest waits as received bytes (6 per sample)
+        rather than as decoded samples, so memory stays bounded by a group.
+        """
+        taken = estimate = 0
+        while taken < len(self._inbox) and estimate < self._group_samples:
+            estimate += _estimate(self._inbox[taken])
+            taken += 1
+        inbox = self._inbox[:taken]
+        del self._inbox[:taken]
+        self._inbox_samples -= estimate
+        if self._inbox_samples < self._group_samples:
+            self.ready.clear()
+        return self._decode(inbox)
 
     def take(self, final_seq: int | None = None) -> _Group:
         """Decode everything received; ``final_seq`` closes the range at the REPORT's end."""
         inbox, self._inbox, self._inbox_samples = self._inbox, [], 0
         self.ready.clear()
+        group = self._decode(inbox)
+        if final_seq is not None and final_seq >= self.expected:
+            _add_gap(group.gaps, self.expected, final_seq, NOT_ASSIGNED)
+            self.expected = final_seq + 1
+        return group
+
+    def _decode(self, inbox: list[bytes]) -> _Group:
         samples: list[Sample] = []
         gaps: list[Gap] = []
         for raw in inbox:
@@ -157,9 +181,6 @@ class _Stream:
                 continue
             for entry in entries:
                 self._account(entry, samples, gaps)
-        if final_seq is not None and final_seq >= self.expected:
-            _add_gap(gaps, self.expected, final_seq, NOT_ASSIGNED)
-            self.expected = final_seq + 1
         return _Group(samples, gaps)
 
     def _plain(self, entries: tuple[history.Entry, ...]) -> bool:
@@ -182,6 +203,11 @@ class _Stream:
         else:
             samples.append(entry)
         self.expected = last + 1
+
+
+def _estimate(raw: bytes) -> int:
+    """Samples in a received batch, near enough to size groups (compact entries: 6 bytes)."""
+    return len(raw) // 6
 
 
 def _add_gap(gaps: list[Gap], first: int, last: int, reason: str) -> None:
@@ -357,8 +383,10 @@ class DeviceSync:
                 await asyncio.wait({report, ready}, return_when=asyncio.FIRST_COMPLETED)
                 ready.cancel()
                 if stream.ready.is_set():
-                    await self._commit(stream.take())
+                    await self._commit(stream.take_group())
             response = report.result()
+            while stream.ready.is_set():  # a backlog the radio left: one group per commit
+                await self._commit(stream.take_group())
         finally:
             self._stream = None
             report.cancel()
