@@ -36,9 +36,7 @@ from tests.mosquitto import Broker
 WATCH = "F0:11:22:33:44:55"
 
 
-async def measure(
-    directory: Path, count: int, rounds: int = 7
-) -> tuple[float, float, float]:
+async def measure(directory: Path, count: int, rounds: int = 7) -> tuple[float, float, float]:
     broker = Broker(directory)
     broker.start()
     try:

@@ -69,9 +69,12 @@ def test_rows_aggregated_out_of_order_are_put_back(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite does not promise group_concat's order; a reversed one changes nothing."""
-    reversed_rows = outbox._CHUNK_COLUMNS.replace(
-        " FROM (SELECT s.seq", " FROM (SELECT * FROM (SELECT s.seq"
-    ).removesuffix(")") + ") ORDER BY seq DESC)"
+    reversed_rows = (
+        outbox._CHUNK_COLUMNS.replace(
+            " FROM (SELECT s.seq", " FROM (SELECT * FROM (SELECT s.seq"
+        ).removesuffix(")")
+        + ") ORDER BY seq DESC)"
+    )
     aggregated = store.transact(
         lambda conn, now: conn.execute(reversed_rows, (WATCH, 100, 300)).fetchone()
     )
