@@ -11,9 +11,9 @@ newest seq (REPORT, decode, ``store_batch``, DELETE_UP_TO). Two modes:
 
 Floors measured in the same run, in this process: raw Bumble notifications of 512 bytes
 (a full history batch) on a LocalLink, as samples/s at the batch size the history uses,
-with Bumble's debug strings quietened as the watch adapter does (the agent process of
-``split`` runs stock Bumble, so that ratio also carries the debug-string cost);
-raw sqlcipher3 batched inserts of the same number of samples. A CPU figure.
+with Bumble's debug strings quietened and the same virtual controllers (251-byte LE ACL
+buffers, ``bumblekit``) as the watch and the agent use; raw sqlcipher3 batched inserts
+(``executemany``) of the same number of samples. A CPU figure.
 
     python benchmarks/bench_backfill.py [--quick] [--days 7] [--mode both|split|inproc]
 """
@@ -35,13 +35,13 @@ from bench_notify import raw_bumble
 from bench_store import bench_raw, make_samples
 from bumble.link import LocalLink
 
+from bumblekit.quiet import quiet_bumble_debug_strings
 from phoneagent.store import AsyncStore, DbKey, Store
 from phoneagent.sync import Committed, DeviceSync, StoreBonds, SyncObserver, SyncPreferences
 from phoneagent.sync.discovery import pair_device
 from phoneagent.sync.preferences import fixed_preferences
 from phoneagent.transport import BumbleRadio, radio_transport
 from protocol import history
-from watchsim.peripheral.quiet import quiet_bumble_debug_strings
 from watchsim.testing import start_loopback_watch
 
 KEY = DbKey("5a" * 32)
@@ -192,7 +192,7 @@ def main() -> None:
             runs["split"] = asyncio.run(split(days, work / "split"))
         if args.mode in ("both", "inproc"):
             runs["inproc"] = asyncio.run(inproc(days, work / "inproc"))
-        quiet_bumble_debug_strings()  # as the in-process watch has it: one floor for both
+        quiet_bumble_debug_strings()  # as the watch and the agent have it: one floor for both
         notify_rate = asyncio.run(raw_bumble(args.notifications, bytes(history.MAX_PAYLOAD)))
         stored = max(run.samples for run in runs.values())
         samples = make_samples(stored)

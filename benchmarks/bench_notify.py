@@ -2,7 +2,9 @@
 
 Loopback throughput is a CPU figure, not a radio one; the ratio is what matters
 (DESIGN.md expects the bleak layer to keep >= 0.9 of raw Bumble).
-Rounds alternate raw and bleak so that load drifts hit both alike.
+Rounds alternate raw and bleak so that load drifts hit both alike. The agent's radio
+quietens Bumble's debug strings process-wide, so the raw rounds run quietened too, and
+all devices use the same virtual controllers (``bumblekit.controller``).
 Run: ``python benchmarks/bench_notify.py [--quick] [--count N] [--rounds R]``.
 """
 
@@ -14,7 +16,6 @@ from collections.abc import Callable
 
 import _common
 from bleak import BleakClient
-from bumble.controller import Controller
 from bumble.device import Connection, Device, DeviceConfiguration, Peer
 from bumble.gatt import Characteristic, Service
 from bumble.hci import Address
@@ -22,6 +23,8 @@ from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
+from bumblekit.controller import virtual_controller
+from bumblekit.quiet import quiet_bumble_debug_strings
 from phoneagent.transport import BumbleRadio
 from protocol import uuids
 
@@ -37,7 +40,7 @@ def _link() -> LocalLink:
 
 
 def _device(link: LocalLink, name: str, address: str) -> Device:
-    controller = Controller(name, link=link)
+    controller = virtual_controller(name, link=link)
     return Device(
         config=DeviceConfiguration(name=name, address=Address(address)),
         host=Host(controller, AsyncPipeSink(controller)),
@@ -121,6 +124,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
     count, rounds = (1000, 3) if args.quick else (args.count, args.rounds)
+    quiet_bumble_debug_strings()  # as the first BumbleRadio would: same for every round
     medians = asyncio.run(
         _common.interleaved(
             rounds,

@@ -18,12 +18,12 @@ from pathlib import Path
 
 import _common
 from bumble import gatt, hci
-from bumble.controller import Controller
 from bumble.device import Connection, Device, DeviceConfiguration, Peer
 from bumble.host import Host
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
+from bumblekit.controller import virtual_controller
 from protocol import uuids
 from watchsim.peripheral.bumble_adapter import bumble_uuid, new_link, start_on_link
 from watchsim.peripheral.port import PairingMode
@@ -32,7 +32,7 @@ TIMEOUT = 120.0
 
 
 def _device(link: LocalLink, address: str) -> Device:
-    controller = Controller(address, link=link)
+    controller = virtual_controller(address, link=link)
     config = DeviceConfiguration(name=address, address=hci.Address(address))
     return Device(config=config, host=Host(controller, AsyncPipeSink(controller)))
 

@@ -318,6 +318,46 @@ def _decode_entries(data: bytes) -> list[Entry]:
     if end > MAX_PAYLOAD:
         raise LengthError(RECORDS, f"batch of {end} bytes exceeds {MAX_PAYLOAD}")
     base_seq, base_ts = _HEADER.unpack_from(data)
+    if (end - _HEADER.size) % _COMPACT.size == 0 and (
+        max(data[_HEADER.size :: _COMPACT.size]) < WIDE_FLAG
+    ):
+        entries = _decode_compact(data, base_seq, base_ts)
+    else:
+        entries = _decode_mixed(data, base_seq, base_ts)
+    last = entries[-1]
+    last_seq = last.last_seq if isinstance(last, Gap) else last.seq
+    if last_seq > SEQ_MAX:
+        raise RangeError(RECORDS, f"seq {last_seq} above {SEQ_MAX}")
+    _check_base_timestamp(entries, base_ts)
+    return entries
+
+
+def _decode_compact(data: bytes, base_seq: int, base_ts: int) -> list[Entry]:
+    """A batch of compact records only (tag < WIDE_FLAG every 6 bytes from the header,
+    so every entry is compact): what a backfill sends. One C-level unpack instead of
+    the per-entry dispatch of ``_decode_mixed``, with the same checks in the same order."""
+    seq, ts = base_seq - 1, base_ts
+    metrics = _METRICS
+    entries: list[Entry] = []
+    append = entries.append
+    for i, (tag, skip, delta, raw) in enumerate(_COMPACT.iter_unpack(data[_HEADER.size :])):
+        if skip and not i:
+            raise RangeError(RECORDS, "first entry must not skip (the header holds its seq)")
+        seq += 1 + skip
+        ts += delta
+        metric = metrics.get(tag)
+        if metric is None:
+            raise ReservedValueError(
+                RECORDS, f"metric {tag} at offset {_HEADER.size + i * _COMPACT.size}"
+            )
+        if ts > TIMESTAMP_MAX:
+            raise RangeError(RECORDS, f"timestamp {ts} above {TIMESTAMP_MAX}")
+        append(Sample(seq, ts, metric, raw))
+    return entries
+
+
+def _decode_mixed(data: bytes, base_seq: int, base_ts: int) -> list[Entry]:
+    end = len(data)
     seq, ts = base_seq - 1, base_ts  # the first entry (skip 0) lands on the base seq
     compact, sizes, metrics = _COMPACT.unpack_from, _ENTRY_SIZES, _METRICS
     entries: list[Entry] = []
@@ -353,9 +393,6 @@ def _decode_entries(data: bytes) -> list[Entry]:
         if ts > TIMESTAMP_MAX:
             raise RangeError(RECORDS, f"timestamp {ts} above {TIMESTAMP_MAX}")
         append(Sample(seq, ts, metric, raw))
-    if seq > SEQ_MAX:
-        raise RangeError(RECORDS, f"seq {seq} above {SEQ_MAX}")
-    _check_base_timestamp(entries, base_ts)
     return entries
 
 

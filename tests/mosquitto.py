@@ -11,6 +11,7 @@ import datetime
 import getpass
 import ipaddress
 import shutil
+import signal
 import socket
 import subprocess
 import time
@@ -100,6 +101,15 @@ class Broker:
         except TimeoutError as error:
             self.stop()
             raise TimeoutError(f"{error}; log: {self.log.read_text()[-2000:]}") from None
+
+    def pause(self) -> None:
+        """Freeze the broker (SIGSTOP): connections stay open and nothing is answered."""
+        assert self._process is not None, "broker not running"
+        self._process.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        assert self._process is not None, "broker not running"
+        self._process.send_signal(signal.SIGCONT)
 
     def stop(self) -> None:
         if self._process is None:

@@ -21,6 +21,7 @@ from bumble.controller import Controller
 from bumble.link import LocalLink
 from bumble.transport.common import PacketParser, StreamPacketSink
 
+from bumblekit.controller import virtual_controller
 from watchsim.peripheral.bumble_adapter import new_link
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class _Client(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        self.controller = Controller(self._name, link=self._air.link)
+        self.controller = virtual_controller(self._name, link=self._air.link)
         self.controller.host = StreamPacketSink(transport)
         self._parser = PacketParser(self.controller)
         self._air.clients.add(self)

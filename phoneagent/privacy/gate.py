@@ -40,8 +40,9 @@ class Decision:
 
 
 # The whole decision in one statement: the account row and the newest ledger entry of
-# each consent involved (index consent_by_subject), in one transaction, because the
-# uploader asks before every batch and three transactions cost more than the batch.
+# each consent involved (index consent_by_subject), one statement and so one snapshot,
+# because the uploader asks before every batch and three transactions cost more than the
+# batch.
 _DECISION = (
     "SELECT a.guest, a.region,"
     " (SELECT granted FROM consent_ledger WHERE subject = ?1 AND scope = ''"
@@ -59,9 +60,7 @@ def upload_allowed(store: Store, region: str | None = None) -> Decision:
     """
     target = None if region is None else region.lower()
     cross_border = cross_border_subject("" if target is None else target)
-    row = store.transact(
-        lambda conn, now: conn.execute(_DECISION, (CLOUD_SYNC, cross_border)).fetchone()
-    )
+    row = store.read(_DECISION, (CLOUD_SYNC, cross_border))
     if row is None or row[0]:
         return Decision(False, "guest mode: guest data is stored on this phone only")
     _guest, home, cloud, crossing = row

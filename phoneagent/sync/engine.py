@@ -150,14 +150,34 @@ class _Stream:
     def add(self, raw: bytes) -> None:
         self._inbox.append(raw)
         self.arrived.set()
-        self._inbox_samples += len(raw) // 6  # an estimate is enough to size groups
+        self._inbox_samples += _estimate(raw)
         if self._inbox_samples >= self._group_samples:
             self.ready.set()
+
+    def take_group(self) -> _Group:
+        """Decode the oldest batches received, about one group's worth.
+
+        When the radio outpaces the disk the rest waits as received bytes (6 per sample)
+        rather than as decoded samples, so memory stays bounded by a group.
+        """
+        taken = estimate = 0
+        while taken < len(self._inbox) and estimate < self._group_samples:
+            estimate += _estimate(self._inbox[taken])
+            taken += 1
+        inbox = self._inbox[:taken]
+        del self._inbox[:taken]
+        self._inbox_samples -= estimate
+        if self._inbox_samples < self._group_samples:
+            self.ready.clear()
+        return self._decode(inbox)
 
     def take(self, final_seq: int | None = None) -> _Group:
         """Decode everything received; ``final_seq`` closes the range at the REPORT's end."""
         inbox, self._inbox, self._inbox_samples = self._inbox, [], 0
         self.ready.clear()
+        return self._decode(inbox, final_seq)
+
+    def _decode(self, inbox: list[bytes], final_seq: int | None = None) -> _Group:
         batches = self._held
         for raw in inbox:
             try:
@@ -212,6 +232,11 @@ class _Stream:
 def _first_seq(batch: history.HistoryBatch) -> int:
     first = batch.entries[0]
     return first.first_seq if isinstance(first, history.Gap) else first.seq
+
+
+def _estimate(raw: bytes) -> int:
+    """Samples in a received batch, near enough to size groups (compact entries: 6 bytes)."""
+    return len(raw) // 6
 
 
 def _add_gap(gaps: list[Gap], first: int, last: int, reason: str) -> None:
@@ -407,8 +432,10 @@ class DeviceSync:
                 await asyncio.wait({report, ready}, return_when=asyncio.FIRST_COMPLETED)
                 ready.cancel()
                 if stream.ready.is_set():
-                    await self._commit(stream.take())
+                    await self._commit(stream.take_group())
             response = report.result()
+            while stream.ready.is_set():  # a backlog the radio left: one group per commit
+                await self._commit(stream.take_group())
             if response.result is HistoryResult.SUCCESS:
                 await self._await_late_records(stream, response.value)
         finally:

@@ -16,7 +16,6 @@ from typing import TYPE_CHECKING, Self, TypeVar
 
 from bleak.exc import BleakError
 from bumble import hci
-from bumble.controller import Controller
 from bumble.device import Advertisement, Connection, Device, DeviceConfiguration
 from bumble.host import Host
 from bumble.link import LocalLink
@@ -24,6 +23,8 @@ from bumble.pairing import PairingConfig
 from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
+from bumblekit.controller import virtual_controller
+from bumblekit.quiet import quiet_bumble_debug_strings
 from phoneagent.transport.bonds import BondKeyStore, BondStore, MemoryBondStore
 from phoneagent.transport.errors import (
     ConnectTimeoutError,
@@ -78,6 +79,7 @@ class BumbleRadio:
         agent: PairingAgent,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        quiet_bumble_debug_strings()  # about half of a backfill's CPU otherwise
         self.device = device
         self.bonds = bonds
         self.agent = agent
@@ -119,7 +121,7 @@ class BumbleRadio:
         agent: PairingAgent | None = None,
     ) -> BumbleRadio:
         """A radio on an in-process link (tests, benchmarks): must run in the test's loop."""
-        controller = Controller("phoneagent", link=link)
+        controller = virtual_controller("phoneagent", link=link)
         device = Device(
             config=cls._configuration(address),
             host=Host(controller, AsyncPipeSink(controller)),

@@ -7,14 +7,16 @@ reads that ledger has no use for (samples past a cursor, erase bounds) live here
 
 from __future__ import annotations
 
+import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from itertools import islice
+from operator import ge
 
 from phoneagent.store import DeviceRecord, Store
 from phoneagent.store.ledger import EraseRequest, get_upload_cursor
-from phoneagent.upload.payload import EraseMessage, encode_batch
+from phoneagent.upload.payload import EraseMessage, encode_columns
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,34 +44,54 @@ def read_chunk(
 ) -> Chunk:
     """Up to ``batches`` encoded batches of ``device`` with seq > ``after_seq``.
 
-    The rows come in one query; ``allowed`` (None = yes, else the reason) is asked
+    The samples come in one query; ``allowed`` (None = yes, else the reason) is asked
     before each batch is made, so a consent withdrawn between two batches stops the
     second one and everything after it.
     """
-    rows = _rows_after(store, device.address, after_seq, batch_size * batches)
+    seqs, metrics, stamps, raws = _columns_after(
+        store, device.address, after_seq, batch_size * batches
+    )
     out: list[OutgoingBatch] = []
-    for start in range(0, len(rows), batch_size):
+    for start in range(0, len(seqs), batch_size):
         refusal = allowed()
         if refusal is not None:
             return Chunk(tuple(out), refusal)
-        part = rows[start : start + batch_size]
-        out.append(OutgoingBatch(part[-1][0], len(part), encode_batch(secrets.randbits(64), part)))
+        end = start + batch_size
+        part = seqs[start:end]
+        payload = encode_columns(
+            secrets.randbits(64), part, metrics[start:end], stamps[start:end], raws[start:end]
+        )
+        out.append(OutgoingBatch(part[-1], len(part), payload))
     return Chunk(tuple(out), None)
 
 
-def _rows_after(
-    store: Store, address: str, after_seq: int, limit: int
-) -> list[tuple[int, int, int, int]]:
-    def work(conn: Any, now: int) -> list[tuple[int, int, int, int]]:
-        rows: list[tuple[int, int, int, int]] = conn.execute(
-            "SELECT s.seq, s.metric, s.ts, s.raw FROM samples AS s"
-            " JOIN devices AS d ON d.id = s.device_id"
-            " WHERE d.address = ? AND s.seq > ? ORDER BY s.seq LIMIT ?",
-            (address, after_seq, limit),
-        ).fetchall()
-        return rows
+# The whole chunk as one row of four comma-separated columns. Fetched row by row, each
+# sample cost a tuple of four ints and one SQLite step, and every step hands the GIL to
+# the publisher on the event loop and waits to get it back: the reader then cost as much
+# CPU as publishing (benchmarks/RESULTS.md). group_concat builds the columns in C in a
+# single step, and json.loads turns each into a list of ints in C. All four aggregate
+# the same rows in the same order (the subquery's), so the columns line up.
+_CHUNK_COLUMNS = (
+    "SELECT group_concat(seq), group_concat(metric), group_concat(ts), group_concat(raw)"
+    " FROM (SELECT s.seq, s.metric, s.ts, s.raw FROM samples AS s"
+    " JOIN devices AS d ON d.id = s.device_id"
+    " WHERE d.address = ? AND s.seq > ? ORDER BY s.seq LIMIT ?)"
+)
+_Columns = tuple[list[int], list[int], list[int], list[int]]
 
-    return store.transact(work)
+
+def _columns_after(store: Store, address: str, after_seq: int, limit: int) -> _Columns:
+    row = store.transact(
+        lambda conn, now: conn.execute(_CHUNK_COLUMNS, (address, after_seq, limit)).fetchone()
+    )
+    if row[0] is None:
+        return [], [], [], []
+    seqs, metrics, stamps, raws = (json.loads(f"[{column}]") for column in row)
+    if any(map(ge, seqs, islice(seqs, 1, None))):
+        # SQLite does not promise the aggregate's order: put the rows back in seq order.
+        rows = sorted(zip(seqs, metrics, stamps, raws, strict=True))
+        seqs, metrics, stamps, raws = (list(column) for column in zip(*rows, strict=True))
+    return seqs, metrics, stamps, raws
 
 
 def erase_message(store: Store, request: EraseRequest) -> EraseMessage:

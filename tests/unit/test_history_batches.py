@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import random
+import struct
+from collections.abc import Callable
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
-from protocol import errors
+from protocol import errors, history
 from protocol.history import (
     MIN_PAYLOAD,
     BatchPacker,
@@ -190,3 +192,64 @@ def test_payload_limits() -> None:
         HistoryBatch(tuple(regular_day(100))).encode()
     with pytest.raises(errors.LengthError, match="at least one entry"):
         HistoryBatch(()).encode()
+
+
+def _outcome(decode: Callable[[bytes, int, int], list[Entry]], data: bytes) -> object:
+    base_seq, base_ts = struct.unpack_from("<II", data)
+    try:
+        return decode(data, base_seq, base_ts)
+    except errors.ProtocolError as error:
+        return type(error), str(error)
+
+
+# Compact-only bodies, hostile fields included: reserved metrics, a skip on the first
+# entry, timestamps running past 32 bits, seqs past SEQ_MAX.
+u32 = st.integers(0, 0xFFFF_FFFF)
+compact_batches = st.builds(
+    lambda seq, ts, rows: struct.pack("<II", seq, ts) + b"".join(rows),
+    u32,
+    u32,
+    st.lists(
+        st.builds(
+            lambda tag, skip, delta, raw: struct.pack("<BBHh", tag, skip, delta, raw),
+            st.integers(0, history.WIDE_FLAG - 1),
+            st.integers(0, 0xFF),
+            st.integers(0, 0xFFFF),
+            st.integers(-(1 << 15), (1 << 15) - 1),
+        ),
+        min_size=1,
+        max_size=(history.MAX_PAYLOAD - 8) // 6,
+    ),
+)
+
+
+@given(compact_batches)
+@example(struct.pack("<IIBBHhBBHh", 7, 0xFFFF_FFFE, 1, 0, 0, 60, 1, 0, 2, 61))  # ts 2**32
+def test_compact_fast_path_decodes_as_the_general_one(data: bytes) -> None:
+    """What the agent decodes most, the all-compact batch, takes its own path: same
+    entries, same errors as the general decoder."""
+    assert _outcome(history._decode_compact, data) == _outcome(history._decode_mixed, data)
+
+
+def test_batches_past_the_last_seq_are_refused() -> None:
+    compact = struct.pack("<IIBBHhBBHh", 0xFFFF_FFFF, T0, 1, 0, 0, 60, 1, 0, 1, 61)
+    gap_last = struct.pack("<IIBBHhBBI", 0xFFFF_FFF0, T0, 1, 0, 0, 60, 0x80, 0, 0x20)
+    for data in (compact, gap_last):
+        with pytest.raises(errors.RangeError, match="above"):
+            decode_batch(data)
+
+
+def test_compact_fast_path_is_taken_only_for_all_compact_batches(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def unexpected(data: bytes, base_seq: int, base_ts: int) -> list[Entry]:
+        raise AssertionError("wrong decoder")
+
+    day = regular_day(80)
+    (compact,) = pack_records(day, history.MAX_PAYLOAD)
+    with monkeypatch.context() as patch:
+        patch.setattr(history, "_decode_mixed", unexpected)
+        assert decode_batch(compact).entries == tuple(day)
+    with monkeypatch.context() as patch:
+        patch.setattr(history, "_decode_compact", unexpected)
+        assert decode_batch(KNOWN_WIRE).entries == KNOWN_ENTRIES  # gap and wide entries

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from phoneagent.store import Gap
 from phoneagent.sync.engine import NOT_ASSIGNED, _Stream
-from protocol.history import pack_records
+from protocol.history import MAX_PAYLOAD, pack_records
 from protocol.metrics import Metric, Sample
 
 SAMPLES = [
@@ -68,3 +68,23 @@ def test_every_batch_wakes_the_late_records_wait() -> None:
     assert not stream.arrived.is_set()
     stream.add(BATCHES[0])
     assert stream.arrived.is_set() and not stream.ready.is_set()
+
+
+def test_backlog_is_taken_in_bounded_groups_in_seq_order() -> None:
+    samples = [Sample(seq, 1_700_000_000 + seq, Metric.HEART_RATE, 70) for seq in range(1, 901)]
+    batches = pack_records(samples, MAX_PAYLOAD)  # 84 samples each
+    stream = _Stream(1, frozenset(), group_samples=200)
+    for batch in batches:
+        stream.add(batch)
+    taken: list[Sample] = []
+    groups = 0
+    while stream.ready.is_set():
+        group = stream.take_group()
+        assert 200 <= len(group.samples) < 200 + 84 and not group.gaps
+        taken += group.samples
+        groups += 1
+    last = stream.take(final_seq=910)  # the watch assigned up to 910: 901..910 never came
+    assert groups == 3 and len(last.samples) == 900 - 3 * 252
+    assert taken + last.samples == samples
+    assert [(g.first_seq, g.last_seq, g.reason) for g in last.gaps] == [(901, 910, NOT_ASSIGNED)]
+    assert stream.expected == 911

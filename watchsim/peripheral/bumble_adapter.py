@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Final
 
 from bumble import att, gatt, hci
-from bumble.controller import Controller
 from bumble.core import UUID
 from bumble.device import Connection, Device, DeviceConfiguration
 from bumble.gatt_server import Server as GattServer
@@ -32,6 +31,8 @@ from bumble.profiles.gap import GenericAccessService
 from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
+from bumblekit.controller import virtual_controller
+from bumblekit.quiet import quiet_bumble_debug_strings
 from protocol import uuids
 from protocol.profile import PROFILE, Property, Security, ServiceSpec
 from watchsim.peripheral.link import IndexedLink
@@ -47,7 +48,6 @@ from watchsim.peripheral.port import (
     SubscriptionChanged,
     att_error_code,
 )
-from watchsim.peripheral.quiet import quiet_bumble_debug_strings
 
 logger = logging.getLogger(__name__)
 
@@ -476,7 +476,7 @@ async def start_on_link(
     advertising_interval_ms: float = 100.0,
 ) -> BumblePeripheral:
     """A started (and advertising) watch peripheral on a fresh virtual controller."""
-    controller = Controller(f"watch-{name}", link=link)
+    controller = virtual_controller(f"watch-{name}", link=link)
 
     async def leave_link() -> None:
         link.remove_controller(controller)

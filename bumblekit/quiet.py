@@ -52,7 +52,8 @@ def _subclasses(root: type) -> list[type]:
 
 
 def quiet_bumble_debug_strings() -> None:
-    """Idempotent; call before building Bumble devices."""
+    """Idempotent; call before building Bumble devices. Packet classes of a Bumble module
+    imported after this call keep their stock ``__str__``."""
     global _installed
     if _installed:
         return
@@ -61,7 +62,10 @@ def quiet_bumble_debug_strings() -> None:
         for cls in set(_subclasses(root)):
             if "__str__" in vars(cls):
                 cls.__str__ = _guarded_str(vars(cls)["__str__"])  # type: ignore[method-assign, assignment]
-    quiet_color = _guarded_color(colors.color)
+    # Compare against the stock function saved first: ``bumble.colors`` itself is among
+    # the modules rebound, and the modules after it must still be recognised.
+    stock = colors.color
+    quiet_color = _guarded_color(stock)
     for name, module in tuple(sys.modules.items()):
-        if name.startswith("bumble") and getattr(module, "color", None) is colors.color:
+        if name.startswith("bumble") and getattr(module, "color", None) is stock:
             module.color = quiet_color  # type: ignore[attr-defined]

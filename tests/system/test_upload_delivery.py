@@ -1,0 +1,126 @@
+"""How the uploader paces its durable cursor and bounds a window's wait, on a real Mosquitto."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from datetime import date
+from pathlib import Path
+
+import aiomqtt
+import pytest
+
+from phoneagent.privacy.account import ProfileInput, create_account
+from phoneagent.privacy.consent import set_consent
+from phoneagent.store import DbKey, Store, ledger
+from phoneagent.upload.endpoints import Endpoint
+from phoneagent.upload.uploader import Uploader, policy_refusal
+from protocol.metrics import Metric, Sample
+from protocol.settings import Sex
+from tests.mosquitto import Broker, broker
+
+__all__ = ["broker"]
+pytestmark = pytest.mark.system
+
+WATCH = "F0:11:22:33:44:77"
+
+
+@dataclass(frozen=True)
+class QuickEndpoint(Endpoint):
+    """Clients with a short operation timeout, so a frozen broker fails fast."""
+
+    def client(
+        self, identifier: str | None = None, *, session_expiry: int = 0, timeout: float = 0.5
+    ) -> aiomqtt.Client:
+        return Endpoint.client(self, identifier, session_expiry=session_expiry, timeout=timeout)
+
+
+def filled_store(directory: Path, count: int) -> Store:
+    store = Store.open(directory, DbKey("6e" * 32))
+    create_account(store, ProfileInput("eu", date(1990, 5, 17), Sex.FEMALE, 168, 620))
+    set_consent(store, "cloud_sync", True)
+    store.add_device(WATCH)
+    metrics = list(Metric)
+    store.store_batch(
+        WATCH, [Sample(s, 1_700_000_000 + s, metrics[s % 4], s % 90) for s in range(count)]
+    )
+    return store
+
+
+async def test_cursor_is_committed_every_n_chunks_and_at_the_end(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = filled_store(tmp_path / "agent", 200)
+    committed: list[int] = []
+    commit = ledger.set_upload_cursor
+
+    def recording(s: Store, device: str, endpoint: str, last_seq: int) -> None:
+        committed.append(last_seq)
+        commit(s, device, endpoint, last_seq)
+
+    monkeypatch.setattr(ledger, "set_upload_cursor", recording)
+    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
+    uploader = Uploader(store, endpoint, batch_size=10, window=2, cursor_every=3)
+    assert (await uploader.drain()).samples == 200  # 10 chunks of 20 samples
+    assert committed == [59, 119, 179, 199]
+    assert ledger.get_upload_cursor(store, WATCH, "eu") == 199
+
+
+async def test_a_window_without_pubacks_fails_at_the_deadline(
+    broker: Broker, tmp_path: Path
+) -> None:
+    store = filled_store(tmp_path / "agent", 100)
+    checks = 0
+
+    def freeze_broker_first(s: Store, e: Endpoint) -> str | None:
+        nonlocal checks
+        checks += 1
+        if checks == 1:
+            broker.pause()  # connected, subscribed: now nothing is acknowledged
+        return policy_refusal(s, e)
+
+    endpoint = QuickEndpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
+    uploader = Uploader(store, endpoint, batch_size=10, window=4, refusal=freeze_broker_first)
+    try:
+        with pytest.raises(aiomqtt.MqttError, match=r"not acknowledged within 0\.5 s"):
+            await uploader.drain()
+    finally:
+        broker.resume()
+    assert uploader.stats.samples == 0
+    assert ledger.get_upload_cursor(store, WATCH, "eu") is None
+    # The broker is back: the next session sends everything, nothing was skipped.
+    assert (await Uploader(store, endpoint, batch_size=10).drain()).samples == 100
+    assert ledger.get_upload_cursor(store, WATCH, "eu") == 99
+
+
+async def test_a_cancelled_upload_commits_what_was_acknowledged(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The daemon stopping mid-upload: no commit was due yet, the cursor still moves."""
+    store = filled_store(tmp_path / "agent", 400)
+    loop = asyncio.get_running_loop()
+    draining: asyncio.Task[object] | None = None
+    checks = 0
+
+    def cancel_at_the_fifth_chunk(s: Store, e: Endpoint) -> str | None:
+        nonlocal checks
+        checks += 1
+        if checks == 9:  # chunk 5 is being read, so chunks 1 and 2 are acknowledged
+            assert draining is not None
+            loop.call_soon_threadsafe(draining.cancel)
+        return policy_refusal(s, e)
+
+    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
+    uploader = Uploader(
+        store,
+        endpoint,
+        batch_size=10,
+        window=2,
+        cursor_every=100,
+        refusal=cancel_at_the_fifth_chunk,
+    )
+    draining = asyncio.ensure_future(uploader.drain())
+    with pytest.raises(asyncio.CancelledError):
+        await draining
+    assert uploader.stats.samples >= 40
+    assert ledger.get_upload_cursor(store, WATCH, "eu") == uploader.stats.samples - 1
