@@ -147,10 +147,14 @@ async def test_pair_sync_kill_restart_resync(air: str, tmp_path: Path) -> None:
     assert address not in log and "<mac>: stopped" in log
 
 
+# The daemon may be silent while another watch backfills: a hang bound, not a timing.
+DAEMON_WAIT = 60.0
+
+
 async def _stderr_line(process: asyncio.subprocess.Process, pattern: str) -> re.Match[str]:
     assert process.stderr is not None
     while True:
-        raw = await asyncio.wait_for(process.stderr.readline(), WAIT)
+        raw = await asyncio.wait_for(process.stderr.readline(), DAEMON_WAIT)
         if not raw:
             raise AssertionError(f"the agent exited before printing {pattern!r}")
         if match := re.search(pattern, raw.decode()):
