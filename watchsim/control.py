@@ -1,7 +1,6 @@
 """The control channel: drive a running watch from another shell or a test.
 
-A Unix socket next to the watch's state (``<state_dir>/control.sock``, or a short path
-in the runtime dir when that one is too long for a socket), one JSON object per line:
+A ``localsock`` JSON-lines socket next to the watch's state (``<state_dir>/control.sock``):
 ``{"command": ["press", "accept"]}`` -> ``{"ok": true, "result": ...}`` or
 ``{"ok": false, "error": "..."}``. Words rather than a schema, so that
 ``watchsim ctl press accept`` maps one to one.
@@ -9,25 +8,17 @@ in the runtime dir when that one is too long for a socket), one JSON object per 
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import hashlib
-import json
-import os
-import tempfile
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, Final
 
+import localsock
 from protocol.alerts import CallActionKind
 from protocol.music import MAX_VOLUME, MusicCommand
 from watchsim.app import RelayError, WatchApp, WatchError
 
 SOCKET_NAME: Final = "control.sock"
-# sockaddr_un holds 108 bytes including the terminating NUL; keep a margin.
-_MAX_SOCKET_PATH: Final = 100
 REQUEST_TIMEOUT_S: Final = 30.0
-_LINE_LIMIT: Final = 1 << 20
 
 USAGE: Final = """commands:
   status                          everything the watch shows, as JSON
@@ -48,19 +39,12 @@ _MUSIC: Final = {
 _PRESS: Final = {kind.name.lower(): kind for kind in CallActionKind}
 
 
-class ControlError(Exception):
-    """A request that failed; the message is meant for the person who sent it."""
+ControlError = localsock.RequestError  # a command that failed: the message says why
 
 
 def socket_path(state_dir: Path) -> Path:
     """Where the watch with this state dir listens; both sides compute the same path."""
-    state_dir = state_dir.resolve()
-    path = state_dir / SOCKET_NAME
-    if len(os.fsencode(path)) <= _MAX_SOCKET_PATH:
-        return path
-    digest = hashlib.sha256(os.fsencode(state_dir)).hexdigest()[:16]
-    runtime = os.environ.get("XDG_RUNTIME_DIR") or tempfile.gettempdir()
-    return Path(runtime) / f"watchsim-{digest}.sock"
+    return localsock.socket_path(state_dir, SOCKET_NAME, "watchsim")
 
 
 def _number(word: str, what: str, low: int, high: int) -> int:
@@ -73,60 +57,30 @@ def _number(word: str, what: str, low: int, high: int) -> int:
     return value
 
 
-class LineServer:
-    """The socket side of the channel: one JSON request per line, answered by ``handle``.
+class LineServer(localsock.JsonLineServer):
+    """The socket side of the channel: ``{"command": [words]}`` answered by ``handle``.
 
     ``state_dir`` names the socket (``socket_path``); a fleet uses its own directory.
     """
 
     def __init__(self, state_dir: Path) -> None:
-        self.path = socket_path(state_dir)
-        self._server: asyncio.AbstractServer | None = None
+        super().__init__(socket_path(state_dir), self._words, errors=(RelayError, WatchError))
 
     async def handle(self, words: list[str]) -> Any:
         raise NotImplementedError
 
     async def start(self) -> None:
         """Listen; WatchError if another watch already runs with this state dir."""
-        if self.path.exists():
-            try:
-                _reader, writer = await asyncio.open_unix_connection(self.path)
-            except OSError:
-                self.path.unlink()  # left behind by a watch that did not shut down
-            else:
-                writer.close()
-                raise WatchError(f"another watch is already running with {self.path.parent}")
-        self._server = await asyncio.start_unix_server(self._client, self.path, limit=_LINE_LIMIT)
-        self.path.chmod(0o600)
-
-    async def close(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-            self.path.unlink(missing_ok=True)
-
-    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while line := await reader.readline():
-                writer.write(json.dumps(await self._answer(line)).encode() + b"\n")
-                await writer.drain()
-        except (ConnectionError, ValueError):
-            pass  # the client went away or sent an over-long line: nothing to answer
-        finally:
-            writer.close()
+            await super().start()
+        except ControlError:
+            raise WatchError(f"another watch is already running with {self.path.parent}") from None
 
-    async def _answer(self, line: bytes) -> dict[str, Any]:
-        try:
-            request = json.loads(line)
-            words = request["command"]
-            if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
-                raise TypeError
-        except (ValueError, KeyError, TypeError):
-            return {"ok": False, "error": 'expected {"command": ["word", ...]}'}
-        try:
-            return {"ok": True, "result": await self.handle(words)}
-        except (ControlError, RelayError, WatchError) as error:
-            return {"ok": False, "error": str(error)}
+    async def _words(self, request: Any) -> Any:
+        words = request.get("command") if isinstance(request, dict) else None
+        if not isinstance(words, list) or not all(isinstance(w, str) for w in words):
+            raise localsock.MalformedRequestError('expected {"command": ["word", ...]}')
+        return await self.handle(words)
 
 
 class ControlServer(LineServer):
@@ -212,24 +166,10 @@ async def request(state_dir: Path, words: list[str], timeout_s: float = REQUEST_
     """Send one command to the watch running with ``state_dir``; its result, or ControlError."""
     path = socket_path(state_dir)
     try:
-        reader, writer = await asyncio.open_unix_connection(path, limit=_LINE_LIMIT)
-    except (FileNotFoundError, ConnectionRefusedError):
+        return await localsock.request(
+            path, {"command": words}, timeout_s=timeout_s, peer="the watch"
+        )
+    except localsock.NotRunningError:
         raise ControlError(
             f"no watch is running with state dir {state_dir} (nothing listens on {path})"
         ) from None
-    try:
-        writer.write(json.dumps({"command": words}).encode() + b"\n")
-        await writer.drain()
-        line = await asyncio.wait_for(reader.readline(), timeout_s)
-    except TimeoutError:
-        raise ControlError(f"the watch did not answer within {timeout_s:g} s") from None
-    finally:
-        writer.close()
-        with contextlib.suppress(ConnectionError):
-            await writer.wait_closed()
-    if not line:
-        raise ControlError("the watch closed the control connection without answering")
-    answer = json.loads(line)
-    if not answer.get("ok"):
-        raise ControlError(str(answer.get("error", "request failed")))
-    return answer.get("result")
