@@ -20,7 +20,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from phoneagent.transport.radio import DEFAULT_AGENT_ADDRESS
+from phoneagent.transport.identity import DEFAULT_AGENT_ADDRESS
 
 CONFIG_NAME = "config.toml"
 DEFAULT_TRANSPORT = "bluez"

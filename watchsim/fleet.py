@@ -28,10 +28,9 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from protocol.metrics import Metric, Sample
-from watchsim.air import Air
 from watchsim.app import LinkRadio, WatchApp, WatchConfig, WatchError
 from watchsim.app.settings_service import SettingsStore
 from watchsim.control import ControlError, ControlServer, LineServer, arity, socket_path
@@ -41,6 +40,9 @@ from watchsim.peripheral.port import PairingMode
 
 MANIFEST: Final = "fleet.json"
 AUDIT_DIR: Final = "audit"
+if TYPE_CHECKING:
+    from watchsim.air import Air
+
 DEFAULT_SCENARIOS: Final = ("default-day", "workout", "sleep-lab")
 # Watches started at once: each start is a burst of in-process HCI work.
 START_CONCURRENCY: Final = 16
@@ -166,7 +168,9 @@ class Fleet:
         if config.speed <= 0:
             raise WatchError("the speed must be positive")
         self.config = config
-        self.air = Air(config.host, config.port)
+        from watchsim.air import Air  # Bumble: loaded when a fleet is built, not by the CLI
+
+        self.air: Air = Air(config.host, config.port)
         self.watches: list[FleetWatch] = []
         self.address = ""
         self.epoch = self._epoch()

@@ -13,9 +13,9 @@ import shutil
 import tempfile
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
-from bumble.link import LocalLink
 
 from phoneagent.cli.context import AgentContext, pass_agent, preferences_of
 from phoneagent.cli.output import ProgressObserver, console, progress_bar
@@ -23,9 +23,11 @@ from phoneagent.paths import database_path, ensure_private_dir
 from phoneagent.store import AsyncStore, DbKey, Store, create_key_file, read_key_file
 from phoneagent.sync import Committed, DeviceSync, StoreBonds, SyncObserver
 from phoneagent.sync.discovery import pair_device
-from phoneagent.transport import BumbleRadio, radio_transport
+from phoneagent.transport import radio_transport
 from protocol.metrics import Metric
-from watchsim.testing import LoopbackWatch, start_loopback_watch
+
+if TYPE_CHECKING:
+    from watchsim.testing import LoopbackWatch
 
 PAIRING_TIMEOUT = 30.0
 
@@ -86,6 +88,12 @@ def _key(agent: AgentContext, directory: Path) -> DbKey:
 async def _run(
     agent: AgentContext, directory: Path, hours: float, seconds: float, speed: float
 ) -> None:
+    # Imported here: every other command starts without a Bumble stack or the watch.
+    from bumble.link import LocalLink
+
+    from phoneagent.transport.radio import BumbleRadio
+    from watchsim.testing import start_loopback_watch
+
     out = console()
     store = Store.open(directory, _key(agent, directory))
     astore = AsyncStore(store)

@@ -1,7 +1,8 @@
 """Where bond keys live: a tiny interface the encrypted store can implement as one table.
 
 Keys are kept as opaque text (Bumble's key dictionary as JSON), indexed by the peer's
-identity address, so a store needs no knowledge of SMP.
+identity address, so a store needs no knowledge of SMP (``radio.BondKeyStore`` is the
+Bumble side).
 """
 
 from __future__ import annotations
@@ -9,9 +10,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import Any, Protocol
-
-from bumble.keys import KeyStore, PairingKeys
+from typing import Protocol
 
 
 class BondStore(Protocol):
@@ -83,33 +82,3 @@ class JsonFileBondStore:
 
     def peers(self) -> list[str]:
         return sorted(self._load())
-
-
-def _encode(keys: PairingKeys) -> str:
-    return json.dumps(keys.to_dict(), sort_keys=True)
-
-
-def _decode(text: str) -> PairingKeys:
-    data: dict[str, Any] = json.loads(text)
-    return PairingKeys.from_dict(data)
-
-
-class BondKeyStore(KeyStore):
-    """Bumble's key store interface over a ``BondStore``, so Bumble reads and writes our bonds."""
-
-    def __init__(self, bonds: BondStore) -> None:
-        self._bonds = bonds
-
-    async def delete(self, name: str) -> None:
-        self._bonds.delete(name)
-
-    async def update(self, name: str, keys: PairingKeys) -> None:
-        self._bonds.put(name, _encode(keys))
-
-    async def get(self, name: str) -> PairingKeys | None:
-        text = self._bonds.get(name)
-        return None if text is None else _decode(text)
-
-    async def get_all(self) -> list[tuple[str, PairingKeys]]:
-        found = ((peer, self._bonds.get(peer)) for peer in self._bonds.peers())
-        return [(peer, _decode(text)) for peer, text in found if text is not None]

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
@@ -24,8 +24,11 @@ from bleak.backends.scanner import AdvertisementDataCallback, BaseBleakScanner
 
 from phoneagent.transport.bonds import BondStore
 from phoneagent.transport.errors import TransportConfigError
+from phoneagent.transport.identity import DEFAULT_AGENT_ADDRESS
 from phoneagent.transport.pairing import PairingAgent
-from phoneagent.transport.radio import DEFAULT_AGENT_ADDRESS, BumbleRadio
+
+if TYPE_CHECKING:
+    from phoneagent.transport.radio import BumbleRadio
 
 _LOOPBACK = re.compile(r"loopback:(?P<host>[^:\s]+):(?P<port>\d{1,5})")
 _ADAPTER = re.compile(r"hci\d+")
@@ -136,6 +139,8 @@ async def open_transport(
     """Open the configured transport; Bumble failures raise ``TransportConfigError``."""
     if config.kind == "bluez":
         return bluez_transport(config, agent=agent)
+    from phoneagent.transport.radio import BumbleRadio  # not loaded on BlueZ
+
     radio = await BumbleRadio.open(config.target, address=config.address, bonds=bonds, agent=agent)
     return Transport(
         radio.scanner_backend, radio.client_backend, {}, close=radio.close, radio=radio

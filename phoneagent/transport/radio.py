@@ -10,29 +10,32 @@ unbound backend class cannot be used by mistake.
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import Awaitable, Callable
 from types import TracebackType
-from typing import TYPE_CHECKING, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from bleak.exc import BleakError
 from bumble import hci
 from bumble.device import Advertisement, Connection, Device, DeviceConfiguration
 from bumble.host import Host
+from bumble.keys import KeyStore, PairingKeys
 from bumble.link import LocalLink
-from bumble.pairing import PairingConfig
+from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
 from bumblekit.controller import virtual_controller
 from bumblekit.quiet import quiet_bumble_debug_strings
-from phoneagent.transport.bonds import BondKeyStore, BondStore, MemoryBondStore
+from phoneagent.transport.bonds import BondStore, MemoryBondStore
 from phoneagent.transport.errors import (
     ConnectTimeoutError,
     PairingFailedError,
     PairingLostError,
     TransportConfigError,
 )
-from phoneagent.transport.pairing import AgentDelegate, PairingAgent, RefusingAgent
+from phoneagent.transport.identity import DEFAULT_AGENT_ADDRESS
+from phoneagent.transport.pairing import PairingAgent, RefusingAgent
 
 if TYPE_CHECKING:
     from phoneagent.transport.backend import BumbleClient, BumbleScanner
@@ -40,8 +43,6 @@ if TYPE_CHECKING:
 T = TypeVar("T")
 AdvertisementListener = Callable[[Advertisement], None]
 
-# A random static address (two top bits set): bonds only survive with a stable identity.
-DEFAULT_AGENT_ADDRESS = "F0:5A:6E:00:00:01"
 # Pairing waits on a human typing a passkey.
 DEFAULT_PAIRING_TIMEOUT = 120.0
 # Encrypting with a stored key is a link-layer exchange: no human involved.
@@ -67,6 +68,61 @@ async def guarded(connection: Connection, operation: Awaitable[T]) -> T:
         if task is not None and task.cancelling():
             raise
         raise BleakError(f"{address_text(connection.peer_address)} disconnected") from None
+
+
+def _encode(keys: PairingKeys) -> str:
+    return json.dumps(keys.to_dict(), sort_keys=True)
+
+
+def _decode(text: str) -> PairingKeys:
+    data: dict[str, Any] = json.loads(text)
+    return PairingKeys.from_dict(data)
+
+
+class BondKeyStore(KeyStore):
+    """Bumble's key store interface over a ``BondStore``, so Bumble reads and writes our bonds."""
+
+    def __init__(self, bonds: BondStore) -> None:
+        self._bonds = bonds
+
+    async def delete(self, name: str) -> None:
+        self._bonds.delete(name)
+
+    async def update(self, name: str, keys: PairingKeys) -> None:
+        self._bonds.put(name, _encode(keys))
+
+    async def get(self, name: str) -> PairingKeys | None:
+        text = self._bonds.get(name)
+        return None if text is None else _decode(text)
+
+    async def get_all(self) -> list[tuple[str, PairingKeys]]:
+        found = ((peer, self._bonds.get(peer)) for peer in self._bonds.peers())
+        return [(peer, _decode(text)) for peer, text in found if text is not None]
+
+
+class AgentDelegate(PairingDelegate):
+    """Bumble delegate for one connection, forwarding to the agent.
+
+    Keyboard and display lets the watch pick passkey entry (it displays) or numeric
+    comparison (it has yes/no); Just Works is refused since it gives no MITM protection.
+    """
+
+    def __init__(self, agent: PairingAgent, peer: str) -> None:
+        super().__init__(io_capability=PairingDelegate.DISPLAY_OUTPUT_AND_KEYBOARD_INPUT)
+        self._agent = agent
+        self._peer = peer
+
+    async def accept(self) -> bool:
+        return True
+
+    async def confirm(self, auto: bool = False) -> bool:
+        return False
+
+    async def compare_numbers(self, number: int, digits: int) -> bool:
+        return await self._agent.confirm_number(self._peer, number)
+
+    async def get_number(self) -> int | None:
+        return await self._agent.enter_passkey(self._peer)
 
 
 class BumbleRadio:

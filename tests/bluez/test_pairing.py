@@ -1,7 +1,9 @@
-"""LE Secure Connections passkey pairing through our two Agent1 implementations.
+"""LE Secure Connections pairing (passkey entry, numeric comparison) through our two Agent1
+implementations.
 
-The watch (bless on hci0) shows the passkey through a ``PairingDisplay``; the agent
-(bleak on hci1) types it through a ``PairingAgent``: the same interfaces as loopback.
+The watch (bless on hci0) shows the passkey or the number through a ``PairingDisplay``; the
+agent (bleak on hci1) types or compares it through a ``PairingAgent``: the same interfaces
+as loopback.
 """
 
 from __future__ import annotations
@@ -41,27 +43,27 @@ class Screen:
 
 
 class Typist:
-    """The phone's user: types what the watch shows, remembering who asked."""
+    """The phone's user: types or compares what the watch shows, remembering what was asked."""
 
     def __init__(self, screen: Screen) -> None:
         self._screen = screen
-        self.asked: list[str] = []
+        self.asked: list[tuple[str, str]] = []
 
     async def enter_passkey(self, peer: str) -> int | None:
-        self.asked.append(peer)
+        self.asked.append(("passkey", peer))
         async with asyncio.timeout(WAIT):
             _, passkey = await self._screen.passkeys.get()
         return passkey
 
     async def confirm_number(self, peer: str, number: int) -> bool:
-        self.asked.append(peer)
+        self.asked.append(("number", peer))
         async with asyncio.timeout(WAIT):
             _, shown = await self._screen.passkeys.get()
         return shown == number
 
 
-async def _watch(screen: Screen) -> BlessPeripheral:
-    watch = BlessPeripheral("hci0", "PairWatch", display=screen, mode=PairingMode.PASSKEY)
+async def _watch(screen: Screen, mode: PairingMode = PairingMode.PASSKEY) -> BlessPeripheral:
+    watch = BlessPeripheral("hci0", "PairWatch", display=screen, mode=mode)
     watch.set_read_handler(HISTORY_STATUS, lambda: STATUS)
     watch.set_read_handler(MODEL_NUMBER, lambda: b"pair-model")
     await watch.start(PROFILE)
@@ -79,17 +81,22 @@ async def _read_protected(adapters: Adapters, agent: PairingAgent | None, pair: 
         return bytes(await client.read_gatt_char(HISTORY_STATUS))
 
 
-async def test_passkey_pairing_opens_protected_characteristics(adapters: Adapters) -> None:
+@pytest.mark.parametrize(
+    ("mode", "question"), [(PairingMode.PASSKEY, "passkey"), (PairingMode.NUMERIC, "number")]
+)
+async def test_pairing_opens_protected_characteristics(
+    adapters: Adapters, mode: PairingMode, question: str
+) -> None:
     screen = Screen()
     typist = Typist(screen)
-    watch = await _watch(screen)
+    watch = await _watch(screen, mode)
     try:
         assert await _read_protected(adapters, typist, pair=True) == STATUS
         # The bond alone opens it again: no second passkey on a new connection.
         assert await _read_protected(adapters, RefusingAgent(), pair=False) == STATUS
     finally:
         await watch.stop()
-    assert typist.asked == [adapters.watch]
+    assert typist.asked == [(question, adapters.watch)]
     assert screen.passkeys.empty()
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 import signal
 import sys
 from collections.abc import AsyncIterator
@@ -19,15 +18,14 @@ from bumble.transport.common import Transport
 
 from protocol import uuids
 from tests.integration.test_peripheral_bumble import discover
+from tests.processes import WAIT, WATCH_CLI, line
 from watchsim.peripheral.bumble_adapter import bumble_uuid, open_peripheral
 from watchsim.peripheral.port import Disconnected, PairingMode, PeripheralEvent
 
 pytestmark = pytest.mark.system
 
-WAIT = 10.0
 # The air must tell a dead client's peers this quickly (it has no supervision timeout).
 DEAD_PEER_NOTICE = 1.0
-CLI = "import sys; from watchsim.cli import main; sys.exit(main())"
 WATCH = """
 import asyncio, sys
 from pathlib import Path
@@ -44,26 +42,16 @@ asyncio.run(run())
 """
 
 
-async def _line(process: asyncio.subprocess.Process, pattern: str) -> re.Match[str]:
-    assert process.stdout is not None
-    while True:
-        raw = await asyncio.wait_for(process.stdout.readline(), WAIT)
-        if not raw:
-            raise AssertionError(f"process exited before printing {pattern!r}")
-        if match := re.search(pattern, raw.decode()):
-            return match
-
-
 @pytest.fixture
 async def air() -> AsyncIterator[str]:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", CLI, "air", "--port", "0", stdout=asyncio.subprocess.PIPE
+        sys.executable, "-c", WATCH_CLI, "air", "--port", "0", stdout=asyncio.subprocess.PIPE
     )
     try:
-        match = await _line(process, r"listening on ([\d.]+):(\d+)")
+        match = await line(process, r"listening on ([\d.]+):(\d+)")
         yield f"tcp-client:{match[1]}:{match[2]}"
         process.send_signal(signal.SIGTERM)
-        await _line(process, "air closed")
+        await line(process, "air closed")
         assert await asyncio.wait_for(process.wait(), WAIT) == 0
     finally:
         if process.returncode is None:
@@ -97,7 +85,7 @@ async def test_peer_of_a_killed_process_sees_a_disconnection(air: str, tmp_path:
     )
     device, transport = await _central(air, "F2:00:00:00:00:01")
     try:
-        address = (await _line(watch_process, r"watch at (\S+)"))[1]
+        address = (await line(watch_process, r"watch at (\S+)"))[1]
         connection = await asyncio.wait_for(device.connect(hci.Address(address)), WAIT)
         peer = BumblePeer(connection)
         await asyncio.wait_for(discover(peer), WAIT)

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.processes import WAIT, WATCH_CLI, line
 from tests.system import test_air
-from tests.system.test_air import CLI, WAIT, _line
 
 air = test_air.air  # the fixture
 
@@ -23,7 +23,7 @@ async def _cli(*args: str) -> tuple[int, str, str]:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        CLI,
+        WATCH_CLI,
         *args,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
@@ -40,7 +40,7 @@ async def test_run_on_the_air_and_drive_it_with_ctl(air: str, tmp_path: Path) ->
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-c",
-        CLI,
+        WATCH_CLI,
         *args,
         "--backfill",
         "1h",
@@ -48,7 +48,7 @@ async def test_run_on_the_air_and_drive_it_with_ctl(air: str, tmp_path: Path) ->
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        ready = await _line(process, r"ready: address ([0-9A-F:]{17})")
+        ready = await line(process, r"ready: address ([0-9A-F:]{17})")
 
         code, out, err = await _cli("ctl", "--state-dir", str(state_dir), "status")
         assert code == 0, err
@@ -69,7 +69,7 @@ async def test_run_on_the_air_and_drive_it_with_ctl(air: str, tmp_path: Path) ->
         assert "Traceback" not in err
 
         process.send_signal(signal.SIGTERM)
-        await _line(process, "watch stopped")
+        await line(process, "watch stopped")
         assert await asyncio.wait_for(process.wait(), WAIT) == 0
     finally:
         if process.returncode is None:
@@ -81,7 +81,7 @@ async def test_run_on_the_air_and_drive_it_with_ctl(air: str, tmp_path: Path) ->
     assert "no watch is running" in err
 
 
-async def test_run_reports_bad_scenario_with_its_line(tmp_path: Path) -> None:
+async def test_run_reports_bad_scenario_with_itsline(tmp_path: Path) -> None:
     scenario = tmp_path / "bad.toml"
     scenario.write_text(
         '[[segment]]\nactivity = "walk"\nduration = "1h"\n\n'

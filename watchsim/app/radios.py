@@ -1,25 +1,22 @@
 """Where the watch's radio comes from: a LocalLink, a Bumble HCI transport, or BlueZ.
 
 The app asks for a fresh started peripheral at every boot and after every out-of-range
-spell, so a radio is a factory rather than one peripheral.
+spell, so a radio is a factory rather than one peripheral. Each radio imports its stack
+when it opens: a watch on BlueZ never loads Bumble, nor a loopback watch bless.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Protocol
-
-from bumble.link import LocalLink
+from typing import TYPE_CHECKING, Protocol
 
 from protocol.profile import PROFILE
-from watchsim.peripheral.bless_adapter import BlessPeripheral
-from watchsim.peripheral.bumble_adapter import (
-    BumblePeripheral,
-    forget_bonds,
-    open_peripheral,
-    start_on_link,
-)
 from watchsim.peripheral.port import PairingDisplay, PairingMode, Peripheral
+
+if TYPE_CHECKING:
+    from bumble.link import LocalLink
+
+    from watchsim.peripheral.bumble_adapter import BumblePeripheral
 
 
 class Radio(Protocol):
@@ -51,6 +48,8 @@ class _BumbleRadio:
         raise NotImplementedError
 
     def forget_bonds(self) -> None:
+        from watchsim.peripheral.bumble_adapter import forget_bonds
+
         forget_bonds(self._state_dir)
 
 
@@ -70,6 +69,8 @@ class LinkRadio(_BumbleRadio):
         self._interval_ms = advertising_interval_ms
 
     async def _start(self, display: PairingDisplay) -> BumblePeripheral:
+        from watchsim.peripheral.bumble_adapter import start_on_link
+
         return await start_on_link(
             self._link,
             self._state_dir,
@@ -89,6 +90,8 @@ class TransportRadio(_BumbleRadio):
         self._transport = transport
 
     async def _start(self, display: PairingDisplay) -> BumblePeripheral:
+        from watchsim.peripheral.bumble_adapter import open_peripheral
+
         return await open_peripheral(
             self._transport,
             self._state_dir,
@@ -107,6 +110,8 @@ class BlueZRadio:
         self.address = ""
 
     async def open(self, display: PairingDisplay) -> Peripheral:
+        from watchsim.peripheral.bless_adapter import BlessPeripheral
+
         peripheral = BlessPeripheral(self._adapter, self._name, display, self._mode)
         await peripheral.start(PROFILE)
         self.address = peripheral.address

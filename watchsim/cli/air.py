@@ -7,12 +7,13 @@ import signal
 
 import click
 
-from watchsim.air import Air
 from watchsim.cli import main
 from watchsim.cli.run import DEFAULT_AIR_PORT
 
 
 async def _run(host: str, port: int) -> None:
+    from watchsim.air import Air  # Bumble: only `watchsim air` needs it at once
+
     air = Air(host, port)
     try:
         bound_host, bound_port = await air.start()

@@ -1,0 +1,243 @@
+"""The real CLIs as separate processes, driven as a person would: read what they print, type
+into their prompts. Shared by the loopback system tests and the BlueZ VM tests, which differ
+only in the watch's radio options, the agent's ``--transport`` and how long a step may take
+(an emulated CPU is slow). Every wait is on a line a process prints, never a sleep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import sys
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+WATCH_CLI = "import sys; from watchsim.cli import main; sys.exit(main())"
+AGENT_CLI = "from phoneagent.cli import main; main()"
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "PHONEAGENT_DB_KEY": "two-processes-test-key"}
+WAIT = 10.0
+ADDRESS = r"([0-9A-F:]{17})"
+
+
+async def line(
+    process: asyncio.subprocess.Process,
+    pattern: str,
+    *,
+    wait: float = WAIT,
+    stderr: bool = False,
+) -> re.Match[str]:
+    """The next line of stdout (or stderr) matching ``pattern``; fails if none within ``wait``."""
+    stream = process.stderr if stderr else process.stdout
+    assert stream is not None
+    while True:
+        raw = await asyncio.wait_for(stream.readline(), wait)
+        if not raw:
+            raise AssertionError(f"process exited before printing {pattern!r}")
+        if match := re.search(pattern, raw.decode()):
+            return match
+
+
+async def prompt(process: asyncio.subprocess.Process, pattern: str, wait: float) -> re.Match[str]:
+    """A prompt on stderr (no newline after it: it ends with ``: ``)."""
+    assert process.stderr is not None
+    seen = b""
+    async with asyncio.timeout(wait):
+        while not (match := re.search(pattern, seen.decode(errors="replace"))):
+            chunk = await process.stderr.read(256)
+            if not chunk:
+                raise AssertionError(f"process exited before asking {pattern!r}: {seen!r}")
+            seen += chunk
+    return match
+
+
+async def kill(process: asyncio.subprocess.Process) -> None:
+    if process.returncode is None:
+        process.send_signal(signal.SIGKILL)
+        await process.wait()
+
+
+@dataclass(frozen=True)
+class Watch:
+    """``watchsim run`` with one state dir; ``options`` pick the radio (the air or an
+    adapter) and anything else, such as ``--pairing``."""
+
+    state_dir: Path
+    options: Sequence[str]  # ("--air", "HOST:PORT") or ("--transport", "bluez", ...)
+    wait: float = WAIT
+    backfill: str = "2h"
+
+    async def start(self) -> tuple[asyncio.subprocess.Process, str]:
+        """The running process and the address it says it advertises on."""
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            WATCH_CLI,
+            "run",
+            *self.options,
+            "--state-dir",
+            str(self.state_dir),
+            "--backfill",
+            self.backfill,
+            stdout=asyncio.subprocess.PIPE,
+            env=ENV,
+        )
+        try:
+            ready = await line(process, rf"ready: address {ADDRESS}", wait=self.wait)
+        except BaseException:
+            await kill(process)
+            raise
+        return process, ready[1]
+
+    async def newest_seq(self) -> int:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            WATCH_CLI,
+            "ctl",
+            "--state-dir",
+            str(self.state_dir),
+            "status",
+            stdout=asyncio.subprocess.PIPE,
+            env=ENV,
+        )
+        out, _ = await asyncio.wait_for(process.communicate(), self.wait)
+        return int(json.loads(out)["history"]["newest_seq"])
+
+
+@dataclass(frozen=True)
+class Phone:
+    """``phoneagent`` commands on one data dir and one ``--transport``."""
+
+    data_dir: Path
+    transport: str  # "loopback:HOST:PORT", "bluez:hci1", ...
+    wait: float = WAIT
+    # The daemon may be silent while another watch backfills: a hang bound, not a timing.
+    daemon_wait: float = 60.0
+
+    async def _spawn(self, *args: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            AGENT_CLI,
+            "--data-dir",
+            str(self.data_dir),
+            "--transport",
+            self.transport,
+            *args,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=ENV,
+        )
+
+    async def __call__(
+        self,
+        *args: str,
+        passkey_from: asyncio.subprocess.Process | None = None,
+        number_from: asyncio.subprocess.Process | None = None,
+    ) -> str:
+        """Run one command; returns stdout, fails the test on a non-zero exit.
+
+        With ``passkey_from``, types the passkey that watch process shows into the prompt;
+        with ``number_from``, answers yes once the number asked about is the one that watch
+        shows (numeric comparison).
+        """
+        process = await self._spawn(*args)
+        try:
+            typed = b""
+            if passkey_from is not None:
+                shown = await line(passkey_from, r"PASSKEY (\d{6})", wait=self.wait)
+                typed = shown[1].encode() + b"\n"
+            if number_from is not None:
+                shown = await line(number_from, r"PASSKEY (\d{6})", wait=self.wait)
+                asked = await prompt(process, r"show (\d{6})\?", self.wait)
+                assert asked[1] == shown[1], "the phone and the watch show different numbers"
+                typed = b"y\n"
+            out, err = await asyncio.wait_for(process.communicate(typed), self.wait)
+        finally:
+            await kill(process)
+        assert process.returncode == 0, err.decode()
+        assert b"Traceback" not in err
+        return out.decode()
+
+    async def status(self, address: str) -> dict[str, int]:
+        status = json.loads(await self("status", "--json"))
+        (device,) = [d for d in status["devices"] if d["address"] == address]
+        return {key: int(device[key]) for key in ("samples", "next_seq", "gaps", "gap_seqs")}
+
+    @asynccontextmanager
+    async def daemon(self, *addresses: str) -> AsyncIterator[None]:
+        """``phoneagent run --no-dbus`` until every watch is live; stopped with SIGTERM."""
+        process = await self._spawn("run", "--no-dbus")
+        try:
+            wait = max(self.wait, self.daemon_wait)
+            await line(process, "relays: phoneagent inject only", wait=wait, stderr=True)
+            waiting = set(addresses)
+            while waiting:
+                live = await line(process, rf"{ADDRESS}: live", wait=wait, stderr=True)
+                waiting.discard(live[1])
+            yield
+            process.send_signal(signal.SIGTERM)
+            await line(process, "phoneagent stopped", wait=self.wait, stderr=True)
+            assert await asyncio.wait_for(process.wait(), self.wait) == 0
+        finally:
+            await kill(process)
+
+
+def assert_exactly_once(status: dict[str, int]) -> None:
+    """Every seq below the cursor is a stored sample, but seq 0 (never assigned)."""
+    assert (status["gaps"], status["gap_seqs"]) == (1, 1)
+    assert status["samples"] == status["next_seq"] - 1
+
+
+async def pair_and_sync(
+    phone: Phone, watch: asyncio.subprocess.Process, address: str, *, numeric: bool = False
+) -> None:
+    """Pair (typing the passkey, or confirming the number the watch shows), then backfill."""
+    shown = {"number_from": watch} if numeric else {"passkey_from": watch}
+    await phone("pair", address, **shown)
+    await phone("sync", address)
+
+
+def assert_backfilled(status: dict[str, int]) -> None:
+    assert status["samples"] > 7000  # two hours of 1 Hz heart rate and the rest
+    assert_exactly_once(status)
+
+
+async def pair_sync_kill_restart_resync(watch: Watch, phone: Phone) -> str:
+    """Pair, sync, keep it synced with ``run`` until live, kill the watch with SIGKILL,
+    restart it from its state dir and sync again from the bond without a passkey: the store
+    ends with every record the watch holds, once, and no unexplained gap. Returns the
+    watch's address.
+    """
+    process, address = await watch.start()
+    try:
+        await pair_and_sync(phone, process, address)
+        async with phone.daemon(address):
+            pass  # live: the backfill and the records since are stored
+        first = await phone.status(address)
+        assert_backfilled(first)
+        await kill(process)
+
+        process, restarted = await watch.start()
+        assert restarted == address  # identity and bond come back
+        newest = await watch.newest_seq()
+        # No passkey this time: the bond re-encrypts the link (stdin stays empty).
+        await phone("sync", address)
+        second = await phone.status(address)
+    finally:
+        await kill(process)
+
+    assert second["next_seq"] > newest
+    assert_exactly_once(second)
+    assert second["samples"] > first["samples"]
+    # PR-LOGS: the commands logged each sync session, with the watch's address redacted.
+    log = (phone.data_dir / "logs" / "phoneagent.log").read_text()
+    assert "backfilling (from seq" in log
+    assert address not in log and "<mac>: stopped" in log
+    return address
