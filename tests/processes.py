@@ -17,10 +17,15 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from watchsim.testing import TEST_START
+
 WATCH_CLI = "import sys; from watchsim.cli import main; sys.exit(main())"
 AGENT_CLI = "from phoneagent.cli import main; main()"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "PHONEAGENT_DB_KEY": "two-processes-test-key"}
 WAIT = 10.0
+# Where every watch's clock starts, so that a backfill's content does not depend on the
+# hour a test runs at (the default day charges the watch at 19:30, for one).
+START = TEST_START.strftime("%Y-%m-%dT%H:%M")
 ADDRESS = r"([0-9A-F:]{17})"
 
 
@@ -83,6 +88,8 @@ class Watch:
             str(self.state_dir),
             "--backfill",
             self.backfill,
+            "--start",
+            START,  # a restart starts there again: its clock is set from the phone's anyway
             stdout=asyncio.subprocess.PIPE,
             env=ENV,
         )

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Final
 
 from bumble.link import LocalLink
 
@@ -40,6 +41,10 @@ class LoopbackWatch:
         await self.app.reboot()
 
 
+# Midday of a weekday: the default day is awake, on the wrist and measuring every metric.
+TEST_START: Final = datetime(2026, 6, 2, 12, 0, tzinfo=UTC)
+
+
 async def start_loopback_watch(
     link: LocalLink,
     state_dir: Path,
@@ -51,9 +56,13 @@ async def start_loopback_watch(
     pairing: PairingMode = PairingMode.PASSKEY,
     history_capacity: int | None = None,
     speed: float = 1.0,
-    start_time: datetime | None = None,
+    start_time: datetime | None = TEST_START,
 ) -> LoopbackWatch:
-    """Start a watch advertising on ``link``; ``scenario`` is a built-in name or a path."""
+    """Start a watch advertising on ``link``; ``scenario`` is a built-in name or a path.
+
+    The clock starts at ``TEST_START`` unless told otherwise (None: now), so that what a
+    test sees does not depend on the hour it runs at (the scenarios follow a day).
+    """
     config = WatchConfig(
         state_dir=state_dir,
         name=name,

@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import shutil
 import tempfile
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -86,7 +86,12 @@ def _key(agent: AgentContext, directory: Path) -> DbKey:
 
 
 async def _run(
-    agent: AgentContext, directory: Path, hours: float, seconds: float, speed: float
+    agent: AgentContext,
+    directory: Path,
+    hours: float,
+    seconds: float,
+    speed: float,
+    start: datetime | None,
 ) -> None:
     # Imported here: every other command starts without a Bumble stack or the watch.
     from bumble.link import LocalLink
@@ -102,7 +107,12 @@ async def _run(
     try:
         click.echo(f"Starting a loopback watch with {hours:g} h of history ...")
         watch = await start_loopback_watch(
-            link, watch_dir, name="Demo Watch", backfill=timedelta(hours=hours), speed=speed
+            link,
+            watch_dir,
+            name="Demo Watch",
+            backfill=timedelta(hours=hours),
+            speed=speed,
+            start_time=start,  # None: the watch's day is today's, up to now
         )
         try:
             radio = await BumbleRadio.on_link(
@@ -170,8 +180,16 @@ def _quiet_key(agent: AgentContext, directory: Path) -> DbKey:
     show_default=True,
     help="Watch clock speed-up during the live phase.",
 )
+@click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M"]),
+    default=None,
+    help="Local time at which the watch's history ends [default: now].",
+)
 @pass_agent
-def demo_command(agent: AgentContext, hours: float, seconds: float, speed: float) -> None:
+def demo_command(
+    agent: AgentContext, hours: float, seconds: float, speed: float, start: datetime | None
+) -> None:
     """Loopback watch + agent end to end (pair, backfill, live) with no hardware."""
     if agent.data_dir_option is not None:
         directory = agent.data_dir
@@ -179,7 +197,7 @@ def demo_command(agent: AgentContext, hours: float, seconds: float, speed: float
     else:
         directory = Path(tempfile.mkdtemp(prefix="phoneagent-demo-"))
     click.echo(f"Agent data directory: {directory}")
-    asyncio.run(_run(agent, directory, hours, seconds, speed))
+    asyncio.run(_run(agent, directory, hours, seconds, speed, start))
 
 
 COMMANDS = (demo_command,)

@@ -11,6 +11,7 @@ from click.testing import CliRunner
 
 from phoneagent.cli import main
 from phoneagent.cli.context import EXIT_KEY, EXIT_UNREACHABLE, EXIT_USAGE
+from tests.processes import START
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -21,7 +22,8 @@ def run(*args: str) -> tuple[int, str]:
 
 def test_demo_then_listings(tmp_path: Path) -> None:
     data = tmp_path / "agent"
-    code, out = run("--data-dir", str(data), "demo", "--hours", "1", "--seconds", "1")
+    demo = ("demo", "--hours", "1", "--seconds", "1", "--start", START)
+    code, out = run("--data-dir", str(data), *demo)
     assert code == 0, out
     key = data / "demo.key"
     assert f"Wrote the database key to {key}" in out

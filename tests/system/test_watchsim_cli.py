@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.processes import WAIT, WATCH_CLI, line
+from tests.processes import START, WAIT, WATCH_CLI, line
 from tests.system import test_air
 
 air = test_air.air  # the fixture
@@ -44,6 +44,8 @@ async def test_run_on_the_air_and_drive_it_with_ctl(air: str, tmp_path: Path) ->
         *args,
         "--backfill",
         "1h",
+        "--start",
+        START,
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )

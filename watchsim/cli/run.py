@@ -7,6 +7,7 @@ import errno
 import os
 import signal
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import click
@@ -111,6 +112,13 @@ async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
 @click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per real second.")
 @click.option("--backfill", default=None, help="Pre-fill a fresh history: 7d, 24h, 90m.")
 @click.option(
+    "--start",
+    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
+    default=None,
+    help="Start the watch clock at this local time (e.g. 2026-06-01T07:30) to reproduce "
+    "a moment of the scenario's day; the backfill ends there [default: now].",
+)
+@click.option(
     "--pairing",
     type=click.Choice([m.value for m in PairingMode]),
     default=PairingMode.PASSKEY.value,
@@ -138,6 +146,7 @@ def run(
     scenario: str,
     speed: float,
     backfill: str | None,
+    start: datetime | None,
     pairing: str,
     state_dir: Path | None,
     history_capacity: int,
@@ -161,6 +170,7 @@ def run(
         seed=seed,
         scenario=timeline,
         speed=speed,
+        start_time=None if start is None else start.timestamp(),
         backfill_s=backfill_s,
         pairing=mode,
         history_capacity=history_capacity,
