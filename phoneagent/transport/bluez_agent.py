@@ -10,28 +10,21 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Annotated, Any, Final
+from typing import Any, Final
 
 from bleak.backends.bluezdbus.client import BleakClientBlueZDBus
 from bleak.exc import BleakError
-from dbus_fast import DBusError, Message, MessageType
+from dbus_fast import DBusError
 from dbus_fast.aio import MessageBus
-from dbus_fast.annotations import DBusObjectPath, DBusSignature, DBusUInt32
+from dbus_fast.annotations import DBusObjectPath, DBusUInt32
 from dbus_fast.service import ServiceInterface, dbus_method
 
+from bluezkit import REJECTED, NoReply, agent_manager, device_address
 from phoneagent.transport.pairing import PairingAgent
 
 AGENT_PATH: Final = "/org/phoneagent/agent"
 # The phone has a keyboard and a display: the watch shows, the phone types or compares.
 CAPABILITY: Final = "KeyboardDisplay"
-REJECTED: Final = "org.bluez.Error.Rejected"
-# A D-Bus method with no out-arguments (dbus-fast reads a bare None as a bad signature).
-NoReply = Annotated[None, DBusSignature("")]
-
-
-def device_address(path: str) -> str:
-    """``/org/bluez/hci1/dev_AA_BB_CC_DD_EE_FF`` -> ``AA:BB:CC:DD:EE:FF``."""
-    return path.rsplit("/", 1)[-1].removeprefix("dev_").replace("_", ":")
 
 
 class BlueZAgent(ServiceInterface):
@@ -68,19 +61,10 @@ class BlueZAgent(ServiceInterface):
 
 
 async def _agent_manager(bus: MessageBus, member: str, signature: str, body: list[Any]) -> None:
-    reply = await bus.call(
-        Message(
-            destination="org.bluez",
-            path="/org/bluez",
-            interface="org.bluez.AgentManager1",
-            member=member,
-            signature=signature,
-            body=body,
-        )
-    )
-    if reply is None or reply.message_type is MessageType.ERROR:
-        detail = reply.body[0] if reply is not None and reply.body else "no reply"
-        raise BleakError(f"BlueZ AgentManager1.{member} failed: {detail}")
+    try:
+        await agent_manager(bus, member, signature, body)
+    except DBusError as error:
+        raise BleakError(f"BlueZ {error.text}") from error
 
 
 @asynccontextmanager

@@ -39,8 +39,9 @@ from bless.backends.characteristic import GATTCharacteristicProperties
 from dbus_next.constants import MessageType  # bless's D-Bus library, for bless's bus
 from dbus_next.message import Message
 
+from bluezkit import device_address
 from protocol.profile import PROFILE, Property, Security, ServiceSpec
-from watchsim.peripheral.bluez_agent import RegisteredAgent, device_address
+from watchsim.peripheral.bluez_agent import RegisteredAgent
 from watchsim.peripheral.dbus_next_writer import BusWriter
 from watchsim.peripheral.port import PairingDisplay, PairingMode, Peer, Peripheral
 

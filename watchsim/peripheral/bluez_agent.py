@@ -7,29 +7,22 @@ questions go to the same ``PairingDisplay`` the Bumble adapter uses.
 
 from __future__ import annotations
 
-from typing import Annotated, Final
+from typing import Final
 
-from dbus_fast import BusType, DBusError, Message, MessageType
+from dbus_fast import BusType, DBusError
 from dbus_fast.aio import MessageBus
-from dbus_fast.annotations import DBusObjectPath, DBusSignature, DBusStr, DBusUInt16, DBusUInt32
+from dbus_fast.annotations import DBusObjectPath, DBusStr, DBusUInt16, DBusUInt32
 from dbus_fast.service import ServiceInterface, dbus_method
 
+from bluezkit import REJECTED, NoReply, agent_manager, device_address
 from watchsim.peripheral.port import PairingDisplay, PairingMode
 
 AGENT_PATH: Final = "/org/watchsim/agent"
-REJECTED: Final = "org.bluez.Error.Rejected"
-# A D-Bus method with no out-arguments (dbus-fast reads a bare None as a bad signature).
-NoReply = Annotated[None, DBusSignature("")]
 CAPABILITY: Final = {
     PairingMode.PASSKEY: "DisplayOnly",
     PairingMode.NUMERIC: "DisplayYesNo",
     PairingMode.JUST_WORKS: "NoInputNoOutput",
 }
-
-
-def device_address(path: str) -> str:
-    """``/org/bluez/hci0/dev_AA_BB_CC_DD_EE_FF`` -> ``AA:BB:CC:DD:EE:FF``."""
-    return path.rsplit("/", 1)[-1].removeprefix("dev_").replace("_", ":")
 
 
 class WatchAgent(ServiceInterface):
@@ -72,25 +65,6 @@ class WatchAgent(ServiceInterface):
         """The peer gave up; the passkey simply stays on screen until the next one."""
 
 
-async def _agent_manager(bus: MessageBus, member: str, signature: str, body: list[object]) -> None:
-    reply = await bus.call(
-        Message(
-            destination="org.bluez",
-            path="/org/bluez",
-            interface="org.bluez.AgentManager1",
-            member=member,
-            signature=signature,
-            body=body,
-        )
-    )
-    if reply is None or reply.message_type is MessageType.ERROR:
-        detail = reply.body[0] if reply is not None and reply.body else "no reply"
-        raise DBusError(
-            reply.error_name if reply is not None and reply.error_name else REJECTED,
-            f"AgentManager1.{member} failed: {detail}",
-        )
-
-
 class RegisteredAgent:
     """The watch's agent on its own system-bus connection, default until ``close``."""
 
@@ -102,8 +76,8 @@ class RegisteredAgent:
         bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
         try:
             bus.export(AGENT_PATH, WatchAgent(display, mode))
-            await _agent_manager(bus, "RegisterAgent", "os", [AGENT_PATH, CAPABILITY[mode]])
-            await _agent_manager(bus, "RequestDefaultAgent", "o", [AGENT_PATH])
+            await agent_manager(bus, "RegisterAgent", "os", [AGENT_PATH, CAPABILITY[mode]])
+            await agent_manager(bus, "RequestDefaultAgent", "o", [AGENT_PATH])
         except BaseException:
             bus.disconnect()
             raise
@@ -112,6 +86,6 @@ class RegisteredAgent:
     async def close(self) -> None:
         """Unregister (bluetoothd also drops it when the connection closes) and disconnect."""
         try:
-            await _agent_manager(self._bus, "UnregisterAgent", "o", [AGENT_PATH])
+            await agent_manager(self._bus, "UnregisterAgent", "o", [AGENT_PATH])
         finally:
             self._bus.disconnect()
