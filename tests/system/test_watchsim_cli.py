@@ -44,6 +44,8 @@ async def test_run_on_the_air_and_drive_it_with_ctl(air: str, tmp_path: Path) ->
         *args,
         "--backfill",
         "1h",
+        "--scenario",
+        "workout",  # worn throughout: the default day charges off the wrist at 19:30
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
