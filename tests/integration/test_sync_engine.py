@@ -372,7 +372,12 @@ async def test_daemon_applies_a_withdrawal_and_a_new_pairing_while_running__PR_W
     await progress.until(lambda: watch.address in progress.live)
 
     second = await start_loopback_watch(
-        link, tmp_path / "second", seed=4, name="Second", backfill=timedelta(minutes=30)
+        link,
+        tmp_path / "second",
+        seed=4,
+        name="Second",
+        backfill=timedelta(minutes=30),
+        scenario="workout",  # worn throughout: the default day charges at 19:30
     )
     agent.radio.agent = QueueAgent(second)
     await pair_device(agent.transport, agent.store, second.address, scan_timeout=WAIT)

@@ -48,6 +48,8 @@ async def start_watch(air_address: str, state_dir: Path) -> tuple[asyncio.subpro
         str(state_dir),
         "--backfill",
         "2h",
+        "--scenario",
+        "workout",  # worn throughout: the default day charges off the wrist at 19:30
         stdout=asyncio.subprocess.PIPE,
         env=ENV,
     )
