@@ -53,7 +53,10 @@ async def wait_for_advertising(
             seen.set_result(device)
 
     try:
-        async with asyncio.timeout(within), transport.scanner(on_advertisement):
+        async with (
+            asyncio.timeout(within),
+            transport.scanner(on_advertisement, addresses=[address]),
+        ):
             return await seen
     except TimeoutError as error:
         raise ConnectTimeoutError(f"{address} did not advertise within {within:g} s") from error

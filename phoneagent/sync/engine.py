@@ -6,7 +6,7 @@ Exactly-once rests on three rules:
 1. every REPORT starts at the store's cursor (``Store.next_seq``), never at the watch's view;
 2. received batches are stored with ``store_batch`` (idempotent by (device, seq), one
    transaction per group), and DELETE_UP_TO is sent only after that commit returned, and
-   only up to the cursor the commit produced;
+   only up to the cursor the commit produced (live, not after every commit: it may lag);
 3. every seq in a REPORT's range is accounted for in the store: a record, a gap the
    watch reported, a seq the watch never assigned, or a record of an opted-out metric
    dropped here. So the cursor always moves, and a loss is always visible as a gap.
@@ -49,6 +49,12 @@ OPTED_OUT = "opted out"  # a record of an opted-out metric, discarded before sto
 # Samples decoded and committed together: one transaction amortises the fsync, and
 # bounds what is held in memory between the radio and the disk.
 DEFAULT_GROUP_SAMPLES = 8192
+# Live records are acknowledged (DELETE_UP_TO) once this many are committed or this long
+# after the last acknowledgement, not after every REPORT: a round trip and a rewrite of
+# the watch's history index per record each second was a third of a live pair's work.
+# The watch only keeps committed records longer; what it reports is still from the cursor.
+LIVE_ACK_RECORDS = 240
+LIVE_ACK_S = 60.0
 # How long a REPORT's last records may trail its response (BlueZ's notification packing
 # delays them by milliseconds; generous for emulated and loaded hosts).
 LATE_RECORDS_S = 5.0
@@ -286,6 +292,8 @@ class DeviceSync:
         self.cursor = 0
         self.newest_seq = 0
         self._acked = -1
+        self._acked_at = 0.0  # loop time of the last acknowledgement
+        self._live = False
         self._stream: _Stream | None = None
         self._watch: WatchClient | None = None  # while a session is past configuring
         self._records_available = asyncio.Event()
@@ -345,6 +353,7 @@ class DeviceSync:
         finally:
             self._stream = None
             self._watch = None
+            self._live = False
             if self._relays is not None:
                 self._relays.detach(self.address)
             with contextlib.suppress(BleakError):
@@ -368,6 +377,7 @@ class DeviceSync:
         self._watch = watch
         self.cursor = await self._store.next_seq(self.address)
         self._acked = self.cursor - 1
+        self._acked_at = asyncio.get_running_loop().time()
         await watch.subscribe_history(self._on_batch, self._on_status)
         if self._relays is not None:
             await self._relays.attach(watch)  # alerts and calls need not wait for backfill
@@ -379,6 +389,7 @@ class DeviceSync:
         self.backoff.reset()
         if not live:
             return
+        self._live = True
         self._set(SyncState.LIVE)
         while True:
             if self.newest_seq < self.cursor:
@@ -451,10 +462,20 @@ class DeviceSync:
         else:
             await self._commit(stream.take())
             raise WatchProtocolError(f"{self.address}: REPORT ended with {response.result.name}")
-        if self.cursor - 1 > self._acked:
+        if self._ack_due():
             await watch.delete_up_to(self.cursor - 1)
             self._acked = self.cursor - 1
+            self._acked_at = asyncio.get_running_loop().time()
         return response
+
+    def _ack_due(self) -> bool:
+        """Backfill acknowledges every REPORT; live, every ``LIVE_ACK_RECORDS`` or ``_S``."""
+        unacked = self.cursor - 1 - self._acked
+        if unacked <= 0:
+            return False
+        if not self._live or unacked >= LIVE_ACK_RECORDS:
+            return True
+        return asyncio.get_running_loop().time() - self._acked_at >= LIVE_ACK_S
 
     async def _await_late_records(self, stream: _Stream, last_seq: int) -> None:
         """Let records the response overtook arrive before their range is closed.

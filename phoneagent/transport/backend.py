@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, ClassVar, TypeVar
 
 from bleak.args import SizedBuffer
@@ -58,7 +58,11 @@ def _bound_radio(cls: type[Any]) -> BumbleRadio:
 
 
 class BumbleScanner(BaseBleakScanner):
-    """Scanner backend; bleak filters by service UUID, we hand it every sighting."""
+    """Scanner backend; bleak filters by service UUID, we hand it every sighting.
+
+    ``addresses`` (through ``BleakScanner``'s backend keywords, ``Transport.scanner``):
+    the only devices wanted, which the radio's controller then filters for.
+    """
 
     radio: ClassVar[BumbleRadio | None] = None
 
@@ -67,10 +71,13 @@ class BumbleScanner(BaseBleakScanner):
         detection_callback: AdvertisementDataCallback | None,
         service_uuids: list[str] | None,
         scanning_mode: str = "active",
+        *,
+        addresses: Iterable[str] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(detection_callback, service_uuids)
         self._radio = _bound_radio(type(self))
+        self._addresses = None if addresses is None else tuple(addresses)
 
     def _on_advertisement(self, advertisement: Advertisement) -> None:
         data = advertisement_data(
@@ -88,7 +95,7 @@ class BumbleScanner(BaseBleakScanner):
 
     async def start(self) -> None:
         self.seen_devices = {}
-        await self._radio.add_scan_listener(self._on_advertisement)
+        await self._radio.add_scan_listener(self._on_advertisement, self._addresses)
 
     async def stop(self) -> None:
         await self._radio.remove_scan_listener(self._on_advertisement)

@@ -13,7 +13,7 @@ Configuration strings:
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -86,9 +86,16 @@ class Transport:
         self,
         detection_callback: AdvertisementDataCallback | None = None,
         service_uuids: list[str] | None = None,
+        *,
+        addresses: Sequence[str] | None = None,
     ) -> BleakScanner:
+        """``addresses``: only these devices are wanted (a bonded watch). A Bumble radio
+        then scans through its controller's Filter Accept List; BlueZ keeps its own."""
+        kwargs = dict(self._kwargs)
+        if addresses is not None and self.radio is not None:
+            kwargs["addresses"] = addresses
         return BleakScanner(
-            detection_callback, service_uuids, backend=self.scanner_backend, **self._kwargs
+            detection_callback, service_uuids, backend=self.scanner_backend, **kwargs
         )
 
     def client(

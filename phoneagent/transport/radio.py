@@ -2,6 +2,9 @@
 
 Bumble allows one pending LE connection and one scan state per device, so the radio
 serialises connects and reference-counts scanning; it also owns bonds and pairing.
+While every scan listener waits for given addresses (a bonded watch), the controller's
+Filter Accept List holds just those and the scan reports nothing else, as a phone's
+background scan does: on a busy air, an unfiltered scan hears every advertiser.
 The bleak backend classes it hands out are bound to it (``radio.scanner_backend`` /
 ``radio.client_backend``): passing ``backend=`` is then all a caller needs, and an
 unbound backend class cannot be used by mistake.
@@ -11,13 +14,21 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Awaitable, Callable
+import logging
+from collections.abc import Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from bleak.exc import BleakError
 from bumble import hci
-from bumble.device import Advertisement, Connection, Device, DeviceConfiguration
+from bumble.device import (
+    DEVICE_DEFAULT_SCAN_INTERVAL,
+    DEVICE_DEFAULT_SCAN_WINDOW,
+    Advertisement,
+    Connection,
+    Device,
+    DeviceConfiguration,
+)
 from bumble.host import Host
 from bumble.keys import KeyStore, PairingKeys
 from bumble.link import LocalLink
@@ -40,8 +51,12 @@ from phoneagent.transport.pairing import PairingAgent, RefusingAgent
 if TYPE_CHECKING:
     from phoneagent.transport.backend import BumbleClient, BumbleScanner
 
+log = logging.getLogger(__name__)
+
 T = TypeVar("T")
 AdvertisementListener = Callable[[Advertisement], None]
+# What a scan reports: these addresses only, or (None) everything.
+ScanFilter = frozenset[str] | None
 
 # Pairing waits on a human typing a passkey.
 DEFAULT_PAIRING_TIMEOUT = 120.0
@@ -145,7 +160,8 @@ class BumbleRadio:
         self.transport_lost: asyncio.Future[None] | None = None
         self._connect_lock = asyncio.Lock()
         self._scan_lock = asyncio.Lock()
-        self._scan_listeners: set[AdvertisementListener] = set()
+        self._scan_listeners: dict[AdvertisementListener, ScanFilter] = {}
+        self._scanning_for: ScanFilter = None  # while scanning
         device.keystore = BondKeyStore(bonds)
         device.pairing_config_factory = self._pairing_config
         device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
@@ -246,20 +262,100 @@ class BumbleRadio:
         for listener in list(self._scan_listeners):
             listener(advertisement)
 
-    async def add_scan_listener(self, listener: AdvertisementListener) -> None:
-        """Start scanning for the first listener; later ones share the scan."""
+    async def add_scan_listener(
+        self, listener: AdvertisementListener, only: Iterable[str] | None = None
+    ) -> None:
+        """Scan for the first listener; later ones share the scan. ``only``: the
+        addresses this listener waits for (None: everything)."""
         async with self._scan_lock:
-            if not self._scan_listeners:
-                await self.device.start_scanning(filter_duplicates=False)
-            self._scan_listeners.add(listener)
+            self._scan_listeners[listener] = (
+                None if only is None else frozenset(a.upper() for a in only)
+            )
+            await self._rescan()
 
     async def remove_scan_listener(self, listener: AdvertisementListener) -> None:
         async with self._scan_lock:
-            if listener not in self._scan_listeners:
-                return
-            self._scan_listeners.discard(listener)
-            if not self._scan_listeners:
-                await self.device.stop_scanning()
+            if self._scan_listeners.pop(listener, False) is not False:
+                await self._rescan()
+
+    def _wanted(self) -> ScanFilter:
+        wanted: set[str] = set()
+        for only in self._scan_listeners.values():
+            if only is None:
+                return None
+            wanted |= only
+        return frozenset(wanted)
+
+    async def _rescan(self) -> None:
+        """Bring the controller's scan in line with the listeners (under the scan lock)."""
+        device = self.device
+        wanted = self._wanted()
+        if device.is_scanning and (not self._scan_listeners or wanted != self._scanning_for):
+            await device.stop_scanning()
+        if not self._scan_listeners or device.is_scanning:
+            return
+        self._scanning_for = wanted
+        if wanted is not None and await self._accept_only(wanted):
+            await self._start_filtered_scan()
+        else:
+            self._scanning_for = None
+            await device.start_scanning(filter_duplicates=False)
+
+    async def _accept_only(self, addresses: frozenset[str]) -> bool:
+        """Program the Filter Accept List; False if the controller cannot hold them all."""
+        send = self.device.send_sync_command
+        try:
+            await send(hci.HCI_LE_Clear_Filter_Accept_List_Command())
+            for text in addresses:
+                for kind in (hci.Address.RANDOM_DEVICE_ADDRESS, hci.Address.PUBLIC_DEVICE_ADDRESS):
+                    await send(
+                        hci.HCI_LE_Add_Device_To_Filter_Accept_List_Command(
+                            address_type=kind, address=hci.Address(text, kind)
+                        )
+                    )
+        except hci.HCI_Error as error:
+            log.info("scanning unfiltered: the accept list refused %s (%s)", addresses, error)
+            return False
+        return True
+
+    async def _start_filtered_scan(self) -> None:
+        """``Device.start_scanning`` with the accept-list policy, which Bumble cannot ask for."""
+        device = self.device
+        interval = int(DEVICE_DEFAULT_SCAN_INTERVAL / 0.625)
+        window = int(DEVICE_DEFAULT_SCAN_WINDOW / 0.625)
+        if device.supports_le_extended_advertising:
+            extended = hci.HCI_LE_Set_Extended_Scan_Parameters_Command
+            await device.send_sync_command(
+                extended(
+                    own_address_type=hci.OwnAddressType.RANDOM,
+                    scanning_filter_policy=extended.BASIC_FILTERED_POLICY,
+                    scanning_phys=1 << hci.HCI_LE_1M_PHY_BIT,
+                    scan_types=[extended.ACTIVE_SCANNING],
+                    scan_intervals=[interval],
+                    scan_windows=[window],
+                )
+            )
+            await device.send_sync_command(
+                hci.HCI_LE_Set_Extended_Scan_Enable_Command(
+                    enable=1, filter_duplicates=0, duration=0, period=0
+                )
+            )
+        else:
+            legacy = hci.HCI_LE_Set_Scan_Parameters_Command
+            await device.send_sync_command(
+                legacy(
+                    le_scan_type=legacy.ACTIVE_SCANNING,
+                    le_scan_interval=interval,
+                    le_scan_window=window,
+                    own_address_type=hci.OwnAddressType.RANDOM,
+                    scanning_filter_policy=legacy.BASIC_FILTERED_POLICY,
+                )
+            )
+            await device.send_sync_command(
+                hci.HCI_LE_Set_Scan_Enable_Command(le_scan_enable=1, filter_duplicates=0)
+            )
+        device.scanning_is_passive = False
+        device.scanning = True
 
     async def _sighting(self, address: str) -> hci.Address:
         """Wait for a fresh advertisement: the virtual controller cannot cancel a connect."""
@@ -269,7 +365,7 @@ class BumbleRadio:
             if not seen.done() and address_text(advertisement.address) == address:
                 seen.set_result(advertisement.address)
 
-        await self.add_scan_listener(listener)
+        await self.add_scan_listener(listener, only=(address,))
         try:
             return await seen
         finally:

@@ -23,8 +23,9 @@ from tests.integration.test_sync_engine import KEY, Recorder, assert_exact
 from watchsim.app import BlueZRadio, WatchApp, WatchConfig
 from watchsim.control import ControlServer
 from watchsim.history import DEFAULT_CAPACITY
+from watchsim.model import load_builtin
 from watchsim.peripheral.port import PairingMode
-from watchsim.testing import LoopbackWatch
+from watchsim.testing import TEST_START, LoopbackWatch
 
 pytestmark = pytest.mark.bluez_vm
 
@@ -73,9 +74,11 @@ async def _start_watch(tmp_path: Path, adapters: Adapters) -> LoopbackWatch:
         state_dir=tmp_path / "watch",
         name="BlueZWatch",
         seed=3,
-        scenario=None,
+        # Worn throughout (the default day charges off the wrist at 19:30, and the phone
+        # sets the watch clock to its own time): live records whatever the hour.
+        scenario=load_builtin("workout"),
         speed=1.0,
-        start_time=None,
+        start_time=TEST_START.timestamp(),
         backfill_s=int(timedelta(hours=HOURS).total_seconds()),
         pairing=PairingMode.PASSKEY,
         history_capacity=DEFAULT_CAPACITY,

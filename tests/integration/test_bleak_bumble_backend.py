@@ -19,7 +19,7 @@ from bleak.exc import BleakGATTProtocolError
 from bumble import att
 from bumble.controller import Controller
 from bumble.core import AdvertisingData
-from bumble.device import Connection, Device, DeviceConfiguration
+from bumble.device import Advertisement, Connection, Device, DeviceConfiguration
 from bumble.gatt import Characteristic, CharacteristicValue, Service
 from bumble.hci import Address
 from bumble.host import Host
@@ -35,6 +35,7 @@ from phoneagent.transport import (
     PairingLostError,
     appearance,
 )
+from phoneagent.transport.factory import radio_transport
 from protocol import uuids
 
 WAIT = 5.0
@@ -214,6 +215,35 @@ async def test_scan_finds_peripheral_by_service_and_name(
         backend=radio.scanner_backend,
     )
     assert missing is None
+
+
+async def test_scan_for_addresses_hears_only_them(radio: BumbleRadio, link: LocalLink) -> None:
+    """The controller's accept list filters: the host never sees the other advertiser."""
+    wanted = await PlainWatch(link, "C4:00:00:00:00:01", "Wanted").start()
+    other = await PlainWatch(link, "C4:00:00:00:00:02", "Other").start()
+    transport = radio_transport(radio)
+
+    async def heard(addresses: list[str] | None) -> set[str]:
+        """Every address the host heard until the wanted watch was reported five times."""
+        reported: list[str] = []
+        enough = asyncio.Event()
+
+        def on_report(advertisement: Advertisement) -> None:
+            reported.append(str(advertisement.address.to_string(False)))
+            if reported.count(wanted.address) >= 5:
+                enough.set()
+
+        radio.device.on(Device.EVENT_ADVERTISEMENT, on_report)
+        try:
+            async with transport.scanner(lambda _d, _a: None, addresses=addresses):
+                await asyncio.wait_for(enough.wait(), WAIT)
+        finally:
+            radio.device.remove_listener(Device.EVENT_ADVERTISEMENT, on_report)
+        return set(reported)
+
+    assert await heard(None) == {wanted.address, other.address}
+    assert await heard([wanted.address]) == {wanted.address}
+    assert await heard(None) == {wanted.address, other.address}  # the filter is lifted
 
 
 async def test_advertisement_data(radio: BumbleRadio, watch: PlainWatch) -> None:

@@ -360,7 +360,12 @@ async def test_daemon_applies_a_withdrawal_and_a_new_pairing_while_running__PR_W
     as ``reload`` returns and no later heart-rate record is stored; a watch paired while
     the daemon runs is synced without a restart."""
     watch = await start_loopback_watch(
-        link, tmp_path / "watch", seed=3, backfill=timedelta(minutes=10), speed=120
+        link,
+        tmp_path / "watch",
+        seed=3,
+        backfill=timedelta(minutes=10),
+        speed=120,
+        scenario="workout",  # worn whatever hour the phone sets the clock to
     )
     agent = await Agent.start(link, tmp_path / "agent", watch)
     await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
@@ -372,7 +377,12 @@ async def test_daemon_applies_a_withdrawal_and_a_new_pairing_while_running__PR_W
     await progress.until(lambda: watch.address in progress.live)
 
     second = await start_loopback_watch(
-        link, tmp_path / "second", seed=4, name="Second", backfill=timedelta(minutes=30)
+        link,
+        tmp_path / "second",
+        seed=4,
+        name="Second",
+        backfill=timedelta(minutes=30),
+        scenario="workout",  # worn throughout: the default day charges at 19:30
     )
     agent.radio.agent = QueueAgent(second)
     await pair_device(agent.transport, agent.store, second.address, scan_timeout=WAIT)

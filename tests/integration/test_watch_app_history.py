@@ -65,7 +65,10 @@ async def test_report_streams_exactly_the_held_records_and_they_survive_a_restar
     link: LocalLink, tmp_path: Path
 ) -> None:
     state_dir = tmp_path / "watch"
-    watch = await start_loopback_watch(link, state_dir, backfill=timedelta(hours=2))
+    # Worn throughout: the default day charges off the wrist at 19:30.
+    watch = await start_loopback_watch(
+        link, state_dir, backfill=timedelta(hours=2), scenario="workout"
+    )
     try:
         central_passkey = watch.passkeys
         central = Central(link, CENTRAL_ADDRESS, PasskeyEntry(lambda: _next(central_passkey)))
@@ -102,7 +105,11 @@ async def _next(passkeys: asyncio.Queue[int]) -> int:
 
 async def test_dropped_records_are_reported_as_a_gap(link: LocalLink, tmp_path: Path) -> None:
     watch = await start_loopback_watch(
-        link, tmp_path / "watch", backfill=timedelta(minutes=10), history_capacity=100
+        link,
+        tmp_path / "watch",
+        backfill=timedelta(minutes=10),
+        history_capacity=100,
+        scenario="workout",  # worn throughout: the default day charges off the wrist at 19:30
     )
     try:
         client = await HistoryClient.open(await paired_phone(link, watch))
@@ -186,7 +193,9 @@ async def test_live_records_are_announced_and_a_disabled_metric_is_not_measured(
 
 
 async def test_factory_reset_wipes_history_and_bonds(link: LocalLink, tmp_path: Path) -> None:
-    watch = await start_loopback_watch(link, tmp_path / "watch", backfill=timedelta(minutes=30))
+    watch = await start_loopback_watch(
+        link, tmp_path / "watch", backfill=timedelta(minutes=30), scenario="workout"
+    )
     try:
         peer = await paired_phone(link, watch)
         before = HistoryStatus.decode(await read(peer, uuids.HISTORY_STATUS))

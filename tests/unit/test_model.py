@@ -312,3 +312,24 @@ def test_set_time_skips_without_measuring() -> None:
     samples = model.advance_to(jump + 59)
     assert [s.timestamp for s in of(samples, HR)] == list(range(jump, jump + 60))
     assert model.state().steps_today == 0  # a new local day
+
+
+def test_set_time_to_a_measured_second_does_not_measure_it_again() -> None:
+    # The phone sets the clock on every connection, usually to the second the watch is in.
+    model = WatchModel(load_builtin("default-day"), seed=1, start=START)
+    measured = model.advance_to(START + 100)
+    model.set_time(START + 100)
+    measured += model.advance_to(START + 102)
+    model.set_time(START + 95)  # a little behind: held until the clock passes START + 102
+    measured += model.advance_to(START + 110)
+    stamps = [s.timestamp for s in of(measured, HR)]
+    assert stamps == list(range(START, START + 111))
+
+
+def test_set_time_far_back_measures_from_the_new_time() -> None:
+    model = WatchModel(load_builtin("default-day"), seed=1, start=START)
+    model.advance_to(START + 3600)
+    model.set_time(START)  # a real correction: the watch measures on from the time it is told
+    assert [s.timestamp for s in of(model.advance_to(START + 9), HR)] == list(
+        range(START, START + 10)
+    )

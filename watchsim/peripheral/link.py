@@ -9,6 +9,9 @@ hooks those commands) and a cache from address to
 controller, checked on every hit, so both are O(1). Behaviour is the same: advertisements
 reach exactly the controllers that would have acted on them, and a connection request
 reaches its advertiser (or, when the address is unknown, everyone, as before).
+An advertisement skips the controllers that would drop it (``VirtualController.hears``:
+a scan filtered to other devices, an initiator waiting for another peer), so a fleet's
+agents, each after its own watch, cost the air one delivery per advertisement, not N.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from bumble import hci, ll
 from bumble.controller import Controller
 from bumble.link import LocalLink
 
+from bumblekit.controller import VirtualController
+
 # The commands after which a controller starts or stops listening to advertisements.
 _LISTEN_COMMANDS = (
     "on_hci_le_set_scan_enable_command",
@@ -32,6 +37,10 @@ _LISTEN_COMMANDS = (
 
 def _listens(controller: Controller) -> bool:
     return bool(controller.le_scan_enable or controller.pending_le_connection)
+
+
+def _hears(controller: Controller, advertiser: hci.Address) -> bool:
+    return not isinstance(controller, VirtualController) or controller.hears(advertiser)
 
 
 def _answers(controller: Controller, address: hci.Address) -> bool:
@@ -93,7 +102,8 @@ class IndexedLink(LocalLink):
         else:
             # Initiators stop listening when connected, without a command: pruned here.
             self.listening = {c for c in self.listening if _listens(c)}
-            targets = self.listening
+            sender: hci.Address | None = getattr(packet, "advertiser_address", None)
+            targets = [c for c in self.listening if sender is None or _hears(c, sender)]
         for controller in targets:
             if controller is not sender_controller:
                 loop.call_soon(controller.on_ll_advertising_pdu, packet)
