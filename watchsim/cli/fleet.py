@@ -11,9 +11,10 @@ import click
 
 from watchsim.app import WatchError
 from watchsim.cli import main
+from watchsim.cli.run import checked_backfill
 from watchsim.fleet import DEFAULT_SCENARIOS, Fleet, FleetConfig, FleetControl
 from watchsim.history import DEFAULT_CAPACITY
-from watchsim.model import ScenarioError, builtin_names, load_builtin, parse_duration
+from watchsim.model import ScenarioError, builtin_names, load_builtin
 from watchsim.peripheral.port import PairingMode
 
 
@@ -115,12 +116,7 @@ def fleet(
     fsync: bool,
 ) -> None:
     """Run COUNT watches (own identity, seed and scenario each) and the air they share."""
-    if speed <= 0:
-        raise click.BadParameter("must be positive", param_hint="--speed")
-    try:
-        backfill_s = parse_duration(backfill) if backfill else 0
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--backfill") from None
+    backfill_s = checked_backfill(speed, backfill)
     for name in scenarios:
         try:
             load_builtin(name)

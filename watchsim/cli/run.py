@@ -59,6 +59,16 @@ def _radio_error(transport: str, air: str, adapter: str, error: BaseException) -
     return f"cannot open {where}: {type(error).__name__}: {error}"
 
 
+def checked_backfill(speed: float, backfill: str | None) -> int:
+    """The ``--speed`` and ``--backfill`` every watch command takes; the backfill in s."""
+    if speed <= 0:
+        raise click.BadParameter("must be positive", param_hint="--speed")
+    try:
+        return parse_duration(backfill) if backfill else 0
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--backfill") from None
+
+
 async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
     app.open_state_dir()
     control = ControlServer(app)
@@ -152,12 +162,7 @@ def run(
     history_capacity: int,
 ) -> None:
     """Run a watch: advertise, serve the profile, measure, keep history."""
-    if speed <= 0:
-        raise click.BadParameter("must be positive", param_hint="--speed")
-    try:
-        backfill_s = parse_duration(backfill) if backfill else 0
-    except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--backfill") from None
+    backfill_s = checked_backfill(speed, backfill)
     try:
         timeline = load_builtin(scenario)
     except ScenarioError as error:
