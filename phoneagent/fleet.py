@@ -19,7 +19,6 @@ one with back-off; its uploader keeps running from its own cursor meanwhile.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import math
@@ -30,7 +29,7 @@ import secrets
 import shutil
 import time
 from collections import deque
-from collections.abc import Awaitable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -48,6 +47,7 @@ from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import RefusingAgent, Transport, TransportConfigError
 from phoneagent.transport.factory import open_transport, parse_transport
 from phoneagent.upload import Uploader, endpoints_path, load_endpoints
+from phoneagent.waiting import first_of, sleep_unless
 from protocol.settings import Sex
 
 log = logging.getLogger(__name__)
@@ -343,7 +343,7 @@ class FleetAgent:
                     transport = await self._open_transport(pairing=False)
                 except (TransportConfigError, TimeoutError, OSError) as error:
                     log.info("%s: air unreachable (%r)", self.watch.name, error)
-                    await _sleep_unless(stop, delay * (0.5 + rng.random()))
+                    await sleep_unless(stop, delay * (0.5 + rng.random()))
                     delay = min(REOPEN_MAX_S, delay * 2)
                     continue
                 delay = REOPEN_INITIAL_S
@@ -375,7 +375,7 @@ class FleetAgent:
         lost = asyncio.Event()
         radio.transport_lost.add_done_callback(lambda _: lost.set())
         ended = asyncio.Event()
-        watcher = asyncio.ensure_future(_first_of(stop.wait(), lost.wait()))
+        watcher = asyncio.ensure_future(first_of(stop.wait(), lost.wait()))
         watcher.add_done_callback(lambda _: ended.set())
         try:
             await daemon.run(ended)
@@ -385,20 +385,6 @@ class FleetAgent:
     async def close(self) -> None:
         if self.astore is not None:
             await self.astore.aclose()
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def _first_of(*waits: Awaitable[Any]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 class AgentFleet:
@@ -444,7 +430,7 @@ class AgentFleet:
 
     async def run(self, stop: asyncio.Event) -> None:
         async def one(agent: FleetAgent) -> None:
-            await _sleep_unless(stop, agent.index / START_RATE)
+            await sleep_unless(stop, agent.index / START_RATE)
             if not stop.is_set():
                 await agent.run(stop)
 

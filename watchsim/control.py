@@ -156,6 +156,19 @@ class ControlServer(LineServer):
         return {"event": kind}
 
 
+async def start_controlled(app: WatchApp) -> ControlServer:
+    """Start ``app`` behind its control socket; if the watch fails to start, neither runs."""
+    control = ControlServer(app)
+    await control.start()
+    try:
+        await app.start()
+    except BaseException:
+        await control.close()
+        await app.stop()
+        raise
+    return control
+
+
 def arity(args: list[str], low: int, high: int, usage: str) -> None:
     """ControlError with the usage unless ``low <= len(args) <= high``."""
     if not low <= len(args) <= high:

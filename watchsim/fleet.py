@@ -33,7 +33,14 @@ from typing import TYPE_CHECKING, Any, Final
 from protocol.metrics import Metric, Sample
 from watchsim.app import LinkRadio, WatchApp, WatchConfig, WatchError
 from watchsim.app.settings_service import SettingsStore
-from watchsim.control import ControlError, ControlServer, LineServer, arity, socket_path
+from watchsim.control import (
+    ControlError,
+    ControlServer,
+    LineServer,
+    arity,
+    socket_path,
+    start_controlled,
+)
 from watchsim.history import DEFAULT_CAPACITY, History
 from watchsim.model import load_builtin
 from watchsim.peripheral.port import PairingMode
@@ -238,14 +245,7 @@ class Fleet:
         audit = _Audit(config.directory / AUDIT_DIR / f"{name}.rec") if config.audit else None
         if audit is not None:
             app.append_listeners.append(audit.appended)
-        control = ControlServer(app)
-        await control.start()
-        try:
-            await app.start()
-        except BaseException:
-            await control.close()
-            await app.stop()
-            raise
+        control = await start_controlled(app)
         return FleetWatch(name, config.seed + index, scenario, app, control, audit)
 
     def _write_manifest(self) -> None:

@@ -11,7 +11,7 @@ from typing import Final
 from bumble.link import LocalLink
 
 from watchsim.app import LinkRadio, WatchApp, WatchConfig
-from watchsim.control import ControlServer
+from watchsim.control import ControlServer, start_controlled
 from watchsim.history import DEFAULT_CAPACITY, History
 from watchsim.model import load_builtin
 from watchsim.peripheral.port import PairingMode
@@ -79,12 +79,5 @@ async def start_loopback_watch(
     passkeys: asyncio.Queue[int] = asyncio.Queue()
     app.passkey_listeners.append(passkeys.put_nowait)
     app.open_state_dir()
-    control = ControlServer(app)
-    await control.start()
-    try:
-        await app.start()
-    except BaseException:
-        await control.close()
-        await app.stop()
-        raise
+    control = await start_controlled(app)
     return LoopbackWatch(app=app, address=radio.address, passkeys=passkeys, control=control)

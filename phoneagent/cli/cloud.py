@@ -29,6 +29,10 @@ RECEIVER_RETRY_S = 0.5
 RECEIVER_RETRY_MAX_S = 10.0
 
 
+# Beyond the confirmation wait: connecting, publishing and disconnecting.
+_SLACK_S = 30.0
+
+
 def _iso(moment: int | None) -> str | None:
     return None if moment is None else datetime.fromtimestamp(moment, UTC).isoformat()
 
@@ -95,9 +99,16 @@ def send_erasures(agent: AgentContext, store: Store, wait: float) -> CliError | 
         endpoints = load_endpoints(path)
         for region in regions:
             uploader = Uploader(store, endpoints.for_region(region))
-            asyncio.run(uploader.drain(confirm_timeout=wait))
+            # A command must come back even if a broker stops answering mid-session.
+            asyncio.run(asyncio.wait_for(uploader.drain(confirm_timeout=wait), wait + _SLACK_S))
     except EndpointError as error:
         return CliError(str(error), EXIT_USAGE)
+    except TimeoutError:
+        return CliError(
+            "the broker stopped answering; the erase request(s) stay pending "
+            "(phoneagent cloud clear retries)",
+            EXIT_UNREACHABLE,
+        )
     except aiomqtt.MqttError as error:
         return CliError(
             f"MQTT broker: {error}; the erase request(s) stay pending "

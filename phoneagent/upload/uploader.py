@@ -14,9 +14,8 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
 
 import aiomqtt
 
@@ -30,6 +29,7 @@ from phoneagent.store import DeviceRecord, Store, ledger
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
 from phoneagent.upload.payload import PayloadError, Topics, decode_json, encode_json, parse_topic
+from phoneagent.waiting import first_of, sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -100,15 +100,14 @@ class Uploader:
         while not stop.is_set():
             self._wake.clear()
             if not await asyncio.to_thread(self._worth_connecting):
-                await _first(self._wake.wait(), stop.wait())
+                await first_of(self._wake.wait(), stop.wait())
                 continue
             try:
                 await self._connection(stop, confirm_timeout=None)
                 delay = self.backoff_initial
             except aiomqtt.MqttError as error:
                 log.warning("upload connection lost (%s); retrying in %.1fs", error, delay)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), delay * (0.5 + self._rng.random()))
+                await sleep_unless(stop, delay * (0.5 + self._rng.random()))
                 delay = min(delay * 2, self.backoff_max)
 
     async def drain(self, confirm_timeout: float = 0.0) -> UploadStats:
@@ -156,7 +155,7 @@ class Uploader:
                     while not stop.is_set():
                         self._wake.clear()
                         await session.drain()
-                        await _first(self._wake.wait(), stop.wait())
+                        await first_of(self._wake.wait(), stop.wait())
                 listener.cancel()
         except* aiomqtt.MqttError as errors:
             raise _first_leaf(errors) from None
@@ -173,15 +172,6 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     """The connection error itself, out of the (possibly nested) task-group wrappers."""
     first = group.exceptions[0]
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
-
-
-async def _first(*waits: Coroutine[Any, Any, Any]) -> None:
-    tasks = [asyncio.ensure_future(w) for w in waits]
-    try:
-        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for task in tasks:
-            task.cancel()
 
 
 class _Cursor:

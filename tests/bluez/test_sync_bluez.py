@@ -19,9 +19,9 @@ from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import RefusingAgent, Transport, parse_transport
 from phoneagent.transport.factory import bluez_transport
 from tests.bluez.conftest import Adapters
-from tests.integration.test_sync_engine import KEY, Recorder, assert_exact
+from tests.integration.test_sync_engine import KEY, QueueAgent, Recorder, assert_exact
 from watchsim.app import BlueZRadio, WatchApp, WatchConfig
-from watchsim.control import ControlServer
+from watchsim.control import start_controlled
 from watchsim.history import DEFAULT_CAPACITY
 from watchsim.model import load_builtin
 from watchsim.peripheral.port import PairingMode
@@ -31,21 +31,6 @@ pytestmark = pytest.mark.bluez_vm
 
 WAIT = 60.0  # the VM is an emulated CPU: BlueZ round trips take tens of milliseconds
 HOURS = 24  # a day of history, as in the loopback end-to-end test
-
-
-class WatchTypist:
-    """The phone's user typing what the watch app shows."""
-
-    def __init__(self, watch: LoopbackWatch) -> None:
-        self._watch = watch
-
-    async def enter_passkey(self, peer: str) -> int | None:
-        async with asyncio.timeout(WAIT):
-            return await self._watch.passkeys.get()
-
-    async def confirm_number(self, peer: str, number: int) -> bool:
-        async with asyncio.timeout(WAIT):
-            return await self._watch.passkeys.get() == number
 
 
 class Reached(SyncObserver):
@@ -87,9 +72,7 @@ async def _start_watch(tmp_path: Path, adapters: Adapters) -> LoopbackWatch:
     passkeys: asyncio.Queue[int] = asyncio.Queue()
     app.passkey_listeners.append(passkeys.put_nowait)
     app.open_state_dir()
-    control = ControlServer(app)
-    await control.start()
-    await app.start()
+    control = await start_controlled(app)
     assert app.radio.address == adapters.watch
     return LoopbackWatch(app=app, address=adapters.watch, passkeys=passkeys, control=control)
 
@@ -102,7 +85,7 @@ async def test_pair_backfill_live_and_reconnect(adapters: Adapters, tmp_path: Pa
     store = Store.open(tmp_path / "agent", KEY)
     astore = AsyncStore(store)
     try:
-        pairing = bluez_transport(parse_transport("bluez:hci1"), agent=WatchTypist(watch))
+        pairing = bluez_transport(parse_transport("bluez:hci1"), agent=QueueAgent(watch, WAIT))
         await pair_device(pairing, store, watch.address, scan_timeout=WAIT)
 
         # Backfill a day from the bond alone (a new connection, no second passkey).

@@ -63,17 +63,18 @@ class Recorder:
 
 
 class QueueAgent:
-    """Types the passkey the watch shows."""
+    """Types the passkey the watch shows (or compares its number), within ``wait`` s."""
 
-    def __init__(self, watch: LoopbackWatch) -> None:
+    def __init__(self, watch: LoopbackWatch, wait: float = WAIT) -> None:
         self._watch = watch
+        self._wait = wait
 
     async def enter_passkey(self, peer: str) -> int | None:
-        async with asyncio.timeout(WAIT):
+        async with asyncio.timeout(self._wait):
             return await self._watch.passkeys.get()
 
     async def confirm_number(self, peer: str, number: int) -> bool:
-        async with asyncio.timeout(WAIT):
+        async with asyncio.timeout(self._wait):
             return await self._watch.passkeys.get() == number
 
 
