@@ -93,6 +93,7 @@ class WatchEntry:
     name: str
     address: str
     control: Path  # the watch's control socket: its screen, for the passkey
+    phase: float = 0.0  # when in each second the watch measures (``watchsim.fleet``)
 
 
 @dataclass(frozen=True)
@@ -109,7 +110,12 @@ def read_manifest(path: Path) -> Manifest:
             air=str(data["air"]),
             timeline=Timeline(float(data["epoch"]), float(data["speed"])),
             watches=tuple(
-                WatchEntry(str(w["name"]), str(w["address"]).upper(), Path(w["control"]))
+                WatchEntry(
+                    str(w["name"]),
+                    str(w["address"]).upper(),
+                    Path(w["control"]),
+                    float(w.get("phase", 0.0)),
+                )
                 for w in data["watches"]
             ),
         )
@@ -151,7 +157,11 @@ class ControlChannelPasskeys:
 
 
 class Latency:
-    """Sample time -> stored and sample time -> broker ack, as histograms of milliseconds."""
+    """Sample time -> stored and sample time -> broker ack, as histograms of milliseconds.
+
+    Sample time is when the watch measured: the sample's second (its timestamp) plus the
+    watch's phase in the second (never before the watch measures it, ``watchsim.fleet``).
+    """
 
     def __init__(self, timeline: Timeline, since_wall: float) -> None:
         self._timeline = timeline
@@ -164,11 +174,11 @@ class Latency:
     def _add(histogram: list[int], seconds: float) -> None:
         histogram[min(_BINS, max(0, int(seconds * 1000)))] += 1
 
-    def committed(self, commit: Committed, wall: float) -> None:
+    def committed(self, commit: Committed, wall: float, phase: float = 0.0) -> None:
         waiting = self._waiting.setdefault(commit.device, deque())
         to_wall = self._timeline.wall
         for sample in commit.samples:
-            taken = to_wall(sample.timestamp)
+            taken = to_wall(sample.timestamp + phase)
             if taken >= self.since_wall:
                 self._add(self.stored, wall - taken)
                 waiting.append((sample.seq, taken))
@@ -217,7 +227,7 @@ class _Observer(SyncObserver):
         agent = self._agent
         agent.stored += commit.result.new
         if agent.latency is not None:
-            agent.latency.committed(commit, time.time())
+            agent.latency.committed(commit, time.time(), agent.watch.phase)
         if agent.uploader is not None:
             agent.uploader.wake()
 
