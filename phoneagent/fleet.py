@@ -211,6 +211,21 @@ class Latency:
             "acked": self.percentiles(self.acked),
         }
 
+    def histograms(self) -> dict[str, dict[str, int]]:
+        """Both histograms as {milliseconds: count} of their non-empty bins."""
+        return {
+            name: {str(ms): n for ms, n in enumerate(histogram) if n}
+            for name, histogram in (("stored", self.stored), ("acked", self.acked))
+        }
+
+    @staticmethod
+    def dense(sparse: dict[str, int]) -> list[int]:
+        """A histogram from its non-empty bins (``histograms``)."""
+        histogram = [0] * (_BINS + 1)
+        for ms, n in sparse.items():
+            histogram[int(ms)] += n
+        return histogram
+
 
 class _Observer(SyncObserver):
     """Wakes the agent's uploader on every commit and feeds the latency figures."""
@@ -241,6 +256,9 @@ class AgentFleetConfig:
     region: str = "eu"
     count: int | None = None  # the first COUNT watches of the manifest; None: all
     latency_after_s: float | None = None  # measure samples taken this long after start
+    # (index, of): this process runs the agents of every ``of``-th watch from ``index``
+    # (``phoneagent.fleetsplit``); None: all of them.
+    part: tuple[int, int] | None = None
     sync: SyncConfig = field(default_factory=lambda: SyncConfig(backoff_max=5.0))
 
 
@@ -419,13 +437,16 @@ class AgentFleet:
         )
         # Shared by every agent's store: a thread per agent would be hundreds of threads.
         self.store_threads = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="fleet-store")
-        self.agents = [FleetAgent(self, i, w) for i, w in enumerate(watches)]
+        index, of = config.part or (0, 1)
+        self.agents = [FleetAgent(self, i, w) for i, w in enumerate(watches) if i % of == index]
+        # Pairings at once across every process of the fleet, as in one.
+        self._pair_concurrency = max(1, PAIR_CONCURRENCY // of)
         self._base_rss = _rss_mb()
         self._base_cpu = _cpu_s()
 
     async def start(self) -> None:
         self.config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        gate = asyncio.Semaphore(PAIR_CONCURRENCY)
+        gate = asyncio.Semaphore(self._pair_concurrency)
 
         async def one(agent: FleetAgent) -> None:
             async with gate:
@@ -436,7 +457,11 @@ class AgentFleet:
         if self.latency is not None and self.config.latency_after_s is not None:
             self.latency.since_wall = time.time() + self.config.latency_after_s
         identities = await asyncio.to_thread(lambda: [a.identity() for a in self.agents])
-        _write_json(self.config.directory / AGENTS_FILE, {"agents": identities})
+        write_json(self.output(AGENTS_FILE), {"agents": identities})
+
+    def output(self, name: str) -> Path:
+        """Where this process writes ``name`` (a worker: its own part of it)."""
+        return self.config.directory / part_name(name, self.config.part)
 
     async def run(self, stop: asyncio.Event) -> None:
         async def one(agent: FleetAgent) -> None:
@@ -468,15 +493,25 @@ class AgentFleet:
         }
         if self.latency is not None:
             result["latency"] = self.latency.summary()
+            if self.config.part is not None:  # merged with the other parts' histograms
+                result["histograms"] = self.latency.histograms()
         return result
 
     def write_result(self) -> dict[str, Any]:
         result = self.result()
-        _write_json(self.config.directory / RESULT_FILE, result)
+        write_json(self.output(RESULT_FILE), result)
         return result
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def part_name(name: str, part: tuple[int, int] | None) -> str:
+    """``result.json`` for a whole fleet, ``result.part1.json`` for its worker 1."""
+    if part is None:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.part{part[0]}{dot}{suffix}"
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)
