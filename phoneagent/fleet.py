@@ -30,7 +30,6 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -41,7 +40,7 @@ from phoneagent.daemon import Daemon
 from phoneagent.privacy import sync_preferences
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
-from phoneagent.store import AsyncStore, Store, create_key_file, ledger, read_key_file
+from phoneagent.store import AsyncStore, Store, StorePool, create_key_file, ledger, read_key_file
 from phoneagent.sync import Committed, StoreBonds, SyncObserver, SyncState
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import RefusingAgent, Transport, TransportConfigError
@@ -64,7 +63,7 @@ REOPEN_INITIAL_S: Final = 0.5
 REOPEN_MAX_S: Final = 10.0
 # Latency histogram: 1 ms bins up to two minutes; slower samples land in the last bin.
 _BINS: Final = 120_000
-STORE_THREADS: Final = 4
+STORE_THREADS: Final = 6
 
 
 class FleetError(Exception):
@@ -304,7 +303,7 @@ class FleetAgent:
 
     async def prepare(self) -> None:
         self.store = store = await asyncio.to_thread(self._open_store)
-        self.astore = AsyncStore(store, executor=self.fleet.store_threads)
+        self.astore = AsyncStore(store, self.fleet.store_pool)
         if self.fleet.config.cloud_config is not None:
             endpoint = load_endpoints(endpoints_path(self.data_dir)).for_region(
                 self.fleet.config.region
@@ -314,6 +313,7 @@ class FleetAgent:
                 endpoint,
                 rng=random.Random(self.index),
                 on_acked=self._acked,
+                blocking=self.fleet.store_pool.run,
             )
 
     def _acked(self, device: str, last_seq: int) -> None:
@@ -435,8 +435,8 @@ class AgentFleet:
         self.latency = (
             None if config.latency_after_s is None else Latency(self.manifest.timeline, math.inf)
         )
-        # Shared by every agent's store: a thread per agent would be hundreds of threads.
-        self.store_threads = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="fleet-store")
+        # Shared by every agent's store and uploader: a thread per agent would be hundreds.
+        self.store_pool = StorePool(STORE_THREADS, "fleet-store")
         index, of = config.part or (0, 1)
         self.agents = [FleetAgent(self, i, w) for i, w in enumerate(watches) if i % of == index]
         # Pairings at once across every process of the fleet, as in one.
@@ -473,7 +473,7 @@ class AgentFleet:
 
     async def close(self) -> None:
         await asyncio.gather(*(a.close() for a in self.agents))
-        self.store_threads.shutdown(wait=True)
+        self.store_pool.shutdown()
 
     def result(self) -> dict[str, Any]:
         count = len(self.agents)

@@ -14,8 +14,9 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ParamSpec, Protocol, TypeVar
 
 import aiomqtt
 
@@ -34,6 +35,16 @@ from phoneagent.waiting import first_of, sleep_unless
 log = logging.getLogger(__name__)
 
 ERASE_RESEND_AFTER_S = 6 * 3600
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Blocking(Protocol):
+    """``asyncio.to_thread``'s signature: a blocking call, awaited off the event loop."""
+
+    def __call__(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[T]: ...
 
 
 class UploadRefusedError(Exception):
@@ -71,6 +82,7 @@ class Uploader:
         refusal: Callable[[Store, Endpoint], str | None] = policy_refusal,
         rng: random.Random | None = None,
         on_acked: Callable[[str, int], None] | None = None,
+        blocking: Blocking = asyncio.to_thread,
     ) -> None:
         self.store = store
         self.endpoint = endpoint
@@ -83,6 +95,8 @@ class Uploader:
         self._rng = rng or random.Random()
         # Told (device address, last seq) as soon as the broker acknowledged a batch.
         self.on_acked = on_acked
+        # Runs the store calls off the event loop (an agent fleet: its shared StorePool).
+        self.blocking = blocking
         self._wake = asyncio.Event()
         self._confirmed = asyncio.Event()
         # Held while a confirmation is recorded, counted and cleared, and while the pending
@@ -102,7 +116,7 @@ class Uploader:
         delay = self.backoff_initial
         while not stop.is_set():
             self._wake.clear()
-            if not await asyncio.to_thread(self._worth_connecting):
+            if not await self.blocking(self._worth_connecting):
                 await first_of(self._wake.wait(), stop.wait())
                 continue
             try:
@@ -186,8 +200,11 @@ class _Cursor:
     once allows the lag: what a crash loses is sent again.
     """
 
-    def __init__(self, store: Store, device: str, region: str, every: int) -> None:
+    def __init__(
+        self, store: Store, device: str, region: str, every: int, blocking: Blocking
+    ) -> None:
         self._store = store
+        self._blocking = blocking
         self._device = device
         self._region = region
         self._every = every
@@ -209,7 +226,7 @@ class _Cursor:
         async def save() -> None:
             if previous is not None:
                 await previous
-            await asyncio.to_thread(
+            await self._blocking(
                 ledger.set_upload_cursor, self._store, self._device, self._region, seq
             )
 
@@ -243,7 +260,7 @@ class _Session:
 
     async def subscribe_pending(self) -> None:
         """Listen for confirmations of every erasure still owed to this endpoint."""
-        pending = await asyncio.to_thread(ledger.erase_requests, self.store, pending_only=True)
+        pending = await self.up.blocking(ledger.erase_requests, self.store, pending_only=True)
         for request in pending:
             if request.endpoint == self.region:
                 await self._subscribe(request.user_pseudonym)
@@ -272,7 +289,7 @@ class _Session:
             ]:
                 continue
             async with self.up._recording:
-                await asyncio.to_thread(ledger.mark_erase_confirmed, self.store, request_id)
+                await self.up.blocking(ledger.mark_erase_confirmed, self.store, request_id)
                 # The receiver retains the confirmation for us; now it is recorded, clear it.
                 await self.client.publish(str(message.topic), b"", qos=1, retain=True)
                 self.up.stats.erase_confirmed += 1
@@ -282,19 +299,19 @@ class _Session:
         while True:
             self.up._confirmed.clear()  # before looking, so no confirmation slips between
             async with self.up._recording:
-                if not await asyncio.to_thread(self.up._unconfirmed):
+                if not await self.up.blocking(self.up._unconfirmed):
                     return
             await self.up._confirmed.wait()
 
     async def drain(self) -> None:
-        due, account, devices = await asyncio.to_thread(self._due)
+        due, account, devices = await self.up.blocking(self._due)
         for request in due:
             await self._subscribe(request.user_pseudonym)
-            message = await asyncio.to_thread(erase_message, self.store, request)
+            message = await self.up.blocking(erase_message, self.store, request)
             await self.client.publish(
                 self.topics(request.user_pseudonym).erase, message.encode(), qos=1
             )
-            await asyncio.to_thread(ledger.mark_erase_sent, self.store, request.id)
+            await self.up.blocking(ledger.mark_erase_sent, self.store, request.id)
             self.up.stats.erase_sent += 1
         if account is None or account.guest:
             return  # PR-GUEST: not even a device list is read for upload
@@ -314,7 +331,7 @@ class _Session:
                     )
                 # The acknowledged prefixes and the disclosure row, durable together,
                 # before anything else is sent (erase requests are bounded by cursors).
-                saving = asyncio.to_thread(
+                saving = self.up.blocking(
                     ledger.record_upload, self.store, self.region, cursors, disclosure
                 )
                 await asyncio.shield(asyncio.ensure_future(saving))
@@ -344,7 +361,8 @@ class _Session:
         """
         topic = topics.samples(device.pseudonym)
         chunks: asyncio.Queue[Chunk] = asyncio.Queue(maxsize=1)
-        cursor = _Cursor(self.store, device.address, self.region, self.up.cursor_every)
+        up = self.up
+        cursor = _Cursor(self.store, device.address, self.region, up.cursor_every, up.blocking)
         sent = 0
         failure: BaseException | None = None
         async with asyncio.TaskGroup() as group:
@@ -386,7 +404,7 @@ class _Session:
     ) -> None:
         up = self.up
         while True:
-            chunk = await asyncio.to_thread(
+            chunk = await self.up.blocking(
                 read_chunk, self.store, device, position, up.batch_size, up.window, up._check
             )
             await chunks.put(chunk)
