@@ -312,7 +312,10 @@ class WatchApp:
         peripheral = self._session.peripheral
         send = peripheral.indicate if push.indicate else peripheral.notify
         try:
-            await asyncio.wait_for(send(push.uuid, push.value), PUSH_TIMEOUT_S)
+            # A deadline on this task, not wait_for's task and timer per push (a fleet
+            # pushes several per watch per second).
+            async with asyncio.timeout(PUSH_TIMEOUT_S):
+                await send(push.uuid, push.value)
         except Exception as error:  # a slow or vanished peer must not stop the model
             logger.warning("could not push %s: %r", push.uuid, error)
 
