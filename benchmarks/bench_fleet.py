@@ -132,7 +132,8 @@ def show(run: Run, base: Run) -> list[str]:
         f"N={run.pairs}: stored p50 {run.stored['p50_ms']} ms p99 {run.stored['p99_ms']} ms; "
         f"broker ack p50 {run.acked['p50_ms']} ms p99 {run.acked['p99_ms']} ms "
         f"(baseline N=1: p50 {base.acked['p50_ms']} ms, p99 {base.acked['p99_ms']} ms)",
-        f"      kept up: {run.kept_up():.3f} of the samples due in the window were acknowledged",
+        f"      kept up: {run.kept_up():.3f} of the samples due in the window were acknowledged; "
+        f"agent radios failed and reopened: {run.agent_result.get('radio_failed', 0)}",
         f"      RSS {run.rss_mb:.0f} MB for both processes = {per_pair:.2f} MB per pair "
         f"(marginal {marginal:.2f} MB per pair above N=1's {base.rss_mb:.0f} MB); "
         f"CPU {run.cpu_s:.0f} s = {cpu_per_min * 60:.2f} CPU-s per pair per minute",

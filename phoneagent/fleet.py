@@ -277,6 +277,7 @@ class FleetAgent:
         self.state = SyncState.STOPPED
         self.stored = 0
         self.reopened = 0
+        self.failed = 0
 
     def _open_store(self) -> Store:
         """Open (creating on first run) the store, account, consent and agent config."""
@@ -374,9 +375,19 @@ class FleetAgent:
                     await sleep_unless(stop, delay * (0.5 + rng.random()))
                     delay = min(REOPEN_MAX_S, delay * 2)
                     continue
-                delay = REOPEN_INITIAL_S
                 try:
                     await self._sync(transport, stop)
+                    delay = REOPEN_INITIAL_S
+                except Exception as error:
+                    # One agent's broken radio (an overloaded host's HCI commands timed
+                    # out and their late answers no longer match) must not end the
+                    # process and every other agent in it: counted, then a new radio.
+                    log.warning(
+                        "%s: the radio failed (%r); opening a new one", self.watch.name, error
+                    )
+                    self.failed += 1
+                    await sleep_unless(stop, delay * (0.5 + rng.random()))
+                    delay = min(REOPEN_MAX_S, delay * 2)
                 finally:
                     await transport.close()
                 if not stop.is_set():
@@ -490,6 +501,7 @@ class AgentFleet:
             "stored": sum(a.stored for a in self.agents),
             "uploaded": sum(a.uploader.stats.samples for a in self.agents if a.uploader),
             "radio_reopened": sum(a.reopened for a in self.agents),
+            "radio_failed": sum(a.failed for a in self.agents),
         }
         if self.latency is not None:
             result["latency"] = self.latency.summary()

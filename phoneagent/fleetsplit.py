@@ -111,7 +111,8 @@ class Workers:
         rss = result["peak_rss_mb"] - result["base_rss_mb"]
         result["rss_per_agent_mb"] = round(rss / count, 2)
         result["cpu_per_agent_s"] = round(result["cpu_s"] / count, 3)
-        result["radio_reopened"] = sum(p["radio_reopened"] for p in parts)
+        for key in ("radio_reopened", "radio_failed"):
+            result[key] = sum(p[key] for p in parts)
         if all("histograms" in p for p in parts):
             latency: dict[str, Any] = {"since_wall": max(p["latency"]["since_wall"] for p in parts)}
             for name in ("stored", "acked"):

@@ -21,6 +21,7 @@ def _part(tmp_path: Path, index: int, stored_ms: list[int]) -> None:
         "stored": len(stored_ms),
         "uploaded": 0,
         "radio_reopened": index,
+        "radio_failed": 0,
         "latency": latency.summary(),
         "histograms": latency.histograms(),
     }
