@@ -30,6 +30,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from phoneagent.upload.client import CheckedClient
+
 ENDPOINTS_NAME = "cloud.toml"
 DEFAULT_PREFIX = "watchsync"
 _MAX_INFLIGHT = 64
@@ -86,8 +88,10 @@ class Endpoint:
 
     def client(
         self, identifier: str | None = None, *, session_expiry: int = 0, timeout: float = 10.0
-    ) -> aiomqtt.Client:
+    ) -> CheckedClient:
         """A not yet connected client; raises ``PlaintextRefusedError`` before any socket.
+
+        Its ``publish`` raises ``PublishRefusedError`` when the broker refuses a message.
 
         With ``session_expiry`` (seconds) and a fixed ``identifier`` the broker keeps the
         session, subscriptions and queued QoS 1 messages while the client is away.
@@ -95,7 +99,7 @@ class Endpoint:
         self.check_transport()
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = session_expiry
-        client = aiomqtt.Client(
+        client = CheckedClient(
             self.host,
             self.port,
             username=self.username,
