@@ -22,6 +22,7 @@ from datetime import date
 from pathlib import Path
 
 import _common
+import aiomqtt
 
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
@@ -63,7 +64,7 @@ async def measure(directory: Path, count: int, rounds: int = 7) -> tuple[float, 
         untimed: list[float] = []
         for _ in range(rounds):  # interleaved: all see the same machine load
             for rates, options in ((raw, {}), (untimed, {"timeout": math.inf})):
-                async with endpoint.client() as client:
+                async with endpoint.client(kind=aiomqtt.Client) as client:
                     began = time.perf_counter()
                     for i in range(0, len(payloads), uploader.window):
                         window = payloads[i : i + uploader.window]

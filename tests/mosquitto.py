@@ -15,7 +15,7 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -62,7 +62,11 @@ class Tls:
 class Broker:
     """One mosquitto process; ``stop`` and ``start`` again keep the port (outage tests)."""
 
-    def __init__(self, directory: Path, tls: Tls | None = None) -> None:
+    def __init__(
+        self, directory: Path, tls: Tls | None = None, acl: Sequence[str] | None = None
+    ) -> None:
+        """``acl``: lines of a Mosquitto ACL file for every client (e.g. ``topic read x/#``)."""
+        directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.tls = tls
         self.config = directory / "mosquitto.conf"
@@ -87,6 +91,10 @@ class Broker:
                 "allow_anonymous false",
                 f"password_file {tls.password_file}",
             ]
+        if acl is not None:
+            acl_file = directory / "mosquitto.acl"
+            acl_file.write_text("\n".join(acl) + "\n")
+            lines.append(f"acl_file {acl_file}")
         self.config.write_text("\n".join(lines) + "\n")
         self._process: subprocess.Popen[bytes] | None = None
 

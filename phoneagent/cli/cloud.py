@@ -10,6 +10,7 @@ import aiomqtt
 import click
 
 from phoneagent.cli.context import (
+    EXIT_ERROR,
     EXIT_UNREACHABLE,
     EXIT_USAGE,
     AgentContext,
@@ -21,6 +22,7 @@ from phoneagent.cli.output import emit, json_option
 from phoneagent.privacy.consent import CLOUD_SYNC, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.store import Store, ledger
+from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint, EndpointError, endpoints_path, load_endpoints
 from phoneagent.upload.receiver import ReceiverDb, serve
 from phoneagent.upload.uploader import Uploader
@@ -113,7 +115,7 @@ def send_erasures(agent: AgentContext, store: Store, wait: float) -> CliError | 
         return CliError(
             f"MQTT broker: {error}; the erase request(s) stay pending "
             "(phoneagent cloud clear retries)",
-            EXIT_UNREACHABLE,
+            EXIT_ERROR if isinstance(error, PublishRefusedError) else EXIT_UNREACHABLE,
         )
     pending = ledger.erase_requests(store, pending_only=True)
     click.echo(

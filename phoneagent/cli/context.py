@@ -45,6 +45,7 @@ from phoneagent.transport import (
     open_transport,
     parse_transport,
 )
+from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import EndpointError
 from protocol.errors import ProtocolError
 
@@ -68,6 +69,7 @@ class CliError(click.ClickException):
 def as_cli_error(error: BaseException) -> CliError | None:
     """The exit code a known failure maps to; None for a bug (which keeps its traceback)."""
     codes: tuple[tuple[type[BaseException], int], ...] = (
+        (PublishRefusedError, EXIT_ERROR),
         (aiomqtt.MqttError, EXIT_UNREACHABLE),
         (EndpointError, EXIT_USAGE),
         (PrivacyError, EXIT_ERROR),
@@ -86,7 +88,12 @@ def as_cli_error(error: BaseException) -> CliError | None:
     for kind, code in codes:
         if isinstance(error, kind):
             message = str(error) or kind.__name__
-            if isinstance(error, aiomqtt.MqttError):
+            if isinstance(error, PublishRefusedError):
+                message = (
+                    f"MQTT broker: {message}. Nothing it refused counts as uploaded; check"
+                    " the broker's access rules for this account (cloud.toml's username)."
+                )
+            elif isinstance(error, aiomqtt.MqttError):
                 message = f"MQTT broker: {message} (is it running and reachable?)"
             return CliError(message, code)
     return None

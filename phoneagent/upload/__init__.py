@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from phoneagent.upload.client import CheckedClient, PublishRefusedError
 from phoneagent.upload.endpoints import (
     Endpoint,
     EndpointError,
@@ -13,10 +14,12 @@ from phoneagent.upload.endpoints import (
 from phoneagent.upload.uploader import Uploader, UploadStats, policy_refusal
 
 __all__ = [
+    "CheckedClient",
     "Endpoint",
     "EndpointError",
     "Endpoints",
     "PlaintextRefusedError",
+    "PublishRefusedError",
     "UploadStats",
     "Uploader",
     "endpoints_path",

@@ -30,6 +30,8 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from phoneagent.upload.client import CheckedClient
+
 ENDPOINTS_NAME = "cloud.toml"
 DEFAULT_PREFIX = "watchsync"
 _MAX_INFLIGHT = 64
@@ -85,9 +87,17 @@ class Endpoint:
         return context
 
     def client(
-        self, identifier: str | None = None, *, session_expiry: int = 0, timeout: float = 10.0
+        self,
+        identifier: str | None = None,
+        *,
+        session_expiry: int = 0,
+        timeout: float = 10.0,
+        kind: type[aiomqtt.Client] = CheckedClient,
     ) -> aiomqtt.Client:
         """A not yet connected client; raises ``PlaintextRefusedError`` before any socket.
+
+        Its ``publish`` raises ``PublishRefusedError`` when the broker refuses a message
+        (``kind=aiomqtt.Client`` gives aiomqtt's own, for benchmarks' baselines).
 
         With ``session_expiry`` (seconds) and a fixed ``identifier`` the broker keeps the
         session, subscriptions and queued QoS 1 messages while the client is away.
@@ -95,7 +105,7 @@ class Endpoint:
         self.check_transport()
         properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
         properties.SessionExpiryInterval = session_expiry
-        client = aiomqtt.Client(
+        client = kind(
             self.host,
             self.port,
             username=self.username,

@@ -27,6 +27,7 @@ from phoneagent.privacy.gate import (
     upload_allowed,
 )
 from phoneagent.store import DeviceRecord, Store, ledger
+from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
 from phoneagent.upload.payload import PayloadError, Topics, decode_json, encode_json, parse_topic
@@ -123,7 +124,10 @@ class Uploader:
                 await self._connection(stop, confirm_timeout=None)
                 delay = self.backoff_initial
             except aiomqtt.MqttError as error:
-                log.warning("upload connection lost (%s); retrying in %.1fs", error, delay)
+                # A refusal is the broker's configuration (ACL, quota): the operator must act.
+                refused = isinstance(error, PublishRefusedError)
+                level, what = (logging.ERROR, "refused") if refused else (logging.WARNING, "lost")
+                log.log(level, "upload %s (%s); retrying in %.1fs", what, error, delay)
                 await sleep_unless(stop, delay * (0.5 + self._rng.random()))
                 delay = min(delay * 2, self.backoff_max)
 

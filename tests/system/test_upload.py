@@ -22,6 +22,7 @@ from phoneagent.privacy.consent import set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.relays.permissions import Feature, set_permission
 from phoneagent.store import DbKey, Store, ledger
+from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint, PlaintextRefusedError
 from phoneagent.upload.receiver import ReceiverDb, serve
 from phoneagent.upload.uploader import Uploader, policy_refusal
@@ -191,6 +192,64 @@ async def test_restart_resumes_from_durable_cursor(broker: Broker, tmp_path: Pat
         assert stats.samples == 250  # only what the broker had not acknowledged yet
         await wait_until(lambda: len(db.samples()) == 750, "all stored")
         reopened.close()
+
+
+# Subscribing is allowed, publishing anything but device info is not.
+INFO_ONLY = ["topic read watchsync/#", "topic write watchsync/+/+/+/info"]
+
+
+async def test_refused_publish_moves_no_cursor_and_loses_nothing(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """A broker that refuses samples by ACL (PUBACK reason 0x87) is a failure, not an upload."""
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    samples = fill(store, 500)
+    strict = Broker(tmp_path / "strict", acl=INFO_ONLY)
+    strict.start()
+    try:
+        with pytest.raises(PublishRefusedError, match=r"/samples: Not authorized \(0x87\)"):
+            await Uploader(store, endpoint_for(strict)).drain()
+    finally:
+        strict.stop()
+    assert ledger.get_upload_cursor(store, WATCH, "eu") is None
+    assert ledger.disclosures(store) == []  # nothing was disclosed
+    # With the rules fixed, everything goes.
+    endpoint = endpoint_for(broker)
+    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+        assert (await Uploader(store, endpoint).drain()).samples == 500
+        await wait_until(lambda: len(db.samples()) == 500, "all samples received")
+        assert db.samples() == expected(store, samples)
+
+
+async def test_refused_erase_request_stays_pending_with_a_clear_error(
+    broker: Broker, tmp_path: Path
+) -> None:
+    data = tmp_path / "agent"
+    with open_store(data) as store:
+        make_account(store)
+        fill(store, 10)
+        await Uploader(store, endpoint_for(broker)).drain()
+    strict = Broker(tmp_path / "strict", acl=INFO_ONLY)
+    (data / "cloud.toml").write_text(
+        f'[regions.eu]\nhost = "127.0.0.1"\nport = {strict.port}\ntls = false\n'
+    )
+    strict.start()
+    try:
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            main,
+            ["--data-dir", str(data), "cloud", "clear", "--wait", "5"],
+            env={"PHONEAGENT_DB_KEY": KEY.material},
+        )
+    finally:
+        strict.stop()
+    assert result.exit_code == 1, result.output
+    assert "refused a publish" in result.output and "/erase: Not authorized" in result.output
+    assert "stay pending" in result.output and "Traceback" not in result.output
+    with open_store(data) as store:
+        (request,) = ledger.erase_requests(store, pending_only=True)
+        assert request.sent_at is None  # so the next ``cloud clear`` or ``run`` sends it
 
 
 async def test_capture_has_no_identifiers__PR_ANON__PR_DEVICE__PR_APPLIST(

@@ -1,0 +1,89 @@
+"""aiomqtt's client, made to fail a publish that the broker refused.
+
+aiomqtt's ``publish`` returns on any PUBACK. An MQTT 5 broker refuses a QoS 1 publish
+(ACL, quota, bad topic) with a PUBACK whose reason code is >= 0x80, having dropped the
+message: taken as success, that would move the upload cursor past samples nobody holds.
+Here the reason code of each message id is kept from paho's callback and checked when the
+publish returns. It relies on two aiomqtt internals (the paho client in ``_client`` and
+its ``_on_publish`` callback); ``tests/system/test_upload.py`` catches a change in them.
+"""
+
+from __future__ import annotations
+
+from contextvars import ContextVar
+from typing import Any
+
+import aiomqtt
+from aiomqtt.types import PayloadType
+from paho.mqtt.client import Client as PahoClient
+from paho.mqtt.client import MQTTMessageInfo
+from paho.mqtt.properties import Properties
+from paho.mqtt.reasoncodes import ReasonCode
+
+# The message ids paho assigned inside the current ``publish`` call (one task's context).
+_assigned: ContextVar[list[int] | None] = ContextVar("assigned_mids", default=None)
+
+
+class PublishRefusedError(aiomqtt.MqttError):
+    """The broker acknowledged a publish with a failure reason code and dropped it."""
+
+    def __init__(self, topic: str, reason: ReasonCode) -> None:
+        code = int(reason.value)
+        super().__init__(f"the broker refused a publish to {topic}: {reason} (0x{code:02X})")
+        self.topic = topic
+        self.reason = reason
+
+
+class CheckedClient(aiomqtt.Client):
+    """An ``aiomqtt.Client`` whose ``publish`` raises ``PublishRefusedError`` on a refusal."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._refused: dict[int, ReasonCode] = {}
+        paho_publish = self._client.publish
+
+        def publish(*args: Any, **kwargs: Any) -> MQTTMessageInfo:
+            info = paho_publish(*args, **kwargs)
+            self._refused.pop(info.mid, None)  # message ids are recycled
+            assigned = _assigned.get()
+            if assigned is not None:
+                assigned.append(info.mid)
+            return info
+
+        self._client.publish = publish  # type: ignore[method-assign]
+
+    def _on_publish(
+        self,
+        client: PahoClient,
+        userdata: Any,
+        mid: int,
+        reason_code: ReasonCode,
+        properties: Properties,
+    ) -> None:
+        if reason_code.is_failure:
+            self._refused[mid] = reason_code
+        super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    async def publish(
+        self,
+        /,
+        topic: str,
+        payload: PayloadType = None,
+        qos: int = 0,
+        retain: bool = False,
+        properties: Properties | None = None,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 (aiomqtt's signature)
+        **kwargs: Any,
+    ) -> None:
+        assigned: list[int] = []
+        token = _assigned.set(assigned)
+        try:
+            await super().publish(
+                topic, payload, qos, retain, properties, *args, timeout=timeout, **kwargs
+            )
+        finally:
+            _assigned.reset(token)
+        for mid in assigned:
+            if (reason := self._refused.pop(mid, None)) is not None:
+                raise PublishRefusedError(topic, reason)
