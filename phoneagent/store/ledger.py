@@ -55,14 +55,17 @@ class Disclosure:
 
 
 @dataclass(frozen=True, slots=True)
-class UploadDisclosure:
-    """The disclosure row an automatic upload owes (``record_upload``): not at the user's
-    request."""
+class NewDisclosure:
+    """A disclosure row to write (``record_disclosure``, ``record_upload``)."""
 
     recipient: str
     purpose: str
     categories: tuple[str, ...]
     record_count: int
+
+    def __post_init__(self) -> None:
+        if any("," in c for c in self.categories):
+            raise ValueError(f"a category name cannot contain a comma: {list(self.categories)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -285,36 +288,20 @@ def record_disclosure(
     user_request: bool,
 ) -> Disclosure:
     """Write down that personal data left the phone; call it once the transfer happened."""
-    _check_categories(categories)
-    return store.transact(
-        lambda conn, now: _insert_disclosure(
-            conn, now, recipient, purpose, categories, record_count, user_request
-        )
-    )
+    entry = NewDisclosure(recipient, purpose, tuple(categories), record_count)
+    return store.transact(lambda conn, now: _insert_disclosure(conn, now, entry, user_request))
 
 
-def _check_categories(categories: Sequence[str]) -> None:
-    if any("," in c for c in categories):
-        raise ValueError(f"a category name cannot contain a comma: {list(categories)}")
-
-
-def _insert_disclosure(
-    conn: Any,
-    now: int,
-    recipient: str,
-    purpose: str,
-    categories: Sequence[str],
-    record_count: int,
-    user_request: bool,
-) -> Disclosure:
+def _insert_disclosure(conn: Any, now: int, d: NewDisclosure, user_request: bool) -> Disclosure:
     cursor = conn.execute(
         "INSERT INTO disclosure_ledger (at, recipient, purpose, categories, record_count,"
         " user_request) VALUES (?, ?, ?, ?, ?, ?)",
-        (now, recipient, purpose, ",".join(categories), record_count, int(user_request)),
+        (now, d.recipient, d.purpose, ",".join(d.categories), d.record_count, int(user_request)),
     )
     row_id = int(cursor.lastrowid)
-    categories = tuple(categories)
-    return Disclosure(row_id, now, recipient, purpose, categories, record_count, user_request)
+    return Disclosure(
+        row_id, now, d.recipient, d.purpose, d.categories, d.record_count, user_request
+    )
 
 
 def disclosures(store: Store, since: int | None = None) -> list[Disclosure]:
@@ -371,23 +358,19 @@ def record_upload(
     store: Store,
     endpoint: str,
     cursors: Mapping[str, int],
-    disclosure: UploadDisclosure | None,
+    disclosure: NewDisclosure | None,
 ) -> None:
     """The end of an upload session in one transaction (one fsync, not one per row): the
     devices' cursors where the endpoint acknowledged them, and the disclosure row of what
-    the session sent. Killed before the commit, neither is written and the data goes again.
+    the session sent (automatic, not at the user's request). Killed before the commit,
+    neither is written and the data goes again.
     """
-    if disclosure is not None:
-        _check_categories(disclosure.categories)
 
     def work(conn: Any, now: int) -> None:
         for device, last_seq in cursors.items():
             _put_upload_cursor(conn, now, device, endpoint, last_seq)
         if disclosure is not None:
-            d = disclosure
-            _insert_disclosure(
-                conn, now, d.recipient, d.purpose, d.categories, d.record_count, False
-            )
+            _insert_disclosure(conn, now, disclosure, False)
 
     store.transact(work)
 

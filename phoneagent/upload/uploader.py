@@ -330,7 +330,7 @@ class _Session:
                 disclosure = None
                 if sent:
                     recipient = cloud_recipient(self.region)
-                    disclosure = ledger.UploadDisclosure(
+                    disclosure = ledger.NewDisclosure(
                         recipient, CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, sent
                     )
                 # The acknowledged prefixes and the disclosure row, durable together,

@@ -63,7 +63,7 @@ async def test_cursor_is_committed_every_n_chunks_and_at_the_end(
         s: Store,
         endpoint: str,
         cursors: Mapping[str, int],
-        disclosure: ledger.UploadDisclosure | None,
+        disclosure: ledger.NewDisclosure | None,
     ) -> None:
         committed.append(cursors[WATCH])
         assert disclosure is not None and disclosure.record_count == 200
