@@ -10,7 +10,10 @@ latency floor and the fixed cost of the two processes.
 
 Reported per N: p50/p99 of both latencies (ms), whether the fleet kept up (samples stored
 and acknowledged in the window vs generated), resident memory per pair (total of both
-processes / N, and the marginal cost above one pair), CPU seconds per pair per minute.
+processes / N, and the marginal cost above one pair), CPU seconds per pair per minute, and
+the cores each process used in the window (the watch fleet, each agent worker, Mosquitto).
+The watches measure at staggered phases in the second and latency counts from that moment
+(``watchsim.fleet``); ``--no-stagger`` measures them all on the second boundary.
 With ``--results`` the figures go to ``benchmarks/RESULTS-fleet.md`` as well.
 
     python benchmarks/bench_fleet.py [--quick] [--sizes 1,100,300,500] [--seconds 60]
@@ -49,6 +52,8 @@ class Run:
     acked: dict[str, float | int | None]
     watch_usage: dict[str, float]
     agent_result: dict[str, float]
+    cores: dict[str, float]  # CPU used in the window / window, per process
+    load: tuple[float, float, float]  # load average at the end of the window
 
     @property
     def rss_mb(self) -> float:
@@ -67,14 +72,31 @@ class Run:
         return float(self.acked["samples"] or 0) / self.expected
 
 
-async def measure(root: Path, broker: Broker, pairs: int, warmup: float, seconds: float) -> Run:
+def _cpu_s(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / _common.os.sysconf("SC_CLK_TCK")
+
+
+def _processes(watches: int, agents: int, broker: int) -> dict[str, int]:
+    """The pids to watch: the agent fleet's workers when it has them, else itself."""
+    children = Path(f"/proc/{agents}/task/{agents}/children").read_text().split()
+    workers = {f"agents {i}": int(pid) for i, pid in enumerate(children)}
+    return {"watches": watches, **(workers or {"agents": agents}), "mosquitto": broker}
+
+
+async def measure(
+    root: Path, broker: Broker, pairs: int, warmup: float, seconds: float, stagger: bool
+) -> Run:
     # One directory for every size: the first N watches and agents of the previous size are
     # reused, so each is paired once (pairing is a one-off, not what is measured).
     directory = root
     cloud = cloud_toml(root / "cloud.toml", broker.port)
     warmup += pairs / START_RATE  # the agents start in waves
     # Pairing hundreds of agents takes a while: generous deadlines, not timings.
-    watches = await start_watches(directory / "watches", pairs, "--interval", "1", within=120)
+    staggering = "--stagger" if stagger else "--no-stagger"
+    watches = await start_watches(
+        directory / "watches", pairs, "--interval", "1", staggering, within=120
+    )
     try:
         agents = await start_agents(
             directory / "agents",
@@ -86,7 +108,12 @@ async def measure(root: Path, broker: Broker, pairs: int, warmup: float, seconds
             within=60 + 3 * pairs,
         )
         try:
-            await asyncio.sleep(warmup + seconds)  # the measurement window is a duration
+            await asyncio.sleep(warmup)
+            pids = _processes(watches.process.pid, agents.process.pid, broker.pid)
+            before = {name: _cpu_s(pid) for name, pid in pids.items()}
+            await asyncio.sleep(seconds)  # the measurement window is a duration
+            cores = {name: (_cpu_s(pid) - before[name]) / seconds for name, pid in pids.items()}
+            load = _common.os.getloadavg()
             usage = await request(directory / "watches", ["usage"])
         finally:
             await agents.stop(within=120)
@@ -94,7 +121,7 @@ async def measure(root: Path, broker: Broker, pairs: int, warmup: float, seconds
     finally:
         await watches.stop(within=120)
     latency = result["latency"]
-    return Run(pairs, seconds, latency["stored"], latency["acked"], usage, result)
+    return Run(pairs, seconds, latency["stored"], latency["acked"], usage, result, cores, load)
 
 
 def show(run: Run, base: Run) -> list[str]:
@@ -105,12 +132,22 @@ def show(run: Run, base: Run) -> list[str]:
         f"N={run.pairs}: stored p50 {run.stored['p50_ms']} ms p99 {run.stored['p99_ms']} ms; "
         f"broker ack p50 {run.acked['p50_ms']} ms p99 {run.acked['p99_ms']} ms "
         f"(baseline N=1: p50 {base.acked['p50_ms']} ms, p99 {base.acked['p99_ms']} ms)",
-        f"      kept up: {run.kept_up():.3f} of the samples due in the window were acknowledged",
+        f"      kept up: {run.kept_up():.3f} of the samples due in the window were acknowledged; "
+        f"agent radios failed and reopened: {run.agent_result.get('radio_failed', 0)}",
         f"      RSS {run.rss_mb:.0f} MB for both processes = {per_pair:.2f} MB per pair "
         f"(marginal {marginal:.2f} MB per pair above N=1's {base.rss_mb:.0f} MB); "
         f"CPU {run.cpu_s:.0f} s = {cpu_per_min * 60:.2f} CPU-s per pair per minute",
+        f"      cores in the window: {_cores(run)}; load average at its end {_load(run)}",
     ]
     return lines
+
+
+def _cores(run: Run) -> str:
+    return ", ".join(f"{name} {used:.2f}" for name, used in run.cores.items())
+
+
+def _load(run: Run) -> str:
+    return " ".join(f"{x:.2f}" for x in run.load)
 
 
 def machine() -> list[str]:
@@ -135,6 +172,12 @@ async def main() -> None:
     args.add_argument("--seconds", type=float, default=60.0, help="measurement window")
     args.add_argument("--warmup", type=float, default=15.0)
     args.add_argument("--results", action="store_true", help="write benchmarks/RESULTS-fleet.md")
+    args.add_argument(
+        "--no-stagger",
+        dest="stagger",
+        action="store_false",
+        help="every watch measures on the second boundary (watchsim fleet --no-stagger)",
+    )
     options = args.parse_args()
     sizes = [1, 10] if options.quick else [int(s) for s in options.sizes.split(",")]
     seconds = 10.0 if options.quick else options.seconds
@@ -152,7 +195,7 @@ async def main() -> None:
         broker.start()
         try:
             for pairs in sizes:
-                runs.append(await measure(root, broker, pairs, warmup, seconds))
+                runs.append(await measure(root, broker, pairs, warmup, seconds, options.stagger))
                 for line in show(runs[-1], runs[0]):
                     print("   " + line)
         finally:
@@ -176,28 +219,38 @@ async def main() -> None:
         f"RSS per pair at N={biggest.pairs}", biggest.rss_mb / biggest.pairs, "MB", RSS_TARGET_MB
     )
     if options.results:
-        write_results(started, about, runs, base, best)
+        write_results(started, about, runs, base, best, options.stagger)
 
 
-def write_results(started: str, about: list[str], runs: list[Run], base: Run, best: int) -> None:
+def write_results(
+    started: str, about: list[str], runs: list[Run], base: Run, best: int, stagger: bool
+) -> None:
+    timing = (
+        "Each watch measures at its own phase in the second (`watchsim fleet --stagger`); "
+        "latency counts from that moment."
+        if stagger
+        else "Every watch measures on the second boundary (`watchsim fleet --no-stagger`)."
+    )
     rows = [
         "| pairs | stored p50 / p99 ms | broker ack p50 / p99 ms | kept up | RSS MB (both) "
-        "| MB per pair | CPU-s per pair per min |",
-        "|---|---|---|---|---|---|---|",
+        "| MB per pair | CPU-s per pair per min | cores in the window | load at its end |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for run in runs:
         cpu = run.cpu_s / run.pairs / ((run.seconds + float(run.agent_result["wall_s"])) / 2) * 60
         rows.append(
             f"| {run.pairs} | {run.stored['p50_ms']} / {run.stored['p99_ms']} "
             f"| {run.acked['p50_ms']} / {run.acked['p99_ms']} | {run.kept_up():.3f} "
-            f"| {run.rss_mb:.0f} | {run.rss_mb / run.pairs:.2f} | {cpu:.2f} |"
+            f"| {run.rss_mb:.0f} | {run.rss_mb / run.pairs:.2f} | {cpu:.2f} "
+            f"| {_cores(run)} | {_load(run)} |"
         )
     text = "\n".join(
         [
             "# Fleet benchmark results",
             "",
             f"Written by `python benchmarks/bench_fleet.py --results` ({started}). "
-            f"Baseline: N={base.pairs} in the same run.",
+            f"Baseline: N={base.pairs} in the same run. {timing} Cores: CPU seconds each "
+            "process used in the window / the window.",
             "",
             "## Machine and versions",
             "",

@@ -30,7 +30,6 @@ import shutil
 import time
 from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -41,7 +40,7 @@ from phoneagent.daemon import Daemon
 from phoneagent.privacy import sync_preferences
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
-from phoneagent.store import AsyncStore, Store, create_key_file, ledger, read_key_file
+from phoneagent.store import AsyncStore, Store, StorePool, create_key_file, ledger, read_key_file
 from phoneagent.sync import Committed, StoreBonds, SyncObserver, SyncState
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import RefusingAgent, Transport, TransportConfigError
@@ -64,7 +63,7 @@ REOPEN_INITIAL_S: Final = 0.5
 REOPEN_MAX_S: Final = 10.0
 # Latency histogram: 1 ms bins up to two minutes; slower samples land in the last bin.
 _BINS: Final = 120_000
-STORE_THREADS: Final = 4
+STORE_THREADS: Final = 6
 
 
 class FleetError(Exception):
@@ -93,6 +92,7 @@ class WatchEntry:
     name: str
     address: str
     control: Path  # the watch's control socket: its screen, for the passkey
+    phase: float = 0.0  # when in each second the watch measures (``watchsim.fleet``)
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,12 @@ def read_manifest(path: Path) -> Manifest:
             air=str(data["air"]),
             timeline=Timeline(float(data["epoch"]), float(data["speed"])),
             watches=tuple(
-                WatchEntry(str(w["name"]), str(w["address"]).upper(), Path(w["control"]))
+                WatchEntry(
+                    str(w["name"]),
+                    str(w["address"]).upper(),
+                    Path(w["control"]),
+                    float(w.get("phase", 0.0)),
+                )
                 for w in data["watches"]
             ),
         )
@@ -151,7 +156,11 @@ class ControlChannelPasskeys:
 
 
 class Latency:
-    """Sample time -> stored and sample time -> broker ack, as histograms of milliseconds."""
+    """Sample time -> stored and sample time -> broker ack, as histograms of milliseconds.
+
+    Sample time is when the watch measured: the sample's second (its timestamp) plus the
+    watch's phase in the second (never before the watch measures it, ``watchsim.fleet``).
+    """
 
     def __init__(self, timeline: Timeline, since_wall: float) -> None:
         self._timeline = timeline
@@ -164,11 +173,11 @@ class Latency:
     def _add(histogram: list[int], seconds: float) -> None:
         histogram[min(_BINS, max(0, int(seconds * 1000)))] += 1
 
-    def committed(self, commit: Committed, wall: float) -> None:
+    def committed(self, commit: Committed, wall: float, phase: float = 0.0) -> None:
         waiting = self._waiting.setdefault(commit.device, deque())
         to_wall = self._timeline.wall
         for sample in commit.samples:
-            taken = to_wall(sample.timestamp)
+            taken = to_wall(sample.timestamp + phase)
             if taken >= self.since_wall:
                 self._add(self.stored, wall - taken)
                 waiting.append((sample.seq, taken))
@@ -201,6 +210,21 @@ class Latency:
             "acked": self.percentiles(self.acked),
         }
 
+    def histograms(self) -> dict[str, dict[str, int]]:
+        """Both histograms as {milliseconds: count} of their non-empty bins."""
+        return {
+            name: {str(ms): n for ms, n in enumerate(histogram) if n}
+            for name, histogram in (("stored", self.stored), ("acked", self.acked))
+        }
+
+    @staticmethod
+    def dense(sparse: dict[str, int]) -> list[int]:
+        """A histogram from its non-empty bins (``histograms``)."""
+        histogram = [0] * (_BINS + 1)
+        for ms, n in sparse.items():
+            histogram[int(ms)] += n
+        return histogram
+
 
 class _Observer(SyncObserver):
     """Wakes the agent's uploader on every commit and feeds the latency figures."""
@@ -217,7 +241,7 @@ class _Observer(SyncObserver):
         agent = self._agent
         agent.stored += commit.result.new
         if agent.latency is not None:
-            agent.latency.committed(commit, time.time())
+            agent.latency.committed(commit, time.time(), agent.watch.phase)
         if agent.uploader is not None:
             agent.uploader.wake()
 
@@ -231,6 +255,9 @@ class AgentFleetConfig:
     region: str = "eu"
     count: int | None = None  # the first COUNT watches of the manifest; None: all
     latency_after_s: float | None = None  # measure samples taken this long after start
+    # (index, of): this process runs the agents of every ``of``-th watch from ``index``
+    # (``phoneagent.fleetsplit``); None: all of them.
+    part: tuple[int, int] | None = None
     sync: SyncConfig = field(default_factory=lambda: SyncConfig(backoff_max=5.0))
 
 
@@ -250,6 +277,7 @@ class FleetAgent:
         self.state = SyncState.STOPPED
         self.stored = 0
         self.reopened = 0
+        self.failed = 0
 
     def _open_store(self) -> Store:
         """Open (creating on first run) the store, account, consent and agent config."""
@@ -276,7 +304,7 @@ class FleetAgent:
 
     async def prepare(self) -> None:
         self.store = store = await asyncio.to_thread(self._open_store)
-        self.astore = AsyncStore(store, executor=self.fleet.store_threads)
+        self.astore = AsyncStore(store, self.fleet.store_pool)
         if self.fleet.config.cloud_config is not None:
             endpoint = load_endpoints(endpoints_path(self.data_dir)).for_region(
                 self.fleet.config.region
@@ -286,6 +314,7 @@ class FleetAgent:
                 endpoint,
                 rng=random.Random(self.index),
                 on_acked=self._acked,
+                blocking=self.fleet.store_pool.run,
             )
 
     def _acked(self, device: str, last_seq: int) -> None:
@@ -346,9 +375,19 @@ class FleetAgent:
                     await sleep_unless(stop, delay * (0.5 + rng.random()))
                     delay = min(REOPEN_MAX_S, delay * 2)
                     continue
-                delay = REOPEN_INITIAL_S
                 try:
                     await self._sync(transport, stop)
+                    delay = REOPEN_INITIAL_S
+                except Exception as error:
+                    # One agent's broken radio (an overloaded host's HCI commands timed
+                    # out and their late answers no longer match) must not end the
+                    # process and every other agent in it: counted, then a new radio.
+                    log.warning(
+                        "%s: the radio failed (%r); opening a new one", self.watch.name, error
+                    )
+                    self.failed += 1
+                    await sleep_unless(stop, delay * (0.5 + rng.random()))
+                    delay = min(REOPEN_MAX_S, delay * 2)
                 finally:
                     await transport.close()
                 if not stop.is_set():
@@ -407,15 +446,18 @@ class AgentFleet:
         self.latency = (
             None if config.latency_after_s is None else Latency(self.manifest.timeline, math.inf)
         )
-        # Shared by every agent's store: a thread per agent would be hundreds of threads.
-        self.store_threads = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="fleet-store")
-        self.agents = [FleetAgent(self, i, w) for i, w in enumerate(watches)]
+        # Shared by every agent's store and uploader: a thread per agent would be hundreds.
+        self.store_pool = StorePool(STORE_THREADS, "fleet-store")
+        index, of = config.part or (0, 1)
+        self.agents = [FleetAgent(self, i, w) for i, w in enumerate(watches) if i % of == index]
+        # Pairings at once across every process of the fleet, as in one.
+        self._pair_concurrency = max(1, PAIR_CONCURRENCY // of)
         self._base_rss = _rss_mb()
         self._base_cpu = _cpu_s()
 
     async def start(self) -> None:
         self.config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        gate = asyncio.Semaphore(PAIR_CONCURRENCY)
+        gate = asyncio.Semaphore(self._pair_concurrency)
 
         async def one(agent: FleetAgent) -> None:
             async with gate:
@@ -426,7 +468,11 @@ class AgentFleet:
         if self.latency is not None and self.config.latency_after_s is not None:
             self.latency.since_wall = time.time() + self.config.latency_after_s
         identities = await asyncio.to_thread(lambda: [a.identity() for a in self.agents])
-        _write_json(self.config.directory / AGENTS_FILE, {"agents": identities})
+        write_json(self.output(AGENTS_FILE), {"agents": identities})
+
+    def output(self, name: str) -> Path:
+        """Where this process writes ``name`` (a worker: its own part of it)."""
+        return self.config.directory / part_name(name, self.config.part)
 
     async def run(self, stop: asyncio.Event) -> None:
         async def one(agent: FleetAgent) -> None:
@@ -438,7 +484,7 @@ class AgentFleet:
 
     async def close(self) -> None:
         await asyncio.gather(*(a.close() for a in self.agents))
-        self.store_threads.shutdown(wait=True)
+        self.store_pool.shutdown()
 
     def result(self) -> dict[str, Any]:
         count = len(self.agents)
@@ -455,18 +501,29 @@ class AgentFleet:
             "stored": sum(a.stored for a in self.agents),
             "uploaded": sum(a.uploader.stats.samples for a in self.agents if a.uploader),
             "radio_reopened": sum(a.reopened for a in self.agents),
+            "radio_failed": sum(a.failed for a in self.agents),
         }
         if self.latency is not None:
             result["latency"] = self.latency.summary()
+            if self.config.part is not None:  # merged with the other parts' histograms
+                result["histograms"] = self.latency.histograms()
         return result
 
     def write_result(self) -> dict[str, Any]:
         result = self.result()
-        _write_json(self.config.directory / RESULT_FILE, result)
+        write_json(self.output(RESULT_FILE), result)
         return result
 
 
-def _write_json(path: Path, data: dict[str, Any]) -> None:
+def part_name(name: str, part: tuple[int, int] | None) -> str:
+    """``result.json`` for a whole fleet, ``result.part1.json`` for its worker 1."""
+    if part is None:
+        return name
+    stem, dot, suffix = name.rpartition(".")
+    return f"{stem}.part{part[0]}{dot}{suffix}"
+
+
+def write_json(path: Path, data: dict[str, Any]) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(data, indent=1))
     os.replace(tmp, path)

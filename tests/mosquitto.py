@@ -110,6 +110,11 @@ class Broker:
             self.stop()
             raise TimeoutError(f"{error}; log: {self.log.read_text()[-2000:]}") from None
 
+    @property
+    def pid(self) -> int:
+        assert self._process is not None, "broker not running"
+        return self._process.pid
+
     def pause(self) -> None:
         """Freeze the broker (SIGSTOP): connections stay open and nothing is answered."""
         assert self._process is not None, "broker not running"

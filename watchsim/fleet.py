@@ -53,6 +53,9 @@ if TYPE_CHECKING:
 DEFAULT_SCENARIOS: Final = ("default-day", "workout", "sleep-lab")
 # Watches started at once: each start is a burst of in-process HCI work.
 START_CONCURRENCY: Final = 16
+# Watch i measures at frac(i * golden ratio) into each second: distinct phases, and any
+# run of consecutive watches spread evenly over the second.
+_GOLDEN: Final = (5**0.5 - 1) / 2
 _AUDIT: Final = struct.Struct("<QqBi")  # seq, timestamp, metric, raw
 _METRICS: Final = {int(m): m for m in Metric}
 
@@ -80,6 +83,14 @@ class FleetConfig:
     # Hundreds of histories fsyncing several times a second each would block the one
     # event loop; without it a killed fleet still loses nothing, a host crash could.
     durable: bool = False
+    # One sample phase per watch (``sample_phase``) instead of every watch measuring on the
+    # second boundary: the fleet's work is spread over the second, not a burst at its start.
+    stagger: bool = True
+
+
+def sample_phase(index: int) -> float:
+    """When in each second watch ``index`` of a staggered fleet measures (0 <= phase < 1)."""
+    return (index * _GOLDEN) % 1.0
 
 
 @dataclass(frozen=True)
@@ -152,6 +163,7 @@ class FleetWatch:
     scenario: str
     app: WatchApp
     control: ControlServer
+    phase: float
     audit: _Audit | None = None
 
     def entry(self) -> dict[str, Any]:
@@ -163,6 +175,7 @@ class FleetWatch:
             "control": str(self.control.path),
             "seed": self.seed,
             "scenario": self.scenario,
+            "phase": self.phase,
         }
 
 
@@ -221,6 +234,7 @@ class Fleet:
         name = f"{config.prefix}-{index + 1:04d}"
         scenario = config.scenarios[index % len(config.scenarios)]
         state_dir = config.directory / "watches" / name
+        phase = sample_phase(index) if config.stagger else 0.0
         watch_config = WatchConfig(
             state_dir=state_dir,
             name=name,
@@ -232,6 +246,7 @@ class Fleet:
             pairing=config.pairing,
             history_capacity=config.history_capacity,
             durable_history=config.durable,
+            sample_phase=phase,
         )
         radio = LinkRadio(
             self.air.link, state_dir, name, config.pairing, config.advertising_interval_ms
@@ -246,7 +261,7 @@ class Fleet:
         if audit is not None:
             app.append_listeners.append(audit.appended)
         control = await start_controlled(app)
-        return FleetWatch(name, config.seed + index, scenario, app, control, audit)
+        return FleetWatch(name, config.seed + index, scenario, app, control, phase, audit)
 
     def _write_manifest(self) -> None:
         manifest = {

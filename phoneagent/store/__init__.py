@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phoneagent.store.aio import AsyncStore
+from phoneagent.store.aio import AsyncStore, StorePool
 from phoneagent.store.db import (
     DeviceRecord,
     Gap,
@@ -39,6 +39,7 @@ __all__ = [
     "SchemaTooNewError",
     "Store",
     "StoreError",
+    "StorePool",
     "StoreResult",
     "StoredSample",
     "UnknownDeviceError",

@@ -8,7 +8,7 @@ consent change or a deletion is either fully recorded or not at all. The policy 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,6 +52,20 @@ class Disclosure:
     categories: tuple[str, ...]
     record_count: int
     user_request: bool
+
+
+@dataclass(frozen=True, slots=True)
+class NewDisclosure:
+    """A disclosure row to write (``record_disclosure``, ``record_upload``)."""
+
+    recipient: str
+    purpose: str
+    categories: tuple[str, ...]
+    record_count: int
+
+    def __post_init__(self) -> None:
+        if any("," in c for c in self.categories):
+            raise ValueError(f"a category name cannot contain a comma: {list(self.categories)}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -274,26 +288,20 @@ def record_disclosure(
     user_request: bool,
 ) -> Disclosure:
     """Write down that personal data left the phone; call it once the transfer happened."""
-    if any("," in c for c in categories):
-        raise ValueError(f"a category name cannot contain a comma: {list(categories)}")
+    entry = NewDisclosure(recipient, purpose, tuple(categories), record_count)
+    return store.transact(lambda conn, now: _insert_disclosure(conn, now, entry, user_request))
 
-    def work(conn: Any, now: int) -> Disclosure:
-        cursor = conn.execute(
-            "INSERT INTO disclosure_ledger (at, recipient, purpose, categories, record_count,"
-            " user_request) VALUES (?, ?, ?, ?, ?, ?)",
-            (now, recipient, purpose, ",".join(categories), record_count, int(user_request)),
-        )
-        return Disclosure(
-            int(cursor.lastrowid),
-            now,
-            recipient,
-            purpose,
-            tuple(categories),
-            record_count,
-            user_request,
-        )
 
-    return store.transact(work)
+def _insert_disclosure(conn: Any, now: int, d: NewDisclosure, user_request: bool) -> Disclosure:
+    cursor = conn.execute(
+        "INSERT INTO disclosure_ledger (at, recipient, purpose, categories, record_count,"
+        " user_request) VALUES (?, ?, ?, ?, ?, ?)",
+        (now, d.recipient, d.purpose, ",".join(d.categories), d.record_count, int(user_request)),
+    )
+    row_id = int(cursor.lastrowid)
+    return Disclosure(
+        row_id, now, d.recipient, d.purpose, d.categories, d.record_count, user_request
+    )
 
 
 def disclosures(store: Store, since: int | None = None) -> list[Disclosure]:
@@ -331,16 +339,38 @@ def get_upload_cursor(store: Store, device: str, endpoint: str) -> int | None:
 
 
 def set_upload_cursor(store: Store, device: str, endpoint: str, last_seq: int) -> None:
+    store.transact(lambda conn, now: _put_upload_cursor(conn, now, device, endpoint, last_seq))
+
+
+def _put_upload_cursor(conn: Any, now: int, device: str, endpoint: str, last_seq: int) -> None:
+    row = conn.execute("SELECT id FROM devices WHERE address = ?", (device,)).fetchone()
+    if row is None:
+        raise UnknownDeviceError(f"Device {device} is not in the store.")
+    conn.execute(
+        "INSERT INTO upload_cursors (device_id, endpoint, last_seq, updated_at)"
+        " VALUES (?, ?, ?, ?) ON CONFLICT (device_id, endpoint) DO UPDATE SET"
+        " last_seq = excluded.last_seq, updated_at = excluded.updated_at",
+        (int(row[0]), endpoint, last_seq, now),
+    )
+
+
+def record_upload(
+    store: Store,
+    endpoint: str,
+    cursors: Mapping[str, int],
+    disclosure: NewDisclosure | None,
+) -> None:
+    """The end of an upload session in one transaction (one fsync, not one per row): the
+    devices' cursors where the endpoint acknowledged them, and the disclosure row of what
+    the session sent (automatic, not at the user's request). Killed before the commit,
+    neither is written and the data goes again.
+    """
+
     def work(conn: Any, now: int) -> None:
-        row = conn.execute("SELECT id FROM devices WHERE address = ?", (device,)).fetchone()
-        if row is None:
-            raise UnknownDeviceError(f"Device {device} is not in the store.")
-        conn.execute(
-            "INSERT INTO upload_cursors (device_id, endpoint, last_seq, updated_at)"
-            " VALUES (?, ?, ?, ?) ON CONFLICT (device_id, endpoint) DO UPDATE SET"
-            " last_seq = excluded.last_seq, updated_at = excluded.updated_at",
-            (int(row[0]), endpoint, last_seq, now),
-        )
+        for device, last_seq in cursors.items():
+            _put_upload_cursor(conn, now, device, endpoint, last_seq)
+        if disclosure is not None:
+            _insert_disclosure(conn, now, disclosure, False)
 
     store.transact(work)
 

@@ -1,8 +1,9 @@
 """What the uploader reads from and writes to the store, each call one transaction.
 
-Blocking: call these from a worker thread (the uploader uses ``asyncio.to_thread``).
-The cursor and erase-request tables belong to ``phoneagent.store.ledger``; only the
-reads that ledger has no use for (samples past a cursor, erase bounds) live here.
+Blocking: call these from a worker thread (the uploader's ``blocking``: ``asyncio.to_thread``
+or an agent fleet's ``StorePool``). The cursor and erase-request tables belong to
+``phoneagent.store.ledger``; only the reads that ledger has no use for (samples past a
+cursor, erase bounds) live here.
 """
 
 from __future__ import annotations

@@ -14,8 +14,9 @@ import contextlib
 import logging
 import math
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import ParamSpec, Protocol, TypeVar
 
 import aiomqtt
 
@@ -35,6 +36,16 @@ from phoneagent.waiting import first_of, sleep_unless
 log = logging.getLogger(__name__)
 
 ERASE_RESEND_AFTER_S = 6 * 3600
+P = ParamSpec("P")
+T = TypeVar("T")
+
+
+class Blocking(Protocol):
+    """``asyncio.to_thread``'s signature: a blocking call, awaited off the event loop."""
+
+    def __call__(
+        self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+    ) -> Awaitable[T]: ...
 
 
 class UploadRefusedError(Exception):
@@ -72,6 +83,7 @@ class Uploader:
         refusal: Callable[[Store, Endpoint], str | None] = policy_refusal,
         rng: random.Random | None = None,
         on_acked: Callable[[str, int], None] | None = None,
+        blocking: Blocking = asyncio.to_thread,
     ) -> None:
         self.store = store
         self.endpoint = endpoint
@@ -84,8 +96,13 @@ class Uploader:
         self._rng = rng or random.Random()
         # Told (device address, last seq) as soon as the broker acknowledged a batch.
         self.on_acked = on_acked
+        # Runs the store calls off the event loop (an agent fleet: its shared StorePool).
+        self.blocking = blocking
         self._wake = asyncio.Event()
         self._confirmed = asyncio.Event()
+        # Held while a confirmation is recorded, counted and cleared, and while the pending
+        # requests are looked up: a lookup never sees it half done.
+        self._recording = asyncio.Lock()
         self.stats = UploadStats()
 
     def wake(self) -> None:
@@ -100,7 +117,7 @@ class Uploader:
         delay = self.backoff_initial
         while not stop.is_set():
             self._wake.clear()
-            if not await asyncio.to_thread(self._worth_connecting):
+            if not await self.blocking(self._worth_connecting):
                 await first_of(self._wake.wait(), stop.wait())
                 continue
             try:
@@ -182,12 +199,16 @@ class _Cursor:
     """A device's upload cursor, committed behind the publishing and in order.
 
     Every ``every`` acknowledged chunks one commit (an fsync) starts in a worker thread
-    after the previous one, without holding up the next publish; ``flush`` commits the
-    rest and waits. At least once allows the lag: what a crash loses is sent again.
+    after the previous one, without holding up the next publish; ``settle`` waits for it
+    and hands back the rest, which the session commits with its disclosure row. At least
+    once allows the lag: what a crash loses is sent again.
     """
 
-    def __init__(self, store: Store, device: str, region: str, every: int) -> None:
+    def __init__(
+        self, store: Store, device: str, region: str, every: int, blocking: Blocking
+    ) -> None:
         self._store = store
+        self._blocking = blocking
         self._device = device
         self._region = region
         self._every = every
@@ -209,18 +230,21 @@ class _Cursor:
         async def save() -> None:
             if previous is not None:
                 await previous
-            await asyncio.to_thread(
+            await self._blocking(
                 ledger.set_upload_cursor, self._store, self._device, self._region, seq
             )
 
         self._saving = asyncio.ensure_future(save())
 
-    async def flush(self) -> None:
-        """Commit what is acknowledged and wait until it is durable (even when cancelled)."""
-        if self._unsaved:
-            self._commit()
+    async def settle(self) -> int | None:
+        """Wait for the commit in flight (even when cancelled); the acknowledged seq it
+        did not cover, if any, for the session's last commit."""
         if self._saving is not None:
             await asyncio.shield(self._saving)
+        return self._acked if self._unsaved else None
+
+
+_Due = tuple[DeviceRecord, int]  # a device and the last seq its endpoint acknowledged
 
 
 class _Session:
@@ -240,7 +264,7 @@ class _Session:
 
     async def subscribe_pending(self) -> None:
         """Listen for confirmations of every erasure still owed to this endpoint."""
-        pending = await asyncio.to_thread(ledger.erase_requests, self.store, pending_only=True)
+        pending = await self.up.blocking(ledger.erase_requests, self.store, pending_only=True)
         for request in pending:
             if request.endpoint == self.region:
                 await self._subscribe(request.user_pseudonym)
@@ -268,66 +292,85 @@ class _Session:
                 "confirmed",
             ]:
                 continue
-            await asyncio.to_thread(ledger.mark_erase_confirmed, self.store, request_id)
-            # The receiver retains the confirmation for us; now that it is recorded, clear it.
-            await self.client.publish(str(message.topic), b"", qos=1, retain=True)
-            self.up.stats.erase_confirmed += 1
-            self.up._confirmed.set()
+            async with self.up._recording:
+                await self.up.blocking(ledger.mark_erase_confirmed, self.store, request_id)
+                # The receiver retains the confirmation for us; now it is recorded, clear it.
+                await self.client.publish(str(message.topic), b"", qos=1, retain=True)
+                self.up.stats.erase_confirmed += 1
+                self.up._confirmed.set()
 
     async def await_confirmations(self) -> None:
         while True:
             self.up._confirmed.clear()  # before looking, so no confirmation slips between
-            if not await asyncio.to_thread(self.up._unconfirmed):
-                return
+            async with self.up._recording:
+                if not await self.up.blocking(self.up._unconfirmed):
+                    return
             await self.up._confirmed.wait()
 
     async def drain(self) -> None:
-        for request in await asyncio.to_thread(self.up._erasures_due):
+        due, account, devices = await self.up.blocking(self._due)
+        for request in due:
             await self._subscribe(request.user_pseudonym)
-            message = await asyncio.to_thread(erase_message, self.store, request)
+            message = await self.up.blocking(erase_message, self.store, request)
             await self.client.publish(
                 self.topics(request.user_pseudonym).erase, message.encode(), qos=1
             )
-            await asyncio.to_thread(ledger.mark_erase_sent, self.store, request.id)
+            await self.up.blocking(ledger.mark_erase_sent, self.store, request.id)
             self.up.stats.erase_sent += 1
-        account = await asyncio.to_thread(ledger.get_account, self.store)
         if account is None or account.guest:
             return  # PR-GUEST: not even a device list is read for upload
-        devices = await asyncio.to_thread(self.store.list_devices)
         topics = self.topics(account.pseudonym)
         sent = 0
+        cursors: dict[str, int] = {}
         try:
-            for device in devices:
-                sent += await self._upload_device(device, topics)
+            for device, position in devices:
+                sent += await self._upload_device(device, position, topics, cursors)
         finally:
-            if sent:
-                await asyncio.to_thread(
-                    ledger.record_disclosure,
-                    self.store,
-                    cloud_recipient(self.region),
-                    CLOUD_UPLOAD_PURPOSE,
-                    CLOUD_CATEGORIES,
-                    sent,
-                    user_request=False,
+            if sent or cursors:
+                disclosure = None
+                if sent:
+                    recipient = cloud_recipient(self.region)
+                    disclosure = ledger.NewDisclosure(
+                        recipient, CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, sent
+                    )
+                # The acknowledged prefixes and the disclosure row, durable together,
+                # before anything else is sent (erase requests are bounded by cursors).
+                saving = self.up.blocking(
+                    ledger.record_upload, self.store, self.region, cursors, disclosure
                 )
+                await asyncio.shield(asyncio.ensure_future(saving))
 
-    async def _upload_device(self, device: DeviceRecord, topics: Topics) -> int:
-        """Everything of ``device`` past its cursor; returns the samples acknowledged.
+    def _due(self) -> tuple[list[ledger.EraseRequest], ledger.AccountRow | None, list[_Due]]:
+        """What a drain needs from the store, in one trip to a worker thread: the erase
+        requests due, the account and, unless it is a guest, each device and its cursor."""
+        due = self.up._erasures_due()
+        account = ledger.get_account(self.store)
+        if account is None or account.guest:
+            return due, account, []
+        devices = []
+        for device in self.store.list_devices():
+            position = ledger.get_upload_cursor(self.store, device.address, self.region)
+            devices.append((device, -1 if position is None else position))
+        return due, account, devices
+
+    async def _upload_device(
+        self, device: DeviceRecord, position: int, topics: Topics, cursors: dict[str, int]
+    ) -> int:
+        """Everything of ``device`` past ``position``; returns the samples acknowledged.
 
         A reader task prepares the next chunk (policy checked per batch) while the
         current one awaits its PUBACKs, and cursor commits run behind the publishing,
-        so store reads and fsyncs overlap the network round trips.
+        so store reads and fsyncs overlap the network round trips. What the last of them
+        did not cover goes into ``cursors``, for the session's closing commit.
         """
-        position = await asyncio.to_thread(
-            ledger.get_upload_cursor, self.store, device.address, self.region
-        )
         topic = topics.samples(device.pseudonym)
         chunks: asyncio.Queue[Chunk] = asyncio.Queue(maxsize=1)
-        cursor = _Cursor(self.store, device.address, self.region, self.up.cursor_every)
+        up = self.up
+        cursor = _Cursor(self.store, device.address, self.region, up.cursor_every, up.blocking)
         sent = 0
         failure: BaseException | None = None
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._produce(device, -1 if position is None else position, chunks))
+            group.create_task(self._produce(device, position, chunks))
             try:
                 while True:
                     chunk = await chunks.get()
@@ -343,7 +386,9 @@ class _Session:
                     if failure is not None or not self._more(chunk):
                         break
             finally:
-                await cursor.flush()  # the acknowledged prefix is durable before anything else
+                unsaved = await cursor.settle()
+                if unsaved is not None:
+                    cursors[device.address] = unsaved
             if failure is not None:
                 raise failure
         if chunk.refusal is not None:
@@ -363,7 +408,7 @@ class _Session:
     ) -> None:
         up = self.up
         while True:
-            chunk = await asyncio.to_thread(
+            chunk = await self.up.blocking(
                 read_chunk, self.store, device, position, up.batch_size, up.window, up._check
             )
             await chunks.put(chunk)

@@ -28,6 +28,7 @@ async def test_fleet_of_three_syncs_and_uploads_everything(tmp_path: Path) -> No
         assert len({a[key] for a in identities}) == 3, key
     manifest = json.loads((tmp_path / "watches" / "fleet.json").read_text())
     assert len({(w["seed"], w["scenario"]) for w in manifest["watches"]}) == 3
+    assert len({w["phase"] for w in manifest["watches"]}) == 3  # each measures at its own
     # Both commands end with what they cost.
     assert soak.watches is not None and soak.agents is not None
     assert any("MB per watch" in line and "s per watch" in line for line in soak.watches.lines)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -52,18 +53,31 @@ async def test_cursor_is_committed_every_n_chunks_and_at_the_end(
 ) -> None:
     store = filled_store(tmp_path / "agent", 200)
     committed: list[int] = []
-    commit = ledger.set_upload_cursor
+    commit, close = ledger.set_upload_cursor, ledger.record_upload
 
     def recording(s: Store, device: str, endpoint: str, last_seq: int) -> None:
         committed.append(last_seq)
         commit(s, device, endpoint, last_seq)
 
+    def closing(
+        s: Store,
+        endpoint: str,
+        cursors: Mapping[str, int],
+        disclosure: ledger.NewDisclosure | None,
+    ) -> None:
+        committed.append(cursors[WATCH])
+        assert disclosure is not None and disclosure.record_count == 200
+        close(s, endpoint, cursors, disclosure)
+
     monkeypatch.setattr(ledger, "set_upload_cursor", recording)
+    monkeypatch.setattr(ledger, "record_upload", closing)
     endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
     uploader = Uploader(store, endpoint, batch_size=10, window=2, cursor_every=3)
     assert (await uploader.drain()).samples == 200  # 10 chunks of 20 samples
+    # Every 3 chunks, then the rest with the session's disclosure row, in one transaction.
     assert committed == [59, 119, 179, 199]
     assert ledger.get_upload_cursor(store, WATCH, "eu") == 199
+    assert [d.record_count for d in ledger.disclosures(store)] == [200]
 
 
 async def test_a_window_without_pubacks_fails_at_the_deadline(

@@ -104,6 +104,13 @@ class WatchConfig:
     pairing: PairingMode = PairingMode.PASSKEY
     history_capacity: int = DEFAULT_CAPACITY
     durable_history: bool = True  # fsync the history (a fleet turns it off: watchsim.fleet)
+    # When in each second the watch measures, as a fraction of the second: a fleet gives
+    # every watch its own, so N watches do not all measure on the same boundary.
+    sample_phase: float = 0.0
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sample_phase < 1.0:
+            raise WatchError(f"the sample phase must be in [0, 1), got {self.sample_phase}")
 
 
 @dataclass
@@ -279,10 +286,15 @@ class WatchApp:
     # --- the model loop -------------------------------------------------------------------
 
     async def _tick_forever(self) -> None:
+        # Second t is measured at t + phase: the model still steps through every second
+        # once (advance_to), only the moment within the second moves.
+        phase = self.config.sample_phase
+        wait = self.clock.real_seconds_until(self.model.now + 1 + phase)
         while True:
+            await asyncio.sleep(wait)
             async with self._lock:
                 await self._tick()
-            await asyncio.sleep(max(MIN_TICK_S, self.clock.real_seconds_until(self.model.now + 1)))
+            wait = max(MIN_TICK_S, self.clock.real_seconds_until(self.model.now + 1 + phase))
 
     async def _tick(self) -> None:
         measured = self.model.advance_to(int(self.clock.now()))
@@ -300,7 +312,10 @@ class WatchApp:
         peripheral = self._session.peripheral
         send = peripheral.indicate if push.indicate else peripheral.notify
         try:
-            await asyncio.wait_for(send(push.uuid, push.value), PUSH_TIMEOUT_S)
+            # A deadline on this task, not wait_for's task and timer per push (a fleet
+            # pushes several per watch per second).
+            async with asyncio.timeout(PUSH_TIMEOUT_S):
+                await send(push.uuid, push.value)
         except Exception as error:  # a slow or vanished peer must not stop the model
             logger.warning("could not push %s: %r", push.uuid, error)
 

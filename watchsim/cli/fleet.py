@@ -99,6 +99,13 @@ async def _run(fleet: Fleet) -> None:
     help="fsync every history write, as a single watch does (a killed fleet loses nothing "
     "without it; only a host crash could).",
 )
+@click.option(
+    "--stagger/--no-stagger",
+    default=True,
+    show_default=True,
+    help="Give each watch its own moment in the second to measure at (the manifest's "
+    "phase); without it every watch measures on the second boundary.",
+)
 def fleet(
     count: int,
     directory: Path | None,
@@ -114,6 +121,7 @@ def fleet(
     history_capacity: int,
     audit: bool,
     fsync: bool,
+    stagger: bool,
 ) -> None:
     """Run COUNT watches (own identity, seed and scenario each) and the air they share."""
     backfill_s = checked_backfill(speed, backfill)
@@ -138,6 +146,7 @@ def fleet(
         history_capacity=history_capacity,
         audit=audit,
         durable=fsync,
+        stagger=stagger,
         host=host,
         port=port,
     )

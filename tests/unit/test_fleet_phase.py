@@ -1,0 +1,24 @@
+"""A staggered fleet's sample phases: distinct, within the second, and spread over it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from watchsim.app import WatchConfig, WatchError
+from watchsim.fleet import sample_phase
+
+
+def test_phases_are_distinct_and_spread_over_the_second() -> None:
+    phases = [sample_phase(i) for i in range(500)]
+    assert all(0.0 <= p < 1.0 for p in phases)
+    assert len(set(phases)) == len(phases)
+    # Any 100 consecutive watches put about 10 in every tenth of the second.
+    tenths = [sum(1 for p in phases[200:300] if k / 10 <= p < (k + 1) / 10) for k in range(10)]
+    assert min(tenths) >= 8 and max(tenths) <= 12
+
+
+def test_a_phase_outside_the_second_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(WatchError, match="phase"):
+        WatchConfig(state_dir=tmp_path, sample_phase=1.0)
