@@ -1,8 +1,57 @@
-"""Suite-wide settings: deterministic property tests, no wall-clock deadlines."""
+"""Suite-wide settings: deterministic property tests, no wall-clock deadlines, and a hung
+test's asyncio tasks printed before pytest-timeout ends the run."""
 
 from __future__ import annotations
 
+import asyncio
+import gc
+import sys
+import threading
+from collections.abc import Iterator
+
+import pytest
 from hypothesis import settings
 
 settings.register_profile("deterministic", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("deterministic")
+
+# Before pytest-timeout's own dump (thread stacks), which ends the run.
+TASK_DUMP_BEFORE_TIMEOUT_S = 10.0
+
+
+@pytest.fixture(autouse=True)
+def _tasks_dumped_if_hung(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A hung test's event loop sits idle in ``select``: its thread stack cannot say which
+    await never returned. Shortly before the timeout, every task's stack goes to stderr."""
+    marker = request.node.get_closest_marker("timeout")
+    timeout = float(marker.args[0] if marker else request.config.getini("timeout") or 0)
+    if timeout <= TASK_DUMP_BEFORE_TIMEOUT_S:
+        yield
+        return
+    capture = request.config.pluginmanager.getplugin("capturemanager")
+    timer = threading.Timer(
+        timeout - TASK_DUMP_BEFORE_TIMEOUT_S, _dump_tasks_of_running_loops, (capture,)
+    )
+    timer.daemon = True
+    timer.start()
+    yield
+    timer.cancel()
+
+
+def _dump_tasks_of_running_loops(capture: object) -> None:
+    loops = [o for o in gc.get_objects() if isinstance(o, asyncio.AbstractEventLoop)]
+    for loop in loops:
+        if loop.is_running():
+            loop.call_soon_threadsafe(_print_tasks, capture)
+
+
+def _print_tasks(capture: object) -> None:
+    """In the loop's thread: the stacks of all its tasks, past pytest's output capture."""
+    suspend = getattr(capture, "suspend_global_capture", None)
+    if suspend is not None:
+        suspend(in_=True)
+    print("\n==== asyncio tasks of the hung test ====", file=sys.stderr)
+    for task in asyncio.all_tasks():
+        print(f"--- {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
+        task.print_stack(file=sys.stderr)
+    sys.stderr.flush()
