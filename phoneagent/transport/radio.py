@@ -122,15 +122,20 @@ class AgentDelegate(PairingDelegate):
     comparison (it has yes/no); Just Works is refused since it gives no MITM protection.
     """
 
-    def __init__(self, agent: PairingAgent, peer: str) -> None:
+    def __init__(
+        self, agent: PairingAgent, peer: str, on_just_works: Callable[[str], None]
+    ) -> None:
         super().__init__(io_capability=PairingDelegate.DISPLAY_OUTPUT_AND_KEYBOARD_INPUT)
         self._agent = agent
         self._peer = peer
+        self._on_just_works = on_just_works
 
     async def accept(self) -> bool:
         return True
 
     async def confirm(self, auto: bool = False) -> bool:
+        """Bumble asks this only for Just Works: refused, and the refusal named."""
+        self._on_just_works(self._peer)
         return False
 
     async def compare_numbers(self, number: int, digits: int) -> bool:
@@ -162,6 +167,7 @@ class BumbleRadio:
         self._scan_lock = asyncio.Lock()
         self._scan_listeners: dict[AdvertisementListener, ScanFilter] = {}
         self._scanning_for: ScanFilter = None  # while scanning
+        self._just_works: set[str] = set()  # peers whose pairing fell to Just Works
         device.keystore = BondKeyStore(bonds)
         device.pairing_config_factory = self._pairing_config
         device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
@@ -393,13 +399,16 @@ class BumbleRadio:
             sc=True,
             mitm=True,
             bonding=True,
-            delegate=AgentDelegate(self.agent, address_text(connection.peer_address)),
+            delegate=AgentDelegate(
+                self.agent, address_text(connection.peer_address), self._just_works.add
+            ),
             identity_address_type=PairingConfig.AddressType.RANDOM,
         )
 
     async def pair(self, connection: Connection) -> None:
         """Run LE Secure Connections pairing; the agent supplies passkey or confirmation."""
         peer = address_text(connection.peer_address)
+        self._just_works.discard(peer)
         try:
             async with asyncio.timeout(self.pairing_timeout):
                 await guarded(connection, self.device.pair(connection))
@@ -408,6 +417,12 @@ class BumbleRadio:
         except Exception as error:
             if isinstance(error, PairingFailedError):
                 raise
+            if peer in self._just_works:
+                raise PairingFailedError(
+                    f"pairing with {peer} refused: the watch offers only Just Works pairing"
+                    " (no passkey to type, no number to compare), which cannot stop a"
+                    " man in the middle; set the watch to passkey or numeric pairing"
+                ) from error
             raise PairingFailedError(f"pairing with {peer} failed: {error}") from error
 
     async def secure(self, connection: Connection) -> None:

@@ -24,6 +24,8 @@ from tests.integration.test_bleak_bumble_backend import (
     agent_of,
     new_link,
 )
+from watchsim.peripheral.bumble_adapter import start_on_link
+from watchsim.peripheral.port import PairingMode
 
 WATCH = "C4:00:00:00:00:01"
 
@@ -69,6 +71,22 @@ async def test_wrong_passkey_fails_cleanly() -> None:
         with pytest.raises(PairingFailedError):
             await client.pair()
     assert bonds.peers() == []
+
+
+async def test_a_just_works_watch_is_refused_and_told_why(tmp_path: Path) -> None:
+    """The agent needs MITM protection: a watch with no display or input is refused, and
+    the error says so (Bumble alone reports CONFIRM_VALUE_FAILED)."""
+    link, bonds = new_link(), MemoryBondStore()
+    watch = await start_on_link(link, tmp_path, mode=PairingMode.JUST_WORKS)
+    agent = Agent()
+    async with (
+        await BumbleRadio.on_link(link, bonds=bonds, agent=agent_of(agent)) as radio,
+        BleakClient(watch.address, timeout=WAIT, backend=radio.client_backend) as client,
+    ):
+        with pytest.raises(PairingFailedError, match="offers only Just Works pairing"):
+            await client.pair()
+    assert agent.asked == 0 and bonds.peers() == []
+    await watch.stop()
 
 
 async def test_reconnect_after_restart_reencrypts_without_passkey(tmp_path: Path) -> None:
