@@ -10,8 +10,9 @@ hub, every watch is attached to it while connected (notifications, calls, music)
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 
 from phoneagent.config import SyncConfig
@@ -26,8 +27,11 @@ from phoneagent.sync import (
     SyncState,
 )
 from phoneagent.sync.engine import local_now
-from phoneagent.transport import Transport
+from phoneagent.transport import Transport, TransportConfigError
 from phoneagent.upload import Uploader
+from phoneagent.waiting import first_of, sleep_unless
+
+log = logging.getLogger(__name__)
 
 
 def paired_devices(store: AsyncStore, transport: Transport) -> list[str]:
@@ -82,8 +86,12 @@ class Daemon:
         uploader: Uploader | None = None,
         relays: Relays | None = None,
         clock: Callable[[], datetime] = local_now,
+        reopen: Callable[[], Awaitable[Transport]] | None = None,
     ) -> None:
+        """``reopen``: how to open the radio again when its transport goes away (the air
+        restarted); without it a lost radio leaves the engines backing off forever."""
         self._transport = transport
+        self._reopen = reopen
         self._store = store
         self._preferences = preferences
         self._config = config or SyncConfig()
@@ -127,9 +135,17 @@ class Daemon:
             self._start(asyncio.create_task(self._uploader.run(stop), name="uploader"))
         await self.reload()
         try:
-            await stop.wait()
+            while not stop.is_set():
+                lost = self._lost()
+                if lost is None:
+                    await stop.wait()
+                else:
+                    await first_of(stop.wait(), asyncio.shield(lost))
+                    if not stop.is_set():
+                        await self._new_radio(stop)
         finally:
             await _cancel_all([*self._tasks.values(), *self._others])
+            await self._transport.close()  # the caller closes the first one too: no-op
         if self._failure is not None:
             raise self._failure
         return {address: sync.state for address, sync in self.syncs.items()}
@@ -149,6 +165,32 @@ class Daemon:
                 task.add_done_callback(self._finished)
         await asyncio.gather(*(sync.apply_preferences() for sync in self.syncs.values()))
 
+    def _lost(self) -> asyncio.Future[None] | None:
+        """The current radio's loss, if it can be lost and be opened again."""
+        return None if self._reopen is None else self._transport.lost
+
+    async def _new_radio(self, stop: asyncio.Event) -> None:
+        """The engines of a lost radio end; a new radio (with back-off) gets new engines.
+        The uploader and the relays do not need the radio and keep running."""
+        assert self._reopen is not None
+        log.warning("the radio's transport went away; opening a new radio")
+        await _cancel_all(list(self._tasks.values()))
+        self._tasks.clear()
+        self.syncs.clear()
+        await self._transport.close()
+        delay = self._config.backoff_initial
+        while not stop.is_set():
+            try:
+                self._transport = await self._reopen()
+            except (TransportConfigError, OSError, TimeoutError) as error:
+                log.warning("no radio yet (%s); retrying in %.1fs", error, delay)
+                await sleep_unless(stop, delay * (0.5 + self._rng.random()))
+                delay = min(delay * 2, self._config.backoff_max)
+            else:
+                log.warning("a new radio is open; syncing again")
+                await self.reload()
+                return
+
     @property
     def uploading(self) -> bool:
         return self._uploader is not None
@@ -167,6 +209,8 @@ class Daemon:
     def _finished(self, task: asyncio.Task[None]) -> None:
         if task.cancelled() or task.exception() is None:
             return  # cancelled, or a watch whose pairing was lost (its state says so)
+        if (lost := self._lost()) is not None and lost.done():
+            return  # an engine of the radio that went away: ``run`` opens a new one
         if self._failure is None:
             self._failure = task.exception()
         if self._stop is not None:

@@ -12,6 +12,7 @@ import os
 import re
 import signal
 import sys
+from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -23,6 +24,7 @@ WATCH_CLI = "import sys; from watchsim.cli import main; sys.exit(main())"
 AGENT_CLI = "from phoneagent.cli import main; main()"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1", "PHONEAGENT_DB_KEY": "two-processes-test-key"}
 WAIT = 10.0
+LINES_SHOWN = 40  # of a process that did not print what a test waited for
 # Where every watch's clock starts, so that a backfill's content does not depend on the
 # hour a test runs at (the default day charges the watch at 19:30, for one).
 START = TEST_START.strftime("%Y-%m-%dT%H:%M")
@@ -36,15 +38,23 @@ async def line(
     wait: float = WAIT,
     stderr: bool = False,
 ) -> re.Match[str]:
-    """The next line of stdout (or stderr) matching ``pattern``; fails if none within ``wait``."""
+    """The next line of stdout (or stderr) matching ``pattern``; fails if none within ``wait``
+    (in all: a process that keeps printing other lines does not extend it), naming the
+    last lines it printed instead."""
     stream = process.stderr if stderr else process.stdout
     assert stream is not None
-    while True:
-        raw = await asyncio.wait_for(stream.readline(), wait)
-        if not raw:
-            raise AssertionError(f"process exited before printing {pattern!r}")
-        if match := re.search(pattern, raw.decode()):
-            return match
+    seen: deque[str] = deque(maxlen=LINES_SHOWN)
+    try:
+        async with asyncio.timeout(wait):
+            while raw := await stream.readline():
+                seen.append(text := raw.decode(errors="replace"))
+                if match := re.search(pattern, text):
+                    return match
+    except TimeoutError:
+        raise AssertionError(
+            f"no line matching {pattern!r} within {wait:g} s; the last lines:\n{''.join(seen)}"
+        ) from None
+    raise AssertionError(f"process exited before printing {pattern!r}:\n{''.join(seen)}")
 
 
 async def prompt(process: asyncio.subprocess.Process, pattern: str, wait: float) -> re.Match[str]:

@@ -8,8 +8,9 @@ Exit codes (documented in README.md and ``phoneagent --help``):
 from __future__ import annotations
 
 import asyncio
+import functools
 import sys
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -138,19 +139,30 @@ class AgentContext:
     ) -> AsyncIterator[tuple[AsyncStore, Transport, AgentConfig]]:
         """The store (bonds inside it) and the configured radio, closed in the right order."""
         config = self.config()
-        text = self.transport_option or config.transport
-        transport_config = parse_transport(text, address=config.agent_address)
         store = AsyncStore(self.open_store())
         try:
-            transport = await open_transport(
-                transport_config, bonds=StoreBonds(store.store), agent=agent or RefusingAgent()
-            )
+            transport = await self.radio_opener(store, agent)()
             try:
                 yield store, transport, config
             finally:
                 await transport.close()
         finally:
             await store.aclose()
+
+    def radio_opener(
+        self, store: AsyncStore, agent: PairingAgent | None = None
+    ) -> Callable[[], Awaitable[Transport]]:
+        """Opens the configured radio, bonds in ``store``: at start, and again after the
+        radio's transport went away (``run``)."""
+        config = self.config()
+        text = self.transport_option or config.transport
+        transport_config = parse_transport(text, address=config.agent_address)
+        return functools.partial(
+            open_transport,
+            transport_config,
+            bonds=StoreBonds(store.store),
+            agent=agent or RefusingAgent(),
+        )
 
 
 def preferences_of(store: Store) -> PreferencesSource:

@@ -12,6 +12,7 @@ Configuration strings:
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -113,9 +114,17 @@ class Transport:
             **self._kwargs,
         )
 
+    @property
+    def lost(self) -> asyncio.Future[None] | None:
+        """Resolved when the radio's HCI transport went away (the air restarted, a dongle
+        was pulled); None where this transport cannot tell (BlueZ, an in-process link)."""
+        return None if self.radio is None else self.radio.transport_lost
+
     async def close(self) -> None:
-        if self._close is not None:
-            await self._close()
+        """Close once; a second call (a daemon and its session both) does nothing."""
+        close, self._close = self._close, None
+        if close is not None:
+            await close()
 
 
 def radio_transport(radio: BumbleRadio) -> Transport:
