@@ -76,6 +76,26 @@ async def kill(process: asyncio.subprocess.Process) -> None:
         await process.wait()
 
 
+async def start_air(port: int = 0) -> tuple[asyncio.subprocess.Process, str]:
+    """``watchsim air`` and the HOST:PORT it listens on (``port`` 0: a free one)."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WATCH_CLI, "air", "--port", str(port), stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        match = await line(process, r"listening on ([\d.]+:\d+)")
+    except BaseException:
+        await kill(process)
+        raise
+    return process, match[1]
+
+
+async def stop_air(process: asyncio.subprocess.Process) -> None:
+    """SIGTERM, as a user stops it: it must close cleanly."""
+    process.send_signal(signal.SIGTERM)
+    await line(process, "air closed")
+    assert await asyncio.wait_for(process.wait(), WAIT) == 0
+
+
 @dataclass(frozen=True)
 class Watch:
     """``watchsim run`` with one state dir; ``options`` pick the radio (the air or an
@@ -188,7 +208,7 @@ class Phone:
         return {key: int(device[key]) for key in ("samples", "next_seq", "gaps", "gap_seqs")}
 
     @asynccontextmanager
-    async def daemon(self, *addresses: str) -> AsyncIterator[None]:
+    async def daemon(self, *addresses: str) -> AsyncIterator[asyncio.subprocess.Process]:
         """``phoneagent run --no-dbus`` until every watch is live; stopped with SIGTERM."""
         process = await self._spawn("run", "--no-dbus")
         try:
@@ -198,7 +218,7 @@ class Phone:
             while waiting:
                 live = await line(process, rf"{ADDRESS}: live", wait=wait, stderr=True)
                 waiting.discard(live[1])
-            yield
+            yield process
             process.send_signal(signal.SIGTERM)
             await line(process, "phoneagent stopped", wait=self.wait, stderr=True)
             assert await asyncio.wait_for(process.wait(), self.wait) == 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from bumble.transport.common import Transport
 
 from protocol import uuids
 from tests.integration.test_peripheral_bumble import discover
-from tests.processes import WAIT, WATCH_CLI, line
+from tests.processes import WAIT, kill, line, start_air, stop_air
 from watchsim.peripheral.bumble_adapter import bumble_uuid, open_peripheral
 from watchsim.peripheral.port import Disconnected, PairingMode, PeripheralEvent
 
@@ -44,19 +43,12 @@ asyncio.run(run())
 
 @pytest.fixture
 async def air() -> AsyncIterator[str]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WATCH_CLI, "air", "--port", "0", stdout=asyncio.subprocess.PIPE
-    )
+    process, where = await start_air()
     try:
-        match = await line(process, r"listening on ([\d.]+):(\d+)")
-        yield f"tcp-client:{match[1]}:{match[2]}"
-        process.send_signal(signal.SIGTERM)
-        await line(process, "air closed")
-        assert await asyncio.wait_for(process.wait(), WAIT) == 0
+        yield f"tcp-client:{where}"
+        await stop_air(process)
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await kill(process)
 
 
 async def _central(spec: str, address: str) -> tuple[Device, Transport]:

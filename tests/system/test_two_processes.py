@@ -10,14 +10,17 @@ from pathlib import Path
 import pytest
 
 from phoneagent.upload import Endpoint
-from tests.mosquitto import Broker, broker
+from tests.mosquitto import Broker, broker, free_port
 from tests.processes import (
     Phone,
     Watch,
     assert_backfilled,
     kill,
+    line,
     pair_and_sync,
     pair_sync_kill_restart_resync,
+    start_air,
+    stop_air,
 )
 from tests.system import test_air
 from tests.system.test_upload import receiving, wait_until
@@ -69,6 +72,27 @@ async def test_one_agent_keeps_two_watch_processes_synced(air: str, tmp_path: Pa
     finally:
         await kill(first)
         await kill(second)
+
+
+async def test_watch_and_agent_carry_on_after_the_air_restarts(tmp_path: Path) -> None:
+    """The air process stops and starts again on its port: the watch rejoins it, the
+    running agent opens a new radio and syncs on, and every seq is stored once."""
+    port = free_port()
+    air, air_address = await start_air(port)
+    phone = Phone(tmp_path / "agent", f"loopback:{air_address}")
+    watch, address = await Watch(tmp_path / "w1", ("--air", air_address)).start()
+    try:
+        await phone("pair", address, passkey_from=watch)
+        async with phone.daemon(address) as agent:
+            await stop_air(air)
+            await line(watch, "radio lost")
+            air, _ = await start_air(port)
+            await line(watch, "radio back")
+            await line(agent, rf"{address}: live", wait=phone.daemon_wait, stderr=True)
+        assert_backfilled(await phone.status(address))
+    finally:
+        await kill(watch)
+        await kill(air)
 
 
 async def test_cloud_sync_turned_on_while_the_agent_runs__PR_CLOUD(

@@ -62,6 +62,7 @@ from watchsim.peripheral.port import (
     Peer,
     Peripheral,
     PeripheralEvent,
+    RadioLost,
 )
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,9 @@ SERIAL_FILE: Final = "serial"
 MIN_TICK_S: Final = 0.2
 BACKFILL_CHUNK_S: Final = 3600
 PUSH_TIMEOUT_S: Final = 5.0
+# Back-off (real seconds) while a lost radio stack (the air) is not back yet.
+REJOIN_INITIAL_S: Final = 0.2
+REJOIN_MAX_S: Final = 5.0
 EVENT_LOG_LINES: Final = 12
 _FOREVER_S: Final = 365 * 86_400
 MANUFACTURER: Final = "watchsync project"
@@ -365,6 +369,30 @@ class WatchApp:
             await session.history.close()
             await session.peripheral.stop()
 
+    async def _rejoin(self, lost: _Session) -> None:
+        """Like coming back in range, except that the stack (the air) must come back first:
+        a new peripheral is asked for with back-off until it answers. History, bonds and
+        the model carry on meanwhile, as when nobody is connected."""
+        async with self._lock:
+            if self._session is not lost:
+                return  # a reboot or an out-of-range spell replaced it already
+            await self._radio_down()
+        delay = REJOIN_INITIAL_S
+        while True:
+            try:
+                async with self._lock:
+                    if self._session is None and self.back_in_range_at is None:
+                        await self._radio_up()
+            except Exception as error:  # the air is not back yet
+                logger.info("radio not back (%r); retrying in %.1f s", error, delay)
+                async with self._lock:
+                    await self._radio_down()  # what a half-done attempt opened
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, REJOIN_MAX_S)
+            else:
+                self.log("radio back")
+                return
+
     async def _cancel_away(self) -> None:
         away, self._away = self._away, None
         await cancel_and_wait([away])
@@ -394,6 +422,9 @@ class WatchApp:
             if not session.peers:
                 self.model.set_radio(RadioState.ADVERTISING)
             self.log(f"disconnected: {event.peer.address} (reason 0x{event.reason:02X})")
+        elif isinstance(event, RadioLost):
+            self.log(f"radio lost ({event.reason}); rejoining")
+            self._chore(self._rejoin(session))
 
     # --- the GATT table -----------------------------------------------------------------------
 

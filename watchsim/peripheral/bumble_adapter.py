@@ -45,6 +45,7 @@ from watchsim.peripheral.port import (
     PairingMode,
     Peer,
     Peripheral,
+    RadioLost,
     SubscriptionChanged,
     att_error_code,
 )
@@ -176,6 +177,8 @@ class BumblePeripheral(Peripheral):
         self._mode = mode
         self._display = display
         self._close = close
+        self.lost = False
+        self._stopping = False
         self._interval = advertising_interval_ms
         address = load_or_create_address(state_dir)
         config = DeviceConfiguration(
@@ -227,13 +230,22 @@ class BumblePeripheral(Peripheral):
         if queue is not None:
             queue.on("flow", self._flow.set)
 
+    def lose(self, reason: str) -> None:
+        """The HCI transport is gone: nothing more can be sent, so ``stop`` sends nothing.
+        (Our own ``stop`` closing it is not a loss.)"""
+        if not (self.lost or self._stopping):
+            self.lost = True
+            self._emit(RadioLost(reason))
+
     async def stop(self) -> None:
-        # First, or auto-restart would advertise again as each peer leaves.
-        await self.device.stop_advertising()
-        for link in tuple(self._links.values()):
-            with contextlib.suppress(hci.HCI_Error, TimeoutError):
-                await asyncio.wait_for(link.connection.disconnect(), DISCONNECT_TIMEOUT)
-        await self.device.power_off()
+        self._stopping = True
+        if not self.lost:
+            # First, or auto-restart would advertise again as each peer leaves.
+            await self.device.stop_advertising()
+            for link in tuple(self._links.values()):
+                with contextlib.suppress(hci.HCI_Error, TimeoutError):
+                    await asyncio.wait_for(link.connection.disconnect(), DISCONNECT_TIMEOUT)
+            await self.device.power_off()
         if self._close is not None:
             await self._close()
 
@@ -361,7 +373,16 @@ class BumblePeripheral(Peripheral):
         connection.on(Connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, on_encryption_change)
         connection.on(Connection.EVENT_PAIRING, on_pairing)
         connection.on(Connection.EVENT_DISCONNECTION, on_disconnection)
+        connection.on("error", self._on_connection_error)
         self._emit(Connected(self._peer(connection)))
+
+    def _on_connection_error(self, error: BaseException) -> None:
+        """What a connection's listeners raised (Bumble's advertising restart as it ends):
+        expected once the transport is gone, which ``lose`` reports."""
+        if self.lost or self._stopping:
+            logger.debug("after the radio went away: %r", error)
+        else:
+            logger.warning("connection event handler failed: %r", error)
 
     def _on_subscription(
         self,
@@ -520,6 +541,8 @@ async def open_peripheral(
     except BaseException:
         await hci_transport.close()
         raise
+    terminated = hci_transport.source.terminated
+    terminated.add_done_callback(lambda _: peripheral.lose(f"transport {transport} closed"))
     return peripheral
 
 

@@ -87,7 +87,15 @@ class SubscriptionChanged:
     indicate: bool
 
 
-PeripheralEvent = Connected | Disconnected | SubscriptionChanged
+@dataclass(frozen=True)
+class RadioLost:
+    """The stack under the peripheral went away (the air stopped, a dongle was pulled):
+    it serves nothing any more, and a new peripheral is needed once the stack is back."""
+
+    reason: str
+
+
+PeripheralEvent = Connected | Disconnected | SubscriptionChanged | RadioLost
 Listener = Callable[[PeripheralEvent], None]
 ReadHandler = Callable[[], bytes]
 WriteHandler = Callable[[Peer, bytes], Awaitable[None]]
