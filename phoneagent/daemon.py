@@ -106,19 +106,21 @@ class Daemon:
         self._failure: BaseException | None = None
         self._stop: asyncio.Event | None = None
 
-    def _sync_for(self, address: str) -> DeviceSync:
-        backoff = Backoff(
+    def _backoff(self) -> Backoff:
+        return Backoff(
             self._config.backoff_initial,
             self._config.backoff_max,
             rng=random.Random(self._rng.random()),
         )
+
+    def _sync_for(self, address: str) -> DeviceSync:
         return DeviceSync(
             address,
             self._transport,
             self._store,
             self._preferences,
             observer=self._observer,
-            backoff=backoff,
+            backoff=self._backoff(),
             connect_timeout=self._config.connect_timeout,
             relays=self._relays,
             clock=self._clock,
@@ -178,14 +180,14 @@ class Daemon:
         self._tasks.clear()
         self.syncs.clear()
         await self._transport.close()
-        delay = self._config.backoff_initial
+        backoff = self._backoff()
         while not stop.is_set():
             try:
                 self._transport = await self._reopen()
             except (TransportConfigError, OSError, TimeoutError) as error:
+                delay = backoff.next_delay()
                 log.warning("no radio yet (%s); retrying in %.1fs", error, delay)
-                await sleep_unless(stop, delay * (0.5 + self._rng.random()))
-                delay = min(delay * 2, self._config.backoff_max)
+                await sleep_unless(stop, delay)
             else:
                 log.warning("a new radio is open; syncing again")
                 await self.reload()

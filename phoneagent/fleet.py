@@ -41,7 +41,7 @@ from phoneagent.privacy import sync_preferences
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
 from phoneagent.store import AsyncStore, Store, StorePool, create_key_file, ledger, read_key_file
-from phoneagent.sync import Committed, StoreBonds, SyncObserver, SyncState
+from phoneagent.sync import Backoff, Committed, StoreBonds, SyncObserver, SyncState
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import RefusingAgent, Transport, TransportConfigError
 from phoneagent.transport.factory import open_transport, parse_transport
@@ -364,20 +364,18 @@ class FleetAgent:
         uploading = (
             asyncio.create_task(self.uploader.run(stop)) if self.uploader is not None else None
         )
-        delay = REOPEN_INITIAL_S
-        rng = random.Random(self.index)
+        backoff = Backoff(REOPEN_INITIAL_S, REOPEN_MAX_S, rng=random.Random(self.index))
         try:
             while not stop.is_set():
                 try:
                     transport = await self._open_transport(pairing=False)
                 except (TransportConfigError, TimeoutError, OSError) as error:
                     log.info("%s: air unreachable (%r)", self.watch.name, error)
-                    await sleep_unless(stop, delay * (0.5 + rng.random()))
-                    delay = min(REOPEN_MAX_S, delay * 2)
+                    await sleep_unless(stop, backoff.next_delay())
                     continue
                 try:
                     await self._sync(transport, stop)
-                    delay = REOPEN_INITIAL_S
+                    backoff.reset()
                 except Exception as error:
                     # One agent's broken radio (an overloaded host's HCI commands timed
                     # out and their late answers no longer match) must not end the
@@ -386,8 +384,7 @@ class FleetAgent:
                         "%s: the radio failed (%r); opening a new one", self.watch.name, error
                     )
                     self.failed += 1
-                    await sleep_unless(stop, delay * (0.5 + rng.random()))
-                    delay = min(REOPEN_MAX_S, delay * 2)
+                    await sleep_unless(stop, backoff.next_delay())
                 finally:
                     await transport.close()
                 if not stop.is_set():

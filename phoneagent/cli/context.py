@@ -141,7 +141,7 @@ class AgentContext:
         config = self.config()
         store = AsyncStore(self.open_store())
         try:
-            transport = await self.radio_opener(store, agent)()
+            transport = await self.radio_opener(store, config, agent)()
             try:
                 yield store, transport, config
             finally:
@@ -150,11 +150,10 @@ class AgentContext:
             await store.aclose()
 
     def radio_opener(
-        self, store: AsyncStore, agent: PairingAgent | None = None
+        self, store: AsyncStore, config: AgentConfig, agent: PairingAgent | None = None
     ) -> Callable[[], Awaitable[Transport]]:
         """Opens the configured radio, bonds in ``store``: at start, and again after the
         radio's transport went away (``run``)."""
-        config = self.config()
         text = self.transport_option or config.transport
         transport_config = parse_transport(text, address=config.agent_address)
         return functools.partial(

@@ -129,7 +129,7 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
                     observer=LogObserver(),
                     uploader=configured_uploader(agent, store.store),
                     relays=relays.hub,
-                    reopen=agent.radio_opener(store),
+                    reopen=agent.radio_opener(store, config),
                 )
                 relays.reload_listeners.append(functools.partial(_reload, agent, store, daemon))
                 sources = ", ".join(f"{k} from {v}" for k, v in sorted(relays.sources.items()))
