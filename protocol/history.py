@@ -40,6 +40,9 @@ class HistoryOpcode(enum.IntEnum):
     COUNT = 0x02  # operand: first seq to count
     ABORT = 0x03  # no operand: stop a running REPORT
     DELETE_UP_TO = 0x04  # operand: last seq the agent has stored (inclusive)
+    # operand: first seq wanted; records stream, then every new one as it lands, until
+    # ABORT (or another REPORT) ends it with an ABORTED response
+    REPORT_LIVE = 0x05
 
 
 RESPONSE_OPCODE = 0x80
@@ -50,7 +53,7 @@ class HistoryResult(enum.IntEnum):
     NO_RECORDS = 0x02
     INVALID_OPERAND = 0x03
     BUSY = 0x04  # another REPORT is running
-    ABORTED = 0x05  # the REPORT was stopped by ABORT or a disconnect
+    ABORTED = 0x05  # the REPORT was stopped by ABORT (or, a live one, by another REPORT)
     FAILED = 0x06  # the watch could not complete (e.g. storage error)
 
 
@@ -81,7 +84,8 @@ class HistoryRequest:
 class HistoryResponse:
     """Watch -> agent indication ending a request.
 
-    ``value``: REPORT -> highest seq sent, record or gap (0 if none); COUNT -> number of records;
+    ``value``: REPORT, REPORT_LIVE -> highest seq sent, record or gap (0 if none; also when
+    ABORTED: what was sent before it stopped); COUNT -> number of records;
     DELETE_UP_TO -> number of records freed; ABORT -> 0.
     """
 

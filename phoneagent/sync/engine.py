@@ -3,7 +3,8 @@ backfill -> live -> (disconnect) -> back-off -> advertising ...
 
 Exactly-once rests on three rules:
 
-1. every REPORT starts at the store's cursor (``Store.next_seq``), never at the watch's view;
+1. every REPORT (plain or live) starts at the store's cursor (``Store.next_seq``), never at
+   the watch's view;
 2. received batches are stored with ``store_batch`` (idempotent by (device, seq), one
    transaction per group), and DELETE_UP_TO is sent only after that commit returned, and
    only up to the cursor the commit produced (live, not after every commit: it may lag);
@@ -13,6 +14,10 @@ Exactly-once rests on three rules:
 
 A disconnect or crash anywhere therefore repeats records (ignored as duplicates) but
 never loses one, since the watch frees nothing the store has not committed.
+
+Backfill runs plain REPORTs until the watch has nothing newer; live, one REPORT_LIVE
+streams each new record as it lands (one notification per burst, no request per second).
+A live REPORT has no end to close its range, so the plain REPORT after it does (rule 3).
 """
 
 from __future__ import annotations
@@ -22,6 +27,7 @@ import contextlib
 import enum
 import logging
 import random
+import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -146,6 +152,7 @@ class _Stream:
         self._inbox_samples = 0
         self._group_samples = group_samples
         self._held: list[history.HistoryBatch] = []
+        self.hole_since: float | None = None  # monotonic time a batch began waiting for a hole
         self._leading: list[Gap] = []
         if from_seq < history.FIRST_SEQ:  # never assigned, so nothing will fill it
             _add_gap(self._leading, from_seq, history.FIRST_SEQ - 1, NOT_ASSIGNED)
@@ -198,6 +205,8 @@ class _Stream:
             first_seq = _first_seq(batch)
             if first_seq > self.expected and final_seq is None:
                 self._held = batches[index:]  # the hole's batches are still on their way
+                if self.hole_since is None:
+                    self.hole_since = time.monotonic()
                 break
             contiguous = batch.last_seq - first_seq + 1 == len(entries)
             if first_seq == self.expected and contiguous and self._plain(entries):
@@ -208,6 +217,7 @@ class _Stream:
                 self._account(entry, samples, gaps)
         else:
             self._held = []
+            self.hole_since = None
         if final_seq is not None and final_seq >= self.expected:
             _add_gap(gaps, self.expected, final_seq, NOT_ASSIGNED)
             self.expected = final_seq + 1
@@ -296,7 +306,6 @@ class DeviceSync:
         self._live = False
         self._stream: _Stream | None = None
         self._watch: WatchClient | None = None  # while a session is past configuring
-        self._records_available = asyncio.Event()
 
     def _set(self, state: SyncState, detail: str = "") -> None:
         self.state = state
@@ -392,10 +401,8 @@ class DeviceSync:
         self._live = True
         self._set(SyncState.LIVE)
         while True:
-            if self.newest_seq < self.cursor:
-                self._records_available.clear()
-                await self._records_available.wait()
-            await self._pull(watch)
+            await self._follow(watch)
+            await self._pull(watch)  # closes what the live REPORT left open
 
     async def apply_preferences(self) -> None:
         """Consent or profile changed while running: it applies now, not next session.
@@ -429,8 +436,6 @@ class DeviceSync:
 
     def _on_status(self, status: HistoryStatus) -> None:
         self.newest_seq = max(self.newest_seq, status.newest_seq)
-        if status.newest_seq >= self.cursor:
-            self._records_available.set()
 
     async def _pull(self, watch: WatchClient) -> HistoryResponse:
         """One REPORT from the cursor: store as groups arrive, acknowledge at the end."""
@@ -439,9 +444,7 @@ class DeviceSync:
         report = asyncio.ensure_future(watch.report(self.cursor))
         try:
             while not report.done():
-                ready = asyncio.ensure_future(stream.ready.wait())
-                await asyncio.wait({report, ready}, return_when=asyncio.FIRST_COMPLETED)
-                ready.cancel()
+                await _report_or(report, stream.ready)
                 if stream.ready.is_set():
                     await self._commit(stream.take_group())
             response = report.result()
@@ -462,11 +465,57 @@ class DeviceSync:
         else:
             await self._commit(stream.take())
             raise WatchProtocolError(f"{self.address}: REPORT ended with {response.result.name}")
+        await self._acknowledge_if_due(watch)
+        return response
+
+    async def _follow(self, watch: WatchClient) -> None:
+        """One live REPORT: commit records as they land, acknowledge now and then.
+
+        It ends when the watch ends it (another central's REPORT) or when a hole in the
+        seqs stays open for ``LATE_RECORDS_S`` (a batch overtaken or lost on the way).
+        """
+        stream = _Stream(self.cursor, self._preferences.opted_out, self._group_samples)
+        self._stream = stream
+        report = asyncio.ensure_future(watch.report_live(self.cursor))
+        try:
+            await self._commit_as_records_land(watch, stream, report)
+            if not report.done():
+                await watch.abort()  # the live REPORT's ABORTED response comes first
+            response = await report
+            if response.result is HistoryResult.ABORTED:
+                await self._await_late_records(stream, response.value)
+        finally:
+            self._stream = None
+            report.cancel()
+        await self._commit(stream.take())
+        if response.result is not HistoryResult.ABORTED:
+            raise WatchProtocolError(
+                f"{self.address}: live REPORT ended with {response.result.name}"
+            )
+
+    async def _commit_as_records_land(
+        self, watch: WatchClient, stream: _Stream, report: asyncio.Future[HistoryResponse]
+    ) -> None:
+        """Until the live REPORT ends, or returns early on a hole that stays open."""
+        while not report.done():
+            if not stream.ready.is_set():  # a backlog of whole groups goes on at once
+                hole = stream.hole_since
+                left = None if hole is None else max(0.0, hole + LATE_RECORDS_S - time.monotonic())
+                await _report_or(report, stream.arrived, left)
+                if report.done():
+                    return
+                if not stream.arrived.is_set():
+                    log.info("%s: seq %d did not arrive; re-reading", self.address, stream.expected)
+                    return
+            stream.arrived.clear()  # before the commit, which lets batches in
+            await self._commit(stream.take_group() if stream.ready.is_set() else stream.take())
+            await self._acknowledge_if_due(watch)
+
+    async def _acknowledge_if_due(self, watch: WatchClient) -> None:
         if self._ack_due():
             await watch.delete_up_to(self.cursor - 1)
             self._acked = self.cursor - 1
             self._acked_at = asyncio.get_running_loop().time()
-        return response
 
     def _ack_due(self) -> bool:
         """Backfill acknowledges every REPORT; live, every ``LIVE_ACK_RECORDS`` or ``_S``."""
@@ -505,9 +554,21 @@ class DeviceSync:
             return
         result = await self._store.store_batch(self.address, group.samples, group.gaps)
         self.cursor = result.next_seq
+        self.newest_seq = max(self.newest_seq, self.cursor - 1)  # live, no Status tells
         await self._observer.committed(
             Committed(self.address, result, tuple(group.samples), self.newest_seq)
         )
+
+
+async def _report_or(
+    report: asyncio.Future[Any], event: asyncio.Event, within: float | None = None
+) -> None:
+    """Until the REPORT's response, ``event`` or ``within`` seconds; the REPORT runs on."""
+    waiting: asyncio.Future[Any] = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({report, waiting}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()
 
 
 async def _unless(lost: asyncio.Event, work: Coroutine[Any, Any, T], address: str) -> T:

@@ -202,11 +202,13 @@ class WatchClient:
 
     # --- history control point -----------------------------------------------------
 
-    async def request(self, request: HistoryRequest) -> HistoryResponse:
+    async def request(self, request: HistoryRequest, *, idle: bool = True) -> HistoryResponse:
         """Write one request and wait for its response.
 
         The wait ends early with ``TimeoutError`` only if the watch is silent (no response
-        and no records) for ``idle_timeout`` seconds: a long REPORT keeps it alive.
+        and no records) for ``idle_timeout`` seconds: a long REPORT keeps it alive. With
+        ``idle=False`` silence is no error (a live REPORT waits for the next sample, which
+        may be hours away); the link's loss ends the wait instead.
         """
         if not self._subscribed:
             raise RuntimeError("subscribe_history() must run before control-point requests")
@@ -224,7 +226,7 @@ class WatchClient:
                 try:
                     done, _ = await asyncio.wait(
                         {cast("asyncio.Future[Any]", future), activity},
-                        timeout=self.idle_timeout,
+                        timeout=self.idle_timeout if idle else None,
                         return_when=asyncio.FIRST_COMPLETED,
                     )
                 finally:
@@ -242,6 +244,10 @@ class WatchClient:
 
     async def report(self, from_seq: int) -> HistoryResponse:
         return await self.request(HistoryRequest(HistoryOpcode.REPORT, from_seq))
+
+    async def report_live(self, from_seq: int) -> HistoryResponse:
+        """Records from ``from_seq`` on, then each new one, until ``abort``: its response."""
+        return await self.request(HistoryRequest(HistoryOpcode.REPORT_LIVE, from_seq), idle=False)
 
     async def count(self, from_seq: int) -> int:
         return (await self.request(HistoryRequest(HistoryOpcode.COUNT, from_seq))).value

@@ -277,8 +277,12 @@ async def test_read_write_notify_indicate_after_passkey_pairing(
 
     notified: asyncio.Queue[bytes] = asyncio.Queue()
     indicated: asyncio.Queue[bytes] = asyncio.Queue()
+    assert not watch.listened(uuids.HEART_RATE_MEASUREMENT)
     await peer.subscribe(characteristic(peer, uuids.HEART_RATE_MEASUREMENT), notified.put_nowait)
     await peer.subscribe(characteristic(peer, uuids.TEMPERATURE_MEASUREMENT), indicated.put_nowait)
+    assert watch.listened(uuids.HEART_RATE_MEASUREMENT)
+    assert watch.listened(uuids.TEMPERATURE_MEASUREMENT)  # indications count too
+    assert not watch.listened(uuids.INTERMEDIATE_TEMPERATURE)
     assert await watch.notify(uuids.HEART_RATE_MEASUREMENT, b"\x00\x48") == 1
     assert await asyncio.wait_for(notified.get(), WAIT) == b"\x00\x48"
     assert await watch.indicate(uuids.TEMPERATURE_MEASUREMENT, b"\x00\x01\x02\x03\x04") == 1

@@ -8,6 +8,8 @@ altered sample fails it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -26,11 +28,13 @@ from phoneagent.sync import (
     SyncObserver,
     SyncPreferences,
     SyncState,
+    engine,
     fixed_preferences,
 )
 from phoneagent.sync.discovery import pair_device
 from phoneagent.sync.engine import NOT_ASSIGNED, OPTED_OUT
 from phoneagent.transport import BumbleRadio, PairingLostError, Transport, radio_transport
+from protocol.history import decode_batch
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex, UserProfile
 from watchsim.testing import LoopbackWatch, start_loopback_watch
@@ -433,3 +437,85 @@ async def test_sync_sets_the_watch_clock_and_sends_the_profile__PR_CORRECT(
     assert (user.age, user.sex.name, user.height_cm, user.weight_kg) == (52, "MALE", 181, 87.3)
     await agent.stop()
     await watch.stop()
+
+
+async def _live_sync_with(
+    link: LocalLink, tmp_path: Path, deliver: Callable[[Callable[[bytes], None], bytes], None]
+) -> tuple[LoopbackWatch, Agent, Recorder, Progress, asyncio.Task[None]]:
+    """A watch measuring fast and an agent syncing it live, every records notification
+    passing through ``deliver(on_batch, raw)`` on its way into the engine."""
+    watch = await start_loopback_watch(
+        link, tmp_path / "watch", seed=3, backfill=timedelta(minutes=10), speed=60
+    )
+    agent = await Agent.start(link, tmp_path / "agent", watch)
+    await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+    recorder = Recorder(watch)
+    progress = Progress()
+    sync = agent.sync(watch.address, observer=progress)
+    on_batch = sync._on_batch
+    sync._on_batch = lambda raw: deliver(on_batch, raw)  # type: ignore[method-assign]
+    return watch, agent, recorder, progress, asyncio.create_task(sync.run())
+
+
+async def _stop_and_check(
+    watch: LoopbackWatch, agent: Agent, recorder: Recorder, running: asyncio.Task[None]
+) -> None:
+    running.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await running
+    assert_exact(agent.store, watch.address, recorder)
+    await agent.stop()
+    await watch.stop()
+
+
+async def test_a_live_batch_lost_on_the_way_is_read_again(
+    link: LocalLink,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The live REPORT never closes its range: a batch that never arrives holds the
+    ones after it until LATE_RECORDS_S, then a plain REPORT from the cursor reads it."""
+    monkeypatch.setattr(engine, "LATE_RECORDS_S", 0.2)
+    lost: list[int] = []
+
+    def lose_one_live_batch(on_batch: Callable[[bytes], None], raw: bytes) -> None:
+        first = decode_batch(raw).entries[0]
+        if not lost and progress.live and isinstance(first, Sample):
+            lost.append(first.seq)
+            return
+        on_batch(raw)
+
+    watch, agent, recorder, progress, running = await _live_sync_with(
+        link, tmp_path, lose_one_live_batch
+    )
+    with caplog.at_level(logging.INFO, logger="phoneagent.sync.engine"):
+        await progress.until(lambda: bool(lost) and progress.cursor[watch.address] > lost[0] + 100)
+    await _stop_and_check(watch, agent, recorder, running)
+    assert f"seq {lost[0]} did not arrive; re-reading" in caplog.text
+
+
+async def test_live_batches_out_of_order_are_stored_in_order(
+    link: LocalLink, tmp_path: Path
+) -> None:
+    """As BlueZ's EATT bearers can deliver them: each one held back until the next."""
+    held: list[bytes] = []
+    swapped = 0
+
+    def swap_pairs(on_batch: Callable[[bytes], None], raw: bytes) -> None:
+        nonlocal swapped
+        if not progress.live:
+            on_batch(raw)
+        elif not held:
+            held.append(raw)
+        else:
+            on_batch(raw)
+            on_batch(held.pop())
+            swapped += 1
+
+    watch, agent, recorder, progress, running = await _live_sync_with(link, tmp_path, swap_pairs)
+    await progress.until(lambda: bool(progress.live))
+    mark = progress.cursor[watch.address]
+    await progress.until(lambda: progress.cursor[watch.address] > mark + 300)
+    await _stop_and_check(watch, agent, recorder, running)
+    assert swapped > 10

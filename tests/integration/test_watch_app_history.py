@@ -158,6 +158,57 @@ async def test_count_delete_busy_and_abort(link: LocalLink, tmp_path: Path) -> N
         await watch.stop()
 
 
+async def test_a_live_report_streams_each_new_record_until_another_report_or_abort(
+    link: LocalLink, tmp_path: Path
+) -> None:
+    watch = await start_loopback_watch(
+        link, tmp_path / "watch", backfill=timedelta(minutes=5), speed=120.0, scenario="workout"
+    )
+    try:
+        peer = await paired_phone(link, watch)
+        client = await HistoryClient.open(peer)
+        status = await subscribe(peer, uuids.HISTORY_STATUS)
+        backlog = watch.history.next_seq - 1
+        await client.request(HistoryOpcode.REPORT_LIVE, 1)
+        # The backlog, then records measured since: one seq after the other, no response.
+        seqs: list[int] = []
+
+        def take(raw: bytes) -> None:
+            seqs.extend(e.seq for e in decode_batch(raw).entries if isinstance(e, Sample))
+
+        take(await client.records.get("the first live batch"))
+        while not status.values.empty():  # announced before the live REPORT began
+            status.values.get_nowait()
+        while len(seqs) < backlog + 100:
+            take(await client.records.get("live records"))
+        assert seqs == list(range(1, len(seqs) + 1))
+        assert client.responses.values.empty()
+        assert status.values.empty()  # the records are the signal while it runs
+
+        # A plain REPORT takes over: the live one ends first, saying what it sent.
+        await client.request(HistoryOpcode.REPORT, watch.history.next_seq)
+        ended = await client.response()
+        assert (ended.request, ended.result) == (HistoryOpcode.REPORT_LIVE, HistoryResult.ABORTED)
+        while not client.records.values.empty():
+            take(client.records.values.get_nowait())
+        assert ended.value == seqs[-1]
+        assert (await client.response()).request is HistoryOpcode.REPORT
+        # Not live any more: new records are announced again.
+        assert HistoryStatus.decode(await status.get("history status")).newest_seq > seqs[-1]
+
+        await client.request(HistoryOpcode.REPORT_LIVE, watch.history.next_seq)
+        await client.records.get("a live record")
+        await client.request(HistoryOpcode.ABORT)
+        aborted = await client.response()
+        assert (aborted.request, aborted.result) == (
+            HistoryOpcode.REPORT_LIVE,
+            HistoryResult.ABORTED,
+        )
+        assert (await client.response()).request is HistoryOpcode.ABORT
+    finally:
+        await watch.stop()
+
+
 async def test_live_records_are_announced_and_a_disabled_metric_is_not_measured(
     link: LocalLink, tmp_path: Path
 ) -> None:

@@ -70,6 +70,7 @@ VECTORS: list[tuple[Codec, str]] = [
     (HistoryRequest(HistoryOpcode.COUNT, 0), "02 00000000"),
     (HistoryRequest(HistoryOpcode.ABORT), "03"),
     (HistoryRequest(HistoryOpcode.DELETE_UP_TO, 0x12345678), "04 78563412"),
+    (HistoryRequest(HistoryOpcode.REPORT_LIVE, 5001), "05 89130000"),
     (HistoryResponse(HistoryOpcode.REPORT, HistoryResult.SUCCESS, 1234), "80 01 01 d2040000"),
     (HistoryResponse(HistoryOpcode.COUNT, HistoryResult.NO_RECORDS), "80 02 02 00000000"),
     (HistoryStatus(5000, 1001, 3990), "88130000 e9030000 960f0000"),
@@ -104,7 +105,7 @@ def test_known_answer(value: Codec, wire: str) -> None:
 BAD: list[tuple[type[Any], str, type[errors.ProtocolError], str]] = [
     (ActivitySummary, "ea070d19 f0200000 e8170000 3801", errors.RangeError, "2026-13-25"),
     (ActivitySummary, "ea070b19 f0200000 e8170000 38", errors.LengthError, "energy"),
-    (HistoryRequest, "05", errors.ReservedValueError, "request opcode 5"),
+    (HistoryRequest, "06", errors.ReservedValueError, "request opcode 6"),
     (HistoryRequest, "03 00", errors.LengthError, "trailing"),
     (HistoryResponse, "81 01 01 00000000", errors.ReservedValueError, "0x81"),
     (HistoryResponse, "80 01 07 00000000", errors.ReservedValueError, "result 7"),

@@ -2,12 +2,16 @@
 
 The history stream is the truth; these characteristics are for display, so each push
 carries only the newest value. Pure encoding here; the watch app does the pushing.
+Values of notify- or indicate-only characteristics nobody listens to are not encoded at
+all (in a fleet no agent listens, and encoding them was a fifth of the watches' work);
+readable ones (battery, activity) are kept current for reads.
 """
 
 from __future__ import annotations
 
 import datetime
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Final
@@ -84,20 +88,28 @@ class LiveValues:
     def battery(self, state: WatchState) -> bytes:
         return BatteryLevel(state.battery_percent).encode()
 
-    def step(self, state: WatchState, measured: list[Measurement], utc_offset_s: int) -> list[Push]:
+    def step(
+        self,
+        state: WatchState,
+        measured: list[Measurement],
+        utc_offset_s: int,
+        listened: Callable[[str], bool],
+    ) -> list[Push]:
         self._energy_kj = state.energy_kj_today
         if self._energy_kj < self._energy_reset_kj:  # the day counters rolled over
             self._energy_reset_kj = 0.0
         pushes: list[Push] = []
         newest = {m.metric: m for m in measured}
         heart = newest.get(Metric.HEART_RATE)
-        if heart is not None or self._contact is not state.on_wrist:
+        if listened(uuids.HEART_RATE_MEASUREMENT) and (
+            heart is not None or self._contact is not state.on_wrist
+        ):
             pushes.append(self._heart_rate(state, heart))
         if (spo2 := newest.get(Metric.SPO2)) is not None:
-            pushes.extend(self._oximetry(state, spo2, utc_offset_s))
+            pushes.extend(self._oximetry(state, spo2, utc_offset_s, listened))
         for m in measured:
             if m.metric is Metric.SKIN_TEMPERATURE:
-                pushes.extend(self._temperature(m, utc_offset_s))
+                pushes.extend(self._temperature(m, utc_offset_s, listened))
         if state.battery_percent != self._battery:
             self._battery = state.battery_percent
             pushes.append(Push(uuids.BATTERY_LEVEL, self.battery(state)))
@@ -119,35 +131,44 @@ class LiveValues:
         )
         return Push(uuids.HEART_RATE_MEASUREMENT, value.encode())
 
-    def _oximetry(self, state: WatchState, spo2: Measurement, utc_offset_s: int) -> list[Push]:
+    def _oximetry(
+        self,
+        state: WatchState,
+        spo2: Measurement,
+        utc_offset_s: int,
+        listened: Callable[[str], bool],
+    ) -> list[Push]:
+        continuous = listened(uuids.PLX_CONTINUOUS_MEASUREMENT)
+        spot_check = listened(uuids.PLX_SPOT_CHECK_MEASUREMENT)
+        if not (continuous or spot_check):
+            return []
         reading = SpO2PR(Decimal(spo2.raw) / Metric.SPO2.scale, Decimal(max(0, state.heart_rate)))
-        stamp = DateTime.from_datetime(local_datetime(spo2.timestamp, utc_offset_s))
-        return [
-            Push(
-                uuids.PLX_CONTINUOUS_MEASUREMENT,
-                PlxContinuousMeasurement(reading, status=DEMO).encode(),
-            ),
-            Push(
-                uuids.PLX_SPOT_CHECK_MEASUREMENT,
-                PlxSpotCheckMeasurement(reading, timestamp=stamp, status=DEMO).encode(),
-                indicate=True,
-            ),
-        ]
+        pushes = []
+        if continuous:
+            value = PlxContinuousMeasurement(reading, status=DEMO).encode()
+            pushes.append(Push(uuids.PLX_CONTINUOUS_MEASUREMENT, value))
+        if spot_check:
+            stamp = DateTime.from_datetime(local_datetime(spo2.timestamp, utc_offset_s))
+            value = PlxSpotCheckMeasurement(reading, timestamp=stamp, status=DEMO).encode()
+            pushes.append(Push(uuids.PLX_SPOT_CHECK_MEASUREMENT, value, indicate=True))
+        return pushes
 
-    def _temperature(self, sample: Measurement, utc_offset_s: int) -> list[Push]:
+    def _temperature(
+        self, sample: Measurement, utc_offset_s: int, listened: Callable[[str], bool]
+    ) -> list[Push]:
         scale = Metric.SKIN_TEMPERATURE.scale
-        pushes = [
-            Push(
-                uuids.INTERMEDIATE_TEMPERATURE,
-                IntermediateTemperature(
-                    Decimal(sample.raw) / scale, temperature_type=TEMPERATURE_TYPE
-                ).encode(),
-            )
-        ]
-        self._temperatures.append(sample.raw)
+        pushes = []
+        if listened(uuids.INTERMEDIATE_TEMPERATURE):
+            value = IntermediateTemperature(
+                Decimal(sample.raw) / scale, temperature_type=TEMPERATURE_TYPE
+            ).encode()
+            pushes.append(Push(uuids.INTERMEDIATE_TEMPERATURE, value))
+        self._temperatures.append(sample.raw)  # the settled mean counts every sample
         if len(self._temperatures) == SETTLED_SAMPLES:
             mean = round(sum(self._temperatures) / SETTLED_SAMPLES)
             self._temperatures.clear()
+            if not listened(uuids.TEMPERATURE_MEASUREMENT):
+                return pushes
             stamp = DateTime.from_datetime(local_datetime(sample.timestamp, utc_offset_s))
             measurement = TemperatureMeasurement(
                 Decimal(mean) / scale, timestamp=stamp, temperature_type=TEMPERATURE_TYPE

@@ -87,6 +87,10 @@ FIRMWARE: Final = "1.0.0"
 PNP_ID: Final = PnpId(VendorIdSource.USB_IMPLEMENTERS_FORUM, 0x1209, 0x0001, 0x0100)
 
 
+def _nobody(_uuid: str) -> bool:
+    return False
+
+
 def _constant(value: bytes) -> Callable[[], bytes]:
     return lambda: value
 
@@ -304,7 +308,8 @@ class WatchApp:
         measured = self.model.advance_to(int(self.clock.now()))
         if measured:
             self._history().append(measured)
-        pushes = self.live.step(self.model.state(), measured, self.clock.utc_offset_s)
+        listened = self._session.peripheral.listened if self._session else _nobody
+        pushes = self.live.step(self.model.state(), measured, self.clock.utc_offset_s, listened)
         for push in pushes:
             await self._push(push)
         for event in self.model.take_events():

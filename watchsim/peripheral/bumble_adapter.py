@@ -401,6 +401,14 @@ class BumblePeripheral(Peripheral):
         host = self.device.host
         return host.le_acl_packet_queue or host.acl_packet_queue
 
+    def listened(self, uuid: str) -> bool:
+        handle = self._characteristics[uuid.lower()].handle
+        subscribers = self.device.gatt_server.subscribers
+        return any(
+            (cccd := subscribers.get(link.connection, {}).get(handle)) and cccd[0] & 0x03
+            for link in self._links.values()
+        )
+
     def _subscribed(self, uuid: str, bit: int, value: bytes) -> list[_Link]:
         self._values[uuid] = value
         handle = self._characteristics[uuid].handle

@@ -168,6 +168,11 @@ class Peripheral(abc.ABC):
     @abc.abstractmethod
     async def stop_advertising(self) -> None: ...
 
+    def listened(self, uuid: str) -> bool:
+        """Whether a central subscribed to ``uuid`` (notify or indicate), so that a value
+        nobody listens to need not be computed. An adapter that cannot tell says True."""
+        return True
+
     @property
     @abc.abstractmethod
     def peers(self) -> tuple[Peer, ...]:
