@@ -64,6 +64,8 @@ LIVE_ACK_S = 60.0
 # How long a REPORT's last records may trail its response (BlueZ's notification packing
 # delays them by milliseconds; generous for emulated and loaded hosts).
 LATE_RECORDS_S = 5.0
+# Live, when another central's REPORT ended ours: wait this long before taking it back.
+LIVE_RETAKE_S = 1.0
 
 log = logging.getLogger(__name__)
 
@@ -401,8 +403,10 @@ class DeviceSync:
         self._live = True
         self._set(SyncState.LIVE)
         while True:
-            await self._follow(watch)
-            await self._pull(watch)  # closes what the live REPORT left open
+            if await self._follow(watch):
+                await self._pull(watch)  # closes the range the hole left open
+            else:  # another central is reading: do not take it straight back
+                await asyncio.sleep(LIVE_RETAKE_S)
 
     async def apply_preferences(self) -> None:
         """Consent or profile changed while running: it applies now, not next session.
@@ -468,18 +472,20 @@ class DeviceSync:
         await self._acknowledge_if_due(watch)
         return response
 
-    async def _follow(self, watch: WatchClient) -> None:
+    async def _follow(self, watch: WatchClient) -> bool:
         """One live REPORT: commit records as they land, acknowledge now and then.
 
-        It ends when the watch ends it (another central's REPORT) or when a hole in the
-        seqs stays open for ``LATE_RECORDS_S`` (a batch overtaken or lost on the way).
+        It ends when the watch ends it (another central's REPORT: returns False) or when
+        a hole in the seqs stays open for ``LATE_RECORDS_S`` (a batch overtaken or lost on
+        the way: the agent aborts it and returns True).
         """
         stream = _Stream(self.cursor, self._preferences.opted_out, self._group_samples)
         self._stream = stream
         report = asyncio.ensure_future(watch.report_live(self.cursor))
         try:
             await self._commit_as_records_land(watch, stream, report)
-            if not report.done():
+            stalled = not report.done()
+            if stalled:
                 await watch.abort()  # the live REPORT's ABORTED response comes first
             response = await report
             if response.result is HistoryResult.ABORTED:
@@ -492,6 +498,7 @@ class DeviceSync:
             raise WatchProtocolError(
                 f"{self.address}: live REPORT ended with {response.result.name}"
             )
+        return stalled
 
     async def _commit_as_records_land(
         self, watch: WatchClient, stream: _Stream, report: asyncio.Future[HistoryResponse]

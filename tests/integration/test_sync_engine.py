@@ -108,6 +108,12 @@ class Agent:
         source = fixed_preferences(preferences)
         return DeviceSync(address, self.transport, self.astore, source, **kwargs)  # type: ignore[arg-type]
 
+    async def settle(self) -> None:
+        """Until the store calls of engines just stopped are done: a cancelled engine's
+        commit still runs to its end on the store's one thread, and this call queues
+        behind it."""
+        await self.astore.pool.run(lambda: None)
+
     async def stop(self) -> None:
         """Like a process exit: the radio's controller leaves the air, the store closes."""
         await self.radio.close()
@@ -323,6 +329,7 @@ async def test_daemon_syncs_two_watches_independently(link: LocalLink, tmp_path:
         await observer.done.wait()
     stop.set()
     states = await running
+    await agent.settle()
     assert set(states) == set(recorders)
     for address, recorder in recorders.items():
         assert_exact(agent.store, address, recorder)
@@ -463,6 +470,7 @@ async def _stop_and_check(
     running.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await running
+    await agent.settle()
     assert_exact(agent.store, watch.address, recorder)
     await agent.stop()
     await watch.stop()
