@@ -1,4 +1,4 @@
-"""Two waits the long-running parts (uploader, fleet agents) share."""
+"""Waits the long-running parts (uploader, fleet agents, sync engine) share."""
 
 from __future__ import annotations
 
@@ -22,3 +22,16 @@ async def first_of(*waits: Awaitable[Any]) -> None:
     finally:
         for task in tasks:
             task.cancel()
+
+
+async def done_or_set(
+    future: asyncio.Future[Any], event: asyncio.Event, within: float | None = None
+) -> None:
+    """Until ``future`` is done, ``event`` is set or ``within`` seconds passed (None: no
+    limit). Unlike ``first_of``, ``future`` is left running: a request's answer, waited
+    for in rounds."""
+    waiting: asyncio.Future[Any] = asyncio.ensure_future(event.wait())
+    try:
+        await asyncio.wait({future, waiting}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        waiting.cancel()

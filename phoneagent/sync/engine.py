@@ -40,6 +40,7 @@ from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
 from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
 from phoneagent.transport import PairingLostError, Transport
+from phoneagent.waiting import done_or_set
 from protocol import history
 from protocol.errors import ProtocolError
 from protocol.history import HistoryResponse, HistoryResult, HistoryStatus
@@ -448,7 +449,7 @@ class DeviceSync:
         report = asyncio.ensure_future(watch.report(self.cursor))
         try:
             while not report.done():
-                await _report_or(report, stream.ready)
+                await done_or_set(report, stream.ready)
                 if stream.ready.is_set():
                     await self._commit(stream.take_group())
             response = report.result()
@@ -508,7 +509,7 @@ class DeviceSync:
             if not stream.ready.is_set():  # a backlog of whole groups goes on at once
                 hole = stream.hole_since
                 left = None if hole is None else max(0.0, hole + LATE_RECORDS_S - time.monotonic())
-                await _report_or(report, stream.arrived, left)
+                await done_or_set(report, stream.arrived, left)
                 if report.done():
                     return
                 if not stream.arrived.is_set():
@@ -565,17 +566,6 @@ class DeviceSync:
         await self._observer.committed(
             Committed(self.address, result, tuple(group.samples), self.newest_seq)
         )
-
-
-async def _report_or(
-    report: asyncio.Future[Any], event: asyncio.Event, within: float | None = None
-) -> None:
-    """Until the REPORT's response, ``event`` or ``within`` seconds; the REPORT runs on."""
-    waiting: asyncio.Future[Any] = asyncio.ensure_future(event.wait())
-    try:
-        await asyncio.wait({report, waiting}, timeout=within, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        waiting.cancel()
 
 
 async def _unless(lost: asyncio.Event, work: Coroutine[Any, Any, T], address: str) -> T:

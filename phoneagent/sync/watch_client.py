@@ -11,12 +11,13 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Any, TypeVar, cast
+from typing import TypeVar
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
 from bleak.exc import BleakError
 
+from phoneagent.waiting import done_or_set
 from protocol import uuids
 from protocol.alerts import AlertNotification, AlertRemoval, CallAction, CallState
 from protocol.current_time import AdjustReason, CurrentTime, DstOffset, LocalTimeInformation
@@ -222,18 +223,10 @@ class WatchClient:
                 uuids.HISTORY_CONTROL_POINT, request.encode(), response=True
             )
             while True:
-                activity: asyncio.Future[Any] = asyncio.ensure_future(self._activity.wait())
-                try:
-                    done, _ = await asyncio.wait(
-                        {cast("asyncio.Future[Any]", future), activity},
-                        timeout=self.idle_timeout if idle else None,
-                        return_when=asyncio.FIRST_COMPLETED,
-                    )
-                finally:
-                    activity.cancel()
-                if future in done:
+                await done_or_set(future, self._activity, self.idle_timeout if idle else None)
+                if future.done():
                     return future.result()
-                if not done:
+                if not self._activity.is_set():
                     raise TimeoutError(
                         f"{self.address}: no answer to {request.opcode.name} for "
                         f"{self.idle_timeout:g} s"

@@ -70,13 +70,18 @@ class HistoryService:
     def reporting(self) -> bool:
         return self._report is not None and not self._report.done()
 
+    @property
+    def _following(self) -> bool:
+        """A live REPORT runs: its records are the "records available" signal."""
+        return self._live and self.reporting
+
     async def close(self) -> None:
         self._unsubscribe()
         await cancel_and_wait([*self._tasks, self._report])
 
     def _on_appended(self) -> None:
         self._appended.set()
-        if not (self._live and self.reporting):
+        if not self._following:
             self._status_due.set()
 
     def _stop_report(self) -> None:
@@ -202,7 +207,7 @@ class HistoryService:
         while True:
             await self._status_due.wait()
             self._status_due.clear()
-            if self._live and self.reporting:  # a live REPORT began since it was due
+            if self._following:  # a live REPORT began since it was due
                 continue
             try:
                 await self._peripheral.notify(uuids.HISTORY_STATUS, status_value(self._history))

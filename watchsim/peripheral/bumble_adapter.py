@@ -402,22 +402,21 @@ class BumblePeripheral(Peripheral):
         return host.le_acl_packet_queue or host.acl_packet_queue
 
     def listened(self, uuid: str) -> bool:
-        handle = self._characteristics[uuid.lower()].handle
+        return bool(self._subscribers(uuid.lower(), 0x03))
+
+    def _subscribers(self, uuid: str, bits: int) -> list[_Link]:
+        """Links whose CCCD for ``uuid`` has any of ``bits`` (0x01 notify, 0x02 indicate)."""
+        handle = self._characteristics[uuid].handle
         subscribers = self.device.gatt_server.subscribers
-        return any(
-            (cccd := subscribers.get(link.connection, {}).get(handle)) and cccd[0] & 0x03
+        return [
+            link
             for link in self._links.values()
-        )
+            if (cccd := subscribers.get(link.connection, {}).get(handle)) and cccd[0] & bits
+        ]
 
     def _subscribed(self, uuid: str, bit: int, value: bytes) -> list[_Link]:
         self._values[uuid] = value
-        handle = self._characteristics[uuid].handle
-        subscribers = self.device.gatt_server.subscribers
-        links = [
-            link
-            for link in self._links.values()
-            if (cccd := subscribers.get(link.connection, {}).get(handle)) and cccd[0] & bit
-        ]
+        links = self._subscribers(uuid, bit)
         for link in links:
             if len(value) > link.connection.att_mtu - ATT_HEADER_SIZE:
                 raise ValueError(
