@@ -244,7 +244,8 @@ class _Cursor:
         return self._acked if self._unsaved else None
 
 
-_Due = tuple[DeviceRecord, int]  # a device and the last seq its endpoint acknowledged
+# A device, the last seq its endpoint acknowledged, and the chunk after it if already read.
+_Due = tuple[DeviceRecord, int, Chunk | None]
 
 
 class _Session:
@@ -323,8 +324,8 @@ class _Session:
         sent = 0
         cursors: dict[str, int] = {}
         try:
-            for device, position in devices:
-                sent += await self._upload_device(device, position, topics, cursors)
+            for device, position, first in devices:
+                sent += await self._upload_device(device, position, first, topics, cursors)
         finally:
             if sent or cursors:
                 disclosure = None
@@ -342,7 +343,9 @@ class _Session:
 
     def _due(self) -> tuple[list[ledger.EraseRequest], ledger.AccountRow | None, list[_Due]]:
         """What a drain needs from the store, in one trip to a worker thread: the erase
-        requests due, the account and, unless it is a guest, each device and its cursor."""
+        requests due, the account and, unless it is a guest, each device, its cursor and,
+        when no erasure is due (it must go first), the first chunk past the cursor. Live
+        that chunk is all there is: the drain costs one trip and the closing commit."""
         due = self.up._erasures_due()
         account = ledger.get_account(self.store)
         if account is None or account.guest:
@@ -350,50 +353,91 @@ class _Session:
         devices = []
         for device in self.store.list_devices():
             position = ledger.get_upload_cursor(self.store, device.address, self.region)
-            devices.append((device, -1 if position is None else position))
+            after = -1 if position is None else position
+            devices.append((device, after, None if due else self._read_chunk(device, after)))
         return due, account, devices
 
+    def _read_chunk(self, device: DeviceRecord, after_seq: int) -> Chunk:
+        up = self.up
+        return read_chunk(self.store, device, after_seq, up.batch_size, up.window, up._check)
+
     async def _upload_device(
-        self, device: DeviceRecord, position: int, topics: Topics, cursors: dict[str, int]
+        self,
+        device: DeviceRecord,
+        position: int,
+        first: Chunk | None,
+        topics: Topics,
+        cursors: dict[str, int],
     ) -> int:
         """Everything of ``device`` past ``position``; returns the samples acknowledged.
 
-        A reader task prepares the next chunk (policy checked per batch) while the
-        current one awaits its PUBACKs, and cursor commits run behind the publishing,
+        ``first``, the chunk past ``position`` when the drain read it already: when it is
+        the last, it is published and the session's closing commit takes its cursor.
+        Otherwise a reader task prepares the next chunk (policy checked per batch) while
+        the current one awaits its PUBACKs, and cursor commits run behind the publishing,
         so store reads and fsyncs overlap the network round trips. What the last of them
         did not cover goes into ``cursors``, for the session's closing commit.
         """
-        topic = topics.samples(device.pseudonym)
+        if first is not None and not self._more(first):
+            # Its acknowledged prefix goes straight into the closing commit's cursors.
+            sent, failure = await self._send(device, first, topics, cursors.__setitem__)
+        else:
+            sent, failure = await self._stream(device, position, first, topics, cursors)
+        if failure is not None:
+            raise failure
+        return sent
+
+    async def _stream(
+        self,
+        device: DeviceRecord,
+        position: int,
+        first: Chunk | None,
+        topics: Topics,
+        cursors: dict[str, int],
+    ) -> tuple[int, BaseException | None]:
         chunks: asyncio.Queue[Chunk] = asyncio.Queue(maxsize=1)
         up = self.up
         cursor = _Cursor(self.store, device.address, self.region, up.cursor_every, up.blocking)
         sent = 0
         failure: BaseException | None = None
         async with asyncio.TaskGroup() as group:
-            group.create_task(self._produce(device, position, chunks))
+            producer = group.create_task(self._produce(device, position, first, chunks))
             try:
                 while True:
                     chunk = await chunks.get()
-                    if chunk.batches and device.pseudonym not in self.info_sent:
-                        await self._send_info(device, topics)
-                    acked, count, failure = await self._publish(topic, chunk)
-                    if acked:
-                        last_seq = chunk.batches[acked - 1].last_seq
-                        cursor.acknowledged(last_seq)
-                        if self.up.on_acked is not None:
-                            self.up.on_acked(device.address, last_seq)
-                        sent += count
+                    count, failure = await self._send(
+                        device, chunk, topics, lambda _, last_seq: cursor.acknowledged(last_seq)
+                    )
+                    sent += count
                     if failure is not None or not self._more(chunk):
                         break
             finally:
+                producer.cancel()  # after a failure it waits to queue a chunk nobody takes
                 unsaved = await cursor.settle()
                 if unsaved is not None:
                     cursors[device.address] = unsaved
-            if failure is not None:
-                raise failure
-        if chunk.refusal is not None:
+        return sent, failure
+
+    async def _send(
+        self,
+        device: DeviceRecord,
+        chunk: Chunk,
+        topics: Topics,
+        acknowledged: Callable[[str, int], None],
+    ) -> tuple[int, BaseException | None]:
+        """One chunk (device info first, once per connection): the samples acknowledged
+        and the first failure; ``acknowledged(address, last_seq)`` hears the acked prefix."""
+        if chunk.batches and device.pseudonym not in self.info_sent:
+            await self._send_info(device, topics)
+        acked, count, failure = await self._publish(topics.samples(device.pseudonym), chunk)
+        if acked:
+            last_seq = chunk.batches[acked - 1].last_seq
+            acknowledged(device.address, last_seq)
+            if self.up.on_acked is not None:
+                self.up.on_acked(device.address, last_seq)
+        if chunk.refusal is not None and failure is None:
             log.info("upload stopped: %s", chunk.refusal)
-        return sent
+        return count, failure
 
     def _more(self, chunk: Chunk) -> bool:
         up = self.up
@@ -404,17 +448,21 @@ class _Session:
         )
 
     async def _produce(
-        self, device: DeviceRecord, position: int, chunks: asyncio.Queue[Chunk]
+        self,
+        device: DeviceRecord,
+        position: int,
+        first: Chunk | None,
+        chunks: asyncio.Queue[Chunk],
     ) -> None:
-        up = self.up
+        chunk = first
         while True:
-            chunk = await self.up.blocking(
-                read_chunk, self.store, device, position, up.batch_size, up.window, up._check
-            )
+            if chunk is None:
+                chunk = await self.up.blocking(self._read_chunk, device, position)
             await chunks.put(chunk)
             if not self._more(chunk):
                 return
             position = chunk.batches[-1].last_seq
+            chunk = None
 
     async def _publish(self, topic: str, chunk: Chunk) -> tuple[int, int, BaseException | None]:
         """Publish a chunk: (batches, samples) of its acknowledged prefix, first failure.
