@@ -19,6 +19,7 @@ one with back-off; its uploader keeps running from its own cursor meanwhile.
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import logging
 import math
@@ -466,6 +467,9 @@ class AgentFleet:
             self.latency.since_wall = time.time() + self.config.latency_after_s
         identities = await asyncio.to_thread(lambda: [a.identity() for a in self.agents])
         write_json(self.output(AGENTS_FILE), {"agents": identities})
+        # Hundreds of agents' long-lived objects (stores, radios, GATT tables) are made:
+        # out of the collector's sight, a full collection no longer walks them all.
+        gc.freeze()
 
     def output(self, name: str) -> Path:
         """Where this process writes ``name`` (a worker: its own part of it)."""

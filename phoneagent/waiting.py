@@ -14,6 +14,16 @@ async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+async def wait_set(event: asyncio.Event, within: float | None) -> None:
+    """Until ``event`` is set or ``within`` seconds passed (None: no limit)."""
+    if within is None:
+        await event.wait()
+        return
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            await event.wait()
+
+
 async def first_of(*waits: Awaitable[Any]) -> None:
     """Return when the first of ``waits`` is done; the others are cancelled."""
     tasks = [asyncio.ensure_future(w) for w in waits]

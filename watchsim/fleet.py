@@ -20,6 +20,7 @@ With ``audit`` every record a watch appends is also written to ``audit/NAME.rec`
 from __future__ import annotations
 
 import asyncio
+import gc
 import json
 import os
 import resource
@@ -228,6 +229,9 @@ class Fleet:
 
         self.watches = list(await asyncio.gather(*(one(i) for i in range(config.count))))
         self._write_manifest()
+        # Hundreds of watches' long-lived objects (models, histories, GATT tables) are
+        # made: out of the collector's sight, a full collection no longer walks them all.
+        gc.freeze()
 
     async def _start_watch(self, index: int) -> FleetWatch:
         config = self.config

@@ -40,7 +40,7 @@ from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
 from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
 from phoneagent.transport import PairingLostError, Transport
-from phoneagent.waiting import done_or_set
+from phoneagent.waiting import done_or_set, wait_set
 from protocol import history
 from protocol.errors import ProtocolError
 from protocol.history import HistoryResponse, HistoryResult, HistoryStatus
@@ -505,11 +505,13 @@ class DeviceSync:
         self, watch: WatchClient, stream: _Stream, report: asyncio.Future[HistoryResponse]
     ) -> None:
         """Until the live REPORT ends, or returns early on a hole that stays open."""
+        # The end wakes the wait for records too: one event, no task made per record.
+        report.add_done_callback(lambda _: stream.arrived.set())
         while not report.done():
             if not stream.ready.is_set():  # a backlog of whole groups goes on at once
                 hole = stream.hole_since
                 left = None if hole is None else max(0.0, hole + LATE_RECORDS_S - time.monotonic())
-                await done_or_set(report, stream.arrived, left)
+                await wait_set(stream.arrived, left)
                 if report.done():
                     return
                 if not stream.arrived.is_set():

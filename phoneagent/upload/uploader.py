@@ -31,7 +31,7 @@ from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
 from phoneagent.upload.payload import PayloadError, Topics, decode_json, encode_json, parse_topic
-from phoneagent.waiting import first_of, sleep_unless
+from phoneagent.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
@@ -114,22 +114,29 @@ class Uploader:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Upload whenever woken until ``stop``; reconnect with jittered exponential back-off."""
+        # ``stop`` wakes it too, so each wait is on one event: no tasks made per wake-up.
+        relay = asyncio.ensure_future(_set_when(stop, self._wake))
         delay = self.backoff_initial
-        while not stop.is_set():
-            self._wake.clear()
-            if not await self.blocking(self._worth_connecting):
-                await first_of(self._wake.wait(), stop.wait())
-                continue
-            try:
-                await self._connection(stop, confirm_timeout=None)
-                delay = self.backoff_initial
-            except aiomqtt.MqttError as error:
-                # A refusal is the broker's configuration (ACL, quota): the operator must act.
-                refused = isinstance(error, PublishRefusedError)
-                level, what = (logging.ERROR, "refused") if refused else (logging.WARNING, "lost")
-                log.log(level, "upload %s (%s); retrying in %.1fs", what, error, delay)
-                await sleep_unless(stop, delay * (0.5 + self._rng.random()))
-                delay = min(delay * 2, self.backoff_max)
+        try:
+            while not stop.is_set():
+                self._wake.clear()
+                if not await self.blocking(self._worth_connecting):
+                    await self._wake.wait()
+                    continue
+                try:
+                    await self._connection(stop, confirm_timeout=None)
+                    delay = self.backoff_initial
+                except aiomqtt.MqttError as error:
+                    # A refusal is the broker's configuration (ACL, quota): the operator acts.
+                    refused = isinstance(error, PublishRefusedError)
+                    level, what = (
+                        (logging.ERROR, "refused") if refused else (logging.WARNING, "lost")
+                    )
+                    log.log(level, "upload %s (%s); retrying in %.1fs", what, error, delay)
+                    await sleep_unless(stop, delay * (0.5 + self._rng.random()))
+                    delay = min(delay * 2, self.backoff_max)
+        finally:
+            relay.cancel()
 
     async def drain(self, confirm_timeout: float = 0.0) -> UploadStats:
         """Connect once: send owed erase requests and every sample past the cursors.
@@ -176,10 +183,15 @@ class Uploader:
                     while not stop.is_set():
                         self._wake.clear()
                         await session.drain()
-                        await first_of(self._wake.wait(), stop.wait())
+                        await self._wake.wait()  # ``run`` sets it on ``stop`` too
                 listener.cancel()
         except* aiomqtt.MqttError as errors:
             raise _first_leaf(errors) from None
+
+
+async def _set_when(stop: asyncio.Event, wake: asyncio.Event) -> None:
+    await stop.wait()
+    wake.set()
 
 
 def _outcome(task: asyncio.Future[None], timeout: float) -> BaseException | None:
