@@ -222,8 +222,10 @@ class WatchClient:
             await self.client.write_gatt_char(
                 uuids.HISTORY_CONTROL_POINT, request.encode(), response=True
             )
+            if not idle:
+                return await future  # records need not wake it: nothing to time out
             while True:
-                await done_or_set(future, self._activity, self.idle_timeout if idle else None)
+                await done_or_set(future, self._activity, self.idle_timeout)
                 if future.done():
                     return future.result()
                 if not self._activity.is_set():
