@@ -339,19 +339,25 @@ def get_upload_cursor(store: Store, device: str, endpoint: str) -> int | None:
 
 
 def set_upload_cursor(store: Store, device: str, endpoint: str, last_seq: int) -> None:
-    store.transact(lambda conn, now: _put_upload_cursor(conn, now, device, endpoint, last_seq))
+    def work(conn: Any, now: int) -> None:
+        if not _put_upload_cursor(conn, now, device, endpoint, last_seq):
+            raise UnknownDeviceError(f"Device {device} is not in the store.")
+
+    store.transact(work)
 
 
-def _put_upload_cursor(conn: Any, now: int, device: str, endpoint: str, last_seq: int) -> None:
+def _put_upload_cursor(conn: Any, now: int, device: str, endpoint: str, last_seq: int) -> bool:
+    """False when the device is no longer stored (nothing to bound: its data is gone)."""
     row = conn.execute("SELECT id FROM devices WHERE address = ?", (device,)).fetchone()
     if row is None:
-        raise UnknownDeviceError(f"Device {device} is not in the store.")
+        return False
     conn.execute(
         "INSERT INTO upload_cursors (device_id, endpoint, last_seq, updated_at)"
         " VALUES (?, ?, ?, ?) ON CONFLICT (device_id, endpoint) DO UPDATE SET"
         " last_seq = excluded.last_seq, updated_at = excluded.updated_at",
         (int(row[0]), endpoint, last_seq, now),
     )
+    return True
 
 
 def record_upload(
@@ -363,7 +369,8 @@ def record_upload(
     """The end of an upload session in one transaction (one fsync, not one per row): the
     devices' cursors where the endpoint acknowledged them, and the disclosure row of what
     the session sent (automatic, not at the user's request). Killed before the commit,
-    neither is written and the data goes again.
+    neither is written and the data goes again. A device deleted meanwhile has no cursor
+    to keep; what was sent of it is still disclosed.
     """
 
     def work(conn: Any, now: int) -> None:

@@ -78,6 +78,7 @@ class Uploader:
         batch_size: int = 100,
         window: int = 32,
         cursor_every: int = 8,
+        record_every: float = 10.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
         refusal: Callable[[Store, Endpoint], str | None] = policy_refusal,
@@ -90,6 +91,9 @@ class Uploader:
         self.batch_size = batch_size
         self.window = window
         self.cursor_every = cursor_every
+        # Running, a connection's cursors and disclosure row are committed at most this
+        # often (and at its end): live that is one commit per ten uploads, not one each.
+        self.record_every = record_every
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
         self._refusal = refusal
@@ -187,6 +191,8 @@ class Uploader:
                 listener.cancel()
         except* aiomqtt.MqttError as errors:
             raise _first_leaf(errors) from None
+        finally:
+            await session.record()  # what the connection sent since its last record
 
 
 async def _set_when(stop: asyncio.Event, wake: asyncio.Event) -> None:
@@ -213,19 +219,27 @@ class _Cursor:
     Every ``every`` acknowledged chunks one commit (an fsync) starts in a worker thread
     after the previous one, without holding up the next publish; ``settle`` waits for it
     and hands back the rest, which the session commits with its disclosure row. At least
-    once allows the lag: what a crash loses is sent again.
+    once allows the lag: what a crash loses is sent again. ``unrecorded``: a cursor the
+    session holds acknowledged but not committed yet, which this one takes over.
     """
 
     def __init__(
-        self, store: Store, device: str, region: str, every: int, blocking: Blocking
+        self,
+        store: Store,
+        device: str,
+        region: str,
+        every: int,
+        blocking: Blocking,
+        unrecorded: int | None,
     ) -> None:
         self._store = store
         self._blocking = blocking
         self._device = device
         self._region = region
         self._every = every
-        self._acked = -1
-        self._unsaved = 0  # chunks acknowledged since the last commit started
+        self._acked = -1 if unrecorded is None else unrecorded
+        # Chunks acknowledged since the last commit started (the taken-over one counts).
+        self._unsaved = 0 if unrecorded is None else 1
         self._saving: asyncio.Future[None] | None = None
 
     def acknowledged(self, last_seq: int) -> None:
@@ -271,6 +285,10 @@ class _Session:
         self.region = uploader.endpoint.region
         self.subscribed: set[str] = set()
         self.info_sent: set[str] = set()
+        # Acknowledged but not yet committed (``record``): cursors, and samples sent.
+        self._unrecorded_cursors: dict[str, int] = {}
+        self._unrecorded_samples = 0
+        self._recorded_at: float | None = None  # loop time of the last record
 
     def topics(self, user: str) -> Topics:
         return Topics(self.prefix, self.region, user)
@@ -321,7 +339,9 @@ class _Session:
             await self.up._confirmed.wait()
 
     async def drain(self) -> None:
-        due, account, devices = await self.up.blocking(self._due)
+        due, account, devices = await self.up.blocking(self._due, dict(self._unrecorded_cursors))
+        if due:
+            await self.record()  # erase requests are bounded by the committed cursors
         for request in due:
             await self._subscribe(request.user_pseudonym)
             message = await self.up.blocking(erase_message, self.store, request)
@@ -333,31 +353,48 @@ class _Session:
         if account is None or account.guest:
             return  # PR-GUEST: not even a device list is read for upload
         topics = self.topics(account.pseudonym)
-        sent = 0
-        cursors: dict[str, int] = {}
         try:
             for device, position, first in devices:
-                sent += await self._upload_device(device, position, first, topics, cursors)
-        finally:
-            if sent or cursors:
-                disclosure = None
-                if sent:
-                    recipient = cloud_recipient(self.region)
-                    disclosure = ledger.NewDisclosure(
-                        recipient, CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, sent
-                    )
-                # The acknowledged prefixes and the disclosure row, durable together,
-                # before anything else is sent (erase requests are bounded by cursors).
-                saving = self.up.blocking(
-                    ledger.record_upload, self.store, self.region, cursors, disclosure
-                )
-                await asyncio.shield(asyncio.ensure_future(saving))
+                await self._upload_device(device, position, first, topics)
+        except BaseException:
+            await self.record()
+            raise
+        if self._record_due():
+            await self.record()
 
-    def _due(self) -> tuple[list[ledger.EraseRequest], ledger.AccountRow | None, list[_Due]]:
+    def _record_due(self) -> bool:
+        """The first upload of a connection is recorded at once (the ledger names the
+        endpoint before anything more goes), later ones every ``record_every`` seconds."""
+        if self._recorded_at is None:
+            return True
+        return asyncio.get_running_loop().time() - self._recorded_at >= self.up.record_every
+
+    async def record(self) -> None:
+        """Commit the acknowledged cursors and the disclosure row of what was sent since
+        the last record, together (one fsync); it runs to the end even if cancelled."""
+        if not self._unrecorded_cursors and not self._unrecorded_samples:
+            return
+        cursors, sent = self._unrecorded_cursors, self._unrecorded_samples
+        self._unrecorded_cursors, self._unrecorded_samples = {}, 0
+        self._recorded_at = asyncio.get_running_loop().time()
+        disclosure = None
+        if sent:
+            recipient = cloud_recipient(self.region)
+            disclosure = ledger.NewDisclosure(
+                recipient, CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, sent
+            )
+        saving = self.up.blocking(
+            ledger.record_upload, self.store, self.region, cursors, disclosure
+        )
+        await asyncio.shield(asyncio.ensure_future(saving))
+
+    def _due(
+        self, unrecorded: dict[str, int]
+    ) -> tuple[list[ledger.EraseRequest], ledger.AccountRow | None, list[_Due]]:
         """What a drain needs from the store, in one trip to a worker thread: the erase
-        requests due, the account and, unless it is a guest, each device, its cursor and,
-        when no erasure is due (it must go first), the first chunk past the cursor. Live
-        that chunk is all there is: the drain costs one trip and the closing commit."""
+        requests due, the account and, unless it is a guest, each device, its cursor (or
+        the acknowledged one not yet recorded) and, when no erasure is due (it must go
+        first), the first chunk past it. Live that chunk is all there is: one trip."""
         due = self.up._erasures_due()
         account = ledger.get_account(self.store)
         if account is None or account.guest:
@@ -365,7 +402,7 @@ class _Session:
         devices = []
         for device in self.store.list_devices():
             position = ledger.get_upload_cursor(self.store, device.address, self.region)
-            after = -1 if position is None else position
+            after = max(-1 if position is None else position, unrecorded.get(device.address, -1))
             devices.append((device, after, None if due else self._read_chunk(device, after)))
         return due, account, devices
 
@@ -374,61 +411,50 @@ class _Session:
         return read_chunk(self.store, device, after_seq, up.batch_size, up.window, up._check)
 
     async def _upload_device(
-        self,
-        device: DeviceRecord,
-        position: int,
-        first: Chunk | None,
-        topics: Topics,
-        cursors: dict[str, int],
-    ) -> int:
-        """Everything of ``device`` past ``position``; returns the samples acknowledged.
+        self, device: DeviceRecord, position: int, first: Chunk | None, topics: Topics
+    ) -> None:
+        """Everything of ``device`` past ``position``, acknowledged cursor and count kept
+        for the next ``record``.
 
         ``first``, the chunk past ``position`` when the drain read it already: when it is
-        the last, it is published and the session's closing commit takes its cursor.
-        Otherwise a reader task prepares the next chunk (policy checked per batch) while
-        the current one awaits its PUBACKs, and cursor commits run behind the publishing,
-        so store reads and fsyncs overlap the network round trips. What the last of them
-        did not cover goes into ``cursors``, for the session's closing commit.
+        the last, it is simply published. Otherwise a reader task prepares the next chunk
+        (policy checked per batch) while the current one awaits its PUBACKs, and cursor
+        commits run behind the publishing, so store reads and fsyncs overlap the network
+        round trips; what the last of them did not cover is left for ``record``.
         """
         if first is not None and not self._more(first):
-            # Its acknowledged prefix goes straight into the closing commit's cursors.
-            sent, failure = await self._send(device, first, topics, cursors.__setitem__)
+            failure = await self._send(device, first, topics, self._unrecorded_cursors.__setitem__)
         else:
-            sent, failure = await self._stream(device, position, first, topics, cursors)
+            failure = await self._stream(device, position, first, topics)
         if failure is not None:
             raise failure
-        return sent
 
     async def _stream(
-        self,
-        device: DeviceRecord,
-        position: int,
-        first: Chunk | None,
-        topics: Topics,
-        cursors: dict[str, int],
-    ) -> tuple[int, BaseException | None]:
+        self, device: DeviceRecord, position: int, first: Chunk | None, topics: Topics
+    ) -> BaseException | None:
         chunks: asyncio.Queue[Chunk] = asyncio.Queue(maxsize=1)
         up = self.up
-        cursor = _Cursor(self.store, device.address, self.region, up.cursor_every, up.blocking)
-        sent = 0
+        unrecorded = self._unrecorded_cursors.pop(device.address, None)
+        cursor = _Cursor(
+            self.store, device.address, self.region, up.cursor_every, up.blocking, unrecorded
+        )
         failure: BaseException | None = None
         async with asyncio.TaskGroup() as group:
             producer = group.create_task(self._produce(device, position, first, chunks))
             try:
                 while True:
                     chunk = await chunks.get()
-                    count, failure = await self._send(
+                    failure = await self._send(
                         device, chunk, topics, lambda _, last_seq: cursor.acknowledged(last_seq)
                     )
-                    sent += count
                     if failure is not None or not self._more(chunk):
                         break
             finally:
                 producer.cancel()  # after a failure it waits to queue a chunk nobody takes
                 unsaved = await cursor.settle()
                 if unsaved is not None:
-                    cursors[device.address] = unsaved
-        return sent, failure
+                    self._unrecorded_cursors[device.address] = unsaved
+        return failure
 
     async def _send(
         self,
@@ -436,12 +462,13 @@ class _Session:
         chunk: Chunk,
         topics: Topics,
         acknowledged: Callable[[str, int], None],
-    ) -> tuple[int, BaseException | None]:
-        """One chunk (device info first, once per connection): the samples acknowledged
-        and the first failure; ``acknowledged(address, last_seq)`` hears the acked prefix."""
+    ) -> BaseException | None:
+        """One chunk (device info first, once per connection); the first failure.
+        ``acknowledged(address, last_seq)`` hears the acknowledged prefix."""
         if chunk.batches and device.pseudonym not in self.info_sent:
             await self._send_info(device, topics)
         acked, count, failure = await self._publish(topics.samples(device.pseudonym), chunk)
+        self._unrecorded_samples += count
         if acked:
             last_seq = chunk.batches[acked - 1].last_seq
             acknowledged(device.address, last_seq)
@@ -449,7 +476,7 @@ class _Session:
                 self.up.on_acked(device.address, last_seq)
         if chunk.refusal is not None and failure is None:
             log.info("upload stopped: %s", chunk.refusal)
-        return count, failure
+        return failure
 
     def _more(self, chunk: Chunk) -> bool:
         up = self.up

@@ -138,3 +138,44 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
         await draining
     assert uploader.stats.samples >= 40
     assert ledger.get_upload_cursor(store, WATCH, "eu") == uploader.stats.samples - 1
+
+
+async def test_a_running_uploader_records_its_first_upload_at_once_then_at_intervals(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Live, one cursor-and-disclosure commit per ``record_every``, not one per upload;
+    what the connection sent since its last record is recorded when it ends."""
+    store = filled_store(tmp_path / "agent", 10)
+    acked: asyncio.Queue[int] = asyncio.Queue()
+    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
+    uploader = Uploader(
+        store, endpoint, record_every=3600, on_acked=lambda _, seq: acked.put_nowait(seq)
+    )
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(uploader.run(stop))
+    try:
+        assert await acked.get() == 9
+        for first in range(10, 50, 10):
+            store.store_batch(
+                WATCH,
+                [Sample(s, 1_700_000_000 + s, Metric.STEPS, 1) for s in range(first, first + 10)],
+            )
+            uploader.wake()
+            assert await acked.get() == first + 9
+        # The first upload's record was made before the next upload began; none since.
+        assert [d.record_count for d in ledger.disclosures(store)] == [10]
+        assert ledger.get_upload_cursor(store, WATCH, "eu") == 9
+    finally:
+        stop.set()
+        await running
+    assert [d.record_count for d in ledger.disclosures(store)] == [10, 40]
+    assert ledger.get_upload_cursor(store, WATCH, "eu") == 49
+
+
+def test_a_record_for_a_deleted_device_keeps_its_disclosure(tmp_path: Path) -> None:
+    store = filled_store(tmp_path / "agent", 10)
+    store.delete_device(WATCH)
+    sent = ledger.NewDisclosure("cloud eu", "upload", ("steps",), 10)
+    ledger.record_upload(store, "eu", {WATCH: 9}, sent)
+    assert [d.record_count for d in ledger.disclosures(store)] == [10]
+    assert ledger.get_upload_cursor(store, WATCH, "eu") is None
