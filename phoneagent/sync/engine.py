@@ -384,7 +384,7 @@ class DeviceSync:
             serial=info.serial,
             firmware=info.firmware,
         )
-        await watch.set_clock(self._clock())
+        await watch.set_clock(self._clock)
         await self._configure(watch)
         self._watch = watch
         self.cursor = await self._store.next_seq(self.address)

@@ -91,16 +91,19 @@ class WatchClient:
         raw = await self._read(uuids.HISTORY_STATUS)
         return _decode(lambda: HistoryStatus.decode(raw))
 
-    async def set_clock(self, now: datetime) -> None:
+    async def set_clock(self, clock: Callable[[], datetime]) -> None:
         """Local time zone first, then the wall clock, so the watch never mixes old and new.
 
-        A fixed-offset zone knows no DST split: its whole offset is then standard time.
+        The time is read from ``clock`` right before its own write, not before the zone's
+        round trip: on a loaded link that took 100-200 ms, and the watch's clock (so every
+        sample's timestamp) lagged by as much. A fixed-offset zone knows no DST split: its
+        whole offset is then standard time.
         """
-        zone = LocalTimeInformation.from_datetime(now)
+        zone = LocalTimeInformation.from_datetime(clock())
         if zone.dst_offset is DstOffset.UNKNOWN:
             zone = replace(zone, dst_offset=DstOffset.STANDARD_TIME)
         await self.client.write_gatt_char(uuids.LOCAL_TIME_INFORMATION, zone.encode(), True)
-        current = CurrentTime.from_datetime(now, AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE)
+        current = CurrentTime.from_datetime(clock(), AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE)
         await self.client.write_gatt_char(uuids.CURRENT_TIME, current.encode(), True)
 
     async def read_metric_settings(self) -> MetricSettings:

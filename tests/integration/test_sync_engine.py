@@ -433,9 +433,14 @@ async def test_sync_sets_the_watch_clock_and_sends_the_profile__PR_CORRECT(
     agent = await Agent.start(link, tmp_path / "agent", watch)
     await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
     phone_now = datetime(2026, 6, 1, 12, 0, 0, tzinfo=UTC)
+    # The phone's clock moves on while the zone is written: the time the watch gets is
+    # read after that round trip, right before its own write.
+    readings = iter([phone_now - timedelta(hours=1), phone_now])
     profile = UserProfile(age_years=52, sex=Sex.MALE, height_cm=181, weight_decikg=873)
     sync = agent.sync(
-        watch.address, preferences=SyncPreferences(profile=profile), clock=lambda: phone_now
+        watch.address,
+        preferences=SyncPreferences(profile=profile),
+        clock=lambda: next(readings, phone_now),
     )
     await sync.sync_once(scan_timeout=WAIT)
     # Set to the phone's time (the watch clock runs on from there at its own speed).
