@@ -245,7 +245,8 @@ class Store:
         self._conn.execute("COMMIT")
         return result
 
-    def _now(self) -> int:
+    def now(self) -> int:
+        """The store's clock, in whole seconds: every time it records (ledgers, cursors)."""
         return int(self._clock())
 
     def transact(self, work: Callable[[Any, int], _T]) -> _T:
@@ -257,7 +258,7 @@ class Store:
         """
         with self._lock:
             self._device_ids.clear()
-            result: _T = self._write(lambda: work(self._conn, self._now()))
+            result: _T = self._write(lambda: work(self._conn, self.now()))
             return result
 
     def read(self, query: str, parameters: Sequence[Any] = ()) -> Any:
@@ -292,7 +293,7 @@ class Store:
                 " name = coalesce(excluded.name, name), model = coalesce(excluded.model, model),"
                 " serial = coalesce(excluded.serial, serial),"
                 " firmware = coalesce(excluded.firmware, firmware)",
-                (address, secrets.token_hex(16), name, model, serial, firmware, self._now()),
+                (address, secrets.token_hex(16), name, model, serial, firmware, self.now()),
             )
             record = self._get_device(address)
         assert record is not None  # just written under the lock
@@ -355,7 +356,7 @@ class Store:
                 "INSERT INTO bonds (address, blob, updated_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (address) DO UPDATE SET blob = excluded.blob,"
                 " updated_at = excluded.updated_at",
-                (address, bytes(blob), self._now()),
+                (address, bytes(blob), self.now()),
             )
 
     def delete_bond(self, address: str) -> None:
@@ -380,7 +381,7 @@ class Store:
         """
         with self._lock:
             device_id = self._device_id(device)
-            now = self._now()
+            now = self.now()
             _check_int64(samples)
             sample_array = json.dumps(samples)  # each Sample, a named tuple, as an array
             gap_rows = [(device_id, g.first_seq, g.last_seq, g.reason, now) for g in gaps]

@@ -62,6 +62,7 @@ class NewDisclosure:
     purpose: str
     categories: tuple[str, ...]
     record_count: int
+    at: int | None = None  # when the data went (store clock); None: as it is recorded
 
     def __post_init__(self) -> None:
         if any("," in c for c in self.categories):
@@ -293,14 +294,15 @@ def record_disclosure(
 
 
 def _insert_disclosure(conn: Any, now: int, d: NewDisclosure, user_request: bool) -> Disclosure:
+    at = now if d.at is None else d.at
     cursor = conn.execute(
         "INSERT INTO disclosure_ledger (at, recipient, purpose, categories, record_count,"
         " user_request) VALUES (?, ?, ?, ?, ?, ?)",
-        (now, d.recipient, d.purpose, ",".join(d.categories), d.record_count, int(user_request)),
+        (at, d.recipient, d.purpose, ",".join(d.categories), d.record_count, int(user_request)),
     )
     row_id = int(cursor.lastrowid)
     return Disclosure(
-        row_id, now, d.recipient, d.purpose, d.categories, d.record_count, user_request
+        row_id, at, d.recipient, d.purpose, d.categories, d.record_count, user_request
     )
 
 

@@ -29,10 +29,12 @@ class OutgoingBatch:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """Batches read right after a policy check; ``refusal`` set when it said no."""
+    """Batches read right after a policy check; ``refusal`` set when it said no.
+    ``checked_at``: the store's time of the checks, for the disclosure of what goes."""
 
     batches: tuple[OutgoingBatch, ...]
     refusal: str | None
+    checked_at: int
 
 
 def read_chunk(
@@ -49,6 +51,7 @@ def read_chunk(
     before each batch is made, so a consent withdrawn between two batches stops the
     second one and everything after it.
     """
+    checked_at = store.now()
     seqs, metrics, stamps, raws = _columns_after(
         store, device.address, after_seq, batch_size * batches
     )
@@ -56,14 +59,14 @@ def read_chunk(
     for start in range(0, len(seqs), batch_size):
         refusal = allowed()
         if refusal is not None:
-            return Chunk(tuple(out), refusal)
+            return Chunk(tuple(out), refusal, checked_at)
         end = start + batch_size
         part = seqs[start:end]
         payload = encode_columns(
             secrets.randbits(64), part, metrics[start:end], stamps[start:end], raws[start:end]
         )
         out.append(OutgoingBatch(part[-1], len(part), payload))
-    return Chunk(tuple(out), None)
+    return Chunk(tuple(out), None, checked_at)
 
 
 # The whole chunk as one row of four comma-separated columns. Fetched row by row, each

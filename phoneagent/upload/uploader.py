@@ -155,7 +155,7 @@ class Uploader:
         return bool(self._erasures_due()) or self._check() is None
 
     def _erasures_due(self) -> list[ledger.EraseRequest]:
-        now = self.store.transact(lambda conn, now: now)
+        now = self.store.now()
         return [
             r
             for r in ledger.erase_requests(self.store, pending_only=True)
@@ -288,6 +288,7 @@ class _Session:
         # Acknowledged but not yet committed (``record``): cursors, and samples sent.
         self._unrecorded_cursors: dict[str, int] = {}
         self._unrecorded_samples = 0
+        self._sent_at: int | None = None  # policy check of the newest acknowledged chunk
         self._recorded_at: float | None = None  # loop time of the last record
 
     def topics(self, user: str) -> Topics:
@@ -379,9 +380,11 @@ class _Session:
         self._recorded_at = asyncio.get_running_loop().time()
         disclosure = None
         if sent:
+            # Dated when the policy last allowed what it covers, not when it is written:
+            # a withdrawal in between stopped what came after, not what went before.
             recipient = cloud_recipient(self.region)
             disclosure = ledger.NewDisclosure(
-                recipient, CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, sent
+                recipient, CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, sent, self._sent_at
             )
         saving = self.up.blocking(
             ledger.record_upload, self.store, self.region, cursors, disclosure
@@ -470,6 +473,7 @@ class _Session:
         acked, count, failure = await self._publish(topics.samples(device.pseudonym), chunk)
         self._unrecorded_samples += count
         if acked:
+            self._sent_at = chunk.checked_at
             last_seq = chunk.batches[acked - 1].last_seq
             acknowledged(device.address, last_seq)
             if self.up.on_acked is not None:

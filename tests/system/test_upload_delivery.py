@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -12,6 +13,7 @@ import aiomqtt
 import pytest
 
 from phoneagent.privacy.account import ProfileInput, create_account
+from phoneagent.privacy.audit import PASS, audit
 from phoneagent.privacy.consent import set_consent
 from phoneagent.store import DbKey, Store, ledger
 from phoneagent.upload.endpoints import Endpoint
@@ -36,8 +38,8 @@ class QuickEndpoint(Endpoint):
         return Endpoint.client(self, identifier, session_expiry=session_expiry, timeout=timeout)
 
 
-def filled_store(directory: Path, count: int) -> Store:
-    store = Store.open(directory, DbKey("6e" * 32))
+def filled_store(directory: Path, count: int, clock: Callable[[], float] = time.time) -> Store:
+    store = Store.open(directory, DbKey("6e" * 32), clock=clock)
     create_account(store, ProfileInput("eu", date(1990, 5, 17), Sex.FEMALE, 168, 620))
     set_consent(store, "cloud_sync", True)
     store.add_device(WATCH)
@@ -170,6 +172,41 @@ async def test_a_running_uploader_records_its_first_upload_at_once_then_at_inter
         await running
     assert [d.record_count for d in ledger.disclosures(store)] == [10, 40]
     assert ledger.get_upload_cursor(store, WATCH, "eu") == 49
+
+
+async def test_a_late_record_is_dated_when_its_data_went__PR_CLOUD(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Recorded after a withdrawal, what was sent before it is dated before it: the
+    audit sees no upload while cloud sync was off."""
+    clock = [1_800_000_000.0]
+    start = int(clock[0])
+    store = filled_store(tmp_path / "agent", 10, clock=lambda: clock[0])
+    acked: asyncio.Queue[int] = asyncio.Queue()
+    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
+    uploader = Uploader(
+        store, endpoint, record_every=3600, on_acked=lambda _, seq: acked.put_nowait(seq)
+    )
+    stop = asyncio.Event()
+    running = asyncio.ensure_future(uploader.run(stop))
+    try:
+        assert await acked.get() == 9  # recorded at once
+        clock[0] += 5
+        store.store_batch(WATCH, [Sample(s, start + s, Metric.STEPS, 1) for s in range(10, 20)])
+        uploader.wake()
+        assert await acked.get() == 19  # not recorded yet
+        clock[0] += 5
+        set_consent(store, "cloud_sync", False)
+        clock[0] += 5
+    finally:
+        stop.set()
+        await running
+    assert [(d.at - start, d.record_count) for d in ledger.disclosures(store)] == [
+        (0, 10),
+        (5, 10),
+    ]
+    checks = {c.id: c for c in audit(store, store.path.parent, now=clock[0])}
+    assert checks["PR-CLOUD"].status == PASS, checks["PR-CLOUD"].evidence
 
 
 def test_a_record_for_a_deleted_device_keeps_its_disclosure(tmp_path: Path) -> None:
