@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
@@ -142,12 +143,12 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
     assert ledger.get_upload_cursor(store, WATCH, "eu") == uploader.stats.samples - 1
 
 
-async def test_a_running_uploader_records_its_first_upload_at_once_then_at_intervals(
-    broker: Broker, tmp_path: Path
-) -> None:
-    """Live, one cursor-and-disclosure commit per ``record_every``, not one per upload;
-    what the connection sent since its last record is recorded when it ends."""
-    store = filled_store(tmp_path / "agent", 10)
+@contextlib.asynccontextmanager
+async def running_uploader(
+    store: Store, broker: Broker
+) -> AsyncIterator[tuple[Uploader, asyncio.Queue[int]]]:
+    """The daemon's uploader (records an hour apart), and the seqs it hears acknowledged;
+    stopped (its connection's last record made) on exit."""
     acked: asyncio.Queue[int] = asyncio.Queue()
     endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
     uploader = Uploader(
@@ -156,6 +157,19 @@ async def test_a_running_uploader_records_its_first_upload_at_once_then_at_inter
     stop = asyncio.Event()
     running = asyncio.ensure_future(uploader.run(stop))
     try:
+        yield uploader, acked
+    finally:
+        stop.set()
+        await running
+
+
+async def test_a_running_uploader_records_its_first_upload_at_once_then_at_intervals(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Live, one cursor-and-disclosure commit per ``record_every``, not one per upload;
+    what the connection sent since its last record is recorded when it ends."""
+    store = filled_store(tmp_path / "agent", 10)
+    async with running_uploader(store, broker) as (uploader, acked):
         assert await acked.get() == 9
         for first in range(10, 50, 10):
             store.store_batch(
@@ -167,9 +181,6 @@ async def test_a_running_uploader_records_its_first_upload_at_once_then_at_inter
         # The first upload's record was made before the next upload began; none since.
         assert [d.record_count for d in ledger.disclosures(store)] == [10]
         assert ledger.get_upload_cursor(store, WATCH, "eu") == 9
-    finally:
-        stop.set()
-        await running
     assert [d.record_count for d in ledger.disclosures(store)] == [10, 40]
     assert ledger.get_upload_cursor(store, WATCH, "eu") == 49
 
@@ -182,14 +193,7 @@ async def test_a_late_record_is_dated_when_its_data_went__PR_CLOUD(
     clock = [1_800_000_000.0]
     start = int(clock[0])
     store = filled_store(tmp_path / "agent", 10, clock=lambda: clock[0])
-    acked: asyncio.Queue[int] = asyncio.Queue()
-    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
-    uploader = Uploader(
-        store, endpoint, record_every=3600, on_acked=lambda _, seq: acked.put_nowait(seq)
-    )
-    stop = asyncio.Event()
-    running = asyncio.ensure_future(uploader.run(stop))
-    try:
+    async with running_uploader(store, broker) as (uploader, acked):
         assert await acked.get() == 9  # recorded at once
         clock[0] += 5
         store.store_batch(WATCH, [Sample(s, start + s, Metric.STEPS, 1) for s in range(10, 20)])
@@ -198,9 +202,6 @@ async def test_a_late_record_is_dated_when_its_data_went__PR_CLOUD(
         clock[0] += 5
         set_consent(store, "cloud_sync", False)
         clock[0] += 5
-    finally:
-        stop.set()
-        await running
     assert [(d.at - start, d.record_count) for d in ledger.disclosures(store)] == [
         (0, 10),
         (5, 10),
