@@ -8,19 +8,13 @@ from collections.abc import Awaitable
 from typing import Any
 
 
-async def sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    """Sleep ``seconds``, or less if ``stop`` is set meanwhile."""
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), seconds)
-
-
-async def wait_set(event: asyncio.Event, within: float | None) -> None:
-    """Until ``event`` is set or ``within`` seconds passed (None: no limit)."""
-    if within is None:
+async def sleep_unless(event: asyncio.Event, seconds: float | None) -> None:
+    """Sleep ``seconds`` (None: for ever), or less if ``event`` is set meanwhile."""
+    if seconds is None:
         await event.wait()
         return
     with contextlib.suppress(TimeoutError):
-        async with asyncio.timeout(within):
+        async with asyncio.timeout(seconds):
             await event.wait()
 
 

@@ -40,7 +40,7 @@ from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
 from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
 from phoneagent.transport import PairingLostError, Transport
-from phoneagent.waiting import done_or_set, wait_set
+from phoneagent.waiting import done_or_set, sleep_unless
 from protocol import history
 from protocol.errors import ProtocolError
 from protocol.history import HistoryResponse, HistoryResult, HistoryStatus
@@ -511,7 +511,7 @@ class DeviceSync:
             if not stream.ready.is_set():  # a backlog of whole groups goes on at once
                 hole = stream.hole_since
                 left = None if hole is None else max(0.0, hole + LATE_RECORDS_S - time.monotonic())
-                await wait_set(stream.arrived, left)
+                await sleep_unless(stream.arrived, left)
                 if report.done():
                     return
                 if not stream.arrived.is_set():

@@ -426,7 +426,9 @@ class _Session:
         round trips; what the last of them did not cover is left for ``record``.
         """
         if first is not None and not self._more(first):
-            failure = await self._send(device, first, topics, self._unrecorded_cursors.__setitem__)
+            last_seq, failure = await self._send(device, first, topics)
+            if last_seq is not None:
+                self._unrecorded_cursors[device.address] = last_seq
         else:
             failure = await self._stream(device, position, first, topics)
         if failure is not None:
@@ -447,9 +449,9 @@ class _Session:
             try:
                 while True:
                     chunk = await chunks.get()
-                    failure = await self._send(
-                        device, chunk, topics, lambda _, last_seq: cursor.acknowledged(last_seq)
-                    )
+                    last_seq, failure = await self._send(device, chunk, topics)
+                    if last_seq is not None:
+                        cursor.acknowledged(last_seq)
                     if failure is not None or not self._more(chunk):
                         break
             finally:
@@ -460,27 +462,23 @@ class _Session:
         return failure
 
     async def _send(
-        self,
-        device: DeviceRecord,
-        chunk: Chunk,
-        topics: Topics,
-        acknowledged: Callable[[str, int], None],
-    ) -> BaseException | None:
-        """One chunk (device info first, once per connection); the first failure.
-        ``acknowledged(address, last_seq)`` hears the acknowledged prefix."""
+        self, device: DeviceRecord, chunk: Chunk, topics: Topics
+    ) -> tuple[int | None, BaseException | None]:
+        """One chunk (device info first, once per connection): the last seq of its
+        acknowledged prefix (None: nothing acknowledged) and the first failure."""
         if chunk.batches and device.pseudonym not in self.info_sent:
             await self._send_info(device, topics)
         acked, count, failure = await self._publish(topics.samples(device.pseudonym), chunk)
         self._unrecorded_samples += count
+        last_seq = None
         if acked:
             self._sent_at = chunk.checked_at
             last_seq = chunk.batches[acked - 1].last_seq
-            acknowledged(device.address, last_seq)
             if self.up.on_acked is not None:
                 self.up.on_acked(device.address, last_seq)
         if chunk.refusal is not None and failure is None:
             log.info("upload stopped: %s", chunk.refusal)
-        return failure
+        return last_seq, failure
 
     def _more(self, chunk: Chunk) -> bool:
         up = self.up
