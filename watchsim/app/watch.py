@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from protocol import uuids
-from protocol.current_time import AdjustReason, CurrentTime, DstOffset, LocalTimeInformation
+from protocol.current_time import (
+    DATA_FIELD_IGNORED,
+    AdjustReason,
+    CurrentTime,
+    DstOffset,
+    LocalTimeInformation,
+)
 from protocol.device_info import DeviceInfoString, PnpId, VendorIdSource
 from protocol.heart_rate import BodySensorLocation, HeartRateControlPoint
 from protocol.metrics import Metric
@@ -480,13 +486,25 @@ class WatchApp:
         self.live.reset_energy_expended()
 
     async def _on_current_time(self, _peer: Peer, value: bytes) -> None:
-        """The phone sets the watch clock (local wall time); it keeps running at speed."""
+        """The phone sets the watch clock (local wall time), by docs/protocol.md's rule.
+
+        A clock at real speed takes it; the model holds rather than measure a second
+        twice when it is set back. A simulated clock keeps its own timeline and answers
+        with CTS's "data field ignored" (the time zone, a separate write, still applies).
+        """
         offset = self.clock.utc_offset_s
         zone = datetime.timezone(datetime.timedelta(seconds=offset))
         moment = CurrentTime.decode(value).to_datetime(zone).timestamp()
+        if not self.clock.real_time:
+            self.log(f"phone's time not taken: the clock is simulated ({self.clock.speed:g}x)")
+            raise AttError(DATA_FIELD_IGNORED, "a simulated clock keeps its own timeline")
         self.clock.set(moment)
         self.model.set_time(int(moment))
-        self.log("clock set by phone")
+        if (ahead := self.model.now - int(moment)) > 0:
+            resumes = local_datetime(self.model.now + 1, offset).strftime("%H:%M:%S")
+            self.log(f"clock set back {ahead} s by phone; measuring resumes at {resumes}")
+        else:
+            self.log("clock set by phone")
         if self._session is not None:
             reason = AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE
             await self._session.peripheral.notify(
