@@ -152,3 +152,28 @@ async def test_a_phone_behind_the_watch_sets_it_back_and_the_watch_holds(
     assert_in_time_order(agent.store, watch.address)
     await agent.stop()
     await watch.stop()
+
+
+async def test_a_restarted_simulated_watch_continues_its_timeline(
+    link: LocalLink, tmp_path: Path
+) -> None:
+    """``watchsim run --speed 60`` stopped and run again on its state dir: the clock starts
+    after the newest record, even once the phone has had every record freed."""
+    watch = await start_loopback_watch(link, tmp_path / "watch", seed=7, speed=60)
+    agent = await Agent.start(link, tmp_path / "agent", watch)
+    await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+    await measured_until(watch, int(TEST_START.timestamp()) + BETWEEN_SYNCS_S)
+    await watch.app.stop_measuring()
+    await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
+    assert watch.history.count == 0  # all acknowledged and freed
+    newest = max(s.timestamp for s in agent.store.iter_samples(watch.address))
+    await watch.stop()
+
+    again = await start_loopback_watch(link, tmp_path / "watch", seed=7, speed=60)
+    assert again.app.clock.now() > newest
+    await measured_until(again, newest + BETWEEN_SYNCS_S)
+    await agent.sync(again.address).sync_once(scan_timeout=WAIT)
+    assert agent.store.next_seq(again.address) > again.history.next_seq - 1
+    assert_in_time_order(agent.store, again.address)
+    await agent.stop()
+    await again.stop()

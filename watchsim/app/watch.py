@@ -179,6 +179,7 @@ class WatchApp:
         if self.config.backfill_s and history.next_seq == 1:
             await self._backfill()
         else:
+            self._resume_timeline(history.newest_timestamp)
             self.model.set_time(int(self.clock.now()))
         async with self._lock:
             await self._radio_up()
@@ -286,6 +287,17 @@ class WatchApp:
             path.write_text(os.urandom(6).hex().upper())
         return path.read_text().strip()
 
+    def _resume_timeline(self, newest: int | None) -> None:
+        """Start the clock after the history's newest record, never before it.
+
+        A watch restarted on its state dir (``--speed 60`` again, or a ``--start`` earlier
+        than what it recorded) would otherwise stamp new records before older seqs.
+        """
+        if newest is not None and self.clock.now() < newest + 1:
+            self.clock.set(newest + 1)
+            stamp = local_datetime(newest + 1, self.clock.utc_offset_s).isoformat(sep=" ")
+            self.log(f"clock continues the history's timeline from {stamp}")
+
     async def _backfill(self) -> None:
         """Generate the simulated past quickly, yielding between chunks."""
         history = self._history()
@@ -308,7 +320,10 @@ class WatchApp:
             await asyncio.sleep(wait)
             async with self._lock:
                 await self._tick()
-            wait = max(MIN_TICK_S, self.clock.real_seconds_until(self.model.now + 1 + phase))
+            # At most a simulated second: a model holding for a clock set back sees the
+            # next set (the phone's, forward) within a second, not at the end of the hold.
+            until = self.clock.real_seconds_until(self.model.now + 1 + phase)
+            wait = max(MIN_TICK_S, min(until, 1.0 / self.clock.speed))
 
     async def _tick(self) -> None:
         measured = self.model.advance_to(int(self.clock.now()))
