@@ -10,8 +10,9 @@ their seqs, and ``data --since T`` returns the samples measured at or after T.
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
 import itertools
-import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -67,24 +68,12 @@ def assert_in_time_order(store: Store, address: str) -> None:
     assert len(heart) == len(set(heart))
 
 
-def data_since(data_dir: Path, key: Path, since: int) -> list[dict[str, object]]:
-    result = CliRunner().invoke(
-        main,
-        [
-            "--data-dir",
-            str(data_dir),
-            "--key-file",
-            str(key),
-            "data",
-            "--since",
-            str(since),
-            "--json",
-        ],
-        env={"PHONEAGENT_DB_KEY": ""},
-    )
+def data_since(data_dir: Path, key: Path, since: int) -> list[int]:
+    """The seqs ``phoneagent data --since`` lists."""
+    args = ["--data-dir", str(data_dir), "--key-file", str(key), "data", "--since", str(since)]
+    result = CliRunner().invoke(main, [*args, "--format", "csv"], env={"PHONEAGENT_DB_KEY": ""})
     assert result.exit_code == 0, result.output
-    rows: list[dict[str, object]] = json.loads(result.output)
-    return rows
+    return [int(row["seq"]) for row in csv.DictReader(io.StringIO(result.output))]
 
 
 async def test_speed_60_keeps_its_timeline_across_reconnects(
@@ -108,6 +97,7 @@ async def test_speed_60_keeps_its_timeline_across_reconnects(
     assert_exact(agent.store, watch.address, recorder)
     assert_in_time_order(agent.store, watch.address)
     # The watch's clock is its own: start + 60 x the real time since, never the phone's.
+    assert any("phone's time not taken" in line for line in watch.app.events)
     assert watch.app.clock.now() > phone().timestamp() + ROUNDS * BETWEEN_SYNCS_S
 
     # --since T means the watch's measurement time: exactly the samples measured from
@@ -120,8 +110,8 @@ async def test_speed_60_keeps_its_timeline_across_reconnects(
     key = tmp_path / "agent.key"
     key.write_text(KEY.material)
     key.chmod(0o600)
-    rows = data_since(tmp_path / "agent", key, since)
-    assert sorted(int(str(r["seq"])) for r in rows) == [s.seq for s in all_by_seq if s.seq >= first]
+    listed = data_since(tmp_path / "agent", key, since)
+    assert sorted(listed) == [s.seq for s in all_by_seq if s.seq >= first]
 
 
 async def test_a_phone_behind_the_watch_sets_it_back_and_the_watch_holds(
