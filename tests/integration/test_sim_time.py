@@ -168,3 +168,24 @@ async def test_a_restarted_simulated_watch_continues_its_timeline(
     assert_in_time_order(agent.store, again.address)
     await agent.stop()
     await again.stop()
+
+
+async def test_the_store_keeps_the_stamps_of_a_watch_that_steps_back(
+    link: LocalLink, tmp_path: Path
+) -> None:
+    """Not our watch's way, but the format carries it: the store neither re-stamps nor
+    reorders, and ``--since`` selects by the watch's stamp (docs/protocol.md)."""
+    watch = await start_loopback_watch(link, tmp_path / "watch", seed=7)
+    agent = await Agent.start(link, tmp_path / "agent", watch)
+    await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+    await watch.app.stop_measuring()
+    t0 = int(TEST_START.timestamp()) + 3600
+    stamps = [t0, t0 + 1, t0 + 2, t0 - 60, t0 - 59]  # a clock set back a minute, not held
+    seqs = watch.history.append((t, Metric.HEART_RATE, 70) for t in stamps)
+    await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
+    stored = {s.seq: s.timestamp for s in agent.store.iter_samples(watch.address)}
+    assert [stored[seq] for seq in seqs] == stamps
+    since = [s.seq for s in agent.store.iter_samples(watch.address, since=t0 - 59)]
+    assert since == [seqs[4], seqs[0], seqs[1], seqs[2]]  # in time order, then seq
+    await agent.stop()
+    await watch.stop()
