@@ -17,6 +17,7 @@ import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 from bumble.link import LocalLink
 from click.testing import CliRunner
@@ -59,6 +60,14 @@ async def measured_until(watch: LoopbackWatch, moment: int) -> None:
         unsubscribe()
 
 
+async def paired(link: LocalLink, tmp_path: Path, **watch: Any) -> tuple[LoopbackWatch, Agent]:
+    """A seeded loopback watch (``watch``: speed, backfill) and an agent paired with it."""
+    started = await start_loopback_watch(link, tmp_path / "watch", seed=7, **watch)
+    agent = await Agent.start(link, tmp_path / "agent", started)
+    await pair_device(agent.transport, agent.store, started.address, scan_timeout=WAIT)
+    return started, agent
+
+
 def assert_in_time_order(store: Store, address: str) -> None:
     """Timestamps never step back by seq; heart rate (1 Hz) never twice in a second."""
     by_seq = sorted(store.iter_samples(address), key=lambda s: s.seq)
@@ -80,12 +89,8 @@ async def test_speed_60_keeps_its_timeline_across_reconnects(
     link: LocalLink, tmp_path: Path
 ) -> None:
     """The issue's case: a phone at real time syncs a watch at speed 60 again and again."""
-    watch = await start_loopback_watch(
-        link, tmp_path / "watch", seed=7, speed=60, backfill=timedelta(minutes=5)
-    )
+    watch, agent = await paired(link, tmp_path, speed=60, backfill=timedelta(minutes=5))
     recorder = Recorder(watch)
-    agent = await Agent.start(link, tmp_path / "agent", watch)
-    await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
     phone = phone_clock(TEST_START)  # the phone starts where the watch does
     first_round_newest = 0
     for round_ in range(ROUNDS):
@@ -119,12 +124,8 @@ async def test_a_phone_behind_the_watch_sets_it_back_and_the_watch_holds(
 ) -> None:
     """A watch at real speed whose clock ran 10 min ahead: the phone's time is taken, and
     nothing is measured again until the clock has passed the newest measured second."""
-    watch = await start_loopback_watch(
-        link, tmp_path / "watch", seed=7, backfill=timedelta(minutes=15)
-    )
+    watch, agent = await paired(link, tmp_path, backfill=timedelta(minutes=15))
     recorder = Recorder(watch)
-    agent = await Agent.start(link, tmp_path / "agent", watch)
-    await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
     behind = TEST_START - timedelta(minutes=10)
     await agent.sync(watch.address, clock=phone_clock(behind)).sync_once(scan_timeout=WAIT)
     measured = watch.app.model.now
@@ -149,9 +150,7 @@ async def test_a_restarted_simulated_watch_continues_its_timeline(
 ) -> None:
     """``watchsim run --speed 60`` stopped and run again on its state dir: the clock starts
     after the newest record, even once the phone has had every record freed."""
-    watch = await start_loopback_watch(link, tmp_path / "watch", seed=7, speed=60)
-    agent = await Agent.start(link, tmp_path / "agent", watch)
-    await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+    watch, agent = await paired(link, tmp_path, speed=60)
     await measured_until(watch, int(TEST_START.timestamp()) + BETWEEN_SYNCS_S)
     await watch.app.stop_measuring()
     await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
@@ -175,9 +174,7 @@ async def test_the_store_keeps_the_stamps_of_a_watch_that_steps_back(
 ) -> None:
     """Not our watch's way, but the format carries it: the store neither re-stamps nor
     reorders, and ``--since`` selects by the watch's stamp (docs/protocol.md)."""
-    watch = await start_loopback_watch(link, tmp_path / "watch", seed=7)
-    agent = await Agent.start(link, tmp_path / "agent", watch)
-    await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+    watch, agent = await paired(link, tmp_path)
     await watch.app.stop_measuring()
     t0 = int(TEST_START.timestamp()) + 3600
     stamps = [t0, t0 + 1, t0 + 2, t0 - 60, t0 - 59]  # a clock set back a minute, not held
