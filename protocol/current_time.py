@@ -16,6 +16,9 @@ from protocol._bytes import Reader, Writer, check_range, check_reserved_bits, en
 from protocol.errors import RangeError
 
 _QUARTER_HOUR = timedelta(minutes=15)
+# CTS's own ATT application error: the server ignored a Current Time write (its time
+# source is better than the client's; a simulated watch's timeline is its own).
+DATA_FIELD_IGNORED = 0x80
 
 
 @dataclass(frozen=True)

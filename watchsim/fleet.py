@@ -10,8 +10,9 @@ socket of its own in its directory (``status``, ``freeze``, ``air-restart``, ``u
 ``watch NAME ...``).
 
 Accelerated clocks share one timeline, ``simulated = epoch + (wall - epoch) * speed``, kept
-in the manifest: agents that set the watch clocks from the same timeline (``phoneagent
-fleet`` does) move them by less than a second, and a restarted fleet continues it.
+in the manifest: a watch at a speed other than 1 keeps it (it refuses a phone's time,
+docs/protocol.md), agents at speed 1 set the clocks from the same timeline (``phoneagent
+fleet`` does) and so move them by less than a second, and a restarted fleet continues it.
 
 With ``audit`` every record a watch appends is also written to ``audit/NAME.rec`` (see
 ``read_audit``): what a soak run compares the agents' stores and the receiver with.

@@ -16,6 +16,8 @@ CRC-32) split into segment files named after their first sequence number, plus a
 - Sequence numbers only go up. ``meta`` keeps the next seq, so neither a reboot nor a
   wipe (factory reset) reuses one: after a wipe the history is empty and the next record
   continues the old numbering, so an agent can never mistake new records for old ones.
+  It also keeps the newest record's timestamp, so that a restarted watch's clock can
+  start after it even when every record was freed (time never steps back by seq).
   The one exception is a torn tail: its seqs are handed out again, which is safe because
   :meth:`History.append` never returned for them, so nobody can have been told about them.
 
@@ -40,8 +42,11 @@ _RECORD = struct.Struct("<QqBi")  # seq, timestamp, metric, raw
 _FULL = struct.Struct("<QqBiI")  # ... + CRC-32 of the above
 _CRC = struct.Struct("<I")
 RECORD_SIZE = _FULL.size
-_META = struct.Struct("<8sQQ")  # magic, floor, next seq
-_META_MAGIC = b"WSHIST01"
+_META = struct.Struct("<8sQQq")  # magic, floor, next seq, newest timestamp
+_META_MAGIC = b"WSHIST02"
+_META_V1 = struct.Struct("<8sQQ")  # before the newest timestamp was kept
+_META_V1_MAGIC = b"WSHIST01"
+_NO_TIMESTAMP = -(2**63)
 _METRICS = {int(m): m for m in Metric}
 _FIRST_SEQ = FIRST_SEQ
 
@@ -113,7 +118,7 @@ class History:
         self._segment_records = segment_records
         self._fd: int | None = None  # append handle on the newest segment
         self._listeners: list[Callable[[int, int], None]] = []
-        self._floor, self._next = self._read_meta()
+        self._floor, self._next, newest_timestamp = self._read_meta()
         self._segments = self._load_segments()
         if self._segments and self._segments[-1].end < self._next:
             raise HistoryCorruptError(
@@ -123,6 +128,9 @@ class History:
             self._next = self._segments[-1].end
         self._floor = max(self._floor, _FIRST_SEQ)
         self._free_below_floor()
+        if self.count:
+            newest_timestamp = self._read_range(self._next - 1, self._next)[0].timestamp
+        self._newest_timestamp = newest_timestamp
 
     # --- state --------------------------------------------------------------------------
 
@@ -138,6 +146,11 @@ class History:
     @property
     def newest_seq(self) -> int | None:
         return self._next - 1 if self.count else None
+
+    @property
+    def newest_timestamp(self) -> int | None:
+        """The timestamp of the newest record ever appended, kept after it is freed."""
+        return self._newest_timestamp
 
     @property
     def count(self) -> int:
@@ -176,6 +189,7 @@ class History:
             if segment.count >= self._segment_records or written == n:
                 self._fsync(self._fd)
         self._next = first + n
+        self._newest_timestamp = _RECORD.unpack_from(buffer, (n - 1) * RECORD_SIZE)[1]
         if self.count > self.capacity:  # oldest go first, like a full flash ring
             self._set_floor(self._next - self.capacity)
         for listener in list(self._listeners):
@@ -305,23 +319,27 @@ class History:
 
     # --- files --------------------------------------------------------------------------
 
-    def _read_meta(self) -> tuple[int, int]:
+    def _read_meta(self) -> tuple[int, int, int | None]:
+        """(floor, next seq, newest timestamp); a history from before that was kept has none."""
         path = self._dir / "meta"
         try:
             data = path.read_bytes()
         except FileNotFoundError:
-            return _FIRST_SEQ, _FIRST_SEQ
-        if len(data) != _META.size + _CRC.size or _CRC.unpack_from(data, _META.size)[0] != (
-            zlib.crc32(data[: _META.size])
+            return _FIRST_SEQ, _FIRST_SEQ, None
+        layout = _META if data[:8] == _META_MAGIC else _META_V1
+        if len(data) != layout.size + _CRC.size or _CRC.unpack_from(data, layout.size)[0] != (
+            zlib.crc32(data[: layout.size])
         ):
             raise HistoryCorruptError(f"{path}: damaged (it is only ever replaced atomically)")
-        magic, floor, next_seq = _META.unpack_from(data)
-        if magic != _META_MAGIC:
+        magic, floor, next_seq, *newest = layout.unpack_from(data)
+        if magic not in (_META_MAGIC, _META_V1_MAGIC):
             raise HistoryCorruptError(f"{path}: not a watchsim history ({magic!r})")
-        return floor, next_seq
+        timestamp = newest[0] if newest else _NO_TIMESTAMP
+        return floor, next_seq, None if timestamp == _NO_TIMESTAMP else timestamp
 
     def _write_meta(self) -> None:
-        body = _META.pack(_META_MAGIC, self._floor, self._next)
+        newest = _NO_TIMESTAMP if self._newest_timestamp is None else self._newest_timestamp
+        body = _META.pack(_META_MAGIC, self._floor, self._next, newest)
         tmp, path = self._dir / "meta.tmp", self._dir / "meta"
         with open(tmp, "wb") as f:
             f.write(body + _CRC.pack(zlib.crc32(body)))

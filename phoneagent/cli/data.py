@@ -35,8 +35,12 @@ def _epoch(text: str | None) -> int | None:
 @click.command("data")
 @click.option("--device", help="Only this watch (address).")
 @click.option("--metric", type=click.Choice(_METRICS), help="Only this metric.")
-@click.option("--since", help="From this time (ISO 8601, naive = UTC, or Unix seconds).")
-@click.option("--until", help="Before this time.")
+@click.option(
+    "--since",
+    help="From this measurement time, by the watch's clock (ISO 8601, naive = UTC, or Unix "
+    "seconds).",
+)
+@click.option("--until", help="Before this measurement time.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many rows.")
 @click.option(
     "--format",

@@ -384,7 +384,8 @@ class DeviceSync:
             serial=info.serial,
             firmware=info.firmware,
         )
-        await watch.set_clock(self._clock)
+        if not await watch.set_clock(self._clock):
+            log.info("%s: the watch keeps its own time (a simulated clock)", self.address)
         await self._configure(watch)
         self._watch = watch
         self.cursor = await self._store.next_seq(self.address)

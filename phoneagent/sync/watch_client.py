@@ -15,12 +15,18 @@ from typing import TypeVar
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
-from bleak.exc import BleakError
+from bleak.exc import BleakError, BleakGATTProtocolError
 
 from phoneagent.waiting import done_or_set
 from protocol import uuids
 from protocol.alerts import AlertNotification, AlertRemoval, CallAction, CallState
-from protocol.current_time import AdjustReason, CurrentTime, DstOffset, LocalTimeInformation
+from protocol.current_time import (
+    DATA_FIELD_IGNORED,
+    AdjustReason,
+    CurrentTime,
+    DstOffset,
+    LocalTimeInformation,
+)
 from protocol.device_info import STRING_CHARACTERISTICS, DeviceInfoString
 from protocol.errors import ProtocolError
 from protocol.heart_rate import HeartRateMeasurement
@@ -91,20 +97,28 @@ class WatchClient:
         raw = await self._read(uuids.HISTORY_STATUS)
         return _decode(lambda: HistoryStatus.decode(raw))
 
-    async def set_clock(self, clock: Callable[[], datetime]) -> None:
+    async def set_clock(self, clock: Callable[[], datetime]) -> bool:
         """Local time zone first, then the wall clock, so the watch never mixes old and new.
 
         The time is read from ``clock`` right before its own write, not before the zone's
         round trip: on a loaded link that took 100-200 ms, and the watch's clock (so every
         sample's timestamp) lagged by as much. A fixed-offset zone knows no DST split: its
-        whole offset is then standard time.
+        whole offset is then standard time. False when the watch keeps its own time (CTS's
+        "data field ignored": a simulated watch's timeline, docs/protocol.md); the zone
+        is set either way.
         """
         zone = LocalTimeInformation.from_datetime(clock())
         if zone.dst_offset is DstOffset.UNKNOWN:
             zone = replace(zone, dst_offset=DstOffset.STANDARD_TIME)
         await self.client.write_gatt_char(uuids.LOCAL_TIME_INFORMATION, zone.encode(), True)
         current = CurrentTime.from_datetime(clock(), AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE)
-        await self.client.write_gatt_char(uuids.CURRENT_TIME, current.encode(), True)
+        try:
+            await self.client.write_gatt_char(uuids.CURRENT_TIME, current.encode(), True)
+        except BleakGATTProtocolError as error:
+            if error.code != DATA_FIELD_IGNORED:
+                raise
+            return False
+        return True
 
     async def read_metric_settings(self) -> MetricSettings:
         raw = await self._read(uuids.METRIC_SETTINGS)

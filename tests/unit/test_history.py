@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+import zlib
 from pathlib import Path
 
 import pytest
@@ -124,6 +126,35 @@ def test_seqs_never_reused_after_wipe_and_reopen(tmp_path: Path) -> None:
         assert history.next_seq == 11
         assert history.append(batch(3)) == range(11, 14)
         assert everything(history) == [Gap(1, 10), *expected(11, 3)]
+
+
+def test_the_newest_timestamp_outlives_its_record(tmp_path: Path) -> None:
+    """A restarted watch starts its clock after it, even when every record was freed."""
+    with History(tmp_path) as history:
+        assert history.newest_timestamp is None
+        history.append(batch(10))
+        history.delete_up_to(10)
+        assert (history.count, history.newest_timestamp) == (0, T0 + 9)
+    with History(tmp_path) as history:
+        assert history.newest_timestamp == T0 + 9
+        history.append(batch(2, 20))
+    with History(tmp_path) as history:  # from the newest record, not from meta
+        assert history.newest_timestamp == T0 + 21
+
+
+def test_a_history_from_before_the_newest_timestamp_was_kept_opens(tmp_path: Path) -> None:
+    with History(tmp_path) as history:
+        history.append(batch(10))
+        history.delete_up_to(4)
+    body = struct.pack("<8sQQ", b"WSHIST01", 5, 11)
+    (tmp_path / "meta").write_bytes(body + struct.pack("<I", zlib.crc32(body)))
+    with History(tmp_path) as history:
+        assert (history.oldest_seq, history.next_seq) == (5, 11)
+        assert history.newest_timestamp == T0 + 9
+        history.delete_up_to(10)
+        assert history.newest_timestamp == T0 + 9
+    with History(tmp_path) as history:
+        assert history.newest_timestamp == T0 + 9
 
 
 def test_a_bad_sample_writes_nothing(tmp_path: Path) -> None:

@@ -326,10 +326,12 @@ def test_set_time_to_a_measured_second_does_not_measure_it_again() -> None:
     assert stamps == list(range(START, START + 111))
 
 
-def test_set_time_far_back_measures_from_the_new_time() -> None:
+def test_set_time_far_back_holds_until_the_clock_passes_what_was_measured() -> None:
+    # A correction an hour back: no second measured twice, no timestamp below an older seq.
     model = WatchModel(load_builtin("default-day"), seed=1, start=START)
-    model.advance_to(START + 3600)
-    model.set_time(START)  # a real correction: the watch measures on from the time it is told
-    assert [s.timestamp for s in of(model.advance_to(START + 9), HR)] == list(
-        range(START, START + 10)
-    )
+    measured = model.advance_to(START + 3600)
+    model.set_time(START)
+    assert model.advance_to(START + 3600) == []  # held
+    measured += model.advance_to(START + 3609)
+    stamps = [s.timestamp for s in of(measured, HR)]
+    assert stamps == list(range(START, START + 3610))

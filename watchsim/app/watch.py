@@ -21,7 +21,13 @@ from pathlib import Path
 from typing import Any, Final
 
 from protocol import uuids
-from protocol.current_time import AdjustReason, CurrentTime, DstOffset, LocalTimeInformation
+from protocol.current_time import (
+    DATA_FIELD_IGNORED,
+    AdjustReason,
+    CurrentTime,
+    DstOffset,
+    LocalTimeInformation,
+)
 from protocol.device_info import DeviceInfoString, PnpId, VendorIdSource
 from protocol.heart_rate import BodySensorLocation, HeartRateControlPoint
 from protocol.metrics import Metric
@@ -173,6 +179,7 @@ class WatchApp:
         if self.config.backfill_s and history.next_seq == 1:
             await self._backfill()
         else:
+            self._resume_timeline(history.newest_timestamp)
             self.model.set_time(int(self.clock.now()))
         async with self._lock:
             await self._radio_up()
@@ -280,6 +287,17 @@ class WatchApp:
             path.write_text(os.urandom(6).hex().upper())
         return path.read_text().strip()
 
+    def _resume_timeline(self, newest: int | None) -> None:
+        """Start the clock after the history's newest record, never before it.
+
+        A watch restarted on its state dir (``--speed 60`` again, or a ``--start`` earlier
+        than what it recorded) would otherwise stamp new records before older seqs.
+        """
+        if newest is not None and self.clock.now() < newest + 1:
+            self.clock.set(newest + 1)
+            stamp = local_datetime(newest + 1, self.clock.utc_offset_s).isoformat(sep=" ")
+            self.log(f"clock continues the history's timeline from {stamp}")
+
     async def _backfill(self) -> None:
         """Generate the simulated past quickly, yielding between chunks."""
         history = self._history()
@@ -302,7 +320,10 @@ class WatchApp:
             await asyncio.sleep(wait)
             async with self._lock:
                 await self._tick()
-            wait = max(MIN_TICK_S, self.clock.real_seconds_until(self.model.now + 1 + phase))
+            # At most a simulated second: a model holding for a clock set back sees the
+            # next set (the phone's, forward) within a second, not at the end of the hold.
+            until = self.clock.real_seconds_until(self.model.now + 1 + phase)
+            wait = max(MIN_TICK_S, min(until, 1.0 / self.clock.speed))
 
     async def _tick(self) -> None:
         measured = self.model.advance_to(int(self.clock.now()))
@@ -480,13 +501,25 @@ class WatchApp:
         self.live.reset_energy_expended()
 
     async def _on_current_time(self, _peer: Peer, value: bytes) -> None:
-        """The phone sets the watch clock (local wall time); it keeps running at speed."""
+        """The phone sets the watch clock (local wall time), by docs/protocol.md's rule.
+
+        A clock at real speed takes it; the model holds rather than measure a second
+        twice when it is set back. A simulated clock keeps its own timeline and answers
+        with CTS's "data field ignored" (the time zone, a separate write, still applies).
+        """
         offset = self.clock.utc_offset_s
         zone = datetime.timezone(datetime.timedelta(seconds=offset))
         moment = CurrentTime.decode(value).to_datetime(zone).timestamp()
+        if not self.clock.real_time:
+            self.log(f"phone's time not taken: the clock is simulated ({self.clock.speed:g}x)")
+            raise AttError(DATA_FIELD_IGNORED, "a simulated clock keeps its own timeline")
         self.clock.set(moment)
         self.model.set_time(int(moment))
-        self.log("clock set by phone")
+        if (ahead := self.model.now - int(moment)) > 0:
+            resumes = local_datetime(self.model.now + 1, offset).strftime("%H:%M:%S")
+            self.log(f"clock set back {ahead} s by phone; measuring resumes at {resumes}")
+        else:
+            self.log("clock set by phone")
         if self._session is not None:
             reason = AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE
             await self._session.peripheral.notify(

@@ -119,14 +119,24 @@ async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
     show_default=True,
     help="A built-in scenario name or the path of a scenario TOML file.",
 )
-@click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per real second.")
+@click.option(
+    "--speed",
+    default=1.0,
+    show_default=True,
+    help="Simulated seconds per real second. At 1 the phone's time sync sets the clock "
+    "(set back, the watch measures nothing until the clock passes its newest sample); at "
+    "any other speed the clock is the watch's own simulated timeline: it refuses the "
+    "phone's time (not its time zone) and stamps samples in simulated time. Timestamps "
+    "never go back: a restart continues after the newest sample.",
+)
 @click.option("--backfill", default=None, help="Pre-fill a fresh history: 7d, 24h, 90m.")
 @click.option(
     "--start",
     type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M"]),
     default=None,
     help="Start the watch clock at this local time (e.g. 2026-06-01T07:30) to reproduce "
-    "a moment of the scenario's day; the backfill ends there [default: now].",
+    "a moment of the scenario's day; the backfill ends there. Never before the history's "
+    "newest sample; at --speed 1 the phone's time sync moves it [default: now].",
 )
 @click.option(
     "--pairing",

@@ -2,7 +2,8 @@
 
 Simulated time is an affine function of a monotonic source, rebased whenever the speed
 or the time is changed, so setting the clock never makes it run backwards by accident
-and a test can drive it with its own time source.
+and a test can drive it with its own time source. Only a clock at real speed takes a
+phone's time (``real_time``; the rule is in docs/protocol.md, Current Time).
 """
 
 from __future__ import annotations
@@ -39,6 +40,13 @@ class VirtualClock:
     @property
     def speed(self) -> float:
         return self._speed
+
+    @property
+    def real_time(self) -> bool:
+        """Runs at real speed, so a phone's wall clock can set it. A clock N times faster
+        (or slower) is a simulated timeline of its own: the phone's time would step it back
+        (or forward) by the difference again at every connection."""
+        return self._speed == 1.0
 
     def set_speed(self, speed: float) -> None:
         if speed <= 0:

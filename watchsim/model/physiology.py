@@ -25,8 +25,6 @@ from watchsim.model.scenario import Activity, Anchor, EventKind, Scenario, Scrip
 from watchsim.model.user import Sex, UserProfile
 
 DAY = 86_400
-# A clock set back by less than this holds measuring rather than measuring seconds again.
-HOLD_SETBACK_S = 60
 _FOREVER = 1 << 62
 _HR, _STEPS, _SPO2, _TEMP = (
     Metric.HEART_RATE,
@@ -262,17 +260,17 @@ class WatchModel:
         self._derive()
 
     def set_time(self, t: int, utc_offset_s: int | None = None) -> None:
-        """The clock was set (Current Time write): jump without measuring the skipped time.
+        """The clock was set (Current Time write): jump forward without measuring the skipped time.
 
-        A second already measured is not measured again: the phone sets the clock on every
-        connection, usually to the second the watch is in (or one just behind), and a new
-        sample for that second would be a duplicate under another seq. Measuring waits
-        until the clock passes what was measured; only a setback beyond ``HOLD_SETBACK_S``
-        is a real correction, measured on from the new time.
+        The measurement timeline never steps back. Set to a second already measured (the
+        phone sets the clock on every connection, to the second the watch is in, or behind
+        it when the watch ran fast), the model holds: it measures nothing until the clock
+        passes what it measured, so no second is measured twice under another seq and
+        timestamps stay in seq order. The pause lasts as long as the correction.
         """
         if utc_offset_s is not None:
             self.set_utc_offset(utc_offset_s)
-        if self._t - HOLD_SETBACK_S < t <= self._t:
+        if t <= self._t:
             return
         old_day = (self._t + 1 + self._utc_offset) // DAY
         self._t = t - 1
