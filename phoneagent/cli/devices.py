@@ -47,19 +47,18 @@ def _when(epoch: int) -> str:
 @json_option
 @pass_agent
 def scan_command(agent: AgentContext, seconds: float, show_all: bool, as_json: bool) -> None:
-    """List advertising watches."""
+    """List advertising watches (no database key needed: `devices` lists the paired ones)."""
 
     async def work() -> list[dict[str, object]]:
-        async with agent.session() as (store, transport, _):
-            paired = {d.address for d in store.store.list_devices()}
+        async with agent.anonymous_radio() as transport:
             found = await scan(transport, seconds)
         return [
-            {"address": s.address, "name": s.name, "rssi": s.rssi, "paired": s.address in paired}
+            {"address": s.address, "name": s.name, "rssi": s.rssi}
             for s in found
             if s.watch or show_all
         ]
 
-    emit(asyncio.run(work()), ("address", "name", "rssi", "paired"), "Watches", as_json)
+    emit(asyncio.run(work()), ("address", "name", "rssi"), "Watches", as_json)
 
 
 @click.command("pair")

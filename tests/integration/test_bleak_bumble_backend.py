@@ -31,6 +31,7 @@ from bumble.transport.common import AsyncPipeSink
 from phoneagent.transport import (
     BumbleRadio,
     ConnectTimeoutError,
+    MemoryBondStore,
     PairingAgent,
     PairingLostError,
     appearance,
@@ -190,7 +191,9 @@ async def watch(link: LocalLink) -> PlainWatch:
 
 @pytest.fixture
 async def radio(link: LocalLink) -> AsyncIterator[BumbleRadio]:
-    async with await BumbleRadio.on_link(link, agent=agent_of(Agent())) as radio:
+    async with await BumbleRadio.on_link(
+        link, bonds=MemoryBondStore(), agent=agent_of(Agent())
+    ) as radio:
         yield radio
 
 
