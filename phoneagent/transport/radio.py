@@ -69,6 +69,12 @@ DEFAULT_PAIRING_TIMEOUT = 120.0
 ENCRYPT_TIMEOUT = 10.0
 MTU = 517
 RPA_LIFETIME_S = 15 * 60.0
+# A device at the bonded address that cannot encrypt with the bond is the watch after a
+# reset, or another device using its address: nothing was read from or written to it.
+_NOT_PROVEN = (
+    "; it could not prove the bond (the watch was reset, or another device uses its"
+    " address), so nothing was exchanged with it"
+)
 
 
 def address_text(address: hci.Address) -> str:
@@ -494,9 +500,9 @@ class BumbleRadio:
             async with asyncio.timeout(ENCRYPT_TIMEOUT):
                 await guarded(connection, self.device.encrypt(connection))
         except TimeoutError as error:
-            raise PairingLostError(peer, "encryption did not complete") from error
+            raise PairingLostError(peer, f"encryption did not complete{_NOT_PROVEN}") from error
         except Exception as error:
-            raise PairingLostError(peer, f"the watch rejected our keys: {error}") from error
+            raise PairingLostError(peer, f"it rejected our keys ({error}){_NOT_PROVEN}") from error
 
     def forget(self, address: str) -> None:
         self.bonds.delete(address.upper())

@@ -1,0 +1,297 @@
+"""Hostile peripherals: raw Bumble devices that pose as the watch to the agent.
+
+Nothing of the project is imported here but UUID constants: the GATT table is built by
+hand and every history value is written byte by byte from ``docs/protocol-custom.md``,
+so a bug shared by the agent and the project's own codecs cannot hide here. A test
+scripts what the peripheral does when the agent writes its History Control Point
+(``Hostile.on_request``) and reads back everything the agent wrote (``Hostile.writes``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bumble import att, hci
+from bumble.controller import Controller
+from bumble.core import AdvertisingData
+from bumble.device import Connection, Device, DeviceConfiguration
+from bumble.gatt import Characteristic, CharacteristicValue, Service
+from bumble.host import Host
+from bumble.keys import MemoryKeyStore
+from bumble.link import LocalLink
+from bumble.pairing import PairingConfig, PairingDelegate
+from bumble.transport.common import AsyncPipeSink
+
+from protocol import uuids
+
+P = Characteristic.Properties
+PASSKEY = 246810
+# docs/protocol-custom.md, History Sync: opcodes, results, entry tags.
+REPORT, COUNT, ABORT, DELETE_UP_TO, REPORT_LIVE = 1, 2, 3, 4, 5
+SUCCESS, NO_RECORDS, INVALID_OPERAND, BUSY, ABORTED = 1, 2, 3, 4, 5
+HEART_RATE = 1  # metric id
+GAP_TAG = 0x80
+BASE_TS = 1_780_000_000
+
+
+@dataclass(frozen=True)
+class Record:
+    seq: int
+    ts: int
+    raw: int  # heart rate, bpm
+
+
+def history(count: int, first: int = 1) -> list[Record]:
+    """Heart-rate records ``first..first+count-1``, one a second."""
+    return [Record(s, BASE_TS + s, 60 + s % 40) for s in range(first, first + count)]
+
+
+def batch(records: list[Record]) -> bytes:
+    """One packed batch of compact heart-rate records with consecutive seqs."""
+    head = records[0]
+    out = struct.pack("<II", head.seq, head.ts)
+    previous = head.ts
+    for record in records:
+        out += struct.pack("<BBHh", HEART_RATE, 0, record.ts - previous, record.raw)
+        previous = record.ts
+    return out
+
+
+def gap_batch(first: int, last: int) -> bytes:
+    """A batch holding one gap entry: seqs first..last dropped on the watch."""
+    return struct.pack("<IIBBI", first, 0, GAP_TAG, 0, last - first)
+
+
+def response(opcode: int, result: int, value: int) -> bytes:
+    return struct.pack("<BBBI", 0x80, opcode, result, value)
+
+
+def status(newest: int, oldest: int, count: int) -> bytes:
+    return struct.pack("<III", newest, oldest, count)
+
+
+class _Screen(PairingDelegate):
+    """Shows a fixed passkey (or, Just Works only, has no display and no input)."""
+
+    def __init__(self, just_works: bool) -> None:
+        super().__init__(
+            io_capability=(
+                PairingDelegate.NO_OUTPUT_NO_INPUT
+                if just_works
+                else PairingDelegate.DISPLAY_OUTPUT_ONLY
+            )
+        )
+
+    async def generate_passkey(self) -> int:
+        return PASSKEY
+
+
+Script = Callable[["Hostile", Connection, bytes], Awaitable[None]]
+
+
+@dataclass
+class Hostile:
+    """A peripheral on ``link`` that advertises the watch's name and services.
+
+    ``address``: the watch's own (a spoofer) or another. ``just_works``: it offers only
+    Just Works pairing. ``on_request``: what it does on each Control Point write.
+    """
+
+    link: LocalLink
+    address: str
+    name: str = "WatchSim"
+    just_works: bool = False
+    newest: int = 0
+    on_request: Script | None = None
+    writes: list[tuple[str, bytes]] = field(default_factory=list)
+    connections: int = 0
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.controller = Controller(f"hostile-{self.address}", link=self.link)
+        config = DeviceConfiguration(name=self.name, address=hci.Address(self.address))
+        host = Host(self.controller, AsyncPipeSink(self.controller))
+        self.device = Device(config=config, host=host)
+        self.device.keystore = MemoryKeyStore()
+        self.device.pairing_config_factory = lambda _: PairingConfig(
+            sc=True,
+            mitm=not self.just_works,
+            bonding=True,
+            delegate=_Screen(self.just_works),
+            identity_address_type=PairingConfig.AddressType.RANDOM,
+        )
+        self.device.on(Device.EVENT_CONNECTION, self._connected)
+        self.chars: dict[str, Characteristic[bytes]] = {}
+        self.connected = asyncio.Event()
+
+    def _char(
+        self, uuid: str, properties: P, value: bytes | CharacteristicValue[bytes]
+    ) -> Characteristic[bytes]:
+        """Open (no permission checks): the agent must not rely on the peer refusing."""
+        permissions = Characteristic.READABLE | Characteristic.WRITEABLE
+        char: Characteristic[bytes] = Characteristic(uuid, properties, permissions, value)
+        self.chars[uuid] = char
+        return char
+
+    def _recording(self, uuid: str, read: bytes = b"") -> CharacteristicValue[bytes]:
+        def write(connection: Connection, value: bytes) -> None:
+            self.writes.append((uuid, bytes(value)))
+            if uuid == uuids.HISTORY_CONTROL_POINT and self.on_request is not None:
+                task = asyncio.ensure_future(self.on_request(self, connection, bytes(value)))
+                self.tasks.add(task)
+                task.add_done_callback(self.tasks.discard)
+
+        return CharacteristicValue(read=lambda _: read, write=write)
+
+    def _connected(self, connection: Connection) -> None:
+        self.connections += 1
+        self.connected.set()
+
+    async def start(self) -> Hostile:
+        rw = P.READ | P.WRITE
+        status_value = CharacteristicValue[bytes](
+            read=lambda _: status(self.newest, 1, self.newest)
+        )
+        self.device.add_service(
+            Service(
+                uuids.DEVICE_INFORMATION_SERVICE,
+                [
+                    self._char(uuids.MANUFACTURER_NAME, P.READ, b"Hostile"),
+                    self._char(uuids.MODEL_NUMBER, P.READ, b"H-1"),
+                    self._char(uuids.SERIAL_NUMBER, P.READ, b"0001"),
+                    self._char(uuids.FIRMWARE_REVISION, P.READ, b"6.6.6"),
+                ],
+            )
+        )
+        self.device.add_service(
+            Service(
+                uuids.CURRENT_TIME_SERVICE,
+                [
+                    self._char(uuids.CURRENT_TIME, rw, self._recording(uuids.CURRENT_TIME)),
+                    self._char(
+                        uuids.LOCAL_TIME_INFORMATION,
+                        rw,
+                        self._recording(uuids.LOCAL_TIME_INFORMATION),
+                    ),
+                ],
+            )
+        )
+        self.device.add_service(
+            Service(
+                uuids.HISTORY_SERVICE,
+                [
+                    self._char(
+                        uuids.HISTORY_CONTROL_POINT,
+                        P.WRITE | P.INDICATE,
+                        self._recording(uuids.HISTORY_CONTROL_POINT),
+                    ),
+                    self._char(uuids.HISTORY_RECORDS, P.NOTIFY, b""),
+                    self._char(uuids.HISTORY_STATUS, P.READ | P.NOTIFY, status_value),
+                ],
+            )
+        )
+        settings = bytes.fromhex("01010100 02013c00 03013c00 04013c00")
+        self.device.add_service(
+            Service(
+                uuids.SETTINGS_SERVICE,
+                [
+                    self._char(uuids.USER_PROFILE, rw, self._recording(uuids.USER_PROFILE)),
+                    self._char(
+                        uuids.METRIC_SETTINGS,
+                        rw,
+                        self._recording(uuids.METRIC_SETTINGS, settings),
+                    ),
+                ],
+            )
+        )
+        await self.device.power_on()
+        history_service = bytes.fromhex(uuids.HISTORY_SERVICE.replace("-", ""))[::-1]
+        payload = AdvertisingData(
+            [
+                (AdvertisingData.FLAGS, bytes([0x06])),
+                (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, history_service),
+                (AdvertisingData.APPEARANCE, struct.pack("<H", uuids.APPEARANCE_SMARTWATCH)),
+                (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
+            ]
+        )
+        await self.device.start_advertising(
+            advertising_data=bytes(payload),
+            auto_restart=True,
+            advertising_interval_min=20,
+            advertising_interval_max=20,
+        )
+        return self
+
+    # --- what a script sends -----------------------------------------------------------
+
+    def handle(self, uuid: str) -> int:
+        handle: int = self.chars[uuid].handle
+        return handle
+
+    def notify(self, connection: Connection, handle: int, value: bytes) -> None:
+        """A raw Handle Value Notification: subscribed or not, on any handle."""
+        pdu = att.ATT_Handle_Value_Notification(attribute_handle=handle, attribute_value=value)
+        connection.send_l2cap_pdu(att.ATT_CID, bytes(pdu))
+
+    def indicate(self, connection: Connection, handle: int, value: bytes) -> None:
+        """A raw Handle Value Indication, without waiting for the previous confirmation."""
+        pdu = att.ATT_Handle_Value_Indication(attribute_handle=handle, attribute_value=value)
+        connection.send_l2cap_pdu(att.ATT_CID, bytes(pdu))
+
+    def records(self, connection: Connection, value: bytes) -> None:
+        self.notify(connection, self.handle(uuids.HISTORY_RECORDS), value)
+
+    def respond(self, connection: Connection, opcode: int, result: int, value: int) -> None:
+        self.indicate(
+            connection, self.handle(uuids.HISTORY_CONTROL_POINT), response(opcode, result, value)
+        )
+
+    def acknowledged(self) -> list[int]:
+        """Every DELETE_UP_TO seq the agent wrote, in order."""
+        return [
+            struct.unpack_from("<I", value, 1)[0]
+            for uuid, value in self.writes
+            if uuid == uuids.HISTORY_CONTROL_POINT and value[:1] == bytes([DELETE_UP_TO])
+        ]
+
+    def reports(self) -> list[int]:
+        """Every REPORT from_seq the agent wrote, in order."""
+        return [
+            struct.unpack_from("<I", value, 1)[0]
+            for uuid, value in self.writes
+            if uuid == uuids.HISTORY_CONTROL_POINT and value[:1] == bytes([REPORT])
+        ]
+
+    async def stop(self) -> None:
+        for task in list(self.tasks):
+            task.cancel()
+        for connection in list(self.device.connections.values()):
+            await connection.disconnect()
+        await self.device.stop_advertising()
+        self.link.remove_controller(self.controller)
+
+
+def serve(records: list[Record], per_batch: int = 10) -> Script:
+    """A well-behaved watch holding ``records``: REPORT streams them and answers; every
+    DELETE_UP_TO is answered."""
+
+    async def script(hostile: Hostile, connection: Connection, request: bytes) -> None:
+        opcode = request[0]
+        if opcode in (REPORT, REPORT_LIVE):
+            (start,) = struct.unpack_from("<I", request, 1)
+            wanted = [r for r in records if r.seq >= start]
+            for index in range(0, len(wanted), per_batch):
+                hostile.records(connection, batch(wanted[index : index + per_batch]))
+            last = wanted[-1].seq if wanted else 0
+            if opcode == REPORT:
+                hostile.respond(connection, REPORT, SUCCESS if wanted else NO_RECORDS, last)
+        elif opcode == DELETE_UP_TO:
+            hostile.respond(connection, DELETE_UP_TO, SUCCESS, 0)
+        elif opcode == ABORT:
+            hostile.respond(connection, REPORT_LIVE, ABORTED, records[-1].seq if records else 0)
+            hostile.respond(connection, ABORT, SUCCESS, 0)
+
+    return script
