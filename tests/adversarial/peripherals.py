@@ -105,6 +105,7 @@ class Hostile:
     name: str = "WatchSim"
     just_works: bool = False
     newest: int = 0
+    status_value: bytes | None = None  # History Status as read; None: from ``newest``
     on_request: Script | None = None
     writes: list[tuple[str, bytes]] = field(default_factory=list)
     connections: int = 0
@@ -146,15 +147,18 @@ class Hostile:
 
         return CharacteristicValue(read=lambda _: read, write=write)
 
+    def _status(self) -> bytes:
+        if self.status_value is not None:
+            return self.status_value
+        return status(self.newest, 1, self.newest)
+
     def _connected(self, connection: Connection) -> None:
         self.connections += 1
         self.connected.set()
 
     async def start(self) -> Hostile:
         rw = P.READ | P.WRITE
-        status_value = CharacteristicValue[bytes](
-            read=lambda _: status(self.newest, 1, self.newest)
-        )
+        status_value = CharacteristicValue[bytes](read=lambda _: self._status())
         self.device.add_service(
             Service(
                 uuids.DEVICE_INFORMATION_SERVICE,
@@ -248,6 +252,9 @@ class Hostile:
         self.indicate(
             connection, self.handle(uuids.HISTORY_CONTROL_POINT), response(opcode, result, value)
         )
+
+    def writes_to(self, uuid: str) -> list[bytes]:
+        return [value for written, value in self.writes if written == uuid]
 
     def acknowledged(self) -> list[int]:
         """Every DELETE_UP_TO seq the agent wrote, in order."""
