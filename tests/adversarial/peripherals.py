@@ -90,6 +90,17 @@ class _Screen(PairingDelegate):
 
 
 Script = Callable[["Hostile", Connection, bytes], Awaitable[None]]
+# Where a peripheral may drop the link, in the order a session meets them.
+PHASES = (
+    "connect",
+    "discovery",
+    "pairing",
+    "encryption",
+    "status read",
+    "REPORT",
+    "records",
+    "DELETE_UP_TO",
+)
 
 
 @dataclass
@@ -106,6 +117,9 @@ class Hostile:
     just_works: bool = False
     newest: int = 0
     status_value: bytes | None = None  # History Status as read; None: from ``newest``
+    # The phase in which it drops the link (``PHASES``); None: it never does.
+    drop_in: str | None = None
+    dropped: list[str] = field(default_factory=list)
     on_request: Script | None = None
     writes: list[tuple[str, bytes]] = field(default_factory=list)
     connections: int = 0
@@ -125,8 +139,44 @@ class Hostile:
             identity_address_type=PairingConfig.AddressType.RANDOM,
         )
         self.device.on(Device.EVENT_CONNECTION, self._connected)
+        self.device.on(Connection.EVENT_PAIRING_START, lambda c: self.drop("pairing", c))
         self.chars: dict[str, Characteristic[bytes]] = {}
         self.connected = asyncio.Event()
+        self._hook_discovery()
+        self._hook_encryption()
+
+    def drop(self, phase: str, connection: Connection) -> bool:
+        """Disconnect ``connection`` if this is the phase to do it in."""
+        if self.drop_in != phase:
+            return False
+        self.dropped.append(phase)
+        task = asyncio.ensure_future(connection.disconnect())
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
+        return True
+
+    def _hook_discovery(self) -> None:
+        """Drop instead of answering the first primary service discovery request."""
+        server = self.device.gatt_server
+        answer = server.on_att_read_by_group_type_request
+
+        def request(bearer: Connection, pdu: att.ATT_PDU) -> None:
+            if not self.drop("discovery", bearer):
+                answer(bearer, pdu)
+
+        server.on_att_read_by_group_type_request = request  # type: ignore[method-assign]
+
+    def _hook_encryption(self) -> None:
+        """Drop when the central asks to encrypt with the bond (the LTK request)."""
+        device, lookup = self.device, self.device.get_long_term_key
+
+        async def key(handle: int, rand: bytes, ediv: int) -> bytes | None:
+            connection = device.lookup_connection(handle)
+            if connection is not None and self.drop("encryption", connection):
+                await asyncio.Event().wait()  # no answer: the link goes first
+            return await lookup(handle, rand, ediv)
+
+        device.host.long_term_key_provider = key
 
     def _char(
         self, uuid: str, properties: P, value: bytes | CharacteristicValue[bytes]
@@ -140,14 +190,20 @@ class Hostile:
     def _recording(self, uuid: str, read: bytes = b"") -> CharacteristicValue[bytes]:
         def write(connection: Connection, value: bytes) -> None:
             self.writes.append((uuid, bytes(value)))
-            if uuid == uuids.HISTORY_CONTROL_POINT and self.on_request is not None:
+            if uuid != uuids.HISTORY_CONTROL_POINT:
+                return
+            phase = {REPORT: "REPORT", DELETE_UP_TO: "DELETE_UP_TO"}.get(value[0], "")
+            if self.drop(phase, connection):
+                return
+            if self.on_request is not None:
                 task = asyncio.ensure_future(self.on_request(self, connection, bytes(value)))
                 self.tasks.add(task)
                 task.add_done_callback(self.tasks.discard)
 
         return CharacteristicValue(read=lambda _: read, write=write)
 
-    def _status(self) -> bytes:
+    def _status(self, connection: Connection) -> bytes:
+        self.drop("status read", connection)
         if self.status_value is not None:
             return self.status_value
         return status(self.newest, 1, self.newest)
@@ -155,10 +211,11 @@ class Hostile:
     def _connected(self, connection: Connection) -> None:
         self.connections += 1
         self.connected.set()
+        self.drop("connect", connection)
 
     async def start(self) -> Hostile:
         rw = P.READ | P.WRITE
-        status_value = CharacteristicValue[bytes](read=lambda _: self._status())
+        status_value = CharacteristicValue[bytes](read=self._status)
         self.device.add_service(
             Service(
                 uuids.DEVICE_INFORMATION_SERVICE,
@@ -291,6 +348,8 @@ def serve(records: list[Record], per_batch: int = 10) -> Script:
             (start,) = struct.unpack_from("<I", request, 1)
             wanted = [r for r in records if r.seq >= start]
             for index in range(0, len(wanted), per_batch):
+                if index and hostile.drop("records", connection):
+                    return
                 hostile.records(connection, batch(wanted[index : index + per_batch]))
             last = wanted[-1].seq if wanted else 0
             if opcode == REPORT:
