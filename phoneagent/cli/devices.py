@@ -132,6 +132,7 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
         rows = []
         for device in store.list_devices():
             gaps = store.gaps(device.address)
+            problem = store.sync_problem(device.address)
             rows.append(
                 {
                     "address": device.address,
@@ -141,6 +142,8 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
                     "next_seq": store.next_seq(device.address),
                     "gaps": len(gaps),
                     "gap_seqs": sum(g.last_seq - g.first_seq + 1 for g in gaps),
+                    # Why the last sync session failed, until one succeeds.
+                    "problem": "" if problem is None else f"{_when(problem[0])} {problem[1]}",
                 }
             )
         database = str(store.path)
@@ -148,7 +151,7 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
         click.echo(json.dumps({"database": database, "devices": rows}, indent=2))
         return
     click.echo(f"Encrypted store: {database}")
-    columns = ("address", "name", "bonded", "samples", "next_seq", "gaps", "gap_seqs")
+    columns = ("address", "name", "bonded", "samples", "next_seq", "gaps", "gap_seqs", "problem")
     emit(rows, columns, "Sync status", False)
 
 

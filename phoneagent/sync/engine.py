@@ -331,11 +331,11 @@ class DeviceSync:
                 try:
                     await self._session(live=True, scan_timeout=None)
                 except PairingLostError as error:
-                    self._set(SyncState.PAIRING_LOST, str(error))
+                    await self._failed(SyncState.PAIRING_LOST, str(error))
                     return
                 except (BleakError, TimeoutError, ProtocolError) as error:
                     delay = self.backoff.next_delay()
-                    self._set(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
+                    await self._failed(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
                     await asyncio.sleep(delay)
         finally:
             if self.state is not SyncState.PAIRING_LOST:
@@ -350,10 +350,19 @@ class DeviceSync:
         try:
             await self._session(live=False, scan_timeout=scan_timeout)
         except PairingLostError as error:
-            self._set(SyncState.PAIRING_LOST, str(error))
+            await self._failed(SyncState.PAIRING_LOST, str(error))
+            raise
+        except (BleakError, TimeoutError, ProtocolError) as error:
+            await self._failed(None, str(error))  # the error itself reaches the caller
             raise
         self._set(SyncState.STOPPED)
         return self.cursor
+
+    async def _failed(self, state: SyncState | None, detail: str) -> None:
+        """A session failed: the state says why, and so does ``status`` until one succeeds."""
+        await asyncio.to_thread(self._store.store.set_sync_problem, self.address, detail)
+        if state is not None:
+            self._set(state, detail)
 
     # --- one connection -------------------------------------------------------------
 
@@ -413,6 +422,7 @@ class DeviceSync:
                     f" it, though the watch reported seqs up to {target}"
                 )
         self.backoff.reset()
+        await asyncio.to_thread(self._store.store.set_sync_problem, self.address, None)
         if not live:
             return
         self._live = True

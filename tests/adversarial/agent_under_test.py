@@ -6,11 +6,15 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bumble.link import LocalLink
+from click.testing import CliRunner
 
+from phoneagent.cli import main
 from phoneagent.store import AsyncStore, DbKey, Store
 from phoneagent.sync import DeviceSync, StoreBonds, SyncObserver, SyncState, fixed_preferences
 from phoneagent.sync.discovery import pair_device
@@ -73,6 +77,18 @@ class AgentUnderTest:
         radio = await BumbleRadio.on_link(link, bonds=StoreBonds(store), agent=typist)
         return cls(store, radio, typist)
 
+    def status(self) -> dict[str, Any]:
+        """``phoneagent status --json`` on this agent's data dir, as the person runs it."""
+        directory = str(self.store.path.parent)
+        result = CliRunner().invoke(
+            main,
+            ["--data-dir", directory, "status", "--json"],
+            env={"PHONEAGENT_DB_KEY": KEY.material},
+        )
+        assert result.exit_code == 0, result.output
+        status: dict[str, Any] = json.loads(result.output)
+        return status
+
     async def pair(self, address: str) -> None:
         await pair_device(self.transport, self.store, address, scan_timeout=WAIT)
 
@@ -113,6 +129,11 @@ class AgentUnderTest:
                 await task
             await self.astore.pool.run(lambda: None)  # a commit under way has finished
         return outcome
+
+    def problem(self, address: str) -> str | None:
+        """What ``phoneagent status`` shows for the device's last failed session."""
+        found = self.store.sync_problem(address)
+        return None if found is None else found[1]
 
     def stored(self, address: str) -> dict[int, int]:
         """seq -> raw of every stored sample."""

@@ -60,12 +60,13 @@ async def test_a_drop_in_any_phase_loses_and_acknowledges_nothing(
     assert state is SyncState.BACKOFF, outcome.states  # not "pairing lost"
     assert "disconnected" in detail or "not connected" in detail, detail
     assert f"{WATCH}: backing off" in caplog.text
+    assert agent.problem(WATCH) == detail
     assert_sound(watch, agent)
     assert agent.store.list_bonds() == [WATCH]
 
     watch.drop_in = None
     outcome = await agent.session(WATCH)
     assert outcome.last[0] is SyncState.LIVE, outcome.states
-    assert agent.stored(WATCH) == VALID
+    assert agent.stored(WATCH) == VALID and agent.problem(WATCH) is None
     assert_sound(watch, agent)
     await watch.stop()

@@ -80,6 +80,7 @@ async def recovers(watch: Hostile, agent: AgentUnderTest) -> None:
     outcome = await run(watch, agent, serve(RECORDS))
     assert outcome.last[0] is SyncState.LIVE, outcome.states
     assert agent.stored(WATCH) == VALID
+    assert agent.problem(WATCH) is None  # status no longer shows the failure
 
 
 def on_report(*batches: bytes, last: int | None = None, result: int | None = SUCCESS) -> Script:
@@ -106,10 +107,12 @@ def good(first: int, last: int) -> bytes:
     return batch([r for r in RECORDS if first <= r.seq <= last])
 
 
-def backed_off(outcome: Outcome, *words: str) -> None:
+def backed_off(outcome: Outcome, agent: AgentUnderTest, *words: str) -> None:
+    """The session failed, and the state's detail and ``status`` say why."""
     state, detail = outcome.last
     assert state is SyncState.BACKOFF, outcome.states
     assert all(word in detail for word in words), detail
+    assert agent.problem(WATCH) == detail
 
 
 MALFORMED = {
@@ -131,7 +134,7 @@ async def test_malformed_batches_store_nothing_of_their_group(
     watch, agent = pair
     caplog.set_level(logging.INFO, "phoneagent")
     outcome = await run(watch, agent, on_report(good(1, 10), MALFORMED[fault], good(11, 40)))
-    backed_off(outcome, "History Records")
+    backed_off(outcome, agent, "History Records")
     assert watch.acknowledged() == []
     assert "backing off" in caplog.text
     await recovers(watch, agent)
@@ -165,7 +168,7 @@ async def test_a_seq_regression_after_a_commit_changes_nothing_stored(
     watch.newest = 80
     rewritten = batch([Record(r.seq, r.ts, r.raw + 1) for r in RECORDS])
     outcome = await run(watch, agent, on_report(rewritten, last=40))
-    backed_off(outcome, "REPORT from 41")
+    backed_off(outcome, agent, "REPORT from 41")
     assert agent.stored(WATCH) == VALID and agent.accounted(WATCH) == 41
     assert watch.acknowledged() == [40]
 
@@ -178,8 +181,10 @@ async def test_a_report_claiming_seqs_beyond_the_newest_is_refused(
     assign (all later records ignored); the records it did send are kept."""
     watch, agent = pair
     outcome = await run(watch, agent, on_report(good(1, 40), last=0xFFFFFFFF))
-    backed_off(outcome, "4294967295", "newest")
+    backed_off(outcome, agent, "4294967295", "newest")
     assert agent.stored(WATCH) == VALID and agent.accounted(WATCH) == 41
+    (device,) = agent.status()["devices"]
+    assert "REPORT claims seqs up to 4294967295" in device["problem"]
     await recovers(watch, agent)
 
 
@@ -188,7 +193,7 @@ async def test_an_absurd_status_is_refused(pair: tuple[Hostile, AgentUnderTest])
     watch, agent = pair
     watch.status_value = status(10, 5, 4000)
     outcome = await run(watch, agent, serve(RECORDS))
-    backed_off(outcome, "History Status")
+    backed_off(outcome, agent, "History Status")
     assert agent.stored(WATCH) == {} and watch.writes_to(uuids.USER_PROFILE) == []
     watch.status_value = None
     await recovers(watch, agent)
