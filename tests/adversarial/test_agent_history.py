@@ -18,6 +18,7 @@ import pytest
 from bumble.device import Connection
 from bumble.link import LocalLink
 
+from phoneagent.logs import RepeatFilter, logs_dir, setup_logging
 from phoneagent.sync import SyncState
 from protocol import uuids
 from tests.adversarial.agent_under_test import AgentUnderTest, Outcome
@@ -200,21 +201,35 @@ async def test_an_absurd_status_is_refused(pair: tuple[Hostile, AgentUnderTest])
 
 
 async def test_notifications_on_handles_nobody_subscribed_to_are_ignored(
-    pair: tuple[Hostile, AgentUnderTest],
+    pair: tuple[Hostile, AgentUnderTest], tmp_path: Path
 ) -> None:
+    """Ignored, and not one log line each: the agent's log would grow as fast as the
+    peer sends (Bumble warns per PDU)."""
     watch, agent = pair
+    flood = 300
 
     async def script(hostile: Hostile, connection: Connection, request: bytes) -> None:
         if request[0] == REPORT:
             for handle in (hostile.handle(uuids.MANUFACTURER_NAME), 0x0001, 0xFFF0):
                 hostile.notify(connection, handle, good(1, 40))
+            for _ in range(flood):
+                hostile.notify(connection, 0xFFF1, b"\x00")
             hostile.indicate(connection, hostile.handle(uuids.HISTORY_RECORDS), good(1, 40))
             hostile.notify(connection, hostile.handle(uuids.HISTORY_STATUS), b"\xff" * 3)
         await serve(RECORDS)(hostile, connection, request)
 
-    outcome = await run(watch, agent, script)
+    root = logging.getLogger()
+    handler = setup_logging(tmp_path / "logs", logging.WARNING, logger=root)
+    try:
+        outcome = await run(watch, agent, script)
+    finally:
+        root.removeHandler(handler)
+        handler.close()
     assert outcome.last[0] is SyncState.LIVE, outcome.states
     assert agent.stored(WATCH) == VALID
+    (log,) = logs_dir(tmp_path / "logs").iterdir()
+    lines = [line for line in log.read_text().splitlines() if "no subscriber" in line]
+    assert RepeatFilter.KEEP <= len(lines) <= RepeatFilter.KEEP + 2, len(lines)
 
 
 async def test_indications_out_of_turn_and_unsolicited_responses_are_ignored(
