@@ -26,8 +26,8 @@ from tests.adversarial.peripherals import (
     ABORT,
     COUNT,
     DELETE_UP_TO,
-    NO_RECORDS,
     REPORT,
+    REPORT_LIVE,
     SUCCESS,
     Hostile,
     Record,
@@ -235,22 +235,21 @@ async def test_notifications_on_handles_nobody_subscribed_to_are_ignored(
 async def test_indications_out_of_turn_and_unsolicited_responses_are_ignored(
     pair: tuple[Hostile, AgentUnderTest],
 ) -> None:
-    """Responses to requests never made, indicated back to back without waiting for the
-    agent's confirmation, then the right one twice."""
+    """Responses to requests never made (absurd values), indicated back to back without
+    waiting for the agent's confirmation, then the REPORT's own response twice."""
     watch, agent = pair
 
     async def script(hostile: Hostile, connection: Connection, request: bytes) -> None:
         if request[0] == REPORT:
-            for opcode in (DELETE_UP_TO, COUNT, ABORT):
+            for opcode in (DELETE_UP_TO, COUNT, ABORT, REPORT_LIVE):
                 hostile.respond(connection, opcode, SUCCESS, 0xFFFFFFFF)
-            hostile.respond(connection, REPORT, NO_RECORDS, 0)  # before any record: premature
         await serve(RECORDS)(hostile, connection, request)
+        if request[0] == REPORT:
+            hostile.respond(connection, REPORT, SUCCESS, len(RECORDS))
 
     outcome = await run(watch, agent, script)
-    assert_sound(watch, agent)
-    if outcome.last[0] is SyncState.BACKOFF:  # the premature answer ended the REPORT
-        await recovers(watch, agent)
-    assert agent.stored(WATCH) == VALID
+    assert outcome.last[0] is SyncState.LIVE, outcome.states
+    assert agent.stored(WATCH) == VALID and watch.acknowledged() == [len(RECORDS)]
 
 
 async def test_a_response_that_never_comes_times_out(pair: tuple[Hostile, AgentUnderTest]) -> None:
