@@ -73,6 +73,25 @@ def status(newest: int, oldest: int, count: int) -> bytes:
     return struct.pack("<III", newest, oldest, count)
 
 
+async def advertise_as_watch(device: Device, name: str, services: tuple[int, bytes]) -> None:
+    """Connectable, general discoverable, every 20 ms: ``services`` (an AD type and its
+    UUID list), the smartwatch appearance and ``name``."""
+    payload = AdvertisingData(
+        [
+            (AdvertisingData.FLAGS, bytes([0x06])),
+            services,
+            (AdvertisingData.APPEARANCE, struct.pack("<H", uuids.APPEARANCE_SMARTWATCH)),
+            (AdvertisingData.COMPLETE_LOCAL_NAME, name.encode()),
+        ]
+    )
+    await device.start_advertising(
+        advertising_data=bytes(payload),
+        auto_restart=True,
+        advertising_interval_min=20,
+        advertising_interval_max=20,
+    )
+
+
 class _Screen(PairingDelegate):
     """Shows a fixed passkey (or, Just Works only, has no display and no input)."""
 
@@ -270,20 +289,8 @@ class Hostile:
         )
         await self.device.power_on()
         history_service = bytes.fromhex(uuids.HISTORY_SERVICE.replace("-", ""))[::-1]
-        payload = AdvertisingData(
-            [
-                (AdvertisingData.FLAGS, bytes([0x06])),
-                (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, history_service),
-                (AdvertisingData.APPEARANCE, struct.pack("<H", uuids.APPEARANCE_SMARTWATCH)),
-                (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
-            ]
-        )
-        await self.device.start_advertising(
-            advertising_data=bytes(payload),
-            auto_restart=True,
-            advertising_interval_min=20,
-            advertising_interval_max=20,
-        )
+        services = (AdvertisingData.COMPLETE_LIST_OF_128_BIT_SERVICE_CLASS_UUIDS, history_service)
+        await advertise_as_watch(self.device, self.name, services)
         return self
 
     # --- what a script sends -----------------------------------------------------------
