@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from phoneagent.transport.bonds import BondStore
+from phoneagent.transport.errors import TransportConfigError
 
 # What every install used before it had an identity of its own: public, hence only for
 # stores bonded under it.
@@ -28,8 +29,9 @@ LEGACY_AGENT_ADDRESS = "F0:5A:6E:00:00:01"
 IRK_SIZE = 16
 
 
-class IdentityError(ValueError):
-    """A stored identity that cannot be used (the store's row is damaged)."""
+class IdentityError(TransportConfigError):
+    """A stored identity that cannot be used (the store's row is damaged): the radio does
+    not open rather than show another identity, which would orphan every bond."""
 
 
 def random_static_address() -> str:

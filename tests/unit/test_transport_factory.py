@@ -70,3 +70,19 @@ def test_unbound_backend_refuses() -> None:
         BleakClient("F0:00:00:00:00:01", backend=BumbleClient)
     with pytest.raises(TransportConfigError):
         BleakScanner(backend=BumbleScanner)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "not json",
+        '{"address": "C0:00:00:00:00:01"}',
+        '{"address": "C0:00:00:00:00:01", "irk": "00"}',
+    ],
+)
+async def test_a_damaged_stored_identity_is_an_error_not_a_new_identity(stored: str) -> None:
+    bonds = MemoryBondStore()
+    bonds.set_identity(stored)
+    with pytest.raises(TransportConfigError, match=r"agent (identity|IRK)"):
+        await open_transport(TransportConfig("bumble", "usb:0"), bonds=bonds)
+    assert bonds.identity() == stored  # kept for whoever repairs it
