@@ -182,8 +182,8 @@ class BumbleRadio:
         self._scan_listeners: dict[AdvertisementListener, ScanFilter] = {}
         self._scanning_for: ScanFilter = None  # while scanning
         self._just_works: set[str] = set()  # peers whose pairing fell to Just Works
-        # How long one resolvable private address is shown (Core Vol 3 Part C 10.7.2
-        # recommends 15 min); a new one is taken when a scan starts after that.
+        # How long one resolvable private address is shown (TGAP(private_addr_int), 15 min
+        # recommended: Core Vol 3 Part C Appendix A); a new one when a scan starts after.
         self.rpa_lifetime = RPA_LIFETIME_S
         self._rpa_since = asyncio.get_running_loop().time()
         device.keystore = BondKeyStore(self.bonds)
@@ -350,9 +350,8 @@ class BumbleRadio:
         """
         device = self.device
         now = asyncio.get_running_loop().time()
-        if not device.le_privacy_enabled or now - self._rpa_since < self.rpa_lifetime:
-            return
-        if device.is_le_connecting:
+        due = now - self._rpa_since >= self.rpa_lifetime
+        if not (device.le_privacy_enabled and due) or device.is_le_connecting:
             return
         address = hci.Address.generate_private_address(device.irk)
         await device.send_sync_command(
