@@ -31,7 +31,7 @@ P = Characteristic.Properties
 PASSKEY = 246810
 # docs/protocol-custom.md, History Sync: opcodes, results, entry tags.
 REPORT, COUNT, ABORT, DELETE_UP_TO, REPORT_LIVE = 1, 2, 3, 4, 5
-SUCCESS, NO_RECORDS, INVALID_OPERAND, BUSY, ABORTED = 1, 2, 3, 4, 5
+SUCCESS, NO_RECORDS, ABORTED = 1, 2, 5
 HEART_RATE = 1  # metric id
 GAP_TAG = 0x80
 BASE_TS = 1_780_000_000
@@ -160,7 +160,6 @@ class Hostile:
         self.device.on(Device.EVENT_CONNECTION, self._connected)
         self.device.on(Connection.EVENT_PAIRING_START, lambda c: self.drop("pairing", c))
         self.chars: dict[str, Characteristic[bytes]] = {}
-        self.connected = asyncio.Event()
         self._hook_discovery()
         self._hook_encryption()
 
@@ -229,7 +228,6 @@ class Hostile:
 
     def _connected(self, connection: Connection) -> None:
         self.connections += 1
-        self.connected.set()
         self.drop("connect", connection)
 
     async def start(self) -> Hostile:

@@ -33,6 +33,7 @@ from tests.adversarial.peripherals import (
     Record,
     Script,
     batch,
+    gap_batch,
     history,
     serve,
     status,
@@ -156,6 +157,18 @@ async def test_duplicated_batches_are_stored_once(pair: tuple[Hostile, AgentUnde
     outcome = await run(watch, agent, script)
     assert outcome.last[0] is SyncState.LIVE, outcome.states
     assert agent.stored(WATCH) == VALID and watch.acknowledged() == [40]
+
+
+async def test_a_gap_reaching_back_into_stored_seqs_adds_only_its_new_part(
+    pair: tuple[Hostile, AgentUnderTest],
+) -> None:
+    """Records 1..20, then "15..40 dropped": 15..20 stay the records they are."""
+    watch, agent = pair
+    outcome = await run(watch, agent, on_report(good(1, 20), gap_batch(15, 40)))
+    assert outcome.last[0] is SyncState.LIVE, outcome.states
+    assert agent.stored(WATCH) == {seq: VALID[seq] for seq in range(1, 21)}
+    dropped = [(g.first_seq, g.last_seq) for g in agent.store.gaps(WATCH) if g.last_seq > 0]
+    assert dropped == [(21, 40)] and watch.acknowledged() == [40]
 
 
 async def test_a_seq_regression_after_a_commit_changes_nothing_stored(
