@@ -41,7 +41,7 @@ from bumble.transport.common import AsyncPipeSink
 
 from bumblekit.controller import virtual_controller
 from bumblekit.quiet import quiet_bumble_debug_strings
-from phoneagent.transport import BumbleRadio
+from phoneagent.transport import BumbleRadio, MemoryBondStore
 from protocol import uuids
 from tests.processes import WATCH_CLI, line
 
@@ -136,11 +136,11 @@ async def raw_bumble(place: Place, count: int) -> float:
 
 
 async def bleak_backend(place: Place, count: int) -> float:
-    address = next(_central_addresses)
+    bonds = MemoryBondStore()  # a fresh identity of its own, as every install has
     opening = (
-        BumbleRadio.open(place, address=address)
+        BumbleRadio.open(place, bonds=bonds)
         if isinstance(place, str)
-        else BumbleRadio.on_link(place, address=address)
+        else BumbleRadio.on_link(place, bonds=bonds)
     )
     async with (
         await opening as radio,

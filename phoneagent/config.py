@@ -4,13 +4,18 @@ Only operational settings live here (which radio, timeouts): it is plaintext, so
 anything personal (profile, consent, bonds) belongs in the encrypted store instead.
 
     transport = "loopback:127.0.0.1:7000"   # or "bumble:usb:0", "bluez:hci0"
-    agent_address = "F0:5A:6E:00:00:01"     # our random static address on Bumble radios
+    agent_address = "F0:5A:6E:00:00:01"     # legacy only: see below
 
     [sync]
     connect_timeout = 20.0   # seconds for one connection attempt
     scan_timeout = 30.0      # seconds `phoneagent sync` waits for the watch to advertise
     backoff_initial = 1.0    # first retry delay after a failed session
     backoff_max = 60.0       # longest retry delay
+
+The agent's identity on Bumble radios is not set here: each install makes its own and
+keeps it in the encrypted store (``transport.identity``). ``agent_address`` is read only
+by a store bonded before that, which adopts it (default: the fixed address every install
+used then) so that its watches still recognise it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from phoneagent.transport.identity import DEFAULT_AGENT_ADDRESS
+from phoneagent.transport.identity import LEGACY_AGENT_ADDRESS
 
 CONFIG_NAME = "config.toml"
 DEFAULT_TRANSPORT = "bluez"
@@ -41,7 +46,7 @@ class SyncConfig:
 @dataclass(frozen=True, slots=True)
 class AgentConfig:
     transport: str = DEFAULT_TRANSPORT
-    agent_address: str = DEFAULT_AGENT_ADDRESS
+    agent_address: str = LEGACY_AGENT_ADDRESS
     sync: SyncConfig = SyncConfig()
 
 
@@ -78,7 +83,7 @@ def parse_config(data: dict[str, Any], origin: str) -> AgentConfig:
             texts[name] = value.strip()
     config = AgentConfig(
         transport=texts.get("transport", DEFAULT_TRANSPORT),
-        agent_address=texts.get("agent_address", DEFAULT_AGENT_ADDRESS),
+        agent_address=texts.get("agent_address", LEGACY_AGENT_ADDRESS),
     )
     section = data.get("sync", {})
     if not isinstance(section, dict):

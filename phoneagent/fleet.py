@@ -26,7 +26,6 @@ import math
 import os
 import random
 import resource
-import secrets
 import shutil
 import time
 from collections import deque
@@ -293,12 +292,8 @@ class FleetAgent:
             if config.cloud_config is not None:
                 set_consent(store, "cloud_sync", True)
         path = self.data_dir / CONFIG_NAME
-        if not path.exists():
-            # Random static (top two bits set), as bonds need a stable identity.
-            address = ":".join(
-                f"{b:02X}" for b in (0xC0 | secrets.randbelow(64), *secrets.token_bytes(5))
-            )
-            path.write_text(f'transport = "{config.transport}"\nagent_address = "{address}"\n')
+        if not path.exists():  # the identity is the store's own (transport.identity)
+            path.write_text(f'transport = "{config.transport}"\n')
         if config.cloud_config is not None and not endpoints_path(self.data_dir).exists():
             shutil.copyfile(config.cloud_config, endpoints_path(self.data_dir))
         return store
@@ -325,8 +320,8 @@ class FleetAgent:
     async def _open_transport(self, pairing: bool) -> Transport:
         assert self.store is not None
         agent = ControlChannelPasskeys(self.watch.control) if pairing else RefusingAgent()
-        address = load_config(self.data_dir).agent_address
-        config = parse_transport(self.fleet.config.transport, address=address)
+        legacy = load_config(self.data_dir).agent_address  # a fleet dir from before identities
+        config = parse_transport(self.fleet.config.transport, legacy_address=legacy)
         return await open_transport(config, bonds=StoreBonds(self.store), agent=agent)
 
     def paired(self) -> bool:

@@ -68,6 +68,40 @@ def redact(text: str) -> str:
     return _PHONE.sub("<phone>", text)
 
 
+class RepeatFilter(logging.Filter):
+    """Another library's message repeated without end is written at its 1st..10th, 100th,
+    1000th, ... occurrence (with its count), not every time.
+
+    A peer decides how often Bumble warns (an unsolicited notification, a confirmation
+    nobody asked for, one per PDU): unfiltered, a hostile watch fills the disk. Our own
+    messages are always written. Counts are kept per message template, for a bounded
+    number of templates.
+    """
+
+    KEEP = 10
+    TEMPLATES = 512
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._counts: dict[tuple[str, str], int] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("phoneagent"):
+            return True
+        key = (record.name, str(record.msg))
+        count = self._counts.pop(key, 0) + 1
+        if len(self._counts) >= self.TEMPLATES:
+            del self._counts[next(iter(self._counts))]  # the least recently seen
+        self._counts[key] = count
+        if count <= self.KEEP:
+            return True
+        if str(count).rstrip("0") != "1":  # not a power of ten
+            return False
+        record.msg = f"{record.getMessage()} (occurrence {count}; others not logged)"
+        record.args = None
+        return True
+
+
 class RedactingFilter(logging.Filter):
     """Replaces a record's message and traceback with their redacted text."""
 
@@ -127,6 +161,7 @@ def setup_logging(
     handler = _PrivateRotatingHandler(
         directory / LOG_NAME, when="midnight", backupCount=KEEP_DAYS - 1, utc=True
     )
+    handler.addFilter(RepeatFilter())  # first: it counts templates, before redaction
     handler.addFilter(RedactingFilter())
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     target = logger or logging.getLogger()

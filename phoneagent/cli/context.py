@@ -149,13 +149,25 @@ class AgentContext:
         finally:
             await store.aclose()
 
+    @asynccontextmanager
+    async def anonymous_radio(self) -> AsyncIterator[Transport]:
+        """The configured radio without the store: no key asked, no identity shown (a
+        Bumble radio scans from a non-resolvable private address; ``scan``)."""
+        config = self.config()
+        text = self.transport_option or config.transport
+        transport = await open_transport(parse_transport(text))
+        try:
+            yield transport
+        finally:
+            await transport.close()
+
     def radio_opener(
         self, store: AsyncStore, config: AgentConfig, agent: PairingAgent | None = None
     ) -> Callable[[], Awaitable[Transport]]:
         """Opens the configured radio, bonds in ``store``: at start, and again after the
         radio's transport went away (``run``)."""
         text = self.transport_option or config.transport
-        transport_config = parse_transport(text, address=config.agent_address)
+        transport_config = parse_transport(text, legacy_address=config.agent_address)
         return functools.partial(
             open_transport,
             transport_config,

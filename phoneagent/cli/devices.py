@@ -47,19 +47,18 @@ def _when(epoch: int) -> str:
 @json_option
 @pass_agent
 def scan_command(agent: AgentContext, seconds: float, show_all: bool, as_json: bool) -> None:
-    """List advertising watches."""
+    """List advertising watches (no database key needed: `devices` lists the paired ones)."""
 
     async def work() -> list[dict[str, object]]:
-        async with agent.session() as (store, transport, _):
-            paired = {d.address for d in store.store.list_devices()}
+        async with agent.anonymous_radio() as transport:
             found = await scan(transport, seconds)
         return [
-            {"address": s.address, "name": s.name, "rssi": s.rssi, "paired": s.address in paired}
+            {"address": s.address, "name": s.name, "rssi": s.rssi}
             for s in found
             if s.watch or show_all
         ]
 
-    emit(asyncio.run(work()), ("address", "name", "rssi", "paired"), "Watches", as_json)
+    emit(asyncio.run(work()), ("address", "name", "rssi"), "Watches", as_json)
 
 
 @click.command("pair")
@@ -133,6 +132,7 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
         rows = []
         for device in store.list_devices():
             gaps = store.gaps(device.address)
+            problem = store.sync_problem(device.address)
             rows.append(
                 {
                     "address": device.address,
@@ -142,6 +142,8 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
                     "next_seq": store.next_seq(device.address),
                     "gaps": len(gaps),
                     "gap_seqs": sum(g.last_seq - g.first_seq + 1 for g in gaps),
+                    # Why the last sync session failed, until one succeeds.
+                    "problem": "" if problem is None else f"{_when(problem[0])} {problem[1]}",
                 }
             )
         database = str(store.path)
@@ -149,7 +151,7 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
         click.echo(json.dumps({"database": database, "devices": rows}, indent=2))
         return
     click.echo(f"Encrypted store: {database}")
-    columns = ("address", "name", "bonded", "samples", "next_seq", "gaps", "gap_seqs")
+    columns = ("address", "name", "bonded", "samples", "next_seq", "gaps", "gap_seqs", "problem")
     emit(rows, columns, "Sync status", False)
 
 

@@ -324,6 +324,7 @@ class Store:
 
         def work() -> bool:
             self._conn.execute("DELETE FROM bonds WHERE address = ?", (address,))
+            self._conn.execute("DELETE FROM settings WHERE key = ?", (_PROBLEM + address,))
             gone = self._conn.execute("DELETE FROM devices WHERE address = ?", (address,))
             return bool(gone.rowcount)
 
@@ -540,6 +541,26 @@ class Store:
     def delete_setting(self, key: str) -> None:
         with self._lock:
             self._conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+
+    def set_sync_problem(self, address: str, problem: str | None) -> None:
+        """Why the device's last sync session failed (None: it succeeded), for ``status``;
+        deleted with the device."""
+        if problem is None:
+            self.delete_setting(_PROBLEM + address)
+        else:
+            self.set_setting(_PROBLEM + address, f"{self.now()} {problem}")
+
+    def sync_problem(self, address: str) -> tuple[int, str] | None:
+        """(Unix time, text) of the device's last failed session, if it has not synced since."""
+        value = self.get_setting(_PROBLEM + address)
+        if value is None:
+            return None
+        at, _, text = value.partition(" ")
+        return int(at), text
+
+
+# Settings row per device: why its last sync session failed ("<unix time> <text>").
+_PROBLEM = "sync_problem:"
 
 
 def _check_int64(samples: Sequence[Sample]) -> None:

@@ -1,8 +1,12 @@
-"""The encrypted store as the transport's ``BondStore``: bond keys never touch a plain file."""
+"""The encrypted store as the transport's ``BondStore``: bond keys and the agent's identity
+never touch a plain file."""
 
 from __future__ import annotations
 
 from phoneagent.store import Store
+
+# The settings row holding the agent's identity (``transport.identity``).
+IDENTITY_SETTING = "agent_identity"
 
 
 class StoreBonds:
@@ -23,3 +27,9 @@ class StoreBonds:
 
     def peers(self) -> list[str]:
         return self._store.list_bonds()
+
+    def identity(self) -> str | None:
+        return self._store.get_setting(IDENTITY_SETTING)
+
+    def set_identity(self, identity: str) -> None:
+        self._store.set_setting(IDENTITY_SETTING, identity)

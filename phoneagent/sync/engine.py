@@ -138,6 +138,9 @@ class Backoff:
 class _Group:
     samples: list[Sample]
     gaps: list[Gap]
+    # Entries at seqs already accounted for (a batch repeated, or late after its range
+    # was closed): never stored twice nor over what is stored, only counted and logged.
+    repeated: int = 0
 
 
 class _Stream:
@@ -162,6 +165,7 @@ class _Stream:
             self.expected = history.FIRST_SEQ
         self.ready = asyncio.Event()
         self.arrived = asyncio.Event()
+        self._repeated = 0  # in the group being decoded (``_Group.repeated``)
 
     def add(self, raw: bytes) -> None:
         self._inbox.append(raw)
@@ -224,7 +228,8 @@ class _Stream:
         if final_seq is not None and final_seq >= self.expected:
             _add_gap(gaps, self.expected, final_seq, NOT_ASSIGNED)
             self.expected = final_seq + 1
-        return _Group(samples, gaps)
+        repeated, self._repeated = self._repeated, 0
+        return _Group(samples, gaps, repeated)
 
     def _plain(self, entries: tuple[history.Entry, ...]) -> bool:
         opted = self.opted_out
@@ -235,8 +240,10 @@ class _Stream:
             first, last = entry.first_seq, entry.last_seq
         else:
             first = last = entry.seq
-        if first < self.expected:
-            raise WatchProtocolError(f"seq {first} arrived after seq {self.expected - 1}")
+        if last < self.expected:  # already accounted for: a duplicate, or a regression
+            self._repeated += 1
+            return
+        first = max(first, self.expected)  # a gap reaching into accounted seqs: its rest
         if first > self.expected:
             _add_gap(gaps, self.expected, first - 1, NOT_ASSIGNED)
         if isinstance(entry, history.Gap):
@@ -324,11 +331,11 @@ class DeviceSync:
                 try:
                     await self._session(live=True, scan_timeout=None)
                 except PairingLostError as error:
-                    self._set(SyncState.PAIRING_LOST, str(error))
+                    await self._failed(SyncState.PAIRING_LOST, str(error))
                     return
                 except (BleakError, TimeoutError, ProtocolError) as error:
                     delay = self.backoff.next_delay()
-                    self._set(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
+                    await self._failed(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
                     await asyncio.sleep(delay)
         finally:
             if self.state is not SyncState.PAIRING_LOST:
@@ -343,10 +350,19 @@ class DeviceSync:
         try:
             await self._session(live=False, scan_timeout=scan_timeout)
         except PairingLostError as error:
-            self._set(SyncState.PAIRING_LOST, str(error))
+            await self._failed(SyncState.PAIRING_LOST, str(error))
+            raise
+        except (BleakError, TimeoutError, ProtocolError) as error:
+            await self._failed(None, str(error))  # the error itself reaches the caller
             raise
         self._set(SyncState.STOPPED)
         return self.cursor
+
+    async def _failed(self, state: SyncState | None, detail: str) -> None:
+        """A session failed: the state says why, and so does ``status`` until one succeeds."""
+        await asyncio.to_thread(self._store.store.set_sync_problem, self.address, detail)
+        if state is not None:
+            self._set(state, detail)
 
     # --- one connection -------------------------------------------------------------
 
@@ -397,9 +413,17 @@ class DeviceSync:
         self._set(SyncState.BACKFILL, f"from seq {self.cursor} to {status.newest_seq}")
         target = status.newest_seq
         while self.cursor <= target:
-            if (await self._pull(watch)).result is HistoryResult.NO_RECORDS:
+            start = self.cursor
+            response = await self._pull(watch)
+            if response.result is HistoryResult.NO_RECORDS:
                 break
+            if response.result is HistoryResult.SUCCESS and self.cursor == start:
+                raise WatchProtocolError(  # asking again would get the same answer forever
+                    f"{self.address}: REPORT from {start} succeeded with nothing at or after"
+                    f" it, though the watch reported seqs up to {target}"
+                )
         self.backoff.reset()
+        await asyncio.to_thread(self._store.store.set_sync_problem, self.address, None)
         if not live:
             return
         self._live = True
@@ -462,7 +486,7 @@ class DeviceSync:
             self._stream = None
             report.cancel()
         if response.result is HistoryResult.SUCCESS:
-            await self._commit(stream.take(final_seq=response.value))
+            await self._commit(stream.take(final_seq=await self._checked_end(stream, response)))
         elif response.result is HistoryResult.NO_RECORDS:
             await self._commit(stream.take())
             await self._account_missing(watch)
@@ -473,6 +497,23 @@ class DeviceSync:
             raise WatchProtocolError(f"{self.address}: REPORT ended with {response.result.name}")
         await self._acknowledge_if_due(watch)
         return response
+
+    async def _checked_end(self, stream: _Stream, response: HistoryResponse) -> int:
+        """A REPORT's last seq, once it is known to be one the watch assigned.
+
+        Every seq up to it that did not arrive becomes a "not assigned" gap, so a value
+        beyond the newest seq the watch reported (Status, or a record) would move the
+        cursor past seqs it has yet to assign, and their records would be ignored. The
+        records that did arrive are kept.
+        """
+        newest = max(self.newest_seq, stream.expected - 1)
+        if response.value > newest:
+            await self._commit(stream.take())
+            raise WatchProtocolError(
+                f"{self.address}: REPORT claims seqs up to {response.value}, beyond the"
+                f" newest the watch reported ({newest})"
+            )
+        return response.value
 
     async def _follow(self, watch: WatchClient) -> bool:
         """One live REPORT: commit records as they land, acknowledge now and then.
@@ -561,6 +602,12 @@ class DeviceSync:
             await self._commit(_Group([], [Gap(self.cursor, status.newest_seq, DROPPED)]))
 
     async def _commit(self, group: _Group) -> None:
+        if group.repeated:
+            log.warning(
+                "%s: ignored %d history entries at seqs already accounted for",
+                self.address,
+                group.repeated,
+            )
         if not group.samples and not group.gaps:
             return
         result = await self._store.store_batch(self.address, group.samples, group.gaps)

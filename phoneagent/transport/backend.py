@@ -203,7 +203,16 @@ class BumbleClient(BaseBleakClient):
             raise BleakError(f"{self.address}: GATT request timed out") from error
 
     async def _secured(self, operation: Callable[[Client], Awaitable[T]]) -> T:
-        """Run an exchange; on a security refusal, encrypt from the bond and retry once."""
+        """Run an exchange on a link that proved the bond, if there is one.
+
+        A bonded peer is encrypted with the bond's key before anything is read from or
+        written to it: waiting for its security refusal would serve any device that takes
+        the watch's address and does not refuse (our profile, clock and settings written
+        to it, its records stored as the watch's). Discovery alone comes first; it tells
+        the peer nothing. Unbonded (pairing), a security refusal asks for the bond.
+        """
+        if not self._live().is_encrypted and self._radio.bond_of(self.address) is not None:
+            await self._radio.secure(self._live())
         try:
             return await self._call(operation)
         except BleakGATTProtocolError as error:

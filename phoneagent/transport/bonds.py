@@ -2,7 +2,8 @@
 
 Keys are kept as opaque text (Bumble's key dictionary as JSON), indexed by the peer's
 identity address, so a store needs no knowledge of SMP (``radio.BondKeyStore`` is the
-Bumble side).
+Bumble side). The agent's own identity (``identity.AgentIdentity``, also opaque text
+here) lives with them: bonds are only valid for the identity they were made with.
 """
 
 from __future__ import annotations
@@ -24,12 +25,17 @@ class BondStore(Protocol):
 
     def peers(self) -> list[str]: ...
 
+    def identity(self) -> str | None: ...
+
+    def set_identity(self, identity: str) -> None: ...
+
 
 class MemoryBondStore:
     """Bonds for the life of the process (tests, throwaway sessions)."""
 
     def __init__(self) -> None:
         self._bonds: dict[str, str] = {}
+        self._identity: str | None = None
 
     def get(self, peer: str) -> str | None:
         return self._bonds.get(peer)
@@ -43,9 +49,19 @@ class MemoryBondStore:
     def peers(self) -> list[str]:
         return sorted(self._bonds)
 
+    def identity(self) -> str | None:
+        return self._identity
+
+    def set_identity(self, identity: str) -> None:
+        self._identity = identity
+
+
+# The file's entry for the agent's identity: a key no peer address can take.
+_IDENTITY = "identity"
+
 
 class JsonFileBondStore:
-    """Bonds in one JSON file, rewritten atomically; a stopgap until the SQLCipher store."""
+    """Bonds in one JSON file, rewritten atomically (tests; the agent uses the store)."""
 
     def __init__(self, path: Path) -> None:
         self._path = path
@@ -81,4 +97,10 @@ class JsonFileBondStore:
             self._save(bonds)
 
     def peers(self) -> list[str]:
-        return sorted(self._load())
+        return sorted(peer for peer in self._load() if peer != _IDENTITY)
+
+    def identity(self) -> str | None:
+        return self.get(_IDENTITY)
+
+    def set_identity(self, identity: str) -> None:
+        self.put(_IDENTITY, identity)

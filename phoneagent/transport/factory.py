@@ -25,7 +25,7 @@ from bleak.backends.scanner import AdvertisementDataCallback, BaseBleakScanner
 
 from phoneagent.transport.bonds import BondStore
 from phoneagent.transport.errors import TransportConfigError
-from phoneagent.transport.identity import DEFAULT_AGENT_ADDRESS
+from phoneagent.transport.identity import LEGACY_AGENT_ADDRESS
 from phoneagent.transport.pairing import PairingAgent
 
 if TYPE_CHECKING:
@@ -40,26 +40,26 @@ class TransportConfig:
     kind: Literal["bumble", "bluez"]
     # A Bumble transport string, or a BlueZ adapter name.
     target: str
-    # Our identity address on Bumble transports (random static, stable across runs).
-    address: str = DEFAULT_AGENT_ADDRESS
+    # The address a store bonded before identities existed adopts (``transport.identity``).
+    legacy_address: str = LEGACY_AGENT_ADDRESS
 
 
-def parse_transport(text: str, *, address: str = DEFAULT_AGENT_ADDRESS) -> TransportConfig:
+def parse_transport(text: str, *, legacy_address: str = LEGACY_AGENT_ADDRESS) -> TransportConfig:
     text = text.strip()
     if match := _LOOPBACK.fullmatch(text):
         port = int(match["port"])
         if not 0 < port < 65536:
             raise TransportConfigError(f"loopback port out of range in {text!r}")
-        return TransportConfig("bumble", f"tcp-client:{match['host']}:{port}", address)
+        return TransportConfig("bumble", f"tcp-client:{match['host']}:{port}", legacy_address)
     if text.startswith("bumble:") and len(text) > len("bumble:"):
-        return TransportConfig("bumble", text.removeprefix("bumble:"), address)
+        return TransportConfig("bumble", text.removeprefix("bumble:"), legacy_address)
     if text == "bluez":
-        return TransportConfig("bluez", "hci0", address)
+        return TransportConfig("bluez", "hci0", legacy_address)
     if text.startswith("bluez:"):
         adapter = text.removeprefix("bluez:")
         if not _ADAPTER.fullmatch(adapter):
             raise TransportConfigError(f"not a BlueZ adapter name: {adapter!r} (e.g. hci0)")
-        return TransportConfig("bluez", adapter, address)
+        return TransportConfig("bluez", adapter, legacy_address)
     raise TransportConfigError(
         f"unknown transport {text!r}: use loopback:HOST:PORT, bumble:SPEC or bluez[:hciN]"
     )
@@ -152,12 +152,18 @@ async def open_transport(
     bonds: BondStore | None = None,
     agent: PairingAgent | None = None,
 ) -> Transport:
-    """Open the configured transport; Bumble failures raise ``TransportConfigError``."""
+    """Open the configured transport; Bumble failures raise ``TransportConfigError``.
+
+    ``bonds`` (with the agent's identity) None: a Bumble radio is anonymous, for scanning
+    only; BlueZ keeps bonds and identity itself (the adapter's, ``docs/bluez.md``).
+    """
     if config.kind == "bluez":
         return bluez_transport(config, agent=agent)
     from phoneagent.transport.radio import BumbleRadio  # not loaded on BlueZ
 
-    radio = await BumbleRadio.open(config.target, address=config.address, bonds=bonds, agent=agent)
+    radio = await BumbleRadio.open(
+        config.target, bonds=bonds, agent=agent, legacy_address=config.legacy_address
+    )
     return Transport(
         radio.scanner_backend, radio.client_backend, {}, close=radio.close, radio=radio
     )

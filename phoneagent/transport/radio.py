@@ -45,7 +45,12 @@ from phoneagent.transport.errors import (
     PairingLostError,
     TransportConfigError,
 )
-from phoneagent.transport.identity import DEFAULT_AGENT_ADDRESS
+from phoneagent.transport.identity import (
+    IRK_SIZE,
+    LEGACY_AGENT_ADDRESS,
+    AgentIdentity,
+    identity_of,
+)
 from phoneagent.transport.pairing import PairingAgent, RefusingAgent
 
 if TYPE_CHECKING:
@@ -63,6 +68,13 @@ DEFAULT_PAIRING_TIMEOUT = 120.0
 # Encrypting with a stored key is a link-layer exchange: no human involved.
 ENCRYPT_TIMEOUT = 10.0
 MTU = 517
+RPA_LIFETIME_S = 15 * 60.0
+# A device at the bonded address that cannot encrypt with the bond is the watch after a
+# reset, or another device using its address: nothing was read from or written to it.
+_NOT_PROVEN = (
+    "; it could not prove the bond (the watch was reset, or another device uses its"
+    " address), so nothing was exchanged with it"
+)
 
 
 def address_text(address: hci.Address) -> str:
@@ -151,13 +163,15 @@ class BumbleRadio:
     def __init__(
         self,
         device: Device,
-        bonds: BondStore,
+        bonds: BondStore | None,
         agent: PairingAgent,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         quiet_bumble_debug_strings()  # about half of a backfill's CPU otherwise
         self.device = device
-        self.bonds = bonds
+        # Anonymous (no bonds given): it scans, and has no identity to pair with.
+        self.anonymous = bonds is None
+        self.bonds = MemoryBondStore() if bonds is None else bonds
         self.agent = agent
         self.pairing_timeout = DEFAULT_PAIRING_TIMEOUT
         self._on_close = on_close
@@ -168,7 +182,11 @@ class BumbleRadio:
         self._scan_listeners: dict[AdvertisementListener, ScanFilter] = {}
         self._scanning_for: ScanFilter = None  # while scanning
         self._just_works: set[str] = set()  # peers whose pairing fell to Just Works
-        device.keystore = BondKeyStore(bonds)
+        # How long one resolvable private address is shown (TGAP(private_addr_int), 15 min
+        # recommended: Core Vol 3 Part C Appendix A); a new one when a scan starts after.
+        self.rpa_lifetime = RPA_LIFETIME_S
+        self._rpa_since = asyncio.get_running_loop().time()
+        device.keystore = BondKeyStore(self.bonds)
         device.pairing_config_factory = self._pairing_config
         device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
         from phoneagent.transport.backend import bind_backends
@@ -178,33 +196,49 @@ class BumbleRadio:
         self.scanner_backend, self.client_backend = bind_backends(self)
 
     @staticmethod
-    def _configuration(address: str) -> DeviceConfiguration:
+    def _configuration(identity: AgentIdentity | None) -> DeviceConfiguration:
+        """``identity`` None: an anonymous radio (a non-resolvable private address)."""
+        if identity is None:
+            anonymous = hci.Address.generate_private_address()
+            return DeviceConfiguration(name="phoneagent", address=anonymous)
         try:
-            parsed = hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS)
+            parsed = hci.Address(identity.address, hci.Address.RANDOM_DEVICE_ADDRESS)
         except (ValueError, TypeError) as error:
-            raise TransportConfigError(f"bad agent address {address!r}") from error
+            raise TransportConfigError(f"bad agent address {identity.address!r}") from error
         if not parsed.is_static:
             raise TransportConfigError(
-                f"agent address {address} is not random static (top two bits must be 1)"
+                f"agent address {identity.address} is not random static (top two bits must be 1)"
             )
-        return DeviceConfiguration(name="phoneagent", address=parsed)
+        return DeviceConfiguration(
+            name="phoneagent",
+            address=parsed,
+            irk=identity.irk or bytes(IRK_SIZE),  # all zero: no IRK (Core Vol 3 Part H 3.6.4)
+            le_privacy_enabled=identity.private,
+            le_rpa_timeout=0,  # rotated by ``_rotate_address``, not Bumble's timer task
+        )
+
+    @classmethod
+    def _identity(cls, bonds: BondStore | None, legacy_address: str) -> AgentIdentity | None:
+        return None if bonds is None else identity_of(bonds, legacy_address)
 
     @classmethod
     async def on_link(
         cls,
         link: LocalLink,
         *,
-        address: str = DEFAULT_AGENT_ADDRESS,
         bonds: BondStore | None = None,
         agent: PairingAgent | None = None,
+        legacy_address: str = LEGACY_AGENT_ADDRESS,
     ) -> BumbleRadio:
-        """A radio on an in-process link (tests, benchmarks): must run in the test's loop."""
+        """A radio on an in-process link (tests, benchmarks): must run in the test's loop.
+
+        ``bonds`` None: an anonymous radio, which scans but cannot pair or connect to a
+        bonded watch; otherwise the identity stored with the bonds (made on first use).
+        """
+        configuration = cls._configuration(cls._identity(bonds, legacy_address))
         controller = virtual_controller("phoneagent", link=link)
-        device = Device(
-            config=cls._configuration(address),
-            host=Host(controller, AsyncPipeSink(controller)),
-        )
-        radio = cls(device, bonds or MemoryBondStore(), agent or RefusingAgent())
+        device = Device(config=configuration, host=Host(controller, AsyncPipeSink(controller)))
+        radio = cls(device, bonds, agent or RefusingAgent())
         await device.power_on()
         return radio
 
@@ -213,12 +247,13 @@ class BumbleRadio:
         cls,
         transport: str,
         *,
-        address: str = DEFAULT_AGENT_ADDRESS,
         bonds: BondStore | None = None,
         agent: PairingAgent | None = None,
+        legacy_address: str = LEGACY_AGENT_ADDRESS,
     ) -> BumbleRadio:
-        """A radio on any Bumble HCI transport, e.g. ``tcp-client:127.0.0.1:PORT`` (the air)."""
-        configuration = cls._configuration(address)
+        """A radio on any Bumble HCI transport, e.g. ``tcp-client:127.0.0.1:PORT`` (the air);
+        ``bonds`` as for ``on_link``."""
+        configuration = cls._configuration(cls._identity(bonds, legacy_address))
         try:
             hci_transport = await open_transport(transport)
         except Exception as error:
@@ -227,9 +262,7 @@ class BumbleRadio:
                 f"cannot open Bumble transport {transport!r}: {error}{hint}"
             ) from error
         device = Device(config=configuration, host=Host(hci_transport.source, hci_transport.sink))
-        radio = cls(
-            device, bonds or MemoryBondStore(), agent or RefusingAgent(), hci_transport.close
-        )
+        radio = cls(device, bonds, agent or RefusingAgent(), hci_transport.close)
         radio.transport_lost = hci_transport.source.terminated
         try:
             await asyncio.wait_for(device.power_on(), ENCRYPT_TIMEOUT)
@@ -300,12 +333,42 @@ class BumbleRadio:
             await device.stop_scanning()
         if not self._scan_listeners or device.is_scanning:
             return
+        await self._rotate_address()
         self._scanning_for = wanted
         if wanted is not None and await self._accept_only(wanted):
             await self._start_filtered_scan()
         else:
             self._scanning_for = None
             await device.start_scanning(filter_duplicates=False)
+
+    async def _rotate_address(self) -> None:
+        """A new resolvable private address once the current one is ``rpa_lifetime`` old.
+
+        Only between scans: the controller refuses a new address while it scans or
+        initiates. (Bumble's own timer, ``Device.update_rpa`` in 0.0.236, sends the old
+        address to the controller and keeps the new one on the host, so it is off.)
+        """
+        device = self.device
+        now = asyncio.get_running_loop().time()
+        due = now - self._rpa_since >= self.rpa_lifetime
+        if not (device.le_privacy_enabled and due) or device.is_le_connecting:
+            return
+        address = hci.Address.generate_private_address(device.irk)
+        await device.send_sync_command(
+            hci.HCI_LE_Set_Random_Address_Command(random_address=address)
+        )
+        device.random_address = address
+        self._rpa_since = now
+
+    @property
+    def air_address(self) -> str:
+        """The address this radio shows on air now (a resolvable private one with privacy)."""
+        return address_text(self.device.random_address)
+
+    @property
+    def identity_address(self) -> str:
+        """The identity address the watch learns at pairing and knows this install by."""
+        return address_text(self.device.static_address)
 
     async def _accept_only(self, addresses: frozenset[str]) -> bool:
         """Program the Filter Accept List; False if the controller cannot hold them all."""
@@ -408,6 +471,8 @@ class BumbleRadio:
     async def pair(self, connection: Connection) -> None:
         """Run LE Secure Connections pairing; the agent supplies passkey or confirmation."""
         peer = address_text(connection.peer_address)
+        if self.anonymous:
+            raise PairingFailedError(f"pairing with {peer} needs the agent's identity (the store)")
         self._just_works.discard(peer)
         try:
             async with asyncio.timeout(self.pairing_timeout):
@@ -434,9 +499,9 @@ class BumbleRadio:
             async with asyncio.timeout(ENCRYPT_TIMEOUT):
                 await guarded(connection, self.device.encrypt(connection))
         except TimeoutError as error:
-            raise PairingLostError(peer, "encryption did not complete") from error
+            raise PairingLostError(peer, f"encryption did not complete{_NOT_PROVEN}") from error
         except Exception as error:
-            raise PairingLostError(peer, f"the watch rejected our keys: {error}") from error
+            raise PairingLostError(peer, f"it rejected our keys ({error}){_NOT_PROVEN}") from error
 
     def forget(self, address: str) -> None:
         self.bonds.delete(address.upper())

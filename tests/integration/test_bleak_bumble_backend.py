@@ -7,7 +7,6 @@ Bumble's GATT server does not) so these tests do not depend on the watch's adapt
 from __future__ import annotations
 
 import asyncio
-import struct
 from collections.abc import AsyncIterator
 
 import pytest
@@ -31,12 +30,14 @@ from bumble.transport.common import AsyncPipeSink
 from phoneagent.transport import (
     BumbleRadio,
     ConnectTimeoutError,
+    MemoryBondStore,
     PairingAgent,
     PairingLostError,
     appearance,
 )
 from phoneagent.transport.factory import radio_transport
 from protocol import uuids
+from tests.adversarial.peripherals import advertise_as_watch
 
 WAIT = 5.0
 SERVICE = uuids.custom_uuid(0xFF00)
@@ -133,20 +134,8 @@ class PlainWatch:
 
     async def start(self) -> PlainWatch:
         await self.device.power_on()
-        payload = AdvertisingData(
-            [
-                (AdvertisingData.FLAGS, bytes([0x06])),
-                (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, b"\x0d\x18"),
-                (AdvertisingData.APPEARANCE, struct.pack("<H", uuids.APPEARANCE_SMARTWATCH)),
-                (AdvertisingData.COMPLETE_LOCAL_NAME, self.name.encode()),
-            ]
-        )
-        await self.device.start_advertising(
-            advertising_data=bytes(payload),
-            auto_restart=True,
-            advertising_interval_min=20,
-            advertising_interval_max=20,
-        )
+        services = (AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS, b"\x0d\x18")
+        await advertise_as_watch(self.device, self.name, services)
         return self
 
     async def connection(self) -> Connection:
@@ -190,7 +179,9 @@ async def watch(link: LocalLink) -> PlainWatch:
 
 @pytest.fixture
 async def radio(link: LocalLink) -> AsyncIterator[BumbleRadio]:
-    async with await BumbleRadio.on_link(link, agent=agent_of(Agent())) as radio:
+    async with await BumbleRadio.on_link(
+        link, bonds=MemoryBondStore(), agent=agent_of(Agent())
+    ) as radio:
         yield radio
 
 

@@ -8,6 +8,7 @@ from bleak import BleakClient, BleakScanner
 from phoneagent.transport import (
     BumbleClient,
     BumbleScanner,
+    MemoryBondStore,
     TransportConfig,
     TransportConfigError,
     open_transport,
@@ -54,10 +55,14 @@ async def test_unopenable_bumble_transport_is_an_error() -> None:
         await open_transport(TransportConfig("bumble", "no-such-transport:0"))
 
 
-async def test_bad_agent_address_is_an_error() -> None:
-    # A public-looking address (top bits 00) cannot be a random static identity.
-    with pytest.raises(TransportConfigError):
-        await open_transport(TransportConfig("bumble", "usb:0", address="00:11:22:33:44:55"))
+async def test_bad_legacy_agent_address_is_an_error() -> None:
+    # A store bonded before identities adopts the configured address; a public-looking
+    # one (top bits 00) cannot be a random static identity.
+    bonds = MemoryBondStore()
+    bonds.put("C0:00:00:00:00:01", "{}")
+    config = TransportConfig("bumble", "usb:0", legacy_address="00:11:22:33:44:55")
+    with pytest.raises(TransportConfigError, match="not random static"):
+        await open_transport(config, bonds=bonds)
 
 
 def test_unbound_backend_refuses() -> None:
@@ -65,3 +70,19 @@ def test_unbound_backend_refuses() -> None:
         BleakClient("F0:00:00:00:00:01", backend=BumbleClient)
     with pytest.raises(TransportConfigError):
         BleakScanner(backend=BumbleScanner)
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        "not json",
+        '{"address": "C0:00:00:00:00:01"}',
+        '{"address": "C0:00:00:00:00:01", "irk": "00"}',
+    ],
+)
+async def test_a_damaged_stored_identity_is_an_error_not_a_new_identity(stored: str) -> None:
+    bonds = MemoryBondStore()
+    bonds.set_identity(stored)
+    with pytest.raises(TransportConfigError, match=r"agent (identity|IRK)"):
+        await open_transport(TransportConfig("bumble", "usb:0"), bonds=bonds)
+    assert bonds.identity() == stored  # kept for whoever repairs it
