@@ -13,6 +13,7 @@ unbound backend class cannot be used by mistake.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
@@ -20,7 +21,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from bleak.exc import BleakError
-from bumble import hci
+from bumble import core, hci
 from bumble.device import (
     DEVICE_DEFAULT_SCAN_INTERVAL,
     DEVICE_DEFAULT_SCAN_WINDOW,
@@ -62,6 +63,8 @@ ScanFilter = frozenset[str] | None
 DEFAULT_PAIRING_TIMEOUT = 120.0
 # Encrypting with a stored key is a link-layer exchange: no human involved.
 ENCRYPT_TIMEOUT = 10.0
+# Time left to a connect that was sighted just before its deadline.
+CONNECT_MIN_S = 1.0
 MTU = 517
 
 
@@ -380,19 +383,50 @@ class BumbleRadio:
     # --- connections -----------------------------------------------------------------
 
     async def connect(self, address: str, within: float) -> Connection:
-        """Connect to ``address`` once it advertises (within ``within`` s), one at a time."""
+        """Connect to ``address`` once it advertises (within ``within`` s of holding the
+        radio), one at a time.
+
+        The connect itself runs under Bumble's own timeout, which cancels it at the
+        controller and takes a connection that completed meanwhile: cancelling the await
+        instead would leave the controller connecting, and its late connection would
+        reach a host that no longer expects it.
+        """
         address = address.upper()
-        try:
-            async with asyncio.timeout(within), self._connect_lock:
-                peer = await self._sighting(address)
-                connection: Connection = await self.device.connect_le(peer, timeout=None)
+        loop = asyncio.get_running_loop()
+        async with self._connect_lock:
+            deadline = loop.time() + within
+            try:
+                async with asyncio.timeout_at(deadline):
+                    peer = await self._sighting(address)
+                connecting = self.device.connect_le(
+                    peer, timeout=max(deadline - loop.time(), CONNECT_MIN_S)
+                )
+                try:
+                    connection: Connection = await connecting
+                except asyncio.CancelledError:
+                    await self._cancel_connect()
+                    raise
                 return connection
-        except TimeoutError as error:
-            raise ConnectTimeoutError(
-                f"{address}: no connectable advertisement within {within:g} s"
-            ) from error
-        except hci.HCI_Error as error:
-            raise BleakError(f"{address}: controller refused the connection: {error}") from error
+            except (TimeoutError, core.TimeoutError) as error:
+                raise ConnectTimeoutError(
+                    f"{address}: no connectable advertisement within {within:g} s"
+                ) from error
+            except (hci.HCI_Error, core.ConnectionError) as error:
+                raise BleakError(
+                    f"{address}: controller refused the connection: {error}"
+                ) from error
+
+    async def _cancel_connect(self) -> None:
+        """Our caller gave up while the controller was connecting: stop it there too."""
+        if self.lost:
+            return
+        with contextlib.suppress(hci.HCI_Error, TimeoutError):
+            await asyncio.shield(
+                self.device.host.send_sync_command(
+                    hci.HCI_LE_Create_Connection_Cancel_Command(),
+                    response_timeout=ENCRYPT_TIMEOUT,
+                )
+            )
 
     def _pairing_config(self, connection: Connection) -> PairingConfig:
         return PairingConfig(

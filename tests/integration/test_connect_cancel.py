@@ -1,0 +1,69 @@
+"""A connect that timed out is gone at the controller: no late connection surprises the
+host (Bumble asserts on one) or leaves the peer connected to a phone that never uses it."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from bumble import core, hci
+from bumble.device import Device, DeviceConfiguration
+from bumble.host import Host
+from bumble.link import LocalLink
+from bumble.transport.common import AsyncPipeSink
+
+from bumblekit.controller import virtual_controller
+from watchsim.peripheral.bumble_adapter import new_link
+
+# Guards the test against the hang it checks for; far above a connect's own timeout.
+GUARD_S = 10.0
+
+
+async def _device(link: LocalLink, name: str, address: str) -> Device:
+    controller = virtual_controller(name, link=link)
+    device = Device(
+        config=DeviceConfiguration(
+            name=name, address=hci.Address(address, hci.Address.RANDOM_DEVICE_ADDRESS)
+        ),
+        host=Host(controller, AsyncPipeSink(controller)),
+    )
+    await device.power_on()
+    return device
+
+
+async def test_a_timed_out_connect_leaves_nothing_pending() -> None:
+    link = new_link()
+    central = await _device(link, "central", "F1:00:00:00:00:01")
+    watch = await _device(link, "watch", "F1:00:00:00:00:02")
+    observer = await _device(link, "observer", "F1:00:00:00:00:03")
+
+    # The watch is silent: Bumble's timeout cancels the connect at the controller, and
+    # the controller reports the cancelled connection so the wait ends.
+    with pytest.raises(core.TimeoutError):
+        async with asyncio.timeout(GUARD_S):
+            await central.connect_le(watch.random_address, timeout=0.2)
+
+    # Now it advertises: a controller still connecting would take it here.
+    heard = asyncio.Event()
+    observer.on(
+        Device.EVENT_ADVERTISEMENT,
+        lambda ad: heard.set() if ad.address == watch.random_address else None,
+    )
+    await observer.start_scanning(filter_duplicates=False)
+    await watch.start_advertising(auto_restart=False)
+    await heard.wait()
+    assert not watch.connections
+    assert not central.connections
+
+    # And the central can connect again.
+    connection = await central.connect_le(watch.random_address, timeout=GUARD_S)
+    assert list(central.connections.values()) == [connection]
+    assert len(watch.connections) == 1
+
+
+async def test_a_cancel_with_nothing_pending_is_refused() -> None:
+    """As a chip does (Core Vol 4 Part E 7.8.13): Command Disallowed."""
+    central = await _device(new_link(), "central", "F1:00:00:00:00:01")
+    with pytest.raises(hci.HCI_Error) as refused:
+        await central.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
+    assert refused.value.error_code == hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR
