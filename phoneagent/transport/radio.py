@@ -16,7 +16,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
@@ -366,8 +366,16 @@ class BumbleRadio:
         device.scanning_is_passive = False
         device.scanning = True
 
-    async def _sighting(self, address: str) -> hci.Address:
-        """Wait for a fresh advertisement: the virtual controller cannot cancel a connect."""
+    @contextlib.asynccontextmanager
+    async def _sighting(self, address: str) -> AsyncIterator[asyncio.Future[hci.Address]]:
+        """A fresh advertisement from ``address``, with the scan kept on for it until the
+        block ends.
+
+        Fresh, because the virtual controller connects only on an advertisement. Kept on,
+        because when it holds the peer's IRK, Bumble's ``connect_le`` looks for the peer
+        once more among the scan's reports before connecting: a scan that stopped, or that
+        another listener narrowed to other watches, left it waiting for ever.
+        """
         seen: asyncio.Future[hci.Address] = asyncio.get_running_loop().create_future()
 
         def listener(advertisement: Advertisement) -> None:
@@ -376,7 +384,7 @@ class BumbleRadio:
 
         await self.add_scan_listener(listener, only=(address,))
         try:
-            return await seen
+            yield seen
         finally:
             await self.remove_scan_listener(listener)
 
@@ -389,23 +397,25 @@ class BumbleRadio:
         The connect itself runs under Bumble's own timeout, which cancels it at the
         controller and takes a connection that completed meanwhile: cancelling the await
         instead would leave the controller connecting, and its late connection would
-        reach a host that no longer expects it.
+        reach a host that no longer expects it. The outer deadline, later, only bounds
+        what Bumble does not (its search for the peer before connecting).
         """
         address = address.upper()
         loop = asyncio.get_running_loop()
-        async with self._connect_lock:
+        async with self._connect_lock, self._sighting(address) as seen:
             deadline = loop.time() + within
             try:
                 async with asyncio.timeout_at(deadline):
-                    peer = await self._sighting(address)
-                connecting = self.device.connect_le(
-                    peer, timeout=max(deadline - loop.time(), CONNECT_MIN_S)
-                )
-                try:
-                    connection: Connection = await connecting
-                except asyncio.CancelledError:
-                    await self._cancel_connect()
-                    raise
+                    peer = await seen
+                remaining = max(deadline - loop.time(), CONNECT_MIN_S)
+                async with asyncio.timeout(remaining + ENCRYPT_TIMEOUT):
+                    try:
+                        connection: Connection = await self.device.connect_le(
+                            peer, timeout=remaining
+                        )
+                    except asyncio.CancelledError:
+                        await self._cancel_connect()
+                        raise
                 return connection
             except (TimeoutError, core.TimeoutError) as error:
                 raise ConnectTimeoutError(

@@ -1,18 +1,26 @@
-"""A connect that timed out is gone at the controller: no late connection surprises the
-host (Bumble asserts on one) or leaves the peer connected to a phone that never uses it."""
+"""Connecting never stalls: a connect that timed out is gone at the controller (no late
+connection surprises the host, which Bumble asserts on, or leaves the peer connected to a
+phone that never uses it), and a connect to a bonded watch while another watch is scanned
+for completes."""
 
 from __future__ import annotations
 
 import asyncio
 
+import json
+import os
+
 import pytest
 from bumble import core, hci
 from bumble.device import Device, DeviceConfiguration
 from bumble.host import Host
+from bumble.keys import PairingKeys
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
 from bumblekit.controller import virtual_controller
+from phoneagent.transport.bonds import MemoryBondStore
+from phoneagent.transport.radio import BumbleRadio
 from watchsim.peripheral.bumble_adapter import new_link
 
 # Guards the test against the hang it checks for; far above a connect's own timeout.
@@ -67,3 +75,27 @@ async def test_a_cancel_with_nothing_pending_is_refused() -> None:
     with pytest.raises(hci.HCI_Error) as refused:
         await central.send_sync_command(hci.HCI_LE_Create_Connection_Cancel_Command())
     assert refused.value.error_code == hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR
+
+
+async def test_a_bonded_watch_connects_while_another_is_scanned_for() -> None:
+    """Holding a watch's IRK, Bumble looks for it once more before connecting; a scan that
+    another listener narrowed to the other watch hid it, and the connect waited for ever
+    (two watches, one agent: both engines stuck 'connecting')."""
+    link = new_link()
+    first = await _device(link, "first", "F1:00:00:00:00:02")
+    second = await _device(link, "second", "F1:00:00:00:00:03")
+    for watch in (first, second):
+        await watch.start_advertising(auto_restart=False)
+    bonds = MemoryBondStore()
+    keys = PairingKeys(irk=PairingKeys.Key(os.urandom(16)))
+    bonds.put("F1:00:00:00:00:02", json.dumps(keys.to_dict()))
+    radio = await BumbleRadio.on_link(link, address="F1:00:00:00:00:01", bonds=bonds)
+    await radio.device.refresh_resolving_list()
+    # The other engine, waiting for its own watch to advertise.
+    await radio.add_scan_listener(lambda _: None, only=("F1:00:00:00:00:03",))
+
+    connection = await radio.connect("F1:00:00:00:00:02", within=GUARD_S)
+
+    assert connection.peer_address == first.random_address
+    assert len(first.connections) == 1
+    await radio.close()
