@@ -7,6 +7,13 @@ with LE Data Length Extension (Bluetooth 4.2 on) take 251-byte fragments, three 
 notification. Only the sending side's buffers matter; the loopback link hands the
 receiving host whole L2CAP PDUs either way.
 
+Bumble's controller answers LE Create Connection Cancel and then keeps the connection
+pending: the host gave up, yet the next advertisement from that peer completes the
+connection, which the host no longer expects (Bumble asserts on it) and the peer counts
+as connected to a phone that never uses it. Here the cancel ends the pending connection
+with the LE Connection Complete (Unknown Connection Identifier) a chip sends
+(Core Vol 4 Part E 7.8.13), so a connect that timed out is really gone.
+
 Bumble's controller also accepts the Filter Accept List commands and then ignores them,
 so a host scanning for its one bonded watch still gets two reports for every
 advertisement on the link. In a fleet that is advertisers x scanners reports a second
@@ -16,6 +23,8 @@ devices on it, as a chip does.
 """
 
 from __future__ import annotations
+
+import asyncio
 
 from bumble import hci, ll
 from bumble.controller import Controller
@@ -54,6 +63,30 @@ class VirtualController(Controller):
         pending = self.pending_le_connection
         if pending is not None and pending.peer_address == pdu.advertiser_address:
             self.create_le_connection(pdu.advertiser_address)
+
+    def on_hci_le_create_connection_cancel_command(
+        self, _command: hci.HCI_LE_Create_Connection_Cancel_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        pending = self.pending_le_connection
+        if pending is None:
+            return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.COMMAND_DISALLOWED_ERROR)
+        self.pending_le_connection = None
+        # After the command's own Command Complete, as on a chip.
+        asyncio.get_running_loop().call_soon(
+            self.send_hci_packet,
+            hci.HCI_LE_Connection_Complete_Event(
+                status=hci.HCI_ErrorCode.UNKNOWN_CONNECTION_IDENTIFIER_ERROR,
+                connection_handle=0,
+                role=hci.Role.CENTRAL,
+                peer_address_type=pending.peer_address.address_type,
+                peer_address=pending.peer_address,
+                connection_interval=0,
+                peripheral_latency=0,
+                supervision_timeout=0,
+                central_clock_accuracy=0,
+            ),
+        )
+        return hci.HCI_StatusReturnParameters(hci.HCI_ErrorCode.SUCCESS)
 
     def on_hci_le_clear_filter_accept_list_command(
         self, _command: hci.HCI_LE_Clear_Filter_Accept_List_Command

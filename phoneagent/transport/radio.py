@@ -13,14 +13,15 @@ unbound backend class cannot be used by mistake.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from bleak.exc import BleakError
-from bumble import hci
+from bumble import core, hci
 from bumble.device import (
     DEVICE_DEFAULT_SCAN_INTERVAL,
     DEVICE_DEFAULT_SCAN_WINDOW,
@@ -67,6 +68,8 @@ ScanFilter = frozenset[str] | None
 DEFAULT_PAIRING_TIMEOUT = 120.0
 # Encrypting with a stored key is a link-layer exchange: no human involved.
 ENCRYPT_TIMEOUT = 10.0
+# Time left to a connect that was sighted just before its deadline.
+CONNECT_MIN_S = 1.0
 MTU = 517
 RPA_LIFETIME_S = 15 * 60.0
 # A device at the bonded address that cannot encrypt with the bond is the watch after a
@@ -426,8 +429,16 @@ class BumbleRadio:
         device.scanning_is_passive = False
         device.scanning = True
 
-    async def _sighting(self, address: str) -> hci.Address:
-        """Wait for a fresh advertisement: the virtual controller cannot cancel a connect."""
+    @contextlib.asynccontextmanager
+    async def _sighting(self, address: str) -> AsyncIterator[asyncio.Future[hci.Address]]:
+        """A fresh advertisement from ``address``, with the scan kept on for it until the
+        block ends.
+
+        Fresh, because the virtual controller connects only on an advertisement. Kept on,
+        because when it holds the peer's IRK, Bumble's ``connect_le`` looks for the peer
+        once more among the scan's reports before connecting: a scan that stopped, or that
+        another listener narrowed to other watches, left it waiting for ever.
+        """
         seen: asyncio.Future[hci.Address] = asyncio.get_running_loop().create_future()
 
         def listener(advertisement: Advertisement) -> None:
@@ -436,26 +447,59 @@ class BumbleRadio:
 
         await self.add_scan_listener(listener, only=(address,))
         try:
-            return await seen
+            yield seen
         finally:
             await self.remove_scan_listener(listener)
 
     # --- connections -----------------------------------------------------------------
 
     async def connect(self, address: str, within: float) -> Connection:
-        """Connect to ``address`` once it advertises (within ``within`` s), one at a time."""
+        """Connect to ``address`` once it advertises (within ``within`` s of holding the
+        radio), one at a time.
+
+        The connect itself runs under Bumble's own timeout, which cancels it at the
+        controller and takes a connection that completed meanwhile: cancelling the await
+        instead would leave the controller connecting, and its late connection would
+        reach a host that no longer expects it. The outer deadline, later, only bounds
+        what Bumble does not (its search for the peer before connecting).
+        """
         address = address.upper()
-        try:
-            async with asyncio.timeout(within), self._connect_lock:
-                peer = await self._sighting(address)
-                connection: Connection = await self.device.connect_le(peer, timeout=None)
+        loop = asyncio.get_running_loop()
+        async with self._connect_lock, self._sighting(address) as seen:
+            deadline = loop.time() + within
+            try:
+                async with asyncio.timeout_at(deadline):
+                    peer = await seen
+                remaining = max(deadline - loop.time(), CONNECT_MIN_S)
+                async with asyncio.timeout(remaining + ENCRYPT_TIMEOUT):
+                    try:
+                        connection: Connection = await self.device.connect_le(
+                            peer, timeout=remaining
+                        )
+                    except asyncio.CancelledError:
+                        await self._cancel_connect()
+                        raise
                 return connection
-        except TimeoutError as error:
-            raise ConnectTimeoutError(
-                f"{address}: no connectable advertisement within {within:g} s"
-            ) from error
-        except hci.HCI_Error as error:
-            raise BleakError(f"{address}: controller refused the connection: {error}") from error
+            except (TimeoutError, core.TimeoutError) as error:
+                raise ConnectTimeoutError(
+                    f"{address}: no connectable advertisement within {within:g} s"
+                ) from error
+            except (hci.HCI_Error, core.ConnectionError) as error:
+                raise BleakError(
+                    f"{address}: controller refused the connection: {error}"
+                ) from error
+
+    async def _cancel_connect(self) -> None:
+        """Our caller gave up while the controller was connecting: stop it there too."""
+        if self.lost:
+            return
+        with contextlib.suppress(hci.HCI_Error, TimeoutError):
+            await asyncio.shield(
+                self.device.host.send_sync_command(
+                    hci.HCI_LE_Create_Connection_Cancel_Command(),
+                    response_timeout=ENCRYPT_TIMEOUT,
+                )
+            )
 
     def _pairing_config(self, connection: Connection) -> PairingConfig:
         return PairingConfig(
