@@ -6,7 +6,6 @@ for completes."""
 from __future__ import annotations
 
 import asyncio
-
 import json
 import os
 
@@ -89,7 +88,7 @@ async def test_a_bonded_watch_connects_while_another_is_scanned_for() -> None:
     bonds = MemoryBondStore()
     keys = PairingKeys(irk=PairingKeys.Key(os.urandom(16)))
     bonds.put("F1:00:00:00:00:02", json.dumps(keys.to_dict()))
-    radio = await BumbleRadio.on_link(link, address="F1:00:00:00:00:01", bonds=bonds)
+    radio = await BumbleRadio.on_link(link, bonds=bonds)
     await radio.device.refresh_resolving_list()
     # The other engine, waiting for its own watch to advertise.
     await radio.add_scan_listener(lambda _: None, only=("F1:00:00:00:00:03",))
