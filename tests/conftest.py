@@ -45,6 +45,18 @@ def _dump_tasks_of_running_loops(capture: object) -> None:
             loop.call_soon_threadsafe(_print_tasks, capture)
 
 
+def _await_chain(coroutine: object) -> Iterator[str]:
+    """Where each coroutine of a task's await chain stands (``print_stack`` shows only
+    the outermost on Python 3.11)."""
+    while coroutine is not None:
+        frame = getattr(coroutine, "cr_frame", None) or getattr(coroutine, "gi_frame", None)
+        if frame is None:
+            yield repr(coroutine)
+            return
+        yield f"{frame.f_code.co_filename}:{frame.f_lineno} in {frame.f_code.co_name}"
+        coroutine = getattr(coroutine, "cr_await", None) or getattr(coroutine, "gi_yieldfrom", None)
+
+
 def _print_tasks(capture: object) -> None:
     """In the loop's thread: the stacks of all its tasks, past pytest's output capture."""
     suspend = getattr(capture, "suspend_global_capture", None)
@@ -52,6 +64,7 @@ def _print_tasks(capture: object) -> None:
         suspend(in_=True)
     print("\n==== asyncio tasks of the hung test ====", file=sys.stderr)
     for task in asyncio.all_tasks():
-        print(f"--- {task.get_name()}: {task.get_coro()!r}", file=sys.stderr)
-        task.print_stack(file=sys.stderr)
+        print(f"--- {task.get_name()}: {task!r}", file=sys.stderr)
+        for line in _await_chain(task.get_coro()):
+            print(f"    {line}", file=sys.stderr)
     sys.stderr.flush()

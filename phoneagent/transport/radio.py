@@ -109,6 +109,12 @@ def _decode(text: str) -> PairingKeys:
     return PairingKeys.from_dict(data)
 
 
+def _quietly(task: asyncio.Future[None]) -> None:
+    """A background disconnect's failure (the peer already left) is nobody's concern."""
+    if not task.cancelled() and task.exception() is not None:
+        log.debug("dropping a late connection: %r", task.exception())
+
+
 class BondKeyStore(KeyStore):
     """Bumble's key store interface over a ``BondStore``, so Bumble reads and writes our bonds."""
 
@@ -181,6 +187,8 @@ class BumbleRadio:
         # Resolved when the HCI transport goes away (the air restarted, a dongle pulled).
         self.transport_lost: asyncio.Future[None] | None = None
         self._connect_lock = asyncio.Lock()
+        # Disconnects of connections that completed after their caller gave up.
+        self._background: set[asyncio.Future[None]] = set()
         self._scan_lock = asyncio.Lock()
         self._scan_listeners: dict[AdvertisementListener, ScanFilter] = {}
         self._scanning_for: ScanFilter = None  # while scanning
@@ -457,13 +465,24 @@ class BumbleRadio:
         """Connect to ``address`` once it advertises (within ``within`` s of holding the
         radio), one at a time.
 
-        The connect itself runs under Bumble's own timeout, which cancels it at the
-        controller and takes a connection that completed meanwhile: cancelling the await
-        instead would leave the controller connecting, and its late connection would
-        reach a host that no longer expects it. The outer deadline, later, only bounds
-        what Bumble does not (its search for the peer before connecting).
+        Bumble's connect runs as a task of its own under Bumble's own timeout, which
+        cancels it at the controller and takes a connection that completed meanwhile.
+        It is never cancelled once the controller is connecting: that would leave the
+        controller connecting, and its late connection would reach a host that no longer
+        expects it; and Python 3.11's ``wait_for`` inside it can swallow a cancellation
+        that meets the connection's completion, so the caller would never stop. The
+        outer deadline, later, only bounds what Bumble does not (its search for the peer
+        before connecting).
         """
         address = address.upper()
+        connection = await self._connect(address, within)
+        # The scan's end was awaited since: the peer may have left already, and a
+        # connection whose end nobody will hear of would be waited on for ever.
+        if self.device.connections.get(connection.handle) is not connection:
+            raise BleakError(f"{address} disconnected")
+        return connection
+
+    async def _connect(self, address: str, within: float) -> Connection:
         loop = asyncio.get_running_loop()
         async with self._connect_lock, self._sighting(address) as seen:
             deadline = loop.time() + within
@@ -471,14 +490,13 @@ class BumbleRadio:
                 async with asyncio.timeout_at(deadline):
                     peer = await seen
                 remaining = max(deadline - loop.time(), CONNECT_MIN_S)
-                async with asyncio.timeout(remaining + ENCRYPT_TIMEOUT):
-                    try:
-                        connection: Connection = await self.device.connect_le(
-                            peer, timeout=remaining
-                        )
-                    except asyncio.CancelledError:
-                        await self._cancel_connect()
-                        raise
+                connecting = asyncio.ensure_future(self.device.connect_le(peer, timeout=remaining))
+                try:
+                    async with asyncio.timeout(remaining + ENCRYPT_TIMEOUT):
+                        connection: Connection = await asyncio.shield(connecting)
+                except BaseException:
+                    self._abandon(connecting)
+                    raise
                 return connection
             except (TimeoutError, core.TimeoutError) as error:
                 raise ConnectTimeoutError(
@@ -489,17 +507,21 @@ class BumbleRadio:
                     f"{address}: controller refused the connection: {error}"
                 ) from error
 
-    async def _cancel_connect(self) -> None:
-        """Our caller gave up while the controller was connecting: stop it there too."""
-        if self.lost:
-            return
-        with contextlib.suppress(hci.HCI_Error, TimeoutError):
-            await asyncio.shield(
-                self.device.host.send_sync_command(
-                    hci.HCI_LE_Create_Connection_Cancel_Command(),
-                    response_timeout=ENCRYPT_TIMEOUT,
-                )
-            )
+    def _abandon(self, connecting: asyncio.Future[Connection]) -> None:
+        """Our caller gave up on a connect: stop it while Bumble is still looking for the
+        peer, else let its own timeout end it and drop a connection it still makes."""
+        if not connecting.done() and not self.device.is_le_connecting:
+            connecting.cancel()
+
+        def drop(task: asyncio.Future[Connection]) -> None:
+            if task.cancelled() or task.exception() is not None:
+                return
+            late = asyncio.ensure_future(task.result().disconnect())
+            self._background.add(late)
+            late.add_done_callback(self._background.discard)
+            late.add_done_callback(_quietly)
+
+        connecting.add_done_callback(drop)
 
     def _pairing_config(self, connection: Connection) -> PairingConfig:
         return PairingConfig(
