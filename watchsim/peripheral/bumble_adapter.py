@@ -41,13 +41,14 @@ from bumblekit.controller import virtual_controller
 from bumblekit.quiet import quiet_bumble_debug_strings
 from protocol import uuids
 from protocol.profile import PROFILE, Property, Security, ServiceSpec
-from watchsim.peripheral.bumble_gatt import AttGuard, GattServer
+from watchsim.peripheral.bumble_gatt import GattServer, guard_att
 from watchsim.peripheral.bumble_pairing import (
     SMP_TIMEOUT_S,
     Backoff,
     PairingPolicy,
     WatchDelegate,
     WatchSession,
+    guard_smp,
 )
 from watchsim.peripheral.link import IndexedLink
 from watchsim.peripheral.port import (
@@ -193,7 +194,8 @@ class BumblePeripheral(Peripheral):
         self.device = Device(config=config, host=host)
         self.device.gatt_server = GattServer(self.device, self._permit_write)
         self.device.add_default_services(add_gap_service=False, add_gatt_service=True)
-        AttGuard(self.device).install()
+        guard_att(self.device)
+        guard_smp(self.device)
         self.device.keystore = JsonKeyStore(str(address), str(state_dir / BONDS_FILE))
         self.device.pairing_config_factory = self._pairing_config
         self.device.smp_session_proxy = WatchSession
@@ -557,8 +559,10 @@ async def start_on_link(
     profile: Sequence[ServiceSpec] = PROFILE,
     advertise: bool = True,
     advertising_interval_ms: float = 100.0,
+    smp_timeout_s: float = SMP_TIMEOUT_S,
 ) -> BumblePeripheral:
-    """A started (and advertising) watch peripheral on a fresh virtual controller."""
+    """A started (and advertising) watch peripheral on a fresh virtual controller
+    (``smp_timeout_s``: shorter than the specification's 30 s only in tests)."""
     controller = virtual_controller(f"watch-{name}", link=link)
 
     async def leave_link() -> None:
@@ -573,6 +577,7 @@ async def start_on_link(
         display=display,
         close=leave_link,
         advertising_interval_ms=advertising_interval_ms,
+        smp_timeout_s=smp_timeout_s,
     )
     await _start(peripheral, profile, name, advertise)
     return peripheral

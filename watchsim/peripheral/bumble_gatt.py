@@ -7,7 +7,7 @@ declaration or the device name would be overwritten), Prepare Write queues a val
 without asking whether the write is allowed, a refused Write Command logs a traceback, a
 CCCD write of the wrong length is accepted and ignored, and a PDU it cannot parse (an
 unknown opcode, a truncated request) raises in the L2CAP handler instead of an Error
-Response. ``GattServer`` and ``AttGuard`` close those, for every attribute alike; the
+Response. ``GattServer`` and ``guard_att`` close those, for every attribute alike; the
 application keeps deciding who may read or write what (``permit_write``).
 """
 
@@ -209,35 +209,43 @@ class GattServer(Server):
         self.send_response(bearer, response)
 
 
-class AttGuard:
-    """The device's ATT channel, past a parser that answers what Bumble cannot parse:
-    a request with an unknown opcode gets Request Not Supported, a malformed known
-    request Invalid PDU, a command (which has no response) is dropped."""
+def guard_channel(
+    device: Device,
+    cid: int,
+    parse: Callable[[bytes], object],
+    refuse: Callable[[Connection, bytes], None],
+) -> None:
+    """Puts a parser in front of Bumble's handler of fixed channel ``cid``: a PDU that
+    does not parse is ``refuse``d instead of raising inside the host."""
+    handler = device.l2cap_channel_manager.fixed_channels[cid]
+    assert handler is not None
 
-    def __init__(self, device: Device) -> None:
-        self._device = device
-
-    def install(self) -> None:
-        self._device.l2cap_channel_manager.register_fixed_channel(att.ATT_CID, self.on_pdu)
-
-    def on_pdu(self, handle: int, pdu: bytes) -> None:
+    def on_pdu(handle: int, pdu: bytes) -> None:
         try:
-            att.ATT_PDU.from_bytes(pdu)
+            parse(pdu)
         except Exception as error:  # whatever the parser raises, the bytes were the peer's
-            self._refuse(handle, pdu, error)
+            logger.debug("unparsable PDU %s on CID 0x%04X: %r", pdu.hex(), cid, error)
+            connection = device.lookup_connection(handle)
+            if connection is not None:
+                refuse(connection, pdu)
             return
-        self._device.on_gatt_pdu(handle, pdu)
+        handler(handle, pdu)
 
-    def _refuse(self, handle: int, pdu: bytes, error: Exception) -> None:
-        connection: Connection | None = self._device.lookup_connection(handle)
+    device.l2cap_channel_manager.register_fixed_channel(cid, on_pdu)
+
+
+def guard_att(device: Device) -> None:
+    """A request with an unknown opcode gets Request Not Supported, a malformed known
+    request Invalid PDU; a command, response or confirmation (never answered) is dropped."""
+
+    def refuse(connection: Connection, pdu: bytes) -> None:
         opcode = pdu[0] if pdu else None
-        logger.debug("unparsable ATT PDU %s from 0x%04X: %r", pdu.hex(), handle, error)
         if opcode in att.ATT_REQUESTS:
             code = att.ErrorCode.INVALID_PDU
         elif opcode is None or opcode & ATT_COMMAND_FLAG or opcode in KNOWN_OPCODES:
-            return  # a command, response, notification or confirmation is never answered
+            return
         else:
             code = att.ErrorCode.REQUEST_NOT_SUPPORTED
-        if connection is None:
-            return
-        self._device.gatt_server.send_response(connection, error_response(opcode, 0, code))
+        device.gatt_server.send_response(connection, error_response(opcode, 0, code))
+
+    guard_channel(device, att.ATT_CID, att.ATT_PDU.from_bytes, refuse)

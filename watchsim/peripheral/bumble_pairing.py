@@ -18,9 +18,10 @@ from dataclasses import dataclass
 from typing import Final
 
 from bumble import hci, smp
-from bumble.device import Connection
+from bumble.device import Connection, Device
 from bumble.pairing import PairingConfig, PairingDelegate
 
+from watchsim.peripheral.bumble_gatt import guard_channel
 from watchsim.peripheral.port import PairingDisplay
 
 logger = logging.getLogger(__name__)
@@ -195,3 +196,17 @@ class Backoff:
 
     def succeeded(self, address: str) -> None:
         self._entries.pop(address, None)
+
+
+def guard_smp(device: Device) -> None:
+    """An SMP PDU that does not parse fails the pairing (Invalid Parameters)."""
+
+    def refuse(connection: Connection, _pdu: bytes) -> None:
+        session = device.smp_manager.sessions.get(connection.handle)
+        if session is not None and not session.completed:
+            session.send_pairing_failed(smp.ErrorCode.INVALID_PARAMETERS)
+        else:
+            failed = smp.SMP_Pairing_Failed_Command(reason=smp.ErrorCode.INVALID_PARAMETERS)
+            device.smp_manager.send_command(connection, failed)
+
+    guard_channel(device, smp.SMP_CID, smp.SMP_Command.from_bytes, refuse)
