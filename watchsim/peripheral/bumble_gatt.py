@@ -248,4 +248,12 @@ def guard_att(device: Device) -> None:
             code = att.ErrorCode.REQUEST_NOT_SUPPORTED
         device.gatt_server.send_response(connection, error_response(opcode, 0, code))
 
-    guard_channel(device, att.ATT_CID, att.ATT_PDU.from_bytes, refuse)
+    guard_channel(device, att.ATT_CID, _parse_att, refuse)
+
+
+def _parse_att(pdu: bytes) -> att.ATT_PDU:
+    """Bumble's parser, which also turns an opcode it does not know into a bare PDU
+    that its server then ignores (no answer): here that opcode is an error too."""
+    if pdu and pdu[0] not in KNOWN_OPCODES:
+        raise ValueError(f"unknown ATT opcode 0x{pdu[0]:02X}")
+    return att.ATT_PDU.from_bytes(pdu)
