@@ -230,13 +230,20 @@ class RawCentral:
     async def pair(self) -> None:
         await asyncio.wait_for(self.connection.pair(), WAIT)
 
-    async def pairing_refused(self) -> int:
-        """Pairs, expecting the watch to refuse; the SMP reason it gave."""
+    async def try_pairing(self) -> int | None:
+        """Pairs; the SMP reason the watch refused with, or None once paired. (A pairing
+        that never finishes is the caller's to wait out.)"""
         try:
             await self.pair()
         except smp.ProtocolError as error:  # bumble.core.ProtocolError, re-exported
             return int(error.error_code)
-        raise AssertionError("the watch accepted the pairing")
+        return None
+
+    async def pairing_refused(self) -> int:
+        """Pairs, expecting the watch to refuse; the SMP reason it gave."""
+        reason = await self.try_pairing()
+        assert reason is not None, "the watch accepted the pairing"
+        return reason
 
     async def encryption_dropped(self, ltk: bytes) -> int:
         """Encrypts with a key of the attacker's choosing, expecting the link to end;

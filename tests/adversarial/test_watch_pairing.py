@@ -25,6 +25,7 @@ from tests.adversarial.hostile import (
     RawCentral,
     Stalling,
     Typist,
+    refused,
     u16,
 )
 from watchsim.peripheral.bumble_adapter import start_on_link
@@ -46,13 +47,25 @@ async def test_spoofed_bonded_address_pairing_just_works_gets_nothing__PR_LINK(
     arena.phone.leave()
     spoofer = RawCentral(arena.link, PHONE_ADDRESS, Pairing(withhold_keys=withhold_keys))  # type: ignore[arg-type]
     await spoofer.connect(arena.watch.address)
-    assert await spoofer.pairing_refused() == ErrorCode.AUTHENTICATION_REQUIREMENTS
+    pairing = asyncio.ensure_future(spoofer.try_pairing())
+    # Withheld keys leave a pairing the watch accepted unfinished: the link is
+    # encrypted once the watch has handed out its own keys.
+    await asyncio.wait_for(_encrypted_or_done(spoofer, pairing), 5.0)
+    profile = bytes([READ_REQ]) + u16(spoofer.handle(uuids.USER_PROFILE))
+    assert refused(await spoofer.request(profile), READ_REQ) == INSUFFICIENT_ENCRYPTION
+    assert await pairing == ErrorCode.AUTHENTICATION_REQUIREMENTS
     codes = await all_refused(spoofer)
     # A bonded address on an unencrypted link is told to encrypt, never served.
     assert {c for c in codes.values() if c in SECURITY_CODES} == {INSUFFICIENT_ENCRYPTION}
     assert arena.bonds() == bonds  # the phone's authenticated bond is untouched
     await spoofer.disconnect()
     await arena.holds(spoofer)
+
+
+async def _encrypted_or_done(central: RawCentral, pairing: asyncio.Future[int | None]) -> None:
+    encrypted = asyncio.get_running_loop().create_future()
+    central.connection.once("connection_encryption_change", lambda: encrypted.set_result(None))
+    await asyncio.wait({pairing, encrypted}, return_when=asyncio.FIRST_COMPLETED)
 
 
 async def test_spoofed_bonded_address_with_a_forged_key_is_dropped(arena: Arena) -> None:
