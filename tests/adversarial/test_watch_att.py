@@ -10,8 +10,9 @@ import tracemalloc
 import pytest
 
 from protocol import uuids
-from tests.adversarial.conftest import Arena, all_refused
+from tests.adversarial.conftest import Arena, all_refused, secret
 from tests.adversarial.hostile import (
+    ATTRIBUTE_NOT_FOUND,
     ERROR_RSP,
     EXECUTE_WRITE_REQ,
     INVALID_ATTRIBUTE_VALUE_LENGTH,
@@ -200,3 +201,28 @@ async def test_rapid_connect_drop_cycles_leave_no_state(arena: Arena) -> None:
     assert sizes[1] - sizes[0] < 64 * 1024, sizes
     assert len(arena.watch.backoff) <= 1
     await arena.holds(attacker)
+
+
+async def test_find_by_type_value_cannot_probe_a_protected_value(arena: Arena) -> None:
+    """Find By Type Value compares values: a protected one is no match (never a silent
+    request), even when the guess is right."""
+    attacker = RawCentral(arena.link, ATTACKER)  # type: ignore[arg-type]
+    await attacker.connect(arena.watch.address)
+    guess = secret(uuids.BODY_SENSOR_LOCATION)
+    pdu = bytes([0x06]) + u16(0x0001) + u16(0xFFFF) + u16(0x2A38) + guess
+    assert refused(await attacker.request(pdu), 0x06) == ATTRIBUTE_NOT_FOUND
+    await attacker.disconnect()
+    await arena.holds(attacker)
+
+
+async def test_read_multiple_serves_the_paired_phone(arena: Arena) -> None:
+    """The same requests the attackers are refused give the paired phone its values."""
+    await arena.phone_back()
+    phone = arena.phone
+    handles = u16(phone.handle(uuids.BODY_SENSOR_LOCATION)) + u16(phone.handle(uuids.USER_PROFILE))
+    expected = [secret(uuids.BODY_SENSOR_LOCATION), secret(uuids.USER_PROFILE)]
+    answer = await phone.request(bytes([0x0E]) + handles)
+    assert answer == bytes([0x0F]) + b"".join(expected)
+    answer = await phone.request(bytes([0x20]) + handles)
+    tuples = b"".join(u16(len(v)) + v for v in expected)
+    assert answer == bytes([0x21]) + tuples[:22]  # cut at MTU 23 - 1, lengths kept whole
