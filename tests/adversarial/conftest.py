@@ -111,6 +111,13 @@ class Arena:
                 )
                 assert answer[0] != ERROR_RSP, (c.name, answer.hex())
 
+    async def refused_then_holds(self, attacker: RawCentral) -> dict[tuple[str, str], int]:
+        """Every access refused, then the attacker leaves and the arena ``holds``."""
+        codes = await all_refused(attacker)
+        await attacker.disconnect()
+        await self.holds(attacker)
+        return codes
+
     async def holds(self, *attackers: RawCentral) -> None:
         """After an attack: the phone is served, the attackers got nothing, the watch
         keeps no state of theirs and logged no traceback."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from bumble.smp import ErrorCode
 
-from tests.adversarial.conftest import SECURITY_CODES, Arena, all_refused
+from tests.adversarial.conftest import SECURITY_CODES, Arena
 from tests.adversarial.hostile import IoCapability, Pairing, RawCentral, Typist
 
 ATTACKER = "D1:00:00:00:00:01"
@@ -21,11 +21,9 @@ async def test_unpaired_central_gets_an_error_for_every_access__PR_LINK(
     await attacker.connect(arena.watch.address)
     if mtu is not None:
         assert await attacker.exchange_mtu(mtu) == mtu
-    codes = await all_refused(attacker)
+    codes = await arena.refused_then_holds(attacker)
     # Past the property checks, an unbonded central is told to pair.
     assert {c for c in codes.values() if c in SECURITY_CODES} == {INSUFFICIENT_AUTHENTICATION}
-    await attacker.disconnect()
-    await arena.holds(attacker)
 
 
 # (name, SMP parameters, the reason the watch refuses with)
@@ -51,11 +49,9 @@ async def test_weak_pairing_is_refused_and_stores_no_bond__PR_LINK(
     await attacker.connect(arena.watch.address)
     assert await attacker.pairing_refused() == reason
     assert not attacker.connection.is_encrypted
-    await all_refused(attacker)
-    assert arena.bonds() == bonds
     assert arena.screen.shown == 1  # no passkey shown for a refused pairing
-    await attacker.disconnect()
-    await arena.holds(attacker)
+    await arena.refused_then_holds(attacker)
+    assert arena.bonds() == bonds
 
 
 async def test_legacy_passkey_pairing_is_refused_before_a_passkey_is_shown(
@@ -69,6 +65,4 @@ async def test_legacy_passkey_pairing_is_refused_before_a_passkey_is_shown(
     await attacker.connect(arena.watch.address)
     assert await attacker.pairing_refused() == ErrorCode.AUTHENTICATION_REQUIREMENTS
     assert arena.screen.shown == 1
-    await all_refused(attacker)
-    await attacker.disconnect()
-    await arena.holds(attacker)
+    await arena.refused_then_holds(attacker)

@@ -10,7 +10,7 @@ import tracemalloc
 import pytest
 
 from protocol import uuids
-from tests.adversarial.conftest import Arena, all_refused, secret
+from tests.adversarial.conftest import Arena, secret
 from tests.adversarial.hostile import (
     ATTRIBUTE_NOT_FOUND,
     ERROR_RSP,
@@ -60,9 +60,7 @@ async def test_truncated_and_unknown_requests_get_an_error_response(arena: Arena
     # Unknown and truncated commands get no answer (and break nothing).
     for pdu in (bytes([0x7F, 0x01]), bytes([WRITE_CMD, 0x03]), bytes([0xD2, 0x03])):
         await attacker.command(pdu)
-    await all_refused(attacker)
-    await attacker.disconnect()
-    await arena.holds(attacker)
+    await arena.refused_then_holds(attacker)
 
 
 @pytest.mark.parametrize(

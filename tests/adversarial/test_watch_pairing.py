@@ -54,12 +54,10 @@ async def test_spoofed_bonded_address_pairing_just_works_gets_nothing__PR_LINK(
     profile = bytes([READ_REQ]) + u16(spoofer.handle(uuids.USER_PROFILE))
     assert refused(await spoofer.request(profile), READ_REQ) == INSUFFICIENT_ENCRYPTION
     assert await pairing == ErrorCode.AUTHENTICATION_REQUIREMENTS
-    codes = await all_refused(spoofer)
+    codes = await arena.refused_then_holds(spoofer)
     # A bonded address on an unencrypted link is told to encrypt, never served.
     assert {c for c in codes.values() if c in SECURITY_CODES} == {INSUFFICIENT_ENCRYPTION}
     assert arena.bonds() == bonds  # the phone's authenticated bond is untouched
-    await spoofer.disconnect()
-    await arena.holds(spoofer)
 
 
 async def _encrypted_or_done(central: RawCentral, pairing: asyncio.Future[int | None]) -> None:
@@ -115,9 +113,7 @@ async def test_wrong_passkeys_back_off_with_repeated_attempts(arena: Arena) -> N
     await attacker.connect(arena.watch.address)
     assert await attacker.pairing_refused() == ErrorCode.REPEATED_ATTEMPTS
     assert arena.screen.shown == 2
-    await all_refused(attacker)
-    await attacker.disconnect()
-    await arena.holds(attacker)
+    await arena.refused_then_holds(attacker)
 
 
 async def _wrong_passkey(screen: Screen) -> int:
@@ -167,9 +163,7 @@ async def test_raw_pairing_request_the_watch_cannot_honour_is_refused(
     request = bytes([PAIRING_REQUEST, io, oob, auth_req, key_size, 0x07, 0x07])
     assert await attacker.smp_request(request) == bytes([PAIRING_FAILED, reason])
     assert arena.screen.shown == 1
-    await all_refused(attacker)
-    await attacker.disconnect()
-    await arena.holds(attacker)
+    await arena.refused_then_holds(attacker)
 
 
 @pytest.mark.parametrize(
@@ -182,9 +176,7 @@ async def test_malformed_or_out_of_order_smp_is_refused(arena: Arena, pdu: bytes
     await attacker.connect(arena.watch.address)
     answer = await attacker.smp_request(pdu)
     assert answer[0] == PAIRING_FAILED
-    await all_refused(attacker)
-    await attacker.disconnect()
-    await arena.holds(attacker)
+    await arena.refused_then_holds(attacker)
 
 
 async def test_just_works_watch_keeps_an_authenticated_bond_from_a_weaker_pairing(

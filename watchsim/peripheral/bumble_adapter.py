@@ -227,7 +227,6 @@ class BumblePeripheral(Peripheral):
         address = str(connection.peer_address)
         mitm = self._mode is not PairingMode.JUST_WORKS or self._bonds.get(address, False)
         policy = PairingPolicy(
-            mitm=mitm,
             timeout_s=self._smp_timeout_s,
             repeated_attempts=self.backoff.blocked(address, asyncio.get_running_loop().time()),
         )
@@ -319,12 +318,10 @@ class BumblePeripheral(Peripheral):
     def _service(self, spec: ServiceSpec) -> gatt.Service:
         return gatt.Service(
             bumble_uuid(spec.uuid),
-            [self._characteristic(c.uuid, c.properties, c.security) for c in spec.characteristics],
+            [self._characteristic(c.uuid, c.properties) for c in spec.characteristics],
         )
 
-    def _characteristic(
-        self, uuid: str, properties: Property, security: Security
-    ) -> gatt.Characteristic[bytes]:
+    def _characteristic(self, uuid: str, properties: Property) -> gatt.Characteristic[bytes]:
         flags = gatt.Characteristic.Properties(0)
         for ours, theirs in _PROPERTIES.items():
             if ours in properties:

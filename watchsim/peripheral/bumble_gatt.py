@@ -14,10 +14,11 @@ application keeps deciding who may read or write what (``permit_write``).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import struct
 from collections.abc import Callable, Coroutine
-from typing import Any
+from typing import Any, TypeVar
 
 from bumble import att
 from bumble.device import Connection, Device
@@ -42,6 +43,21 @@ def error_response(opcode: int, handle: int, code: int) -> att.ATT_Error_Respons
     )
 
 
+Request = TypeVar("Request", bound=att.ATT_PDU)
+Handler = Callable[["GattServer", att.Bearer, Request], Coroutine[Any, Any, None]]
+
+
+def _in_task(handler: Handler[Request]) -> Callable[[GattServer, att.Bearer, Request], None]:
+    """Bumble calls a PDU's handler synchronously: one that awaits a read runs as a task
+    of its own (kept until done), as Bumble's own handlers do."""
+
+    @functools.wraps(handler)
+    def spawn(server: GattServer, bearer: att.Bearer, request: Request) -> None:
+        server.spawn(handler(server, bearer, request))
+
+    return spawn
+
+
 class GattServer(Server):
     """Bumble's server, answering refusals with Error Responses (see the module doc).
 
@@ -54,8 +70,7 @@ class GattServer(Server):
         self._permit_write = permit_write
         self._tasks: set[asyncio.Task[None]] = set()
 
-    def _spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
-        """Run a request's handler as its own task (it may await a read), as Bumble does."""
+    def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -90,10 +105,10 @@ class GattServer(Server):
         if not self._refuse_write(bearer, request, request.attribute_handle):
             super().on_att_prepare_write_request(bearer, request)
 
-    def on_att_write_command(self, bearer: att.Bearer, request: att.ATT_Write_Command) -> None:
-        self._spawn(self._write_command(bearer, request))
-
-    async def _write_command(self, bearer: att.Bearer, request: att.ATT_Write_Command) -> None:
+    @_in_task
+    async def on_att_write_command(
+        self, bearer: att.Bearer, request: att.ATT_Write_Command
+    ) -> None:
         """A command has no response: a refused one is dropped with a debug line."""
         handle = request.attribute_handle
         code = self._write_refused(bearer, handle)
@@ -137,12 +152,8 @@ class GattServer(Server):
                 return None
         return values
 
-    def on_att_read_multiple_request(
-        self, bearer: att.Bearer, request: att.ATT_Read_Multiple_Request
-    ) -> None:
-        self._spawn(self._read_multiple(bearer, request))
-
-    async def _read_multiple(
+    @_in_task
+    async def on_att_read_multiple_request(
         self, bearer: att.Bearer, request: att.ATT_Read_Multiple_Request
     ) -> None:
         values = await self._read_each(bearer, request, list(request.set_of_handles))
@@ -150,12 +161,8 @@ class GattServer(Server):
             joined = b"".join(values)[: bearer.att_mtu - 1]
             self.send_response(bearer, att.ATT_Read_Multiple_Response(set_of_values=joined))
 
-    def on_att_read_multiple_variable_request(
-        self, bearer: att.Bearer, request: att.ATT_Read_Multiple_Variable_Request
-    ) -> None:
-        self._spawn(self._read_multiple_variable(bearer, request))
-
-    async def _read_multiple_variable(
+    @_in_task
+    async def on_att_read_multiple_variable_request(
         self, bearer: att.Bearer, request: att.ATT_Read_Multiple_Variable_Request
     ) -> None:
         values = await self._read_each(bearer, request, list(request.set_of_handles))
@@ -172,12 +179,8 @@ class GattServer(Server):
             bearer, att.ATT_Read_Multiple_Variable_Response(length_value_tuple_list=pairs)
         )
 
-    def on_att_find_by_type_value_request(
-        self, bearer: att.Bearer, request: att.ATT_Find_By_Type_Value_Request
-    ) -> None:
-        self._spawn(self._find_by_type_value(bearer, request))
-
-    async def _find_by_type_value(
+    @_in_task
+    async def on_att_find_by_type_value_request(
         self, bearer: att.Bearer, request: att.ATT_Find_By_Type_Value_Request
     ) -> None:
         """Only values the client may read are compared: a refused read is no match, so

@@ -36,7 +36,6 @@ KEY_SIZE: Final = 16
 class PairingPolicy:
     """What a pairing on one connection must meet, decided when it starts."""
 
-    mitm: bool  # only passkey entry or numeric comparison (never Just Works)
     timeout_s: float
     repeated_attempts: bool  # the peer's address failed too recently (Backoff)
 
