@@ -35,7 +35,7 @@ INSUFFICIENT_ENCRYPTION = 0x0F
 MIC_FAILURE = 0x3D
 AUTHENTICATION_FAILURE = 0x05
 # SMP (Core Vol 3 Part H 3.5): Pairing Request, Pairing Failed.
-PAIRING_REQUEST, PAIRING_FAILED = 0x01, 0x05
+PAIRING_REQUEST, PAIRING_RESPONSE, PAIRING_FAILED = 0x01, 0x02, 0x05
 
 
 @pytest.mark.parametrize("withhold_keys", [False, True], ids=["keys-sent", "keys-withheld"])
@@ -209,3 +209,15 @@ async def test_just_works_watch_keeps_an_authenticated_bond_from_a_weaker_pairin
     assert answer[1:] == secret(uuids.USER_PROFILE)
     await phone.disconnect()
     arena.assert_no_leftovers()
+
+
+async def test_encryption_in_the_middle_of_a_pairing_is_dropped(arena: Arena) -> None:
+    """A spoofer of the phone's address starts a pairing, then encrypts with a key of
+    its own before the pairing made one: no key matches, the link ends, no traceback."""
+    arena.phone.leave()
+    spoofer = RawCentral(arena.link, PHONE_ADDRESS, raw_smp=True)  # type: ignore[arg-type]
+    await spoofer.connect(arena.watch.address, discover=False)
+    request = bytes([PAIRING_REQUEST, 0x02, 0x00, 0x0D, 16, 0x07, 0x07])
+    assert (await spoofer.smp_request(request))[0] == PAIRING_RESPONSE
+    assert await spoofer.encryption_dropped(os.urandom(16)) == MIC_FAILURE
+    await arena.holds(spoofer)

@@ -89,6 +89,13 @@ class WatchSession(smp.Session):
         """Whether the key this pairing makes is MITM-protected (what the link gets)."""
         return self.sc and self.pairing_method is not smp.PairingMethod.JUST_WORKS
 
+    def get_long_term_key(self, rand: bytes, ediv: int) -> bytes | None:
+        """None until this pairing has made its key (Bumble's raises then): a central
+        that encrypts in the middle of a pairing gets the bond's key, if any."""
+        if self.sc and getattr(self, "ltk", None) is None:
+            return None
+        return super().get_long_term_key(rand, ediv)
+
     def refusal(self, command: smp.SMP_Pairing_Request_Command) -> smp.ErrorCode | None:
         """Why this Pairing Request is refused (Core Vol 3 Part H 2.3.5.1, 2.3.6), if it is."""
         if self.policy.repeated_attempts:
