@@ -224,3 +224,14 @@ async def test_read_multiple_serves_the_paired_phone(arena: Arena) -> None:
     answer = await phone.request(bytes([0x20]) + handles)
     tuples = b"".join(u16(len(v)) + v for v in expected)
     assert answer == bytes([0x21]) + tuples[:22]  # cut at MTU 23 - 1, lengths kept whole
+
+
+async def test_write_command_longer_than_any_attribute_is_dropped(arena: Arena) -> None:
+    """Past 512 bytes (the longest attribute value GATT allows), not even the paired
+    phone's Write Command reaches the watch's handlers."""
+    await arena.phone_back()
+    phone = arena.phone
+    handle = u16(phone.handle(uuids.USER_PROFILE))
+    await phone.command(bytes([WRITE_CMD]) + handle + bytes(513))
+    await phone.command(bytes([WRITE_CMD]) + handle + bytes(2))
+    assert [len(value) for _, _, value in arena.writes] == [2]

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 from bumble import att
 from bumble.device import Connection, Device
-from bumble.gatt import Characteristic
+from bumble.gatt import GATT_MAX_ATTRIBUTE_VALUE_SIZE, Characteristic
 from bumble.gatt_server import Server
 
 logger = logging.getLogger(__name__)
@@ -71,6 +71,7 @@ class GattServer(Server):
         self._tasks: set[asyncio.Task[None]] = set()
 
     def spawn(self, coroutine: Coroutine[Any, Any, None]) -> None:
+        """Runs a handler as a task, referenced until done (asyncio keeps only weak ones)."""
         task = asyncio.ensure_future(coroutine)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -112,6 +113,8 @@ class GattServer(Server):
         """A command has no response: a refused one is dropped with a debug line."""
         handle = request.attribute_handle
         code = self._write_refused(bearer, handle)
+        if len(request.attribute_value) > GATT_MAX_ATTRIBUTE_VALUE_SIZE:
+            code = att.ErrorCode.INVALID_ATTRIBUTE_LENGTH
         attribute = self.get_attribute(handle)
         if code is None and attribute is not None:
             try:
