@@ -35,6 +35,9 @@ PHONE_ADDRESS = "C2:11:22:33:44:55"
 # legitimate one on a loaded machine finishes.
 SMP_TIMEOUT_S = 2.0
 
+# The shortest the specification allows: each of the many connections is found sooner.
+ADVERTISING_INTERVAL_MS = 20.0
+
 PROTECTED: tuple[CharacteristicSpec, ...] = tuple(
     c for s in PROFILE for c in s.characteristics if c.security is not Security.OPEN
 )
@@ -165,7 +168,13 @@ async def arena(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterat
     caplog.set_level(logging.INFO)
     link = new_link()
     screen = Screen()
-    watch = await start_on_link(link, tmp_path, display=screen, smp_timeout_s=SMP_TIMEOUT_S)
+    watch = await start_on_link(
+        link,
+        tmp_path,
+        display=screen,
+        smp_timeout_s=SMP_TIMEOUT_S,
+        advertising_interval_ms=ADVERTISING_INTERVAL_MS,
+    )
     phone = RawCentral(
         link, PHONE_ADDRESS, Pairing(delegate=Typist(screen.read_passkey), mitm=True)
     )
