@@ -6,12 +6,14 @@ state is left behind, and no traceback was logged."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from bumble.link import LocalLink
 
 from protocol import uuids
 from protocol.profile import PROFILE, CharacteristicSpec, Property, Security
@@ -89,7 +91,7 @@ class Screen:
 
 @dataclass
 class Arena:
-    link: object
+    link: LocalLink
     watch: BumblePeripheral
     screen: Screen
     phone: RawCentral
@@ -181,7 +183,7 @@ async def arena(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterat
     arena = Arena(link, watch, screen, phone, tmp_path, caplog)
     for c in PROTECTED:
         if Property.READ in c.properties:
-            watch.set_read_handler(c.uuid, lambda uuid=c.uuid: secret(uuid))
+            watch.set_read_handler(c.uuid, functools.partial(secret, c.uuid))
         if c.properties & (Property.WRITE | Property.WRITE_WITHOUT_RESPONSE):
 
             async def record(peer: Peer, value: bytes, uuid: str = c.uuid) -> None:

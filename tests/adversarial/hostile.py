@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from bumble import hci, smp
 from bumble.controller import Controller
+from bumble.core import ProtocolError
 from bumble.device import Connection, Device, DeviceConfiguration
 from bumble.host import Host
 from bumble.keys import MemoryKeyStore, PairingKeys
@@ -235,7 +236,8 @@ class RawCentral:
         that never finishes is the caller's to wait out.)"""
         try:
             await self.pair()
-        except smp.ProtocolError as error:  # bumble.core.ProtocolError, re-exported
+        except ProtocolError as error:
+            assert error.error_code is not None
             return int(error.error_code)
         return None
 

@@ -17,7 +17,7 @@ INSUFFICIENT_AUTHENTICATION = 0x05
 async def test_unpaired_central_gets_an_error_for_every_access__PR_LINK(
     arena: Arena, mtu: int | None
 ) -> None:
-    attacker = RawCentral(arena.link, ATTACKER)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, ATTACKER)
     await attacker.connect(arena.watch.address)
     if mtu is not None:
         assert await attacker.exchange_mtu(mtu) == mtu
@@ -45,7 +45,7 @@ async def test_weak_pairing_is_refused_and_stores_no_bond__PR_LINK(
     arena: Arena, pairing: Pairing, reason: ErrorCode
 ) -> None:
     bonds = arena.bonds()
-    attacker = RawCentral(arena.link, ATTACKER, pairing)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, ATTACKER, pairing)
     await attacker.connect(arena.watch.address)
     assert await attacker.pairing_refused() == reason
     assert not attacker.connection.is_encrypted
@@ -60,7 +60,7 @@ async def test_legacy_passkey_pairing_is_refused_before_a_passkey_is_shown(
     """A legacy passkey can be cracked from a recording: the watch is Secure
     Connections Only, even for a central that could type the passkey."""
     typist = Typist(arena.screen.read_passkey)
-    attacker = RawCentral(arena.link, ATTACKER, Pairing(typist, sc=False, mitm=True))  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, ATTACKER, Pairing(typist, sc=False, mitm=True))
     assert typist.io_capability == IoCapability.KEYBOARD_INPUT_ONLY
     await attacker.connect(arena.watch.address)
     assert await attacker.pairing_refused() == ErrorCode.AUTHENTICATION_REQUIREMENTS

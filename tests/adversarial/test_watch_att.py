@@ -8,6 +8,7 @@ import gc
 import tracemalloc
 
 import pytest
+from bumble.device import Connection
 
 from protocol import uuids
 from tests.adversarial.conftest import Arena, secret
@@ -50,7 +51,7 @@ UNKNOWN = [0x00, 0x24, 0x30, 0x3F, 0x80, 0xA0]
 
 
 async def test_truncated_and_unknown_requests_get_an_error_response(arena: Arena) -> None:
-    attacker = RawCentral(arena.link, ATTACKER)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, ATTACKER)
     await attacker.connect(arena.watch.address)
     for pdu in TRUNCATED:
         assert refused(await attacker.request(pdu), pdu[0]) == INVALID_PDU, pdu.hex()
@@ -79,7 +80,7 @@ async def test_cccd_write_of_wrong_length_or_value_is_refused(
     arena: Arena, value: bytes, code: int
 ) -> None:
     """Finding 4, on the one CCCD an unpaired central may write (Battery Level)."""
-    attacker = RawCentral(arena.link, ATTACKER)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, ATTACKER)
     await attacker.connect(arena.watch.address)
     cccd = attacker.cccd(uuids.BATTERY_LEVEL)
     answer = await attacker.request(bytes([WRITE_REQ]) + u16(cccd) + value)
@@ -93,7 +94,7 @@ async def test_cccd_write_of_wrong_length_or_value_is_refused(
 async def test_declarations_and_device_name_are_not_writable(arena: Arena) -> None:
     """Bumble writes any attribute a Write Request names; a declaration or the GAP
     device name would be overwritten for every central."""
-    attacker = RawCentral(arena.link, ATTACKER)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, ATTACKER)
     await attacker.connect(arena.watch.address)
     declaration = attacker.handle(uuids.BODY_SENSOR_LOCATION) - 1
     name = attacker.handle("00002a00" + "-0000-1000-8000-00805f9b34fb")
@@ -112,7 +113,7 @@ async def test_declarations_and_device_name_are_not_writable(arena: Arena) -> No
 async def test_write_command_flood_is_dropped_without_tracebacks(arena: Arena) -> None:
     """Finding 6: refused Write Commands to every protected characteristic, many times:
     nothing written, nothing logged above debug level."""
-    attacker = RawCentral(arena.link, ATTACKER)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, ATTACKER)
     await attacker.connect(arena.watch.address)
     handles = [found.value for found in attacker.found.values()]
     for _ in range(20):
@@ -132,7 +133,7 @@ async def test_long_write_burst_is_bounded_and_refused(arena: Arena, mtu: int) -
     """Prepared writes: refused on protected characteristics before anything is queued;
     on the one open writable attribute (a CCCD) the queue is bounded, and an over-long
     value is refused at execution."""
-    attacker = RawCentral(arena.link, ATTACKER)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, ATTACKER)
     await attacker.connect(arena.watch.address)
     if mtu != 23:
         assert await attacker.exchange_mtu(mtu) == mtu
@@ -159,7 +160,7 @@ async def test_long_write_burst_is_bounded_and_refused(arena: Arena, mtu: int) -
     await arena.holds(attacker)
 
 
-def attacker_link(arena: Arena) -> object:
+def attacker_link(arena: Arena) -> Connection:
     (connection,) = arena.watch.device.connections.values()
     return connection
 
@@ -170,7 +171,7 @@ CYCLES = 100
 async def test_rapid_connect_drop_cycles_leave_no_state(arena: Arena) -> None:
     """100 links opened and dropped at once, half of them mid-pairing or mid-request:
     the watch keeps nothing per link, and its memory does not grow with the cycles."""
-    attacker = RawCentral(arena.link, ATTACKER, raw_smp=True)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, ATTACKER, raw_smp=True)
     sizes = []
     snaps = []
     tracemalloc.start()
@@ -204,7 +205,7 @@ async def test_rapid_connect_drop_cycles_leave_no_state(arena: Arena) -> None:
 async def test_find_by_type_value_cannot_probe_a_protected_value(arena: Arena) -> None:
     """Find By Type Value compares values: a protected one is no match (never a silent
     request), even when the guess is right."""
-    attacker = RawCentral(arena.link, ATTACKER)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, ATTACKER)
     await attacker.connect(arena.watch.address)
     guess = secret(uuids.BODY_SENSOR_LOCATION)
     pdu = bytes([0x06]) + u16(0x0001) + u16(0xFFFF) + u16(0x2A38) + guess

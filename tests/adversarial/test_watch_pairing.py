@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import os
 
 import pytest
@@ -45,7 +46,7 @@ async def test_spoofed_bonded_address_pairing_just_works_gets_nothing__PR_LINK(
     """Finding 1: the phone's address, Just Works, and (or not) its own keys never sent."""
     bonds = arena.bonds()
     arena.phone.leave()
-    spoofer = RawCentral(arena.link, PHONE_ADDRESS, Pairing(withhold_keys=withhold_keys))  # type: ignore[arg-type]
+    spoofer = RawCentral(arena.link, PHONE_ADDRESS, Pairing(withhold_keys=withhold_keys))
     await spoofer.connect(arena.watch.address)
     pairing = asyncio.ensure_future(spoofer.try_pairing())
     # Withheld keys leave a pairing the watch accepted unfinished: the link is
@@ -70,7 +71,7 @@ async def test_spoofed_bonded_address_with_a_forged_key_is_dropped(arena: Arena)
     """Encrypting with a key of its own choosing: the watch gives the bond's LTK, the
     keys differ, the link ends (MIC failure) before any request."""
     arena.phone.leave()
-    spoofer = RawCentral(arena.link, PHONE_ADDRESS)  # type: ignore[arg-type]
+    spoofer = RawCentral(arena.link, PHONE_ADDRESS)
     await spoofer.connect(arena.watch.address, discover=False)
     assert await spoofer.encryption_dropped(os.urandom(16)) == MIC_FAILURE
     await arena.holds(spoofer)
@@ -100,7 +101,7 @@ async def test_wrong_passkeys_back_off_with_repeated_attempts(arena: Arena) -> N
     refused (Repeated Attempts) without the watch showing another passkey, on this
     link and on a new one."""
     wrong = Typist(lambda: _wrong_passkey(arena.screen))
-    attacker = RawCentral(arena.link, "D1:00:00:00:00:02", Pairing(wrong, mitm=True))  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, "D1:00:00:00:00:02", Pairing(wrong, mitm=True))
     await attacker.connect(arena.watch.address)
     assert await attacker.pairing_refused() in {
         ErrorCode.CONFIRM_VALUE_FAILED,
@@ -125,7 +126,7 @@ async def test_pairing_left_hanging_is_dropped_after_the_smp_timeout(arena: Aren
     link once the SMP timeout passes (short in this test) and stores nothing."""
     bonds = arena.bonds()
     stalling = Stalling()
-    attacker = RawCentral(arena.link, "D1:00:00:00:00:03", Pairing(stalling, mitm=True))  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, "D1:00:00:00:00:03", Pairing(stalling, mitm=True))
     await attacker.connect(arena.watch.address)
     dropped = asyncio.ensure_future(attacker.dropped())
     pairing = asyncio.ensure_future(attacker.connection.pair())
@@ -158,7 +159,7 @@ RAW_REQUESTS = [
 async def test_raw_pairing_request_the_watch_cannot_honour_is_refused(
     arena: Arena, io: int, oob: int, auth_req: int, key_size: int, reason: ErrorCode
 ) -> None:
-    attacker = RawCentral(arena.link, "D1:00:00:00:00:04", raw_smp=True)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, "D1:00:00:00:00:04", raw_smp=True)
     await attacker.connect(arena.watch.address)
     request = bytes([PAIRING_REQUEST, io, oob, auth_req, key_size, 0x07, 0x07])
     assert await attacker.smp_request(request) == bytes([PAIRING_FAILED, reason])
@@ -172,7 +173,7 @@ async def test_raw_pairing_request_the_watch_cannot_honour_is_refused(
     ids=["truncated-request", "confirm-first", "public-key-first"],
 )
 async def test_malformed_or_out_of_order_smp_is_refused(arena: Arena, pdu: bytes) -> None:
-    attacker = RawCentral(arena.link, "D1:00:00:00:00:05", raw_smp=True)  # type: ignore[arg-type]
+    attacker = RawCentral(arena.link, "D1:00:00:00:00:05", raw_smp=True)
     await attacker.connect(arena.watch.address)
     answer = await attacker.smp_request(pdu)
     assert answer[0] == PAIRING_FAILED
@@ -187,15 +188,15 @@ async def test_just_works_watch_keeps_an_authenticated_bond_from_a_weaker_pairin
     so it is refused, and the phone keeps its authenticated access."""
     await arena.watch.stop()
     arena.watch = await start_on_link(
-        arena.link,  # type: ignore[arg-type]
+        arena.link,
         arena.state_dir,
         mode=PairingMode.JUST_WORKS,
     )
     for c in (uuids.BODY_SENSOR_LOCATION, uuids.USER_PROFILE):
-        arena.watch.set_read_handler(c, lambda uuid=c: secret(uuid))
+        arena.watch.set_read_handler(c, functools.partial(secret, c))
     bonds = arena.bonds()
     arena.phone.leave()
-    spoofer = RawCentral(arena.link, PHONE_ADDRESS)  # type: ignore[arg-type]
+    spoofer = RawCentral(arena.link, PHONE_ADDRESS)
     await spoofer.connect(arena.watch.address)
     assert await spoofer.pairing_refused() == ErrorCode.AUTHENTICATION_REQUIREMENTS
     await all_refused(spoofer)
@@ -215,7 +216,7 @@ async def test_encryption_in_the_middle_of_a_pairing_is_dropped(arena: Arena) ->
     """A spoofer of the phone's address starts a pairing, then encrypts with a key of
     its own before the pairing made one: no key matches, the link ends, no traceback."""
     arena.phone.leave()
-    spoofer = RawCentral(arena.link, PHONE_ADDRESS, raw_smp=True)  # type: ignore[arg-type]
+    spoofer = RawCentral(arena.link, PHONE_ADDRESS, raw_smp=True)
     await spoofer.connect(arena.watch.address, discover=False)
     request = bytes([PAIRING_REQUEST, 0x02, 0x00, 0x0D, 16, 0x07, 0x07])
     assert (await spoofer.smp_request(request))[0] == PAIRING_RESPONSE
