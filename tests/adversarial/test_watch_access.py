@@ -4,6 +4,7 @@ every state short of a passkey pairing: nothing is read, written or pushed to th
 from __future__ import annotations
 
 import pytest
+from bumble.pairing import PairingDelegate
 from bumble.smp import ErrorCode
 
 from tests.adversarial.conftest import SECURITY_CODES, Arena
@@ -26,12 +27,15 @@ async def test_unpaired_central_gets_an_error_for_every_access__PR_LINK(
     assert {c for c in codes.values() if c in SECURITY_CODES} == {INSUFFICIENT_AUTHENTICATION}
 
 
+# A central that can show a number but not type one: with the watch's display, Just Works.
+DISPLAY_ONLY = PairingDelegate(io_capability=IoCapability.DISPLAY_OUTPUT_ONLY)
 # (name, SMP parameters, the reason the watch refuses with)
 WEAK_PAIRINGS = [
     ("just-works", Pairing(), ErrorCode.AUTHENTICATION_REQUIREMENTS),
     ("just-works-no-bonding", Pairing(bonding=False), ErrorCode.AUTHENTICATION_REQUIREMENTS),
     ("legacy", Pairing(sc=False, mitm=True), ErrorCode.AUTHENTICATION_REQUIREMENTS),
-    ("display-only-mitm", Pairing(mitm=True), ErrorCode.AUTHENTICATION_REQUIREMENTS),
+    ("no-io-mitm", Pairing(mitm=True), ErrorCode.AUTHENTICATION_REQUIREMENTS),
+    ("display-only-mitm", Pairing(DISPLAY_ONLY, mitm=True), ErrorCode.AUTHENTICATION_REQUIREMENTS),
     ("key-size-7", Pairing(mitm=True, key_size=7), ErrorCode.ENCRYPTION_KEY_SIZE),
 ]
 
