@@ -6,12 +6,14 @@ from __future__ import annotations
 
 import gc
 import tracemalloc
+from pathlib import Path
 
 import pytest
 from bumble.device import Connection
 
 from protocol import uuids
-from tests.adversarial.conftest import Arena, secret
+from protocol.profile import OPEN, CharacteristicSpec, Property, ServiceSpec
+from tests.adversarial.conftest import Arena, Screen, secret
 from tests.adversarial.hostile import (
     ATTRIBUTE_NOT_FOUND,
     ERROR_RSP,
@@ -29,6 +31,8 @@ from tests.adversarial.hostile import (
     refused,
     u16,
 )
+from watchsim.peripheral.bumble_adapter import new_link, start_on_link
+from watchsim.peripheral.port import Peer
 
 ATTACKER = "D2:00:00:00:00:01"
 WRITE_NOT_PERMITTED = 0x03
@@ -227,12 +231,43 @@ async def test_read_multiple_serves_the_paired_phone(arena: Arena) -> None:
     assert answer == bytes([0x21]) + tuples[:22]  # cut at MTU 23 - 1, lengths kept whole
 
 
-async def test_write_command_longer_than_any_attribute_is_dropped(arena: Arena) -> None:
-    """Past 512 bytes (the longest attribute value GATT allows), not even the paired
-    phone's Write Command reaches the watch's handlers."""
+async def test_write_command_needs_the_write_without_response_property(arena: Arena) -> None:
+    """No profile characteristic offers Write Without Response: not even the paired
+    phone's Write Command reaches a handler (its Write Request does)."""
     await arena.phone_back()
     phone = arena.phone
     handle = u16(phone.handle(uuids.USER_PROFILE))
-    await phone.command(bytes([WRITE_CMD]) + handle + bytes(513))
     await phone.command(bytes([WRITE_CMD]) + handle + bytes(2))
-    assert [len(value) for _, _, value in arena.writes] == [2]
+    assert arena.writes == []
+    answer = await phone.request(bytes([WRITE_REQ]) + handle + bytes(3))
+    assert answer == bytes([WRITE_REQ + 1])
+    assert [len(value) for _, _, value in arena.writes] == [3]
+
+
+COMMANDED = "f3a2ffff-0000-4000-8000-00000000c0de"
+
+
+async def test_write_command_longer_than_any_attribute_is_dropped(tmp_path: Path) -> None:
+    """Past 512 bytes (the longest attribute value GATT allows) a Write Command reaches
+    no handler, even on an open characteristic that takes commands."""
+    spec = CharacteristicSpec(COMMANDED, "Commanded", Property.WRITE_WITHOUT_RESPONSE, OPEN)
+    link = new_link()
+    watch = await start_on_link(
+        link, tmp_path, display=Screen(), profile=(ServiceSpec(COMMANDED, "Test", (spec,)),)
+    )
+    written: list[bytes] = []
+
+    async def record(_peer: Peer, value: bytes) -> None:
+        written.append(value)
+
+    watch.set_write_handler(COMMANDED, record)
+    try:
+        central = RawCentral(link, ATTACKER)
+        await central.connect(watch.address)
+        handle = u16(central.handle(COMMANDED))
+        central.send(bytes([WRITE_CMD]) + handle + bytes(513))
+        central.send(bytes([WRITE_CMD]) + handle + bytes(2))
+        await central.request(bytes([0x02]) + u16(23))  # a round trip behind them
+        assert written == [bytes(2)]
+    finally:
+        await watch.stop()

@@ -5,7 +5,8 @@ Type Value raise out of their task when an attribute refuses a read (the client 
 response and its bearer is dead), writes reach attributes that are not writable (a
 declaration or the device name would be overwritten), Prepare Write queues a value
 without asking whether the write is allowed, a refused Write Command logs a traceback, a
-CCCD write of the wrong length is accepted and ignored, and a PDU it cannot parse (an
+CCCD write of the wrong length is accepted and ignored, a Write Command reaches a
+characteristic whose properties do not offer Write Without Response, and a PDU it cannot parse (an
 unknown opcode, a truncated request) raises in the L2CAP handler instead of an Error
 Response. ``GattServer`` and ``guard_att`` close those, for every attribute alike; the
 application keeps deciding who may read or write what (``permit_write``).
@@ -113,9 +114,13 @@ class GattServer(Server):
         """A command has no response: a refused one is dropped with a debug line."""
         handle = request.attribute_handle
         code = self._write_refused(bearer, handle)
+        attribute = self.get_attribute(handle)
+        if isinstance(attribute, Characteristic) and not (
+            attribute.properties & Characteristic.Properties.WRITE_WITHOUT_RESPONSE
+        ):
+            code = att.ErrorCode.WRITE_NOT_PERMITTED  # its properties say: requests only
         if len(request.attribute_value) > GATT_MAX_ATTRIBUTE_VALUE_SIZE:
             code = att.ErrorCode.INVALID_ATTRIBUTE_LENGTH
-        attribute = self.get_attribute(handle)
         if code is None and attribute is not None:
             try:
                 await attribute.write_value(bearer, request.attribute_value)
