@@ -143,6 +143,9 @@ async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
     type=click.Choice([m.value for m in PairingMode]),
     default=PairingMode.PASSKEY.value,
     show_default=True,
+    help="How the watch pairs: it shows a passkey, or asks to confirm a number. "
+    "justworks is a test mode: pairing has no MITM protection, so every protected "
+    "characteristic stays refused (and the agent refuses such a watch).",
 )
 @click.option(
     "--state-dir",

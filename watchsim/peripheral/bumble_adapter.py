@@ -3,10 +3,16 @@ transport (``tcp-client:127.0.0.1:PORT`` for the air, ``usb:0``, ``hci-socket:0`
 
 Bumble's GATT server checks no permissions of its own and counts every pairing (Just
 Works included) as authenticated, so this adapter enforces each characteristic's
-``Security`` itself on read, write and CCCD write, judging MITM protection by the
-``authenticated`` flag of the LTK (from this pairing, or from the key store on
-re-encryption). Bonds live in ``<state_dir>/bonds.json`` and the random static identity
-address in ``<state_dir>/address`` so that a restarted watch is the same device.
+``Security`` itself on every read and write (CCCDs included, before a prepared write is
+queued). A link's security is what the key that encrypted it proves, never what a bond
+stored for the peer's address says: the adapter answers the controller's LTK request
+itself and notes whether the key it gave came from this link's own pairing (and that
+pairing's method) or from a bond (and that bond's ``authenticated`` flag); the
+encryption change then applies exactly that. Pairing is Secure Connections Only, with
+MITM unless the watch runs in Just Works mode (``bumble_pairing``), and Bumble's GATT
+server answers every request (``bumble_gatt``). Bonds live in ``<state_dir>/bonds.json``
+and the random static identity address in ``<state_dir>/address`` so that a restarted
+watch is the same device.
 """
 
 from __future__ import annotations
@@ -22,12 +28,12 @@ from typing import Final
 from bumble import att, gatt, hci
 from bumble.core import UUID
 from bumble.device import Connection, Device, DeviceConfiguration
-from bumble.gatt_server import Server as GattServer
 from bumble.host import DataPacketQueue, Host
 from bumble.keys import JsonKeyStore, PairingKeys
 from bumble.link import LocalLink
 from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.profiles.gap import GenericAccessService
+from bumble.smp import SMP_REPEATED_ATTEMPTS_ERROR
 from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
@@ -35,6 +41,15 @@ from bumblekit.controller import virtual_controller
 from bumblekit.quiet import quiet_bumble_debug_strings
 from protocol import uuids
 from protocol.profile import PROFILE, Property, Security, ServiceSpec
+from watchsim.peripheral.bumble_gatt import GattServer, guard_att
+from watchsim.peripheral.bumble_pairing import (
+    SMP_TIMEOUT_S,
+    Backoff,
+    PairingPolicy,
+    WatchDelegate,
+    WatchSession,
+    guard_smp,
+)
 from watchsim.peripheral.link import IndexedLink
 from watchsim.peripheral.port import (
     ATT_HEADER_SIZE,
@@ -131,27 +146,13 @@ def load_or_create_address(state_dir: Path) -> hci.Address:
     return address
 
 
-class _Delegate(PairingDelegate):
-    """Routes Bumble's pairing prompts to the watch's display hook."""
-
-    def __init__(self, mode: PairingMode, display: PairingDisplay | None, peer: str) -> None:
-        super().__init__(io_capability=_IO_CAPABILITY[mode])
-        self._display = display
-        self._peer = peer
-
-    async def display_number(self, number: int, digits: int) -> None:
-        if self._display is not None:
-            await self._display.show_passkey(self._peer, number)
-
-    async def compare_numbers(self, number: int, digits: int) -> bool:
-        return self._display is not None and await self._display.confirm_number(self._peer, number)
-
-
 @dataclass
 class _Link:
     connection: Connection
     # Whether the key encrypting the link came from an MITM-protected pairing.
     key_authenticated: bool = False
+    # The same for the key last given to the controller, applied once encryption starts.
+    key_offered: bool = False
     closed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -169,6 +170,7 @@ class BumblePeripheral(Peripheral):
         display: PairingDisplay | None = None,
         close: Callable[[], Awaitable[None]] | None = None,
         advertising_interval_ms: float = 100.0,
+        smp_timeout_s: float = SMP_TIMEOUT_S,
     ) -> None:
         super().__init__()
         if mode is not PairingMode.JUST_WORKS and display is None:
@@ -185,18 +187,30 @@ class BumblePeripheral(Peripheral):
             name=name,
             address=address,
             gap_service_enabled=False,
+            gatt_service_enabled=False,  # added below, to our own GATT server
             identity_address_type=hci.Address.RANDOM_DEVICE_ADDRESS,
             io_capability=_IO_CAPABILITY[mode],
         )
         self.device = Device(config=config, host=host)
+        self.device.gatt_server = GattServer(self.device, self._permit_write)
+        self.device.add_default_services(add_gap_service=False, add_gatt_service=True)
+        guard_att(self.device)
+        guard_smp(self.device)
         self.device.keystore = JsonKeyStore(str(address), str(state_dir / BONDS_FILE))
         self.device.pairing_config_factory = self._pairing_config
+        self.device.smp_session_proxy = WatchSession
+        # The LTK request is answered here, where it is known which key was given.
+        host.long_term_key_provider = self._long_term_key
+        self._smp_timeout_s = smp_timeout_s
+        self.backoff = Backoff()
         self.device.on(Device.EVENT_CONNECTION, self._on_connection)
         self.device.gatt_server.on(
             GattServer.EVENT_CHARACTERISTIC_SUBSCRIPTION, self._on_subscription
         )
         self._characteristics: dict[str, gatt.Characteristic[bytes]] = {}
         self._uuid_of_handle: dict[int, str] = {}
+        # Attribute handle (value or CCCD) -> what the profile allows on it.
+        self._access: dict[int, tuple[Property, Security]] = {}
         self._links: dict[int, _Link] = {}
         # Bonded peer address -> whether its LTK is MITM-protected.
         self._bonds: dict[str, bool] = {}
@@ -208,13 +222,41 @@ class BumblePeripheral(Peripheral):
         return str(self.device.static_address)
 
     def _pairing_config(self, connection: Connection) -> PairingConfig:
+        """MITM in passkey and numeric modes, and in any mode for an address whose bond
+        is authenticated: a pairing never replaces such a bond with a weaker one."""
+        address = str(connection.peer_address)
+        mitm = self._mode is not PairingMode.JUST_WORKS or self._bonds.get(address, False)
+        policy = PairingPolicy(
+            timeout_s=self._smp_timeout_s,
+            repeated_attempts=self.backoff.blocked(address, asyncio.get_running_loop().time()),
+        )
         return PairingConfig(
             sc=True,
-            mitm=self._mode is not PairingMode.JUST_WORKS,
+            mitm=mitm,
             bonding=True,
-            delegate=_Delegate(self._mode, self._display, str(connection.peer_address)),
+            delegate=WatchDelegate(_IO_CAPABILITY[self._mode], policy, self._display, address),
             identity_address_type=PairingConfig.AddressType.RANDOM,
         )
+
+    async def _long_term_key(self, handle: int, rand: bytes, ediv: int) -> bytes | None:
+        """Bumble's choice of LTK (this link's pairing first, then the bond), noting on
+        the link whether that key is MITM-protected."""
+        ltk = await self.device.get_long_term_key(handle, rand, ediv)
+        link = self._links.get(handle)
+        if link is not None and ltk is not None:
+            link.key_offered = await self._key_authenticated(link.connection, ltk, rand, ediv)
+        return ltk
+
+    async def _key_authenticated(
+        self, connection: Connection, ltk: bytes, rand: bytes, ediv: int
+    ) -> bool:
+        session = self.device.smp_manager.sessions.get(connection.handle)
+        if session is not None and session.get_long_term_key(rand, ediv) == ltk:
+            return isinstance(session, WatchSession) and session.authenticated
+        assert self.device.keystore is not None
+        keys = await self.device.keystore.get(str(connection.peer_address))
+        stored = [] if keys is None else [keys.ltk, keys.ltk_central, keys.ltk_peripheral]
+        return any(key is not None and key.value == ltk and key.authenticated for key in stored)
 
     # --- lifecycle -------------------------------------------------------------------
     async def start(self, profile: Sequence[ServiceSpec] = PROFILE) -> None:
@@ -222,6 +264,12 @@ class BumblePeripheral(Peripheral):
         for spec in profile:
             self.device.add_service(self._service(spec))
         self._uuid_of_handle = {c.handle: u for u, c in self._characteristics.items()}
+        for spec in profile:
+            for c in spec.characteristics:
+                characteristic = self._characteristics[c.uuid]
+                self._access[characteristic.handle] = (c.properties, c.security)
+                for descriptor in characteristic.descriptors:
+                    self._access[descriptor.handle] = (Property.READ | Property.WRITE, c.security)
         await self.device.power_on()
         assert self.device.keystore is not None
         for address, keys in await self.device.keystore.get_all():
@@ -270,30 +318,24 @@ class BumblePeripheral(Peripheral):
     def _service(self, spec: ServiceSpec) -> gatt.Service:
         return gatt.Service(
             bumble_uuid(spec.uuid),
-            [self._characteristic(c.uuid, c.properties, c.security) for c in spec.characteristics],
+            [self._characteristic(c.uuid, c.properties) for c in spec.characteristics],
         )
 
-    def _characteristic(
-        self, uuid: str, properties: Property, security: Security
-    ) -> gatt.Characteristic[bytes]:
+    def _characteristic(self, uuid: str, properties: Property) -> gatt.Characteristic[bytes]:
         flags = gatt.Characteristic.Properties(0)
         for ours, theirs in _PROPERTIES.items():
             if ours in properties:
                 flags |= theirs
 
         async def read(connection: Connection) -> bytes:
-            if Property.READ not in properties:
-                raise att.ATT_Error(AttErrorCode.READ_NOT_PERMITTED)
-            self._check_security(connection, security)
+            self._check_access(connection, characteristic.handle, Property.READ)
             try:
                 return self._read(uuid)
             except Exception as error:
                 raise _att_error(uuid, error) from error
 
         async def write(connection: Connection, value: bytes) -> None:
-            if not properties & _WRITABLE:
-                raise att.ATT_Error(AttErrorCode.WRITE_NOT_PERMITTED)
-            self._check_security(connection, security)
+            self._check_access(connection, characteristic.handle, _WRITABLE)
             try:
                 await self._write(uuid, self._peer(connection), value)
             except Exception as error:
@@ -306,28 +348,33 @@ class BumblePeripheral(Peripheral):
             gatt.CharacteristicValue(read=read, write=write),
         )
         if properties & _SUBSCRIBABLE:
-            # Our own CCCD so that a subscription needs the same security as a read.
+            # Our own CCCD, so that its handle is known: a subscription needs the same
+            # security as a read (``_access``, checked by the server before any write).
             server = self.device.gatt_server
-
-            def write_cccd(bearer: att.Bearer, value: bytes) -> None:
-                assert isinstance(bearer, Connection)
-                self._check_security(bearer, security)
-                server.write_cccd(bearer, characteristic, value)
-
             characteristic.descriptors = [
                 gatt.Descriptor(
                     gatt.GATT_CLIENT_CHARACTERISTIC_CONFIGURATION_DESCRIPTOR,
                     gatt.Descriptor.READABLE | gatt.Descriptor.WRITEABLE,
-                    att.AttributeValueV2(
-                        read=lambda bearer: server.read_cccd(bearer, characteristic),
-                        write=write_cccd,
-                    ),
+                    server.make_descriptor_value(characteristic),
                 )
             ]
         self._characteristics[uuid] = characteristic
         return characteristic
 
-    def _check_security(self, connection: Connection, required: Security) -> None:
+    def _permit_write(self, bearer: att.Bearer, attribute: att.Attribute[bytes]) -> None:
+        """Asked by the GATT server before any write (request, command, prepared, CCCD)."""
+        if attribute.handle in self._access:
+            assert isinstance(bearer, Connection)  # no EATT: every bearer is the ACL link
+            self._check_access(bearer, attribute.handle, _WRITABLE)
+
+    def _check_access(self, connection: Connection, handle: int, wanted: Property) -> None:
+        properties, required = self._access[handle]
+        if not properties & wanted:
+            raise att.ATT_Error(
+                AttErrorCode.READ_NOT_PERMITTED
+                if wanted is Property.READ
+                else AttErrorCode.WRITE_NOT_PERMITTED
+            )
         if required is Security.OPEN:
             return
         link = self._links.get(connection.handle)
@@ -355,14 +402,19 @@ class BumblePeripheral(Peripheral):
         self._links[connection.handle] = link
 
         def on_encryption_change() -> None:
-            link.key_authenticated = self._bonds.get(str(connection.peer_address), False)
+            """The key just given to the controller is the one encrypting the link now."""
+            link.key_authenticated = bool(connection.encryption) and link.key_offered
 
         def on_pairing(keys: PairingKeys) -> None:
-            authenticated = _ltk_authenticated(keys)
-            link.key_authenticated = authenticated
-            # Bumble stores the keys only when the peer gave its identity (IRK + address).
-            if keys.irk is not None:
-                self._bonds[str(connection.peer_address)] = authenticated
+            address = str(connection.peer_address)
+            self.backoff.succeeded(address)
+            self._bonds[address] = _ltk_authenticated(keys)
+
+        def on_pairing_failure(reason: int) -> None:
+            # A refusal for repeated attempts does not itself lengthen the wait.
+            if reason != SMP_REPEATED_ATTEMPTS_ERROR:
+                now = asyncio.get_running_loop().time()
+                self.backoff.failed(str(connection.peer_address), now)
 
         def on_disconnection(reason: int) -> None:
             self._links.pop(connection.handle, None)
@@ -371,7 +423,9 @@ class BumblePeripheral(Peripheral):
             self._emit(Disconnected(self._peer(connection), reason))
 
         connection.on(Connection.EVENT_CONNECTION_ENCRYPTION_CHANGE, on_encryption_change)
+        connection.on(Connection.EVENT_CONNECTION_ENCRYPTION_KEY_REFRESH, on_encryption_change)
         connection.on(Connection.EVENT_PAIRING, on_pairing)
+        connection.on(Connection.EVENT_PAIRING_FAILURE, on_pairing_failure)
         connection.on(Connection.EVENT_DISCONNECTION, on_disconnection)
         connection.on("error", self._on_connection_error)
         self._emit(Connected(self._peer(connection)))
@@ -502,8 +556,10 @@ async def start_on_link(
     profile: Sequence[ServiceSpec] = PROFILE,
     advertise: bool = True,
     advertising_interval_ms: float = 100.0,
+    smp_timeout_s: float = SMP_TIMEOUT_S,
 ) -> BumblePeripheral:
-    """A started (and advertising) watch peripheral on a fresh virtual controller."""
+    """A started (and advertising) watch peripheral on a fresh virtual controller
+    (``smp_timeout_s``: shorter than the specification's 30 s only in tests)."""
     controller = virtual_controller(f"watch-{name}", link=link)
 
     async def leave_link() -> None:
@@ -518,6 +574,7 @@ async def start_on_link(
         display=display,
         close=leave_link,
         advertising_interval_ms=advertising_interval_ms,
+        smp_timeout_s=smp_timeout_s,
     )
     await _start(peripheral, profile, name, advertise)
     return peripheral
