@@ -33,6 +33,7 @@ from phoneagent.store.errors import (
 )
 from phoneagent.store.keys import DbKey
 from phoneagent.store.schema import migrate, schema_version
+from protocol.history import FIRST_SEQ
 from protocol.metrics import Metric, Sample
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
@@ -404,7 +405,7 @@ class Store:
         row = self._conn.execute(
             "SELECT next_seq FROM sync_cursors WHERE device_id = ?", (device_id,)
         ).fetchone()
-        start = 0 if row is None else int(row[0])
+        start = FIRST_SEQ if row is None else int(row[0])
         next_seq = start
         while True:
             covered = self._conn.execute(
@@ -446,15 +447,17 @@ class Store:
     def next_seq(self, device: str) -> int:
         """The next REPORT's from_seq: one past the highest seq with nothing missing below it.
 
-        Starts at 0. When the watch's history begins later, the sync engine records the
-        missing start as a ``Gap`` (so the loss is visible) and the cursor moves past it.
+        Starts at the watch's first seq (``FIRST_SEQ``: no sample ever has seq 0, so a
+        cursor starting below it recorded a "not assigned" gap after every first sync).
+        When the watch's history begins later, the sync engine records the missing start
+        as a ``Gap`` (so the loss is visible) and the cursor moves past it.
         """
         with self._lock:
             device_id = self._device_id(device)
             row = self._conn.execute(
                 "SELECT next_seq FROM sync_cursors WHERE device_id = ?", (device_id,)
             ).fetchone()
-        return 0 if row is None else int(row[0])
+        return FIRST_SEQ if row is None else int(row[0])
 
     def iter_samples(
         self,

@@ -20,6 +20,7 @@ from phoneagent.store import (
     UnknownDeviceError,
 )
 from phoneagent.store.schema import migrate
+from protocol.history import FIRST_SEQ
 from protocol.metrics import Metric, Sample
 
 KEY = DbKey("5e" * 32)
@@ -62,8 +63,8 @@ def test_store_batch_is_idempotent_and_counts_duplicates(store: Store) -> None:
 
 
 def test_cursor_moves_only_over_contiguous_seqs_and_gaps(store: Store) -> None:
-    assert store.next_seq(WATCH) == 0
-    assert store.store_batch(WATCH, samples(range(5, 10))).next_seq == 0
+    assert store.next_seq(WATCH) == FIRST_SEQ == 1  # the watch never assigns seq 0
+    assert store.store_batch(WATCH, samples(range(5, 10))).next_seq == 1
     assert store.store_batch(WATCH, samples(range(3))).next_seq == 3
     assert store.store_batch(WATCH, samples([3, 4])).next_seq == 10
     # The watch lost 10..19: recording the gap moves the cursor past it, to the next hole.
@@ -175,7 +176,7 @@ def test_delete_device_removes_its_data_and_bond__PR_WITHDRAW(store: Store) -> N
     assert store.counts() == {OTHER: {m: c for m, c in zip(METRICS, (2, 1, 1, 1), strict=True)}}
     assert store.gaps() == []
     store.add_device(WATCH)
-    assert store.next_seq(WATCH) == 0
+    assert store.next_seq(WATCH) == FIRST_SEQ
 
 
 def test_settings(store: Store) -> None:
@@ -225,6 +226,23 @@ def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     conn.close()
     assert "samples_by_time" in names
+
+
+def test_v3_seq_zero_gap_is_dropped_by_the_migration(tmp_path: Path) -> None:
+    """Issue 16 item 7: databases synced with the old cursor (from 0) lose the gap it left."""
+    conn = _raw_connection(tmp_path / "data")
+    migrate(conn, target=3)
+    conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p1', 5)", (WATCH,))
+    conn.executemany(
+        "INSERT INTO gaps VALUES (1, ?, ?, ?, 5)",
+        [(0, 0, "not assigned"), (40, 49, "not assigned"), (0, 2, "dropped on watch")],
+    )
+    conn.execute("INSERT INTO sync_cursors VALUES (1, 60)")
+    conn.close()
+    with Store.open(tmp_path / "data", KEY) as store:
+        kept = [(g.first_seq, g.last_seq, g.reason) for g in store.gaps(WATCH)]
+        assert kept == [(0, 2, "dropped on watch"), (40, 49, "not assigned")]
+        assert store.next_seq(WATCH) == 60
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
