@@ -338,7 +338,7 @@ class Store:
             return cached
         row = self._conn.execute("SELECT id FROM devices WHERE address = ?", (address,)).fetchone()
         if row is None:
-            raise UnknownDeviceError(f"Device {address} is not in the store; add it first.")
+            raise UnknownDeviceError.of(address)
         self._device_ids[address] = int(row[0])
         return int(row[0])
 
@@ -468,8 +468,10 @@ class Store:
     ) -> Iterator[StoredSample]:
         """Samples in (device address, timestamp, seq) order, ``since <= ts < until``.
 
-        Reads page by page, taking the lock per page only, so a long export does not
-        hold up the sync engine's writes.
+        An unknown ``device`` raises ``UnknownDeviceError`` here, before anything is read,
+        so a caller that streams what it reads has printed nothing yet. The samples are
+        read page by page, taking the lock per page only, so a long export does not hold
+        up the sync engine's writes and memory stays one page whatever the range.
         """
         with self._lock:
             if device is None:
@@ -481,6 +483,15 @@ class Store:
                 ]
             else:
                 targets = [(device, self._device_id(device))]
+        return self._pages(targets, metric, since, until)
+
+    def _pages(
+        self,
+        targets: list[tuple[str, int]],
+        metric: Metric | None,
+        since: int | None,
+        until: int | None,
+    ) -> Iterator[StoredSample]:
         metric_filter = "" if metric is None else f" AND metric = {int(metric)}"
         query = (
             "SELECT seq, metric, ts, raw FROM samples WHERE device_id = ? AND (ts, seq) > (?, ?)"

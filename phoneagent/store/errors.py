@@ -34,6 +34,14 @@ class SchemaTooNewError(StoreError):
 class UnknownDeviceError(StoreError, KeyError):
     """A device address that was never added to the store."""
 
+    @classmethod
+    def of(cls, address: str) -> UnknownDeviceError:
+        """The one message for it, naming the command that adds a watch."""
+        return cls(
+            f"Device {address} is not in the store (never paired, or forgotten); "
+            f"pair it first: phoneagent pair {address}"
+        )
+
     def __str__(self) -> str:
         # KeyError quotes its argument; a message should read as a sentence.
         return str(self.args[0]) if self.args else ""

@@ -223,7 +223,7 @@ def delete_samples(
         if device is not None:
             row = conn.execute("SELECT id FROM devices WHERE address = ?", (device,)).fetchone()
             if row is None:
-                raise UnknownDeviceError(f"Device {device} is not in the store.")
+                raise UnknownDeviceError.of(device)
             where.append("device_id = ?")
             values.append(int(row[0]))
         condition = " AND ".join(where) if where else "1"
@@ -343,7 +343,7 @@ def get_upload_cursor(store: Store, device: str, endpoint: str) -> int | None:
 def set_upload_cursor(store: Store, device: str, endpoint: str, last_seq: int) -> None:
     def work(conn: Any, now: int) -> None:
         if not _put_upload_cursor(conn, now, device, endpoint, last_seq):
-            raise UnknownDeviceError(f"Device {device} is not in the store.")
+            raise UnknownDeviceError.of(device)
 
     store.transact(work)
 
