@@ -128,9 +128,7 @@ def data_command(
             device.upper() if device else None, chosen, _epoch(since), _epoch(until)
         )
         try:
-            WRITERS["json" if as_json else fmt](
-                rows_of(itertools.islice(found, limit)), sys.stdout
-            )
+            WRITERS["json" if as_json else fmt](rows_of(itertools.islice(found, limit)), sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:
             # The reader left (``| head``): it has what it wanted. Point stdout at

@@ -15,6 +15,7 @@ import threading
 import time
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from itertools import chain
 from pathlib import Path
@@ -25,6 +26,7 @@ import sqlcipher3
 
 from phoneagent.paths import database_path, ensure_private_dir
 from phoneagent.store.errors import (
+    DamagedStoreError,
     NotADatabaseError,
     StoreError,
     UnknownDeviceError,
@@ -51,6 +53,8 @@ _INSERT_SAMPLES = (
     " SELECT ?1, value ->> 0, value ->> 2, value ->> 1, value ->> 3 FROM json_each(?2)"
 )
 _T = TypeVar("_T")
+# What SQLite answers when a page fails SQLCipher's HMAC or its own b-tree checks.
+_DAMAGE_CODES = (sqlcipher3.SQLITE_CORRUPT, sqlcipher3.SQLITE_NOTADB)
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,6 +148,65 @@ def _create_private_file(path: Path) -> None:
             path.chmod(0o600)
 
 
+def is_damage(error: BaseException) -> bool:
+    """Whether ``error`` is SQLite reporting a damaged file ("database disk image is
+    malformed"), as opposed to a busy lock, a full disk or a bug."""
+    code = getattr(error, "sqlite_errorcode", None)
+    return (
+        isinstance(error, sqlcipher3.DatabaseError)
+        and code is not None
+        and ((code & 0xFF) in _DAMAGE_CODES)
+    )
+
+
+def connect(path: Path, key: DbKey, key_source: str | None = None) -> Any:
+    """A connection to the encrypted file at ``path``, its key proven, nothing written.
+
+    Raises ``WrongKeyError`` or ``NotADatabaseError`` (the connection closed).
+    """
+    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
+    try:
+        # SQLCipher logs "hmac check failed" to stderr on a wrong key; we raise instead.
+        conn.execute("PRAGMA cipher_log_level = NONE")
+        conn.execute(f"PRAGMA key = {key.pragma_value()}")
+        try:
+            conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        except sqlcipher3.DatabaseError as e:
+            not_ours = _diagnose(path)
+            if not_ours is not None:
+                raise not_ours from e
+            given = f" (from {key_source})" if key_source else ""
+            raise WrongKeyError(
+                f"The key{given} does not open the encrypted store {path}. Give the key "
+                "it was created with (--key-file, PHONEAGENT_DB_KEY, keyring or passphrase); "
+                "the file was not changed, and without its key it cannot be read."
+            ) from e
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+def damaged_pages(conn: Any) -> list[str]:
+    """SQLCipher's check of every page's HMAC: one line per page that fails, [] if none.
+
+    It reads the whole file but walks no b-tree: 0.09 s for a week of one watch (600k
+    samples, 23 MB) against 0.29 s for ``PRAGMA quick_check`` (docs/architecture.md).
+    """
+    return [str(row[0]) for row in conn.execute("PRAGMA cipher_integrity_check")]
+
+
+@contextmanager
+def damage_reported(path: Path) -> Iterator[None]:
+    """Turn SQLite's "malformed" into ``DamagedStoreError``, whenever a read meets it."""
+    try:
+        yield
+    except sqlcipher3.DatabaseError as error:
+        if is_damage(error):
+            raise DamagedStoreError(path, str(error)) from error
+        raise
+
+
 class Store:
     """Devices, bonds, samples, gaps, sync cursors and settings in one encrypted file."""
 
@@ -176,31 +239,22 @@ class Store:
             )
         path = database_path(directory)
         _create_private_file(path)
-        conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
+        conn = connect(path, key, key_source)
         try:
-            # SQLCipher logs "hmac check failed" to stderr on a wrong key; we raise instead.
-            conn.execute("PRAGMA cipher_log_level = NONE")
-            conn.execute(f"PRAGMA key = {key.pragma_value()}")
-            try:
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-            except sqlcipher3.DatabaseError as e:
-                not_ours = _diagnose(path)
-                if not_ours is not None:
-                    raise not_ours from e
-                given = f" (from {key_source})" if key_source else ""
-                raise WrongKeyError(
-                    f"The key{given} does not open the encrypted store {path}. Give the key "
-                    "it was created with (--key-file, PHONEAGENT_DB_KEY, keyring or passphrase); "
-                    "the file was not changed, and without its key it cannot be read."
-                ) from e
-            # Only now, with the key proven, may anything be written.
-            conn.execute("PRAGMA foreign_keys = ON")
-            conn.execute("PRAGMA temp_store = MEMORY")
-            conn.execute("PRAGMA synchronous = FULL")  # a committed batch survives power loss
-            journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(journal).lower() != "wal":
-                raise StoreError(f"{path}: cannot switch to WAL journaling (got {journal}).")
-            migrate(conn)
+            with damage_reported(path):
+                # Every page, before anything relies on one: a damaged page otherwise
+                # shows only when a query meets it, and some answers look complete.
+                damaged = damaged_pages(conn)
+                if damaged:
+                    raise DamagedStoreError(path, f"{len(damaged)} bad page(s): {damaged[0]}")
+                # Only now, with the key proven, may anything be written.
+                conn.execute("PRAGMA foreign_keys = ON")
+                conn.execute("PRAGMA temp_store = MEMORY")
+                conn.execute("PRAGMA synchronous = FULL")  # a committed batch survives power loss
+                journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+                if str(journal).lower() != "wal":
+                    raise StoreError(f"{path}: cannot switch to WAL journaling (got {journal}).")
+                migrate(conn)
         except BaseException:
             conn.close()
             raise
@@ -209,6 +263,12 @@ class Store:
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+    @contextmanager
+    def _locked(self) -> Iterator[None]:
+        """The lock, and damage reported as such by whatever statement meets it."""
+        with self._lock, damage_reported(self.path):
+            yield
 
     def __enter__(self) -> Self:
         return self
@@ -221,16 +281,24 @@ class Store:
     ) -> None:
         self.close()
 
+    def integrity_problems(self) -> list[str]:
+        """SQLite's full check of every b-tree and index (``PRAGMA integrity_check``); []
+        when sound. Slower than the page check on open (0.5 s for a week of samples), so
+        only on request (``phoneagent store check``)."""
+        with self._locked():
+            found = [str(row[0]) for row in self._conn.execute("PRAGMA integrity_check")]
+        return [] if found == ["ok"] else found
+
     @property
     def schema_version(self) -> int:
-        with self._lock:
+        with self._locked():
             return schema_version(self._conn)
 
     def pragma(self, name: str) -> str:
         """A pragma's current value, for the privacy audit (journal_mode, temp_store, ...)."""
         if not name.replace("_", "").isalnum():
             raise ValueError(f"not a pragma name: {name!r}")
-        with self._lock:
+        with self._locked():
             return str(self._conn.execute(f"PRAGMA {name}").fetchone()[0])
 
     # -- transactions -------------------------------------------------------------
@@ -257,7 +325,7 @@ class Store:
         SQL sits next to their tables instead of growing this class. ``work`` may delete
         devices, so the address -> id cache is dropped.
         """
-        with self._lock:
+        with self._locked():
             self._device_ids.clear()
             result: _T = self._write(lambda: work(self._conn, self.now()))
             return result
@@ -269,7 +337,7 @@ class Store:
         begin and commit, and no write lock taken, for what is asked before every upload
         batch (``phoneagent.privacy.gate``).
         """
-        with self._lock:
+        with self._locked():
             return self._conn.execute(query, parameters).fetchone()
 
     # -- devices ------------------------------------------------------------------
@@ -287,7 +355,7 @@ class Store:
 
         The pseudonym and added time are set once and never change.
         """
-        with self._lock:
+        with self._locked():
             self._conn.execute(
                 "INSERT INTO devices (address, pseudonym, name, model, serial, firmware, added_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET"
@@ -309,11 +377,11 @@ class Store:
         return None if row is None else DeviceRecord(*row)
 
     def get_device(self, address: str) -> DeviceRecord | None:
-        with self._lock:
+        with self._locked():
             return self._get_device(address)
 
     def list_devices(self) -> list[DeviceRecord]:
-        with self._lock:
+        with self._locked():
             rows = self._conn.execute(
                 "SELECT address, pseudonym, name, model, serial, firmware, added_at"
                 " FROM devices ORDER BY address"
@@ -328,7 +396,7 @@ class Store:
             gone = self._conn.execute("DELETE FROM devices WHERE address = ?", (address,))
             return bool(gone.rowcount)
 
-        with self._lock:
+        with self._locked():
             self._device_ids.pop(address, None)
             return bool(self._write(work))
 
@@ -345,14 +413,14 @@ class Store:
     # -- bonds (the transport's BondStore keeps its keys here) ---------------------
 
     def get_bond(self, address: str) -> bytes | None:
-        with self._lock:
+        with self._locked():
             row = self._conn.execute(
                 "SELECT blob FROM bonds WHERE address = ?", (address,)
             ).fetchone()
         return None if row is None else bytes(row[0])
 
     def put_bond(self, address: str, blob: bytes) -> None:
-        with self._lock:
+        with self._locked():
             self._conn.execute(
                 "INSERT INTO bonds (address, blob, updated_at) VALUES (?, ?, ?)"
                 " ON CONFLICT (address) DO UPDATE SET blob = excluded.blob,"
@@ -361,11 +429,11 @@ class Store:
             )
 
     def delete_bond(self, address: str) -> None:
-        with self._lock:
+        with self._locked():
             self._conn.execute("DELETE FROM bonds WHERE address = ?", (address,))
 
     def list_bonds(self) -> list[str]:
-        with self._lock:
+        with self._locked():
             rows = self._conn.execute("SELECT address FROM bonds ORDER BY address").fetchall()
         return [str(row[0]) for row in rows]
 
@@ -380,7 +448,7 @@ class Store:
         sync engine acknowledge the records to the watch. A repeated seq is counted as a
         duplicate and the stored row is kept as it was.
         """
-        with self._lock:
+        with self._locked():
             device_id = self._device_id(device)
             now = self.now()
             _check_int64(samples)
@@ -452,7 +520,7 @@ class Store:
         When the watch's history begins later, the sync engine records the missing start
         as a ``Gap`` (so the loss is visible) and the cursor moves past it.
         """
-        with self._lock:
+        with self._locked():
             device_id = self._device_id(device)
             row = self._conn.execute(
                 "SELECT next_seq FROM sync_cursors WHERE device_id = ?", (device_id,)
@@ -473,7 +541,7 @@ class Store:
         read page by page, taking the lock per page only, so a long export does not hold
         up the sync engine's writes and memory stays one page whatever the range.
         """
-        with self._lock:
+        with self._locked():
             if device is None:
                 targets = [
                     (str(a), int(i))
@@ -501,7 +569,7 @@ class Store:
         for address, device_id in targets:
             position = (_SEQ_MIN if since is None else since - 1, 2**63 - 1)
             while True:
-                with self._lock:
+                with self._locked():
                     page = self._conn.execute(query, (device_id, *position, upper)).fetchall()
                 for seq, metric_value, ts, raw in page:
                     yield StoredSample(address, seq, ts, Metric(metric_value), raw)
@@ -511,7 +579,7 @@ class Store:
 
     def counts(self) -> dict[str, dict[Metric, int]]:
         """Number of stored samples per device address and metric."""
-        with self._lock:
+        with self._locked():
             rows = self._conn.execute(
                 "SELECT d.address, s.metric, count(*) FROM samples AS s"
                 " JOIN devices AS d ON d.id = s.device_id GROUP BY s.device_id, s.metric"
@@ -522,7 +590,7 @@ class Store:
         return result
 
     def gaps(self, device: str | None = None) -> list[GapRecord]:
-        with self._lock:
+        with self._locked():
             query = (
                 "SELECT d.address, g.first_seq, g.last_seq, g.reason, g.recorded_at"
                 " FROM gaps AS g JOIN devices AS d ON d.id = g.device_id"
@@ -539,12 +607,12 @@ class Store:
     # -- settings -----------------------------------------------------------------
 
     def get_setting(self, key: str) -> str | None:
-        with self._lock:
+        with self._locked():
             row = self._conn.execute("SELECT value FROM settings WHERE key = ?", (key,)).fetchone()
         return None if row is None else str(row[0])
 
     def set_setting(self, key: str, value: str) -> None:
-        with self._lock:
+        with self._locked():
             self._conn.execute(
                 "INSERT INTO settings (key, value) VALUES (?, ?)"
                 " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
@@ -552,7 +620,7 @@ class Store:
             )
 
     def delete_setting(self, key: str) -> None:
-        with self._lock:
+        with self._locked():
             self._conn.execute("DELETE FROM settings WHERE key = ?", (key,))
 
 
