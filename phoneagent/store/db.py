@@ -40,6 +40,7 @@ from protocol.metrics import Metric, Sample
 
 _SQLITE_HEADER = b"SQLite format 3\x00"
 _MIN_PAGE = 512
+_CIPHER_PAGE = 4096  # SQLCipher 4's page size, which every store is created with
 _PAGE_SIZE = 1000
 _SEQ_MIN = -(2**63)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
@@ -175,6 +176,10 @@ def connect(path: Path, key: DbKey, key_source: str | None = None) -> Any:
             not_ours = _diagnose(path)
             if not_ours is not None:
                 raise not_ours from e
+            damaged = damaged_pages(conn)
+            if len(damaged) < path.stat().st_size // _CIPHER_PAGE:
+                # A wrong key fails every page's HMAC; damage, only some (the schema's).
+                raise DamagedStoreError(path, f"{len(damaged)} bad page(s): {damaged[0]}") from e
             given = f" (from {key_source})" if key_source else ""
             raise WrongKeyError(
                 f"The key{given} does not open the encrypted store {path}. Give the key "
