@@ -174,13 +174,23 @@ def put_account(
     return store.transact(work)
 
 
-def wipe_personal_data(store: Store, *, keep_account: bool) -> int:
+def wipe_personal_data(
+    store: Store,
+    *,
+    keep_account: bool,
+    keep_consents: Sequence[str] = (),
+    policy_version: str = "",
+) -> int:
     """Delete every device (samples, gaps, cursors cascade), bond and personal setting.
 
-    Without ``keep_account`` the account row and consent ledger go too. The disclosure
+    Without ``keep_account`` the account row and consent ledger go too, except the
+    entries of the ``keep_consents`` subjects: those stay, each still granted one closed
+    by a withdrawal now under ``policy_version``, because the disclosure ledger stays and
+    each disclosure is judged by the consent in force when it was made. The disclosure
     ledger and erase requests stay: they are the record of what left the phone and of
     the erasures still owed. Returns the number of samples deleted.
     """
+    marks = ", ".join("?" * len(keep_consents))
 
     def work(conn: Any, now: int) -> int:
         samples = int(conn.execute("SELECT count(*) FROM samples").fetchone()[0])
@@ -188,7 +198,16 @@ def wipe_personal_data(store: Store, *, keep_account: bool) -> int:
         conn.execute("DELETE FROM bonds")
         if not keep_account:
             conn.execute("DELETE FROM account")
-            conn.execute("DELETE FROM consent_ledger")
+            conn.execute(
+                "INSERT INTO consent_ledger (at, subject, scope, granted, policy_version)"
+                " SELECT ?, subject, scope, 0, ? FROM consent_ledger AS c"
+                f" WHERE subject IN ({marks}) AND granted = 1 AND id = (SELECT max(id)"
+                " FROM consent_ledger WHERE subject = c.subject AND scope = c.scope)",
+                (now, policy_version, *keep_consents),
+            )
+            conn.execute(
+                f"DELETE FROM consent_ledger WHERE subject NOT IN ({marks})", keep_consents
+            )
             conn.executemany(
                 "DELETE FROM settings WHERE key = ?", [(k,) for k in PERSONAL_SETTINGS]
             )
