@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlcipher3
@@ -206,16 +207,23 @@ def _raw_connection(directory: Path) -> sqlcipher3.Connection:
     return conn
 
 
-def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
-    conn = _raw_connection(tmp_path / "data")
-    migrate(conn, target=1)
+def _old_store(directory: Path, version: int, rows: str, values: list[tuple[Any, ...]]) -> None:
+    """A store at schema ``version`` with WATCH, ``rows`` inserted and its cursor at 20."""
+    conn = _raw_connection(directory)
+    migrate(conn, target=version)
     conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p1', 5)", (WATCH,))
-    conn.executemany(
+    conn.executemany(rows, values)
+    conn.execute("INSERT INTO sync_cursors VALUES (1, 20)")
+    conn.close()
+
+
+def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
+    _old_store(
+        tmp_path / "data",
+        1,
         "INSERT INTO samples (device_id, seq, metric, ts, raw) VALUES (1, ?, 1, ?, 60)",
         [(s, 100 + s) for s in range(20)],
     )
-    conn.execute("INSERT INTO sync_cursors VALUES (1, 20)")
-    conn.close()
     assert LATEST_VERSION > 1
     with Store.open(tmp_path / "data", KEY) as store:
         assert store.schema_version == LATEST_VERSION
@@ -230,19 +238,16 @@ def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
 
 def test_v3_seq_zero_gap_is_dropped_by_the_migration(tmp_path: Path) -> None:
     """Issue 16 item 7: databases synced with the old cursor (from 0) lose the gap it left."""
-    conn = _raw_connection(tmp_path / "data")
-    migrate(conn, target=3)
-    conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p1', 5)", (WATCH,))
-    conn.executemany(
+    _old_store(
+        tmp_path / "data",
+        3,
         "INSERT INTO gaps VALUES (1, ?, ?, ?, 5)",
-        [(0, 0, "not assigned"), (40, 49, "not assigned"), (0, 2, "dropped on watch")],
+        [(0, 0, "not assigned"), (10, 12, "not assigned"), (0, 2, "dropped on watch")],
     )
-    conn.execute("INSERT INTO sync_cursors VALUES (1, 60)")
-    conn.close()
     with Store.open(tmp_path / "data", KEY) as store:
         kept = [(g.first_seq, g.last_seq, g.reason) for g in store.gaps(WATCH)]
-        assert kept == [(0, 2, "dropped on watch"), (40, 49, "not assigned")]
-        assert store.next_seq(WATCH) == 60
+        assert kept == [(0, 2, "dropped on watch"), (10, 12, "not assigned")]
+        assert store.next_seq(WATCH) == 20
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
