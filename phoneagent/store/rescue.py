@@ -27,7 +27,7 @@ import sqlcipher3
 
 from phoneagent.paths import database_path
 from phoneagent.store.db import Store, connect, is_damage
-from phoneagent.store.errors import StoreError
+from phoneagent.store.errors import DamagedStoreError, StoreError
 from phoneagent.store.keys import DbKey
 from phoneagent.store.schema import migrate
 from protocol.history import FIRST_SEQ
@@ -86,7 +86,13 @@ def rescue(directory: Path, key: DbKey, *, key_source: str | None = None) -> Res
     if not path.is_file():
         raise StoreError(f"There is no store to rescue in {directory}.")
     backup = _back_up(path)
-    source = _Source(lambda: connect(path, key, key_source))
+    try:
+        source = _Source(lambda: connect(path, key, key_source))
+    except DamagedStoreError as error:
+        raise StoreError(
+            f"{path}: the pages that describe its tables are damaged too, so nothing in it "
+            f"can be found. The damaged file is kept as {backup}."
+        ) from error
     partial = path.with_name(path.name + ".rescue-partial")
     partial.unlink(missing_ok=True)
     os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))

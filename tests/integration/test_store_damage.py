@@ -4,6 +4,7 @@ the damaged file and saves everything that is still readable."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import random
@@ -18,6 +19,7 @@ from phoneagent.cli import main
 from phoneagent.cli.context import EXIT_DAMAGED, EXIT_KEY
 from phoneagent.paths import database_path
 from phoneagent.privacy import ProfileInput, create_account, set_consent
+from phoneagent.relays.control import ControlServer
 from phoneagent.store import DamagedStoreError, DbKey, Store
 from phoneagent.store.db import connect, damage_reported
 from phoneagent.store.rescue import LOST
@@ -102,6 +104,10 @@ def test_a_damaged_schema_page_is_damage_not_a_wrong_key(data: Path, tmp_path: P
     wrong.chmod(0o600)
     result = run(data, "--key-file", str(wrong), "status")
     assert result.exit_code == EXIT_KEY and "does not open" in result.stderr
+    result = run(data, "store", "rescue", "--yes")
+    assert result.exit_code == 1 and "nothing in it can be found" in result.stderr
+    (backup,) = data.glob("phoneagent.db.damaged-*")
+    assert backup.read_bytes() == path.read_bytes()  # kept, and the original untouched
 
 
 def test_damage_met_by_a_query_after_opening_is_reported_as_such(data: Path) -> None:
@@ -147,6 +153,25 @@ def test_rescue_backs_up_then_saves_what_is_readable(data: Path) -> None:
     again = run(data, "store", "rescue", "--yes")
     assert "not damaged; nothing to rescue" in again.stdout
     assert len(list(data.glob("phoneagent.db.damaged-*"))) == 1
+
+
+async def test_rescue_waits_for_a_running_agent_to_stop(data: Path) -> None:
+    """The agent would go on writing to the damaged file, which the rescue replaces."""
+
+    async def status(request: dict[str, object]) -> dict[str, object]:
+        return {}
+
+    server = ControlServer(data, {"status": status})
+    await server.start()
+    try:
+        before = digest(data)
+        result = await asyncio.to_thread(run, data, "store", "rescue", "--yes")
+    finally:
+        await server.close()
+    assert result.exit_code == 1 and "stop it first" in result.stderr
+    assert {k: v for k, v in digest(data).items() if k != "relays.sock"} == before
+    stopped = await asyncio.to_thread(run, data, "store", "rescue", "--yes")
+    assert stopped.exit_code == 0, stopped.output
 
 
 def test_damage_where_reading_starts_is_probed_past(tmp_path: Path) -> None:
