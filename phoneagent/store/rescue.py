@@ -29,7 +29,7 @@ from phoneagent.paths import database_path
 from phoneagent.store.db import Store, connect, is_damage
 from phoneagent.store.errors import DamagedStoreError, StoreError
 from phoneagent.store.keys import DbKey
-from phoneagent.store.schema import migrate
+from phoneagent.store.schema import migrate, schema_version
 from protocol.history import FIRST_SEQ
 
 LOST = "lost: damaged store"  # gap reason of samples a rescue could not read
@@ -61,6 +61,7 @@ class _Source:
     def __init__(self, opener: Callable[[], Any]) -> None:
         self._open = opener
         self._conn = opener()
+        self.version = schema_version(self._conn)  # in the header, read with the key's proof
 
     def rows(self, query: str, parameters: tuple[Any, ...] = ()) -> tuple[list[Any], bool]:
         """The rows read, and whether the read ended without meeting damage (the rows
@@ -98,10 +99,7 @@ def rescue(directory: Path, key: DbKey, *, key_source: str | None = None) -> Res
     os.close(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
     target = connect(partial, key)
     try:
-        version, ok = source.rows("PRAGMA user_version")
-        if not ok:
-            raise StoreError(f"{path}: even the schema is unreadable; nothing can be saved.")
-        migrate(target, int(version[0][0]))
+        migrate(target, source.version)
         target.execute("BEGIN")
         tables = tuple(_copy_table(source, target, name) for name in _tables(target))
         tables = _drop_orphans(target, tables)
