@@ -227,8 +227,8 @@ class Phone:
 
 
 def assert_exactly_once(status: dict[str, int]) -> None:
-    """Every seq below the cursor is a stored sample, but seq 0 (never assigned)."""
-    assert (status["gaps"], status["gap_seqs"]) == (1, 1)
+    """Every seq below the cursor, from the watch's first (1), is a stored sample: no gap."""
+    assert (status["gaps"], status["gap_seqs"]) == (0, 0)
     assert status["samples"] == status["next_seq"] - 1
 
 

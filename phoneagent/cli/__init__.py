@@ -1,7 +1,8 @@
 """``phoneagent`` command line. Each subcommand lives in its own module of this package.
 
 Exit codes: 0 ok, 1 other error, 2 usage or configuration error, 3 missing or wrong
-database key, 4 device not found or unreachable, 5 pairing lost (pair again).
+database key, 4 device not found or unreachable, 5 pairing lost (pair again), 6 database
+damaged (``phoneagent store rescue``).
 """
 
 from __future__ import annotations
@@ -33,7 +34,8 @@ class AgentGroup(click.Group):
     cls=AgentGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
     epilog="Exit codes: 0 ok, 1 error, 2 usage/configuration, 3 database key, "
-    "4 device not found or unreachable, 5 pairing lost.",
+    "4 device not found or unreachable, 5 pairing lost, 6 database damaged "
+    "(phoneagent store rescue).",
 )
 @click.version_option(package_name="watchsync")
 @click.option(
@@ -73,6 +75,7 @@ def _register() -> None:
         inject,
         permissions,
         privacy,
+        store,
         sync,
     )
 
@@ -90,6 +93,7 @@ def _register() -> None:
         permissions,
         inject,
         fleet,
+        store,
     ):
         for command in module.COMMANDS:
             main.add_command(command)

@@ -2,7 +2,8 @@
 
 Exit codes (documented in README.md and ``phoneagent --help``):
   0 ok, 1 other error, 2 usage or configuration error, 3 missing or wrong database key,
-  4 device not found or unreachable, 5 pairing lost (run ``phoneagent pair`` again).
+  4 device not found or unreachable, 5 pairing lost (run ``phoneagent pair`` again),
+  6 the database is damaged (run ``phoneagent store rescue``).
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ from phoneagent.privacy.errors import PrivacyError
 from phoneagent.relays.control import AgentNotRunningError, ControlError, request
 from phoneagent.store import (
     AsyncStore,
+    DamagedStoreError,
     NoKeyError,
+    ResolvedKey,
     Store,
     StoreError,
     UnknownDeviceError,
@@ -56,6 +59,7 @@ EXIT_USAGE = 2
 EXIT_KEY = 3
 EXIT_UNREACHABLE = 4
 EXIT_PAIRING_LOST = 5
+EXIT_DAMAGED = DamagedStoreError.exit_code
 
 
 class CliError(click.ClickException):
@@ -81,6 +85,7 @@ def as_cli_error(error: BaseException) -> CliError | None:
         (ConnectTimeoutError, EXIT_UNREACHABLE),
         (ConfigError, EXIT_USAGE),
         (TransportConfigError, EXIT_USAGE),
+        (DamagedStoreError, EXIT_DAMAGED),
         (StoreError, EXIT_ERROR),
         (BleakError, EXIT_UNREACHABLE),
         (ProtocolError, EXIT_UNREACHABLE),
@@ -120,15 +125,20 @@ class AgentContext:
     def config(self) -> AgentConfig:
         return load_config(self.data_dir)
 
-    def open_store(self) -> Store:
+    def resolved_key(self) -> ResolvedKey:
+        """The database key from --key-file, the environment, the keyring or a prompt."""
         directory = self.data_dir
         interactive = sys.stdin.isatty()
-        resolved = resolve_key(
+        return resolve_key(
             directory,
             key_file=self.key_file,
             prompt=_prompt if interactive else None,
             new_database=not store_exists(directory),
         )
+
+    def open_store(self) -> Store:
+        directory = self.data_dir
+        resolved = self.resolved_key()
         store = Store.open(directory, resolved.key, key_source=resolved.source)
         AgentLogging.start(directory)  # beside the store it describes, once it opened
         return store

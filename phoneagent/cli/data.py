@@ -1,17 +1,25 @@
-"""``data``: stored samples by device, metric and time range, as a table, JSON or CSV."""
+"""``data``: stored samples by device, metric and time range, as a table, JSON or CSV.
+
+Every format streams: rows are written as the store reads them, a page at a time, so
+the first line appears at once and memory stays one page whatever the range (a week of
+one watch is 600k rows; building the whole table first printed nothing for minutes).
+"""
 
 from __future__ import annotations
 
 import csv
 import itertools
 import json
+import os
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
+from typing import TextIO
 
 import click
 
 from phoneagent.cli.context import AgentContext, pass_agent
-from phoneagent.cli.output import emit
+from phoneagent.store import StoredSample
 from protocol.metrics import Metric
 
 _METRICS = [m.key for m in Metric]
@@ -32,6 +40,61 @@ def _epoch(text: str | None) -> int | None:
     return int(moment.timestamp())
 
 
+COLUMNS = ("device", "seq", "time", "metric", "value", "unit")
+# Fixed widths (a MAC address, an ISO time with offset, the longest metric key): a
+# streamed table cannot measure its rows first. ">" right-aligns numbers.
+_TABLE_WIDTHS = ((17, "<"), (10, ">"), (25, "<"), (16, "<"), (8, ">"), (0, "<"))
+
+
+Row = tuple[str, int, str, str, float, str]
+
+
+def rows_of(samples: Iterable[StoredSample]) -> Iterator[Row]:
+    """One row per sample, in ``COLUMNS`` order (tuples: a dict per row cost a third)."""
+    names = {m: (m.key, m.unit) for m in Metric}
+    for s in samples:
+        key, unit = names[s.metric]
+        when = datetime.fromtimestamp(s.timestamp, UTC).isoformat(timespec="seconds")
+        yield (s.device, s.seq, when, key, s.value, unit)
+
+
+def _table_line(values: Iterable[object]) -> str:
+    cells = (f"{v!s:{a}{w}}" for v, (w, a) in zip(values, _TABLE_WIDTHS, strict=True))
+    return "  ".join(cells).rstrip() + "\n"
+
+
+def write_table(rows: Iterable[Row], out: TextIO) -> None:
+    """Aligned columns, a header line first and the count last."""
+    out.write(_table_line(COLUMNS))
+    count = 0
+    for row in rows:
+        out.write(_table_line(row))
+        count += 1
+    out.write(f"{count} sample(s)\n")
+
+
+def write_json(rows: Iterable[Row], out: TextIO) -> None:
+    """One JSON array, an object per line."""
+    opening = "[\n  "
+    for row in rows:
+        out.write(opening + json.dumps(dict(zip(COLUMNS, row, strict=True))))
+        opening = ",\n  "
+    out.write("[]\n" if opening.startswith("[") else "\n]\n")
+
+
+def write_csv(rows: Iterable[Row], out: TextIO) -> None:
+    writer = csv.writer(out)
+    writer.writerow(COLUMNS)
+    writer.writerows(rows)  # consumes the iterator row by row
+
+
+WRITERS: dict[str, Callable[[Iterable[Row], TextIO], None]] = {
+    "table": write_table,
+    "json": write_json,
+    "csv": write_csv,
+}
+
+
 @click.command("data")
 @click.option("--device", help="Only this watch (address).")
 @click.option("--metric", type=click.Choice(_METRICS), help="Only this metric.")
@@ -45,9 +108,10 @@ def _epoch(text: str | None) -> int | None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "json", "csv"]),
+    type=click.Choice(list(WRITERS)),
     default="table",
     show_default=True,
+    help="Every format streams, rows as they are read.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @pass_agent
@@ -67,26 +131,13 @@ def data_command(
         found = store.iter_samples(
             device.upper() if device else None, chosen, _epoch(since), _epoch(until)
         )
-        rows = [
-            {
-                "device": s.device,
-                "seq": s.seq,
-                "time": datetime.fromtimestamp(s.timestamp, UTC).isoformat(timespec="seconds"),
-                "metric": s.metric.key,
-                "value": s.value,
-                "unit": s.metric.unit,
-            }
-            for s in itertools.islice(found, limit)
-        ]
-    if as_json or fmt == "json":
-        click.echo(json.dumps(rows, indent=2))
-    elif fmt == "csv":
-        writer = csv.DictWriter(sys.stdout, fieldnames=list(rows[0]) if rows else ["device"])
-        writer.writeheader()
-        writer.writerows(rows)
-    else:
-        columns = ("device", "seq", "time", "metric", "value", "unit")
-        emit(rows, columns, f"{len(rows)} sample(s)", False)
+        try:
+            WRITERS["json" if as_json else fmt](rows_of(itertools.islice(found, limit)), sys.stdout)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            # The reader left (``| head``): it has what it wanted. Point stdout at
+            # /dev/null so the interpreter's last flush does not fail again.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 COMMANDS = (data_command,)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import date
 
-from phoneagent.privacy.consent import POLICY, set_consent
+from phoneagent.privacy.consent import POLICY, POLICY_VERSION, sends_data_off, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.privacy.errors import AccountError, UnderAgeError
 from phoneagent.privacy.profile import age_on, today_utc
@@ -18,6 +18,7 @@ from phoneagent.store import Store
 from phoneagent.store.ledger import (
     AccountRow,
     EraseRequest,
+    consent_history,
     ensure_guest,
     get_account,
     put_account,
@@ -110,13 +111,19 @@ def create_account(store: Store, profile: ProfileInput, today: date | None = Non
 def delete_account(store: Store, reason: str = "deleted by the user") -> AccountDeletion:
     """Remove every local personal record now and record cloud erasure (PR-RETAIN).
 
-    The phone is back in guest mode afterwards (a new install id on next use).
+    The consents that let data leave the phone keep their history, closed by a
+    withdrawal: the disclosure ledger stays, and the audit judges each disclosure by the
+    consent in force when it was made (a wiped ledger made every past upload look
+    unconsented). The phone is back in guest mode afterwards (a new install id on next use).
     """
     account = get_account(store)
     if account is None or account.guest:
         raise AccountError("There is no account to delete (guest mode).")
     requests = request_cloud_erasure(store, "account")
-    samples = wipe_personal_data(store, keep_account=False)
+    kept = sorted({e.subject for e in consent_history(store) if sends_data_off(e.subject)})
+    samples = wipe_personal_data(
+        store, keep_account=False, keep_consents=kept, policy_version=POLICY_VERSION
+    )
     return AccountDeletion(samples, tuple(requests), reason)
 
 

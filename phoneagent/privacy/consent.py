@@ -98,10 +98,16 @@ def sync_preferences(store: Store) -> SyncPreferences:
     return SyncPreferences(current_user_profile(store), opted_out)
 
 
+def sends_data_off(subject: str) -> bool:
+    """A consent that lets data leave the phone: accounts only, and its history outlives
+    the account (the disclosures it allowed are judged by it)."""
+    return subject in _ACCOUNT_ONLY or subject.startswith(CROSS_BORDER_PREFIX)
+
+
 def set_consent(store: Store, subject: str, granted: bool, scope: str = "") -> ConsentEntry:
     """Record a grant or withdrawal under the current policy version; effective at once."""
     subject = parse_subject(subject)
-    if granted and (subject in _ACCOUNT_ONLY or subject.startswith(CROSS_BORDER_PREFIX)):
+    if granted and sends_data_off(subject):
         account = get_account(store)
         if account is None or account.guest:
             raise AccountError(

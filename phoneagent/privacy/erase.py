@@ -82,7 +82,7 @@ def delete_data(
     if device is not None:
         record = store.get_device(device)
         if record is None:
-            raise UnknownDeviceError(f"Device {device} is not in the store.")
+            raise UnknownDeviceError.of(device)
         pseudonym = record.pseudonym
     requests = request_cloud_erasure(store, "data", EraseFilter(pseudonym, metric, since, until))
     if metric is None and since is None and until is None:

@@ -13,6 +13,7 @@ from phoneagent.store.db import (
     store_exists,
 )
 from phoneagent.store.errors import (
+    DamagedStoreError,
     KeyFileError,
     NoKeyError,
     NotADatabaseError,
@@ -28,6 +29,7 @@ from phoneagent.store.schema import LATEST_VERSION
 __all__ = [
     "LATEST_VERSION",
     "AsyncStore",
+    "DamagedStoreError",
     "DbKey",
     "DeviceRecord",
     "Gap",

@@ -27,12 +27,37 @@ class NotADatabaseError(StoreError):
     """The file is not an encrypted database at all (plain SQLite, text, truncated, ...)."""
 
 
+class DamagedStoreError(StoreError):
+    """Pages of the database file fail their check (HMAC or b-tree): disk or file damage.
+
+    Its own exit code (README's table): nothing but a rescue helps, and that is not the
+    same thing to do as for a wrong key or an unknown device.
+    """
+
+    exit_code = 6
+
+    def __init__(self, path: object, detail: str) -> None:
+        super().__init__(
+            f"The encrypted store {path} is damaged ({detail}). Save "
+            "what is still readable with: phoneagent store rescue (it keeps a copy of the "
+            "damaged file first, then says what it saved and what it lost)."
+        )
+
+
 class SchemaTooNewError(StoreError):
     """The database was written by a newer phoneagent; opening it could damage it."""
 
 
 class UnknownDeviceError(StoreError, KeyError):
     """A device address that was never added to the store."""
+
+    @classmethod
+    def of(cls, address: str) -> UnknownDeviceError:
+        """The one message for it, naming the command that adds a watch."""
+        return cls(
+            f"Device {address} is not in the store (never paired, or forgotten); "
+            f"pair it first: phoneagent pair {address}"
+        )
 
     def __str__(self) -> str:
         # KeyError quotes its argument; a message should read as a sentence.

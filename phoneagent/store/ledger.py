@@ -174,13 +174,23 @@ def put_account(
     return store.transact(work)
 
 
-def wipe_personal_data(store: Store, *, keep_account: bool) -> int:
+def wipe_personal_data(
+    store: Store,
+    *,
+    keep_account: bool,
+    keep_consents: Sequence[str] = (),
+    policy_version: str = "",
+) -> int:
     """Delete every device (samples, gaps, cursors cascade), bond and personal setting.
 
-    Without ``keep_account`` the account row and consent ledger go too. The disclosure
+    Without ``keep_account`` the account row and consent ledger go too, except the
+    entries of the ``keep_consents`` subjects: those stay, each still granted one closed
+    by a withdrawal now under ``policy_version``, because the disclosure ledger stays and
+    each disclosure is judged by the consent in force when it was made. The disclosure
     ledger and erase requests stay: they are the record of what left the phone and of
     the erasures still owed. Returns the number of samples deleted.
     """
+    marks = ", ".join("?" * len(keep_consents))
 
     def work(conn: Any, now: int) -> int:
         samples = int(conn.execute("SELECT count(*) FROM samples").fetchone()[0])
@@ -188,7 +198,16 @@ def wipe_personal_data(store: Store, *, keep_account: bool) -> int:
         conn.execute("DELETE FROM bonds")
         if not keep_account:
             conn.execute("DELETE FROM account")
-            conn.execute("DELETE FROM consent_ledger")
+            conn.execute(
+                "INSERT INTO consent_ledger (at, subject, scope, granted, policy_version)"
+                " SELECT ?, subject, scope, 0, ? FROM consent_ledger AS c"
+                f" WHERE subject IN ({marks}) AND granted = 1 AND id = (SELECT max(id)"
+                " FROM consent_ledger WHERE subject = c.subject AND scope = c.scope)",
+                (now, policy_version, *keep_consents),
+            )
+            conn.execute(
+                f"DELETE FROM consent_ledger WHERE subject NOT IN ({marks})", keep_consents
+            )
             conn.executemany(
                 "DELETE FROM settings WHERE key = ?", [(k,) for k in PERSONAL_SETTINGS]
             )
@@ -223,7 +242,7 @@ def delete_samples(
         if device is not None:
             row = conn.execute("SELECT id FROM devices WHERE address = ?", (device,)).fetchone()
             if row is None:
-                raise UnknownDeviceError(f"Device {device} is not in the store.")
+                raise UnknownDeviceError.of(device)
             where.append("device_id = ?")
             values.append(int(row[0]))
         condition = " AND ".join(where) if where else "1"
@@ -343,7 +362,7 @@ def get_upload_cursor(store: Store, device: str, endpoint: str) -> int | None:
 def set_upload_cursor(store: Store, device: str, endpoint: str, last_seq: int) -> None:
     def work(conn: Any, now: int) -> None:
         if not _put_upload_cursor(conn, now, device, endpoint, last_seq):
-            raise UnknownDeviceError(f"Device {device} is not in the store.")
+            raise UnknownDeviceError.of(device)
 
     store.transact(work)
 

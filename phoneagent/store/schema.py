@@ -140,6 +140,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             confirmed_at INTEGER
         )""",
     ),
+    # 4: the sync cursor starts at the watch's first seq (1); before, it started at 0 and
+    # every first sync recorded seq 0, which no sample ever has, as a "not assigned" gap
+    # that status then showed as a loss. Those rows described nothing and go.
+    ("DELETE FROM gaps WHERE first_seq = 0 AND last_seq = 0 AND reason = 'not assigned'",),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -159,10 +159,6 @@ class _Stream:
         self._group_samples = group_samples
         self._held: list[history.HistoryBatch] = []
         self.hole_since: float | None = None  # monotonic time a batch began waiting for a hole
-        self._leading: list[Gap] = []
-        if from_seq < history.FIRST_SEQ:  # never assigned, so nothing will fill it
-            _add_gap(self._leading, from_seq, history.FIRST_SEQ - 1, NOT_ASSIGNED)
-            self.expected = history.FIRST_SEQ
         self.ready = asyncio.Event()
         self.arrived = asyncio.Event()
         self._repeated = 0  # in the group being decoded (``_Group.repeated``)
@@ -206,7 +202,7 @@ class _Stream:
                 raise WatchProtocolError(str(error)) from error
         batches.sort(key=_first_seq)
         samples: list[Sample] = []
-        gaps, self._leading = self._leading, []
+        gaps: list[Gap] = []
         for index, batch in enumerate(batches):
             entries = batch.entries
             first_seq = _first_seq(batch)

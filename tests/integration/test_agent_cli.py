@@ -36,6 +36,7 @@ def test_demo_then_listings(tmp_path: Path) -> None:
     assert code == 0, out
     status = json.loads(out)
     assert [d["samples"] for d in status["devices"]] == [held]
+    assert [d["gaps"] for d in status["devices"]] == [0]  # lossless (issue 16 item 7)
 
     code, out = run(*common, "devices", "--json")
     (device,) = json.loads(out)

@@ -273,7 +273,16 @@ def test_account_deletion_wipes_now_and_tracks_cloud_erasure__PR_RETAIN(
     deletion = delete_account(store)
     assert deletion.samples == 80
     assert store.list_devices() == [] and store.list_bonds() == [] and store.counts() == {}
-    assert get_account(store) is None and consent_history(store) == []
+    assert get_account(store) is None
+    # Only the consents that let data leave the phone keep their history, each closed.
+    kept = [(e.subject, e.granted, e.at) for e in consent_history(store)]
+    assert kept == [
+        ("cloud_sync", True, NOW),
+        ("cross_border:us", True, NOW),
+        ("cloud_sync", False, NOW),
+        ("cross_border:us", False, NOW),
+    ]
+    assert not upload_allowed(store)
     requests = erase_requests(store, pending_only=True)
     assert sorted(r.endpoint for r in requests) == ["eu", "us"]
     assert all(r.deadline_at == NOW + ERASE_DEADLINE_S for r in requests)
@@ -336,6 +345,47 @@ def test_audit_fails_an_upload_while_cloud_sync_was_off__PR_CLOUD__PR_DEVICE(
     )
     failed = {c.id for c in audit(store, store.path.parent, NOW) if c.status == FAIL}
     assert failed == {"PR-CLOUD", "PR-DEVICE"}
+
+
+def test_uploads_before_an_account_deletion_are_judged_by_the_consent_then__PR_CLOUD__PR_DEVICE(
+    store: Store, clock: Clock
+) -> None:
+    """Issue 16 item 6: the deletion wiped the consent ledger and kept the disclosures, so
+    every legitimate upload before it looked like one made with cloud sync off."""
+    account(store)
+    fill(store)
+    set_consent(store, "cloud_sync", True)
+    set_consent(store, "cross_border:us", True)
+    clock.now += 60
+    for region in ("eu", "us"):
+        record_disclosure(
+            store,
+            cloud_recipient(region),
+            CLOUD_UPLOAD_PURPOSE,
+            CLOUD_CATEGORIES,
+            80,
+            user_request=False,
+        )
+    clock.now += 60
+    delete_account(store)
+    clock.now += 60
+    checks = {c.id: c for c in audit(store, store.path.parent, clock.now)}
+    assert [c for c in checks.values() if c.status == FAIL] == []
+    assert checks["PR-CLOUD"].evidence.startswith("cloud sync off")
+    # An upload after the deletion is still one made without consent.
+    record_disclosure(
+        store,
+        cloud_recipient("eu"),
+        CLOUD_UPLOAD_PURPOSE,
+        CLOUD_CATEGORIES,
+        1,
+        user_request=False,
+    )
+    failed = {c.id for c in audit(store, store.path.parent, clock.now) if c.status == FAIL}
+    assert failed == {"PR-CLOUD", "PR-DEVICE"}
+    # A new account starts with cloud sync off.
+    account(store)
+    assert not upload_allowed(store)
 
 
 def test_audit_fails_an_upload_to_another_region_without_consent__PR_REGION(

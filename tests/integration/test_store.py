@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import Any
 
 import pytest
 import sqlcipher3
@@ -20,6 +21,7 @@ from phoneagent.store import (
     UnknownDeviceError,
 )
 from phoneagent.store.schema import migrate
+from protocol.history import FIRST_SEQ
 from protocol.metrics import Metric, Sample
 
 KEY = DbKey("5e" * 32)
@@ -62,8 +64,8 @@ def test_store_batch_is_idempotent_and_counts_duplicates(store: Store) -> None:
 
 
 def test_cursor_moves_only_over_contiguous_seqs_and_gaps(store: Store) -> None:
-    assert store.next_seq(WATCH) == 0
-    assert store.store_batch(WATCH, samples(range(5, 10))).next_seq == 0
+    assert store.next_seq(WATCH) == FIRST_SEQ == 1  # the watch never assigns seq 0
+    assert store.store_batch(WATCH, samples(range(5, 10))).next_seq == 1
     assert store.store_batch(WATCH, samples(range(3))).next_seq == 3
     assert store.store_batch(WATCH, samples([3, 4])).next_seq == 10
     # The watch lost 10..19: recording the gap moves the cursor past it, to the next hole.
@@ -175,7 +177,7 @@ def test_delete_device_removes_its_data_and_bond__PR_WITHDRAW(store: Store) -> N
     assert store.counts() == {OTHER: {m: c for m, c in zip(METRICS, (2, 1, 1, 1), strict=True)}}
     assert store.gaps() == []
     store.add_device(WATCH)
-    assert store.next_seq(WATCH) == 0
+    assert store.next_seq(WATCH) == FIRST_SEQ
 
 
 def test_settings(store: Store) -> None:
@@ -205,16 +207,23 @@ def _raw_connection(directory: Path) -> sqlcipher3.Connection:
     return conn
 
 
-def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
-    conn = _raw_connection(tmp_path / "data")
-    migrate(conn, target=1)
+def _old_store(directory: Path, version: int, rows: str, values: list[tuple[Any, ...]]) -> None:
+    """A store at schema ``version`` with WATCH, ``rows`` inserted and its cursor at 20."""
+    conn = _raw_connection(directory)
+    migrate(conn, target=version)
     conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p1', 5)", (WATCH,))
-    conn.executemany(
+    conn.executemany(rows, values)
+    conn.execute("INSERT INTO sync_cursors VALUES (1, 20)")
+    conn.close()
+
+
+def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
+    _old_store(
+        tmp_path / "data",
+        1,
         "INSERT INTO samples (device_id, seq, metric, ts, raw) VALUES (1, ?, 1, ?, 60)",
         [(s, 100 + s) for s in range(20)],
     )
-    conn.execute("INSERT INTO sync_cursors VALUES (1, 20)")
-    conn.close()
     assert LATEST_VERSION > 1
     with Store.open(tmp_path / "data", KEY) as store:
         assert store.schema_version == LATEST_VERSION
@@ -225,6 +234,20 @@ def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     conn.close()
     assert "samples_by_time" in names
+
+
+def test_v3_seq_zero_gap_is_dropped_by_the_migration(tmp_path: Path) -> None:
+    """Issue 16 item 7: databases synced with the old cursor (from 0) lose the gap it left."""
+    _old_store(
+        tmp_path / "data",
+        3,
+        "INSERT INTO gaps VALUES (1, ?, ?, ?, 5)",
+        [(0, 0, "not assigned"), (10, 12, "not assigned"), (0, 2, "dropped on watch")],
+    )
+    with Store.open(tmp_path / "data", KEY) as store:
+        kept = [(g.first_seq, g.last_seq, g.reason) for g in store.gaps(WATCH)]
+        assert kept == [(0, 2, "dropped on watch"), (10, 12, "not assigned")]
+        assert store.next_seq(WATCH) == 20
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:

@@ -55,14 +55,6 @@ def test_the_reports_end_closes_a_hole_that_never_filled() -> None:
     assert last.gaps == [Gap(7, 12, NOT_ASSIGNED), Gap(19, 200, NOT_ASSIGNED)]
 
 
-def test_seq_zero_is_never_assigned_and_does_not_hold_the_first_batch() -> None:
-    stream = _stream(from_seq=0)
-    stream.add(BATCHES[0])
-    group = stream.take()
-    assert group.samples == SAMPLES[:6] and group.gaps == [Gap(0, 0, NOT_ASSIGNED)]
-    assert stream.take().gaps == []  # recorded once
-
-
 def test_every_batch_wakes_the_late_records_wait() -> None:
     stream = _stream()
     assert not stream.arrived.is_set()
