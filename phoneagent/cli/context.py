@@ -1,8 +1,7 @@
 """What every subcommand shares: global options, opening the store and the radio, exit codes.
 
-Exit codes (documented in README.md and ``phoneagent --help``):
-  0 ok, 1 other error, 2 usage or configuration error, 3 missing or wrong database key,
-  4 device not found or unreachable, 5 pairing lost (run ``phoneagent pair`` again).
+Exit codes (documented in README.md and ``phoneagent --help``) come from the failures
+themselves: every ``phoneagent.errors.AgentError`` carries its own (``phoneagent/errors.py``).
 """
 
 from __future__ import annotations
@@ -15,47 +14,44 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiomqtt
 import click
-from bleak.exc import BleakError
 
-from phoneagent.config import AgentConfig, ConfigError, load_config
+from phoneagent.config import AgentConfig, load_config
+from phoneagent.errors import (
+    EXIT_ERROR,
+    EXIT_KEY,
+    EXIT_OK,
+    EXIT_PAIRING_LOST,
+    EXIT_UNREACHABLE,
+    EXIT_USAGE,
+    AgentError,
+)
 from phoneagent.logs import AgentLogging
 from phoneagent.paths import data_dir
 from phoneagent.privacy import sync_preferences
-from phoneagent.privacy.errors import PrivacyError
 from phoneagent.relays.control import AgentNotRunningError, ControlError, request
-from phoneagent.store import (
-    AsyncStore,
-    NoKeyError,
-    Store,
-    StoreError,
-    UnknownDeviceError,
-    WrongKeyError,
-    resolve_key,
-    store_exists,
-)
+from phoneagent.store import AsyncStore, Store, resolve_key, store_exists
 from phoneagent.sync import PreferencesSource, StoreBonds
 from phoneagent.transport import (
-    ConnectTimeoutError,
     PairingAgent,
-    PairingLostError,
     RefusingAgent,
     Transport,
-    TransportConfigError,
     open_transport,
     parse_transport,
 )
-from phoneagent.upload.client import PublishRefusedError
-from phoneagent.upload.endpoints import EndpointError
-from protocol.errors import ProtocolError
+from phoneagent.transport.errors import radio_errors
 
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_KEY = 3
-EXIT_UNREACHABLE = 4
-EXIT_PAIRING_LOST = 5
+__all__ = [
+    "EXIT_ERROR",
+    "EXIT_KEY",
+    "EXIT_OK",
+    "EXIT_PAIRING_LOST",
+    "EXIT_UNREACHABLE",
+    "EXIT_USAGE",
+    "AgentContext",
+    "CliError",
+    "as_cli_error",
+]
 
 
 class CliError(click.ClickException):
@@ -68,35 +64,14 @@ class CliError(click.ClickException):
 
 
 def as_cli_error(error: BaseException) -> CliError | None:
-    """The exit code a known failure maps to; None for a bug (which keeps its traceback)."""
-    codes: tuple[tuple[type[BaseException], int], ...] = (
-        (PublishRefusedError, EXIT_ERROR),
-        (aiomqtt.MqttError, EXIT_UNREACHABLE),
-        (EndpointError, EXIT_USAGE),
-        (PrivacyError, EXIT_ERROR),
-        (WrongKeyError, EXIT_KEY),
-        (NoKeyError, EXIT_KEY),
-        (UnknownDeviceError, EXIT_UNREACHABLE),
-        (PairingLostError, EXIT_PAIRING_LOST),
-        (ConnectTimeoutError, EXIT_UNREACHABLE),
-        (ConfigError, EXIT_USAGE),
-        (TransportConfigError, EXIT_USAGE),
-        (StoreError, EXIT_ERROR),
-        (BleakError, EXIT_UNREACHABLE),
-        (ProtocolError, EXIT_UNREACHABLE),
-        (TimeoutError, EXIT_UNREACHABLE),
-    )
-    for kind, code in codes:
-        if isinstance(error, kind):
-            message = str(error) or kind.__name__
-            if isinstance(error, PublishRefusedError):
-                message = (
-                    f"MQTT broker: {message}. Nothing it refused counts as uploaded; check"
-                    " the broker's access rules for this account (cloud.toml's username)."
-                )
-            elif isinstance(error, aiomqtt.MqttError):
-                message = f"MQTT broker: {message} (is it running and reachable?)"
-            return CliError(message, code)
+    """The message and exit code of a failure a person can act on; None for a bug (which
+    keeps its traceback). Only the agent's own errors and the file system's qualify:
+    other libraries' errors are wrapped into ``AgentError`` where they enter."""
+    if isinstance(error, AgentError):
+        return CliError(str(error), error.exit_code)
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return CliError(f"{where}{error.strerror}", EXIT_ERROR)
     return None
 
 
@@ -141,11 +116,12 @@ class AgentContext:
         config = self.config()
         store = AsyncStore(self.open_store())
         try:
-            transport = await self.radio_opener(store, config, agent)()
-            try:
-                yield store, transport, config
-            finally:
-                await transport.close()
+            with radio_errors():
+                transport = await self.radio_opener(store, config, agent)()
+                try:
+                    yield store, transport, config
+                finally:
+                    await transport.close()
         finally:
             await store.aclose()
 

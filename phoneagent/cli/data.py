@@ -12,31 +12,20 @@ import click
 
 from phoneagent.cli.context import AgentContext, pass_agent
 from phoneagent.cli.output import emit
+from phoneagent.cli.params import ADDRESS, MOMENT
+from protocol.address import Address
 from protocol.metrics import Metric
 
 _METRICS = [m.key for m in Metric]
 
 
-def _epoch(text: str | None) -> int | None:
-    """ISO 8601 (naive = UTC) or Unix seconds."""
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is neither ISO 8601 nor Unix seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
-
-
 @click.command("data")
-@click.option("--device", help="Only this watch (address).")
+@click.option("--device", type=ADDRESS, help="Only this watch (address).")
 @click.option("--metric", type=click.Choice(_METRICS), help="Only this metric.")
-@click.option("--since", help="From this time (ISO 8601, naive = UTC, or Unix seconds).")
-@click.option("--until", help="Before this time.")
+@click.option(
+    "--since", type=MOMENT, help="From this time (ISO 8601, naive = UTC, or Unix seconds)."
+)
+@click.option("--until", type=MOMENT, help="Before this time.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many rows.")
 @click.option(
     "--format",
@@ -49,10 +38,10 @@ def _epoch(text: str | None) -> int | None:
 @pass_agent
 def data_command(
     agent: AgentContext,
-    device: str | None,
+    device: Address | None,
     metric: str | None,
-    since: str | None,
-    until: str | None,
+    since: int | None,
+    until: int | None,
     limit: int | None,
     fmt: str,
     as_json: bool,
@@ -60,9 +49,7 @@ def data_command(
     """Query stored samples (oldest first)."""
     chosen = None if metric is None else Metric[metric.upper()]
     with agent.open_store() as store:
-        found = store.iter_samples(
-            device.upper() if device else None, chosen, _epoch(since), _epoch(until)
-        )
+        found = store.iter_samples(device, chosen, since, until)
         rows = [
             {
                 "device": s.device,

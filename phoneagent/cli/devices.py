@@ -16,8 +16,10 @@ from phoneagent.cli.context import (
     tell_running_agent,
 )
 from phoneagent.cli.output import emit, json_option
+from phoneagent.cli.params import ADDRESS
 from phoneagent.privacy import delete_data
 from phoneagent.sync.discovery import pair_device, scan
+from protocol.address import Address
 
 
 class PromptingAgent:
@@ -63,10 +65,10 @@ def scan_command(agent: AgentContext, seconds: float, show_all: bool, as_json: b
 
 
 @click.command("pair")
-@click.argument("address")
+@click.argument("address", type=ADDRESS)
 @click.option("--timeout", type=click.FloatRange(min=1), default=30.0, show_default=True)
 @pass_agent
-def pair_command(agent: AgentContext, address: str, timeout: float) -> None:
+def pair_command(agent: AgentContext, address: Address, timeout: float) -> None:
     """Pair with a watch (enter its passkey or confirm its number) and remember it."""
 
     async def work() -> str:
@@ -79,13 +81,12 @@ def pair_command(agent: AgentContext, address: str, timeout: float) -> None:
 
 
 @click.command("unpair")
-@click.argument("address")
+@click.argument("address", type=ADDRESS)
 @click.option("--keep-data", is_flag=True, help="Forget the bond only; keep stored samples.")
 @click.confirmation_option(prompt="Forget this watch (and its data unless --keep-data)?")
 @pass_agent
-def unpair_command(agent: AgentContext, address: str, keep_data: bool) -> None:
+def unpair_command(agent: AgentContext, address: Address, keep_data: bool) -> None:
     """Forget a watch: its bond, and (unless --keep-data) the device and all its samples."""
-    address = address.upper()
     with agent.open_store() as store:
         known = store.get_device(address) is not None or address in store.list_bonds()
         if not known:

@@ -11,8 +11,9 @@ import click
 
 from phoneagent.cli.context import EXIT_ERROR, EXIT_USAGE, AgentContext, CliError, pass_agent
 from phoneagent.cli.output import emit, json_option
+from phoneagent.errors import AgentError
 from phoneagent.logs import bundle_logs
-from phoneagent.privacy import PrivacyError, policy_notice
+from phoneagent.privacy import policy_notice
 from phoneagent.privacy.audit import FAIL, audit
 from phoneagent.privacy.consent import LOG_UPLOAD, is_granted
 from phoneagent.privacy.export import iso
@@ -24,11 +25,12 @@ MONTH_S = 30 * 86400
 
 @contextmanager
 def privacy_errors() -> Iterator[None]:
-    """A refusal of the privacy rules is a message and exit 1; a bad value is exit 2."""
+    """A bad value given to a privacy function (a date, a path that exists) is exit 2;
+    refusals of the privacy rules carry their own code (``PrivacyError``)."""
     try:
         yield
-    except PrivacyError as error:
-        raise CliError(str(error), EXIT_ERROR) from error
+    except AgentError:
+        raise
     except (ValueError, FileExistsError) as error:
         raise CliError(str(error), EXIT_USAGE) from error
 

@@ -20,20 +20,21 @@ from phoneagent.cli.context import (
     preferences_of,
 )
 from phoneagent.cli.output import ProgressObserver, progress_bar
+from phoneagent.cli.params import ADDRESS
 from phoneagent.daemon import Daemon
 from phoneagent.relays.control import ControlError
 from phoneagent.relays.service import RelayService
 from phoneagent.store import AsyncStore, Store, ledger
 from phoneagent.sync import DeviceSync, SyncObserver, SyncState
 from phoneagent.upload import EndpointError, Uploader, endpoints_path, load_endpoints
+from protocol.address import Address
 
 
 @click.command("sync")
-@click.argument("address")
+@click.argument("address", type=ADDRESS)
 @pass_agent
-def sync_command(agent: AgentContext, address: str) -> None:
+def sync_command(agent: AgentContext, address: Address) -> None:
     """Backfill one paired watch now, then disconnect."""
-    address = address.upper()
 
     async def work() -> tuple[int, int]:
         async with agent.session() as (store, transport, config):

@@ -42,6 +42,7 @@ from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
 from phoneagent.transport import PairingLostError, Transport
 from phoneagent.waiting import done_or_set, sleep_unless
 from protocol import history
+from protocol.address import Address
 from protocol.errors import ProtocolError
 from protocol.history import HistoryResponse, HistoryResult, HistoryStatus
 from protocol.metrics import Metric, Sample
@@ -289,7 +290,7 @@ class DeviceSync:
         group_samples: int = DEFAULT_GROUP_SAMPLES,
         relays: Relays | None = None,
     ) -> None:
-        self.address = address.upper()
+        self.address = Address(address)
         self._transport = transport
         self._store = store
         self._preferences_source = preferences

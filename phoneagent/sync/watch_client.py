@@ -19,6 +19,7 @@ from bleak.exc import BleakError
 
 from phoneagent.waiting import done_or_set
 from protocol import uuids
+from protocol.address import Address
 from protocol.alerts import AlertNotification, AlertRemoval, CallAction, CallState
 from protocol.current_time import AdjustReason, CurrentTime, DstOffset, LocalTimeInformation
 from protocol.device_info import STRING_CHARACTERISTICS, DeviceInfoString
@@ -62,7 +63,7 @@ class WatchClient:
 
     @property
     def address(self) -> str:
-        return self.client.address.upper()
+        return Address(self.client.address)
 
     # --- plain reads and writes ----------------------------------------------------
 

@@ -47,6 +47,7 @@ from phoneagent.transport.errors import (
 )
 from phoneagent.transport.identity import DEFAULT_AGENT_ADDRESS
 from phoneagent.transport.pairing import PairingAgent, RefusingAgent
+from protocol.address import Address
 
 if TYPE_CHECKING:
     from phoneagent.transport.backend import BumbleClient, BumbleScanner
@@ -275,7 +276,7 @@ class BumbleRadio:
         addresses this listener waits for (None: everything)."""
         async with self._scan_lock:
             self._scan_listeners[listener] = (
-                None if only is None else frozenset(a.upper() for a in only)
+                None if only is None else frozenset(Address(a) for a in only)
             )
             await self._rescan()
 
@@ -381,7 +382,7 @@ class BumbleRadio:
 
     async def connect(self, address: str, within: float) -> Connection:
         """Connect to ``address`` once it advertises (within ``within`` s), one at a time."""
-        address = address.upper()
+        address = Address(address)
         try:
             async with asyncio.timeout(within), self._connect_lock:
                 peer = await self._sighting(address)
@@ -439,7 +440,7 @@ class BumbleRadio:
             raise PairingLostError(peer, f"the watch rejected our keys: {error}") from error
 
     def forget(self, address: str) -> None:
-        self.bonds.delete(address.upper())
+        self.bonds.delete(Address(address))
 
     def bond_of(self, address: str) -> str | None:
-        return self.bonds.get(address.upper())
+        return self.bonds.get(Address(address))
