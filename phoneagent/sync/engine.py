@@ -80,6 +80,8 @@ class SyncState(enum.StrEnum):
     LIVE = "live"
     BACKOFF = "backing off"
     PAIRING_LOST = "pairing lost, run pair again"
+    # The radio under the engine went away; the daemon opens a new one and a new engine.
+    RADIO_LOST = "radio lost, reopening it"
     STOPPED = "stopped"
 
 
@@ -310,6 +312,8 @@ class DeviceSync:
         self._live = False
         self._stream: _Stream | None = None
         self._watch: WatchClient | None = None  # while a session is past configuring
+        # Set by ``radio_lost``: the cancellation that follows is not an end.
+        self._radio_lost = False
 
     def _set(self, state: SyncState, detail: str = "") -> None:
         self.state = state
@@ -333,7 +337,13 @@ class DeviceSync:
                     await asyncio.sleep(delay)
         finally:
             if self.state is not SyncState.PAIRING_LOST:
-                self._set(SyncState.STOPPED)
+                self._set(SyncState.RADIO_LOST if self._radio_lost else SyncState.STOPPED)
+
+    def radio_lost(self) -> None:
+        """The radio went away and a new engine takes over on the next one: ``run``, about
+        to be cancelled, then reports ``RADIO_LOST`` rather than a ``STOPPED`` that would
+        read as the end of syncing."""
+        self._radio_lost = True
 
     async def sync_once(self, *, scan_timeout: float) -> int:
         """Connect, backfill up to the watch's newest seq, disconnect; returns the cursor.
