@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import shlex
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -40,6 +41,7 @@ from phoneagent.transport import (
     parse_transport,
 )
 from phoneagent.transport.errors import radio_errors
+from protocol.address import Address
 
 __all__ = [
     "EXIT_ERROR",
@@ -92,6 +94,19 @@ class AgentContext:
     def data_dir(self) -> Path:
         return data_dir(self.data_dir_option)
 
+    def command(self, *words: str) -> str:
+        """A ``phoneagent`` command line with this invocation's global options, for a
+        message that tells the person what to run next."""
+        options: list[str] = []
+        for option, value in (
+            ("--data-dir", self.data_dir_option),
+            ("--key-file", self.key_file),
+            ("--transport", self.transport_option),
+        ):
+            if value is not None:
+                options += [option, str(value)]
+        return shlex.join(["phoneagent", *options, *words])
+
     def config(self) -> AgentConfig:
         return load_config(self.data_dir)
 
@@ -110,12 +125,20 @@ class AgentContext:
 
     @asynccontextmanager
     async def session(
-        self, *, agent: PairingAgent | None = None
+        self, *, agent: PairingAgent | None = None, paired: Address | None = None
     ) -> AsyncIterator[tuple[AsyncStore, Transport, AgentConfig]]:
-        """The store (bonds inside it) and the configured radio, closed in the right order."""
+        """The store (bonds inside it) and the configured radio, closed in the right order.
+
+        ``paired``: the watch the command needs, refused before any radio opens if unknown.
+        """
         config = self.config()
         store = AsyncStore(self.open_store())
         try:
+            if paired is not None and await store.get_device(paired) is None:
+                raise CliError(
+                    f"{paired} is not paired: run {self.command('pair', paired)}",
+                    EXIT_UNREACHABLE,
+                )
             with radio_errors():
                 transport = await self.radio_opener(store, config, agent)()
                 try:
@@ -148,15 +171,21 @@ def preferences_of(store: Store) -> PreferencesSource:
 pass_agent = click.make_pass_decorator(AgentContext)
 
 
-def tell_running_agent(agent: AgentContext) -> str:
+def tell_running_agent(
+    agent: AgentContext,
+    *,
+    done: str = "in effect now on connected watches",
+    not_running: str = "the agent is not running; it applies this when it starts",
+) -> str:
     """Ask a running ``phoneagent run`` to re-read the ledger and its paired watches.
 
-    Returns how the change took effect, for the sentence the command prints.
+    Returns how the change took effect (``done``, ``not_running`` or why it is unknown),
+    for the sentence the command prints.
     """
     try:
         asyncio.run(request(agent.data_dir, {"op": "reload"}))
     except AgentNotRunningError:
-        return "the agent is not running; it applies this when it starts"
+        return not_running
     except ControlError as error:
         return f"the running agent did not confirm ({error}); restart it to be sure"
-    return "in effect now on connected watches"
+    return done

@@ -39,12 +39,22 @@ class PromptingAgent:
         return answer
 
 
+def _sentence(clause: str) -> str:
+    return clause[:1].upper() + clause[1:] + "."
+
+
 def _when(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 @click.command("scan")
-@click.option("--seconds", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="How long to listen for advertisements.",
+)
 @click.option("--all", "show_all", is_flag=True, help="Also list devices that are not watches.")
 @json_option
 @pass_agent
@@ -61,12 +71,23 @@ def scan_command(agent: AgentContext, seconds: float, show_all: bool, as_json: b
             if s.watch or show_all
         ]
 
-    emit(asyncio.run(work()), ("address", "name", "rssi", "paired"), "Watches", as_json)
+    title = scan_title(show_all)
+    emit(asyncio.run(work()), ("address", "name", "rssi", "paired"), title, as_json)
+
+
+def scan_title(show_all: bool) -> str:
+    return "Advertising devices" if show_all else "Watches"
 
 
 @click.command("pair")
 @click.argument("address", type=ADDRESS)
-@click.option("--timeout", type=click.FloatRange(min=1), default=30.0, show_default=True)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the watch to advertise, and then to connect to it.",
+)
 @pass_agent
 def pair_command(agent: AgentContext, address: Address, timeout: float) -> None:
     """Pair with a watch (enter its passkey or confirm its number) and remember it."""
@@ -77,7 +98,12 @@ def pair_command(agent: AgentContext, address: Address, timeout: float) -> None:
         return f"Paired with {record.address} ({record.name or record.model or 'watch'})."
 
     click.echo(asyncio.run(work()))
-    click.echo(f"Syncing it: {tell_running_agent(agent)}.")
+    not_running = (
+        f"to sync it run `{agent.command('sync', address)}` (once) or "
+        f"`{agent.command('run')}` (keeps every paired watch synced)"
+    )
+    news = tell_running_agent(agent, done="the running agent syncs it now", not_running=not_running)
+    click.echo(_sentence(news))
 
 
 @click.command("unpair")
@@ -97,7 +123,9 @@ def unpair_command(agent: AgentContext, address: Address, keep_data: bool) -> No
     click.echo(f"Forgot {address}" + (" (data kept)." if keep_data else " and its data."))
     for request in erasures:
         click.echo(f"Cloud erasure requested from {request.endpoint}, due by the 90-day limit.")
-    click.echo(f"The running agent: {tell_running_agent(agent)}.")
+    news = tell_running_agent(agent, done="the running agent stopped syncing it", not_running="")
+    if news:  # nothing to say when no agent runs: nothing syncs it any more
+        click.echo(_sentence(news))
 
 
 @click.command("devices")

@@ -76,7 +76,8 @@ def report_command(agent: AgentContext, months: int, as_json: bool) -> None:
 @json_option
 @pass_agent
 def audit_command(agent: AgentContext, as_json: bool) -> None:
-    """Check this data directory against every POLICY.md requirement; exit 1 on a failure."""
+    """Check this data directory against every requirement of docs/privacy.md; exit 1 on a
+    failure."""
     with agent.open_store() as store:
         checks = audit(store, agent.data_dir)
     rows = [{"id": c.id, "status": c.status, "evidence": c.evidence} for c in checks]
