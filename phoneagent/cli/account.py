@@ -48,7 +48,12 @@ def _profile_options(required: bool) -> Callable[[Command], Command]:
             required=required,
             help="YYYY-MM-DD; stays on this phone, the watch only gets the age.",
         ),
-        click.option("--sex", type=click.Choice(_SEXES), required=required),
+        click.option(
+            "--sex",
+            type=click.Choice(_SEXES),
+            required=required,
+            help="Goes into the watch's user profile (its energy estimates).",
+        ),
         click.option("--height", type=int, required=required, help="Centimetres."),
         click.option("--weight", type=float, required=required, help="Kilograms."),
     ]

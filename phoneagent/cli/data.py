@@ -33,6 +33,7 @@ _METRICS = [m.key for m in Metric]
     type=click.Choice(["table", "json", "csv"]),
     default="table",
     show_default=True,
+    help="A table for reading, JSON or CSV for programs.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @pass_agent

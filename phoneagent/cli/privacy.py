@@ -48,7 +48,13 @@ def privacy_group() -> None:
 
 
 @privacy_group.command("report")
-@click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
+@click.option(
+    "--months",
+    type=click.IntRange(1, 120),
+    default=12,
+    show_default=True,
+    help="How far back to list.",
+)
 @json_option
 @pass_agent
 def report_command(agent: AgentContext, months: int, as_json: bool) -> None:

@@ -132,3 +132,12 @@ def test_bumble_warnings_stay_off_a_terminal_without_logging(
     quiet_bumble_debug_strings()
     logging.getLogger("bumble.device").warning("a peer vanished mid-exchange")
     assert "vanished" not in capsys.readouterr().err
+
+
+def test_devices_piped_shows_whole_addresses_and_names(data: Path) -> None:
+    name = "A watch with a rather long name, as people give them"
+    with Store.open(data, DbKey(KEY)) as store:
+        store.add_device("F0:5A:6E:00:00:02", name=name, model="WatchSim 1", firmware="1.0.0")
+    result = run(data, "devices")  # CliRunner's stdout is a pipe, not a terminal
+    assert result.exit_code == 0
+    assert "F0:5A:6E:00:00:02" in result.output and name in result.output

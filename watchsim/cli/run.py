@@ -14,7 +14,7 @@ import click
 
 from watchsim.app import BlueZRadio, Radio, TransportRadio, WatchApp, WatchConfig, WatchError
 from watchsim.cli import main
-from watchsim.console import log_plainly, show_live
+from watchsim.console import log_plainly, owns_terminal, show_live
 from watchsim.control import ControlServer
 from watchsim.history import DEFAULT_CAPACITY
 from watchsim.model import builtin_names, load_builtin, parse_duration
@@ -95,7 +95,7 @@ async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
             f"watch {app.config.name} ready: address {app.radio.address or 'unknown'}, "
             f"control: watchsim ctl --state-dir {state_dir} status"
         )
-        if sys.stdout.isatty():
+        if owns_terminal(sys.stdout):
             await show_live(app, stop, sys.stdout)
         else:
             log_plainly(app, sys.stdout)
