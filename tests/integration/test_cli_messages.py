@@ -12,8 +12,7 @@ from click.testing import CliRunner, Result
 
 from bumblekit.quiet import quiet_bumble_debug_strings
 from phoneagent.cli import main
-from phoneagent.cli.sync import relay_summary
-from phoneagent.errors import EXIT_UNREACHABLE, EXIT_USAGE
+from phoneagent.cli.context import EXIT_UNREACHABLE, EXIT_USAGE
 from phoneagent.relays.service import RelayService
 from phoneagent.store import DbKey, Store
 from tests.dbus_session import private_bus
@@ -90,10 +89,13 @@ def test_consent_show_lists_only_the_call_privacy_in_force(data: Path) -> None:
     assert scopes == ["@privacy=hidden"]
 
 
-def test_privacy_audit_points_to_a_document_the_project_has() -> None:
+def test_privacy_audit_points_to_a_document_that_lists_what_it_checks(data: Path) -> None:
     result = CliRunner().invoke(main, ["privacy", "audit", "--help"])
     assert "POLICY.md" not in result.output and "docs/privacy.md" in result.output
-    assert (Path(__file__).parents[2] / "docs" / "privacy.md").is_file()
+    document = (Path(__file__).parents[2] / "docs" / "privacy.md").read_text()
+    checked = {row["id"] for row in json.loads(run(data, "privacy", "audit", "--json").stdout)}
+    assert checked
+    assert {i for i in checked if f"| {i} |" not in document} == set()
 
 
 def test_scan_all_titles_its_table_for_what_it_lists() -> None:
@@ -104,6 +106,8 @@ def test_scan_all_titles_its_table_for_what_it_lists() -> None:
 
 
 async def test_run_says_why_relays_come_from_injection_only(tmp_path: Path) -> None:
+    from phoneagent.cli.sync import relay_summary
+
     store = Store.open(tmp_path / "data", DbKey(KEY))
     service = RelayService(store, tmp_path / "data", session_bus=NO_BUS, system_bus=NO_BUS)
     try:

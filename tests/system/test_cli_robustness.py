@@ -27,12 +27,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phoneagent.cli import main as phoneagent
-from phoneagent.errors import EXIT_CODES
 from phoneagent.store import DbKey, Store
 from protocol.metrics import Metric, Sample
 from tests.processes import AGENT_CLI, WATCH_CLI
 from watchsim.cli import main as watchsim
-from watchsim.errors import EXIT_ERROR, EXIT_OK, EXIT_USAGE
 from watchsim.peripheral.bumble_adapter import new_link
 from watchsim.testing import start_loopback_watch
 
@@ -48,8 +46,11 @@ ENV = {
     "DBUS_SYSTEM_BUS_ADDRESS": NO_BUS,
     "DBUS_SESSION_BUS_ADDRESS": NO_BUS,
 }
-AGENT_CODES = frozenset(EXIT_CODES)
-WATCH_CODES = frozenset({EXIT_OK, EXIT_ERROR, EXIT_USAGE})
+# README's: 0 ok, 1 error, 2 usage/configuration, 3 database key, 4 unreachable,
+# 5 pairing lost; watchsim 0, 1 and 2 (usage).
+AGENT_CODES = frozenset(range(6))
+WATCH_CODES = frozenset({0, 1, 2})
+EXIT_USAGE = 2
 UNKNOWN_OPTION = "--no-such-option"
 RUN_UNTIL_STOPPED = {
     ("demo",),
