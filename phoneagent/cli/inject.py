@@ -12,7 +12,7 @@ from typing import Any
 import click
 
 from phoneagent.cli.context import EXIT_ERROR, EXIT_USAGE, AgentContext, CliError, pass_agent
-from phoneagent.relays.control import ControlError, request
+from phoneagent.relays.control import ControlError, ControlUsageError, request
 from protocol.alerts import AlertCategory, CallStatus
 from protocol.music import MAX_VOLUME, Playback
 
@@ -20,6 +20,8 @@ from protocol.music import MAX_VOLUME, Playback
 def _send(agent: AgentContext, payload: dict[str, Any]) -> Any:
     try:
         return asyncio.run(request(agent.data_dir, payload))
+    except ControlUsageError as error:  # a value the agent cannot relay (too long, ...)
+        raise CliError(str(error), EXIT_USAGE) from error
     except ControlError as error:
         raise CliError(str(error), EXIT_ERROR) from error
 
