@@ -9,16 +9,9 @@ from pathlib import Path
 import aiomqtt
 import click
 
-from phoneagent.cli.context import (
-    EXIT_ERROR,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    AgentContext,
-    CliError,
-    pass_agent,
-    tell_running_agent,
-)
+from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
+from phoneagent.errors import EXIT_ERROR, EXIT_UNREACHABLE, EXIT_USAGE
 from phoneagent.privacy.consent import CLOUD_SYNC, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.store import Store, ledger

@@ -18,15 +18,7 @@ from pathlib import Path
 import click
 
 from phoneagent.config import AgentConfig, load_config
-from phoneagent.errors import (
-    EXIT_ERROR,
-    EXIT_KEY,
-    EXIT_OK,
-    EXIT_PAIRING_LOST,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    AgentError,
-)
+from phoneagent.errors import EXIT_ERROR, EXIT_UNREACHABLE, AgentError
 from phoneagent.logs import AgentLogging
 from phoneagent.paths import data_dir
 from phoneagent.privacy import sync_preferences
@@ -42,18 +34,6 @@ from phoneagent.transport import (
 )
 from phoneagent.transport.errors import radio_errors
 from protocol.address import Address
-
-__all__ = [
-    "EXIT_ERROR",
-    "EXIT_KEY",
-    "EXIT_OK",
-    "EXIT_PAIRING_LOST",
-    "EXIT_UNREACHABLE",
-    "EXIT_USAGE",
-    "AgentContext",
-    "CliError",
-    "as_cli_error",
-]
 
 
 class CliError(click.ClickException):

@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from phoneagent.cli.context import EXIT_ERROR, EXIT_USAGE, AgentContext, CliError, pass_agent
+from phoneagent.cli.context import AgentContext, CliError, pass_agent
 from phoneagent.cli.output import emit, json_option
-from phoneagent.errors import AgentError
+from phoneagent.errors import EXIT_ERROR, EXIT_USAGE, AgentError
 from phoneagent.logs import bundle_logs
 from phoneagent.privacy import policy_notice
 from phoneagent.privacy.audit import FAIL, audit

@@ -9,18 +9,11 @@ import sys
 
 import click
 
-from phoneagent.cli.context import (
-    EXIT_ERROR,
-    EXIT_PAIRING_LOST,
-    EXIT_USAGE,
-    AgentContext,
-    CliError,
-    pass_agent,
-    preferences_of,
-)
+from phoneagent.cli.context import AgentContext, CliError, pass_agent, preferences_of
 from phoneagent.cli.output import ProgressObserver, progress_bar
 from phoneagent.cli.params import ADDRESS
 from phoneagent.daemon import Daemon
+from phoneagent.errors import EXIT_ERROR, EXIT_PAIRING_LOST, EXIT_USAGE
 from phoneagent.relays.control import ControlError
 from phoneagent.relays.service import RelayService
 from phoneagent.store import AsyncStore, Store, ledger

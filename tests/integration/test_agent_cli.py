@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from phoneagent.cli import main
-from phoneagent.cli.context import EXIT_KEY, EXIT_UNREACHABLE, EXIT_USAGE
+from phoneagent.errors import EXIT_KEY, EXIT_UNREACHABLE, EXIT_USAGE
 from tests.processes import START
 
 

@@ -12,7 +12,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from phoneagent.cli import main
-from phoneagent.cli.context import EXIT_UNREACHABLE, EXIT_USAGE
+from phoneagent.errors import EXIT_UNREACHABLE, EXIT_USAGE
 from phoneagent.relays.service import RelayService
 from phoneagent.store import DbKey, Store
 from tests.dbus_session import private_bus
