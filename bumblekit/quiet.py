@@ -53,11 +53,17 @@ def _subclasses(root: type) -> list[type]:
 
 def quiet_bumble_debug_strings() -> None:
     """Idempotent; call before building Bumble devices. Packet classes of a Bumble module
-    imported after this call keep their stock ``__str__``."""
+    imported after this call keep their stock ``__str__``.
+
+    Also keeps Bumble's warnings (a peer gone mid-exchange, ...) off the terminal of a
+    program that configured no logging, where Python's last-resort handler would print
+    them between the program's own lines: they reach configured handlers (the agent's
+    log files) only."""
     global _installed
     if _installed:
         return
     _installed = True
+    _bumble_logger.addHandler(logging.NullHandler())
     for root in (hci.HCI_Packet, att.ATT_PDU, l2cap.L2CAP_PDU):
         for cls in set(_subclasses(root)):
             if "__str__" in vars(cls):

@@ -2,8 +2,10 @@
 shell (``watchsim ctl``, ``phoneagent inject``) reaches the watch or agent it names.
 
 One JSON object per line each way; an answer is ``{"ok": true, "result": ...}`` or
-``{"ok": false, "error": "..."}``. The socket is owner-only from the moment it exists.
-Both ends use this one implementation: the request shapes are theirs.
+``{"ok": false, "error": "..."}``, with ``"usage": true`` when the request itself was
+wrong (``UsageError``: a client exits with its usage status then). The socket is
+owner-only from the moment it exists. Both ends use this one implementation: the
+request shapes are theirs.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ class NotRunningError(RequestError):
     """Nothing listens on the socket: the process it belongs to is not running."""
 
 
-class MalformedRequestError(RequestError):
+class UsageError(RequestError):
+    """A request whose words the server does not take (unknown command, wrong arguments)."""
+
+
+class MalformedRequestError(UsageError):
     """A request line the server cannot take; the message says what it expected."""
 
 
@@ -108,7 +114,10 @@ class JsonLineServer:
         try:
             return {"ok": True, "result": await self._answer_with(request)}
         except self._errors as error:
-            return {"ok": False, "error": str(error)}
+            answer: dict[str, Any] = {"ok": False, "error": str(error)}
+            if isinstance(error, UsageError):
+                answer["usage"] = True
+            return answer
 
 
 async def request(path: Path, payload: Any, *, timeout_s: float, peer: str) -> Any:
@@ -134,5 +143,6 @@ async def request(path: Path, payload: Any, *, timeout_s: float, peer: str) -> A
         raise RequestError(f"{peer} closed the connection without answering")
     answer = json.loads(line)
     if not answer.get("ok"):
-        raise RequestError(str(answer.get("error", "request failed")))
+        kind = UsageError if answer.get("usage") else RequestError
+        raise kind(str(answer.get("error", "request failed")))
     return answer.get("result")

@@ -25,13 +25,15 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from phoneagent.errors import AgentUsageError
 from phoneagent.transport.identity import LEGACY_AGENT_ADDRESS
+from protocol.address import Address, AddressError
 
 CONFIG_NAME = "config.toml"
 DEFAULT_TRANSPORT = "bluez"
 
 
-class ConfigError(ValueError):
+class ConfigError(AgentUsageError, ValueError):
     """A configuration file that cannot be used; the message names the file and the fault."""
 
 
@@ -81,6 +83,11 @@ def parse_config(data: dict[str, Any], origin: str) -> AgentConfig:
             if not isinstance(value, str) or not value.strip():
                 raise ConfigError(f"{origin}: {name} must be a non-empty string")
             texts[name] = value.strip()
+    if "agent_address" in texts:
+        try:
+            texts["agent_address"] = Address(texts["agent_address"])
+        except AddressError as error:
+            raise ConfigError(f"{origin}: agent_address: {error}") from None
     config = AgentConfig(
         transport=texts.get("transport", DEFAULT_TRANSPORT),
         agent_address=texts.get("agent_address", LEGACY_AGENT_ADDRESS),

@@ -176,6 +176,8 @@ class Daemon:
         The uploader and the relays do not need the radio and keep running."""
         assert self._reopen is not None
         log.warning("the radio's transport went away; opening a new radio")
+        for sync in self.syncs.values():
+            sync.radio_lost()
         await _cancel_all(list(self._tasks.values()))
         self._tasks.clear()
         self.syncs.clear()

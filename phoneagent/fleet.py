@@ -47,6 +47,7 @@ from phoneagent.transport import RefusingAgent, Transport, TransportConfigError
 from phoneagent.transport.factory import open_transport, parse_transport
 from phoneagent.upload import Uploader, endpoints_path, load_endpoints
 from phoneagent.waiting import first_of, sleep_unless
+from protocol.address import Address
 from protocol.settings import Sex
 
 log = logging.getLogger(__name__)
@@ -111,7 +112,7 @@ def read_manifest(path: Path) -> Manifest:
             watches=tuple(
                 WatchEntry(
                     str(w["name"]),
-                    str(w["address"]).upper(),
+                    Address(str(w["address"])),
                     Path(w["control"]),
                     float(w.get("phase", 0.0)),
                 )

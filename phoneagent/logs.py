@@ -158,8 +158,8 @@ def setup_logging(
     directory = logs_dir(data_dir)
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     prune_logs(directory, None if clock is None else clock())
-    handler = _PrivateRotatingHandler(
-        directory / LOG_NAME, when="midnight", backupCount=KEEP_DAYS - 1, utc=True
+    handler = _PrivateRotatingHandler(  # the file appears with its first line (delay)
+        directory / LOG_NAME, when="midnight", backupCount=KEEP_DAYS - 1, utc=True, delay=True
     )
     handler.addFilter(RepeatFilter())  # first: it counts templates, before redaction
     handler.addFilter(RedactingFilter())

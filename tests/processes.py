@@ -237,7 +237,9 @@ async def pair_and_sync(
 ) -> None:
     """Pair (typing the passkey, or confirming the number the watch shows), then backfill."""
     shown = {"number_from": watch} if numeric else {"passkey_from": watch}
-    await phone("pair", address, **shown)
+    paired = await phone("pair", address, **shown)
+    # What to run next, not "the agent is not running" (issue 16, item 8).
+    assert f"sync {address}" in paired and "not running" not in paired, paired
     await phone("sync", address)
 
 

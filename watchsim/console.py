@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from typing import Any, Final, TextIO
 
 from rich.columns import Columns
@@ -18,6 +19,18 @@ from watchsim.app import WatchApp
 from watchsim.app.live import local_datetime
 
 REFRESH_S: Final = 0.5
+
+
+def owns_terminal(stream: TextIO) -> bool:
+    """A terminal this process has in the foreground: a watch started with ``&`` shares
+    its terminal with the shell and with ``phoneagent pair`` asking for the passkey, and a
+    live view redrawn over them would hide the prompt; it logs lines instead."""
+    if not stream.isatty():
+        return False
+    try:
+        return os.tcgetpgrp(stream.fileno()) == os.getpgrp()
+    except OSError:  # no controlling terminal after all
+        return False
 
 
 def passkey_line(number: int) -> str:

@@ -19,10 +19,13 @@ from watchsim.app import RelayError, WatchApp, WatchError
 
 SOCKET_NAME: Final = "control.sock"
 REQUEST_TIMEOUT_S: Final = 30.0
+# How long ``passkey`` waits for one without WAIT_S: about as long as a person takes to
+# start pairing on the phone after starting the watch.
+PASSKEY_WAIT_S: Final = 10
 
 USAGE: Final = """commands:
   status                          everything the watch shows, as JSON
-  passkey [WAIT_S]                the passkey on screen (waits up to WAIT_S for one)
+  passkey [WAIT_S]                the passkey on screen (waits up to WAIT_S, default 10)
   press accept|reject|mute        a call button: acts on the current call by its id
   music play|pause|next|previous|volume-up|volume-down|volume N
   event off-wrist [MINUTES] | on-wrist | battery-low [PERCENT]
@@ -40,6 +43,7 @@ _PRESS: Final = {kind.name.lower(): kind for kind in CallActionKind}
 
 
 ControlError = localsock.RequestError  # a command that failed: the message says why
+ControlUsageError = localsock.UsageError  # a command that is not one: exit 2 in ``ctl``
 
 
 def socket_path(state_dir: Path) -> Path:
@@ -51,9 +55,9 @@ def _number(word: str, what: str, low: int, high: int) -> int:
     try:
         value = int(word)
     except ValueError:
-        raise ControlError(f"{what} must be a whole number, got {word!r}") from None
+        raise ControlUsageError(f"{what} must be a whole number, got {word!r}") from None
     if not low <= value <= high:
-        raise ControlError(f"{what} must be {low}..{high}, got {value}")
+        raise ControlUsageError(f"{what} must be {low}..{high}, got {value}")
     return value
 
 
@@ -97,7 +101,7 @@ class ControlServer(LineServer):
 
     async def handle(self, words: list[str]) -> Any:
         if not words or words[0] not in self._commands:
-            raise ControlError(f"unknown command {' '.join(words)!r}\n{USAGE}")
+            raise ControlUsageError(f"unknown command {' '.join(words)!r}\n{USAGE}")
         return await self._commands[words[0]](words[1:])
 
     async def _status(self, args: list[str]) -> Any:
@@ -106,13 +110,13 @@ class ControlServer(LineServer):
 
     async def _passkey(self, args: list[str]) -> Any:
         arity(args, 0, 1, "passkey [WAIT_S]")
-        wait = _number(args[0], "WAIT_S", 0, 600) if args else 0
+        wait = _number(args[0], "WAIT_S", 0, 600) if args else PASSKEY_WAIT_S
         return {"passkey": f"{await self.app.wait_for_passkey(float(wait)):06d}"}
 
     async def _press(self, args: list[str]) -> Any:
         arity(args, 1, 1, "press accept|reject|mute")
         if args[0] not in _PRESS:
-            raise ControlError(f"press what? {args[0]!r} is not one of {sorted(_PRESS)}")
+            raise ControlUsageError(f"press what? {args[0]!r} is not one of {sorted(_PRESS)}")
         return await self.app.relays.press(_PRESS[args[0]])
 
     async def _music(self, args: list[str]) -> Any:
@@ -123,7 +127,7 @@ class ControlServer(LineServer):
         else:
             arity(args, 1, 1, "music COMMAND")
             if args[0] not in _MUSIC:
-                raise ControlError(f"{args[0]!r} is not one of {[*_MUSIC, 'volume N']}")
+                raise ControlUsageError(f"{args[0]!r} is not one of {[*_MUSIC, 'volume N']}")
             sent = await self.app.relays.music_command(_MUSIC[args[0]])
         return {"sent_to": sent}
 
@@ -152,7 +156,7 @@ class ControlServer(LineServer):
             arity(args, 1, 1, "event factory-reset")
             await app.factory_reset()
         else:
-            raise ControlError(f"unknown event {kind!r}\n{USAGE}")
+            raise ControlUsageError(f"unknown event {kind!r}\n{USAGE}")
         return {"event": kind}
 
 
@@ -172,7 +176,7 @@ async def start_controlled(app: WatchApp) -> ControlServer:
 def arity(args: list[str], low: int, high: int, usage: str) -> None:
     """ControlError with the usage unless ``low <= len(args) <= high``."""
     if not low <= len(args) <= high:
-        raise ControlError(f"usage: {usage}")
+        raise ControlUsageError(f"usage: {usage}")
 
 
 async def request(state_dir: Path, words: list[str], timeout_s: float = REQUEST_TIMEOUT_S) -> Any:

@@ -38,6 +38,7 @@ from watchsim.app.settings_service import SettingsStore
 from watchsim.control import (
     ControlError,
     ControlServer,
+    ControlUsageError,
     LineServer,
     arity,
     socket_path,
@@ -365,12 +366,12 @@ class FleetControl(LineServer):
             try:
                 down = float(args[0]) if args else 1.0
             except ValueError:
-                raise ControlError(f"DOWN_S must be a number, got {args[0]!r}") from None
+                raise ControlUsageError(f"DOWN_S must be a number, got {args[0]!r}") from None
             if not 0 <= down <= 600:
-                raise ControlError("DOWN_S must be 0..600")
+                raise ControlUsageError("DOWN_S must be 0..600")
             await fleet.restart_air(down)
             return {"air": fleet.address}
         if command == "watch":
             arity(args, 2, 10, "watch NAME COMMAND...")
             return await fleet.find(args[0]).control.handle(args[1:])
-        raise ControlError(f"unknown command {' '.join(words)!r}\n{FLEET_USAGE}")
+        raise ControlUsageError(f"unknown command {' '.join(words)!r}\n{FLEET_USAGE}")

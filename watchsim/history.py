@@ -37,6 +37,7 @@ from pathlib import Path
 
 from protocol.history import FIRST_SEQ
 from protocol.metrics import Metric, Sample
+from watchsim.errors import WatchsimError
 
 _RECORD = struct.Struct("<QqBi")  # seq, timestamp, metric, raw
 _FULL = struct.Struct("<QqBiI")  # ... + CRC-32 of the above
@@ -54,7 +55,7 @@ DEFAULT_CAPACITY = 1_048_576  # records: a week of 1 Hz heart rate plus the rest
 DEFAULT_SEGMENT_RECORDS = 65_536
 
 
-class HistoryCorruptError(RuntimeError):
+class HistoryCorruptError(WatchsimError, RuntimeError):
     """The history files are damaged somewhere a crash cannot explain."""
 
 

@@ -1,8 +1,6 @@
 """``phoneagent`` command line. Each subcommand lives in its own module of this package.
 
-Exit codes: 0 ok, 1 other error, 2 usage or configuration error, 3 missing or wrong
-database key, 4 device not found or unreachable, 5 pairing lost (pair again), 6 database
-damaged (``phoneagent store rescue``).
+Exit codes: ``phoneagent.errors`` (each failure carries its own).
 """
 
 from __future__ import annotations
@@ -13,6 +11,7 @@ from typing import Any
 import click
 
 from phoneagent.cli.context import AgentContext, as_cli_error
+from phoneagent.errors import EXIT_CODES
 
 
 class AgentGroup(click.Group):
@@ -33,9 +32,7 @@ class AgentGroup(click.Group):
 @click.group(
     cls=AgentGroup,
     context_settings={"help_option_names": ["-h", "--help"]},
-    epilog="Exit codes: 0 ok, 1 error, 2 usage/configuration, 3 database key, "
-    "4 device not found or unreachable, 5 pairing lost, 6 database damaged "
-    "(phoneagent store rescue).",
+    epilog="Exit codes: " + ", ".join(f"{code} {what}" for code, what in EXIT_CODES.items()) + ".",
 )
 @click.version_option(package_name="watchsync")
 @click.option(

@@ -25,6 +25,7 @@ from phoneagent.privacy.account import profile_input
 from phoneagent.privacy.export import rows
 from phoneagent.privacy.regions import REGIONS
 from phoneagent.store import Store
+from phoneagent.store.ledger import get_account
 from protocol.settings import Sex
 
 _SEXES = [s.name.lower() for s in Sex]
@@ -48,7 +49,12 @@ def _profile_options(required: bool) -> Callable[[Command], Command]:
             required=required,
             help="YYYY-MM-DD; stays on this phone, the watch only gets the age.",
         ),
-        click.option("--sex", type=click.Choice(_SEXES), required=required),
+        click.option(
+            "--sex",
+            type=click.Choice(_SEXES),
+            required=required,
+            help="Goes into the watch's user profile (its energy estimates).",
+        ),
         click.option("--height", type=int, required=required, help="Centimetres."),
         click.option("--weight", type=float, required=required, help="Kilograms."),
     ]
@@ -145,8 +151,8 @@ def update_command(
 ) -> None:
     """Correct the profile; a connected watch gets it at once, others on their next sync."""
     with agent.open_store() as store, privacy_errors():
-        account = guest_identity(store)
-        if account.guest:
+        account = get_account(store)  # read only: a refusal writes nothing
+        if account is None or account.guest:
             raise click.UsageError("There is no account to update (guest mode); create one.")
         base = profile_input(account)
         result = update_account(store, _profile(base, region, birth_date, sex, height, weight))

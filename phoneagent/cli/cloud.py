@@ -9,16 +9,9 @@ from pathlib import Path
 import aiomqtt
 import click
 
-from phoneagent.cli.context import (
-    EXIT_ERROR,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    AgentContext,
-    CliError,
-    pass_agent,
-    tell_running_agent,
-)
+from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
+from phoneagent.errors import EXIT_ERROR, EXIT_UNREACHABLE, EXIT_USAGE
 from phoneagent.privacy.consent import CLOUD_SYNC, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.store import Store, ledger
@@ -151,10 +144,20 @@ def status(agent: AgentContext, as_json: bool) -> None:
 
 @click.command("cloud-receiver")
 @click.option("--broker", "host", required=True, help="Broker host.")
-@click.option("--port", type=int, default=1883, show_default=True)
-@click.option("--db", "db_path", required=True, type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--region", default="eu", show_default=True)
-@click.option("--prefix", default="watchsync", show_default=True)
+@click.option(
+    "--port", type=click.IntRange(1, 65535), default=1883, show_default=True, help="Broker port."
+)
+@click.option(
+    "--db",
+    "db_path",
+    required=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="SQLite file the receiver keeps what it received in (created if missing).",
+)
+@click.option("--region", default="eu", show_default=True, help="Region this receiver serves.")
+@click.option(
+    "--prefix", default="watchsync", show_default=True, help="First topic level (cloud.toml's)."
+)
 @click.option("--group", default="receivers", show_default=True, help="Shared subscription group.")
 @click.option(
     "--no-share",
@@ -162,12 +165,32 @@ def status(agent: AgentContext, as_json: bool) -> None:
     help="Subscribe without a shared group (one receiver; its queue then survives a "
     "Mosquitto restart, which shared subscriptions do not).",
 )
-@click.option("--id", "identifier", default="receiver-1", show_default=True)
-@click.option("--tls/--no-tls", default=False)
-@click.option("--ca-file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--username")
-@click.option("--password", envvar="PHONEAGENT_RECEIVER_PASSWORD")
-@click.option("--allow-plaintext", is_flag=True)
+@click.option(
+    "--id",
+    "identifier",
+    default="receiver-1",
+    show_default=True,
+    help="MQTT client id; its persistent session keeps the queue across restarts.",
+)
+@click.option(
+    "--tls/--no-tls", default=False, show_default=True, help="TLS to the broker (verified)."
+)
+@click.option(
+    "--ca-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CA certificate for TLS [default: the system trust store].",
+)
+@click.option("--username", help="Broker user name.")
+@click.option(
+    "--password",
+    envvar="PHONEAGENT_RECEIVER_PASSWORD",
+    help="Broker password [env: PHONEAGENT_RECEIVER_PASSWORD].",
+)
+@click.option(
+    "--allow-plaintext",
+    is_flag=True,
+    help="Allow --no-tls to a broker outside loopback (PR-TLS refuses it otherwise).",
+)
 def cloud_receiver(
     host: str,
     port: int,

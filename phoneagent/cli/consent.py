@@ -10,7 +10,8 @@ from phoneagent.cli.privacy import privacy_errors, show_policy_notice
 from phoneagent.privacy import POLICY_VERSION, set_consent
 from phoneagent.privacy.consent import default_granted, known_subjects
 from phoneagent.privacy.export import iso
-from phoneagent.store.ledger import latest_consents
+from phoneagent.relays.permissions import SETTING_PREFIX
+from phoneagent.store.ledger import ConsentEntry, latest_consents
 
 _APP = click.option("--app", default="", help="Narrow to one app id (notifications).")
 
@@ -20,13 +21,30 @@ def consent_group() -> None:
     """What you allow: metric collection, cloud sync, cross-border, log upload, relays."""
 
 
+def in_force(
+    latest: dict[tuple[str, str], ConsentEntry],
+) -> dict[tuple[str, str], ConsentEntry]:
+    """The entries in force: a relay setting is ledgered as one scope per value
+    (``@privacy=name``, ``@privacy=hidden``), and only the newest value of each is."""
+    setting: dict[tuple[str, str], ConsentEntry] = {}
+    for entry in sorted(latest.values(), key=lambda e: e.id):
+        if entry.scope.startswith(SETTING_PREFIX):
+            setting[(entry.subject, entry.scope.partition("=")[0])] = entry
+    kept = {entry.id for entry in setting.values()}
+    return {
+        key: entry
+        for key, entry in latest.items()
+        if not entry.scope.startswith(SETTING_PREFIX) or entry.id in kept
+    }
+
+
 @consent_group.command("show")
 @json_option
 @pass_agent
 def show_command(agent: AgentContext, as_json: bool) -> None:
     """Current state of every consent, with when and under which policy version it was given."""
     with agent.open_store() as store:
-        current = latest_consents(store)
+        current = in_force(latest_consents(store))
         show_policy_notice(store)
     subjects = [(s, "") for s in known_subjects()]
     subjects += sorted(k for k in current if k[1])

@@ -1,65 +1,39 @@
 """What every subcommand shares: global options, opening the store and the radio, exit codes.
 
-Exit codes (documented in README.md and ``phoneagent --help``):
-  0 ok, 1 other error, 2 usage or configuration error, 3 missing or wrong database key,
-  4 device not found or unreachable, 5 pairing lost (run ``phoneagent pair`` again),
-  6 the database is damaged (run ``phoneagent store rescue``).
+Exit codes (documented in README.md and ``phoneagent --help``) come from the failures
+themselves: every ``phoneagent.errors.AgentError`` carries its own (``phoneagent/errors.py``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
+import shlex
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-import aiomqtt
 import click
-from bleak.exc import BleakError
 
-from phoneagent.config import AgentConfig, ConfigError, load_config
+from phoneagent.config import AgentConfig, load_config
+from phoneagent.errors import EXIT_ERROR, EXIT_UNREACHABLE, AgentError
 from phoneagent.logs import AgentLogging
 from phoneagent.paths import data_dir
 from phoneagent.privacy import sync_preferences
-from phoneagent.privacy.errors import PrivacyError
 from phoneagent.relays.control import AgentNotRunningError, ControlError, request
-from phoneagent.store import (
-    AsyncStore,
-    DamagedStoreError,
-    NoKeyError,
-    ResolvedKey,
-    Store,
-    StoreError,
-    UnknownDeviceError,
-    WrongKeyError,
-    resolve_key,
-    store_exists,
-)
+from phoneagent.store import AsyncStore, ResolvedKey, Store, resolve_key, store_exists
 from phoneagent.sync import PreferencesSource, StoreBonds
 from phoneagent.transport import (
-    ConnectTimeoutError,
     PairingAgent,
-    PairingLostError,
     RefusingAgent,
     Transport,
-    TransportConfigError,
     open_transport,
     parse_transport,
 )
-from phoneagent.upload.client import PublishRefusedError
-from phoneagent.upload.endpoints import EndpointError
-from protocol.errors import ProtocolError
-
-EXIT_OK = 0
-EXIT_ERROR = 1
-EXIT_USAGE = 2
-EXIT_KEY = 3
-EXIT_UNREACHABLE = 4
-EXIT_PAIRING_LOST = 5
-EXIT_DAMAGED = DamagedStoreError.exit_code
+from phoneagent.transport.errors import radio_errors
+from protocol.address import Address
 
 
 class CliError(click.ClickException):
@@ -72,36 +46,14 @@ class CliError(click.ClickException):
 
 
 def as_cli_error(error: BaseException) -> CliError | None:
-    """The exit code a known failure maps to; None for a bug (which keeps its traceback)."""
-    codes: tuple[tuple[type[BaseException], int], ...] = (
-        (PublishRefusedError, EXIT_ERROR),
-        (aiomqtt.MqttError, EXIT_UNREACHABLE),
-        (EndpointError, EXIT_USAGE),
-        (PrivacyError, EXIT_ERROR),
-        (WrongKeyError, EXIT_KEY),
-        (NoKeyError, EXIT_KEY),
-        (UnknownDeviceError, EXIT_UNREACHABLE),
-        (PairingLostError, EXIT_PAIRING_LOST),
-        (ConnectTimeoutError, EXIT_UNREACHABLE),
-        (ConfigError, EXIT_USAGE),
-        (TransportConfigError, EXIT_USAGE),
-        (DamagedStoreError, EXIT_DAMAGED),
-        (StoreError, EXIT_ERROR),
-        (BleakError, EXIT_UNREACHABLE),
-        (ProtocolError, EXIT_UNREACHABLE),
-        (TimeoutError, EXIT_UNREACHABLE),
-    )
-    for kind, code in codes:
-        if isinstance(error, kind):
-            message = str(error) or kind.__name__
-            if isinstance(error, PublishRefusedError):
-                message = (
-                    f"MQTT broker: {message}. Nothing it refused counts as uploaded; check"
-                    " the broker's access rules for this account (cloud.toml's username)."
-                )
-            elif isinstance(error, aiomqtt.MqttError):
-                message = f"MQTT broker: {message} (is it running and reachable?)"
-            return CliError(message, code)
+    """The message and exit code of a failure a person can act on; None for a bug (which
+    keeps its traceback). Only the agent's own errors and the file system's qualify:
+    other libraries' errors are wrapped into ``AgentError`` where they enter."""
+    if isinstance(error, AgentError):
+        return CliError(str(error), error.exit_code)
+    if isinstance(error, OSError) and error.strerror:
+        where = f"{error.filename}: " if error.filename else ""
+        return CliError(f"{where}{error.strerror}", EXIT_ERROR)
     return None
 
 
@@ -121,6 +73,19 @@ class AgentContext:
     @property
     def data_dir(self) -> Path:
         return data_dir(self.data_dir_option)
+
+    def command(self, *words: str) -> str:
+        """A ``phoneagent`` command line with this invocation's global options, for a
+        message that tells the person what to run next."""
+        options: list[str] = []
+        for option, value in (
+            ("--data-dir", self.data_dir_option),
+            ("--key-file", self.key_file),
+            ("--transport", self.transport_option),
+        ):
+            if value is not None:
+                options += [option, str(value)]
+        return shlex.join(["phoneagent", *options, *words])
 
     def config(self) -> AgentConfig:
         return load_config(self.data_dir)
@@ -145,17 +110,26 @@ class AgentContext:
 
     @asynccontextmanager
     async def session(
-        self, *, agent: PairingAgent | None = None
+        self, *, agent: PairingAgent | None = None, paired: Address | None = None
     ) -> AsyncIterator[tuple[AsyncStore, Transport, AgentConfig]]:
-        """The store (bonds inside it) and the configured radio, closed in the right order."""
+        """The store (bonds inside it) and the configured radio, closed in the right order.
+
+        ``paired``: the watch the command needs, refused before any radio opens if unknown.
+        """
         config = self.config()
         store = AsyncStore(self.open_store())
         try:
-            transport = await self.radio_opener(store, config, agent)()
-            try:
-                yield store, transport, config
-            finally:
-                await transport.close()
+            if paired is not None and await store.get_device(paired) is None:
+                raise CliError(
+                    f"{paired} is not paired: run {self.command('pair', paired)}",
+                    EXIT_UNREACHABLE,
+                )
+            with radio_errors():
+                transport = await self.radio_opener(store, config, agent)()
+                try:
+                    yield store, transport, config
+                finally:
+                    await transport.close()
         finally:
             await store.aclose()
 
@@ -194,15 +168,21 @@ def preferences_of(store: Store) -> PreferencesSource:
 pass_agent = click.make_pass_decorator(AgentContext)
 
 
-def tell_running_agent(agent: AgentContext) -> str:
+def tell_running_agent(
+    agent: AgentContext,
+    *,
+    done: str = "in effect now on connected watches",
+    not_running: str = "the agent is not running; it applies this when it starts",
+) -> str:
     """Ask a running ``phoneagent run`` to re-read the ledger and its paired watches.
 
-    Returns how the change took effect, for the sentence the command prints.
+    Returns how the change took effect (``done``, ``not_running`` or why it is unknown),
+    for the sentence the command prints.
     """
     try:
         asyncio.run(request(agent.data_dir, {"op": "reload"}))
     except AgentNotRunningError:
-        return "the agent is not running; it applies this when it starts"
+        return not_running
     except ControlError as error:
         return f"the running agent did not confirm ({error}); restart it to be sure"
-    return "in effect now on connected watches"
+    return done

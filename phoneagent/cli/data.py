@@ -19,25 +19,12 @@ from typing import TextIO
 import click
 
 from phoneagent.cli.context import AgentContext, pass_agent
+from phoneagent.cli.params import ADDRESS, MOMENT
 from phoneagent.store import StoredSample
+from protocol.address import Address
 from protocol.metrics import Metric
 
 _METRICS = [m.key for m in Metric]
-
-
-def _epoch(text: str | None) -> int | None:
-    """ISO 8601 (naive = UTC) or Unix seconds."""
-    if text is None:
-        return None
-    if text.isdigit():
-        return int(text)
-    try:
-        moment = datetime.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is neither ISO 8601 nor Unix seconds") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return int(moment.timestamp())
 
 
 COLUMNS = ("device", "seq", "time", "metric", "value", "unit")
@@ -96,14 +83,15 @@ WRITERS: dict[str, Callable[[Iterable[Row], TextIO], None]] = {
 
 
 @click.command("data")
-@click.option("--device", help="Only this watch (address).")
+@click.option("--device", type=ADDRESS, help="Only this watch (address).")
 @click.option("--metric", type=click.Choice(_METRICS), help="Only this metric.")
 @click.option(
     "--since",
+    type=MOMENT,
     help="From this measurement time, by the watch's clock (ISO 8601, naive = UTC, or Unix "
     "seconds).",
 )
-@click.option("--until", help="Before this measurement time.")
+@click.option("--until", type=MOMENT, help="Before this measurement time.")
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many rows.")
 @click.option(
     "--format",
@@ -111,16 +99,17 @@ WRITERS: dict[str, Callable[[Iterable[Row], TextIO], None]] = {
     type=click.Choice(list(WRITERS)),
     default="table",
     show_default=True,
-    help="Every format streams, rows as they are read.",
+    help="A table for reading, JSON or CSV for programs; every format streams, rows as "
+    "they are read.",
 )
 @click.option("--json", "as_json", is_flag=True, help="Same as --format json.")
 @pass_agent
 def data_command(
     agent: AgentContext,
-    device: str | None,
+    device: Address | None,
     metric: str | None,
-    since: str | None,
-    until: str | None,
+    since: int | None,
+    until: int | None,
     limit: int | None,
     fmt: str,
     as_json: bool,
@@ -128,9 +117,7 @@ def data_command(
     """Query stored samples (oldest first)."""
     chosen = None if metric is None else Metric[metric.upper()]
     with agent.open_store() as store:
-        found = store.iter_samples(
-            device.upper() if device else None, chosen, _epoch(since), _epoch(until)
-        )
+        found = store.iter_samples(device, chosen, since, until)
         try:
             WRITERS["json" if as_json else fmt](rows_of(itertools.islice(found, limit)), sys.stdout)
             sys.stdout.flush()

@@ -5,30 +5,34 @@ from __future__ import annotations
 import click
 
 from phoneagent.cli.context import AgentContext, pass_agent
-from phoneagent.cli.data import _epoch
+from phoneagent.cli.params import ADDRESS, MOMENT
 from phoneagent.cli.privacy import privacy_errors
 from phoneagent.privacy import delete_data
+from protocol.address import Address
 from protocol.metrics import Metric
 
 
 @click.command("delete")
 @click.option(
     "--device",
+    type=ADDRESS,
     help="This watch (address): alone, the device with all its data and bond; with other "
     "filters, only its matching samples.",
 )
 @click.option("--metric", type=click.Choice([m.key for m in Metric]), help="Only this metric.")
-@click.option("--since", help="From this time (ISO 8601, naive = UTC, or Unix seconds).")
-@click.option("--until", help="Before this time.")
+@click.option(
+    "--since", type=MOMENT, help="From this time (ISO 8601, naive = UTC, or Unix seconds)."
+)
+@click.option("--until", type=MOMENT, help="Before this time.")
 @click.option("--all", "everything", is_flag=True, help="Every device's data (account stays).")
 @click.confirmation_option(prompt="Delete this data from the phone (and the cloud)?")
 @pass_agent
 def delete_command(
     agent: AgentContext,
-    device: str | None,
+    device: Address | None,
     metric: str | None,
-    since: str | None,
-    until: str | None,
+    since: int | None,
+    until: int | None,
     everything: bool,
 ) -> None:
     """Delete data here at once; when cloud sync was ever on, request erasure in the cloud."""
@@ -38,10 +42,10 @@ def delete_command(
     with agent.open_store() as store, privacy_errors():
         result = delete_data(
             store,
-            device=device.upper() if device else None,
+            device=device,
             metric=None if metric is None else Metric[metric.upper()],
-            since=_epoch(since),
-            until=_epoch(until),
+            since=since,
+            until=until,
         )
     click.echo(f"Deleted {result.samples} sample(s) and {result.devices} device(s).")
     for r in result.erase_requests:

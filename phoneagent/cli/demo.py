@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shlex
 import shutil
 import tempfile
 from datetime import datetime, timedelta
@@ -19,6 +20,7 @@ import click
 
 from phoneagent.cli.context import AgentContext, pass_agent, preferences_of
 from phoneagent.cli.output import ProgressObserver, console, progress_bar
+from phoneagent.logs import AgentLogging
 from phoneagent.paths import database_path, ensure_private_dir
 from phoneagent.store import AsyncStore, DbKey, Store, create_key_file, read_key_file
 from phoneagent.sync import Committed, DeviceSync, StoreBonds, SyncObserver
@@ -101,6 +103,7 @@ async def _run(
 
     out = console()
     store = Store.open(directory, _key(agent, directory))
+    AgentLogging.start(directory)  # warnings go to the data dir's logs, as a real agent's
     astore = AsyncStore(store)
     watch_dir = Path(tempfile.mkdtemp(prefix="watchsim-demo-"))
     link = LocalLink()  # type: ignore[no-untyped-call]
@@ -148,14 +151,17 @@ async def _run(
     finally:
         await astore.aclose()
         shutil.rmtree(watch_dir, ignore_errors=True)
-    with Store.open(directory, _quiet_key(agent, directory)) as reopened:
+    key_file = agent.key_file or directory / "demo.key"
+    with Store.open(directory, read_key_file(key_file)) as reopened:
         total = sum(sum(c.values()) for c in reopened.counts().values())
     click.echo(f"Encrypted database: {database_path(directory)}")
-    click.echo(f"It holds {total} samples.")
-
-
-def _quiet_key(agent: AgentContext, directory: Path) -> DbKey:
-    return read_key_file(agent.key_file or directory / "demo.key")
+    click.echo(f"It holds {total} samples. To look at them:")
+    for words in (["status"], ["data", "--limit", "20"], ["devices"]):
+        # The same data dir and key file; no radio is needed for these.
+        command = shlex.join(
+            ["phoneagent", "--data-dir", str(directory), "--key-file", str(key_file), *words]
+        )
+        click.echo(f"  {command}")
 
 
 @click.command("demo")

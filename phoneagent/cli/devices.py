@@ -8,16 +8,13 @@ from datetime import UTC, datetime
 
 import click
 
-from phoneagent.cli.context import (
-    EXIT_UNREACHABLE,
-    AgentContext,
-    CliError,
-    pass_agent,
-    tell_running_agent,
-)
+from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
+from phoneagent.cli.params import ADDRESS
+from phoneagent.errors import EXIT_UNREACHABLE
 from phoneagent.privacy import delete_data
 from phoneagent.sync.discovery import pair_device, scan
+from protocol.address import Address
 
 
 class PromptingAgent:
@@ -37,12 +34,22 @@ class PromptingAgent:
         return answer
 
 
+def _sentence(clause: str) -> str:
+    return clause[:1].upper() + clause[1:] + "."
+
+
 def _when(epoch: int) -> str:
     return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="seconds")
 
 
 @click.command("scan")
-@click.option("--seconds", type=click.FloatRange(min=0.1), default=5.0, show_default=True)
+@click.option(
+    "--seconds",
+    type=click.FloatRange(min=0.1),
+    default=5.0,
+    show_default=True,
+    help="How long to listen for advertisements.",
+)
 @click.option("--all", "show_all", is_flag=True, help="Also list devices that are not watches.")
 @json_option
 @pass_agent
@@ -58,14 +65,25 @@ def scan_command(agent: AgentContext, seconds: float, show_all: bool, as_json: b
             if s.watch or show_all
         ]
 
-    emit(asyncio.run(work()), ("address", "name", "rssi"), "Watches", as_json)
+    title = scan_title(show_all)
+    emit(asyncio.run(work()), ("address", "name", "rssi"), title, as_json)
+
+
+def scan_title(show_all: bool) -> str:
+    return "Advertising devices" if show_all else "Watches"
 
 
 @click.command("pair")
-@click.argument("address")
-@click.option("--timeout", type=click.FloatRange(min=1), default=30.0, show_default=True)
+@click.argument("address", type=ADDRESS)
+@click.option(
+    "--timeout",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds to wait for the watch to advertise, and then to connect to it.",
+)
 @pass_agent
-def pair_command(agent: AgentContext, address: str, timeout: float) -> None:
+def pair_command(agent: AgentContext, address: Address, timeout: float) -> None:
     """Pair with a watch (enter its passkey or confirm its number) and remember it."""
 
     async def work() -> str:
@@ -74,17 +92,21 @@ def pair_command(agent: AgentContext, address: str, timeout: float) -> None:
         return f"Paired with {record.address} ({record.name or record.model or 'watch'})."
 
     click.echo(asyncio.run(work()))
-    click.echo(f"Syncing it: {tell_running_agent(agent)}.")
+    not_running = (
+        f"to sync it run `{agent.command('sync', address)}` (once) or "
+        f"`{agent.command('run')}` (keeps every paired watch synced)"
+    )
+    news = tell_running_agent(agent, done="the running agent syncs it now", not_running=not_running)
+    click.echo(_sentence(news))
 
 
 @click.command("unpair")
-@click.argument("address")
+@click.argument("address", type=ADDRESS)
 @click.option("--keep-data", is_flag=True, help="Forget the bond only; keep stored samples.")
 @click.confirmation_option(prompt="Forget this watch (and its data unless --keep-data)?")
 @pass_agent
-def unpair_command(agent: AgentContext, address: str, keep_data: bool) -> None:
+def unpair_command(agent: AgentContext, address: Address, keep_data: bool) -> None:
     """Forget a watch: its bond, and (unless --keep-data) the device and all its samples."""
-    address = address.upper()
     with agent.open_store() as store:
         known = store.get_device(address) is not None or address in store.list_bonds()
         if not known:
@@ -95,7 +117,9 @@ def unpair_command(agent: AgentContext, address: str, keep_data: bool) -> None:
     click.echo(f"Forgot {address}" + (" (data kept)." if keep_data else " and its data."))
     for request in erasures:
         click.echo(f"Cloud erasure requested from {request.endpoint}, due by the 90-day limit.")
-    click.echo(f"The running agent: {tell_running_agent(agent)}.")
+    news = tell_running_agent(agent, done="the running agent stopped syncing it", not_running="")
+    if news:  # nothing to say when no agent runs: nothing syncs it any more
+        click.echo(_sentence(news))
 
 
 @click.command("devices")

@@ -13,7 +13,14 @@ from phoneagent.privacy.export import ExportResult, export, record_share, write_
 
 
 @click.command("export")
-@click.option("--format", "fmt", type=click.Choice(["json", "csv"]), default="json")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["json", "csv"]),
+    default="json",
+    show_default=True,
+    help="One JSON document, or CSV files (one per table) in a folder or .zip.",
+)
 @click.option(
     "--out",
     type=click.Path(path_type=Path),

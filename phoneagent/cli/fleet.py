@@ -10,7 +10,8 @@ from typing import Any
 
 import click
 
-from phoneagent.cli.context import EXIT_USAGE, AgentContext, CliError, pass_agent
+from phoneagent.cli.context import AgentContext, CliError, pass_agent
+from phoneagent.errors import EXIT_USAGE
 from phoneagent.fleet import AgentFleet, AgentFleetConfig, FleetError, read_manifest
 from phoneagent.fleetsplit import READY, Workers
 from phoneagent.paths import data_dir

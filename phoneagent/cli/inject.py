@@ -11,8 +11,9 @@ from typing import Any
 
 import click
 
-from phoneagent.cli.context import EXIT_ERROR, EXIT_USAGE, AgentContext, CliError, pass_agent
-from phoneagent.relays.control import ControlError, request
+from phoneagent.cli.context import AgentContext, CliError, pass_agent
+from phoneagent.errors import EXIT_ERROR, EXIT_USAGE
+from phoneagent.relays.control import ControlError, ControlUsageError, request
 from protocol.alerts import AlertCategory, CallStatus
 from protocol.music import MAX_VOLUME, Playback
 
@@ -20,6 +21,8 @@ from protocol.music import MAX_VOLUME, Playback
 def _send(agent: AgentContext, payload: dict[str, Any]) -> Any:
     try:
         return asyncio.run(request(agent.data_dir, payload))
+    except ControlUsageError as error:  # a value the agent cannot relay (too long, ...)
+        raise CliError(str(error), EXIT_USAGE) from error
     except ControlError as error:
         raise CliError(str(error), EXIT_ERROR) from error
 
@@ -31,13 +34,14 @@ def inject_group() -> None:
 
 @inject_group.command("notification")
 @click.option("--app", default="demo", show_default=True, help="App id the rules match on.")
-@click.option("--title", default="")
-@click.option("--body", default="")
+@click.option("--title", default="", help="What the watch shows first (e.g. the sender).")
+@click.option("--body", default="", help="The notification's text.")
 @click.option(
     "--category",
     type=click.Choice([c.name.lower() for c in AlertCategory]),
     default="message",
     show_default=True,
+    help="Alert category (the watch's icon).",
 )
 @click.option("--key", default="", help="Your handle for it (to replace or --close it).")
 @click.option("--close", "close", is_flag=True, help="Dismiss the notification --key names.")
@@ -75,11 +79,17 @@ def call_command(agent: AgentContext, state: str, caller: str, key: str) -> None
 
 @inject_group.command("music")
 @click.argument("playback", type=click.Choice([p.name.lower() for p in Playback]))
-@click.option("--title", default="")
-@click.option("--artist", default="")
+@click.option("--title", default="", help="Track title.")
+@click.option("--artist", default="", help="Track artist.")
 @click.option("--position", "position_s", type=click.IntRange(0), default=0, help="Seconds.")
 @click.option("--duration", "duration_s", type=click.IntRange(0), default=0, help="Seconds.")
-@click.option("--volume", type=click.IntRange(0, MAX_VOLUME), default=50, show_default=True)
+@click.option(
+    "--volume",
+    type=click.IntRange(0, MAX_VOLUME),
+    default=50,
+    show_default=True,
+    help="The phone's volume, as the watch shows it.",
+)
 @pass_agent
 def music_command(
     agent: AgentContext,

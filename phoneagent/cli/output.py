@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -12,6 +13,9 @@ from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedCo
 from rich.table import Table
 
 from phoneagent.sync import Committed, SyncObserver, SyncState
+
+ADDRESS_COLUMNS = frozenset({"address", "device"})
+PIPED_WIDTH = 1000
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
@@ -26,10 +30,14 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, as_
         return
     table = Table(title=title)
     for column in columns:
-        table.add_column(column.replace("_", " "))
+        # An address cut or folded is no address: it stays whole on any terminal.
+        whole = column in ADDRESS_COLUMNS
+        table.add_column(column.replace("_", " "), no_wrap=whole, min_width=17 if whole else None)
     for row in rows:
         table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
-    console().print(table)
+    # Piped, no terminal width applies: rich's default of 80 columns would cut values.
+    out = console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
+    out.print(table)
 
 
 class ProgressObserver(SyncObserver):

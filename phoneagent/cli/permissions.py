@@ -11,15 +11,10 @@ import json
 
 import click
 
-from phoneagent.cli.context import (
-    EXIT_USAGE,
-    AgentContext,
-    CliError,
-    pass_agent,
-    tell_running_agent,
-)
+from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.privacy import privacy_errors, show_policy_notice
+from phoneagent.errors import EXIT_USAGE
 from phoneagent.privacy.export import iso
 from phoneagent.relays.permissions import (
     AppMode,

@@ -9,10 +9,11 @@ from pathlib import Path
 
 import click
 
-from phoneagent.cli.context import EXIT_ERROR, EXIT_USAGE, AgentContext, CliError, pass_agent
+from phoneagent.cli.context import AgentContext, CliError, pass_agent
 from phoneagent.cli.output import emit, json_option
+from phoneagent.errors import EXIT_ERROR, EXIT_USAGE, AgentError
 from phoneagent.logs import bundle_logs
-from phoneagent.privacy import PrivacyError, policy_notice
+from phoneagent.privacy import policy_notice
 from phoneagent.privacy.audit import FAIL, audit
 from phoneagent.privacy.consent import LOG_UPLOAD, is_granted
 from phoneagent.privacy.export import iso
@@ -24,11 +25,12 @@ MONTH_S = 30 * 86400
 
 @contextmanager
 def privacy_errors() -> Iterator[None]:
-    """A refusal of the privacy rules is a message and exit 1; a bad value is exit 2."""
+    """A bad value given to a privacy function (a date, a path that exists) is exit 2;
+    refusals of the privacy rules carry their own code (``PrivacyError``)."""
     try:
         yield
-    except PrivacyError as error:
-        raise CliError(str(error), EXIT_ERROR) from error
+    except AgentError:
+        raise
     except (ValueError, FileExistsError) as error:
         raise CliError(str(error), EXIT_USAGE) from error
 
@@ -46,7 +48,13 @@ def privacy_group() -> None:
 
 
 @privacy_group.command("report")
-@click.option("--months", type=click.IntRange(1, 120), default=12, show_default=True)
+@click.option(
+    "--months",
+    type=click.IntRange(1, 120),
+    default=12,
+    show_default=True,
+    help="How far back to list.",
+)
 @json_option
 @pass_agent
 def report_command(agent: AgentContext, months: int, as_json: bool) -> None:
@@ -74,7 +82,8 @@ def report_command(agent: AgentContext, months: int, as_json: bool) -> None:
 @json_option
 @pass_agent
 def audit_command(agent: AgentContext, as_json: bool) -> None:
-    """Check this data directory against every POLICY.md requirement; exit 1 on a failure."""
+    """Check this data directory against every requirement of docs/privacy.md; exit 1 on a
+    failure."""
     with agent.open_store() as store:
         checks = audit(store, agent.data_dir)
     rows = [{"id": c.id, "status": c.status, "evidence": c.evidence} for c in checks]

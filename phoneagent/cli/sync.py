@@ -9,38 +9,27 @@ import sys
 
 import click
 
-from phoneagent.cli.context import (
-    EXIT_ERROR,
-    EXIT_PAIRING_LOST,
-    EXIT_UNREACHABLE,
-    EXIT_USAGE,
-    AgentContext,
-    CliError,
-    pass_agent,
-    preferences_of,
-)
+from phoneagent.cli.context import AgentContext, CliError, pass_agent, preferences_of
 from phoneagent.cli.output import ProgressObserver, progress_bar
+from phoneagent.cli.params import ADDRESS
 from phoneagent.daemon import Daemon
+from phoneagent.errors import EXIT_ERROR, EXIT_PAIRING_LOST, EXIT_USAGE
 from phoneagent.relays.control import ControlError
 from phoneagent.relays.service import RelayService
 from phoneagent.store import AsyncStore, Store, ledger
 from phoneagent.sync import DeviceSync, SyncObserver, SyncState
 from phoneagent.upload import EndpointError, Uploader, endpoints_path, load_endpoints
+from protocol.address import Address
 
 
 @click.command("sync")
-@click.argument("address")
+@click.argument("address", type=ADDRESS)
 @pass_agent
-def sync_command(agent: AgentContext, address: str) -> None:
+def sync_command(agent: AgentContext, address: Address) -> None:
     """Backfill one paired watch now, then disconnect."""
-    address = address.upper()
 
     async def work() -> tuple[int, int]:
-        async with agent.session() as (store, transport, config):
-            if await store.get_device(address) is None:
-                raise CliError(
-                    f"{address} is not paired: run phoneagent pair {address}", EXIT_UNREACHABLE
-                )
+        async with agent.session(paired=address) as (store, transport, config):
             preferences = preferences_of(store.store)
             with progress_bar() as progress:
                 observer = ProgressObserver(progress, address)
@@ -97,6 +86,21 @@ async def _reload(agent: AgentContext, store: AsyncStore, daemon: Daemon) -> Non
         daemon.start_uploader(uploader)
 
 
+def relay_summary(relays: RelayService) -> str:
+    """Where each relayed feature comes from, and why any comes from injection only."""
+    by_reason: dict[str, list[str]] = {}
+    for feature, reason in sorted(relays.skipped.items()):
+        by_reason.setdefault(reason, []).append(feature)
+    if len(by_reason) == 1 and not relays.sources:
+        why = next(iter(by_reason))  # the same for all: --no-dbus, no session bus
+    else:
+        why = "; ".join(f"{', '.join(f)}: {reason}" for reason, f in by_reason.items())
+    sources = [f"{feature} from {source}" for feature, source in sorted(relays.sources.items())]
+    if why:
+        sources.append(f"phoneagent inject only ({why})")
+    return ", ".join(sources) or "phoneagent inject only"
+
+
 @click.command("run")
 @click.option(
     "--dbus/--no-dbus",
@@ -132,9 +136,8 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
                     reopen=agent.radio_opener(store, config),
                 )
                 relays.reload_listeners.append(functools.partial(_reload, agent, store, daemon))
-                sources = ", ".join(f"{k} from {v}" for k, v in sorted(relays.sources.items()))
                 click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
-                click.echo(f"relays: {sources or 'phoneagent inject only'}", err=True)
+                click.echo(f"relays: {relay_summary(relays)}", err=True)
                 return await daemon.run(stop)
             finally:
                 await relays.aclose()

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from phoneagent.errors import EXIT_USAGE, AgentError
 
-class PrivacyError(Exception):
+
+class PrivacyError(AgentError):
     """Base of every refusal in ``phoneagent.privacy``."""
 
 
@@ -17,3 +19,5 @@ class AccountError(PrivacyError):
 
 class UnknownSubjectError(PrivacyError, ValueError):
     """A consent subject that is not in the documented list."""
+
+    exit_code = EXIT_USAGE

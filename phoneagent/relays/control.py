@@ -20,6 +20,7 @@ REQUEST_TIMEOUT_S: Final = 10.0
 
 Handler = Callable[[dict[str, Any]], Awaitable[Any]]
 ControlError = localsock.RequestError  # a handler raises it to answer with an error
+ControlUsageError = localsock.UsageError  # a request whose values are wrong: exit 2 in the CLI
 AgentNotRunningError = localsock.NotRunningError
 
 

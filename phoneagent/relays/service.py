@@ -59,6 +59,8 @@ class RelayService:
         self._dbus = dbus
         self.inject = InjectSource(self.hub)
         self.sources: dict[str, str] = {}
+        # Features left to injection, and why (the bus refused, no ModemManager, --no-dbus).
+        self.skipped: dict[str, str] = {}
         # Also told on "reload" (the ledger changed): the daemon re-applies consent and
         # picks up newly paired watches.
         self.reload_listeners: list[Callable[[], Awaitable[None]]] = []
@@ -80,6 +82,8 @@ class RelayService:
         await self.control.start()
         if self._dbus:
             await self._start_sources()
+        else:
+            self.skipped = dict.fromkeys(("notifications", "music", "calls"), "--no-dbus")
 
     async def _start_sources(self) -> None:
         """Each source on its own: one the bus refuses stays off, the others still run."""
@@ -95,8 +99,10 @@ class RelayService:
             except (BusUnavailableError, DBusError) as error:
                 await source.stop()
                 log.info("%s from injection only: %s", feature, error)
+                self.skipped[feature] = str(error)
                 continue
-            if started is False:  # no ModemManager on the system bus
+            if started is False:
+                self.skipped[feature] = "no ModemManager on the system bus"
                 continue
             self._running.append(source)
             self.sources[feature] = label or str(started)

@@ -1,14 +1,19 @@
-"""Store failures a person can act on; the CLI prints their message as is."""
+"""Store failures a person can act on; the CLI prints their message as is, with the
+exit code each class carries."""
 
 from __future__ import annotations
 
+from phoneagent.errors import EXIT_DAMAGED, EXIT_KEY, EXIT_UNREACHABLE, AgentError
 
-class StoreError(Exception):
+
+class StoreError(AgentError):
     """Base of every error the store raises on purpose."""
 
 
 class NoKeyError(StoreError):
     """No usable key from any source."""
+
+    exit_code = EXIT_KEY
 
 
 class KeyFileError(NoKeyError):
@@ -22,6 +27,8 @@ class UnsafeDirectoryError(StoreError):
 class WrongKeyError(StoreError):
     """The file looks like an encrypted database but the key does not open it."""
 
+    exit_code = EXIT_KEY
+
 
 class NotADatabaseError(StoreError):
     """The file is not an encrypted database at all (plain SQLite, text, truncated, ...)."""
@@ -34,7 +41,7 @@ class DamagedStoreError(StoreError):
     same thing to do as for a wrong key or an unknown device.
     """
 
-    exit_code = 6
+    exit_code = EXIT_DAMAGED
 
     def __init__(self, path: object, detail: str) -> None:
         super().__init__(
@@ -50,6 +57,8 @@ class SchemaTooNewError(StoreError):
 
 class UnknownDeviceError(StoreError, KeyError):
     """A device address that was never added to the store."""
+
+    exit_code = EXIT_UNREACHABLE
 
     @classmethod
     def of(cls, address: str) -> UnknownDeviceError:

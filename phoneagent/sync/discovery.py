@@ -11,6 +11,7 @@ from bleak.backends.scanner import AdvertisementData
 from phoneagent.store import DeviceRecord, Store
 from phoneagent.sync.watch_client import WatchClient
 from phoneagent.transport import ConnectTimeoutError, Transport, appearance
+from protocol.address import Address
 from protocol.profile import ADVERTISED_SERVICE_UUIDS
 from protocol.uuids import APPEARANCE_SMARTWATCH
 
@@ -33,7 +34,7 @@ async def scan(transport: Transport, seconds: float) -> list[Sighting]:
         watch = bool(services & set(ADVERTISED_SERVICE_UUIDS)) or (
             appearance(data) == APPEARANCE_SMARTWATCH
         )
-        address = device.address.upper()
+        address = Address(device.address)
         seen[address] = Sighting(address, data.local_name or device.name, data.rssi, watch)
 
     async with transport.scanner(on_advertisement):
@@ -45,11 +46,11 @@ async def wait_for_advertising(
     transport: Transport, address: str, within: float | None
 ) -> BLEDevice:
     """The watch's ``BLEDevice`` once it advertises; ``ConnectTimeoutError`` after ``within`` s."""
-    address = address.upper()
+    address = Address(address)
     seen: asyncio.Future[BLEDevice] = asyncio.get_running_loop().create_future()
 
     def on_advertisement(device: BLEDevice, _: AdvertisementData) -> None:
-        if not seen.done() and device.address.upper() == address:
+        if not seen.done() and Address(device.address) == address:
             seen.set_result(device)
 
     try:
@@ -78,7 +79,7 @@ async def pair_device(
         info = await watch.read_device_info()
     return await asyncio.to_thread(
         store.add_device,
-        device.address.upper(),
+        Address(device.address),
         name=device.name,
         model=info.model,
         serial=info.serial,

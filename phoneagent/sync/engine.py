@@ -42,6 +42,7 @@ from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
 from phoneagent.transport import PairingLostError, Transport
 from phoneagent.waiting import done_or_set, sleep_unless
 from protocol import history
+from protocol.address import Address
 from protocol.errors import ProtocolError
 from protocol.history import HistoryResponse, HistoryResult, HistoryStatus
 from protocol.metrics import Metric, Sample
@@ -79,6 +80,8 @@ class SyncState(enum.StrEnum):
     LIVE = "live"
     BACKOFF = "backing off"
     PAIRING_LOST = "pairing lost, run pair again"
+    # The radio under the engine went away; the daemon opens a new one and a new engine.
+    RADIO_LOST = "radio lost, reopening it"
     STOPPED = "stopped"
 
 
@@ -292,7 +295,7 @@ class DeviceSync:
         group_samples: int = DEFAULT_GROUP_SAMPLES,
         relays: Relays | None = None,
     ) -> None:
-        self.address = address.upper()
+        self.address = Address(address)
         self._transport = transport
         self._store = store
         self._preferences_source = preferences
@@ -312,6 +315,8 @@ class DeviceSync:
         self._live = False
         self._stream: _Stream | None = None
         self._watch: WatchClient | None = None  # while a session is past configuring
+        # Set by ``radio_lost``: the cancellation that follows is not an end.
+        self._radio_lost = False
 
     def _set(self, state: SyncState, detail: str = "") -> None:
         self.state = state
@@ -335,7 +340,13 @@ class DeviceSync:
                     await asyncio.sleep(delay)
         finally:
             if self.state is not SyncState.PAIRING_LOST:
-                self._set(SyncState.STOPPED)
+                self._set(SyncState.RADIO_LOST if self._radio_lost else SyncState.STOPPED)
+
+    def radio_lost(self) -> None:
+        """The radio went away and a new engine takes over on the next one: ``run``, about
+        to be cancelled, then reports ``RADIO_LOST`` rather than a ``STOPPED`` that would
+        read as the end of syncing."""
+        self._radio_lost = True
 
     async def sync_once(self, *, scan_timeout: float) -> int:
         """Connect, backfill up to the watch's newest seq, disconnect; returns the cursor.

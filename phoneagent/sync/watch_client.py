@@ -19,6 +19,7 @@ from bleak.exc import BleakError, BleakGATTProtocolError
 
 from phoneagent.waiting import done_or_set
 from protocol import uuids
+from protocol.address import Address
 from protocol.alerts import AlertNotification, AlertRemoval, CallAction, CallState
 from protocol.current_time import (
     DATA_FIELD_IGNORED,
@@ -68,7 +69,7 @@ class WatchClient:
 
     @property
     def address(self) -> str:
-        return self.client.address.upper()
+        return Address(self.client.address)
 
     # --- plain reads and writes ----------------------------------------------------
 

@@ -23,6 +23,7 @@ from bumble.gatt_client import CharacteristicProxy, Client, DescriptorProxy, Ser
 from phoneagent.transport.advertising import advertisement_data, uuid_from_le
 from phoneagent.transport.errors import TransportConfigError
 from phoneagent.transport.radio import MTU, BumbleRadio, address_text, guarded
+from protocol.address import Address
 
 T = TypeVar("T")
 
@@ -119,7 +120,7 @@ class BumbleClient(BaseBleakClient):
             address_or_ble_device, disconnected_callback=disconnected_callback, timeout=timeout
         )
         self._radio = _bound_radio(type(self))
-        self.address = self.address.upper()
+        self.address = Address(self.address)
         self._name = (
             address_or_ble_device.name if isinstance(address_or_ble_device, BLEDevice) else None
         )

@@ -22,9 +22,10 @@ from bleak import BleakClient, BleakScanner
 from bleak.backends.client import BaseBleakClient
 from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementDataCallback, BaseBleakScanner
+from bleak.exc import BleakError
 
 from phoneagent.transport.bonds import BondStore
-from phoneagent.transport.errors import TransportConfigError
+from phoneagent.transport.errors import TransportConfigError, TransportUnavailableError
 from phoneagent.transport.identity import LEGACY_AGENT_ADDRESS
 from phoneagent.transport.pairing import PairingAgent
 
@@ -146,18 +147,46 @@ def bluez_transport(config: TransportConfig, *, agent: PairingAgent | None = Non
     return Transport(BleakScannerBlueZDBus, client, {"bluez": {"adapter": config.target}})
 
 
+LOOPBACK_HINT = (
+    "without Bluetooth hardware use the loopback air: start `watchsim air` and give "
+    '--transport loopback:127.0.0.1:7420 (or transport = "loopback:127.0.0.1:7420" in '
+    "the data dir's config.toml)"
+)
+
+
+async def check_bluez() -> None:
+    """Reach bluetoothd over the system D-Bus now, so that a machine without either gets
+    one sentence at the start instead of a failure deep in the first scan or connect."""
+    from bleak.backends.bluezdbus.manager import get_global_bluez_manager
+
+    try:
+        await get_global_bluez_manager()  # bleak's own connection, reused by its scanners
+    except OSError as error:
+        raise TransportUnavailableError(
+            f"the bluez transport needs the system D-Bus, and there is none here "
+            f"({error.strerror or error}); {LOOPBACK_HINT}"
+        ) from error
+    except BleakError as error:
+        raise TransportUnavailableError(
+            f"the bluez transport needs bluetoothd on the system D-Bus, which did not "
+            f"answer ({error}); start it (systemctl start bluetooth), or {LOOPBACK_HINT}"
+        ) from error
+
+
 async def open_transport(
     config: TransportConfig,
     *,
     bonds: BondStore | None = None,
     agent: PairingAgent | None = None,
 ) -> Transport:
-    """Open the configured transport; Bumble failures raise ``TransportConfigError``.
+    """Open the configured transport; Bumble failures raise ``TransportConfigError``, a
+    machine without BlueZ ``TransportUnavailableError``.
 
     ``bonds`` (with the agent's identity) None: a Bumble radio is anonymous, for scanning
     only; BlueZ keeps bonds and identity itself (the adapter's, ``docs/bluez.md``).
     """
     if config.kind == "bluez":
+        await check_bluez()
         return bluez_transport(config, agent=agent)
     from phoneagent.transport.radio import BumbleRadio  # not loaded on BlueZ
 

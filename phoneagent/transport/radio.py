@@ -53,6 +53,7 @@ from phoneagent.transport.identity import (
     identity_of,
 )
 from phoneagent.transport.pairing import PairingAgent, RefusingAgent
+from protocol.address import Address
 
 if TYPE_CHECKING:
     from phoneagent.transport.backend import BumbleClient, BumbleScanner
@@ -319,7 +320,7 @@ class BumbleRadio:
         addresses this listener waits for (None: everything)."""
         async with self._scan_lock:
             self._scan_listeners[listener] = (
-                None if only is None else frozenset(a.upper() for a in only)
+                None if only is None else frozenset(Address(a) for a in only)
             )
             await self._rescan()
 
@@ -474,7 +475,7 @@ class BumbleRadio:
         outer deadline, later, only bounds what Bumble does not (its search for the peer
         before connecting).
         """
-        address = address.upper()
+        address = Address(address)
         connection = await self._connect(address, within)
         # The scan's end was awaited since: the peer may have left already, and a
         # connection whose end nobody will hear of would be waited on for ever.
@@ -570,7 +571,7 @@ class BumbleRadio:
             raise PairingLostError(peer, f"it rejected our keys ({error}){_NOT_PROVEN}") from error
 
     def forget(self, address: str) -> None:
-        self.bonds.delete(address.upper())
+        self.bonds.delete(Address(address))
 
     def bond_of(self, address: str) -> str | None:
-        return self.bonds.get(address.upper())
+        return self.bonds.get(Address(address))

@@ -30,6 +30,7 @@ import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from phoneagent.errors import AgentUsageError
 from phoneagent.upload.client import CheckedClient
 
 ENDPOINTS_NAME = "cloud.toml"
@@ -38,7 +39,7 @@ _MAX_INFLIGHT = 64
 _KEYS = {"host", "port", "tls", "ca_file", "username", "password_file", "allow_plaintext"}
 
 
-class EndpointError(ValueError):
+class EndpointError(AgentUsageError, ValueError):
     """An endpoint that may not or cannot be used; the message says what to change."""
 
 

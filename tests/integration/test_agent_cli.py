@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 from pathlib import Path
 
 from click.testing import CliRunner
 
 from phoneagent.cli import main
-from phoneagent.cli.context import EXIT_KEY, EXIT_UNREACHABLE, EXIT_USAGE
+from phoneagent.errors import EXIT_KEY, EXIT_UNREACHABLE, EXIT_USAGE
 from tests.processes import START
 
 
@@ -30,6 +31,13 @@ def test_demo_then_listings(tmp_path: Path) -> None:
     assert f"Encrypted database: {data / 'phoneagent.db'}" in out
     held = int(out.rsplit("It holds ", 1)[1].split()[0])
     assert held > 3500  # an hour of 1 Hz heart rate alone
+
+    # What to try next, with this data dir and key file: each works as printed.
+    shown = [shlex.split(line)[1:] for line in out.splitlines() if line.startswith("  phoneagent ")]
+    assert {words[4] for words in shown} >= {"status", "data"}, out
+    for words in shown:
+        code, listed = run(*words)
+        assert code == 0 and listed.strip(), listed
 
     common = ("--data-dir", str(data), "--key-file", str(key))
     code, out = run(*common, "status", "--json")

@@ -58,8 +58,11 @@ async def test_a_new_radio_after_the_air_restarts_and_no_sample_twice(tmp_path: 
         await asyncio.wait_for(asyncio.shield(first_radio.transport_lost), WAIT)
         await air.start()  # the same port again
 
-        await states.reach(SyncState.LIVE, after=live)
+        back = await states.reach(SyncState.LIVE, after=live)
         assert not running.done()  # the lost radio did not end the daemon
+        # Told as a lost radio being reopened, never as "stopped" (issue 16, item 8).
+        assert SyncState.RADIO_LOST in states.seen[live:back]
+        assert SyncState.STOPPED not in states.seen[live:back]
         stop.set()
         assert await asyncio.wait_for(running, WAIT)
         await astore.pool.run(lambda: None)  # after a cancelled engine's commit, still running

@@ -20,8 +20,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from phoneagent.cli import main
-from phoneagent.cli.context import EXIT_UNREACHABLE
 from phoneagent.cli.data import WRITERS, rows_of
+from phoneagent.errors import EXIT_UNREACHABLE
 from phoneagent.store import Store, StoredSample, create_key_file, read_key_file
 from protocol.metrics import Metric, Sample
 

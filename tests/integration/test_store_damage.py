@@ -16,7 +16,7 @@ import sqlcipher3
 from click.testing import CliRunner, Result
 
 from phoneagent.cli import main
-from phoneagent.cli.context import EXIT_DAMAGED, EXIT_KEY
+from phoneagent.errors import EXIT_DAMAGED, EXIT_KEY
 from phoneagent.paths import database_path
 from phoneagent.privacy import ProfileInput, create_account, set_consent
 from phoneagent.relays.control import ControlServer

@@ -224,3 +224,25 @@ async def test_numeric_comparison_shows_the_same_number_on_the_watch(
         assert (await read(peer, uuids.BODY_SENSOR_LOCATION)) == b"\x02"
     finally:
         await watch.stop()
+
+
+async def test_ctl_status_shows_the_mtu_the_phone_exchanged_after_connecting(
+    link: LocalLink, watch: LoopbackWatch
+) -> None:
+    """Issue 16, item 10: the MTU is exchanged after the connection; status shows it now."""
+    peer = await Central(link, "F2:22:33:44:55:77").connect(watch.address)
+    mtu = await asyncio.wait_for(peer.request_mtu(247), WAIT)
+    assert mtu > 23
+    status = await request(watch.app.config.state_dir, ["status"])
+    assert [p["mtu"] for p in status["peers"]] == [mtu]
+
+
+async def test_ctl_passkey_without_wait_s_waits_for_the_pairing_to_show_one(
+    link: LocalLink, watch: LoopbackWatch
+) -> None:
+    """Issue 16, item 10: ``ctl passkey`` asked before pairing starts answers once the
+    passkey shows (default WAIT_S 10 s), instead of failing at once."""
+    asked = asyncio.create_task(request(watch.app.config.state_dir, ["passkey"]))
+    await paired_phone(link, watch)
+    answer = await asyncio.wait_for(asked, WAIT)
+    assert answer["passkey"].isdigit() and len(answer["passkey"]) == 6

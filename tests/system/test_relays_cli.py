@@ -59,5 +59,10 @@ async def test_daemon_relays_only_what_is_granted__PR_NOTIF_PR_CALL(
             await line(watch, rf"call {call_id[1]} rejected: Ann")
             status = await phone("inject", "status")
             assert '"action": "reject"' in status
+
+            # A value the agent cannot relay is a usage error (exit 2), with the reason.
+            refused = await phone._spawn("inject", "music", "playing", "--position", str(2**40))
+            _out, err = await asyncio.wait_for(refused.communicate(), WAIT)
+            assert refused.returncode == 2 and "position" in err.decode(), err.decode()
     finally:
         await kill(watch)

@@ -64,6 +64,12 @@ async def test_run_on_the_air_and_drive_it_with_ctl(air: str, tmp_path: Path) ->
         assert "no incoming call to accept" in err
         assert "Traceback" not in err
 
+        # Words the watch does not take are usage errors (exit 2), as README says.
+        for words in (["press", "nope"], ["passkey", "soon"], ["frobnicate"], ["status", "x"]):
+            code, _out, err = await _cli("ctl", "--state-dir", str(state_dir), *words)
+            assert code == 2, (words, err)
+            assert "Traceback" not in err
+
         # A second watch on the same state dir is refused, clearly.
         code, _out, err = await _cli(*args)
         assert code == 1
@@ -90,7 +96,7 @@ async def test_run_reports_bad_scenario_with_itsline(tmp_path: Path) -> None:
         '[[segment]]\nactivity = "swim"\nduration = "1h"\n'
     )
     code, _out, err = await _cli("run", "--scenario", str(scenario), "--state-dir", str(tmp_path))
-    assert code == 1
+    assert code == 2  # a usage error, as README says
     assert "line 5" in err and "swim" in err
     assert "Traceback" not in err
 

@@ -49,6 +49,7 @@ from watchsim.app.radios import Radio
 from watchsim.app.relays import Relays
 from watchsim.app.settings_service import SettingsService, SettingsStore
 from watchsim.app.tasks import cancel_and_wait
+from watchsim.errors import WatchsimError
 from watchsim.history import DEFAULT_CAPACITY, History
 from watchsim.model import (
     EventKind,
@@ -101,7 +102,7 @@ def _constant(value: bytes) -> Callable[[], bytes]:
     return lambda: value
 
 
-class WatchError(Exception):
+class WatchError(WatchsimError):
     """The watch cannot start or act; the message is meant for the person running it."""
 
 
@@ -133,7 +134,14 @@ class _Session:
 
     peripheral: Peripheral
     history: HistoryService
+    # As each connected (its MTU then is 23: the exchange comes after).
     peers: dict[str, Peer] = field(default_factory=dict)
+
+    def current_peers(self) -> list[Peer]:
+        """The connected peers with what the peripheral knows of them now (MTU, bond),
+        where it can tell (bless cannot)."""
+        now = {p.address: p for p in self.peripheral.peers}
+        return [now.get(address, peer) for address, peer in self.peers.items()]
 
 
 class WatchApp:
@@ -610,7 +618,7 @@ class WatchApp:
             else local_datetime(self.back_in_range_at, offset).isoformat(timespec="seconds"),
             "peers": [
                 {"address": p.address, "bonded": p.bonded, "mtu": p.mtu}
-                for p in (session.peers.values() if session else ())
+                for p in (session.current_peers() if session else ())
             ],
             "passkey": self.passkey,
             "activity": state.activity.value,

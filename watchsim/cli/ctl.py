@@ -10,7 +10,8 @@ import click
 
 from watchsim.cli import main
 from watchsim.cli.run import default_state_dir
-from watchsim.control import USAGE, ControlError, request
+from watchsim.control import USAGE, ControlError, ControlUsageError, request
+from watchsim.errors import WatchsimError, WatchsimUsageError
 
 
 @main.command(
@@ -30,8 +31,10 @@ def ctl(state_dir: Path | None, name: str, timeout: float, command: tuple[str, .
     """Send COMMAND to a running watch and print the result (JSON for status)."""
     try:
         result = asyncio.run(request(state_dir or default_state_dir(name), list(command), timeout))
+    except ControlUsageError as error:
+        raise WatchsimUsageError(str(error)) from None
     except ControlError as error:
-        raise click.ClickException(str(error)) from None
+        raise WatchsimError(str(error)) from None
     if command[0] == "passkey":
         click.echo(result["passkey"])
     else:

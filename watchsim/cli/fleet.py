@@ -9,9 +9,9 @@ from pathlib import Path
 
 import click
 
-from watchsim.app import WatchError
 from watchsim.cli import main
-from watchsim.cli.run import checked_backfill
+from watchsim.cli.run import PAIRING_HELP, checked_backfill
+from watchsim.errors import WatchsimError
 from watchsim.fleet import DEFAULT_SCENARIOS, Fleet, FleetConfig, FleetControl
 from watchsim.history import DEFAULT_CAPACITY
 from watchsim.model import ScenarioError, builtin_names, load_builtin
@@ -69,7 +69,8 @@ async def _run(fleet: Fleet) -> None:
     "--scenario",
     "scenarios",
     multiple=True,
-    help=f"Scenarios given out in turn (repeatable) [default: {', '.join(DEFAULT_SCENARIOS)}].",
+    help=f"Scenarios given out in turn (repeatable; built in: {', '.join(builtin_names())}) "
+    f"[default: {', '.join(DEFAULT_SCENARIOS)}].",
 )
 @click.option("--speed", default=1.0, show_default=True, help="Simulated seconds per real second.")
 @click.option("--backfill", default=None, help="Pre-fill fresh histories: 7d, 24h, 90m.")
@@ -84,6 +85,7 @@ async def _run(fleet: Fleet) -> None:
     type=click.Choice([m.value for m in PairingMode]),
     default=PairingMode.PASSKEY.value,
     show_default=True,
+    help=PAIRING_HELP,
 )
 @click.option("--prefix", default="FLEET", show_default=True, help="Names are PREFIX-0001 ...")
 @click.option(
@@ -91,6 +93,7 @@ async def _run(fleet: Fleet) -> None:
     type=click.IntRange(min=1),
     default=DEFAULT_CAPACITY,
     show_default=True,
+    help="Records each watch keeps before the oldest are dropped.",
 )
 @click.option("--audit", is_flag=True, help="Also record every generated sample (soak runs).")
 @click.option(
@@ -152,7 +155,7 @@ def fleet(
     )
     try:
         asyncio.run(_run(Fleet(config)))
-    except (WatchError, OSError) as error:
-        raise click.ClickException(str(error)) from None
+    except OSError as error:
+        raise WatchsimError(str(error)) from None
     except KeyboardInterrupt:
         raise click.Abort() from None

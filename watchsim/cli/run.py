@@ -14,14 +14,20 @@ import click
 
 from watchsim.app import BlueZRadio, Radio, TransportRadio, WatchApp, WatchConfig, WatchError
 from watchsim.cli import main
-from watchsim.console import log_plainly, show_live
+from watchsim.console import log_plainly, owns_terminal, show_live
 from watchsim.control import ControlServer
 from watchsim.history import DEFAULT_CAPACITY
-from watchsim.model import ScenarioError, load_builtin, parse_duration
+from watchsim.model import builtin_names, load_builtin, parse_duration
 from watchsim.peripheral.port import PairingMode
 
 DEFAULT_AIR_PORT = 7420
 DEFAULT_AIR = f"127.0.0.1:{DEFAULT_AIR_PORT}"
+PAIRING_HELP = (
+    "How pairing is confirmed: passkey (the watch shows 6 digits the phone types), "
+    "numeric (both show a number; the watch confirms it), justworks (a test mode: nothing "
+    "to check, no protection against a man in the middle, so every protected "
+    "characteristic stays refused, and phoneagent refuses the watch)."
+)
 
 
 def default_state_dir(name: str) -> Path:
@@ -90,7 +96,7 @@ async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
             f"watch {app.config.name} ready: address {app.radio.address or 'unknown'}, "
             f"control: watchsim ctl --state-dir {state_dir} status"
         )
-        if sys.stdout.isatty():
+        if owns_terminal(sys.stdout):
             await show_live(app, stop, sys.stdout)
         else:
             log_plainly(app, sys.stdout)
@@ -117,7 +123,8 @@ async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
     "--scenario",
     default="default-day",
     show_default=True,
-    help="A built-in scenario name or the path of a scenario TOML file.",
+    help="A built-in scenario (" + ", ".join(builtin_names()) + ") or the path of a "
+    "scenario TOML file.",
 )
 @click.option(
     "--speed",
@@ -143,9 +150,7 @@ async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
     type=click.Choice([m.value for m in PairingMode]),
     default=PairingMode.PASSKEY.value,
     show_default=True,
-    help="How the watch pairs: it shows a passkey, or asks to confirm a number. "
-    "justworks is a test mode: pairing has no MITM protection, so every protected "
-    "characteristic stays refused (and the agent refuses such a watch).",
+    help=PAIRING_HELP,
 )
 @click.option(
     "--state-dir",
@@ -176,10 +181,7 @@ def run(
 ) -> None:
     """Run a watch: advertise, serve the profile, measure, keep history."""
     backfill_s = checked_backfill(speed, backfill)
-    try:
-        timeline = load_builtin(scenario)
-    except ScenarioError as error:
-        raise click.ClickException(f"bad scenario: {error}") from None
+    timeline = load_builtin(scenario)  # ScenarioError: a usage error (exit 2)
     state_dir = state_dir or default_state_dir(name)
     mode = PairingMode(pairing)
     config = WatchConfig(
@@ -196,7 +198,5 @@ def run(
     app = WatchApp(config, _radio(transport, air, adapter, state_dir, name, mode))
     try:
         asyncio.run(_run(app, transport, air, adapter))
-    except WatchError as error:
-        raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:  # before the signal handlers were installed
         raise click.Abort() from None

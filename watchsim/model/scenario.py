@@ -15,6 +15,8 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from watchsim.errors import WatchsimUsageError
+
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
 
@@ -74,7 +76,7 @@ class Scenario:
         return sum(s.duration_s for s in self.segments)
 
 
-class ScenarioError(ValueError):
+class ScenarioError(WatchsimUsageError, ValueError):
     """A scenario file that cannot be used; the message says where and why."""
 
 

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from phoneagent.relays.control import ControlError
+from phoneagent.relays.control import ControlUsageError
 from phoneagent.relays.hub import Notification, RelayHub
 from phoneagent.relays.permissions import Feature
 from protocol.alerts import AlertCategory, CallStatus
@@ -29,14 +29,14 @@ MAX_ACTIONS: Final = 100
 def _text(request: dict[str, Any], name: str, default: str | None = None) -> str:
     value = request.get(name, default)
     if not isinstance(value, str):
-        raise ControlError(f"{name} must be text")
+        raise ControlUsageError(f"{name} must be text")
     return value
 
 
 def _int(request: dict[str, Any], name: str) -> int:
     value = request.get(name, 0)
     if not isinstance(value, int) or value < 0:
-        raise ControlError(f"{name} must be a whole number >= 0")
+        raise ControlUsageError(f"{name} must be a whole number >= 0")
     return value
 
 
@@ -45,7 +45,7 @@ def _member(kind: type[E], word: str) -> E:
         return kind[word.upper()]
     except KeyError:
         names = ", ".join(m.name.lower() for m in kind)
-        raise ControlError(f"{word!r} is not one of {names}") from None
+        raise ControlUsageError(f"{word!r} is not one of {names}") from None
 
 
 class InjectSource:
@@ -81,7 +81,7 @@ class InjectSource:
         try:
             call_id = await self._hub.call_event(SOURCE, key, status, caller, self)
         except ProtocolError as error:
-            raise ControlError(str(error)) from None
+            raise ControlUsageError(str(error)) from None
         self._track(key, status)
         return {"key": key, "call_id": call_id, "relayed": call_id is not None}
 
@@ -103,7 +103,7 @@ class InjectSource:
             )
             state.encode()  # refuses an out-of-range volume or position here, not at a watch
         except ProtocolError as error:
-            raise ControlError(str(error)) from None
+            raise ControlUsageError(str(error)) from None
         self._hub.set_music_control(self)
         await self._hub.music_changed(state)
         return {
