@@ -5,7 +5,7 @@ Every install has its own: a random static identity address and an identity reso
 key (IRK), made on first use and kept beside the bonds in the encrypted store, because a
 bond means nothing without the identity the watch bonded with. The IRK is distributed at
 pairing; on air the radio then shows only resolvable private addresses, which the bonded
-watch resolves to the identity and nobody else can link (``docs/security-agent.md``).
+watch resolves to the identity and nobody else can link (``docs/security.md``).
 
 Before identities lived in the store every install used ``LEGACY_AGENT_ADDRESS`` (or the
 ``agent_address`` of its ``config.toml``) and gave watches an all-zero IRK. A store that
