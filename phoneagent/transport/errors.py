@@ -1,16 +1,29 @@
 """Errors of the agent's BLE transport, all ``BleakError`` so callers catch one family.
 
 ATT error responses come out as bleak's own ``BleakGATTProtocolError`` (code in ``.code``);
-these are the cases bleak has no class for.
+these are the cases bleak has no class for. ``radio_lost`` is the one answer to "did the
+radio go away?", whichever stack (Bumble, BlueZ) said so.
 """
 
 from __future__ import annotations
 
-from bleak.exc import BleakError
+import sys
+
+from bleak.exc import (
+    BleakBluetoothNotAvailableError,
+    BleakBluetoothNotAvailableReason,
+    BleakDBusError,
+    BleakError,
+)
 
 
 class TransportConfigError(BleakError):
     """A transport configuration that names no usable transport. Never silently replaced."""
+
+
+class RadioLostError(BleakError):
+    """The radio went away or is not there yet: the air stopped, a dongle was pulled, the
+    controller stopped answering. Nothing a person must fix: open it again, with back-off."""
 
 
 class ConnectTimeoutError(BleakError, TimeoutError):
@@ -28,3 +41,46 @@ class PairingLostError(BleakError):
         super().__init__(f"pairing lost with {address} ({detail}): run pair again")
         self.address = address
         self.detail = detail
+
+
+# D-Bus answers meaning bluetoothd, the adapter or the bus went away, not a watch's answer.
+_BLUEZ_GONE = frozenset(
+    {
+        "org.freedesktop.DBus.Error.ServiceUnknown",  # bluetoothd is not running
+        "org.freedesktop.DBus.Error.NameHasNoOwner",
+        "org.freedesktop.DBus.Error.NoReply",  # it stopped answering (restarting)
+        "org.freedesktop.DBus.Error.Disconnected",  # the system bus itself
+        "org.freedesktop.DBus.Error.UnknownObject",  # the adapter's object is gone
+        "org.bluez.Error.NotReady",  # the adapter is powered off
+    }
+)
+# Bluetooth unavailable for these reasons comes back by itself; a denial needs a person.
+_COMES_BACK = frozenset(
+    {
+        BleakBluetoothNotAvailableReason.NO_BLUETOOTH,
+        BleakBluetoothNotAvailableReason.POWERED_OFF,
+        BleakBluetoothNotAvailableReason.UNKNOWN,
+    }
+)
+
+
+def _bumble_lost_types() -> tuple[type[BaseException], ...]:
+    """Bumble's "transport lost" errors; only a loaded Bumble can raise them, so Bumble is
+    not imported for this (on BlueZ it never is)."""
+    common = sys.modules.get("bumble.transport.common")
+    if common is None:
+        return ()
+    return (common.TransportLostError, common.TransportInitError)
+
+
+def radio_lost(error: BaseException) -> bool:
+    """Whether ``error`` says the radio went away (rather than a watch, a key or a bug):
+    Bumble's HCI transport closed, BlueZ or the system bus gone, the adapter powered off,
+    the air stopped. The daemon opens a new radio, with back-off, on any of them."""
+    if isinstance(error, (RadioLostError, *_bumble_lost_types())):
+        return True
+    if isinstance(error, BleakBluetoothNotAvailableError):
+        return error.reason in _COMES_BACK
+    if isinstance(error, BleakDBusError):
+        return error.dbus_error in _BLUEZ_GONE
+    return isinstance(error, EOFError)  # dbus-fast: the bus closed under a pending call
