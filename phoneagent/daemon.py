@@ -46,12 +46,15 @@ def paired_devices(store: AsyncStore, transport: Transport) -> list[str]:
 
 
 class _WakeUploader(SyncObserver):
-    """Passes every event on, and tells the uploader (if any) that records were committed."""
+    """Passes every event on, keeps each watch's last state for ``Daemon.report``, and
+    tells the uploader (if any) that records were committed."""
 
     def __init__(self, inner: SyncObserver, uploader: Callable[[], Uploader | None]) -> None:
         self._inner, self._uploader = inner, uploader
+        self.states: dict[str, tuple[SyncState, str]] = {}
 
     def state_changed(self, device: str, state: SyncState, detail: str) -> None:
+        self.states[device] = (state, detail)
         self._inner.state_changed(device, state, detail)
 
     async def committed(self, commit: Committed) -> None:
@@ -198,6 +201,17 @@ class Daemon:
                 self._watch_radio()
                 await self.reload()
                 return
+
+    def report(self) -> dict[str, dict[str, str]]:
+        """Each watch's state as the running agent sees it, for ``phoneagent status``: what
+        the store cannot say, such as a disk too full to store (and acknowledge) anything."""
+        report = {}
+        for address, sync in self.syncs.items():
+            state, detail = self._observer.states.get(address, (sync.state, ""))
+            report[address] = {"state": state.value, "detail": detail}
+            if sync.not_storing is not None:
+                report[address]["not_storing"] = sync.not_storing
+        return report
 
     @property
     def uploading(self) -> bool:

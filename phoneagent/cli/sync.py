@@ -132,6 +132,7 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
                     reopen=agent.radio_opener(store, config),
                 )
                 relays.reload_listeners.append(functools.partial(_reload, agent, store, daemon))
+                relays.status_parts["watches"] = daemon.report
                 sources = ", ".join(f"{k} from {v}" for k, v in sorted(relays.sources.items()))
                 click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
                 click.echo(f"relays: {sources or 'phoneagent inject only'}", err=True)
