@@ -9,68 +9,21 @@ acknowledged: the store ends with every seq exactly once.
 from __future__ import annotations
 
 import asyncio
-import errno
 import json
-import os
 import re
-import shutil
 import signal
-import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from phoneagent.cli.context import EXIT_ERROR
+from tests.disk import fill, small_disk
 from tests.processes import WAIT, Phone, Watch, assert_backfilled, kill, line, start_air
 
 pytestmark = pytest.mark.system
+__all__ = ["small_disk"]  # the fixture
 
-DISK_SIZE = "3m"
 FULL = r"the disk holding .* is full"
-
-
-def _mount_command() -> list[str] | None:
-    """How to mount here: as root directly, else through passwordless sudo (CI)."""
-    if os.geteuid() == 0:
-        return []
-    sudo = shutil.which("sudo")
-    if sudo and subprocess.run([sudo, "-n", "true"], capture_output=True).returncode == 0:
-        return [sudo, "-n"]
-    return None
-
-
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of ``DISK_SIZE``, owned by this user, unmounted afterwards."""
-    prefix = _mount_command()
-    if prefix is None:
-        pytest.skip("mounting a small tmpfs needs root or passwordless sudo")
-    disk = tmp_path / "disk"
-    disk.mkdir()
-    options = f"size={DISK_SIZE},mode=0700,uid={os.getuid()},gid={os.getgid()}"
-    subprocess.run([*prefix, "mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)], check=True)
-    try:
-        yield disk
-    finally:
-        subprocess.run([*prefix, "umount", str(disk)], check=True)
-
-
-def fill(disk: Path) -> Path:
-    """Write a file until the disk has no byte left; deleting it frees the space."""
-    filler = disk / "filler"
-    fd = os.open(filler, os.O_WRONLY | os.O_CREAT, 0o600)
-    try:
-        for size in (1 << 16, 1 << 12, 1):
-            while True:
-                try:
-                    os.write(fd, b"\0" * size)
-                except OSError as error:
-                    assert error.errno == errno.ENOSPC
-                    break
-    finally:
-        os.close(fd)
-    return filler
 
 
 async def test_sync_and_run_on_a_full_disk(small_disk: Path, tmp_path: Path) -> None:
