@@ -26,6 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+# The durability lines every Mosquitto configuration of the project carries (docs/upload.md).
+DURABLE = (
+    "persistence true",
+    "autosave_on_changes true",
+    "autosave_interval 1",
+    "max_queued_messages 1000000",
+)
 READY_TIMEOUT = 10.0
 
 
@@ -63,9 +70,15 @@ class Broker:
     """One mosquitto process; ``stop`` and ``start`` again keep the port (outage tests)."""
 
     def __init__(
-        self, directory: Path, tls: Tls | None = None, acl: Sequence[str] | None = None
+        self,
+        directory: Path,
+        tls: Tls | None = None,
+        acl: Sequence[str] | None = None,
+        *,
+        log_packets: bool = False,
     ) -> None:
-        """``acl``: lines of a Mosquitto ACL file for every client (e.g. ``topic read x/#``)."""
+        """``acl``: lines of a Mosquitto ACL file for every client (e.g. ``topic read x/#``).
+        ``log_packets``: every packet and every save in the log, to act on (``saved``)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
         self.tls = tls
@@ -73,14 +86,18 @@ class Broker:
         self.log = directory / "mosquitto.log"
         # Persistent like a real broker, so sessions survive the outage tests' restart; as
         # root, mosquitto would switch to user "mosquitto" and fail to save in tmp_path.
+        # Saved after every change, not every 30 min (Mosquitto's default): what it
+        # acknowledged then survives a kill -9 (docs/upload.md, "Broker durability").
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "persistence true",
+            *DURABLE,
             f"persistence_location {directory}/",
             f"user {getpass.getuser()}",
             "set_tcp_nodelay true",
             "log_dest stderr",
         ]
+        if log_packets:
+            lines.append("log_type all")
         if tls is None:
             lines.append("allow_anonymous true")
         else:
@@ -110,6 +127,12 @@ class Broker:
             self.stop()
             raise TimeoutError(f"{error}; log: {self.log.read_text()[-2000:]}") from None
 
+    def saved_since_last_puback(self) -> bool:
+        """Whether the broker saved its database after the last PUBACK it sent (needs
+        ``log_packets``): Mosquitto saves after acknowledging, never before."""
+        text = self.log.read_text(errors="replace")
+        return text.rfind("Saving in-memory database") > text.rfind("Sending PUBACK")
+
     @property
     def pid(self) -> int:
         assert self._process is not None, "broker not running"
@@ -123,6 +146,13 @@ class Broker:
     def resume(self) -> None:
         assert self._process is not None, "broker not running"
         self._process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to save on the way out."""
+        assert self._process is not None, "broker not running"
+        self._process.kill()
+        self._process.wait(timeout=10)
+        self._process = None
 
     def stop(self) -> None:
         if self._process is None:
