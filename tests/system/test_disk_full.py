@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import re
 import signal
 from pathlib import Path
@@ -17,11 +18,24 @@ from pathlib import Path
 import pytest
 
 from phoneagent.cli.context import EXIT_ERROR
+from phoneagent.store import ledger
+from phoneagent.upload.uploader import Uploader
 from tests.disk import fill, small_disk
+from tests.mosquitto import Broker, broker
 from tests.processes import WAIT, Phone, Watch, assert_backfilled, kill, line, start_air
+from tests.system.test_upload import (
+    TIMEOUT,
+    WATCH,
+    endpoint_for,
+    make_account,
+    open_store,
+    receiving,
+    wait_until,
+)
+from tests.system.test_upload import fill as put_samples
 
 pytestmark = pytest.mark.system
-__all__ = ["small_disk"]  # the fixture
+__all__ = ["broker", "small_disk"]  # the fixtures
 
 FULL = r"the disk holding .* is full"
 
@@ -68,3 +82,50 @@ async def test_sync_and_run_on_a_full_disk(small_disk: Path, tmp_path: Path) -> 
             await kill(agent)
         await kill(watch)
         await kill(air)
+
+
+class Heard(logging.Handler):
+    """Sets ``event`` when a record matching ``pattern`` is logged (from the loop's thread)."""
+
+    def __init__(self, pattern: str) -> None:
+        super().__init__()
+        self.pattern = pattern
+        self.event = asyncio.Event()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if re.search(self.pattern, record.getMessage()):
+            self.event.set()
+
+
+async def test_the_uploader_waits_out_a_full_disk(
+    broker: Broker, small_disk: Path, tmp_path: Path
+) -> None:
+    """Its cursor cannot be committed: it retries with back-off, and carries on after."""
+    store = open_store(small_disk / "agent")
+    make_account(store)
+    put_samples(store, 3000)
+    store.read("PRAGMA wal_checkpoint(TRUNCATE)")  # the next write must grow the file
+    endpoint = endpoint_for(broker)
+    heard = Heard(rf"upload lost \({FULL}")
+    logger = logging.getLogger("phoneagent.upload.uploader")
+    logger.addHandler(heard)
+    stop = asyncio.Event()
+    try:
+        async with receiving(endpoint, tmp_path / "cloud.db") as cloud:
+            filler = fill(small_disk)
+            uploader = Uploader(store, endpoint, backoff_initial=0.05, backoff_max=0.2)
+            running = asyncio.create_task(uploader.run(stop))
+            await asyncio.wait_for(heard.event.wait(), TIMEOUT)
+            assert not running.done()
+            filler.unlink()
+            await wait_until(
+                lambda: ledger.get_upload_cursor(store, WATCH, endpoint.region) == 2999,
+                "the cursor committed once there is room",
+            )
+            await wait_until(lambda: len(cloud.samples()) == 3000, "every sample received")
+            stop.set()
+            await asyncio.wait_for(running, TIMEOUT)
+    finally:
+        stop.set()
+        logger.removeHandler(heard)
+        store.close()
