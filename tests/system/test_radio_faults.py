@@ -95,11 +95,14 @@ async def test_run_carries_on_when_the_air_dies_while_the_radio_powers_on(
             await line(watch, "radio back")
             await line(agent, rf"{address}: live", wait=phone.daemon_wait, stderr=True)
 
-            # Gone again right after a new radio opened: its engine has only just started.
+            # The air dies again right after a new radio opened: its engine has just started.
             gate.drop()
             await line(agent, rf"{address}: stopped", wait=phone.daemon_wait, stderr=True)
             await line(agent, rf"{address}: waiting", wait=phone.daemon_wait, stderr=True)
-            gate.drop()
+            await kill(air)
+            await line(watch, "radio lost")
+            air, _ = await start_air(port)
+            await line(watch, "radio back")
             await line(agent, rf"{address}: live", wait=phone.daemon_wait, stderr=True)
         assert_backfilled(await phone.status(address))
         log = (phone.data_dir / "logs" / "phoneagent.log").read_text()
