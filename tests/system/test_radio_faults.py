@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.mosquitto import free_port
-from tests.processes import Phone, Watch, assert_backfilled, kill, line, start_air
+from tests.processes import Phone, Watch, air_back, assert_backfilled, kill, line, start_air
 
 pytestmark = pytest.mark.system
 
@@ -90,20 +90,14 @@ async def test_run_carries_on_when_the_air_dies_while_the_radio_powers_on(
             gate.kill_at_power_on = air
             gate.drop()
             await asyncio.wait_for(gate.killed.wait(), phone.daemon_wait)
-            await line(watch, "radio lost")
-            air, _ = await start_air(port)
-            await line(watch, "radio back")
-            await line(agent, rf"{address}: live", wait=phone.daemon_wait, stderr=True)
+            air = await air_back(port, watch, agent, address, phone.daemon_wait)
 
             # The air dies again right after a new radio opened: its engine has just started.
             gate.drop()
             await line(agent, rf"{address}: stopped", wait=phone.daemon_wait, stderr=True)
             await line(agent, rf"{address}: waiting", wait=phone.daemon_wait, stderr=True)
             await kill(air)
-            await line(watch, "radio lost")
-            air, _ = await start_air(port)
-            await line(watch, "radio back")
-            await line(agent, rf"{address}: live", wait=phone.daemon_wait, stderr=True)
+            air = await air_back(port, watch, agent, address, phone.daemon_wait)
         assert_backfilled(await phone.status(address))
         log = (phone.data_dir / "logs" / "phoneagent.log").read_text()
         assert "went away while powering on" in log  # the moment this test is about
