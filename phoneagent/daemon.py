@@ -10,6 +10,7 @@ hub, every watch is attached to it while connected (notifications, calls, music)
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import random
 from collections.abc import Awaitable, Callable
@@ -27,7 +28,7 @@ from phoneagent.sync import (
     SyncState,
 )
 from phoneagent.sync.engine import local_now
-from phoneagent.transport import Transport, TransportConfigError
+from phoneagent.transport import Transport, radio_lost
 from phoneagent.upload import Uploader
 from phoneagent.waiting import first_of, sleep_unless
 
@@ -45,12 +46,15 @@ def paired_devices(store: AsyncStore, transport: Transport) -> list[str]:
 
 
 class _WakeUploader(SyncObserver):
-    """Passes every event on, and tells the uploader (if any) that records were committed."""
+    """Passes every event on, keeps each watch's last state for ``Daemon.report``, and
+    tells the uploader (if any) that records were committed."""
 
     def __init__(self, inner: SyncObserver, uploader: Callable[[], Uploader | None]) -> None:
         self._inner, self._uploader = inner, uploader
+        self.states: dict[str, tuple[SyncState, str]] = {}
 
     def state_changed(self, device: str, state: SyncState, detail: str) -> None:
+        self.states[device] = (state, detail)
         self._inner.state_changed(device, state, detail)
 
     async def committed(self, commit: Committed) -> None:
@@ -105,6 +109,7 @@ class Daemon:
         self._others: list[asyncio.Task[None]] = []
         self._failure: BaseException | None = None
         self._stop: asyncio.Event | None = None
+        self._gone = asyncio.Event()  # this radio went away (see ``_watch_radio``)
 
     def _backoff(self) -> Backoff:
         return Backoff(
@@ -135,16 +140,13 @@ class Daemon:
         self._stop = stop
         if self._uploader is not None:
             self._start(asyncio.create_task(self._uploader.run(stop), name="uploader"))
+        self._watch_radio()
         await self.reload()
         try:
             while not stop.is_set():
-                lost = self._lost()
-                if lost is None:
-                    await stop.wait()
-                else:
-                    await first_of(stop.wait(), asyncio.shield(lost))
-                    if not stop.is_set():
-                        await self._new_radio(stop)
+                await first_of(stop.wait(), self._gone.wait())
+                if not stop.is_set():
+                    await self._new_radio(stop)
         finally:
             await _cancel_all([*self._tasks.values(), *self._others])
             await self._transport.close()  # the caller closes the first one too: no-op
@@ -164,18 +166,22 @@ class Daemon:
                 sync = self.syncs[address] = self._sync_for(address)
                 task = asyncio.create_task(sync.run(), name=f"sync {address}")
                 self._tasks[address] = task
-                task.add_done_callback(self._finished)
+                task.add_done_callback(functools.partial(self._finished, gone=self._gone))
         await asyncio.gather(*(sync.apply_preferences() for sync in self.syncs.values()))
 
-    def _lost(self) -> asyncio.Future[None] | None:
-        """The current radio's loss, if it can be lost and be opened again."""
-        return None if self._reopen is None else self._transport.lost
+    def _watch_radio(self) -> None:
+        """A fresh ``_gone`` for the current radio, set when its transport reports the loss
+        (Bumble) or one of its engines fails with an error ``radio_lost`` recognises (any
+        stack). Without ``reopen`` it is never set: a lost radio is then an engine's error."""
+        gone = self._gone = asyncio.Event()
+        if self._reopen is not None and (lost := self._transport.lost) is not None:
+            lost.add_done_callback(lambda _: gone.set())
 
     async def _new_radio(self, stop: asyncio.Event) -> None:
         """The engines of a lost radio end; a new radio (with back-off) gets new engines.
         The uploader and the relays do not need the radio and keep running."""
         assert self._reopen is not None
-        log.warning("the radio's transport went away; opening a new radio")
+        log.warning("the radio went away; opening a new radio")
         for sync in self.syncs.values():
             sync.radio_lost()
         await _cancel_all(list(self._tasks.values()))
@@ -186,14 +192,28 @@ class Daemon:
         while not stop.is_set():
             try:
                 self._transport = await self._reopen()
-            except (TransportConfigError, OSError, TimeoutError) as error:
+            except Exception as error:
+                if not radio_lost(error):
+                    raise  # a fault a person must fix: ``run`` ends with it
                 delay = backoff.next_delay()
                 log.warning("no radio yet (%s); retrying in %.1fs", error, delay)
                 await sleep_unless(stop, delay)
             else:
                 log.warning("a new radio is open; syncing again")
+                self._watch_radio()
                 await self.reload()
                 return
+
+    def report(self) -> dict[str, dict[str, str]]:
+        """Each watch's state as the running agent sees it, for ``phoneagent status``: what
+        the store cannot say, such as a disk too full to store (and acknowledge) anything."""
+        report = {}
+        for address, sync in self.syncs.items():
+            state, detail = self._observer.states.get(address, (sync.state, ""))
+            report[address] = {"state": state.value, "detail": detail}
+            if sync.not_storing is not None:
+                report[address]["not_storing"] = sync.not_storing
+        return report
 
     @property
     def uploading(self) -> bool:
@@ -210,12 +230,14 @@ class Daemon:
         self._others.append(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[None]) -> None:
-        if task.cancelled() or task.exception() is None:
+    def _finished(self, task: asyncio.Task[None], gone: asyncio.Event | None = None) -> None:
+        """``gone``: the event of the radio an engine ran on (None: not an engine)."""
+        if task.cancelled() or (error := task.exception()) is None:
             return  # cancelled, or a watch whose pairing was lost (its state says so)
-        if (lost := self._lost()) is not None and lost.done():
-            return  # an engine of the radio that went away: ``run`` opens a new one
+        if gone is not None and self._reopen is not None and (gone.is_set() or radio_lost(error)):
+            gone.set()  # an engine of a radio that went away: ``run`` opens a new one
+            return
         if self._failure is None:
-            self._failure = task.exception()
+            self._failure = error
         if self._stop is not None:
             self._stop.set()

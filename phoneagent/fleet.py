@@ -43,7 +43,7 @@ from phoneagent.privacy.consent import set_consent
 from phoneagent.store import AsyncStore, Store, StorePool, create_key_file, ledger, read_key_file
 from phoneagent.sync import Backoff, Committed, StoreBonds, SyncObserver, SyncState
 from phoneagent.sync.discovery import pair_device
-from phoneagent.transport import RefusingAgent, Transport, TransportConfigError
+from phoneagent.transport import RefusingAgent, Transport, radio_lost
 from phoneagent.transport.factory import open_transport, parse_transport
 from phoneagent.upload import Uploader, endpoints_path, load_endpoints
 from phoneagent.waiting import first_of, sleep_unless
@@ -366,7 +366,9 @@ class FleetAgent:
             while not stop.is_set():
                 try:
                     transport = await self._open_transport(pairing=False)
-                except (TransportConfigError, TimeoutError, OSError) as error:
+                except Exception as error:
+                    if not radio_lost(error):
+                        raise
                     log.info("%s: air unreachable (%r)", self.watch.name, error)
                     await sleep_unless(stop, backoff.next_delay())
                     continue

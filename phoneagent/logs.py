@@ -10,10 +10,12 @@ the safety net, not the plan.
 
 from __future__ import annotations
 
+import errno
 import logging
 import logging.handlers
 import os
 import re
+import sys
 import time
 import zipfile
 from collections.abc import Callable
@@ -142,6 +144,14 @@ class _PrivateRotatingHandler(logging.handlers.TimedRotatingFileHandler):
         fd = os.open(self.baseFilename, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.close(fd)
         return super()._open()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """A full disk loses log lines, never with a traceback on the terminal: the agent
+        says so itself (``status``, its state line) and logs again once there is room."""
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return
+        super().handleError(record)
 
 
 def setup_logging(

@@ -26,6 +26,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 MOSQUITTO = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+# The durability lines every Mosquitto configuration of the project carries (docs/upload.md).
+DURABLE = (
+    "persistence true",
+    "autosave_on_changes true",
+    "autosave_interval 1",
+    "max_queued_messages 1000000",
+)
 READY_TIMEOUT = 10.0
 
 
@@ -73,9 +80,11 @@ class Broker:
         self.log = directory / "mosquitto.log"
         # Persistent like a real broker, so sessions survive the outage tests' restart; as
         # root, mosquitto would switch to user "mosquitto" and fail to save in tmp_path.
+        # Saved after every change, not every 30 min (Mosquitto's default): what it
+        # acknowledged then survives a kill -9 (docs/upload.md, "Broker durability").
         lines = [
             f"listener {self.port} 127.0.0.1",
-            "persistence true",
+            *DURABLE,
             f"persistence_location {directory}/",
             f"user {getpass.getuser()}",
             "set_tcp_nodelay true",
@@ -110,6 +119,15 @@ class Broker:
             self.stop()
             raise TimeoutError(f"{error}; log: {self.log.read_text()[-2000:]}") from None
 
+    def one_more_pass(self) -> None:
+        """One QoS 1 publish answered: the broker's event loop has gone round once more
+        since every PUBACK sent before, and so has saved what they acknowledged."""
+        subprocess.run(
+            ["mosquitto_pub", "-p", str(self.port), "-q", "1", "-t", "test/pass", "-m", "1"],
+            check=True,
+            timeout=10,
+        )
+
     @property
     def pid(self) -> int:
         assert self._process is not None, "broker not running"
@@ -123,6 +141,13 @@ class Broker:
     def resume(self) -> None:
         assert self._process is not None, "broker not running"
         self._process.send_signal(signal.SIGCONT)
+
+    def kill(self) -> None:
+        """SIGKILL: a crash, with no chance to save on the way out."""
+        assert self._process is not None, "broker not running"
+        self._process.kill()
+        self._process.wait(timeout=10)
+        self._process = None
 
     def stop(self) -> None:
         if self._process is None:

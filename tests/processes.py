@@ -89,6 +89,22 @@ async def start_air(port: int = 0) -> tuple[asyncio.subprocess.Process, str]:
     return process, match[1]
 
 
+async def air_back(
+    port: int,
+    watch: asyncio.subprocess.Process,
+    agent: asyncio.subprocess.Process,
+    address: str,
+    wait: float,
+) -> asyncio.subprocess.Process:
+    """After the air died: the watch noticed, a new air runs on ``port``, the watch joined
+    it and the agent (``phoneagent run``) has ``address`` live again. The new air."""
+    await line(watch, "radio lost")
+    air, _ = await start_air(port)
+    await line(watch, "radio back")
+    await line(agent, rf"{address}: live", wait=wait, stderr=True)
+    return air
+
+
 async def stop_air(process: asyncio.subprocess.Process) -> None:
     """SIGTERM, as a user stops it: it must close cleanly."""
     process.send_signal(signal.SIGTERM)

@@ -163,7 +163,8 @@ def status(agent: AgentContext, as_json: bool) -> None:
     "--no-share",
     is_flag=True,
     help="Subscribe without a shared group (one receiver; its queue then survives a "
-    "Mosquitto restart, which shared subscriptions do not).",
+    "Mosquitto restart, which shared subscriptions do not; a crash only if the broker "
+    "saves on every change, see docs/upload.md).",
 )
 @click.option(
     "--id",
@@ -225,12 +226,22 @@ async def _serve_forever(
     """Reconnect after a broker outage: the persistent session kept our share queued."""
     delay = RECEIVER_RETRY_S
     while True:
+        ready = asyncio.Event()
+        told = asyncio.create_task(_say_when(ready, f"receiving as {identifier}"))
         try:
-            await serve(endpoint, db, group=group, identifier=identifier)
+            await serve(endpoint, db, group=group, identifier=identifier, ready=ready)
         except aiomqtt.MqttError as error:
             click.echo(f"broker connection lost ({error}); retrying in {delay:g} s", err=True)
             await asyncio.sleep(delay)
             delay = min(RECEIVER_RETRY_MAX_S, delay * 2)
+        finally:
+            told.cancel()
+
+
+async def _say_when(ready: asyncio.Event, line: str) -> None:
+    """An operator (and a test) learns when the subscription is in place."""
+    await ready.wait()
+    click.echo(line, err=True)
 
 
 COMMANDS = (cloud, cloud_receiver)

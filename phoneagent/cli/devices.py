@@ -13,6 +13,7 @@ from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.params import ADDRESS
 from phoneagent.errors import EXIT_UNREACHABLE
 from phoneagent.privacy import delete_data
+from phoneagent.relays import control
 from phoneagent.sync.discovery import pair_device, scan
 from protocol.address import Address
 
@@ -145,11 +146,24 @@ def devices_command(agent: AgentContext, as_json: bool) -> None:
     emit(rows, columns, "Devices", as_json)
 
 
+def _running_agent_watches(agent: AgentContext) -> dict[str, dict[str, str]]:
+    """Each watch's state as a running ``phoneagent run`` sees it (none when none runs):
+    what the store cannot tell, such as a disk too full to store anything more."""
+    try:
+        answer = asyncio.run(control.request(agent.data_dir, {"op": "status"}))
+    except control.ControlError:  # not running, or it did not answer: the store's view only
+        return {}
+    watches = answer.get("watches") if isinstance(answer, dict) else None
+    return watches if isinstance(watches, dict) else {}
+
+
 @click.command("status")
 @json_option
 @pass_agent
 def status_command(agent: AgentContext, as_json: bool) -> None:
-    """Per watch: stored samples, the sync cursor and recorded gaps."""
+    """Per watch: stored samples, the sync cursor, recorded gaps and, while ``phoneagent
+    run`` runs, what it is doing (a full disk, for one, shows there)."""
+    running = _running_agent_watches(agent)
     with agent.open_store() as store:
         counts = store.counts()
         bonded = set(store.list_bonds())
@@ -168,6 +182,7 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
                     "gap_seqs": sum(g.last_seq - g.first_seq + 1 for g in gaps),
                     # Why the last sync session failed, until one succeeds.
                     "problem": "" if problem is None else f"{_when(problem[0])} {problem[1]}",
+                    "agent": _agent_state(running.get(device.address)),
                 }
             )
         database = str(store.path)
@@ -175,8 +190,28 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
         click.echo(json.dumps({"database": database, "devices": rows}, indent=2))
         return
     click.echo(f"Encrypted store: {database}")
-    columns = ("address", "name", "bonded", "samples", "next_seq", "gaps", "gap_seqs", "problem")
+    columns = (
+        "address",
+        "name",
+        "bonded",
+        "samples",
+        "next_seq",
+        "gaps",
+        "gap_seqs",
+        "problem",
+        "agent",
+    )
     emit(rows, columns, "Sync status", False)
+
+
+def _agent_state(watch: dict[str, str] | None) -> str:
+    """ "live", "backing off (the disk holding ... is full ...)"; "" when no agent runs."""
+    if watch is None:
+        return ""
+    if paused := watch.get("not_storing"):
+        return f"not storing: {paused}"
+    state, detail = watch.get("state", ""), watch.get("detail", "")
+    return f"{state} ({detail})" if detail else state
 
 
 COMMANDS = (scan_command, pair_command, unpair_command, devices_command, status_command)

@@ -136,6 +136,7 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
                     reopen=agent.radio_opener(store, config),
                 )
                 relays.reload_listeners.append(functools.partial(_reload, agent, store, daemon))
+                relays.status_parts["watches"] = daemon.report
                 click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
                 click.echo(f"relays: {relay_summary(relays)}", err=True)
                 return await daemon.run(stop)

@@ -64,6 +64,8 @@ class RelayService:
         # Also told on "reload" (the ledger changed): the daemon re-applies consent and
         # picks up newly paired watches.
         self.reload_listeners: list[Callable[[], Awaitable[None]]] = []
+        # More of the running agent's state for "status" (the daemon's watches), by key.
+        self.status_parts: dict[str, Callable[[], object]] = {}
         self._running: list[_Source] = []
         self.control = ControlServer(
             data_dir,
@@ -120,7 +122,8 @@ class RelayService:
         return {"granted": sorted(policy.granted)}
 
     async def _status(self, request: dict[str, Any]) -> dict[str, Any]:
-        return {**await self.inject.status(request), "sources": self.sources}
+        parts = {key: part() for key, part in self.status_parts.items()}
+        return {**await self.inject.status(request), "sources": self.sources, **parts}
 
     async def aclose(self) -> None:
         await self.control.close()

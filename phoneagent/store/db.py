@@ -29,6 +29,7 @@ from phoneagent.store.errors import (
     DamagedStoreError,
     NotADatabaseError,
     StoreError,
+    StoreFullError,
     UnknownDeviceError,
     UnsafeDirectoryError,
     WrongKeyError,
@@ -140,6 +141,26 @@ def _diagnose(path: Path) -> NotADatabaseError | None:
     return None
 
 
+# Less free space than this, and an I/O error is the disk being full: SQLite reports a
+# shared-memory file that cannot grow as SQLITE_IOERR, not SQLITE_FULL.
+_ROOM_BYTES = 256 * 1024
+
+
+def _out_of_space(error: Exception, path: Path) -> StoreFullError | None:
+    """``error`` as ``StoreFullError`` when it means the disk holding ``path`` is full."""
+    code = getattr(error, "sqlite_errorcode", 0) & 0xFF
+    if code != sqlcipher3.SQLITE_FULL:
+        if code != sqlcipher3.SQLITE_IOERR:
+            return None
+        disk = os.statvfs(path.parent)
+        if disk.f_bavail * disk.f_frsize >= _ROOM_BYTES:
+            return None
+    return StoreFullError(
+        f"the disk holding {path} is full: free some space there; nothing unstored was"
+        " acknowledged to a watch, which keeps it until then"
+    )
+
+
 def _create_private_file(path: Path) -> None:
     """Create the database file 0600 up front; SQLite gives its WAL and journal the same mode."""
     try:
@@ -173,7 +194,7 @@ def connect(path: Path, key: DbKey, key_source: str | None = None) -> Any:
         try:
             conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         except sqlcipher3.DatabaseError as e:
-            not_ours = _diagnose(path)
+            not_ours = _out_of_space(e, path) or _diagnose(path)
             if not_ours is not None:
                 raise not_ours from e
             damaged = damaged_pages(conn)
@@ -241,7 +262,8 @@ class Store:
         """Open (creating if needed) the store in ``directory`` and migrate it to the latest schema.
 
         Raises ``WrongKeyError`` or ``NotADatabaseError`` without writing to the file, and
-        ``UnsafeDirectoryError`` for a directory that other users can read.
+        ``UnsafeDirectoryError`` for a directory that other users can read, and
+        ``StoreFullError`` when the disk has no room even to open it (not a wrong key).
         """
         mode = ensure_private_dir(directory)
         if mode & 0o077:
@@ -267,8 +289,12 @@ class Store:
                 if str(journal).lower() != "wal":
                     raise StoreError(f"{path}: cannot switch to WAL journaling (got {journal}).")
                 migrate(conn)
-        except BaseException:
+        except BaseException as error:
             conn.close()
+            if isinstance(error, sqlcipher3.OperationalError) and (
+                full := _out_of_space(error, path)
+            ):
+                raise full from error
             raise
         return cls(conn, path, clock)
 
@@ -316,14 +342,25 @@ class Store:
     # -- transactions -------------------------------------------------------------
 
     def _write(self, work: Callable[[], Any]) -> Any:
-        """Run ``work`` in one IMMEDIATE transaction; the caller holds the lock."""
-        self._conn.execute("BEGIN IMMEDIATE")
+        """Run ``work`` in one IMMEDIATE transaction; the caller holds the lock.
+
+        Every write goes through here: a full disk (at any statement or at the COMMIT) is
+        rolled back whole and raised as ``StoreFullError``, and the connection is left out
+        of any transaction, so the same write succeeds once space is freed.
+        """
         try:
-            result = work()
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
-        self._conn.execute("COMMIT")
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = work()
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:  # a failed COMMIT may leave it open
+                    self._conn.execute("ROLLBACK")
+                raise
+        except sqlcipher3.OperationalError as error:
+            if (full := _out_of_space(error, self.path)) is None:
+                raise
+            raise full from error
         return result
 
     def now(self) -> int:
@@ -368,13 +405,17 @@ class Store:
         The pseudonym and added time are set once and never change.
         """
         with self._locked():
-            self._conn.execute(
-                "INSERT INTO devices (address, pseudonym, name, model, serial, firmware, added_at)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET"
-                " name = coalesce(excluded.name, name), model = coalesce(excluded.model, model),"
-                " serial = coalesce(excluded.serial, serial),"
-                " firmware = coalesce(excluded.firmware, firmware)",
-                (address, secrets.token_hex(16), name, model, serial, firmware, self.now()),
+            self._write(
+                lambda: self._conn.execute(
+                    "INSERT INTO devices"
+                    " (address, pseudonym, name, model, serial, firmware, added_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET"
+                    " name = coalesce(excluded.name, name),"
+                    " model = coalesce(excluded.model, model),"
+                    " serial = coalesce(excluded.serial, serial),"
+                    " firmware = coalesce(excluded.firmware, firmware)",
+                    (address, secrets.token_hex(16), name, model, serial, firmware, self.now()),
+                )
             )
             record = self._get_device(address)
         assert record is not None  # just written under the lock
@@ -434,16 +475,20 @@ class Store:
 
     def put_bond(self, address: str, blob: bytes) -> None:
         with self._locked():
-            self._conn.execute(
-                "INSERT INTO bonds (address, blob, updated_at) VALUES (?, ?, ?)"
-                " ON CONFLICT (address) DO UPDATE SET blob = excluded.blob,"
-                " updated_at = excluded.updated_at",
-                (address, bytes(blob), self.now()),
+            self._write(
+                lambda: self._conn.execute(
+                    "INSERT INTO bonds (address, blob, updated_at) VALUES (?, ?, ?)"
+                    " ON CONFLICT (address) DO UPDATE SET blob = excluded.blob,"
+                    " updated_at = excluded.updated_at",
+                    (address, bytes(blob), self.now()),
+                )
             )
 
     def delete_bond(self, address: str) -> None:
         with self._locked():
-            self._conn.execute("DELETE FROM bonds WHERE address = ?", (address,))
+            self._write(
+                lambda: self._conn.execute("DELETE FROM bonds WHERE address = ?", (address,))
+            )
 
     def list_bonds(self) -> list[str]:
         with self._locked():
@@ -626,15 +671,17 @@ class Store:
 
     def set_setting(self, key: str, value: str) -> None:
         with self._locked():
-            self._conn.execute(
-                "INSERT INTO settings (key, value) VALUES (?, ?)"
-                " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-                (key, value),
+            self._write(
+                lambda: self._conn.execute(
+                    "INSERT INTO settings (key, value) VALUES (?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                    (key, value),
+                )
             )
 
     def delete_setting(self, key: str) -> None:
         with self._locked():
-            self._conn.execute("DELETE FROM settings WHERE key = ?", (key,))
+            self._write(lambda: self._conn.execute("DELETE FROM settings WHERE key = ?", (key,)))
 
     def set_sync_problem(self, address: str, problem: str | None) -> None:
         """Why the device's last sync session failed (None: it succeeded), for ``status``;

@@ -55,6 +55,14 @@ class SchemaTooNewError(StoreError):
     """The database was written by a newer phoneagent; opening it could damage it."""
 
 
+class StoreFullError(StoreError):
+    """The disk holding the store is full: the write was rolled back, nothing half-stored.
+
+    Not a damaged store: the same write succeeds once space is freed. Whatever was not
+    stored is not acknowledged either, so the watch keeps it until then.
+    """
+
+
 class UnknownDeviceError(StoreError, KeyError):
     """A device address that was never added to the store."""
 

@@ -35,7 +35,7 @@ from typing import Any, Protocol, TypeVar
 
 from bleak.exc import BleakError
 
-from phoneagent.store import AsyncStore, Gap, StoreResult
+from phoneagent.store import AsyncStore, Gap, StoreFullError, StoreResult
 from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
 from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
@@ -317,6 +317,9 @@ class DeviceSync:
         self._watch: WatchClient | None = None  # while a session is past configuring
         # Set by ``radio_lost``: the cancellation that follows is not an end.
         self._radio_lost = False
+        # Why storing (and so acknowledging) is paused: the disk was full at the last
+        # write. Cleared by the next commit that succeeds.
+        self.not_storing: str | None = None
 
     def _set(self, state: SyncState, detail: str = "") -> None:
         self.state = state
@@ -334,8 +337,11 @@ class DeviceSync:
                 except PairingLostError as error:
                     await self._failed(SyncState.PAIRING_LOST, str(error))
                     return
-                except (BleakError, TimeoutError, ProtocolError) as error:
+                except (BleakError, TimeoutError, ProtocolError, StoreFullError) as error:
                     delay = self.backoff.next_delay()
+                    if isinstance(error, StoreFullError):  # nothing unstored was acknowledged
+                        self.not_storing = str(error)
+                        log.warning("%s: not storing: %s", self.address, error)
                     await self._failed(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
                     await asyncio.sleep(delay)
         finally:
@@ -618,6 +624,9 @@ class DeviceSync:
         if not group.samples and not group.gaps:
             return
         result = await self._store.store_batch(self.address, group.samples, group.gaps)
+        if self.not_storing is not None:
+            self.not_storing = None
+            log.warning("%s: storing again: the disk has space", self.address)
         self.cursor = result.next_seq
         self.newest_seq = max(self.newest_seq, self.cursor - 1)  # live, no Status tells
         await self._observer.committed(

@@ -15,7 +15,9 @@ from phoneagent.transport.errors import (
     ConnectTimeoutError,
     PairingFailedError,
     PairingLostError,
+    RadioLostError,
     TransportConfigError,
+    radio_lost,
 )
 from phoneagent.transport.factory import (
     Transport,
@@ -54,6 +56,7 @@ __all__ = [
     "PairingAgent",
     "PairingFailedError",
     "PairingLostError",
+    "RadioLostError",
     "RefusingAgent",
     "Transport",
     "TransportConfig",
@@ -61,5 +64,6 @@ __all__ = [
     "appearance",
     "open_transport",
     "parse_transport",
+    "radio_lost",
     "radio_transport",
 ]

@@ -44,7 +44,9 @@ from phoneagent.transport.errors import (
     ConnectTimeoutError,
     PairingFailedError,
     PairingLostError,
+    RadioLostError,
     TransportConfigError,
+    radio_lost,
 )
 from phoneagent.transport.identity import (
     IRK_SIZE,
@@ -270,17 +272,24 @@ class BumbleRadio:
             hci_transport = await open_transport(transport)
         except Exception as error:
             hint = " (is `watchsim air` running there?)" if transport.startswith("tcp-") else ""
-            raise TransportConfigError(
-                f"cannot open Bumble transport {transport!r}: {error}{hint}"
-            ) from error
+            message = f"cannot open Bumble transport {transport!r}: {error}{hint}"
+            # Refused or absent (the air not up yet, a dongle not plugged in) comes back
+            # by itself; a spec Bumble cannot parse never does.
+            absent = isinstance(error, OSError) or radio_lost(error)
+            raise (RadioLostError if absent else TransportConfigError)(message) from error
         device = Device(config=configuration, host=Host(hci_transport.source, hci_transport.sink))
         radio = cls(device, bonds, agent or RefusingAgent(), hci_transport.close)
         radio.transport_lost = hci_transport.source.terminated
         try:
             await asyncio.wait_for(device.power_on(), ENCRYPT_TIMEOUT)
-        except BaseException:
+        except BaseException as error:
             await hci_transport.close()
-            raise
+            gone = radio.lost or radio_lost(error) or isinstance(error, TimeoutError)
+            if not gone or not isinstance(error, Exception):  # cancelled: not ours to say
+                raise
+            raise RadioLostError(
+                f"the radio on {transport!r} went away while powering on: {error!r}"
+            ) from error
         return radio
 
     @property

@@ -26,7 +26,7 @@ from phoneagent.privacy.gate import (
     cloud_recipient,
     upload_allowed,
 )
-from phoneagent.store import DeviceRecord, Store, ledger
+from phoneagent.store import DeviceRecord, Store, StoreFullError, ledger
 from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
@@ -130,8 +130,9 @@ class Uploader:
                 try:
                     await self._connection(stop, confirm_timeout=None)
                     delay = self.backoff_initial
-                except aiomqtt.MqttError as error:
+                except (aiomqtt.MqttError, StoreFullError) as error:
                     # A refusal is the broker's configuration (ACL, quota): the operator acts.
+                    # A full disk: the cursor stays where the store has it; sent again later.
                     refused = isinstance(error, PublishRefusedError)
                     level, what = (
                         (logging.ERROR, "refused") if refused else (logging.WARNING, "lost")
@@ -189,7 +190,7 @@ class Uploader:
                         await session.drain()
                         await self._wake.wait()  # ``run`` sets it on ``stop`` too
                 listener.cancel()
-        except* aiomqtt.MqttError as errors:
+        except* (aiomqtt.MqttError, StoreFullError) as errors:
             raise _first_leaf(errors) from None
         finally:
             await session.record()  # what the connection sent since its last record

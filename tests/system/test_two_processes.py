@@ -14,9 +14,9 @@ from tests.mosquitto import Broker, broker, free_port
 from tests.processes import (
     Phone,
     Watch,
+    air_back,
     assert_backfilled,
     kill,
-    line,
     pair_and_sync,
     pair_sync_kill_restart_resync,
     start_air,
@@ -85,10 +85,7 @@ async def test_watch_and_agent_carry_on_after_the_air_restarts(tmp_path: Path) -
         await phone("pair", address, passkey_from=watch)
         async with phone.daemon(address) as agent:
             await stop_air(air)
-            await line(watch, "radio lost")
-            air, _ = await start_air(port)
-            await line(watch, "radio back")
-            await line(agent, rf"{address}: live", wait=phone.daemon_wait, stderr=True)
+            air = await air_back(port, watch, agent, address, phone.daemon_wait)
         assert_backfilled(await phone.status(address))
     finally:
         await kill(watch)
