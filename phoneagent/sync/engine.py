@@ -372,8 +372,12 @@ class DeviceSync:
         return self.cursor
 
     async def _failed(self, state: SyncState | None, detail: str) -> None:
-        """A session failed: the state says why, and so does ``status`` until one succeeds."""
-        await asyncio.to_thread(self._store.store.set_sync_problem, self.address, detail)
+        """A session failed: the state says why, and so does ``status`` until one succeeds
+        (unless the disk is full: then the running agent's own status says so)."""
+        try:
+            await asyncio.to_thread(self._store.store.set_sync_problem, self.address, detail)
+        except StoreFullError as error:
+            log.warning("%s: cannot record why the session failed: %s", self.address, error)
         if state is not None:
             self._set(state, detail)
 

@@ -77,10 +77,12 @@ class AgentUnderTest:
         radio = await BumbleRadio.on_link(link, bonds=StoreBonds(store), agent=typist)
         return cls(store, radio, typist)
 
-    def status(self) -> dict[str, Any]:
-        """``phoneagent status --json`` on this agent's data dir, as the person runs it."""
+    async def status(self) -> dict[str, Any]:
+        """``phoneagent status --json`` on this agent's data dir, as the person runs it
+        (in a thread: the command runs an event loop of its own)."""
         directory = str(self.store.path.parent)
-        result = CliRunner().invoke(
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
             main,
             ["--data-dir", directory, "status", "--json"],
             env={"PHONEAGENT_DB_KEY": KEY.material},

@@ -197,7 +197,7 @@ async def test_a_report_claiming_seqs_beyond_the_newest_is_refused(
     outcome = await run(watch, agent, on_report(good(1, 40), last=0xFFFFFFFF))
     backed_off(outcome, agent, "4294967295", "newest")
     assert agent.stored(WATCH) == VALID and agent.accounted(WATCH) == 41
-    (device,) = agent.status()["devices"]
+    (device,) = (await agent.status())["devices"]
     assert "REPORT claims seqs up to 4294967295" in device["problem"]
     await recovers(watch, agent)
 

@@ -54,7 +54,7 @@ async def test_a_spoofer_of_the_watch_address_gets_nothing(
     assert state is SyncState.PAIRING_LOST
     assert "could not prove the bond" in detail and "another device uses its address" in detail
     assert "could not prove the bond" in caplog.text  # the log says it too
-    (device,) = bonded.status()["devices"]  # and so does `phoneagent status`
+    (device,) = (await bonded.status())["devices"]  # and so does `phoneagent status`
     assert "could not prove the bond" in device["problem"]
     assert spoofer.writes == []  # no clock, no profile, no settings, no REPORT
     assert bonded.stored(WATCH) == before

@@ -94,7 +94,7 @@ async def test_run_carries_on_when_the_air_dies_while_the_radio_powers_on(
 
             # The air dies again right after a new radio opened: its engine has just started.
             gate.drop()
-            await line(agent, rf"{address}: stopped", wait=phone.daemon_wait, stderr=True)
+            await line(agent, rf"{address}: radio lost", wait=phone.daemon_wait, stderr=True)
             await line(agent, rf"{address}: waiting", wait=phone.daemon_wait, stderr=True)
             await kill(air)
             air = await air_back(port, watch, agent, address, phone.daemon_wait)
