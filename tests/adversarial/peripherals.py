@@ -182,7 +182,7 @@ class Hostile:
             if not self.drop("discovery", bearer):
                 answer(bearer, pdu)
 
-        server.on_att_read_by_group_type_request = request  # type: ignore[method-assign]
+        server.on_att_read_by_group_type_request = request
 
     def _hook_encryption(self) -> None:
         """Drop when the central asks to encrypt with the bond (the LTK request)."""

@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 from dbus_fast import Message as FastMessage
 from dbus_fast.aio import MessageBus as FastBus
-from dbus_next.aio import MessageBus
+from dbus_next.aio.message_bus import MessageBus
 from dbus_next.message import Message
 
 from tests.dbus_session import session_bus

@@ -136,9 +136,7 @@ def arguments(command: click.Command, scratch: Path) -> st.SearchStrategy[list[s
     token = st.one_of(
         st.sampled_from(BAD + paths),
         st.sampled_from(words_for(command)),
-        st.text(
-            st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), max_size=6
-        ),
+        st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), max_size=6),
     )
     return st.lists(token, max_size=6)
 

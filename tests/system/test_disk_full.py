@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from phoneagent.cli.context import EXIT_ERROR
+from phoneagent.errors import EXIT_ERROR
 from phoneagent.store import ledger
 from phoneagent.upload.uploader import Uploader
 from tests.disk import fill, small_disk

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from bumble.link import LocalLink
@@ -406,17 +406,18 @@ async def test_modem_calls_stop_ringing_and_reject_reaches_the_modem__PR_CALL(
         assert call.number_reads == second.number_reads == 0  # not even into memory
 
 
+def _all_rows(store: Store, table: str) -> list[Any]:
+    rows: list[Any] = store.transact(
+        lambda conn, now: conn.execute(f"SELECT * FROM {table}").fetchall()
+    )
+    return rows
+
+
 def _database_text(directory: Path) -> str:
     """Every row of every table, decrypted."""
     with Store.open(directory, KEY) as store:
         tables = table_columns(store)
-        rows = [
-            repr(row)
-            for name in tables
-            for row in store.transact(
-                lambda conn, now, n=name: conn.execute(f"SELECT * FROM {n}").fetchall()
-            )
-        ]
+        rows = [repr(row) for name in tables for row in _all_rows(store, name)]
     assert rows, "the database should hold the device, bond and consent ledger"
     return "\n".join(rows)
 

@@ -27,8 +27,10 @@ from tests.system.test_upload import receiving, wait_until
 
 air = test_air.air  # the fixture
 __all__ = ["broker"]
-PROFILE = ("--region", "eu", "--birth-date", "1990-03-01", "--sex", "female")
-PROFILE += ("--height", "168", "--weight", "61.2")
+PROFILE = (
+    *("--region", "eu", "--birth-date", "1990-03-01", "--sex", "female"),
+    *("--height", "168", "--weight", "61.2"),
+)
 
 pytestmark = pytest.mark.system
 

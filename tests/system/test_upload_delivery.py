@@ -17,6 +17,7 @@ from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.audit import PASS, audit
 from phoneagent.privacy.consent import set_consent
 from phoneagent.store import DbKey, Store, ledger
+from phoneagent.upload.client import CheckedClient
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.uploader import Uploader, policy_refusal
 from protocol.metrics import Metric, Sample
@@ -34,9 +35,16 @@ class QuickEndpoint(Endpoint):
     """Clients with a short operation timeout, so a frozen broker fails fast."""
 
     def client(
-        self, identifier: str | None = None, *, session_expiry: int = 0, timeout: float = 0.5
+        self,
+        identifier: str | None = None,
+        *,
+        session_expiry: int = 0,
+        timeout: float = 0.5,
+        kind: type[aiomqtt.Client] = CheckedClient,
     ) -> aiomqtt.Client:
-        return Endpoint.client(self, identifier, session_expiry=session_expiry, timeout=timeout)
+        return Endpoint.client(
+            self, identifier, session_expiry=session_expiry, timeout=timeout, kind=kind
+        )
 
 
 def filled_store(directory: Path, count: int, clock: Callable[[], float] = time.time) -> Store:

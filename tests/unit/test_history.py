@@ -134,7 +134,8 @@ def test_the_newest_timestamp_outlives_its_record(tmp_path: Path) -> None:
         assert history.newest_timestamp is None
         history.append(batch(10))
         history.delete_up_to(10)
-        assert (history.count, history.newest_timestamp) == (0, T0 + 9)
+        assert history.count == 0
+        assert history.newest_timestamp == T0 + 9
     with History(tmp_path) as history:
         assert history.newest_timestamp == T0 + 9
         history.append(batch(2, 20))
