@@ -127,6 +127,7 @@ async def test_plain_scan_finds_the_watch(adapters: Adapters, watch: object) -> 
         print(await ctl.finish("quit"))
 
 
+@pytest.mark.timeout(240)  # 13 connections and 12 refused pairings under TCG
 async def test_unpaired_central_cannot_subscribe(
     adapters: Adapters, watch: tuple[BlessPeripheral, Screen]
 ) -> None:
@@ -180,7 +181,8 @@ async def test_unpaired_central_cannot_subscribe(
     refused = [int(h, 16) for h in REFUSED_WRITE.findall(trace)]
     values = {int(h, 16) for h in SENT_VALUE.findall(trace)}
     print(f"refused: {refused}", f"values: {values}", received, sep="\n")
-    assert sorted(refused) == sorted(cccds), trace
+    # gatttool may repeat a refused write once while its pairing attempt runs.
+    assert set(refused) == set(cccds), trace
     assert not values & {handles[uuid].value for uuid in PROTECTED_SUBSCRIPTIONS}, trace
     notified = re.findall(r"(?:Notification|Indication)\s+handle = 0x(\w{4})", received)
     assert notified == [f"{battery.value:04x}"], received
@@ -204,6 +206,7 @@ async def test_just_works_pairing_is_refused(
     assert re.search(REFUSED_READ, await _read_witnessed(adapters))
 
 
+@pytest.mark.timeout(240)  # a passkey pairing, then three connections and two refused ones
 async def test_spoofed_bonded_address_gets_nothing(
     adapters: Adapters, watch: tuple[BlessPeripheral, Screen]
 ) -> None:
