@@ -5,7 +5,7 @@ advertisement; the adapter sets private fields (``describe_to_bluez``) and subcl
 advertisement. These tests export bless's own objects on a real (private) bus and read
 them back as bluetoothd does (``GetManagedObjects``, ``GetAll``): they fail when a bless
 release moves those fields. The BlueZ VM suite proves what BlueZ then does with them
-(``tests/bluez/test_hostile_bluez.py``).
+(``tests/bluez/test_watch_hostile_central.py``).
 """
 
 from __future__ import annotations
