@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from dbus_fast import BusType, Message, MessageType
@@ -82,6 +83,20 @@ async def wait_for_adapters() -> Adapters:
     return Adapters(watch=found["hci0"], agent=found["hci1"])
 
 
+class Screen:
+    """The watch's display: passkeys shown (and numbers confirmed), in order."""
+
+    def __init__(self) -> None:
+        self.passkeys: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
+
+    async def show_passkey(self, peer_address: str, passkey: int) -> None:
+        self.passkeys.put_nowait((peer_address, passkey))
+
+    async def confirm_number(self, peer_address: str, number: int) -> bool:
+        self.passkeys.put_nowait((peer_address, number))
+        return True
+
+
 @pytest.fixture(scope="session")
 def adapters() -> Adapters:
     return asyncio.run(wait_for_adapters())
@@ -95,34 +110,69 @@ async def _call(bus: MessageBus, message: Message) -> Message:
     return reply
 
 
+async def _devices(bus: MessageBus) -> dict[str, dict[str, Any]]:
+    """Device object path -> its org.bluez.Device1 properties, on every adapter."""
+    reply = await _call(
+        bus,
+        Message(
+            destination="org.bluez",
+            path="/",
+            interface="org.freedesktop.DBus.ObjectManager",
+            member="GetManagedObjects",
+        ),
+    )
+    return {
+        path: interfaces["org.bluez.Device1"]
+        for path, interfaces in reply.body[0].items()
+        if "org.bluez.Device1" in interfaces
+    }
+
+
+async def _remove(bus: MessageBus, path: str) -> None:
+    await _call(
+        bus,
+        Message(
+            destination="org.bluez",
+            path=path.rsplit("/", 1)[0],
+            interface="org.bluez.Adapter1",
+            member="RemoveDevice",
+            signature="o",
+            body=[path],
+        ),
+    )
+
+
+def _device_path(adapter: str, address: str) -> str:
+    return f"/org/bluez/{adapter}/dev_{address.replace(':', '_')}"
+
+
 async def forget_all_devices() -> None:
     """Remove every device (and so every bond) bluetoothd knows, on both adapters."""
     bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
     try:
-        reply = await _call(
-            bus,
-            Message(
-                destination="org.bluez",
-                path="/",
-                interface="org.freedesktop.DBus.ObjectManager",
-                member="GetManagedObjects",
-            ),
-        )
-        for path, interfaces in reply.body[0].items():
-            if "org.bluez.Device1" in interfaces:
-                await _call(
-                    bus,
-                    Message(
-                        destination="org.bluez",
-                        path=path.rsplit("/", 1)[0],
-                        interface="org.bluez.Adapter1",
-                        member="RemoveDevice",
-                        signature="o",
-                        body=[path],
-                    ),
-                )
+        for path in await _devices(bus):
+            await _remove(bus, path)
     finally:
         bus.disconnect()
+
+
+async def remove_device(adapter: str, address: str) -> None:
+    """Forget one device (its keys included) on one adapter only."""
+    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    try:
+        await _remove(bus, _device_path(adapter, address))
+    finally:
+        bus.disconnect()
+
+
+async def device_property(adapter: str, address: str, name: str) -> Any:
+    """A Device1 property as bluetoothd reports it; None when it does not know the device."""
+    bus = await MessageBus(bus_type=BusType.SYSTEM).connect()
+    try:
+        device = (await _devices(bus)).get(_device_path(adapter, address))
+    finally:
+        bus.disconnect()
+    return None if device is None else device[name].value
 
 
 @pytest.fixture(autouse=True)

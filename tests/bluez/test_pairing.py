@@ -18,7 +18,7 @@ from phoneagent.transport import PairingAgent, RefusingAgent, parse_transport
 from phoneagent.transport.factory import bluez_transport
 from protocol.profile import PROFILE
 from protocol.uuids import HISTORY_STATUS, MODEL_NUMBER
-from tests.bluez.conftest import Adapters
+from tests.bluez.conftest import Adapters, Screen
 from watchsim.peripheral.bless_adapter import BlessPeripheral
 from watchsim.peripheral.port import PairingMode
 
@@ -26,20 +26,6 @@ pytestmark = pytest.mark.bluez_vm
 
 WAIT = 30.0
 STATUS = b"\x01\x02\x03\x04"
-
-
-class Screen:
-    """The watch's display: passkeys shown, in order."""
-
-    def __init__(self) -> None:
-        self.passkeys: asyncio.Queue[tuple[str, int]] = asyncio.Queue()
-
-    async def show_passkey(self, peer_address: str, passkey: int) -> None:
-        self.passkeys.put_nowait((peer_address, passkey))
-
-    async def confirm_number(self, peer_address: str, number: int) -> bool:
-        self.passkeys.put_nowait((peer_address, number))
-        return True
 
 
 class Typist:

@@ -3,10 +3,16 @@
 Thin on purpose: the profile mapping is in pure functions (unit-tested); the rest only
 forwards. What bless 0.3.0 can and cannot do, and what this adapter does instead:
 
-- Security: bless permissions only know "encryption required" (``encrypt-read``/
-  ``encrypt-write``); AUTHENTICATED characteristics are upgraded to BlueZ's
-  ``encrypt-authenticated-*`` flags before the application is registered, so a Just Works
-  key does not open them. Subscriptions (CCCD) are protected by BlueZ's own rules.
+- Security: bless permissions only know "encryption required" for reads and writes
+  (``encrypt-read``/``encrypt-write``), and it declares only its first service primary.
+  BlueZ takes a subscription's protection (the CCCD's write permission) only from the
+  ``encrypt-notify``/``encrypt-authenticated-notify`` (and ``-indicate``) flags, so a plain
+  ``notify`` lets any central subscribe. Before the application is registered,
+  ``describe_to_bluez`` sets on bless's D-Bus objects the flags BlueZ reads
+  (``bluez_flags``: every access of a characteristic, subscriptions included, at its
+  profile security) and makes every service primary. bless 0.3.0 keeps both in private
+  fields (``_flags``, ``_primary``): pinned (pyproject) and checked on a real bus by
+  ``tests/integration/test_bless_bluez_objects.py``.
 - No connection, disconnection or subscription events, no peer identity and no MTU:
   listeners are never called and ``peers`` is empty. BlueZ does name the central and the
   ATT MTU in every ReadValue/WriteValue call's options, which bless drops: the adapter
@@ -18,7 +24,10 @@ forwards. What bless 0.3.0 can and cannot do, and what this adapter does instead
   (``bluez_agent``) as bluetoothd's default agent, which shows or confirms the passkey.
 - No advertising content control: BlueZ advertises the local name and only the first
   service of the GATT tree, so ``gatt_tree`` puts the advertised services first; no
-  appearance. Advertising starts together with GATT registration (bless ``start``).
+  appearance. bless's advertisement has no ``Discoverable`` property, so its flags say
+  "not discoverable" (0x04) and BlueZ's plain discovery never lists the watch: the adapter
+  registers ``DiscoverableAdvertisement`` (bless's, plus ``Discoverable``, which BlueZ has
+  read since 2020) itself, together with the GATT application, in ``start_advertising``.
 - ``update_value`` is synchronous and unacknowledged: ``notify``/``indicate`` cannot
   wait for confirmation; they wait until the value is in the D-Bus socket (``BusWriter``,
   which also keeps dbus_next from closing the bus when that socket is full) and return 1
@@ -33,11 +42,14 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from typing import Any, Final
+from uuid import UUID
 
 from bless.backends.attribute import GATTAttributePermissions
+from bless.backends.bluezdbus.dbus.advertisement import BlueZLEAdvertisement, Type
 from bless.backends.characteristic import GATTCharacteristicProperties
-from dbus_next.constants import MessageType  # bless's D-Bus library, for bless's bus
+from dbus_next.constants import MessageType, PropertyAccess  # bless's D-Bus library
 from dbus_next.message import Message
+from dbus_next.service import dbus_property
 
 from bluezkit import device_address
 from protocol.profile import PROFILE, Property, Security, ServiceSpec
@@ -61,10 +73,17 @@ _PROPERTIES: Final = {
     Property.INDICATE: GATTCharacteristicProperties.indicate,
 }
 _WRITABLE: Final = Property.WRITE | Property.WRITE_WITHOUT_RESPONSE
-# BlueZ flag of an encrypted access -> the same access with an MITM-protected key.
-_AUTHENTICATED_FLAGS: Final = {
-    "encrypt-read": "encrypt-authenticated-read",
-    "encrypt-write": "encrypt-authenticated-write",
+# BlueZ's GattCharacteristic1 flag of each access; the protection is a prefix.
+_BLUEZ_ACCESS: Final = {
+    Property.READ: "read",
+    Property.WRITE: "write",
+    Property.NOTIFY: "notify",
+    Property.INDICATE: "indicate",
+}
+_BLUEZ_PROTECTION: Final = {
+    Security.OPEN: "",
+    Security.ENCRYPTED: "encrypt-",
+    Security.AUTHENTICATED: "encrypt-authenticated-",
 }
 
 GattTree = dict[str, dict[str, dict[str, Any]]]
@@ -91,6 +110,42 @@ def bless_permissions(properties: Property, security: Security) -> GATTAttribute
         if encrypted:
             permissions |= GATTAttributePermissions.write_encryption_required
     return permissions
+
+
+def bluez_flags(properties: Property, security: Security) -> list[str]:
+    """BlueZ's ``Flags`` of a characteristic: every access, subscriptions included, at
+    ``security``. BlueZ derives the value's permissions from the read/write flags and the
+    CCCD's write permission from the notify/indicate ones."""
+    protection = _BLUEZ_PROTECTION[security]
+    flags = [protection + flag for access, flag in _BLUEZ_ACCESS.items() if access in properties]
+    if Property.WRITE_WITHOUT_RESPONSE in properties:
+        # No protected variant: BlueZ checks a Write Command against the write flag's
+        # permission, so without that flag nothing would protect it.
+        if security > Security.OPEN and Property.WRITE not in properties:
+            raise ValueError("BlueZ cannot protect a write-without-response-only characteristic")
+        flags.append("write-without-response")
+    return flags
+
+
+def describe_to_bluez(service: Any, spec: ServiceSpec) -> None:
+    """Make bless's D-Bus service ``service`` (a ``BlueZGattService``) say what ``spec``
+    needs and bless 0.3.0 has no API for: primary (bless makes only its first service
+    primary, and phones find services by primary discovery) and each characteristic's
+    full ``Flags``. BlueZ reads both when the application is registered."""
+    service._primary = True
+    specs = {str(UUID(c.uuid)): c for c in spec.characteristics}
+    for characteristic in service.characteristics:
+        c = specs[str(UUID(characteristic.UUID))]
+        characteristic._flags = bluez_flags(c.properties, c.security)
+
+
+class DiscoverableAdvertisement(BlueZLEAdvertisement):
+    """bless's advertisement, advertised as LE General Discoverable: a watch waiting to be
+    paired must show up in any central's plain discovery (BlueZ's included)."""
+
+    @dbus_property(access=PropertyAccess.READ)  # type: ignore[untyped-decorator]
+    def Discoverable(self) -> "b":  # type: ignore[name-defined]  # noqa: F821, UP037
+        return True
 
 
 def gatt_tree(profile: Sequence[ServiceSpec]) -> GattTree:
@@ -164,16 +219,9 @@ class BlessPeripheral(Peripheral):
         await self._server.add_gatt(gatt_tree(profile))
         self._service_of = {c.uuid: s.uuid for s in profile for c in s.characteristics}
         for service in profile:
-            for spec in service.characteristics:
-                if spec.security >= Security.AUTHENTICATED:
-                    self._require_authentication(spec.uuid)
+            describe_to_bluez(self._server.get_service(service.uuid).gatt, service)
         if self._display is not None:
             self._agent = await RegisteredAgent.register(self._display, self._mode)
-
-    def _require_authentication(self, uuid: str) -> None:
-        # bless keeps the D-Bus flag list BlueZ reads at registration in ``gatt._flags``.
-        gatt = self._server.get_characteristic(uuid).gatt
-        gatt._flags = [_AUTHENTICATED_FLAGS.get(flag, flag) for flag in gatt._flags]
 
     async def stop(self) -> None:
         if self._agent is not None:
@@ -214,8 +262,21 @@ class BlessPeripheral(Peripheral):
     async def start_advertising(
         self, local_name: str, appearance: int, service_uuids: Sequence[str]
     ) -> None:
-        # Name is fixed at construction and bless picks the advertised UUID itself.
-        await self._server.start()
+        # What bless's ``start`` does, with a discoverable advertisement. The name is fixed
+        # at construction and the advertised UUID is the GATT tree's first service.
+        server = self._server
+        app = server.app
+        server.bus.export(app.path, app)
+        await app.register(server.adapter)
+        await app.set_name(server.adapter, app.app_name)
+        advertisement: Any = DiscoverableAdvertisement(
+            Type.PERIPHERAL, len(app.advertisements) + 1, app
+        )
+        advertisement.ServiceUUIDs = [app.services[0].UUID]
+        app.advertisements.append(advertisement)  # bless's stop_advertising unregisters it
+        server.bus.export(advertisement.path, advertisement)
+        manager = server.adapter.get_interface("org.bluez.LEAdvertisingManager1")
+        await manager.call_register_advertisement(advertisement.path, {})
 
     async def stop_advertising(self) -> None:
         await self._server.app.stop_advertising(self._server.adapter)
