@@ -1,7 +1,7 @@
 """The watch on bless (hci0) against a hostile central on hci1 that is only BlueZ's own
 tools: ``gatttool`` (raw ATT, lowest security unless asked) and ``bluetoothctl`` (its own
 pairing agent). Issue 15, findings 7-9 and the Just Works and spoofed-address cases; the
-table is in docs/security-bluez.md.
+table is in docs/security.md.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ from bless.backends.bluezdbus.dbus.advertisement import Type
 from bless.backends.bluezdbus.dbus.application import BlueZGattApplication
 from dbus_fast import Message, MessageType
 from dbus_fast.aio import MessageBus as FastBus
-from dbus_next.aio import MessageBus
+from dbus_next.aio.message_bus import MessageBus
 
 from protocol.profile import PROFILE, Property, Security
 from tests.dbus_session import session_bus
@@ -46,7 +46,8 @@ async def buses(session_bus: str) -> AsyncIterator[tuple[MessageBus, FastBus]]:
         bless_bus.disconnect()
 
 
-async def _call(reader: FastBus, destination: str, **fields: Any) -> list[Any]:
+async def _call(reader: FastBus, destination: str | None, **fields: Any) -> list[Any]:
+    assert destination is not None, "the bless bus has no unique name"
     reply = await reader.call(Message(destination=destination, **fields))
     assert reply is not None and reply.message_type is MessageType.METHOD_RETURN, reply
     return list(reply.body)
