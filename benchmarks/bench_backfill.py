@@ -31,7 +31,7 @@ from datetime import timedelta
 from pathlib import Path
 
 import _common
-from bench_notify import raw_bumble
+from bench_notify import in_process, raw_bumble
 from bench_store import bench_raw, make_samples
 from bumble.link import LocalLink
 
@@ -193,7 +193,9 @@ def main() -> None:
         if args.mode in ("both", "inproc"):
             runs["inproc"] = asyncio.run(inproc(days, work / "inproc"))
         quiet_bumble_debug_strings()  # as the watch and the agent have it: one floor for both
-        notify_rate = asyncio.run(raw_bumble(args.notifications, bytes(history.MAX_PAYLOAD)))
+        notify_rate = asyncio.run(
+            in_process(args.notifications, raw_bumble, bytes(history.MAX_PAYLOAD))
+        )
         stored = max(run.samples for run in runs.values())
         samples = make_samples(stored)
         batches = [samples[i : i + 8192] for i in range(0, stored, 8192)]

@@ -75,8 +75,9 @@ async def _powered(place: Place, name: str, address: str) -> AsyncIterator[Devic
             await close()
 
 
-async def _serve(watch: Device, count: int) -> None:
-    """Advertise a notify characteristic; push ``count`` notifications to each subscriber."""
+async def _serve(watch: Device, count: int, payload: bytes = PAYLOAD) -> None:
+    """Advertise a notify characteristic; push ``count`` notifications of ``payload`` to
+    each subscriber."""
     characteristic: Characteristic[bytes] = Characteristic(
         CHAR, Characteristic.Properties.NOTIFY, Characteristic.READABLE, b""
     )
@@ -86,7 +87,7 @@ async def _serve(watch: Device, count: int) -> None:
     async def pump(peer: Connection) -> None:
         with contextlib.suppress(Exception):  # the central may leave mid-burst: next round
             for _ in range(count):
-                await watch.notify_subscriber(peer, characteristic, PAYLOAD)
+                await watch.notify_subscriber(peer, characteristic, payload)
 
     def on_subscription(bearer: object, notify_enabled: bool, _indicate: bool) -> None:
         if notify_enabled and isinstance(bearer, Connection):
@@ -151,11 +152,13 @@ async def bleak_backend(place: Place, count: int) -> float:
         return await arrivals.rate()
 
 
-async def in_process(count: int, bench: Callable[[Place, int], Awaitable[float]]) -> float:
+async def in_process(
+    count: int, bench: Callable[[Place, int], Awaitable[float]], payload: bytes = PAYLOAD
+) -> float:
     """One round on a fresh LocalLink with the watch in this process."""
     link = LocalLink()  # type: ignore[no-untyped-call]
     async with _powered(link, "bench-watch", WATCH) as watch:
-        await _serve(watch, count)
+        await _serve(watch, count, payload)
         return await bench(link, count)
 
 
