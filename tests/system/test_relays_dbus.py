@@ -36,7 +36,7 @@ from phoneagent.relays.permissions import Feature
 from phoneagent.relays.service import RelayService
 from phoneagent.relays.sources import modem, mpris, notifications
 from phoneagent.store import Store
-from phoneagent.store.ledger import table_columns
+from phoneagent.store.db import connect
 from tests.dbus_session import private_bus, session_bus
 from tests.integration.test_relays import Rig, hub_log, relay_rig, shown
 from tests.integration.test_sync_engine import KEY, WAIT
@@ -409,14 +409,16 @@ async def test_modem_calls_stop_ringing_and_reject_reaches_the_modem__PR_CALL(
 def _database_text(directory: Path) -> str:
     """Every row of every table, decrypted."""
     with Store.open(directory, KEY) as store:
-        tables = table_columns(store)
-        rows = [
-            repr(row)
-            for name in tables
-            for row in store.transact(
-                lambda conn, now, n=name: conn.execute(f"SELECT * FROM {n}").fetchall()
-            )
-        ]
+        tables = store.ledger.table_columns()
+        conn = connect(store.path, KEY)
+        try:
+            rows = [
+                repr(row)
+                for name in tables
+                for row in conn.execute(f"SELECT * FROM {name}").fetchall()
+            ]
+        finally:
+            conn.close()
     assert rows, "the database should hold the device, bond and consent ledger"
     return "\n".join(rows)
 

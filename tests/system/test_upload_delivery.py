@@ -79,8 +79,8 @@ async def test_cursor_is_committed_every_n_chunks_and_at_the_end(
     assert (await uploader.drain()).samples == 200  # 10 chunks of 20 samples
     # Every 3 chunks, then the rest with the session's disclosure row, in one transaction.
     assert committed == [59, 119, 179, 199]
-    assert ledger.get_upload_cursor(store, WATCH, "eu") == 199
-    assert [d.record_count for d in ledger.disclosures(store)] == [200]
+    assert store.ledger.get_upload_cursor(WATCH, "eu") == 199
+    assert [d.record_count for d in store.ledger.disclosures()] == [200]
 
 
 async def test_a_window_without_pubacks_fails_at_the_deadline(
@@ -104,10 +104,10 @@ async def test_a_window_without_pubacks_fails_at_the_deadline(
     finally:
         broker.resume()
     assert uploader.stats.samples == 0
-    assert ledger.get_upload_cursor(store, WATCH, "eu") is None
+    assert store.ledger.get_upload_cursor(WATCH, "eu") is None
     # The broker is back: the next session sends everything, nothing was skipped.
     assert (await Uploader(store, endpoint, batch_size=10).drain()).samples == 100
-    assert ledger.get_upload_cursor(store, WATCH, "eu") == 99
+    assert store.ledger.get_upload_cursor(WATCH, "eu") == 99
 
 
 async def test_a_cancelled_upload_commits_what_was_acknowledged(
@@ -140,7 +140,7 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
     with pytest.raises(asyncio.CancelledError):
         await draining
     assert uploader.stats.samples >= 40
-    assert ledger.get_upload_cursor(store, WATCH, "eu") == uploader.stats.samples - 1
+    assert store.ledger.get_upload_cursor(WATCH, "eu") == uploader.stats.samples - 1
 
 
 @contextlib.asynccontextmanager
@@ -179,10 +179,10 @@ async def test_a_running_uploader_records_its_first_upload_at_once_then_at_inter
             uploader.wake()
             assert await acked.get() == first + 9
         # The first upload's record was made before the next upload began; none since.
-        assert [d.record_count for d in ledger.disclosures(store)] == [10]
-        assert ledger.get_upload_cursor(store, WATCH, "eu") == 9
-    assert [d.record_count for d in ledger.disclosures(store)] == [10, 40]
-    assert ledger.get_upload_cursor(store, WATCH, "eu") == 49
+        assert [d.record_count for d in store.ledger.disclosures()] == [10]
+        assert store.ledger.get_upload_cursor(WATCH, "eu") == 9
+    assert [d.record_count for d in store.ledger.disclosures()] == [10, 40]
+    assert store.ledger.get_upload_cursor(WATCH, "eu") == 49
 
 
 async def test_a_late_record_is_dated_when_its_data_went__PR_CLOUD(
@@ -202,7 +202,7 @@ async def test_a_late_record_is_dated_when_its_data_went__PR_CLOUD(
         clock[0] += 5
         set_consent(store, "cloud_sync", False)
         clock[0] += 5
-    assert [(d.at - start, d.record_count) for d in ledger.disclosures(store)] == [
+    assert [(d.at - start, d.record_count) for d in store.ledger.disclosures()] == [
         (0, 10),
         (5, 10),
     ]
@@ -214,6 +214,6 @@ def test_a_record_for_a_deleted_device_keeps_its_disclosure(tmp_path: Path) -> N
     store = filled_store(tmp_path / "agent", 10)
     store.delete_device(WATCH)
     sent = ledger.NewDisclosure("cloud eu", "upload", ("steps",), 10)
-    ledger.record_upload(store, "eu", {WATCH: 9}, sent)
-    assert [d.record_count for d in ledger.disclosures(store)] == [10]
-    assert ledger.get_upload_cursor(store, WATCH, "eu") is None
+    store.ledger.record_upload("eu", {WATCH: 9}, sent)
+    assert [d.record_count for d in store.ledger.disclosures()] == [10]
+    assert store.ledger.get_upload_cursor(WATCH, "eu") is None
