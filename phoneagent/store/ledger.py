@@ -139,8 +139,9 @@ def _account(row: Sequence[Any]) -> AccountRow:
 
 class Ledger:
     """The privacy tables of one store (``Store.ledger``): every method is one transaction
-    under the store's lock, so a consent change or a deletion is recorded whole or not
-    at all, and a full disk or a damaged page surfaces as the store's own errors."""
+    under the store's lock (``upload_consents``: one statement), so a consent change or a
+    deletion is recorded whole or not at all, and a full disk or a damaged page surfaces
+    as the store's own errors."""
 
     def __init__(self, transact: Run, snapshot: Run) -> None:
         """``transact``: an IMMEDIATE transaction; ``snapshot``: one statement's read."""
