@@ -1,7 +1,10 @@
 """The encrypted store: one SQLCipher database per data directory.
 
-Threading rule: a ``Store`` owns one connection and one lock; every public method
-takes the lock, so a ``Store`` may be shared between threads. From asyncio use
+Every SQL statement of the agent is a method here or of the store's ``Ledger``
+(``store.ledger``, the privacy tables); no connection leaves the package.
+
+Threading rule: a ``Store`` owns one connection and one lock; every public method (its
+ledger's too) takes the lock, so a ``Store`` may be shared between threads. From asyncio use
 ``AsyncStore`` (one worker thread), never call the blocking methods on the event loop.
 """
 

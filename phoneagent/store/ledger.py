@@ -132,9 +132,19 @@ _ERASE_COLUMNS = (
 )
 
 
-def _account(row: Sequence[Any]) -> AccountRow:
+def _account(conn: Connection) -> AccountRow | None:
+    row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE id = 1").fetchone()
+    if row is None:
+        return None
     guest, *rest = row
     return AccountRow(bool(guest), *rest)
+
+
+def _written_account(conn: Connection) -> AccountRow:
+    """The account row just written in this transaction."""
+    account = _account(conn)
+    assert account is not None
+    return account
 
 
 class Ledger:
@@ -151,11 +161,7 @@ class Ledger:
     # -- account ---------------------------------------------------------------------------
 
     def get_account(self) -> AccountRow | None:
-        def work(conn: Connection, now: int) -> AccountRow | None:
-            row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE id = 1").fetchone()
-            return None if row is None else _account(row)
-
-        return self._transact(work)
+        return self._transact(lambda conn, now: _account(conn))
 
     def ensure_guest(self) -> AccountRow:
         """The identity row, creating a guest one (fresh random install id) when there is none."""
@@ -166,8 +172,7 @@ class Ledger:
                 " VALUES (1, 1, ?, ?)",
                 (secrets.token_hex(16), now),
             )
-            row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE id = 1").fetchone()
-            return _account(row)
+            return _written_account(conn)
 
         return self._transact(work)
 
@@ -201,8 +206,7 @@ class Ledger:
                     " weight_decikg = ? WHERE id = 1 AND guest = 0",
                     (region, birth_date, sex, height_cm, weight_decikg),
                 )
-            row = conn.execute(f"SELECT {_ACCOUNT_COLUMNS} FROM account WHERE id = 1").fetchone()
-            return _account(row)
+            return _written_account(conn)
 
         return self._transact(work)
 

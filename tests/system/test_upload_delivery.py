@@ -56,24 +56,21 @@ async def test_cursor_is_committed_every_n_chunks_and_at_the_end(
 ) -> None:
     store = filled_store(tmp_path / "agent", 200)
     committed: list[int] = []
-    commit, close = ledger.set_upload_cursor, ledger.record_upload
+    commit, close = store.ledger.set_upload_cursor, store.ledger.record_upload
 
-    def recording(s: Store, device: str, endpoint: str, last_seq: int) -> None:
+    def recording(device: str, endpoint: str, last_seq: int) -> None:
         committed.append(last_seq)
-        commit(s, device, endpoint, last_seq)
+        commit(device, endpoint, last_seq)
 
     def closing(
-        s: Store,
-        endpoint: str,
-        cursors: Mapping[str, int],
-        disclosure: ledger.NewDisclosure | None,
+        endpoint: str, cursors: Mapping[str, int], disclosure: ledger.NewDisclosure | None
     ) -> None:
         committed.append(cursors[WATCH])
         assert disclosure is not None and disclosure.record_count == 200
-        close(s, endpoint, cursors, disclosure)
+        close(endpoint, cursors, disclosure)
 
-    monkeypatch.setattr(ledger, "set_upload_cursor", recording)
-    monkeypatch.setattr(ledger, "record_upload", closing)
+    monkeypatch.setattr(store.ledger, "set_upload_cursor", recording)
+    monkeypatch.setattr(store.ledger, "record_upload", closing)
     endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
     uploader = Uploader(store, endpoint, batch_size=10, window=2, cursor_every=3)
     assert (await uploader.drain()).samples == 200  # 10 chunks of 20 samples
