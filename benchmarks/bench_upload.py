@@ -26,7 +26,7 @@ import aiomqtt
 
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
-from phoneagent.store import DbKey, Store, ledger
+from phoneagent.store import DbKey, Store
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import read_chunk
 from phoneagent.upload.uploader import Uploader, UploadStats
@@ -72,7 +72,7 @@ async def measure(directory: Path, count: int, rounds: int = 7) -> tuple[float, 
                             *(client.publish(topic, p, qos=1, **options) for p in window)
                         )
                     rates.append(count / (time.perf_counter() - began))
-            ledger.set_upload_cursor(store, WATCH, "eu", -1)
+            store.ledger.set_upload_cursor(WATCH, "eu", -1)
             uploader.stats = UploadStats()
             began = time.perf_counter()
             stats = await uploader.drain()

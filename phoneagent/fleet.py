@@ -40,7 +40,7 @@ from phoneagent.daemon import Daemon
 from phoneagent.privacy import sync_preferences
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
-from phoneagent.store import AsyncStore, Store, StorePool, create_key_file, ledger, read_key_file
+from phoneagent.store import AsyncStore, Store, StorePool, create_key_file, read_key_file
 from phoneagent.sync import Backoff, Committed, StoreBonds, SyncObserver, SyncState
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import RefusingAgent, Transport, radio_lost
@@ -287,7 +287,7 @@ class FleetAgent:
         fresh = not self.key_file.exists()
         key = create_key_file(self.key_file) if fresh else read_key_file(self.key_file)
         store = Store.open(self.data_dir, key)
-        if ledger.get_account(store) is None:
+        if store.ledger.get_account() is None:
             profile = ProfileInput(config.region, date(1990, 1, 1), Sex.FEMALE, 170, 650)
             create_account(store, profile)
             if config.cloud_config is not None:
@@ -345,7 +345,7 @@ class FleetAgent:
 
     def identity(self) -> dict[str, Any]:
         assert self.store is not None
-        account = ledger.get_account(self.store)
+        account = self.store.ledger.get_account()
         device = self.store.get_device(self.watch.address)
         return {
             "watch": self.watch.name,

@@ -25,7 +25,6 @@ from phoneagent.privacy.account import profile_input
 from phoneagent.privacy.export import rows
 from phoneagent.privacy.regions import REGIONS
 from phoneagent.store import Store
-from phoneagent.store.ledger import get_account
 from protocol.settings import Sex
 
 _SEXES = [s.name.lower() for s in Sex]
@@ -151,7 +150,7 @@ def update_command(
 ) -> None:
     """Correct the profile; a connected watch gets it at once, others on their next sync."""
     with agent.open_store() as store, privacy_errors():
-        account = get_account(store)  # read only: a refusal writes nothing
+        account = store.ledger.get_account()  # read only: a refusal writes nothing
         if account is None or account.guest:
             raise click.UsageError("There is no account to update (guest mode); create one.")
         base = profile_input(account)

@@ -14,7 +14,7 @@ from phoneagent.cli.output import emit, json_option
 from phoneagent.errors import EXIT_ERROR, EXIT_UNREACHABLE, EXIT_USAGE
 from phoneagent.privacy.consent import CLOUD_SYNC, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
-from phoneagent.store import Store, ledger
+from phoneagent.store import Store
 from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint, EndpointError, endpoints_path, load_endpoints
 from phoneagent.upload.receiver import ReceiverDb, serve
@@ -65,7 +65,7 @@ def clear(agent: AgentContext, wait: float) -> None:
     """
     with agent.open_store() as store:
         requested = request_cloud_erasure(store, "data")
-        if not requested and not ledger.erase_requests(store, pending_only=True):
+        if not requested and not store.ledger.erase_requests(pending_only=True):
             click.echo("Nothing was ever uploaded; there is nothing to erase.")
             return
         failure = send_erasures(agent, store, wait)
@@ -80,7 +80,7 @@ def send_erasures(agent: AgentContext, store: Store, wait: float) -> CliError | 
     not be sent stay pending (the audit tracks them against the 90-day limit) and
     ``cloud clear`` or ``run`` sends them later.
     """
-    regions = sorted({r.endpoint for r in ledger.erase_requests(store, pending_only=True)})
+    regions = sorted({r.endpoint for r in store.ledger.erase_requests(pending_only=True)})
     if not regions:
         return None
     path = endpoints_path(agent.data_dir)
@@ -110,7 +110,7 @@ def send_erasures(agent: AgentContext, store: Store, wait: float) -> CliError | 
             "(phoneagent cloud clear retries)",
             EXIT_ERROR if isinstance(error, PublishRefusedError) else EXIT_UNREACHABLE,
         )
-    pending = ledger.erase_requests(store, pending_only=True)
+    pending = store.ledger.erase_requests(pending_only=True)
     click.echo(
         f"{len(pending)} erase request(s) pending confirmation (see: phoneagent cloud status)."
     )
@@ -132,7 +132,7 @@ def status(agent: AgentContext, as_json: bool) -> None:
                 "sent": _iso(r.sent_at),
                 "deadline": _iso(r.deadline_at),
             }
-            for r in ledger.erase_requests(store, pending_only=True)
+            for r in store.ledger.erase_requests(pending_only=True)
         ]
     emit(
         rows,

@@ -11,7 +11,7 @@ from phoneagent.privacy import POLICY_VERSION, set_consent
 from phoneagent.privacy.consent import default_granted, known_subjects
 from phoneagent.privacy.export import iso
 from phoneagent.relays.permissions import SETTING_PREFIX
-from phoneagent.store.ledger import ConsentEntry, latest_consents
+from phoneagent.store.ledger import ConsentEntry
 
 _APP = click.option("--app", default="", help="Narrow to one app id (notifications).")
 
@@ -44,7 +44,7 @@ def in_force(
 def show_command(agent: AgentContext, as_json: bool) -> None:
     """Current state of every consent, with when and under which policy version it was given."""
     with agent.open_store() as store:
-        current = in_force(latest_consents(store))
+        current = in_force(store.ledger.latest_consents())
         show_policy_notice(store)
     subjects = [(s, "") for s in known_subjects()]
     subjects += sorted(k for k in current if k[1])

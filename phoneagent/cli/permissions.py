@@ -28,7 +28,7 @@ from phoneagent.relays.permissions import (
     set_permission,
     set_quiet_hours,
 )
-from phoneagent.store.ledger import ConsentEntry, latest_consents
+from phoneagent.store.ledger import ConsentEntry
 
 _FEATURE = click.argument("feature", type=click.Choice([f.value for f in Feature]))
 _APP = click.option("--app", help="One app's notifications (an app id, e.g. org.example.Chat).")
@@ -46,7 +46,7 @@ def show_command(agent: AgentContext, as_json: bool) -> None:
     """Each feature, the app rules, quiet hours and call privacy, with when they were set."""
     with agent.open_store() as store:
         policy = load_policy(store)
-        current = latest_consents(store)
+        current = store.ledger.latest_consents()
         show_policy_notice(store)
     rows = []
     for feature in Feature:

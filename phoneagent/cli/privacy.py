@@ -18,7 +18,6 @@ from phoneagent.privacy.audit import FAIL, audit
 from phoneagent.privacy.consent import LOG_UPLOAD, is_granted
 from phoneagent.privacy.export import iso
 from phoneagent.store import Store
-from phoneagent.store.ledger import disclosures, get_account
 
 MONTH_S = 30 * 86400
 
@@ -60,7 +59,7 @@ def privacy_group() -> None:
 def report_command(agent: AgentContext, months: int, as_json: bool) -> None:
     """Every recipient of personal data in the last months, from the disclosure ledger."""
     with agent.open_store() as store:
-        found = disclosures(store, since=int(time.time()) - months * MONTH_S)
+        found = store.ledger.disclosures(since=int(time.time()) - months * MONTH_S)
         show_policy_notice(store)
     rows = [
         {
@@ -109,7 +108,7 @@ def logs_group() -> None:
 def logs_upload_command(agent: AgentContext, out: Path) -> None:
     """Bundle the logs for sending; only on this explicit command, with log_upload consent."""
     with agent.open_store() as store, privacy_errors():
-        account = get_account(store)
+        account = store.ledger.get_account()
         if account is None or account.guest:
             raise CliError("Log upload needs an account; guest mode sends nothing.", EXIT_ERROR)
         if not is_granted(store, LOG_UPLOAD):

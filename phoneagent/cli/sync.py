@@ -16,7 +16,7 @@ from phoneagent.daemon import Daemon
 from phoneagent.errors import EXIT_ERROR, EXIT_PAIRING_LOST, EXIT_USAGE
 from phoneagent.relays.control import ControlError
 from phoneagent.relays.service import RelayService
-from phoneagent.store import AsyncStore, Store, ledger
+from phoneagent.store import AsyncStore, Store
 from phoneagent.sync import DeviceSync, SyncObserver, SyncState
 from phoneagent.upload import EndpointError, Uploader, endpoints_path, load_endpoints
 from protocol.address import Address
@@ -54,7 +54,7 @@ def configured_uploader(agent: AgentContext, store: Store) -> Uploader | None:
     Whether it may publish is still asked before every batch (PR-CLOUD, PR-GUEST).
     """
     path = endpoints_path(agent.data_dir)
-    account = ledger.get_account(store)
+    account = store.ledger.get_account()
     if not path.exists() or account is None or account.guest or account.region is None:
         return None
     try:

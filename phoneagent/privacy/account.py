@@ -15,15 +15,7 @@ from phoneagent.privacy.errors import AccountError, UnderAgeError
 from phoneagent.privacy.profile import age_on, today_utc
 from phoneagent.privacy.regions import region as find_region
 from phoneagent.store import Store
-from phoneagent.store.ledger import (
-    AccountRow,
-    EraseRequest,
-    consent_history,
-    ensure_guest,
-    get_account,
-    put_account,
-    wipe_personal_data,
-)
+from phoneagent.store.ledger import AccountRow, EraseRequest
 from protocol.settings import HEIGHT_CM_RANGE, WEIGHT_DECIKG_RANGE, Sex
 
 
@@ -73,8 +65,7 @@ def _minimum_age_check(profile: ProfileInput, today: date) -> str | None:
 
 
 def _write(store: Store, profile: ProfileInput, *, new_pseudonym: bool) -> AccountRow:
-    return put_account(
-        store,
+    return store.ledger.put_account(
         region=profile.region,
         birth_date=profile.birth_date.isoformat(),
         sex=int(profile.sex),
@@ -86,7 +77,7 @@ def _write(store: Store, profile: ProfileInput, *, new_pseudonym: bool) -> Accou
 
 def guest_identity(store: Store) -> AccountRow:
     """The current identity; a guest with a fresh random install id when there is none."""
-    return ensure_guest(store)
+    return store.ledger.ensure_guest()
 
 
 def create_account(store: Store, profile: ProfileInput, today: date | None = None) -> AccountRow:
@@ -100,7 +91,7 @@ def create_account(store: Store, profile: ProfileInput, today: date | None = Non
     refusal = _minimum_age_check(profile, today)
     if refusal is not None:
         raise UnderAgeError(refusal + " No account was created and nothing was stored.")
-    existing = get_account(store)
+    existing = store.ledger.get_account()
     if existing is not None and not existing.guest:
         raise AccountError("An account exists already; use phoneagent account update.")
     account = _write(store, profile, new_pseudonym=True)
@@ -116,13 +107,13 @@ def delete_account(store: Store, reason: str = "deleted by the user") -> Account
     consent in force when it was made (a wiped ledger made every past upload look
     unconsented). The phone is back in guest mode afterwards (a new install id on next use).
     """
-    account = get_account(store)
+    account = store.ledger.get_account()
     if account is None or account.guest:
         raise AccountError("There is no account to delete (guest mode).")
     requests = request_cloud_erasure(store, "account")
-    kept = sorted({e.subject for e in consent_history(store) if sends_data_off(e.subject)})
-    samples = wipe_personal_data(
-        store, keep_account=False, keep_consents=kept, policy_version=POLICY_VERSION
+    kept = sorted({e.subject for e in store.ledger.consent_history() if sends_data_off(e.subject)})
+    samples = store.ledger.wipe_personal_data(
+        keep_account=False, keep_consents=kept, policy_version=POLICY_VERSION
     )
     return AccountDeletion(samples, tuple(requests), reason)
 
@@ -136,7 +127,7 @@ def update_account(
     returns the ``AccountDeletion``.
     """
     today = today or today_utc()
-    account = get_account(store)
+    account = store.ledger.get_account()
     if account is None or account.guest:
         raise AccountError("There is no account to update; create one first.")
     profile = profile.checked(today)

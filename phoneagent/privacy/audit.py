@@ -36,20 +36,7 @@ from phoneagent.privacy.gate import (
 from phoneagent.privacy.profile import age_on, current_user_profile, today_utc
 from phoneagent.privacy.regions import REGIONS
 from phoneagent.store import Store
-from phoneagent.store.ledger import (
-    AccountRow,
-    ConsentEntry,
-    Disclosure,
-    consent_history,
-    disclosures,
-    erase_requests,
-    get_account,
-    metric_samples_since,
-    orphan_rows,
-    setting_keys,
-    table_columns,
-    upload_endpoints,
-)
+from phoneagent.store.ledger import AccountRow, ConsentEntry, Disclosure
 from phoneagent.upload.endpoints import EndpointError, endpoints_path, is_loopback, load_endpoints
 
 PASS, FAIL, NA = "pass", "fail", "n/a"
@@ -131,7 +118,7 @@ def _optout(store: Store, f: _Facts) -> Check:
     leaks = []
     for metric in wanted.opted_out:
         since = max(e.at for e in f.history if e.subject == metric_subject(metric))
-        found = metric_samples_since(store, metric, since)
+        found = store.ledger.metric_samples_since(metric, since)
         if found:
             leaks.append(f"{found} {metric.key} sample(s) after the opt-out")
     if leaks:
@@ -215,19 +202,19 @@ def _guest(store: Store, f: _Facts) -> Check:
     if f.account is not None and not f.account.guest:
         return Check("PR-GUEST", NA, "account mode")
     decision = upload_allowed(store)
-    if decision.allowed or upload_endpoints(store):
+    if decision.allowed or store.ledger.upload_endpoints():
         return Check("PR-GUEST", FAIL, "guest data is uploadable or was uploaded")
     return Check("PR-GUEST", PASS, f"guest: upload refused ({decision.reason}); nothing uploaded")
 
 
 def _cloud(store: Store, f: _Facts) -> Check:
     ever = any(e.subject == CLOUD_SYNC and e.granted for e in f.history)
-    if upload_endpoints(store) and not ever:
+    if store.ledger.upload_endpoints() and not ever:
         return Check("PR-CLOUD", FAIL, "upload cursors exist but cloud sync was never turned on")
     off = [d for d in _cloud_disclosures(f) if not granted_at(f.history, CLOUD_SYNC, d.at)]
     if off:
         return Check("PR-CLOUD", FAIL, f"{len(off)} upload(s) while cloud sync was off")
-    pending = len(erase_requests(store, pending_only=True))
+    pending = len(store.ledger.erase_requests(pending_only=True))
     state = "on" if granted_at(f.history, CLOUD_SYNC, f.now) else "off"
     return Check("PR-CLOUD", PASS, f"cloud sync {state}; {pending} erase request(s) pending")
 
@@ -285,14 +272,14 @@ def _region(store: Store, f: _Facts) -> Check:
         for region, at in ((recipient_region(d.recipient), d.at) for d in _cloud_disclosures(f))
         if region != home and not granted_at(f.history, cross_border_subject(region), at)
     ]
-    stray = sorted(upload_endpoints(store) - allowed) + foreign
+    stray = sorted(store.ledger.upload_endpoints() - allowed) + foreign
     if stray:
         return Check("PR-REGION", FAIL, f"uploads outside the allowed regions: {stray}")
     return Check("PR-REGION", PASS, f"home region {home}; uploads only to {sorted(allowed)}")
 
 
 def _retain(store: Store, f: _Facts) -> Check:
-    pending = erase_requests(store, pending_only=True)
+    pending = store.ledger.erase_requests(pending_only=True)
     late = [r.id for r in pending if r.deadline_at < f.now]
     if late:
         return Check("PR-RETAIN", FAIL, f"erase request(s) {late} past the 90-day deadline")
@@ -331,7 +318,7 @@ def _withdraw(store: Store, f: _Facts) -> Check:
 
 
 def _delete(store: Store, f: _Facts) -> Check:
-    orphans = orphan_rows(store)
+    orphans = store.ledger.orphan_rows()
     if orphans:
         return Check("PR-DELETE", FAIL, f"{orphans} row(s) left behind by a deletion")
     return Check("PR-DELETE", PASS, "no data left behind by deletions")
@@ -395,10 +382,10 @@ def audit(store: Store, data_dir: Path, now: float | None = None) -> list[Check]
     facts = _Facts(
         data_dir,
         int(time.time() if now is None else now),
-        get_account(store),
-        consent_history(store),
-        disclosures(store),
-        table_columns(store),
-        setting_keys(store),
+        store.ledger.get_account(),
+        store.ledger.consent_history(),
+        store.ledger.disclosures(),
+        store.ledger.table_columns(),
+        store.ledger.setting_keys(),
     )
     return [check(store, facts) for check in CHECKS]

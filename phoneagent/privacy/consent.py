@@ -21,12 +21,7 @@ from phoneagent.privacy.errors import AccountError, UnknownSubjectError
 from phoneagent.privacy.profile import current_user_profile
 from phoneagent.privacy.regions import REGIONS
 from phoneagent.store import Store
-from phoneagent.store.ledger import (
-    ConsentEntry,
-    append_consent,
-    get_account,
-    latest_consents,
-)
+from phoneagent.store.ledger import ConsentEntry
 from phoneagent.sync.preferences import SyncPreferences
 from protocol.metrics import Metric
 
@@ -77,13 +72,13 @@ def default_granted(subject: str) -> bool:
 
 
 def is_granted(store: Store, subject: str, scope: str = "") -> bool:
-    entry = latest_consents(store).get((subject, scope))
+    entry = store.ledger.latest_consents().get((subject, scope))
     return default_granted(subject) if entry is None else entry.granted
 
 
 def collection_allowed(store: Store) -> set[Metric]:
     """The metrics the watch may measure and the agent may store (PR-OPTOUT)."""
-    current = latest_consents(store)
+    current = store.ledger.latest_consents()
     allowed = set()
     for metric in Metric:
         entry = current.get((metric_subject(metric), ""))
@@ -108,17 +103,17 @@ def set_consent(store: Store, subject: str, granted: bool, scope: str = "") -> C
     """Record a grant or withdrawal under the current policy version; effective at once."""
     subject = parse_subject(subject)
     if granted and sends_data_off(subject):
-        account = get_account(store)
+        account = store.ledger.get_account()
         if account is None or account.guest:
             raise AccountError(
                 f"{subject} sends data off this phone, which guest mode never does; "
                 "create an account first (phoneagent account create)."
             )
-    return append_consent(store, subject, scope, granted, POLICY_VERSION)
+    return store.ledger.append_consent(subject, scope, granted, POLICY_VERSION)
 
 
 def accepted_policy_version(store: Store) -> str | None:
-    entry = latest_consents(store).get((POLICY, ""))
+    entry = store.ledger.latest_consents().get((POLICY, ""))
     return entry.policy_version if entry is not None and entry.granted else None
 
 

@@ -7,17 +7,7 @@ from dataclasses import dataclass
 from phoneagent.privacy.consent import CLOUD_SYNC, CROSS_BORDER_PREFIX
 from phoneagent.store import Store
 from phoneagent.store.errors import UnknownDeviceError
-from phoneagent.store.ledger import (
-    AccountRow,
-    EraseFilter,
-    EraseRequest,
-    add_erase_requests,
-    consent_history,
-    delete_samples,
-    get_account,
-    upload_endpoints,
-    wipe_personal_data,
-)
+from phoneagent.store.ledger import AccountRow, EraseFilter, EraseRequest
 from protocol.metrics import Metric
 
 EVERYTHING = EraseFilter()
@@ -36,10 +26,10 @@ def cloud_endpoints(store: Store, account: AccountRow) -> list[str]:
     The home region, any region ever given cross-border consent, and any endpoint that
     acknowledged an upload: an erase request must reach all of them.
     """
-    history = consent_history(store)
+    history = store.ledger.consent_history()
     if account.guest or not any(e.subject == CLOUD_SYNC and e.granted for e in history):
         return []
-    endpoints = {str(account.region)} | upload_endpoints(store)
+    endpoints = {str(account.region)} | store.ledger.upload_endpoints()
     endpoints |= {
         e.subject.removeprefix(CROSS_BORDER_PREFIX)
         for e in history
@@ -55,13 +45,13 @@ def request_cloud_erasure(
 
     Call it before deleting locally: it needs the account and the upload cursors.
     """
-    account = get_account(store)
+    account = store.ledger.get_account()
     if account is None:
         return []
     endpoints = cloud_endpoints(store, account)
     if not endpoints:
         return []
-    return add_erase_requests(store, scope, account.pseudonym, endpoints, what)
+    return store.ledger.add_erase_requests(scope, account.pseudonym, endpoints, what)
 
 
 def delete_data(
@@ -88,10 +78,10 @@ def delete_data(
     if metric is None and since is None and until is None:
         if device is None:
             devices = len(store.list_devices())
-            samples = wipe_personal_data(store, keep_account=True)
+            samples = store.ledger.wipe_personal_data(keep_account=True)
             return Deletion(samples, devices, tuple(requests))
         samples = sum(store.counts().get(device, {}).values())
         store.delete_device(device)
         return Deletion(samples, 1, tuple(requests))
-    samples = delete_samples(store, device, metric, since, until)
+    samples = store.ledger.delete_samples(device, metric, since, until)
     return Deletion(samples, 0, tuple(requests))

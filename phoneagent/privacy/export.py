@@ -25,13 +25,6 @@ from typing import IO, Any
 
 from phoneagent.privacy.consent import POLICY_VERSION
 from phoneagent.store import Store
-from phoneagent.store.ledger import (
-    consent_history,
-    disclosures,
-    erase_requests,
-    get_account,
-    record_disclosure,
-)
 
 FORMAT_NAME = "phoneagent-export"
 FORMAT_VERSION = 1
@@ -84,7 +77,7 @@ def iso(epoch: int | None) -> str | None:
 
 
 def _account(store: Store) -> Iterator[Row]:
-    account = get_account(store)
+    account = store.ledger.get_account()
     if account is None:
         return
     weight = None if account.weight_decikg is None else account.weight_decikg / 10
@@ -138,7 +131,7 @@ def _gaps(store: Store) -> Iterator[Row]:
 
 
 def _consents(store: Store) -> Iterator[Row]:
-    for e in consent_history(store):
+    for e in store.ledger.consent_history():
         yield {
             "id": e.id,
             "time": iso(e.at),
@@ -150,7 +143,7 @@ def _consents(store: Store) -> Iterator[Row]:
 
 
 def _disclosures(store: Store) -> Iterator[Row]:
-    for d in disclosures(store):
+    for d in store.ledger.disclosures():
         yield {
             "id": d.id,
             "time": iso(d.at),
@@ -163,7 +156,7 @@ def _disclosures(store: Store) -> Iterator[Row]:
 
 
 def _erasures(store: Store) -> Iterator[Row]:
-    for r in erase_requests(store):
+    for r in store.ledger.erase_requests():
         yield {
             "id": r.id,
             "scope": r.scope,
@@ -300,8 +293,7 @@ def export(store: Store, fmt: str, out: Path) -> ExportResult:
 
 def record_share(store: Store, recipient: str, result: ExportResult) -> None:
     """A third party gets the export at the person's request: PR-SHARE's ledger entry."""
-    record_disclosure(
-        store,
+    store.ledger.record_disclosure(
         recipient,
         "export shared at the user's request",
         result.categories,

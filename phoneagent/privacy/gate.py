@@ -39,20 +39,6 @@ class Decision:
         return self.allowed
 
 
-# The whole decision in one statement: the account row and the newest ledger entry of
-# each consent involved (index consent_by_subject), one statement and so one snapshot,
-# because the uploader asks before every batch and three transactions cost more than the
-# batch.
-_DECISION = (
-    "SELECT a.guest, a.region,"
-    " (SELECT granted FROM consent_ledger WHERE subject = ?1 AND scope = ''"
-    "  ORDER BY id DESC LIMIT 1),"
-    " (SELECT granted FROM consent_ledger WHERE subject = ?2 AND scope = ''"
-    "  ORDER BY id DESC LIMIT 1)"
-    " FROM account AS a WHERE a.id = 1"
-)
-
-
 def upload_allowed(store: Store, region: str | None = None) -> Decision:
     """Whether the account's data may be uploaded to ``region``'s endpoint (None: home).
 
@@ -60,14 +46,14 @@ def upload_allowed(store: Store, region: str | None = None) -> Decision:
     """
     target = None if region is None else region.lower()
     cross_border = cross_border_subject("" if target is None else target)
-    row = store.read(_DECISION, (CLOUD_SYNC, cross_border))
-    if row is None or row[0]:
+    consents = store.ledger.upload_consents(CLOUD_SYNC, cross_border)
+    if consents is None or consents.guest:
         return Decision(False, "guest mode: guest data is stored on this phone only")
-    _guest, home, cloud, crossing = row
-    if not _granted(CLOUD_SYNC, cloud):
+    home = consents.home
+    if not _granted(CLOUD_SYNC, consents.cloud):
         return Decision(False, "cloud sync is off (phoneagent consent grant cloud_sync)")
     target = home if target is None else target
-    if target != home and not _granted(cross_border, crossing):
+    if target != home and not _granted(cross_border, consents.crossing):
         return Decision(
             False,
             f"region {target} is not the home region {home} and there is no cross-border "
@@ -76,6 +62,6 @@ def upload_allowed(store: Store, region: str | None = None) -> Decision:
     return Decision(True, f"cloud sync on, region {target}")
 
 
-def _granted(subject: str, newest: int | None) -> bool:
+def _granted(subject: str, newest: bool | None) -> bool:
     """``is_granted`` on the ledger's newest entry (None: no entry, the default holds)."""
-    return default_granted(subject) if newest is None else bool(newest)
+    return default_granted(subject) if newest is None else newest

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from phoneagent.store import Store
-from phoneagent.store.ledger import AccountRow, get_account
+from phoneagent.store.ledger import AccountRow
 from protocol.settings import Sex, UserProfile
 
 
@@ -37,7 +37,7 @@ def profile_of(account: AccountRow, today: date) -> UserProfile | None:
 
 def current_user_profile(store: Store, today: date | None = None) -> UserProfile | None:
     """What the sync engine writes to the watch on its next session (PR-CORRECT)."""
-    account = get_account(store)
+    account = store.ledger.get_account()
     if account is None:
         return None
     return profile_of(account, today or today_utc())

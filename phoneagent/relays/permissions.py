@@ -25,7 +25,7 @@ from typing import Final
 
 from phoneagent.privacy.consent import CALLS, MUSIC, NOTIFICATIONS, set_consent
 from phoneagent.store import Store
-from phoneagent.store.ledger import ConsentEntry, consent_history
+from phoneagent.store.ledger import ConsentEntry
 
 SETTING_PREFIX: Final = "@"
 _APP_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]{0,127}")
@@ -139,7 +139,7 @@ def load_policy(store: Store) -> RelayPolicy:
     rules: dict[str, bool] = {}
     settings: dict[tuple[str, str], str] = {}
     features = {f.value: f for f in Feature}
-    for entry in consent_history(store):
+    for entry in store.ledger.consent_history():
         feature = features.get(entry.subject)
         if feature is None:
             continue

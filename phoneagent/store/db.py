@@ -1,7 +1,10 @@
 """The encrypted store: one SQLCipher database per data directory.
 
-Threading rule: a ``Store`` owns one connection and one lock; every public method
-takes the lock, so a ``Store`` may be shared between threads. From asyncio use
+Every SQL statement of the agent is a method here or of the store's ``Ledger``
+(``store.ledger``, the privacy tables); no connection leaves the package.
+
+Threading rule: a ``Store`` owns one connection and one lock; every public method (its
+ledger's too) takes the lock, so a ``Store`` may be shared between threads. From asyncio use
 ``AsyncStore`` (one worker thread), never call the blocking methods on the event loop.
 """
 
@@ -17,10 +20,11 @@ import zlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from itertools import chain
+from itertools import chain, islice
+from operator import ge
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self, TypeVar
+from typing import Self, TypeVar
 
 import sqlcipher3
 
@@ -35,7 +39,9 @@ from phoneagent.store.errors import (
     WrongKeyError,
 )
 from phoneagent.store.keys import DbKey
+from phoneagent.store.ledger import Ledger
 from phoneagent.store.schema import migrate, schema_version
+from phoneagent.store.sql import Connection
 from protocol.history import FIRST_SEQ
 from protocol.metrics import Metric, Sample
 
@@ -54,6 +60,19 @@ _INSERT_SAMPLES = (
     "INSERT OR IGNORE INTO samples (device_id, seq, metric, ts, raw)"
     " SELECT ?1, value ->> 0, value ->> 2, value ->> 1, value ->> 3 FROM json_each(?2)"
 )
+# A chunk of samples as one row of four comma-separated columns. Fetched row by row, each
+# sample cost a tuple of four ints and one SQLite step, and every step hands the GIL to
+# the uploader's publisher on the event loop and waits to get it back: the reader then
+# cost as much CPU as publishing (benchmarks/RESULTS.md). group_concat builds the columns
+# in C in a single step, and json.loads turns each into a list of ints in C. All four
+# aggregate the same rows in the same order (the subquery's), so the columns line up.
+_SAMPLE_COLUMNS = (
+    "SELECT group_concat(seq), group_concat(metric), group_concat(ts), group_concat(raw)"
+    " FROM (SELECT s.seq, s.metric, s.ts, s.raw FROM samples AS s"
+    " JOIN devices AS d ON d.id = s.device_id"
+    " WHERE d.address = ? AND s.seq > ? ORDER BY s.seq LIMIT ?)"
+)
+SampleColumns = tuple[list[int], list[int], list[int], list[int]]
 _T = TypeVar("_T")
 # What SQLite answers when a page fails SQLCipher's HMAC or its own b-tree checks.
 _DAMAGE_CODES = (sqlcipher3.SQLITE_CORRUPT, sqlcipher3.SQLITE_NOTADB)
@@ -181,12 +200,12 @@ def is_damage(error: BaseException) -> bool:
     )
 
 
-def connect(path: Path, key: DbKey, key_source: str | None = None) -> Any:
+def connect(path: Path, key: DbKey, key_source: str | None = None) -> Connection:
     """A connection to the encrypted file at ``path``, its key proven, nothing written.
 
     Raises ``WrongKeyError`` or ``NotADatabaseError`` (the connection closed).
     """
-    conn = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
+    conn: Connection = sqlcipher3.connect(str(path), isolation_level=None, check_same_thread=False)
     try:
         # SQLCipher logs "hmac check failed" to stderr on a wrong key; we raise instead.
         conn.execute("PRAGMA cipher_log_level = NONE")
@@ -213,7 +232,7 @@ def connect(path: Path, key: DbKey, key_source: str | None = None) -> Any:
     return conn
 
 
-def damaged_pages(conn: Any) -> list[str]:
+def damaged_pages(conn: Connection) -> list[str]:
     """SQLCipher's check of every page's HMAC: one line per page that fails, [] if none.
 
     It reads the whole file but walks no b-tree: 0.09 s for a week of one watch (600k
@@ -243,12 +262,15 @@ def damage_reported(path: Path) -> Iterator[None]:
 class Store:
     """Devices, bonds, samples, gaps, sync cursors and settings in one encrypted file."""
 
-    def __init__(self, conn: Any, path: Path, clock: Callable[[], float]) -> None:
+    def __init__(self, conn: Connection, path: Path, clock: Callable[[], float]) -> None:
         self._conn = conn
         self._lock = threading.Lock()
         self._clock = clock
         self._device_ids: dict[str, int] = {}
         self.path = path
+        self.ledger = Ledger(self._transact, self._snapshot)
+        """The privacy tables: account, consent and disclosure ledgers, upload cursors,
+        erase requests."""
 
     @classmethod
     def open(
@@ -341,7 +363,7 @@ class Store:
 
     # -- transactions -------------------------------------------------------------
 
-    def _write(self, work: Callable[[], Any]) -> Any:
+    def _write(self, work: Callable[[], _T]) -> _T:
         """Run ``work`` in one IMMEDIATE transaction; the caller holds the lock.
 
         Every write goes through here: a full disk (at any statement or at the COMMIT) is
@@ -367,11 +389,10 @@ class Store:
         """The store's clock, in whole seconds: every time it records (ledgers, cursors)."""
         return int(self._clock())
 
-    def transact(self, work: Callable[[Any, int], _T]) -> _T:
+    def _transact(self, work: Callable[[Connection, int], _T]) -> _T:
         """Run ``work(connection, now)`` in one IMMEDIATE transaction under the lock.
 
-        For the modules that own later schema steps (``phoneagent.store.ledger``), so their
-        SQL sits next to their tables instead of growing this class. ``work`` may delete
+        How ``Ledger`` writes the tables of later schema steps. ``work`` may delete
         devices, so the address -> id cache is dropped.
         """
         with self._locked():
@@ -379,15 +400,12 @@ class Store:
             result: _T = self._write(lambda: work(self._conn, self.now()))
             return result
 
-    def read(self, query: str, parameters: Sequence[Any] = ()) -> Any:
-        """The first row of one SELECT (None if there is none), under the lock.
-
-        A single statement reads one consistent snapshot by itself: no transaction to
-        begin and commit, and no write lock taken, for what is asked before every upload
-        batch (``phoneagent.privacy.gate``).
-        """
+    def _snapshot(self, work: Callable[[Connection, int], _T]) -> _T:
+        """Run ``work(connection, now)``, one SELECT, under the lock but outside a
+        transaction: a single statement reads one consistent snapshot by itself, without
+        a BEGIN and COMMIT or the write lock."""
         with self._locked():
-            return self._conn.execute(query, parameters).fetchone()
+            return work(self._conn, self.now())
 
     # -- devices ------------------------------------------------------------------
 
@@ -634,6 +652,22 @@ class Store:
                 if len(page) < _PAGE_SIZE:
                     break
                 position = (page[-1][2], page[-1][0])
+
+    def sample_columns(self, device: str, after_seq: int, limit: int) -> SampleColumns:
+        """Seqs, metrics, timestamps and raw values of up to ``limit`` samples of
+        ``device`` with seq > ``after_seq``, in seq order: what the uploader encodes."""
+        with self._locked():
+            row = self._write(
+                lambda: self._conn.execute(_SAMPLE_COLUMNS, (device, after_seq, limit)).fetchone()
+            )
+        if row[0] is None:
+            return [], [], [], []
+        seqs, metrics, stamps, raws = (json.loads(f"[{column}]") for column in row)
+        if any(map(ge, seqs, islice(seqs, 1, None))):
+            # SQLite does not promise the aggregate's order: put the rows back in seq order.
+            rows = sorted(zip(seqs, metrics, stamps, raws, strict=True))
+            seqs, metrics, stamps, raws = (list(column) for column in zip(*rows, strict=True))
+        return seqs, metrics, stamps, raws
 
     def counts(self) -> dict[str, dict[Metric, int]]:
         """Number of stored samples per device address and metric."""

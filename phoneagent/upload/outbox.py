@@ -1,22 +1,18 @@
-"""What the uploader reads from and writes to the store, each call one transaction.
+"""What the uploader makes of the store's rows: encoded batches and erase messages.
 
 Blocking: call these from a worker thread (the uploader's ``blocking``: ``asyncio.to_thread``
-or an agent fleet's ``StorePool``). The cursor and erase-request tables belong to
-``phoneagent.store.ledger``; only the reads that ledger has no use for (samples past a
-cursor, erase bounds) live here.
+or an agent fleet's ``StorePool``). The SQL is the store's (``Store.sample_columns``,
+``store.ledger``); this module only encodes.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
-from itertools import islice
-from operator import ge
 
 from phoneagent.store import DeviceRecord, Store
-from phoneagent.store.ledger import EraseRequest, get_upload_cursor
+from phoneagent.store.ledger import EraseRequest
 from phoneagent.upload.payload import EraseMessage, encode_columns
 
 
@@ -52,8 +48,8 @@ def read_chunk(
     second one and everything after it.
     """
     checked_at = store.now()
-    seqs, metrics, stamps, raws = _columns_after(
-        store, device.address, after_seq, batch_size * batches
+    seqs, metrics, stamps, raws = store.sample_columns(
+        device.address, after_seq, batch_size * batches
     )
     out: list[OutgoingBatch] = []
     for start in range(0, len(seqs), batch_size):
@@ -67,35 +63,6 @@ def read_chunk(
         )
         out.append(OutgoingBatch(part[-1], len(part), payload))
     return Chunk(tuple(out), None, checked_at)
-
-
-# The whole chunk as one row of four comma-separated columns. Fetched row by row, each
-# sample cost a tuple of four ints and one SQLite step, and every step hands the GIL to
-# the publisher on the event loop and waits to get it back: the reader then cost as much
-# CPU as publishing (benchmarks/RESULTS.md). group_concat builds the columns in C in a
-# single step, and json.loads turns each into a list of ints in C. All four aggregate
-# the same rows in the same order (the subquery's), so the columns line up.
-_CHUNK_COLUMNS = (
-    "SELECT group_concat(seq), group_concat(metric), group_concat(ts), group_concat(raw)"
-    " FROM (SELECT s.seq, s.metric, s.ts, s.raw FROM samples AS s"
-    " JOIN devices AS d ON d.id = s.device_id"
-    " WHERE d.address = ? AND s.seq > ? ORDER BY s.seq LIMIT ?)"
-)
-_Columns = tuple[list[int], list[int], list[int], list[int]]
-
-
-def _columns_after(store: Store, address: str, after_seq: int, limit: int) -> _Columns:
-    row = store.transact(
-        lambda conn, now: conn.execute(_CHUNK_COLUMNS, (address, after_seq, limit)).fetchone()
-    )
-    if row[0] is None:
-        return [], [], [], []
-    seqs, metrics, stamps, raws = (json.loads(f"[{column}]") for column in row)
-    if any(map(ge, seqs, islice(seqs, 1, None))):
-        # SQLite does not promise the aggregate's order: put the rows back in seq order.
-        rows = sorted(zip(seqs, metrics, stamps, raws, strict=True))
-        seqs, metrics, stamps, raws = (list(column) for column in zip(*rows, strict=True))
-    return seqs, metrics, stamps, raws
 
 
 def erase_message(store: Store, request: EraseRequest) -> EraseMessage:
@@ -115,7 +82,7 @@ def erase_message(store: Store, request: EraseRequest) -> EraseMessage:
         if address is None:
             bounds[name] = None
         else:
-            cursor = get_upload_cursor(store, address, request.endpoint)
+            cursor = store.ledger.get_upload_cursor(address, request.endpoint)
             bounds[name] = -1 if cursor is None else cursor
     return EraseMessage(
         request.id,

@@ -159,7 +159,7 @@ class Uploader:
         now = self.store.now()
         return [
             r
-            for r in ledger.erase_requests(self.store, pending_only=True)
+            for r in self.store.ledger.erase_requests(pending_only=True)
             if r.endpoint == self.endpoint.region
             and (r.sent_at is None or now - r.sent_at >= ERASE_RESEND_AFTER_S)
         ]
@@ -167,7 +167,7 @@ class Uploader:
     def _unconfirmed(self) -> bool:
         return any(
             r.endpoint == self.endpoint.region and r.sent_at is not None
-            for r in ledger.erase_requests(self.store, pending_only=True)
+            for r in self.store.ledger.erase_requests(pending_only=True)
         )
 
     async def _connection(self, stop: asyncio.Event | None, confirm_timeout: float | None) -> None:
@@ -258,7 +258,7 @@ class _Cursor:
             if previous is not None:
                 await previous
             await self._blocking(
-                ledger.set_upload_cursor, self._store, self._device, self._region, seq
+                self._store.ledger.set_upload_cursor, self._device, self._region, seq
             )
 
         self._saving = asyncio.ensure_future(save())
@@ -297,7 +297,7 @@ class _Session:
 
     async def subscribe_pending(self) -> None:
         """Listen for confirmations of every erasure still owed to this endpoint."""
-        pending = await self.up.blocking(ledger.erase_requests, self.store, pending_only=True)
+        pending = await self.up.blocking(self.store.ledger.erase_requests, pending_only=True)
         for request in pending:
             if request.endpoint == self.region:
                 await self._subscribe(request.user_pseudonym)
@@ -326,7 +326,7 @@ class _Session:
             ]:
                 continue
             async with self.up._recording:
-                await self.up.blocking(ledger.mark_erase_confirmed, self.store, request_id)
+                await self.up.blocking(self.store.ledger.mark_erase_confirmed, request_id)
                 # The receiver retains the confirmation for us; now it is recorded, clear it.
                 await self.client.publish(str(message.topic), b"", qos=1, retain=True)
                 self.up.stats.erase_confirmed += 1
@@ -350,7 +350,7 @@ class _Session:
             await self.client.publish(
                 self.topics(request.user_pseudonym).erase, message.encode(), qos=1
             )
-            await self.up.blocking(ledger.mark_erase_sent, self.store, request.id)
+            await self.up.blocking(self.store.ledger.mark_erase_sent, request.id)
             self.up.stats.erase_sent += 1
         if account is None or account.guest:
             return  # PR-GUEST: not even a device list is read for upload
@@ -387,9 +387,7 @@ class _Session:
             disclosure = ledger.NewDisclosure(
                 recipient, CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, sent, self._sent_at
             )
-        saving = self.up.blocking(
-            ledger.record_upload, self.store, self.region, cursors, disclosure
-        )
+        saving = self.up.blocking(self.store.ledger.record_upload, self.region, cursors, disclosure)
         await asyncio.shield(asyncio.ensure_future(saving))
 
     def _due(
@@ -400,12 +398,12 @@ class _Session:
         the acknowledged one not yet recorded) and, when no erasure is due (it must go
         first), the first chunk past it. Live that chunk is all there is: one trip."""
         due = self.up._erasures_due()
-        account = ledger.get_account(self.store)
+        account = self.store.ledger.get_account()
         if account is None or account.guest:
             return due, account, []
         devices = []
         for device in self.store.list_devices():
-            position = ledger.get_upload_cursor(self.store, device.address, self.region)
+            position = self.store.ledger.get_upload_cursor(device.address, self.region)
             after = max(-1 if position is None else position, unrecorded.get(device.address, -1))
             devices.append((device, after, None if due else self._read_chunk(device, after)))
         return due, account, devices

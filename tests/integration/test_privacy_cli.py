@@ -14,7 +14,6 @@ from click.testing import CliRunner, Result
 from phoneagent.cli import main
 from phoneagent.logs import LOG_NAME, logs_dir
 from phoneagent.store import DbKey, Store
-from phoneagent.store.ledger import get_account
 from protocol.metrics import Metric, Sample
 
 KEY = "3c" * 32
@@ -48,7 +47,7 @@ def test_under_age_account_is_refused_with_a_message__PR_MINOR(data: Path) -> No
     )
     assert result.exit_code == 1 and "minimum age of 16" in result.output
     with Store.open(data, DbKey(KEY)) as store:
-        assert get_account(store) is None
+        assert store.ledger.get_account() is None
 
 
 def test_account_lifecycle_and_consent_ledger__PR_WITHDRAW__PR_VERSION(data: Path) -> None:

@@ -27,18 +27,7 @@ from phoneagent.privacy.audit import FAIL, PASS, audit
 from phoneagent.privacy.consent import POLICY_VERSION, policy_notice
 from phoneagent.privacy.gate import CLOUD_CATEGORIES, CLOUD_UPLOAD_PURPOSE, cloud_recipient
 from phoneagent.store import DbKey, Store
-from phoneagent.store.ledger import (
-    ERASE_DEADLINE_S,
-    append_consent,
-    consent_history,
-    ensure_guest,
-    erase_requests,
-    get_account,
-    mark_erase_confirmed,
-    record_disclosure,
-    set_upload_cursor,
-    table_columns,
-)
+from phoneagent.store.ledger import ERASE_DEADLINE_S
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex, UserProfile
 
@@ -116,14 +105,14 @@ def test_under_16_refused_and_nothing_created__PR_MINOR(store: Store) -> None:
     minor = ProfileInput("eu", date(2011, 6, 1), Sex.MALE, 150, 400)
     with pytest.raises(UnderAgeError, match="minimum age of 16"):
         create_account(store, minor, TODAY)
-    assert get_account(store) is None
-    assert consent_history(store) == []
+    assert store.ledger.get_account() is None
+    assert store.ledger.consent_history() == []
 
 
 def test_13_is_enough_where_the_region_allows_it__PR_MINOR(store: Store) -> None:
     fourteen = ProfileInput("uk", date(2012, 6, 1), Sex.MALE, 150, 400)
     account(store, fourteen)
-    assert get_account(store) is not None
+    assert store.ledger.get_account() is not None
     with pytest.raises(AccountError, match="exists already"):
         account(store)
 
@@ -132,7 +121,7 @@ def test_12_is_refused_even_where_13_is_enough__PR_MINOR(store: Store) -> None:
     twelve = ProfileInput("us", date(2014, 6, 1), Sex.MALE, 140, 350)
     with pytest.raises(UnderAgeError, match="minimum age of 13"):
         create_account(store, twelve, TODAY)
-    assert get_account(store) is None
+    assert store.ledger.get_account() is None
 
 
 def test_correction_revealing_a_minor_deletes_the_account_data__PR_MINOR(store: Store) -> None:
@@ -143,9 +132,9 @@ def test_correction_revealing_a_minor_deletes_the_account_data__PR_MINOR(store: 
     result = update_account(store, corrected, TODAY)
     assert isinstance(result, AccountDeletion)
     assert result.samples == 80
-    assert get_account(store) is None
+    assert store.ledger.get_account() is None
     assert store.list_devices() == [] and store.list_bonds() == []
-    assert [r.scope for r in erase_requests(store)] == ["account"]
+    assert [r.scope for r in store.ledger.erase_requests()] == ["account"]
 
 
 def test_profile_correction_reaches_the_watch_profile__PR_CORRECT(store: Store) -> None:
@@ -159,7 +148,7 @@ def test_profile_correction_reaches_the_watch_profile__PR_CORRECT(store: Store) 
 
 def test_no_password_and_only_algorithm_fields_for_the_watch__PR_PROFILE(store: Store) -> None:
     account(store)
-    columns = " ".join(c for cols in table_columns(store).values() for c in cols)
+    columns = " ".join(c for cols in store.ledger.table_columns().values() for c in cols)
     assert "password" not in columns and "email" not in columns
     profile = current_user_profile(store, TODAY)
     assert profile is not None
@@ -167,20 +156,20 @@ def test_no_password_and_only_algorithm_fields_for_the_watch__PR_PROFILE(store: 
 
 
 def test_guest_can_never_upload__PR_GUEST(store: Store) -> None:
-    guest = ensure_guest(store)
+    guest = store.ledger.ensure_guest()
     assert guest.guest and len(guest.pseudonym) == 32
     with pytest.raises(AccountError, match="guest mode never"):
         set_consent(store, "cloud_sync", True)
     # Even a ledger that says "granted" (written past the rules) does not open the gate.
-    append_consent(store, "cloud_sync", "", True, POLICY_VERSION)
+    store.ledger.append_consent("cloud_sync", "", True, POLICY_VERSION)
     decision = upload_allowed(store)
     assert not decision and "guest" in decision.reason
 
 
 def test_guest_install_id_is_not_the_account_pseudonym__PR_GUEST(store: Store) -> None:
-    install_id = ensure_guest(store).pseudonym
+    install_id = store.ledger.ensure_guest().pseudonym
     account(store)
-    created = get_account(store)
+    created = store.ledger.get_account()
     assert created is not None and not created.guest
     assert created.pseudonym != install_id
 
@@ -225,12 +214,12 @@ def test_consents_record_policy_version_and_new_version_is_noticed__PR_VERSION(
     store: Store,
 ) -> None:
     assert policy_notice(store) is not None  # never accepted
-    append_consent(store, "policy", "", True, "2020-01-01")
+    store.ledger.append_consent("policy", "", True, "2020-01-01")
     notice = policy_notice(store)
     assert notice is not None and "2020-01-01" in notice and POLICY_VERSION in notice
     account(store)  # creating the account accepts the current version
     assert policy_notice(store) is None
-    assert all(e.policy_version for e in consent_history(store))
+    assert all(e.policy_version for e in store.ledger.consent_history())
 
 
 def test_delete_by_device_metric_and_time_range__PR_DELETE(store: Store) -> None:
@@ -269,13 +258,13 @@ def test_account_deletion_wipes_now_and_tracks_cloud_erasure__PR_RETAIN(
     fill(store)
     set_consent(store, "cloud_sync", True)
     set_consent(store, "cross_border:us", True)
-    set_upload_cursor(store, WATCH, "eu", 39)
+    store.ledger.set_upload_cursor(WATCH, "eu", 39)
     deletion = delete_account(store)
     assert deletion.samples == 80
     assert store.list_devices() == [] and store.list_bonds() == [] and store.counts() == {}
-    assert get_account(store) is None
+    assert store.ledger.get_account() is None
     # Only the consents that let data leave the phone keep their history, each closed.
-    kept = [(e.subject, e.granted, e.at) for e in consent_history(store)]
+    kept = [(e.subject, e.granted, e.at) for e in store.ledger.consent_history()]
     assert kept == [
         ("cloud_sync", True, NOW),
         ("cross_border:us", True, NOW),
@@ -283,22 +272,22 @@ def test_account_deletion_wipes_now_and_tracks_cloud_erasure__PR_RETAIN(
         ("cross_border:us", False, NOW),
     ]
     assert not upload_allowed(store)
-    requests = erase_requests(store, pending_only=True)
+    requests = store.ledger.erase_requests(pending_only=True)
     assert sorted(r.endpoint for r in requests) == ["eu", "us"]
     assert all(r.deadline_at == NOW + ERASE_DEADLINE_S for r in requests)
     clock.now += ERASE_DEADLINE_S + 1
     retain = {c.id: c for c in audit(store, store.path.parent, clock.now)}["PR-RETAIN"]
     assert retain.status == FAIL
     for r in requests:
-        mark_erase_confirmed(store, r.id)
-    assert erase_requests(store, pending_only=True) == []
+        store.ledger.mark_erase_confirmed(r.id)
+    assert store.ledger.erase_requests(pending_only=True) == []
 
 
 def test_audit_covers_every_policy_id_and_passes_on_a_clean_store__PR_ENC(store: Store) -> None:
     account(store)
     fill(store)
     set_consent(store, "cloud_sync", True)
-    record_disclosure(store, "eu", CLOUD_UPLOAD_PURPOSE, ["samples"], 80, user_request=False)
+    store.ledger.record_disclosure("eu", CLOUD_UPLOAD_PURPOSE, ["samples"], 80, user_request=False)
     checks = audit(store, store.path.parent, NOW + 60)
     assert [c.id for c in checks] == POLICY_IDS
     assert [c for c in checks if c.status == FAIL] == []
@@ -309,7 +298,7 @@ def test_audit_fails_a_loose_plaintext_copy_and_an_unrequested_share__PR_ENC__PR
     store: Store,
 ) -> None:
     (store.path.parent / "samples.csv").write_text("seq,value\n")
-    record_disclosure(store, "adtech", "analytics", ["samples"], 10, user_request=False)
+    store.ledger.record_disclosure("adtech", "analytics", ["samples"], 10, user_request=False)
     failed = {c.id for c in audit(store, store.path.parent, NOW) if c.status == FAIL}
     assert failed == {"PR-ENC", "PR-SHARE"}
 
@@ -340,8 +329,8 @@ def test_audit_fails_an_upload_while_cloud_sync_was_off__PR_CLOUD__PR_DEVICE(
     store: Store,
 ) -> None:
     account(store)
-    record_disclosure(
-        store, cloud_recipient("eu"), CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, 5, user_request=False
+    store.ledger.record_disclosure(
+        cloud_recipient("eu"), CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, 5, user_request=False
     )
     failed = {c.id for c in audit(store, store.path.parent, NOW) if c.status == FAIL}
     assert failed == {"PR-CLOUD", "PR-DEVICE"}
@@ -358,8 +347,7 @@ def test_uploads_before_an_account_deletion_are_judged_by_the_consent_then__PR_C
     set_consent(store, "cross_border:us", True)
     clock.now += 60
     for region in ("eu", "us"):
-        record_disclosure(
-            store,
+        store.ledger.record_disclosure(
             cloud_recipient(region),
             CLOUD_UPLOAD_PURPOSE,
             CLOUD_CATEGORIES,
@@ -373,8 +361,7 @@ def test_uploads_before_an_account_deletion_are_judged_by_the_consent_then__PR_C
     assert [c for c in checks.values() if c.status == FAIL] == []
     assert checks["PR-CLOUD"].evidence.startswith("cloud sync off")
     # An upload after the deletion is still one made without consent.
-    record_disclosure(
-        store,
+    store.ledger.record_disclosure(
         cloud_recipient("eu"),
         CLOUD_UPLOAD_PURPOSE,
         CLOUD_CATEGORIES,
@@ -393,8 +380,8 @@ def test_audit_fails_an_upload_to_another_region_without_consent__PR_REGION(
 ) -> None:
     account(store)
     set_consent(store, "cloud_sync", True)
-    record_disclosure(
-        store, cloud_recipient("us"), CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, 5, user_request=False
+    store.ledger.record_disclosure(
+        cloud_recipient("us"), CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, 5, user_request=False
     )
     failed = {c.id for c in audit(store, store.path.parent) if c.status == FAIL}
     assert failed == {"PR-REGION"}

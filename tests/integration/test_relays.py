@@ -36,7 +36,6 @@ from phoneagent.relays.permissions import (
 )
 from phoneagent.relays.service import RelayService
 from phoneagent.store import Store
-from phoneagent.store.ledger import consent_history
 from phoneagent.sync import Backoff, SyncObserver, SyncState
 from tests.integration.test_sync_engine import KEY, WAIT, Agent, paired
 from watchsim.control import request as ctl
@@ -185,14 +184,16 @@ async def test_notifications_need_the_grant_and_an_allowed_app__PR_NOTIF(
         await rig.cli("permissions", "grant", "notifications", "--app", "mail")
         assert (await rig.inject(op="notify", app="mail", title="m"))["result"] == "delivered"
 
-        ledger = [(e.subject, e.scope, e.granted) for e in consent_history(rig.agent.store)]
+        ledger = [(e.subject, e.scope, e.granted) for e in rig.agent.store.ledger.consent_history()]
         assert ledger == [
             ("notifications", "", True),
             ("notifications", "spam", False),
             ("notifications", "@apps=allow-list", True),
             ("notifications", "mail", True),
         ]
-        assert {e.policy_version for e in consent_history(rig.agent.store)} == {"2023-08-15"}
+        assert {e.policy_version for e in rig.agent.store.ledger.consent_history()} == {
+            "2023-08-15"
+        }
 
 
 async def test_revoking_takes_alerts_off_the_watch_at_once__PR_WITHDRAW(
@@ -327,4 +328,4 @@ def test_the_policy_is_the_ledger_replayed__PR_VERSION(tmp_path: Path) -> None:
         )
         set_quiet_hours(store, None)
         assert load_policy(store).quiet_hours is None
-        assert all(e.policy_version == POLICY_VERSION for e in consent_history(store))
+        assert all(e.policy_version == POLICY_VERSION for e in store.ledger.consent_history())

@@ -52,3 +52,23 @@ def test_opening_on_a_full_disk_says_full_not_wrong_key(small_disk: Path) -> Non
         Store.open(small_disk / "agent", KEY)
     filler.unlink()
     Store.open(small_disk / "agent", KEY).close()
+
+
+def test_a_ledger_write_on_a_full_disk_is_refused_whole_too(small_disk: Path) -> None:
+    """The privacy tables go through the same write path as the samples."""
+    store = Store.open(small_disk / "agent", KEY)
+    try:
+        store.add_device(WATCH)
+        rng = random.Random(7)  # a disclosure row of incompressible pages
+        categories = [rng.randbytes(32).hex() for _ in range(4000)]
+        filler = fill(small_disk)
+        with pytest.raises(StoreFullError, match="is full: free some space"):
+            store.ledger.record_disclosure(
+                "cloud:eu", "cloud sync", categories, 1, user_request=False
+            )
+        assert store.ledger.disclosures() == []
+        filler.unlink()
+        store.ledger.record_disclosure("cloud:eu", "cloud sync", categories, 1, user_request=False)
+        assert [d.categories for d in store.ledger.disclosures()] == [tuple(categories)]
+    finally:
+        store.close()

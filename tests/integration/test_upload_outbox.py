@@ -8,8 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from phoneagent.store import DbKey, Store
-from phoneagent.upload import outbox
+from phoneagent.store import DbKey, Store, db
 from phoneagent.upload.outbox import read_chunk
 from phoneagent.upload.payload import decode_batch, encode_batch
 from protocol.metrics import Metric, Sample
@@ -70,18 +69,18 @@ def test_rows_aggregated_out_of_order_are_put_back(
 ) -> None:
     """SQLite does not promise group_concat's order; a reversed one changes nothing."""
     reversed_rows = (
-        outbox._CHUNK_COLUMNS.replace(
+        db._SAMPLE_COLUMNS.replace(
             " FROM (SELECT s.seq", " FROM (SELECT * FROM (SELECT s.seq"
         ).removesuffix(")")
         + ") ORDER BY seq DESC)"
     )
-    aggregated = store.transact(
-        lambda conn, now: conn.execute(reversed_rows, (WATCH, 100, 300)).fetchone()
-    )
+    conn = db.connect(store.path, KEY)
+    aggregated = conn.execute(reversed_rows, (WATCH, 100, 300)).fetchone()
+    conn.close()
     seqs = json.loads(f"[{aggregated[0]}]")
     assert len(seqs) == 300 and seqs == sorted(seqs, reverse=True)  # the order is broken
-    monkeypatch.setattr(outbox, "_CHUNK_COLUMNS", reversed_rows)
-    columns = outbox._columns_after(store, WATCH, 100, 300)
+    monkeypatch.setattr(db, "_SAMPLE_COLUMNS", reversed_rows)
+    columns = store.sample_columns(WATCH, 100, 300)
     assert columns[0] == sorted(columns[0])
     check(store, 100, 5)
 

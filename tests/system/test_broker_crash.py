@@ -14,7 +14,6 @@ from pathlib import Path
 
 import pytest
 
-from phoneagent.store import ledger
 from phoneagent.upload.receiver import ReceiverDb
 from phoneagent.upload.uploader import Uploader
 from tests.mosquitto import Broker
@@ -83,7 +82,7 @@ async def test_acknowledged_uploads_survive_a_broker_crash(tmp_path: Path) -> No
         await Uploader(store, endpoint).drain()
         device = store.get_device(WATCH)
         assert device is not None
-        cursor = ledger.get_upload_cursor(store, WATCH, endpoint.region)
+        cursor = store.ledger.get_upload_cursor(WATCH, endpoint.region)
         assert cursor == SAMPLES - 1  # every batch acknowledged: none is sent again
 
         # Mosquitto saves after its PUBACK, at the end of that pass of its event loop, not

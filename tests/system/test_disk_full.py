@@ -18,12 +18,13 @@ from pathlib import Path
 import pytest
 
 from phoneagent.errors import EXIT_ERROR
-from phoneagent.store import ledger
+from phoneagent.store.db import connect
 from phoneagent.upload.uploader import Uploader
 from tests.disk import fill, small_disk
 from tests.mosquitto import Broker, broker
 from tests.processes import WAIT, Phone, Watch, assert_backfilled, kill, line, start_air
 from tests.system.test_upload import (
+    KEY,
     TIMEOUT,
     WATCH,
     endpoint_for,
@@ -104,7 +105,9 @@ async def test_the_uploader_waits_out_a_full_disk(
     store = open_store(small_disk / "agent")
     make_account(store)
     put_samples(store, 3000)
-    store.read("PRAGMA wal_checkpoint(TRUNCATE)")  # the next write must grow the file
+    checkpoint = connect(store.path, KEY)  # the store itself has no back door for it
+    checkpoint.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # the next write must grow the file
+    checkpoint.close()
     endpoint = endpoint_for(broker)
     heard = Heard(rf"upload lost \({FULL}")
     logger = logging.getLogger("phoneagent.upload.uploader")
@@ -119,7 +122,7 @@ async def test_the_uploader_waits_out_a_full_disk(
             assert not running.done()
             filler.unlink()
             await wait_until(
-                lambda: ledger.get_upload_cursor(store, WATCH, endpoint.region) == 2999,
+                lambda: store.ledger.get_upload_cursor(WATCH, endpoint.region) == 2999,
                 "the cursor committed once there is room",
             )
             await wait_until(lambda: len(cloud.samples()) == 3000, "every sample received")

@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import pytest
 from bumble.link import LocalLink
@@ -36,7 +36,7 @@ from phoneagent.relays.permissions import Feature
 from phoneagent.relays.service import RelayService
 from phoneagent.relays.sources import modem, mpris, notifications
 from phoneagent.store import Store
-from phoneagent.store.ledger import table_columns
+from phoneagent.store.db import connect
 from tests.dbus_session import private_bus, session_bus
 from tests.integration.test_relays import Rig, hub_log, relay_rig, shown
 from tests.integration.test_sync_engine import KEY, WAIT
@@ -406,18 +406,19 @@ async def test_modem_calls_stop_ringing_and_reject_reaches_the_modem__PR_CALL(
         assert call.number_reads == second.number_reads == 0  # not even into memory
 
 
-def _all_rows(store: Store, table: str) -> list[Any]:
-    rows: list[Any] = store.transact(
-        lambda conn, now: conn.execute(f"SELECT * FROM {table}").fetchall()
-    )
-    return rows
-
-
 def _database_text(directory: Path) -> str:
     """Every row of every table, decrypted."""
     with Store.open(directory, KEY) as store:
-        tables = table_columns(store)
-        rows = [repr(row) for name in tables for row in _all_rows(store, name)]
+        tables = store.ledger.table_columns()
+        conn = connect(store.path, KEY)
+        try:
+            rows = [
+                repr(row)
+                for name in tables
+                for row in conn.execute(f"SELECT * FROM {name}").fetchall()
+            ]
+        finally:
+            conn.close()
     assert rows, "the database should hold the device, bond and consent ledger"
     return "\n".join(rows)
 

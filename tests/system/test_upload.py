@@ -21,7 +21,7 @@ from phoneagent.privacy.audit import FAIL, PASS, audit
 from phoneagent.privacy.consent import set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.relays.permissions import Feature, set_permission
-from phoneagent.store import DbKey, Store, ledger
+from phoneagent.store import DbKey, Store
 from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint, PlaintextRefusedError
 from phoneagent.upload.receiver import ReceiverDb, serve
@@ -121,8 +121,8 @@ async def test_upload_end_to_end_into_receiver__PR_CLOUD(broker: Broker, tmp_pat
         assert db.samples() == expected(store, samples)
         model = db.conn.execute("SELECT model, firmware FROM devices").fetchall()
         assert model == [("WS-1", "1.2")]
-    assert ledger.get_upload_cursor(store, WATCH, "eu") == 1233
-    assert ledger.disclosures(store)[-1].record_count == 1234
+    assert store.ledger.get_upload_cursor(WATCH, "eu") == 1233
+    assert store.ledger.disclosures()[-1].record_count == 1234
     # Nothing new: a second drain publishes nothing.
     assert (await Uploader(store, endpoint).drain()).batches == 0
     # The audit reads the uploader's own disclosure entries as home-region uploads.
@@ -169,7 +169,7 @@ async def test_broker_outage_loses_nothing_and_no_duplicates(
     async with receiving(endpoint, tmp_path / "cloud.db") as db:
         uploader.wake()
         await wait_until(
-            lambda: ledger.get_upload_cursor(store, WATCH, "eu") == 4999, "cursor at the end"
+            lambda: store.ledger.get_upload_cursor(WATCH, "eu") == 4999, "cursor at the end"
         )
         await wait_until(lambda: len(db.samples()) == 5000, "every sample stored")
         stop.set()
@@ -212,8 +212,8 @@ async def test_refused_publish_moves_no_cursor_and_loses_nothing(
             await Uploader(store, endpoint_for(strict)).drain()
     finally:
         strict.stop()
-    assert ledger.get_upload_cursor(store, WATCH, "eu") is None
-    assert ledger.disclosures(store) == []  # nothing was disclosed
+    assert store.ledger.get_upload_cursor(WATCH, "eu") is None
+    assert store.ledger.disclosures() == []  # nothing was disclosed
     # With the rules fixed, everything goes.
     endpoint = endpoint_for(broker)
     async with receiving(endpoint, tmp_path / "cloud.db") as db:
@@ -248,7 +248,7 @@ async def test_refused_erase_request_stays_pending_with_a_clear_error(
     assert "refused a publish" in result.output and "/erase: Not authorized" in result.output
     assert "stay pending" in result.output and "Traceback" not in result.output
     with open_store(data) as store:
-        (request,) = ledger.erase_requests(store, pending_only=True)
+        (request,) = store.ledger.erase_requests(pending_only=True)
         assert request.sent_at is None  # so the next ``cloud clear`` or ``run`` sends it
 
 
@@ -267,7 +267,7 @@ async def test_capture_has_no_identifiers__PR_ANON__PR_DEVICE__PR_APPLIST(
         await wait_until(lambda: len(db.samples()) == 300, "received")
     traffic = capture.stop()
     device = store.get_device(WATCH)
-    account = ledger.get_account(store)
+    account = store.ledger.get_account()
     assert device is not None and account is not None
     assert f"/eu/{account.pseudonym}/{device.pseudonym}/samples".encode() in traffic
     assert b'"model":"WS-1"' in traffic  # device info goes up, under the pseudonym only
@@ -280,10 +280,10 @@ async def test_guest_never_uploads__PR_GUEST(
     broker: Broker, capture: Capture, tmp_path: Path
 ) -> None:
     store = open_store(tmp_path / "agent")
-    guest = ledger.ensure_guest(store)
+    guest = store.ledger.ensure_guest()
     fill(store, 200)
     # Even a forged consent row (bypassing set_consent's guard) must not open the gate.
-    ledger.append_consent(store, "cloud_sync", "", True, "forged")
+    store.ledger.append_consent("cloud_sync", "", True, "forged")
     stats = await Uploader(store, endpoint_for(broker)).drain()
     assert stats.batches == 0
     traffic = capture.stop()
@@ -326,7 +326,7 @@ async def test_disabling_stops_uploads_between_batches__PR_CLOUD(
     uploader = Uploader(store, endpoint_for(broker), refusal=withdraw_after_three)
     stats = await uploader.drain()
     assert stats.samples == 300
-    assert ledger.get_upload_cursor(store, WATCH, "eu") == 299
+    assert store.ledger.get_upload_cursor(WATCH, "eu") == 299
 
 
 async def test_region_mismatch_refused__PR_REGION(
@@ -391,7 +391,7 @@ async def test_clear_erases_in_cloud_and_is_confirmed__PR_CLOUD__PR_RETAIN(
         stats = await Uploader(store, endpoint).drain(confirm_timeout=TIMEOUT)
         assert (stats.erase_sent, stats.erase_confirmed) == (1, 1)
         assert db.samples() == []
-        (done,) = ledger.erase_requests(store)
+        (done,) = store.ledger.erase_requests()
         assert done.confirmed_at is not None and not done.pending
         # Samples of the erased range arriving late (another receiver's backlog) stay erased,
         # new data after the request is stored.
@@ -426,6 +426,6 @@ async def test_account_deletion_sends_its_erasure_at_once__PR_RETAIN(
         assert "0 erase request(s) pending confirmation" in result.output
         assert db.samples() == []
     with open_store(data) as reopened:
-        (request,) = ledger.erase_requests(reopened)
+        (request,) = reopened.ledger.erase_requests()
         assert request.scope == "account" and request.confirmed_at is not None
-        assert ledger.get_account(reopened) is None
+        assert reopened.ledger.get_account() is None

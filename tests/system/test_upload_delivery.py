@@ -64,31 +64,28 @@ async def test_cursor_is_committed_every_n_chunks_and_at_the_end(
 ) -> None:
     store = filled_store(tmp_path / "agent", 200)
     committed: list[int] = []
-    commit, close = ledger.set_upload_cursor, ledger.record_upload
+    commit, close = store.ledger.set_upload_cursor, store.ledger.record_upload
 
-    def recording(s: Store, device: str, endpoint: str, last_seq: int) -> None:
+    def recording(device: str, endpoint: str, last_seq: int) -> None:
         committed.append(last_seq)
-        commit(s, device, endpoint, last_seq)
+        commit(device, endpoint, last_seq)
 
     def closing(
-        s: Store,
-        endpoint: str,
-        cursors: Mapping[str, int],
-        disclosure: ledger.NewDisclosure | None,
+        endpoint: str, cursors: Mapping[str, int], disclosure: ledger.NewDisclosure | None
     ) -> None:
         committed.append(cursors[WATCH])
         assert disclosure is not None and disclosure.record_count == 200
-        close(s, endpoint, cursors, disclosure)
+        close(endpoint, cursors, disclosure)
 
-    monkeypatch.setattr(ledger, "set_upload_cursor", recording)
-    monkeypatch.setattr(ledger, "record_upload", closing)
+    monkeypatch.setattr(store.ledger, "set_upload_cursor", recording)
+    monkeypatch.setattr(store.ledger, "record_upload", closing)
     endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
     uploader = Uploader(store, endpoint, batch_size=10, window=2, cursor_every=3)
     assert (await uploader.drain()).samples == 200  # 10 chunks of 20 samples
     # Every 3 chunks, then the rest with the session's disclosure row, in one transaction.
     assert committed == [59, 119, 179, 199]
-    assert ledger.get_upload_cursor(store, WATCH, "eu") == 199
-    assert [d.record_count for d in ledger.disclosures(store)] == [200]
+    assert store.ledger.get_upload_cursor(WATCH, "eu") == 199
+    assert [d.record_count for d in store.ledger.disclosures()] == [200]
 
 
 async def test_a_window_without_pubacks_fails_at_the_deadline(
@@ -112,10 +109,10 @@ async def test_a_window_without_pubacks_fails_at_the_deadline(
     finally:
         broker.resume()
     assert uploader.stats.samples == 0
-    assert ledger.get_upload_cursor(store, WATCH, "eu") is None
+    assert store.ledger.get_upload_cursor(WATCH, "eu") is None
     # The broker is back: the next session sends everything, nothing was skipped.
     assert (await Uploader(store, endpoint, batch_size=10).drain()).samples == 100
-    assert ledger.get_upload_cursor(store, WATCH, "eu") == 99
+    assert store.ledger.get_upload_cursor(WATCH, "eu") == 99
 
 
 async def test_a_cancelled_upload_commits_what_was_acknowledged(
@@ -148,7 +145,7 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
     with pytest.raises(asyncio.CancelledError):
         await draining
     assert uploader.stats.samples >= 40
-    assert ledger.get_upload_cursor(store, WATCH, "eu") == uploader.stats.samples - 1
+    assert store.ledger.get_upload_cursor(WATCH, "eu") == uploader.stats.samples - 1
 
 
 @contextlib.asynccontextmanager
@@ -187,10 +184,10 @@ async def test_a_running_uploader_records_its_first_upload_at_once_then_at_inter
             uploader.wake()
             assert await acked.get() == first + 9
         # The first upload's record was made before the next upload began; none since.
-        assert [d.record_count for d in ledger.disclosures(store)] == [10]
-        assert ledger.get_upload_cursor(store, WATCH, "eu") == 9
-    assert [d.record_count for d in ledger.disclosures(store)] == [10, 40]
-    assert ledger.get_upload_cursor(store, WATCH, "eu") == 49
+        assert [d.record_count for d in store.ledger.disclosures()] == [10]
+        assert store.ledger.get_upload_cursor(WATCH, "eu") == 9
+    assert [d.record_count for d in store.ledger.disclosures()] == [10, 40]
+    assert store.ledger.get_upload_cursor(WATCH, "eu") == 49
 
 
 async def test_a_late_record_is_dated_when_its_data_went__PR_CLOUD(
@@ -210,7 +207,7 @@ async def test_a_late_record_is_dated_when_its_data_went__PR_CLOUD(
         clock[0] += 5
         set_consent(store, "cloud_sync", False)
         clock[0] += 5
-    assert [(d.at - start, d.record_count) for d in ledger.disclosures(store)] == [
+    assert [(d.at - start, d.record_count) for d in store.ledger.disclosures()] == [
         (0, 10),
         (5, 10),
     ]
@@ -222,6 +219,6 @@ def test_a_record_for_a_deleted_device_keeps_its_disclosure(tmp_path: Path) -> N
     store = filled_store(tmp_path / "agent", 10)
     store.delete_device(WATCH)
     sent = ledger.NewDisclosure("cloud eu", "upload", ("steps",), 10)
-    ledger.record_upload(store, "eu", {WATCH: 9}, sent)
-    assert [d.record_count for d in ledger.disclosures(store)] == [10]
-    assert ledger.get_upload_cursor(store, WATCH, "eu") is None
+    store.ledger.record_upload("eu", {WATCH: 9}, sent)
+    assert [d.record_count for d in store.ledger.disclosures()] == [10]
+    assert store.ledger.get_upload_cursor(WATCH, "eu") is None
