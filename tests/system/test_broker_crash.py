@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from cloudreceiver.receiver import ReceiverDb
 from phoneagent.store import ledger
-from phoneagent.upload.receiver import ReceiverDb
 from phoneagent.upload.uploader import Uploader
 from tests.mosquitto import Broker
 from tests.processes import AGENT_CLI, ENV, kill, line
