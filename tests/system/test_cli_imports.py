@@ -1,8 +1,9 @@
 """The CLIs start without the Bluetooth stack they do not use.
 
 Under emulation (the BlueZ VM) every imported module costs; Bumble alone was half of
-``phoneagent``'s start-up. Only the radio that opens imports its stack; and the agent's CLI loads neither the watch
-nor the harnesses and the receiver its commands run (``docs/architecture.md``).
+``phoneagent``'s start-up. Only the radio that opens imports its stack; and the agent's
+CLI loads neither the watch nor the harnesses and the receiver its commands run
+(``docs/architecture.md``).
 """
 
 from __future__ import annotations
