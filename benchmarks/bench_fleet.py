@@ -33,7 +33,7 @@ from pathlib import Path
 
 import _common
 
-from phoneagent.fleet import START_RATE
+from harness.fleet import START_RATE
 from tests.fleetrun import cloud_toml, start_agents, start_watches
 from tests.mosquitto import Broker
 from watchsim.control import request

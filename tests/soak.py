@@ -32,8 +32,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from cloudreceiver.receiver import ReceiverDb
 from phoneagent.store import Store, read_key_file
-from phoneagent.upload.receiver import ReceiverDb
 from protocol.metrics import Sample
 from tests.fleetrun import AGENT_CLI, Proc, cloud_toml, spawn, start_agents, start_watches
 from tests.mosquitto import Broker

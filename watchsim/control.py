@@ -183,10 +183,13 @@ async def request(state_dir: Path, words: list[str], timeout_s: float = REQUEST_
     """Send one command to the watch running with ``state_dir``; its result, or ControlError."""
     path = socket_path(state_dir)
     try:
-        return await localsock.request(
-            path, {"command": words}, timeout_s=timeout_s, peer="the watch"
-        )
+        return await request_at(path, words, timeout_s)
     except localsock.NotRunningError:
         raise ControlError(
             f"no watch is running with state dir {state_dir} (nothing listens on {path})"
         ) from None
+
+
+async def request_at(path: Path, words: list[str], timeout_s: float = REQUEST_TIMEOUT_S) -> Any:
+    """``request`` to the control socket at ``path`` (a fleet manifest names each watch's)."""
+    return await localsock.request(path, {"command": words}, timeout_s=timeout_s, peer="the watch")

@@ -1,4 +1,8 @@
-"""``cloud enable|disable|clear|status`` and the reference ``cloud-receiver``."""
+"""``cloud enable|disable|clear|status`` and the reference ``cloud-receiver``.
+
+``cloud-receiver`` only parses its options here: the receiver is the back end's side
+(``cloudreceiver``), imported when the command runs, never by the agent.
+"""
 
 from __future__ import annotations
 
@@ -17,12 +21,7 @@ from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.store import Store
 from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint, EndpointError, endpoints_path, load_endpoints
-from phoneagent.upload.receiver import ReceiverDb, serve
 from phoneagent.upload.uploader import Uploader
-
-RECEIVER_RETRY_S = 0.5
-RECEIVER_RETRY_MAX_S = 10.0
-
 
 # Beyond the confirmation wait: connecting, publishing and disconnecting.
 _SLACK_S = 30.0
@@ -208,40 +207,26 @@ def cloud_receiver(
     allow_plaintext: bool,
 ) -> None:
     """Reference receiver: store uploads de-duplicated, honour and confirm erasures."""
+    from cloudreceiver.receiver import ReceiverDb, serve_forever
+
     endpoint = Endpoint(
         region, host, port, tls, ca_file, username, password, allow_plaintext, prefix
     )
     db = ReceiverDb(db_path)
     try:
-        asyncio.run(_serve_forever(endpoint, db, None if no_share else group, identifier))
+        asyncio.run(
+            serve_forever(
+                endpoint,
+                db,
+                group=None if no_share else group,
+                identifier=identifier,
+                say=lambda line: click.echo(line, err=True),
+            )
+        )
     except EndpointError as error:
         raise CliError(str(error), EXIT_USAGE) from error
     finally:
         db.close()
-
-
-async def _serve_forever(
-    endpoint: Endpoint, db: ReceiverDb, group: str | None, identifier: str
-) -> None:
-    """Reconnect after a broker outage: the persistent session kept our share queued."""
-    delay = RECEIVER_RETRY_S
-    while True:
-        ready = asyncio.Event()
-        told = asyncio.create_task(_say_when(ready, f"receiving as {identifier}"))
-        try:
-            await serve(endpoint, db, group=group, identifier=identifier, ready=ready)
-        except aiomqtt.MqttError as error:
-            click.echo(f"broker connection lost ({error}); retrying in {delay:g} s", err=True)
-            await asyncio.sleep(delay)
-            delay = min(RECEIVER_RETRY_MAX_S, delay * 2)
-        finally:
-            told.cancel()
-
-
-async def _say_when(ready: asyncio.Event, line: str) -> None:
-    """An operator (and a test) learns when the subscription is in place."""
-    await ready.wait()
-    click.echo(line, err=True)
 
 
 COMMANDS = (cloud, cloud_receiver)

@@ -1,167 +1,20 @@
 """``demo``: a loopback watch and the agent in one process, end to end, no hardware.
 
-The watch (``watchsim``) runs on an in-process Bumble ``LocalLink``; the agent talks to
-it through exactly the code paths it uses on a real radio: pairing, the encrypted store,
-the sync engine. This module and the tests are the only places that import both sides.
+Only the options are here: the demo drives both sides, so its work is a harness
+(``harness.demo``), imported when the command runs, never by the agent.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import shlex
-import shutil
 import tempfile
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import click
 
-from phoneagent.cli.context import AgentContext, pass_agent, preferences_of
-from phoneagent.cli.output import ProgressObserver, console, progress_bar
-from phoneagent.logs import AgentLogging
-from phoneagent.paths import database_path, ensure_private_dir
-from phoneagent.store import AsyncStore, DbKey, Store, create_key_file, read_key_file
-from phoneagent.sync import Committed, DeviceSync, StoreBonds, SyncObserver
-from phoneagent.sync.discovery import pair_device
-from phoneagent.transport import radio_transport
-from protocol.metrics import Metric
-
-if TYPE_CHECKING:
-    from watchsim.testing import LoopbackWatch
-
-PAIRING_TIMEOUT = 30.0
-
-
-class WatchDisplayAgent:
-    """Reads the passkey off the simulated watch's display, as a user would, and says so."""
-
-    def __init__(self, watch: LoopbackWatch) -> None:
-        self._watch = watch
-
-    async def _shown(self) -> int:
-        async with asyncio.timeout(PAIRING_TIMEOUT):
-            return await self._watch.passkeys.get()
-
-    async def enter_passkey(self, peer: str) -> int | None:
-        passkey = await self._shown()
-        click.echo(f"The watch shows passkey {passkey:06d}; entering it.")
-        return passkey
-
-    async def confirm_number(self, peer: str, number: int) -> bool:
-        shown = await self._shown()
-        click.echo(f"The watch shows {shown:06d}, the phone {number:06d}.")
-        return shown == number
-
-
-class LivePrinter(SyncObserver):
-    """One line per live commit with the newest value of each metric."""
-
-    def __init__(self) -> None:
-        self.latest: dict[Metric, float] = {}
-
-    async def committed(self, commit: Committed) -> None:
-        for sample in commit.samples:
-            self.latest[sample.metric] = sample.value
-        if commit.samples:
-            shown = ", ".join(
-                f"{m.key.replace('_', ' ')} {v:g}" + ("" if m.unit == m.key else f" {m.unit}")
-                for m, v in sorted(self.latest.items())
-            )
-            click.echo(f"  live seq {commit.samples[-1].seq}: {shown}")
-
-
-def _key(agent: AgentContext, directory: Path) -> DbKey:
-    if agent.key_file is not None:
-        return read_key_file(agent.key_file)
-    path = directory / "demo.key"
-    if path.exists():
-        click.echo(f"Using the demo key file {path}.")
-        return read_key_file(path)
-    key = create_key_file(path)
-    click.echo(
-        f"Wrote the database key to {path} (demo only: a real agent keeps it in the "
-        "keyring, an environment variable or a key file you choose)."
-    )
-    return key
-
-
-async def _run(
-    agent: AgentContext,
-    directory: Path,
-    hours: float,
-    seconds: float,
-    speed: float,
-    start: datetime | None,
-) -> None:
-    # Imported here: every other command starts without a Bumble stack or the watch.
-    from bumble.link import LocalLink
-
-    from phoneagent.transport.radio import BumbleRadio
-    from watchsim.testing import start_loopback_watch
-
-    out = console()
-    store = Store.open(directory, _key(agent, directory))
-    AgentLogging.start(directory)  # warnings go to the data dir's logs, as a real agent's
-    astore = AsyncStore(store)
-    watch_dir = Path(tempfile.mkdtemp(prefix="watchsim-demo-"))
-    link = LocalLink()  # type: ignore[no-untyped-call]
-    try:
-        click.echo(f"Starting a loopback watch with {hours:g} h of history ...")
-        watch = await start_loopback_watch(
-            link,
-            watch_dir,
-            name="Demo Watch",
-            backfill=timedelta(hours=hours),
-            speed=speed,
-            start_time=start,  # None: the watch's day is today's, up to now
-        )
-        try:
-            radio = await BumbleRadio.on_link(
-                link, bonds=StoreBonds(store), agent=WatchDisplayAgent(watch)
-            )
-            async with radio:
-                transport = radio_transport(radio)
-                click.echo(f"Pairing with {watch.address} ...")
-                record = await pair_device(
-                    transport, store, watch.address, scan_timeout=PAIRING_TIMEOUT
-                )
-                click.echo(
-                    f"Paired with {record.name} ({record.model}, firmware {record.firmware})."
-                )
-                preferences = preferences_of(astore.store)
-                with progress_bar(out) as progress:
-                    observer = ProgressObserver(progress, "backfill")
-                    sync = DeviceSync(
-                        watch.address, transport, astore, preferences, observer=observer
-                    )
-                    await sync.sync_once(scan_timeout=PAIRING_TIMEOUT)
-                click.echo(f"Backfilled {observer.stored} samples.")
-                if seconds > 0:
-                    click.echo(f"Live values for {seconds:g} s (watch clock at {speed:g}x):")
-                    live = DeviceSync(
-                        watch.address, transport, astore, preferences, observer=LivePrinter()
-                    )
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(seconds):
-                            await live.run()
-        finally:
-            await watch.stop()
-    finally:
-        await astore.aclose()
-        shutil.rmtree(watch_dir, ignore_errors=True)
-    key_file = agent.key_file or directory / "demo.key"
-    with Store.open(directory, read_key_file(key_file)) as reopened:
-        total = sum(sum(c.values()) for c in reopened.counts().values())
-    click.echo(f"Encrypted database: {database_path(directory)}")
-    click.echo(f"It holds {total} samples. To look at them:")
-    for words in (["status"], ["data", "--limit", "20"], ["devices"]):
-        # The same data dir and key file; no radio is needed for these.
-        command = shlex.join(
-            ["phoneagent", "--data-dir", str(directory), "--key-file", str(key_file), *words]
-        )
-        click.echo(f"  {command}")
+from phoneagent.cli.context import AgentContext, pass_agent
+from phoneagent.paths import ensure_private_dir
 
 
 @click.command("demo")
@@ -203,7 +56,9 @@ def demo_command(
     else:
         directory = Path(tempfile.mkdtemp(prefix="phoneagent-demo-"))
     click.echo(f"Agent data directory: {directory}")
-    asyncio.run(_run(agent, directory, hours, seconds, speed, start))
+    from harness.demo import run_demo
+
+    asyncio.run(run_demo(agent, directory, hours, seconds, speed, start))
 
 
 COMMANDS = (demo_command,)

@@ -1,10 +1,11 @@
-"""``fleet``: one agent per watch of a ``watchsim fleet``, in one or several processes."""
+"""``fleet``: one agent per watch of a ``watchsim fleet``, in one or several processes.
+
+Only the options and the report are here: the load generator is a harness
+(``harness.fleetcommand``), imported when the command runs, never by the agent.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import os
-import signal
 from pathlib import Path
 from typing import Any
 
@@ -12,11 +13,7 @@ import click
 
 from phoneagent.cli.context import AgentContext, CliError, pass_agent
 from phoneagent.errors import EXIT_USAGE
-from phoneagent.fleet import AgentFleet, AgentFleetConfig, FleetError, read_manifest
-from phoneagent.fleetsplit import READY, Workers
 from phoneagent.paths import data_dir
-from phoneagent.upload import EndpointError
-from phoneagent.waiting import first_of
 
 
 def _percentiles(label: str, figures: dict[str, float | int | None]) -> str:
@@ -80,49 +77,27 @@ def fleet_command(
     part: str | None,
 ) -> None:
     """Run one agent (own store, account, pseudonym, bond, uploader) per fleet watch."""
-    directory = directory or data_dir().with_name("phoneagent-fleet")
+    from harness.fleet import FleetError
+    from harness.fleetcommand import FleetConfigError, FleetOptions, run_fleet
+
+    options = FleetOptions(
+        manifest_path=manifest_path,
+        directory=directory or data_dir().with_name("phoneagent-fleet"),
+        transport=agent.transport_option,
+        cloud_config=cloud_config,
+        region=region,
+        count=count,
+        latency_after=latency_after,
+        processes=processes,
+        part=_part(part),
+    )
     try:
-        manifest = read_manifest(manifest_path)
-        fleet = AgentFleet(
-            AgentFleetConfig(
-                directory=directory,
-                manifest=manifest,
-                transport=agent.transport_option or f"loopback:{manifest.air}",
-                cloud_config=cloud_config,
-                region=region,
-                count=count,
-                latency_after_s=latency_after,
-                part=_part(part),
-            )
-        )
-    except (FleetError, EndpointError) as error:
+        result = run_fleet(options, click.echo)
+    except FleetConfigError as error:
         raise CliError(str(error), EXIT_USAGE) from None
-    workers = min(processes or os.cpu_count() or 1, len(fleet.agents))
-    if part is None and workers > 1:
-        command = ["fleet", "--watches", str(manifest_path), "--dir", str(directory)]
-        command += ["--region", region, *_given(count, cloud_config, latency_after)]
-        if agent.transport_option:
-            command = ["--transport", agent.transport_option, *command]
-        _report(_run_workers(Workers(command, workers, directory), len(fleet.agents)))
-        return
-
-    async def work() -> None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            await fleet.start()
-            click.echo(
-                f"{READY}{len(fleet.agents)} agents paired and syncing; "
-                f"identities in {fleet.output('agents.json')}"
-            )
-            await fleet.run(stop)
-        finally:
-            await fleet.close()
-
-    asyncio.run(work())
-    _report(fleet.write_result())
+    except FleetError as error:
+        raise CliError(str(error)) from None
+    _report(result)
 
 
 def _part(text: str | None) -> tuple[int, int] | None:
@@ -136,40 +111,6 @@ def _part(text: str | None) -> tuple[int, int] | None:
     if not 0 <= part[0] < part[1]:
         raise CliError(f"--part must be I/K with 0 <= I < K, got {text!r}", EXIT_USAGE)
     return part
-
-
-def _given(count: int | None, cloud: Path | None, latency_after: float | None) -> list[str]:
-    """The optional options given, as a worker's command line repeats them."""
-    args = [] if count is None else ["--count", str(count)]
-    args += [] if cloud is None else ["--cloud", str(cloud)]
-    return args + ([] if latency_after is None else ["--latency-after", str(latency_after)])
-
-
-def _run_workers(workers: Workers, agents: int) -> dict[str, Any]:
-    async def work() -> dict[str, Any]:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(sig, stop.set)
-        try:
-            starting = asyncio.ensure_future(workers.start())
-            await first_of(starting, stop.wait())
-            if not stop.is_set():
-                starting.result()  # a worker that failed to start says why
-                workers.merge_agents()
-                click.echo(
-                    f"{READY}{agents} agents paired and syncing in {workers.processes} "
-                    f"processes; identities in {workers.directory / 'agents.json'}"
-                )
-                await first_of(stop.wait(), workers.wait_any())
-        finally:
-            await workers.stop()
-        return workers.merge_results()
-
-    try:
-        return asyncio.run(work())
-    except FleetError as error:
-        raise CliError(str(error)) from None
 
 
 def _report(result: dict[str, Any]) -> None:

@@ -1,4 +1,5 @@
-"""Cloud upload over MQTT: uploader, wire format, per-region endpoints, reference receiver."""
+"""Cloud upload over MQTT: uploader, wire format, per-region endpoints (the receiver:
+``cloudreceiver``)."""
 
 from __future__ import annotations
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from phoneagent.upload.receiver import ReceiverDb
+from cloudreceiver.receiver import ReceiverDb
 from phoneagent.upload.uploader import Uploader
 from tests.mosquitto import Broker
 from tests.processes import AGENT_CLI, ENV, kill, line

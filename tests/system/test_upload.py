@@ -15,6 +15,7 @@ import aiomqtt
 import pytest
 from click.testing import CliRunner
 
+from cloudreceiver.receiver import ReceiverDb, serve
 from phoneagent.cli import main
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.audit import FAIL, PASS, audit
@@ -24,7 +25,6 @@ from phoneagent.relays.permissions import Feature, set_permission
 from phoneagent.store import DbKey, Store
 from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint, PlaintextRefusedError
-from phoneagent.upload.receiver import ReceiverDb, serve
 from phoneagent.upload.uploader import Uploader, policy_refusal
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex

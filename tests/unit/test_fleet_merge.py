@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from phoneagent.fleet import RESULT_FILE, Latency, Timeline, part_name, write_json
-from phoneagent.fleetsplit import Workers
+from harness.fleet import RESULT_FILE, Latency, Timeline, part_name, write_json
+from harness.fleetsplit import Workers
 
 
 def _part(tmp_path: Path, index: int, stored_ms: list[int]) -> None:

@@ -49,6 +49,7 @@ from phoneagent.upload import Uploader, endpoints_path, load_endpoints
 from phoneagent.waiting import first_of, sleep_unless
 from protocol.address import Address
 from protocol.settings import Sex
+from watchsim import control
 
 log = logging.getLogger(__name__)
 
@@ -126,28 +127,19 @@ def read_manifest(path: Path) -> Manifest:
 
 
 class ControlChannelPasskeys:
-    """Reads the passkey (or comparison number) the watch shows, from its control socket."""
+    """Reads the passkey (or comparison number) the watch shows, through its control client."""
 
     def __init__(self, socket: Path) -> None:
         self._socket = socket
 
     async def _shown(self) -> int | None:
-        request = {"command": ["passkey", str(PASSKEY_WAIT_S)]}
+        words = ["passkey", str(PASSKEY_WAIT_S)]
         try:
-            reader, writer = await asyncio.open_unix_connection(str(self._socket))
-        except OSError as error:
-            log.warning("cannot read the passkey from %s: %s", self._socket, error)
+            shown = await control.request_at(self._socket, words, PASSKEY_WAIT_S + 5)
+        except (control.ControlError, OSError) as error:
+            log.warning("the watch %s shows no passkey: %s", self._socket, error)
             return None
-        try:
-            writer.write(json.dumps(request).encode() + b"\n")
-            line = await asyncio.wait_for(reader.readline(), PASSKEY_WAIT_S + 5)
-        finally:
-            writer.close()
-        answer = json.loads(line or b"{}")
-        if not answer.get("ok"):
-            log.warning("the watch shows no passkey: %s", answer.get("error"))
-            return None
-        return int(answer["result"]["passkey"])
+        return int(shown["passkey"])
 
     async def enter_passkey(self, peer: str) -> int | None:
         return await self._shown()
@@ -257,7 +249,7 @@ class AgentFleetConfig:
     count: int | None = None  # the first COUNT watches of the manifest; None: all
     latency_after_s: float | None = None  # measure samples taken this long after start
     # (index, of): this process runs the agents of every ``of``-th watch from ``index``
-    # (``phoneagent.fleetsplit``); None: all of them.
+    # (``harness.fleetsplit``); None: all of them.
     part: tuple[int, int] | None = None
     sync: SyncConfig = field(default_factory=lambda: SyncConfig(backoff_max=5.0))
 

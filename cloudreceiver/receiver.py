@@ -14,6 +14,7 @@ import asyncio
 import json
 import logging
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
@@ -33,6 +34,8 @@ from protocol.metrics import Metric
 log = logging.getLogger(__name__)
 
 SESSION_EXPIRY_S = 7 * 86400
+RETRY_S = 0.5
+RETRY_MAX_S = 10.0
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS samples (
@@ -186,6 +189,38 @@ async def serve(
             except (PayloadError, json.JSONDecodeError, KeyError) as error:
                 log.warning("dropping malformed message on %s: %s", message.topic, error)
             paho.ack(message.mid, message.qos)
+
+
+async def serve_forever(
+    endpoint: Endpoint,
+    db: ReceiverDb,
+    *,
+    group: str | None,
+    identifier: str,
+    say: Callable[[str], None],
+) -> None:
+    """``serve`` again after a broker outage: the persistent session kept our share queued.
+
+    ``say`` tells the operator (and a test) when the subscription is in place and when
+    the connection was lost.
+    """
+    delay = RETRY_S
+    while True:
+        ready = asyncio.Event()
+        told = asyncio.create_task(_say_when(ready, f"receiving as {identifier}", say))
+        try:
+            await serve(endpoint, db, group=group, identifier=identifier, ready=ready)
+        except aiomqtt.MqttError as error:
+            say(f"broker connection lost ({error}); retrying in {delay:g} s")
+            await asyncio.sleep(delay)
+            delay = min(RETRY_MAX_S, delay * 2)
+        finally:
+            told.cancel()
+
+
+async def _say_when(ready: asyncio.Event, line: str, say: Callable[[str], None]) -> None:
+    await ready.wait()
+    say(line)
 
 
 async def _handle(

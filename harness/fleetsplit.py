@@ -22,7 +22,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from phoneagent.fleet import AGENTS_FILE, RESULT_FILE, FleetError, Latency, part_name, write_json
+from harness.fleet import AGENTS_FILE, RESULT_FILE, FleetError, Latency, part_name, write_json
 
 READY: Final = "agent fleet ready: "
 _PR_SET_PDEATHSIG: Final = 1
