@@ -4,8 +4,12 @@ aiomqtt's ``publish`` returns on any PUBACK. An MQTT 5 broker refuses a QoS 1 pu
 (ACL, quota, bad topic) with a PUBACK whose reason code is >= 0x80, having dropped the
 message: taken as success, that would move the upload cursor past samples nobody holds.
 Here the reason code of each message id is kept from paho's callback and checked when the
-publish returns. It relies on two aiomqtt internals (the paho client in ``_client`` and
-its ``_on_publish`` callback); ``tests/system/test_upload.py`` catches a change in them.
+publish returns. aiomqtt exposes no public hook for this (its paho client is the private
+``_client``), so it relies on two aiomqtt internals: the paho client in ``_client``, whose
+``publish`` aiomqtt's ``publish`` calls, and aiomqtt's ``_on_publish`` callback. pyproject
+pins aiomqtt and paho-mqtt to exactly the versions this was tested on (2.5.1 and 2.2.0);
+``tests/unit/test_mqtt_internals.py`` fails when those internals or the pin change, and
+``tests/system/test_upload.py`` catches a refusal end to end with a real broker.
 """
 
 from __future__ import annotations
