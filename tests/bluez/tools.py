@@ -8,6 +8,7 @@ bluetoothd from the same loop.
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import os
 import pty
@@ -20,6 +21,8 @@ from protocol.uuids import sig_uuid
 WAIT: Final = 30.0
 # Colours, and readline's invisible-prompt markers (\x01 \x02), in bluetoothctl's output.
 _NOISE: Final = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]|[\x01\x02\r]")
+# A colour code cut by the end of a read: kept until the next read completes it.
+_CUT: Final = re.compile(r"\x1b(\[[0-9;?]*)?$")
 SERVICE_DECLARATIONS: Final = (sig_uuid(0x2800), sig_uuid(0x2801))
 CHARACTERISTIC_DECLARATION: Final = sig_uuid(0x2803)
 CCCD: Final = sig_uuid(0x2902)
@@ -37,6 +40,8 @@ class Tool:
         self._reader = asyncio.StreamReader()
         self._transport: asyncio.BaseTransport | None = None
         self._seen = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        self._pending = ""
 
     @classmethod
     async def start(cls, *argv: str) -> Tool:
@@ -63,7 +68,10 @@ class Tool:
             chunk = await self._reader.read(4096)
         except OSError:  # EIO: the terminal's other side is closed
             chunk = b""
-        self.output += _NOISE.sub("", chunk.decode(errors="replace"))
+        text = self._pending + self._decoder.decode(chunk, final=not chunk)
+        cut = _CUT.search(text) if chunk else None
+        self._pending = text[cut.start() :] if cut else ""
+        self.output += _NOISE.sub("", text[: cut.start()] if cut else text)
         return bool(chunk)
 
     async def expect(self, pattern: str) -> re.Match[str]:
