@@ -254,12 +254,12 @@ class Daemon:
         the session failed, the pairing is lost)."""
         sync = self.syncs.get(address)
         if sync is None:
-            raise SyncNowError(f"{address} is not paired (or has no bond on this radio)")
+            raise SyncNowError("it is not paired (or has no bond on this radio)")
         stored = 0
         with self._observer.following(address) as events:
             state = sync.state
             if state in _NOT_SYNCING - {SyncState.BACKOFF}:
-                raise SyncNowError(f"{address}: {state.value}", state)
+                raise SyncNowError(state.value, state)
             sync.retry_now()
             newest: int | None = None
             while newest is None or sync.cursor <= newest:
@@ -267,7 +267,7 @@ class Daemon:
                     try:
                         newest = await sync.newest_seq_now()
                     except (BleakError, TimeoutError, ProtocolError) as error:
-                        raise SyncNowError(f"{address}: {error}") from error
+                        raise SyncNowError(str(error) or type(error).__name__) from error
                     continue
                 scan_timeout = self._config.scan_timeout
                 try:
@@ -277,7 +277,7 @@ class Daemon:
                         event = await events.get()
                 except TimeoutError:
                     raise SyncNowError(
-                        f"{address} did not advertise within {scan_timeout:g} s"
+                        f"it did not advertise within {scan_timeout:g} s"
                         " (the running agent goes on waiting for it)",
                         state,
                     ) from None
@@ -286,7 +286,7 @@ class Daemon:
                     continue
                 state, detail = event
                 if state in _NOT_SYNCING:
-                    raise SyncNowError(f"{address}: {detail or state.value}", state)
+                    raise SyncNowError(detail or state.value, state)
         return stored, sync.cursor
 
     def report(self) -> dict[str, dict[str, str]]:

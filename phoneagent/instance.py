@@ -123,7 +123,7 @@ async def sync_through_running_agent(address: Address, busy: HeldError) -> Synce
     failed = answer.get("failed")
     if failed is not None:
         kind = _PairingLostThere if answer.get("pairing_lost") else UnreachableError
-        raise kind(f"the agent running on {busy.data_dir} could not sync {failed}")
+        raise kind(f"the agent running on {busy.data_dir} could not sync {address}: {failed}")
     by = str(busy.holder or f"the agent running on {busy.data_dir}")
     return SyncedThere(by, int(answer["stored"]), int(answer["next_seq"]))
 
