@@ -51,7 +51,8 @@ class Holder:
 
 
 def _read(fd: int) -> Holder | None:
-    """The holder's own words; None in the moment between its lock and its write."""
+    """The holder's own words; None in the moment between its lock and its write, or when
+    the disk was too full to write them."""
     try:
         fields = json.loads(os.pread(fd, 4096, 0))
         return Holder(int(fields["pid"]), str(fields["command"]), str(fields["since"]))
@@ -63,7 +64,7 @@ class HeldError(DataDirBusyError):
     """``data_dir`` is held by ``holder`` (None: a process that has not written itself yet)."""
 
     def __init__(self, data_dir: Path, holder: Holder | None, what: str) -> None:
-        by = str(holder) if holder is not None else "another phoneagent process, just starting"
+        by = str(holder) if holder is not None else "another phoneagent process"
         super().__init__(f"{data_dir} is in use by {by}: one data dir, one agent; {what}")
         self.data_dir = data_dir
         self.holder = holder
@@ -82,10 +83,10 @@ def holding(data_dir: Path, command: str) -> Iterator[None]:
         except BlockingIOError:
             raise HeldError(data_dir, _read(fd), "stop it first, or wait until it ends") from None
         since = datetime.now(UTC).isoformat(timespec="seconds")
+        words = {"pid": os.getpid(), "command": command, "since": since}
         os.ftruncate(fd, 0)
-        os.pwrite(
-            fd, json.dumps({"pid": os.getpid(), "command": command, "since": since}).encode(), 0
-        )
+        with contextlib.suppress(OSError):  # a full disk: held all the same, just unnamed
+            os.pwrite(fd, json.dumps(words).encode(), 0)
         try:
             yield
         finally:
