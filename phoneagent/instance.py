@@ -29,8 +29,8 @@ from typing import Any, ClassVar, Final
 
 from phoneagent.daemon import Daemon, SyncNowError
 from phoneagent.errors import EXIT_PAIRING_LOST, AgentError, DataDirBusyError, UnreachableError
-from phoneagent.paths import ensure_private_dir
 from phoneagent.relays import control
+from phoneagent.store.db import private_dir
 from phoneagent.sync import SyncState
 from protocol.address import Address, AddressError
 
@@ -75,7 +75,7 @@ def holding(data_dir: Path, command: str) -> Iterator[None]:
     """Hold ``data_dir`` for this process while the block runs; ``DataDirBusyError`` at
     once, naming the holder, when another process holds it. ``command`` is what a
     refused process is told the holder runs."""
-    ensure_private_dir(data_dir)
+    private_dir(data_dir)  # nothing is written into a directory others can read
     fd = os.open(data_dir / LOCK_NAME, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         try:
