@@ -152,6 +152,7 @@ class Daemon:
         self._failure: BaseException | None = None
         self._stop: asyncio.Event | None = None
         self._gone = asyncio.Event()  # this radio went away (see ``_watch_radio``)
+        self._loaded = asyncio.Event()  # the paired watches' engines exist (``sync_now``)
 
     def _backoff(self) -> Backoff:
         return Backoff(
@@ -184,6 +185,7 @@ class Daemon:
             self._start(asyncio.create_task(self._uploader.run(stop), name="uploader"))
         self._watch_radio()
         await self.reload()
+        self._loaded.set()
         try:
             while not stop.is_set():
                 await first_of(stop.wait(), self._gone.wait())
@@ -252,7 +254,10 @@ class Daemon:
         the watch held when asked is stored. Returns the samples stored meanwhile and the
         cursor; ``SyncNowError`` says why not (not advertising within the scan timeout,
         the session failed, the pairing is lost)."""
+        await self._loaded.wait()  # asked as ``run`` starts: not "unknown" for that
         sync = self.syncs.get(address)
+        if sync is None and self._gone.is_set():
+            raise SyncNowError("its radio went away; the running agent is opening a new one")
         if sync is None:
             raise SyncNowError("it is not paired (or has no bond on this radio)")
         stored = 0
