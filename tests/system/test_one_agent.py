@@ -82,7 +82,9 @@ async def test_two_syncs_at_once(air: str, tmp_path: Path) -> None:
     syncs = [await phone._spawn("sync", address) for _ in range(2)]
     try:
         waits = {asyncio.ensure_future(s.wait()): s for s in syncs}
-        done, _running = await asyncio.wait(waits, timeout=WAIT, return_when="FIRST_COMPLETED")
+        done, _running = await asyncio.wait(
+            waits, timeout=WAIT, return_when=asyncio.FIRST_COMPLETED
+        )
         (refused,) = [waits[task] for task in done]
         (holder,) = [s for s in syncs if s is not refused]
         code, message = await outcome(refused)
