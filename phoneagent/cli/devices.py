@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import click
 
+from phoneagent import control
 from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.params import ADDRESS
 from phoneagent.errors import EXIT_UNREACHABLE
 from phoneagent.privacy import delete_data
-from phoneagent.relays import control
 from phoneagent.sync.discovery import pair_device, scan
 from protocol.address import Address
 

@@ -12,9 +12,9 @@ import click
 from phoneagent.cli.context import AgentContext, CliError, pass_agent, preferences_of
 from phoneagent.cli.output import ProgressObserver, progress_bar
 from phoneagent.cli.params import ADDRESS
+from phoneagent.control import ControlError
 from phoneagent.daemon import Daemon
 from phoneagent.errors import EXIT_ERROR, EXIT_PAIRING_LOST, EXIT_USAGE
-from phoneagent.relays.control import ControlError
 from phoneagent.relays.service import RelayService
 from phoneagent.store import AsyncStore, Store
 from phoneagent.sync import DeviceSync, SyncObserver, SyncState
