@@ -79,8 +79,12 @@ _DAMAGE_CODES = (sqlcipher3.SQLITE_CORRUPT, sqlcipher3.SQLITE_NOTADB)
 
 
 @dataclass(frozen=True, slots=True)
-class Gap:
-    """Sequence numbers the watch no longer has (or never had); they will never arrive."""
+class MissingSeqs:
+    """Sequence numbers the watch no longer has (or never had); they will never arrive.
+
+    What ``store_batch`` records as one row of ``gaps``, with why (read back as a
+    ``GapRecord``); the watch's own lost range on the air is ``protocol.history.Gap``.
+    """
 
     first_seq: int
     last_seq: int
@@ -516,7 +520,7 @@ class Store:
     # -- samples, gaps and the sync cursor -----------------------------------------
 
     def store_batch(
-        self, device: str, samples: Sequence[Sample], gaps: Iterable[Gap] = ()
+        self, device: str, samples: Sequence[Sample], gaps: Iterable[MissingSeqs] = ()
     ) -> StoreResult:
         """Store samples and gaps idempotently by (device, seq) and advance the cursor.
 
@@ -594,7 +598,7 @@ class Store:
         Starts at the watch's first seq (``FIRST_SEQ``: no sample ever has seq 0, so a
         cursor starting below it recorded a "not assigned" gap after every first sync).
         When the watch's history begins later, the sync engine records the missing start
-        as a ``Gap`` (so the loss is visible) and the cursor moves past it.
+        as a ``MissingSeqs`` (so the loss is visible) and the cursor moves past it.
         """
         with self._locked():
             device_id = self._device_id(device)

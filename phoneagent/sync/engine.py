@@ -35,7 +35,7 @@ from typing import Any, Protocol, TypeVar
 
 from bleak.exc import BleakError
 
-from phoneagent.store import AsyncStore, Gap, StoreFullError, StoreResult
+from phoneagent.store import AsyncStore, MissingSeqs, StoreFullError, StoreResult
 from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
 from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
@@ -49,7 +49,7 @@ from protocol.metrics import Metric, Sample
 
 T = TypeVar("T")
 
-# Gap reasons: why a seq will never be stored as a sample.
+# Reasons for MissingSeqs: why a seq will never be stored as a sample.
 DROPPED = "dropped on watch"  # the watch reported the loss (full history, wiped, freed)
 NOT_ASSIGNED = "not assigned"  # the watch skipped the seq: no sample ever had it
 OPTED_OUT = "opted out"  # a record of an opted-out metric, discarded before storage
@@ -140,7 +140,7 @@ class Backoff:
 @dataclass(frozen=True, slots=True)
 class _Group:
     samples: list[Sample]
-    gaps: list[Gap]
+    gaps: list[MissingSeqs]
     # Entries at seqs already accounted for (a batch repeated, or late after its range
     # was closed): never stored twice nor over what is stored, only counted and logged.
     repeated: int = 0
@@ -205,7 +205,7 @@ class _Stream:
                 raise WatchProtocolError(str(error)) from error
         batches.sort(key=_first_seq)
         samples: list[Sample] = []
-        gaps: list[Gap] = []
+        gaps: list[MissingSeqs] = []
         for index, batch in enumerate(batches):
             entries = batch.entries
             first_seq = _first_seq(batch)
@@ -234,7 +234,9 @@ class _Stream:
         opted = self.opted_out
         return all(isinstance(e, Sample) and e.metric not in opted for e in entries)
 
-    def _account(self, entry: history.Entry, samples: list[Sample], gaps: list[Gap]) -> None:
+    def _account(
+        self, entry: history.Entry, samples: list[Sample], gaps: list[MissingSeqs]
+    ) -> None:
         if isinstance(entry, history.Gap):
             first, last = entry.first_seq, entry.last_seq
         else:
@@ -264,12 +266,12 @@ def _estimate(raw: bytes) -> int:
     return len(raw) // 6
 
 
-def _add_gap(gaps: list[Gap], first: int, last: int, reason: str) -> None:
+def _add_gap(gaps: list[MissingSeqs], first: int, last: int, reason: str) -> None:
     """Append, merging with the previous gap when it has the same reason and touches."""
     if gaps and gaps[-1].reason == reason and gaps[-1].last_seq + 1 == first:
-        gaps[-1] = Gap(gaps[-1].first_seq, last, reason)
+        gaps[-1] = MissingSeqs(gaps[-1].first_seq, last, reason)
     else:
-        gaps.append(Gap(first, last, reason))
+        gaps.append(MissingSeqs(first, last, reason))
 
 
 def local_now() -> datetime:
@@ -616,7 +618,7 @@ class DeviceSync:
         status = await watch.read_status()
         self.newest_seq = max(self.newest_seq, status.newest_seq)
         if status.newest_seq >= self.cursor:
-            await self._commit(_Group([], [Gap(self.cursor, status.newest_seq, DROPPED)]))
+            await self._commit(_Group([], [MissingSeqs(self.cursor, status.newest_seq, DROPPED)]))
 
     async def _commit(self, group: _Group) -> None:
         if group.repeated:
