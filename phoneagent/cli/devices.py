@@ -161,7 +161,7 @@ def _running_agent_watches(agent: AgentContext) -> dict[str, dict[str, str]]:
 @json_option
 @pass_agent
 def status_command(agent: AgentContext, as_json: bool) -> None:
-    """Per watch: stored samples, the sync cursor, recorded gaps and, while ``phoneagent
+    """Per watch: stored samples, the sync position, recorded gaps and, while ``phoneagent
     run`` runs, what it is doing (a full disk, for one, shows there)."""
     running = _running_agent_watches(agent)
     with agent.open_store() as store:

@@ -41,11 +41,11 @@ def sync_command(agent: AgentContext, address: Address) -> None:
                     observer=observer,
                     connect_timeout=config.sync.connect_timeout,
                 )
-                cursor = await sync.sync_once(scan_timeout=config.sync.scan_timeout)
-        return observer.stored, cursor
+                position = await sync.sync_once(scan_timeout=config.sync.scan_timeout)
+        return observer.stored, position
 
-    stored, cursor = asyncio.run(work())
-    click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {cursor - 1}.")
+    stored, position = asyncio.run(work())
+    click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {position - 1}.")
 
 
 def configured_uploader(agent: AgentContext, store: Store) -> Uploader | None:

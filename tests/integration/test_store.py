@@ -1,4 +1,5 @@
-"""The encrypted store on real SQLCipher files: batches, cursor, queries, devices, migrations."""
+"""The encrypted store on real SQLCipher files: batches, sync position, queries, devices,
+migrations."""
 
 from __future__ import annotations
 
@@ -63,12 +64,12 @@ def test_store_batch_is_idempotent_and_counts_duplicates(store: Store) -> None:
     assert (inside.new, inside.duplicates) == (2, 1)
 
 
-def test_cursor_moves_only_over_contiguous_seqs_and_gaps(store: Store) -> None:
+def test_sync_position_moves_only_over_contiguous_seqs_and_gaps(store: Store) -> None:
     assert store.next_seq(WATCH) == FIRST_SEQ == 1  # the watch never assigns seq 0
     assert store.store_batch(WATCH, samples(range(5, 10))).next_seq == 1
     assert store.store_batch(WATCH, samples(range(3))).next_seq == 3
     assert store.store_batch(WATCH, samples([3, 4])).next_seq == 10
-    # The watch lost 10..19: recording the gap moves the cursor past it, to the next hole.
+    # The watch lost 10..19: recording the gap moves the sync position past it, to the next hole.
     result = store.store_batch(WATCH, samples(range(20, 25)), [MissingSeqs(10, 19, "overwritten")])
     assert (result.gaps_new, result.next_seq) == (1, 25)
     assert store.store_batch(WATCH, [], [MissingSeqs(10, 19, "overwritten")]).gaps_new == 0
@@ -213,7 +214,7 @@ def _raw_connection(directory: Path) -> sqlcipher3.Connection:
 
 
 def _old_store(directory: Path, version: int, rows: str, values: list[tuple[Any, ...]]) -> None:
-    """A store at schema ``version`` with WATCH, ``rows`` inserted and its cursor at 20."""
+    """A store at schema ``version`` with WATCH, ``rows`` inserted and its sync position at 20."""
     conn = _raw_connection(directory)
     migrate(conn, target=version)
     conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p1', 5)", (WATCH,))
@@ -242,7 +243,7 @@ def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
 
 
 def test_v3_seq_zero_gap_is_dropped_by_the_migration(tmp_path: Path) -> None:
-    """Issue 16 item 7: databases synced with the old cursor (from 0) lose the gap it left."""
+    """Issue 16 item 7: databases synced from the old sync position (0) lose the gap it left."""
     _old_store(
         tmp_path / "data",
         3,
@@ -272,14 +273,14 @@ async def test_async_store_serves_concurrent_devices(tmp_path: Path) -> None:
     rng = random.Random(3)
 
     async def sync(address: str) -> list[int]:
-        cursors = []
+        positions = []
         for start in range(0, 2000, 250):
             batch = samples(range(start, start + 250))
             rng.shuffle(batch)
             result = await async_store.store_batch(address, batch)
-            cursors.append(result.next_seq)
+            positions.append(result.next_seq)
         await async_store.put_bond(address, address.encode())
-        return cursors
+        return positions
 
     results = await asyncio.wait_for(asyncio.gather(*(sync(a) for a in addresses)), timeout=60)
     assert results == [list(range(250, 2001, 250))] * len(addresses)
