@@ -19,8 +19,8 @@ from bumble.link import LocalLink
 from click.testing import CliRunner
 
 from phoneagent.cli import main
+from phoneagent.control import AgentNotRunningError, request
 from phoneagent.privacy import POLICY_VERSION
-from phoneagent.relays.control import AgentNotRunningError, request
 from phoneagent.relays.permissions import (
     AppMode,
     CallPrivacy,
