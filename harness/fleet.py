@@ -35,6 +35,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import tomli_w
+
 from phoneagent.config import CONFIG_NAME, SyncConfig, load_config
 from phoneagent.daemon import Daemon
 from phoneagent.privacy import sync_preferences
@@ -286,7 +288,7 @@ class FleetAgent:
                 set_consent(store, "cloud_sync", True)
         path = self.data_dir / CONFIG_NAME
         if not path.exists():  # the identity is the store's own (transport.identity)
-            path.write_text(f'transport = "{config.transport}"\n')
+            path.write_text(tomli_w.dumps({"transport": config.transport}))
         if config.cloud_config is not None and not endpoints_path(self.data_dir).exists():
             shutil.copyfile(config.cloud_config, endpoints_path(self.data_dir))
         return store
