@@ -52,6 +52,7 @@ from phoneagent.waiting import first_of, sleep_unless
 from protocol.address import Address
 from protocol.settings import Sex
 from watchsim import control
+from watchsim.controlops import Passkey
 
 log = logging.getLogger(__name__)
 
@@ -135,9 +136,10 @@ class ControlChannelPasskeys:
         self._socket = socket
 
     async def _shown(self) -> int | None:
-        words = ["passkey", str(PASSKEY_WAIT_S)]
         try:
-            shown = await control.request_at(self._socket, words, PASSKEY_WAIT_S + 5)
+            shown = await control.request_at(
+                self._socket, Passkey(PASSKEY_WAIT_S), PASSKEY_WAIT_S + 5
+            )
         except (control.ControlError, OSError) as error:
             log.warning("the watch %s shows no passkey: %s", self._socket, error)
             return None

@@ -62,7 +62,7 @@ def test_cloud_endpoints(tmp_path: Path, text: str, expected: str) -> None:
     [
         ('nme = "x"\n' + SEGMENT, r"s\.toml: top level: Object contains unknown field `nme`"),
         ("loop = 1\n" + SEGMENT, r"s\.toml: loop: Expected `bool`, got `int`"),
-        (SEGMENT + "cadence = \"fast\"\n", r"\(line 1\): segment\[0\]\.cadence: Expected `float`"),
+        (SEGMENT + 'cadence = "fast"\n', r"\(line 1\): segment\[0\]\.cadence: Expected `float`"),
         (
             SEGMENT + '[[event]]\nkind = "reboot"\n',
             r"\(line 4\): event\[0\]: Object missing required field `at`",
