@@ -13,6 +13,7 @@ from typing import Annotated, Any, Final, Literal
 import msgspec
 
 from protocol.music import MAX_VOLUME
+from watchsim.schema import fault
 
 # How long ``passkey`` waits for one without WAIT_S: about as long as a person takes to
 # start pairing on the phone after starting the watch.
@@ -134,7 +135,6 @@ def decode(request: Any) -> AnyOp:
     try:
         op: AnyOp = msgspec.convert(request, AnyOp)
     except msgspec.ValidationError as error:
-        message, _, where = str(error).partition(" - at `$")
-        key = where.rstrip("`").lstrip(".")
+        key, message = fault(error)
         raise OpError(f"{key}: {message}" if key else message) from None
     return op

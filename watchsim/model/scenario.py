@@ -17,6 +17,7 @@ from typing import Annotated, Any
 import msgspec
 
 from watchsim.errors import WatchsimUsageError
+from watchsim.schema import fault
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -169,8 +170,7 @@ class _Loader:
         try:
             return msgspec.toml.decode(self.text, type=_ScenarioFile, dec_hook=_durations)
         except msgspec.ValidationError as exc:
-            message, _, where = str(exc).partition(" - at `$")
-            where = where.rstrip("`").lstrip(".")
+            where, message = fault(exc)
             message = message.replace(" | null`", "`").replace("`object`", "`table`")
             choices = _CHOICES.get(where.rpartition(".")[2])
             if message.startswith("Invalid enum value") and choices:
