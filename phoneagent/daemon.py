@@ -252,7 +252,7 @@ class Daemon:
         """Sync ``address`` now, for ``phoneagent sync`` while this daemon holds the data
         dir: a back-off in progress ends at once, and the answer comes when every record
         the watch held when asked is stored. Returns the samples stored meanwhile and the
-        cursor; ``SyncNowError`` says why not (not advertising within the scan timeout,
+        sync position; ``SyncNowError`` says why not (not advertising within the scan timeout,
         the session failed, the pairing is lost)."""
         await self._loaded.wait()  # asked as ``run`` starts: not "unknown" for that
         sync = self.syncs.get(address)
@@ -267,7 +267,7 @@ class Daemon:
                 raise SyncNowError(state.value, state)
             sync.retry_now()
             newest: int | None = None
-            while newest is None or sync.cursor <= newest:
+            while newest is None or sync.sync_position <= newest:
                 if state is SyncState.LIVE and newest is None:
                     try:
                         newest = await sync.newest_seq_now()
@@ -292,7 +292,7 @@ class Daemon:
                 state, detail = event
                 if state in _NOT_SYNCING:
                     raise SyncNowError(detail or state.value, state)
-        return stored, sync.cursor
+        return stored, sync.sync_position
 
     def report(self) -> dict[str, dict[str, str]]:
         """Each watch's state as the running agent sees it, for ``phoneagent status``: what

@@ -27,9 +27,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, ClassVar, Final
 
+from phoneagent import control
 from phoneagent.daemon import Daemon, SyncNowError
 from phoneagent.errors import EXIT_PAIRING_LOST, AgentError, DataDirBusyError, UnreachableError
-from phoneagent.relays import control
 from phoneagent.store.db import private_dir
 from phoneagent.sync import SyncState
 from protocol.address import Address, AddressError

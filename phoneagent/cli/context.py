@@ -18,12 +18,12 @@ from pathlib import Path
 import click
 
 from phoneagent.config import AgentConfig, load_config
+from phoneagent.control import AgentNotRunningError, ControlError, request
 from phoneagent.errors import EXIT_ERROR, EXIT_UNREACHABLE, AgentError
 from phoneagent.instance import holding
 from phoneagent.logs import AgentLogging
 from phoneagent.paths import data_dir
 from phoneagent.privacy import sync_preferences
-from phoneagent.relays.control import AgentNotRunningError, ControlError, request
 from phoneagent.store import AsyncStore, ResolvedKey, Store, resolve_key, store_exists
 from phoneagent.sync import PreferencesSource, StoreBonds
 from phoneagent.transport import (

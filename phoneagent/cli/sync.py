@@ -12,10 +12,10 @@ import click
 from phoneagent.cli.context import AgentContext, CliError, pass_agent, preferences_of
 from phoneagent.cli.output import ProgressObserver, progress_bar
 from phoneagent.cli.params import ADDRESS
+from phoneagent.control import ControlError
 from phoneagent.daemon import Daemon
 from phoneagent.errors import EXIT_ERROR, EXIT_PAIRING_LOST, EXIT_USAGE
 from phoneagent.instance import SYNC_OP, HeldError, sync_handler, sync_through_running_agent
-from phoneagent.relays.control import ControlError
 from phoneagent.relays.service import RelayService
 from phoneagent.store import AsyncStore, Store
 from phoneagent.sync import DeviceSync, SyncObserver, SyncState
@@ -42,16 +42,16 @@ def sync_command(agent: AgentContext, address: Address) -> None:
                     observer=observer,
                     connect_timeout=config.sync.connect_timeout,
                 )
-                cursor = await sync.sync_once(scan_timeout=config.sync.scan_timeout)
-        return observer.stored, cursor
+                position = await sync.sync_once(scan_timeout=config.sync.scan_timeout)
+        return observer.stored, position
 
     try:
-        stored, cursor = asyncio.run(work())
+        stored, position = asyncio.run(work())
     except HeldError as busy:  # a running ``phoneagent run`` syncs it instead, if it can
         there = asyncio.run(sync_through_running_agent(address, busy))
         click.echo(f"Synced by the running agent: {there.by}.", err=True)
-        stored, cursor = there.stored, there.next_seq
-    click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {cursor - 1}.")
+        stored, position = there.stored, there.next_seq
+    click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {position - 1}.")
 
 
 def configured_uploader(agent: AgentContext, store: Store) -> Uploader | None:

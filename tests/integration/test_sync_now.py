@@ -50,15 +50,15 @@ async def test_sync_now_live_after_a_back_off_and_refused(link: LocalLink, tmp_p
         async with asyncio.timeout(WAIT):
             live = await states.reach(SyncState.LIVE)
             newest = watch.history.next_seq - 1
-            _stored, cursor = await daemon.sync_now(watch.address)
-            assert cursor > newest
+            _stored, position = await daemon.sync_now(watch.address)
+            assert position > newest
 
             await watch.app.out_of_range(10**6)
             away = await states.reach(SyncState.BACKOFF, after=live)
             await watch.reboot()  # in range again; the engine sleeps on
             newest = watch.history.next_seq - 1
-            _stored, cursor = await daemon.sync_now(watch.address)
-            assert cursor > newest
+            _stored, position = await daemon.sync_now(watch.address)
+            assert position > newest
             assert SyncState.LIVE in states.seen[away:]
 
             await watch.app.out_of_range(10**6)
