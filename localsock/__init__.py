@@ -120,10 +120,11 @@ class JsonLineServer:
             return answer
 
 
-async def request(path: Path, payload: Any, *, timeout_s: float, peer: str) -> Any:
+async def request(path: Path, payload: Any, *, timeout_s: float | None, peer: str) -> Any:
     """Send one request to the process serving ``path``; its result, or ``RequestError``.
 
-    ``peer`` names that process in messages ("the agent", "the watch").
+    ``peer`` names that process in messages ("the agent", "the watch"). ``timeout_s`` None:
+    the server bounds its own work (a process that dies still closes the connection).
     """
     try:
         reader, writer = await asyncio.open_unix_connection(path, limit=LINE_LIMIT)

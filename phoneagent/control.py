@@ -37,6 +37,10 @@ class ControlServer(localsock.JsonLineServer):
         super().__init__(socket_path(data_dir), self._dispatch)
         self._handlers = handlers
 
+    def serve(self, op: str, handler: Handler) -> None:
+        """Also answer ``op``: one the running agent adds once its parts are up (``sync``)."""
+        self._handlers[op] = handler
+
     async def _dispatch(self, request: Any) -> Any:
         try:
             handler = self._handlers[request["op"]]
@@ -48,7 +52,7 @@ class ControlServer(localsock.JsonLineServer):
 
 
 async def request(
-    data_dir: Path, payload: dict[str, Any], timeout_s: float = REQUEST_TIMEOUT_S
+    data_dir: Path, payload: dict[str, Any], timeout_s: float | None = REQUEST_TIMEOUT_S
 ) -> Any:
     """Send one request to the agent running on ``data_dir``; its result, or ControlError."""
     try:

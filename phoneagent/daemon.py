@@ -10,13 +10,17 @@ hub, every watch is attached to it while connected (notifications, calls, music)
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import random
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
 
+from bleak.exc import BleakError
+
 from phoneagent.config import SyncConfig
+from phoneagent.errors import UnreachableError
 from phoneagent.store import AsyncStore
 from phoneagent.sync import (
     Backoff,
@@ -31,6 +35,7 @@ from phoneagent.sync.engine import local_now
 from phoneagent.transport import Transport, radio_lost
 from phoneagent.upload import Uploader
 from phoneagent.waiting import first_of, sleep_unless
+from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -45,22 +50,59 @@ def paired_devices(store: AsyncStore, transport: Transport) -> list[str]:
     return [address for address in devices if address in bonded]
 
 
+# What ``Daemon.sync_now`` follows of one watch: its state changes and its commits.
+SyncEvent = tuple[SyncState, str] | Committed
+
+
 class _WakeUploader(SyncObserver):
-    """Passes every event on, keeps each watch's last state for ``Daemon.report``, and
-    tells the uploader (if any) that records were committed."""
+    """Passes every event on, keeps each watch's last state for ``Daemon.report``, tells
+    the uploader (if any) that records were committed, and queues a watch's events for
+    whoever follows it (``following``)."""
 
     def __init__(self, inner: SyncObserver, uploader: Callable[[], Uploader | None]) -> None:
         self._inner, self._uploader = inner, uploader
         self.states: dict[str, tuple[SyncState, str]] = {}
+        self._followers: list[tuple[str, asyncio.Queue[SyncEvent]]] = []
+
+    @contextlib.contextmanager
+    def following(self, device: str) -> Iterator[asyncio.Queue[SyncEvent]]:
+        """``device``'s events from now on, while the block runs."""
+        follower = (device, asyncio.Queue[SyncEvent]())
+        self._followers.append(follower)
+        try:
+            yield follower[1]
+        finally:
+            self._followers.remove(follower)
+
+    def _tell(self, device: str, event: SyncEvent) -> None:
+        for followed, queue in self._followers:
+            if followed == device:
+                queue.put_nowait(event)
 
     def state_changed(self, device: str, state: SyncState, detail: str) -> None:
         self.states[device] = (state, detail)
         self._inner.state_changed(device, state, detail)
+        self._tell(device, (state, detail))
 
     async def committed(self, commit: Committed) -> None:
         await self._inner.committed(commit)
+        self._tell(commit.device, commit)
         if (uploader := self._uploader()) is not None:
             uploader.wake()
+
+
+# States in which an engine is not on its way to live: what ``sync_now`` waited for failed.
+_NOT_SYNCING = frozenset(
+    {SyncState.BACKOFF, SyncState.PAIRING_LOST, SyncState.RADIO_LOST, SyncState.STOPPED}
+)
+
+
+class SyncNowError(UnreachableError):
+    """The running agent could not sync a watch now; ``state`` is where its engine is."""
+
+    def __init__(self, message: str, state: SyncState | None = None) -> None:
+        super().__init__(message)
+        self.state = state
 
 
 # How long to wait before cancelling again a task that swallowed its cancellation.
@@ -110,6 +152,7 @@ class Daemon:
         self._failure: BaseException | None = None
         self._stop: asyncio.Event | None = None
         self._gone = asyncio.Event()  # this radio went away (see ``_watch_radio``)
+        self._loaded = asyncio.Event()  # the paired watches' engines exist (``sync_now``)
 
     def _backoff(self) -> Backoff:
         return Backoff(
@@ -142,6 +185,7 @@ class Daemon:
             self._start(asyncio.create_task(self._uploader.run(stop), name="uploader"))
         self._watch_radio()
         await self.reload()
+        self._loaded.set()
         try:
             while not stop.is_set():
                 await first_of(stop.wait(), self._gone.wait())
@@ -203,6 +247,52 @@ class Daemon:
                 self._watch_radio()
                 await self.reload()
                 return
+
+    async def sync_now(self, address: str) -> tuple[int, int]:
+        """Sync ``address`` now, for ``phoneagent sync`` while this daemon holds the data
+        dir: a back-off in progress ends at once, and the answer comes when every record
+        the watch held when asked is stored. Returns the samples stored meanwhile and the
+        sync position; ``SyncNowError`` says why not (not advertising within the scan timeout,
+        the session failed, the pairing is lost)."""
+        await self._loaded.wait()  # asked as ``run`` starts: not "unknown" for that
+        sync = self.syncs.get(address)
+        if sync is None and self._gone.is_set():
+            raise SyncNowError("its radio went away; the running agent is opening a new one")
+        if sync is None:
+            raise SyncNowError("it is not paired (or has no bond on this radio)")
+        stored = 0
+        with self._observer.following(address) as events:
+            state = sync.state
+            if state in _NOT_SYNCING - {SyncState.BACKOFF}:
+                raise SyncNowError(state.value, state)
+            sync.retry_now()
+            newest: int | None = None
+            while newest is None or sync.sync_position <= newest:
+                if state is SyncState.LIVE and newest is None:
+                    try:
+                        newest = await sync.newest_seq_now()
+                    except (BleakError, TimeoutError, ProtocolError) as error:
+                        raise SyncNowError(str(error) or type(error).__name__) from error
+                    continue
+                scan_timeout = self._config.scan_timeout
+                try:
+                    async with asyncio.timeout(
+                        scan_timeout if state is SyncState.WAITING else None
+                    ):
+                        event = await events.get()
+                except TimeoutError:
+                    raise SyncNowError(
+                        f"it did not advertise within {scan_timeout:g} s"
+                        " (the running agent goes on waiting for it)",
+                        state,
+                    ) from None
+                if isinstance(event, Committed):
+                    stored += event.result.new
+                    continue
+                state, detail = event
+                if state in _NOT_SYNCING:
+                    raise SyncNowError(detail or state.value, state)
+        return stored, sync.sync_position
 
     def report(self) -> dict[str, dict[str, str]]:
         """Each watch's state as the running agent sees it, for ``phoneagent status``: what

@@ -4,9 +4,9 @@
 Exit codes (README.md, ``phoneagent --help``): 0 ok, 1 other error, 2 usage or
 configuration error, 3 missing or wrong database key, 4 device not found or unreachable,
 5 pairing lost (run ``phoneagent pair`` again), 6 database damaged (run ``phoneagent store
-rescue``). Errors of other libraries (bleak, aiomqtt,
-the protocol codecs) are wrapped into these where they enter
-(``phoneagent.transport.errors.radio_errors``, ``phoneagent.upload.client``).
+rescue``), 7 the data dir is in use by another agent process (``phoneagent.instance``).
+Errors of other libraries (bleak, aiomqtt, the protocol codecs) are wrapped into these
+where they enter (``phoneagent.transport.errors.radio_errors``, ``phoneagent.upload.client``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ EXIT_KEY: Final = 3
 EXIT_UNREACHABLE: Final = 4
 EXIT_PAIRING_LOST: Final = 5
 EXIT_DAMAGED: Final = 6
+EXIT_BUSY: Final = 7
 
 EXIT_CODES: Final = {
     EXIT_OK: "ok",
@@ -29,6 +30,7 @@ EXIT_CODES: Final = {
     EXIT_UNREACHABLE: "device not found or unreachable",
     EXIT_PAIRING_LOST: "pairing lost",
     EXIT_DAMAGED: "database damaged (phoneagent store rescue)",
+    EXIT_BUSY: "data dir in use by another agent process",
 }
 
 
@@ -51,3 +53,10 @@ class UnreachableError(AgentError):
     """A device that did not answer, or answered with something we cannot use."""
 
     exit_code = EXIT_UNREACHABLE
+
+
+class DataDirBusyError(AgentError):
+    """Another agent process holds the data dir's store and radio (one data dir, one agent);
+    the message names it (pid and command)."""
+
+    exit_code = EXIT_BUSY

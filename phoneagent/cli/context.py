@@ -20,6 +20,7 @@ import click
 from phoneagent.config import AgentConfig, load_config
 from phoneagent.control import AgentNotRunningError, ControlError, request
 from phoneagent.errors import EXIT_ERROR, EXIT_UNREACHABLE, AgentError
+from phoneagent.instance import holding
 from phoneagent.logs import AgentLogging
 from phoneagent.paths import data_dir
 from phoneagent.privacy import sync_preferences
@@ -110,28 +111,31 @@ class AgentContext:
 
     @asynccontextmanager
     async def session(
-        self, *, agent: PairingAgent | None = None, paired: Address | None = None
+        self, *command: str, agent: PairingAgent | None = None, paired: Address | None = None
     ) -> AsyncIterator[tuple[AsyncStore, Transport, AgentConfig]]:
-        """The store (bonds inside it) and the configured radio, closed in the right order.
+        """The store (bonds inside it) and the configured radio, closed in the right order,
+        with the data dir held by this process (``command``'s words name it to another:
+        ``phoneagent.instance``; ``HeldError`` at once when another holds it).
 
         ``paired``: the watch the command needs, refused before any radio opens if unknown.
         """
-        config = self.config()
-        store = AsyncStore(self.open_store())
-        try:
-            if paired is not None and await store.get_device(paired) is None:
-                raise CliError(
-                    f"{paired} is not paired: run {self.command('pair', paired)}",
-                    EXIT_UNREACHABLE,
-                )
-            with radio_errors():
-                transport = await self.radio_opener(store, config, agent)()
-                try:
-                    yield store, transport, config
-                finally:
-                    await transport.close()
-        finally:
-            await store.aclose()
+        with holding(self.data_dir, self.command(*command)):
+            config = self.config()
+            store = AsyncStore(self.open_store())
+            try:
+                if paired is not None and await store.get_device(paired) is None:
+                    raise CliError(
+                        f"{paired} is not paired: run {self.command('pair', paired)}",
+                        EXIT_UNREACHABLE,
+                    )
+                with radio_errors():
+                    transport = await self.radio_opener(store, config, agent)()
+                    try:
+                        yield store, transport, config
+                    finally:
+                        await transport.close()
+            finally:
+                await store.aclose()
 
     @asynccontextmanager
     async def anonymous_radio(self) -> AsyncIterator[Transport]:

@@ -88,17 +88,16 @@ def pair_command(agent: AgentContext, address: Address, timeout: float) -> None:
     """Pair with a watch (enter its passkey or confirm its number) and remember it."""
 
     async def work() -> str:
-        async with agent.session(agent=PromptingAgent()) as (store, transport, _):
+        async with agent.session("pair", address, agent=PromptingAgent()) as (store, transport, _):
             record = await pair_device(transport, store.store, address, scan_timeout=timeout)
         return f"Paired with {record.address} ({record.name or record.model or 'watch'})."
 
     click.echo(asyncio.run(work()))
-    not_running = (
-        f"to sync it run `{agent.command('sync', address)}` (once) or "
-        f"`{agent.command('run')}` (keeps every paired watch synced)"
+    # No ``phoneagent run`` can be running: it would hold the data dir (phoneagent.instance).
+    click.echo(
+        f"To sync it run `{agent.command('sync', address)}` (once) or "
+        f"`{agent.command('run')}` (keeps every paired watch synced)."
     )
-    news = tell_running_agent(agent, done="the running agent syncs it now", not_running=not_running)
-    click.echo(_sentence(news))
 
 
 @click.command("unpair")

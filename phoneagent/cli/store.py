@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import asyncio
 from pathlib import Path
 
 import click
 
 from phoneagent.cli.context import AgentContext, CliError, pass_agent
-from phoneagent.control import AgentNotRunningError, ControlError, request
-from phoneagent.errors import EXIT_ERROR, EXIT_USAGE
-from phoneagent.store import DamagedStoreError, Store, store_exists
+from phoneagent.errors import EXIT_USAGE
+from phoneagent.instance import holding
+from phoneagent.store import DamagedStoreError, ResolvedKey, Store, store_exists
 from phoneagent.store.rescue import LOST, rescue
 
 
@@ -40,13 +39,12 @@ def rescue_command(agent: AgentContext) -> None:
     directory = agent.data_dir
     if not store_exists(directory):
         raise CliError(f"There is no store in {directory} to rescue.", EXIT_USAGE)
-    if _agent_running(directory):
-        raise CliError(
-            "phoneagent run has this store open and would go on writing to the damaged "
-            "file; stop it first, then rescue.",
-            EXIT_ERROR,
-        )
-    resolved = agent.resolved_key()
+    # A running agent would go on writing to the file the rescue replaces.
+    with holding(directory, agent.command("store", "rescue")):
+        _rescue(directory, agent.resolved_key())
+
+
+def _rescue(directory: Path, resolved: ResolvedKey) -> None:
     try:
         with Store.open(directory, resolved.key, key_source=resolved.source) as store:
             healthy = not store.integrity_problems()
@@ -68,16 +66,6 @@ def rescue_command(agent: AgentContext) -> None:
     for address, ranges in report.lost_ranges.items():
         seqs = ", ".join(f"{a}-{b}" if a != b else str(a) for a, b in ranges)
         click.echo(f"{address}: seqs {seqs} are now gaps ({LOST!r}); status counts them.")
-
-
-def _agent_running(directory: Path) -> bool:
-    try:
-        asyncio.run(request(directory, {"op": "status"}))
-    except AgentNotRunningError:
-        return False
-    except ControlError:
-        pass  # it answered, if not with a status
-    return True
 
 
 COMMANDS = (store_group,)

@@ -15,6 +15,7 @@ from phoneagent.cli.params import ADDRESS
 from phoneagent.control import ControlError
 from phoneagent.daemon import Daemon
 from phoneagent.errors import EXIT_ERROR, EXIT_PAIRING_LOST, EXIT_USAGE
+from phoneagent.instance import SYNC_OP, HeldError, sync_handler, sync_through_running_agent
 from phoneagent.relays.service import RelayService
 from phoneagent.store import AsyncStore, Store
 from phoneagent.sync import DeviceSync, SyncObserver, SyncState
@@ -29,7 +30,7 @@ def sync_command(agent: AgentContext, address: Address) -> None:
     """Backfill one paired watch now, then disconnect."""
 
     async def work() -> tuple[int, int]:
-        async with agent.session(paired=address) as (store, transport, config):
+        async with agent.session("sync", address, paired=address) as (store, transport, config):
             preferences = preferences_of(store.store)
             with progress_bar() as progress:
                 observer = ProgressObserver(progress, address)
@@ -44,7 +45,12 @@ def sync_command(agent: AgentContext, address: Address) -> None:
                 position = await sync.sync_once(scan_timeout=config.sync.scan_timeout)
         return observer.stored, position
 
-    stored, position = asyncio.run(work())
+    try:
+        stored, position = asyncio.run(work())
+    except HeldError as busy:  # a running ``phoneagent run`` syncs it instead, if it can
+        there = asyncio.run(sync_through_running_agent(address, busy))
+        click.echo(f"Synced by the running agent: {there.by}.", err=True)
+        stored, position = there.stored, there.next_seq
     click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {position - 1}.")
 
 
@@ -118,7 +124,7 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with agent.session() as (store, transport, config):
+        async with agent.session("run") as (store, transport, config):
             relays = RelayService(store.store, agent.data_dir, dbus=dbus)
             try:
                 await relays.start()
@@ -137,6 +143,7 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
                 )
                 relays.reload_listeners.append(functools.partial(_reload, agent, store, daemon))
                 relays.status_parts["watches"] = daemon.report
+                relays.control.serve(SYNC_OP, sync_handler(daemon))
                 click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
                 click.echo(f"relays: {relay_summary(relays)}", err=True)
                 return await daemon.run(stop)

@@ -204,6 +204,17 @@ def is_damage(error: BaseException) -> bool:
     )
 
 
+def private_dir(directory: Path) -> None:
+    """Create ``directory`` owner-only if missing; ``UnsafeDirectoryError``, before anything
+    is written into it, when other users can read it."""
+    mode = ensure_private_dir(directory)
+    if mode & 0o077:
+        raise UnsafeDirectoryError(
+            f"The data directory {directory} is accessible by other users (mode "
+            f"{mode:04o}); run: chmod 700 {directory}"
+        )
+
+
 def connect(path: Path, key: DbKey, key_source: str | None = None) -> Connection:
     """A connection to the encrypted file at ``path``, its key proven, nothing written.
 
@@ -291,12 +302,7 @@ class Store:
         ``UnsafeDirectoryError`` for a directory that other users can read, and
         ``StoreFullError`` when the disk has no room even to open it (not a wrong key).
         """
-        mode = ensure_private_dir(directory)
-        if mode & 0o077:
-            raise UnsafeDirectoryError(
-                f"The data directory {directory} is accessible by other users (mode "
-                f"{mode:04o}); run: chmod 700 {directory}"
-            )
+        private_dir(directory)
         path = database_path(directory)
         _create_private_file(path)
         conn = connect(path, key, key_source)

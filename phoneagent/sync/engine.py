@@ -325,6 +325,8 @@ class DeviceSync:
         # Why storing (and so acknowledging) is paused: the disk was full at the last
         # write. Cleared by the next commit that succeeds.
         self.not_storing: str | None = None
+        # Set by ``retry_now``: the back-off in progress ends at once.
+        self._retry = asyncio.Event()
 
     def _set(self, state: SyncState, detail: str = "") -> None:
         self.state = state
@@ -348,7 +350,8 @@ class DeviceSync:
                         self.not_storing = str(error)
                         log.warning("%s: not storing: %s", self.address, error)
                     await self._failed(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
-                    await asyncio.sleep(delay)
+                    await sleep_unless(self._retry, delay)
+                    self._retry.clear()
         finally:
             if self.state is not SyncState.PAIRING_LOST:
                 self._set(SyncState.RADIO_LOST if self._radio_lost else SyncState.STOPPED)
@@ -358,6 +361,20 @@ class DeviceSync:
         to be cancelled, then reports ``RADIO_LOST`` rather than a ``STOPPED`` that would
         read as the end of syncing."""
         self._radio_lost = True
+
+    def retry_now(self) -> None:
+        """Someone asked for a sync now (``phoneagent sync`` while ``run`` runs): the
+        back-off in progress, if any, ends at once."""
+        if self.state is SyncState.BACKOFF:
+            self._retry.set()
+
+    async def newest_seq_now(self) -> int:
+        """The connected watch's newest seq at this moment, read from it (``Daemon.sync_now``
+        then waits until the sync position is past it). ``LinkLostError`` when not connected."""
+        if self._watch is None:
+            raise LinkLostError(f"{self.address} is not connected")
+        status = await self._watch.read_status()
+        return status.newest_seq
 
     async def sync_once(self, *, scan_timeout: float) -> int:
         """Connect, backfill up to the watch's newest seq, disconnect; returns the sync position.

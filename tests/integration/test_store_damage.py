@@ -4,9 +4,9 @@ the damaged file and saves everything that is still readable."""
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import json
+import os
 import random
 from datetime import date
 from pathlib import Path
@@ -16,8 +16,8 @@ import sqlcipher3
 from click.testing import CliRunner, Result
 
 from phoneagent.cli import main
-from phoneagent.control import ControlServer
-from phoneagent.errors import EXIT_DAMAGED, EXIT_KEY
+from phoneagent.errors import EXIT_BUSY, EXIT_DAMAGED, EXIT_KEY
+from phoneagent.instance import holding
 from phoneagent.paths import database_path
 from phoneagent.privacy import ProfileInput, create_account, set_consent
 from phoneagent.store import DamagedStoreError, DbKey, Store
@@ -155,22 +155,16 @@ def test_rescue_backs_up_then_saves_what_is_readable(data: Path) -> None:
     assert len(list(data.glob("phoneagent.db.damaged-*"))) == 1
 
 
-async def test_rescue_waits_for_a_running_agent_to_stop(data: Path) -> None:
-    """The agent would go on writing to the damaged file, which the rescue replaces."""
-
-    async def status(request: dict[str, object]) -> dict[str, object]:
-        return {}
-
-    server = ControlServer(data, {"status": status})
-    await server.start()
-    try:
+def test_rescue_waits_for_a_running_agent_to_stop(data: Path) -> None:
+    """The agent would go on writing to the damaged file, which the rescue replaces: while
+    a process holds the data dir (``phoneagent run``) the rescue is refused, naming it."""
+    with holding(data, "phoneagent run"):
         before = digest(data)
-        result = await asyncio.to_thread(run, data, "store", "rescue", "--yes")
-    finally:
-        await server.close()
-    assert result.exit_code == 1 and "stop it first" in result.stderr
-    assert {k: v for k, v in digest(data).items() if k != "relays.sock"} == before
-    stopped = await asyncio.to_thread(run, data, "store", "rescue", "--yes")
+        result = run(data, "store", "rescue", "--yes")
+        assert result.exit_code == EXIT_BUSY and "stop it first" in result.stderr
+        assert f"in use by pid {os.getpid()} (`phoneagent run`" in result.stderr
+        assert digest(data) == before
+    stopped = run(data, "store", "rescue", "--yes")
     assert stopped.exit_code == 0, stopped.output
 
 

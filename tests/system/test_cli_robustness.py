@@ -27,6 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from phoneagent.cli import main as phoneagent
+from phoneagent.instance import LOCK_NAME
 from phoneagent.store import DbKey, Store
 from protocol.metrics import Metric, Sample
 from tests.processes import AGENT_CLI, WATCH_CLI
@@ -142,10 +143,11 @@ def arguments(command: click.Command, scratch: Path) -> st.SearchStrategy[list[s
 
 
 def snapshot(directory: Path) -> dict[str, str]:
+    """Every file's digest; an empty lock file (nobody holds the data dir) holds no data."""
     return {
         str(path.relative_to(directory)): hashlib.sha256(path.read_bytes()).hexdigest()
         for path in sorted(directory.rglob("*"))
-        if path.is_file()
+        if path.is_file() and not (path.name == LOCK_NAME and path.stat().st_size == 0)
     }
 
 
