@@ -103,17 +103,14 @@ class Uploader:
         # Runs the store calls off the event loop (an agent fleet: its shared StorePool).
         self.blocking = blocking
         self._wake = asyncio.Event()
-        self._confirmed = asyncio.Event()
-        # Held while a confirmation is recorded, counted and cleared, and while the pending
-        # requests are looked up: a lookup never sees it half done.
-        self._recording = asyncio.Lock()
         self.stats = UploadStats()
 
     def wake(self) -> None:
         """New samples were stored, or a consent or erase request changed: look again."""
         self._wake.set()
 
-    def _check(self) -> str | None:
+    def refusal(self) -> str | None:
+        """Why the policy forbids uploading to this endpoint now; None when it allows it."""
         return self._refusal(self.store, self.endpoint)
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -153,9 +150,10 @@ class Uploader:
         return self.stats
 
     def _worth_connecting(self) -> bool:
-        return bool(self._erasures_due()) or self._check() is None
+        return bool(self.erasures_due()) or self.refusal() is None
 
-    def _erasures_due(self) -> list[ledger.EraseRequest]:
+    def erasures_due(self) -> list[ledger.EraseRequest]:
+        """Erase requests for this endpoint never sent, or sent long enough ago to resend."""
         now = self.store.now()
         return [
             r
@@ -163,12 +161,6 @@ class Uploader:
             if r.endpoint == self.endpoint.region
             and (r.sent_at is None or now - r.sent_at >= ERASE_RESEND_AFTER_S)
         ]
-
-    def _unconfirmed(self) -> bool:
-        return any(
-            r.endpoint == self.endpoint.region and r.sent_at is not None
-            for r in self.store.ledger.erase_requests(pending_only=True)
-        )
 
     async def _connection(self, stop: asyncio.Event | None, confirm_timeout: float | None) -> None:
         client = self.endpoint.client()
@@ -291,6 +283,10 @@ class _Session:
         self._unrecorded_samples = 0
         self._sent_at: int | None = None  # policy check of the newest acknowledged chunk
         self._recorded_at: float | None = None  # loop time of the last record
+        self._confirmed = asyncio.Event()
+        # Held while a confirmation is recorded, counted and cleared, and while the pending
+        # requests are looked up: a lookup never sees it half done.
+        self._recording = asyncio.Lock()
 
     def topics(self, user: str) -> Topics:
         return Topics(self.prefix, self.region, user)
@@ -325,20 +321,26 @@ class _Session:
                 "confirmed",
             ]:
                 continue
-            async with self.up._recording:
+            async with self._recording:
                 await self.up.blocking(self.store.ledger.mark_erase_confirmed, request_id)
                 # The receiver retains the confirmation for us; now it is recorded, clear it.
                 await self.client.publish(str(message.topic), b"", qos=1, retain=True)
                 self.up.stats.erase_confirmed += 1
-                self.up._confirmed.set()
+                self._confirmed.set()
 
     async def await_confirmations(self) -> None:
         while True:
-            self.up._confirmed.clear()  # before looking, so no confirmation slips between
-            async with self.up._recording:
-                if not await self.up.blocking(self.up._unconfirmed):
+            self._confirmed.clear()  # before looking, so no confirmation slips between
+            async with self._recording:
+                if not await self.up.blocking(self._unconfirmed):
                     return
-            await self.up._confirmed.wait()
+            await self._confirmed.wait()
+
+    def _unconfirmed(self) -> bool:
+        return any(
+            r.endpoint == self.region and r.sent_at is not None
+            for r in self.store.ledger.erase_requests(pending_only=True)
+        )
 
     async def drain(self) -> None:
         due, account, devices = await self.up.blocking(self._due, dict(self._unrecorded_cursors))
@@ -397,7 +399,7 @@ class _Session:
         requests due, the account and, unless it is a guest, each device, its cursor (or
         the acknowledged one not yet recorded) and, when no erasure is due (it must go
         first), the first chunk past it. Live that chunk is all there is: one trip."""
-        due = self.up._erasures_due()
+        due = self.up.erasures_due()
         account = self.store.ledger.get_account()
         if account is None or account.guest:
             return due, account, []
@@ -410,7 +412,7 @@ class _Session:
 
     def _read_chunk(self, device: DeviceRecord, after_seq: int) -> Chunk:
         up = self.up
-        return read_chunk(self.store, device, after_seq, up.batch_size, up.window, up._check)
+        return read_chunk(self.store, device, after_seq, up.batch_size, up.window, up.refusal)
 
     async def _upload_device(
         self, device: DeviceRecord, position: int, first: Chunk | None, topics: Topics
