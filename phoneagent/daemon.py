@@ -16,10 +16,10 @@ import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 
+from phoneagent.backoff import Backoff
 from phoneagent.config import SyncConfig
 from phoneagent.store import AsyncStore
 from phoneagent.sync import (
-    Backoff,
     Committed,
     DeviceSync,
     PreferencesSource,
@@ -30,7 +30,7 @@ from phoneagent.sync import (
 from phoneagent.sync.engine import local_now
 from phoneagent.transport import Transport, radio_lost
 from phoneagent.upload import Uploader
-from phoneagent.waiting import first_of, sleep_unless
+from phoneagent.waiting import first_of
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +65,10 @@ class _WakeUploader(SyncObserver):
 
 # How long to wait before cancelling again a task that swallowed its cancellation.
 RECANCEL_S = 0.2
+
+
+async def _no_radio_yet(error: BaseException, delay: float) -> None:
+    log.warning("no radio yet (%s); retrying in %.1fs", error, delay)
 
 
 async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
@@ -188,21 +192,15 @@ class Daemon:
         self._tasks.clear()
         self.syncs.clear()
         await self._transport.close()
-        backoff = self._backoff()
-        while not stop.is_set():
-            try:
+        # A fault a person must fix, not a radio away, ends ``run`` with its error.
+        async for attempt in self._backoff().retrying(radio_lost, _no_radio_yet, stop):
+            with attempt:
+                if stop.is_set():
+                    return
                 self._transport = await self._reopen()
-            except Exception as error:
-                if not radio_lost(error):
-                    raise  # a fault a person must fix: ``run`` ends with it
-                delay = backoff.next_delay()
-                log.warning("no radio yet (%s); retrying in %.1fs", error, delay)
-                await sleep_unless(stop, delay)
-            else:
-                log.warning("a new radio is open; syncing again")
-                self._watch_radio()
-                await self.reload()
-                return
+        log.warning("a new radio is open; syncing again")
+        self._watch_radio()
+        await self.reload()
 
     def report(self) -> dict[str, dict[str, str]]:
         """Each watch's state as the running agent sees it, for ``phoneagent status``: what

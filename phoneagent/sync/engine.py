@@ -27,15 +27,15 @@ import asyncio
 import contextlib
 import enum
 import logging
-import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from bleak.exc import BleakError
 
+from phoneagent.backoff import Backoff
 from phoneagent.store import AsyncStore, Gap, StoreFullError, StoreResult
 from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
@@ -114,25 +114,6 @@ class SyncObserver:
         the session with the records stored but not acknowledged."""
 
 
-@dataclass
-class Backoff:
-    """Jittered exponential back-off: delay n is uniform in [d/2, d], d = initial * factor**n."""
-
-    initial: float = 1.0
-    maximum: float = 60.0
-    factor: float = 2.0
-    rng: random.Random = field(default_factory=random.Random)
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.maximum, self.initial * self.factor**self.attempt)
-        self.attempt += 1
-        return self.rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
 def local_now() -> datetime:
     """What a phone sets the watch clock to: its own local time."""
     return datetime.now().astimezone()
@@ -192,22 +173,20 @@ class DeviceSync:
     async def run(self) -> None:
         """Keep the watch synced until cancelled; returns only when the pairing is lost."""
         try:
-            while True:
-                try:
+            async for attempt in self.backoff.retrying(_session_failed, self._backing_off):
+                with attempt:
                     await self._session(live=True, scan_timeout=None)
-                except PairingLostError as error:
-                    await self._failed(SyncState.PAIRING_LOST, str(error))
-                    return
-                except (BleakError, TimeoutError, ProtocolError, StoreFullError) as error:
-                    delay = self.backoff.next_delay()
-                    if isinstance(error, StoreFullError):  # nothing unstored was acknowledged
-                        self.not_storing = str(error)
-                        log.warning("%s: not storing: %s", self.address, error)
-                    await self._failed(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
-                    await asyncio.sleep(delay)
+        except PairingLostError as error:
+            await self._failed(SyncState.PAIRING_LOST, str(error))
         finally:
             if self.state is not SyncState.PAIRING_LOST:
                 self._set(SyncState.RADIO_LOST if self._radio_lost else SyncState.STOPPED)
+
+    async def _backing_off(self, error: BaseException, delay: float) -> None:
+        if isinstance(error, StoreFullError):  # nothing unstored was acknowledged
+            self.not_storing = str(error)
+            log.warning("%s: not storing: %s", self.address, error)
+        await self._failed(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
 
     def radio_lost(self) -> None:
         """The radio went away and a new engine takes over on the next one: ``run``, about
@@ -497,6 +476,13 @@ class DeviceSync:
         await self._observer.committed(
             Committed(self.address, result, tuple(group.samples), self.newest_seq)
         )
+
+
+def _session_failed(error: BaseException) -> bool:
+    """A session ended by the watch, the link or a full disk is tried again; a lost
+    pairing needs a person (``pair``), anything else is a bug."""
+    retried = (BleakError, TimeoutError, ProtocolError, StoreFullError)
+    return isinstance(error, retried) and not isinstance(error, PairingLostError)
 
 
 async def _unless(lost: asyncio.Event, work: Coroutine[Any, Any, T], address: str) -> T:

@@ -13,13 +13,13 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ParamSpec, Protocol, TypeVar
 
 import aiomqtt
 
+from phoneagent.backoff import Backoff
 from phoneagent.privacy.gate import (
     CLOUD_CATEGORIES,
     CLOUD_UPLOAD_PURPOSE,
@@ -31,11 +31,13 @@ from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
 from phoneagent.upload.payload import PayloadError, Topics, decode_json, encode_json, parse_topic
-from phoneagent.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
 ERASE_RESEND_AFTER_S = 6 * 3600
+# Reconnecting to the broker: the first wait, and the longest (``Backoff``).
+RECONNECT_INITIAL_S = 0.5
+RECONNECT_MAX_S = 30.0
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -79,10 +81,8 @@ class Uploader:
         window: int = 32,
         cursor_every: int = 8,
         record_every: float = 10.0,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff: Backoff | None = None,
         refusal: Callable[[Store, Endpoint], str | None] = policy_refusal,
-        rng: random.Random | None = None,
         on_acked: Callable[[str, int], None] | None = None,
         blocking: Blocking = asyncio.to_thread,
     ) -> None:
@@ -94,10 +94,8 @@ class Uploader:
         # Running, a connection's cursors and disclosure row are committed at most this
         # often (and at its end): live that is one commit per ten uploads, not one each.
         self.record_every = record_every
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.backoff = backoff or Backoff(RECONNECT_INITIAL_S, RECONNECT_MAX_S)
         self._refusal = refusal
-        self._rng = rng or random.Random()
         # Told (device address, last seq) as soon as the broker acknowledged a batch.
         self.on_acked = on_acked
         # Runs the store calls off the event loop (an agent fleet: its shared StorePool).
@@ -117,28 +115,21 @@ class Uploader:
         """Upload whenever woken until ``stop``; reconnect with jittered exponential back-off."""
         # ``stop`` wakes it too, so each wait is on one event: no tasks made per wake-up.
         relay = asyncio.ensure_future(_set_when(stop, self._wake))
-        delay = self.backoff_initial
         try:
-            while not stop.is_set():
-                self._wake.clear()
-                if not await self.blocking(self._worth_connecting):
-                    await self._wake.wait()
-                    continue
-                try:
-                    await self._connection(stop, confirm_timeout=None)
-                    delay = self.backoff_initial
-                except (aiomqtt.MqttError, StoreFullError) as error:
-                    # A refusal is the broker's configuration (ACL, quota): the operator acts.
-                    # A full disk: the cursor stays where the store has it; sent again later.
-                    refused = isinstance(error, PublishRefusedError)
-                    level, what = (
-                        (logging.ERROR, "refused") if refused else (logging.WARNING, "lost")
-                    )
-                    log.log(level, "upload %s (%s); retrying in %.1fs", what, error, delay)
-                    await sleep_unless(stop, delay * (0.5 + self._rng.random()))
-                    delay = min(delay * 2, self.backoff_max)
+            async for attempt in self.backoff.retrying(_connection_failed, _retrying, stop):
+                with attempt:
+                    await self._serve(stop)
         finally:
             relay.cancel()
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        """Connect whenever there is something to send, until ``stop``."""
+        while not stop.is_set():
+            self._wake.clear()
+            if await self.blocking(self._worth_connecting):
+                await self._connection(stop, confirm_timeout=None)
+            else:
+                await self._wake.wait()
 
     async def drain(self, confirm_timeout: float = 0.0) -> UploadStats:
         """Connect once: send owed erase requests and every sample past the cursors.
@@ -186,6 +177,19 @@ class Uploader:
             raise _first_leaf(errors) from None
         finally:
             await session.record()  # what the connection sent since its last record
+
+
+def _connection_failed(error: BaseException) -> bool:
+    """A lost or refusing broker, or a full disk (the cursor stays where the store has
+    it; sent again later), is tried again."""
+    return isinstance(error, aiomqtt.MqttError | StoreFullError)
+
+
+async def _retrying(error: BaseException, delay: float) -> None:
+    # A refusal is the broker's configuration (ACL, quota): the operator acts.
+    refused = isinstance(error, PublishRefusedError)
+    level, what = (logging.ERROR, "refused") if refused else (logging.WARNING, "lost")
+    log.log(level, "upload %s (%s); retrying in %.1fs", what, error, delay)
 
 
 async def _set_when(stop: asyncio.Event, wake: asyncio.Event) -> None:

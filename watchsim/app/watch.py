@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import tenacity
+
 from protocol import uuids
 from protocol.metrics import Metric
 from protocol.profile import ADVERTISED_SERVICE_UUIDS
@@ -384,21 +386,23 @@ class WatchApp:
             if self._session is not lost:
                 return  # a reboot or an out-of-range spell replaced it already
             await self._radio_down()
-        delay = REJOIN_INITIAL_S
-        while True:
-            try:
+        async for attempt in tenacity.AsyncRetrying(
+            wait=tenacity.wait_exponential(multiplier=REJOIN_INITIAL_S, max=REJOIN_MAX_S),
+            retry=tenacity.retry_if_exception_type(Exception),  # the air is not back yet
+            before_sleep=self._radio_not_back,
+        ):
+            with attempt:
                 async with self._lock:
                     if self._session is None and self.back_in_range_at is None:
                         await self._radio_up()
-            except Exception as error:  # the air is not back yet
-                logger.info("radio not back (%r); retrying in %.1f s", error, delay)
-                async with self._lock:
-                    await self._radio_down()  # what a half-done attempt opened
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, REJOIN_MAX_S)
-            else:
-                self.log("radio back")
-                return
+        self.log("radio back")
+
+    async def _radio_not_back(self, retry: tenacity.RetryCallState) -> None:
+        assert retry.outcome is not None and retry.next_action is not None
+        error, delay = retry.outcome.exception(), retry.next_action.sleep
+        logger.info("radio not back (%r); retrying in %.1f s", error, delay)
+        async with self._lock:
+            await self._radio_down()  # what a half-done attempt opened
 
     async def _cancel_away(self) -> None:
         away, self._away = self._away, None
