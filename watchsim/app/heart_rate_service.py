@@ -5,13 +5,14 @@ that resets Energy Expended. Its measurements are pushed from the live values (`
 from __future__ import annotations
 
 from protocol import uuids
-from protocol.heart_rate import BodySensorLocation, HeartRateControlPoint
+from protocol.heart_rate import (
+    CONTROL_POINT_NOT_SUPPORTED,
+    BodySensorLocation,
+    HeartRateControlPoint,
+)
 from watchsim.app.device_info_service import constant
 from watchsim.app.live import LiveValues
 from watchsim.peripheral.port import AttError, Peer, Peripheral
-
-# Heart Rate service: "Heart Rate Control Point value not supported".
-CONTROL_POINT_NOT_SUPPORTED = 0x80
 
 
 class HeartRateService:
