@@ -13,7 +13,7 @@ Connections pairing with MITM protection: the passkey is read off each watch's s
 through its control channel, as a tester would read it, never skipped.
 
 An agent whose air connection drops (the air restarted) closes its radio and opens a new
-one with back-off; its uploader keeps running from its own cursor meanwhile.
+one with back-off; its uploader keeps running from its own upload position meanwhile.
 """
 
 from __future__ import annotations

@@ -8,12 +8,12 @@ from datetime import UTC, datetime
 
 import click
 
+from phoneagent import control
 from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.params import ADDRESS
 from phoneagent.errors import EXIT_UNREACHABLE
 from phoneagent.privacy import delete_data
-from phoneagent.relays import control
 from phoneagent.sync.discovery import pair_device, scan
 from protocol.address import Address
 
@@ -161,7 +161,7 @@ def _running_agent_watches(agent: AgentContext) -> dict[str, dict[str, str]]:
 @json_option
 @pass_agent
 def status_command(agent: AgentContext, as_json: bool) -> None:
-    """Per watch: stored samples, the sync cursor, recorded gaps and, while ``phoneagent
+    """Per watch: stored samples, the sync position, recorded gaps and, while ``phoneagent
     run`` runs, what it is doing (a full disk, for one, shows there)."""
     running = _running_agent_watches(agent)
     with agent.open_store() as store:

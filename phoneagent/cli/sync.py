@@ -12,9 +12,9 @@ import click
 from phoneagent.cli.context import AgentContext, CliError, pass_agent, preferences_of
 from phoneagent.cli.output import ProgressObserver, progress_bar
 from phoneagent.cli.params import ADDRESS
+from phoneagent.control import ControlError
 from phoneagent.daemon import Daemon
 from phoneagent.errors import EXIT_ERROR, EXIT_PAIRING_LOST, EXIT_USAGE
-from phoneagent.relays.control import ControlError
 from phoneagent.relays.service import RelayService
 from phoneagent.store import AsyncStore, Store
 from phoneagent.sync import DeviceSync, SyncObserver, SyncState
@@ -41,11 +41,11 @@ def sync_command(agent: AgentContext, address: Address) -> None:
                     observer=observer,
                     connect_timeout=config.sync.connect_timeout,
                 )
-                cursor = await sync.sync_once(scan_timeout=config.sync.scan_timeout)
-        return observer.stored, cursor
+                position = await sync.sync_once(scan_timeout=config.sync.scan_timeout)
+        return observer.stored, position
 
-    stored, cursor = asyncio.run(work())
-    click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {cursor - 1}.")
+    stored, position = asyncio.run(work())
+    click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {position - 1}.")
 
 
 def configured_uploader(agent: AgentContext, store: Store) -> Uploader | None:

@@ -1,17 +1,20 @@
 """The per-device sync state machine: advertising -> connect -> encrypt -> configure ->
 backfill -> live -> (disconnect) -> back-off -> advertising ...
 
+The sync position is the next seq to ask the watch for (``Store.next_seq``, kept in the
+store); the acked seq is the last one the watch was told it may free (DELETE_UP_TO).
 Exactly-once rests on three rules:
 
-1. every REPORT (plain or live) starts at the store's cursor (``Store.next_seq``), never at
-   the watch's view;
+1. every REPORT (plain or live) starts at the store's sync position, never at the
+   watch's view;
 2. received batches are stored with ``store_batch`` (idempotent by (device, seq), one
    transaction per group), and DELETE_UP_TO is sent only after that commit returned, and
-   only up to the cursor the commit produced (live, not after every commit: it may lag);
+   only below the sync position the commit produced (live, not after every commit: the
+   acked seq may lag);
 3. every seq in a REPORT's range is accounted for in the store: a record, a gap the
    watch reported, a seq the watch never assigned, or a record of an opted-out metric
-   dropped here (``phoneagent.sync.stream``). So the cursor always moves, and a loss is
-   always visible as a gap.
+   dropped here (``phoneagent.sync.stream``). So the sync position always moves, and a
+   loss is always visible as a gap.
 
 A disconnect or crash anywhere therefore repeats records (ignored as duplicates) but
 never loses one, since the watch frees nothing the store has not committed.
@@ -36,7 +39,7 @@ from typing import Any, Protocol, TypeVar
 from bleak.exc import BleakError
 
 from phoneagent.backoff import Backoff
-from phoneagent.store import AsyncStore, Gap, StoreFullError, StoreResult
+from phoneagent.store import AsyncStore, MissingSeqs, StoreFullError, StoreResult
 from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
 from phoneagent.sync.stream import DROPPED, Group, ReportStream
@@ -56,7 +59,7 @@ DEFAULT_GROUP_SAMPLES = 8192
 # Live records are acknowledged (DELETE_UP_TO) once this many are committed or this long
 # after the last acknowledgement, not after every REPORT: a round trip and a rewrite of
 # the watch's history index per record each second was a third of a live pair's work.
-# The watch only keeps committed records longer; what it reports is still from the cursor.
+# The watch only keeps committed records longer; what it reports is still from the sync position.
 LIVE_ACK_RECORDS = 240
 LIVE_ACK_S = 60.0
 # How long a REPORT's last records may trail its response (BlueZ's notification packing
@@ -92,7 +95,7 @@ class Committed:
     device: str
     result: StoreResult
     samples: tuple[Sample, ...]
-    newest_seq: int  # the watch's newest seq as last heard: progress = cursor / newest
+    newest_seq: int  # the watch's newest seq as last heard: progress = sync position / newest
 
 
 class Relays(Protocol):
@@ -150,9 +153,9 @@ class DeviceSync:
         self._group_samples = group_samples
         self._relays = relays
         self.state = SyncState.STOPPED
-        self.cursor = 0
+        self.sync_position = 0
         self.newest_seq = 0
-        self._acked = -1
+        self._acked_seq = -1
         self._acked_at = 0.0  # loop time of the last acknowledgement
         self._live = False
         self._stream: ReportStream | None = None
@@ -195,7 +198,7 @@ class DeviceSync:
         self._radio_lost = True
 
     async def sync_once(self, *, scan_timeout: float) -> int:
-        """Connect, backfill up to the watch's newest seq, disconnect; returns the cursor.
+        """Connect, backfill up to the watch's newest seq, disconnect; returns the sync position.
 
         Errors propagate: ``ConnectTimeoutError`` if the watch does not advertise within
         ``scan_timeout``, ``PairingLostError``, ``BleakError`` for a lost link.
@@ -209,7 +212,7 @@ class DeviceSync:
             await self._failed(None, str(error))  # the error itself reaches the caller
             raise
         self._set(SyncState.STOPPED)
-        return self.cursor
+        return self.sync_position
 
     async def _failed(self, state: SyncState | None, detail: str) -> None:
         """A session failed: the state says why, and so does ``status`` until one succeeds
@@ -261,20 +264,20 @@ class DeviceSync:
             log.info("%s: the watch keeps its own time (a simulated clock)", self.address)
         await self._configure(watch)
         self._watch = watch
-        self.cursor = await self._store.next_seq(self.address)
-        self._acked = self.cursor - 1
+        self.sync_position = await self._store.next_seq(self.address)
+        self._acked_seq = self.sync_position - 1
         self._acked_at = asyncio.get_running_loop().time()
         await watch.subscribe_history(self._on_batch, self._on_status)
         if self._relays is not None:
             await self._relays.attach(watch)  # alerts and calls need not wait for backfill
-        self._set(SyncState.BACKFILL, f"from seq {self.cursor} to {status.newest_seq}")
+        self._set(SyncState.BACKFILL, f"from seq {self.sync_position} to {status.newest_seq}")
         target = status.newest_seq
-        while self.cursor <= target:
-            start = self.cursor
+        while self.sync_position <= target:
+            start = self.sync_position
             response = await self._pull(watch)
             if response.result is HistoryResult.NO_RECORDS:
                 break
-            if response.result is HistoryResult.SUCCESS and self.cursor == start:
+            if response.result is HistoryResult.SUCCESS and self.sync_position == start:
                 raise WatchProtocolError(  # asking again would get the same answer forever
                     f"{self.address}: REPORT from {start} succeeded with nothing at or after"
                     f" it, though the watch reported seqs up to {target}"
@@ -325,10 +328,10 @@ class DeviceSync:
         self.newest_seq = max(self.newest_seq, status.newest_seq)
 
     async def _pull(self, watch: WatchClient) -> HistoryResponse:
-        """One REPORT from the cursor: store as groups arrive, acknowledge at the end."""
-        stream = ReportStream(self.cursor, self._preferences.opted_out, self._group_samples)
+        """One REPORT from the sync position: store as groups arrive, acknowledge at the end."""
+        stream = ReportStream(self.sync_position, self._preferences.opted_out, self._group_samples)
         self._stream = stream
-        report = asyncio.ensure_future(watch.report(self.cursor))
+        report = asyncio.ensure_future(watch.report(self.sync_position))
         try:
             while not report.done():
                 await done_or_set(report, stream.ready)
@@ -360,7 +363,7 @@ class DeviceSync:
 
         Every seq up to it that did not arrive becomes a "not assigned" gap, so a value
         beyond the newest seq the watch reported (Status, or a record) would move the
-        cursor past seqs it has yet to assign, and their records would be ignored. The
+        sync position past seqs it has yet to assign, and their records would be ignored. The
         records that did arrive are kept.
         """
         newest = max(self.newest_seq, stream.expected - 1)
@@ -379,9 +382,9 @@ class DeviceSync:
         a hole in the seqs stays open for ``LATE_RECORDS_S`` (a batch overtaken or lost on
         the way: the agent aborts it and returns True).
         """
-        stream = ReportStream(self.cursor, self._preferences.opted_out, self._group_samples)
+        stream = ReportStream(self.sync_position, self._preferences.opted_out, self._group_samples)
         self._stream = stream
-        report = asyncio.ensure_future(watch.report_live(self.cursor))
+        report = asyncio.ensure_future(watch.report_live(self.sync_position))
         try:
             await self._commit_as_records_land(watch, stream, report)
             stalled = not report.done()
@@ -422,13 +425,13 @@ class DeviceSync:
 
     async def _acknowledge_if_due(self, watch: WatchClient) -> None:
         if self._ack_due():
-            await watch.delete_up_to(self.cursor - 1)
-            self._acked = self.cursor - 1
+            await watch.delete_up_to(self.sync_position - 1)
+            self._acked_seq = self.sync_position - 1
             self._acked_at = asyncio.get_running_loop().time()
 
     def _ack_due(self) -> bool:
         """Backfill acknowledges every REPORT; live, every ``LIVE_ACK_RECORDS`` or ``_S``."""
-        unacked = self.cursor - 1 - self._acked
+        unacked = self.sync_position - 1 - self._acked_seq
         if unacked <= 0:
             return False
         if not self._live or unacked >= LIVE_ACK_RECORDS:
@@ -452,11 +455,13 @@ class DeviceSync:
                     await stream.arrived.wait()
 
     async def _account_missing(self, watch: WatchClient) -> None:
-        """Nothing at or after the cursor, yet the watch assigned seqs there: they are gone."""
+        """Nothing at or after the sync position, yet the watch assigned seqs there: gone."""
         status = await watch.read_status()
         self.newest_seq = max(self.newest_seq, status.newest_seq)
-        if status.newest_seq >= self.cursor:
-            await self._commit(Group([], [Gap(self.cursor, status.newest_seq, DROPPED)]))
+        if status.newest_seq >= self.sync_position:
+            await self._commit(
+                Group([], [MissingSeqs(self.sync_position, status.newest_seq, DROPPED)])
+            )
 
     async def _commit(self, group: Group) -> None:
         if group.repeated:
@@ -471,8 +476,8 @@ class DeviceSync:
         if self.not_storing is not None:
             self.not_storing = None
             log.warning("%s: storing again: the disk has space", self.address)
-        self.cursor = result.next_seq
-        self.newest_seq = max(self.newest_seq, self.cursor - 1)  # live, no Status tells
+        self.sync_position = result.next_seq
+        self.newest_seq = max(self.newest_seq, self.sync_position - 1)  # live, no Status tells
         await self._observer.committed(
             Committed(self.address, result, tuple(group.samples), self.newest_seq)
         )

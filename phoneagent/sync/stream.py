@@ -11,13 +11,13 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-from phoneagent.store import Gap
+from phoneagent.store import MissingSeqs
 from phoneagent.sync.watch_client import WatchProtocolError
 from protocol import history
 from protocol.errors import ProtocolError
 from protocol.metrics import Metric, Sample
 
-# Gap reasons: why a seq will never be stored as a sample.
+# Reasons for MissingSeqs: why a seq will never be stored as a sample.
 DROPPED = "dropped on watch"  # the watch reported the loss (full history, wiped, freed)
 NOT_ASSIGNED = "not assigned"  # the watch skipped the seq: no sample ever had it
 OPTED_OUT = "opted out"  # a record of an opted-out metric, discarded before storage
@@ -25,10 +25,10 @@ OPTED_OUT = "opted out"  # a record of an opted-out metric, discarded before sto
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """What one commit stores: samples and gaps in seq order."""
+    """What one commit stores: samples and missing seqs in seq order."""
 
     samples: list[Sample]
-    gaps: list[Gap]
+    gaps: list[MissingSeqs]
     # Entries at seqs already accounted for (a batch repeated, or late after its range
     # was closed): never stored twice nor over what is stored, only counted and logged.
     repeated: int = 0
@@ -93,7 +93,7 @@ class ReportStream:
                 raise WatchProtocolError(str(error)) from error
         batches.sort(key=_first_seq)
         samples: list[Sample] = []
-        gaps: list[Gap] = []
+        gaps: list[MissingSeqs] = []
         for index, batch in enumerate(batches):
             entries = batch.entries
             first_seq = _first_seq(batch)
@@ -122,7 +122,9 @@ class ReportStream:
         opted = self.opted_out
         return all(isinstance(e, Sample) and e.metric not in opted for e in entries)
 
-    def _account(self, entry: history.Entry, samples: list[Sample], gaps: list[Gap]) -> None:
+    def _account(
+        self, entry: history.Entry, samples: list[Sample], gaps: list[MissingSeqs]
+    ) -> None:
         if isinstance(entry, history.Gap):
             first, last = entry.first_seq, entry.last_seq
         else:
@@ -152,9 +154,9 @@ def _estimate(raw: bytes) -> int:
     return len(raw) // 6
 
 
-def _add_gap(gaps: list[Gap], first: int, last: int, reason: str) -> None:
+def _add_gap(gaps: list[MissingSeqs], first: int, last: int, reason: str) -> None:
     """Append, merging with the previous gap when it has the same reason and touches."""
     if gaps and gaps[-1].reason == reason and gaps[-1].last_seq + 1 == first:
-        gaps[-1] = Gap(gaps[-1].first_seq, last, reason)
+        gaps[-1] = MissingSeqs(gaps[-1].first_seq, last, reason)
     else:
-        gaps.append(Gap(first, last, reason))
+        gaps.append(MissingSeqs(first, last, reason))

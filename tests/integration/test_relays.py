@@ -20,8 +20,8 @@ from click.testing import CliRunner
 
 from phoneagent.backoff import Backoff
 from phoneagent.cli import main
+from phoneagent.control import AgentNotRunningError, request
 from phoneagent.privacy import POLICY_VERSION
-from phoneagent.relays.control import AgentNotRunningError, request
 from phoneagent.relays.permissions import (
     AppMode,
     CallPrivacy,
