@@ -35,6 +35,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import tomli_w
+
 from phoneagent.backoff import Backoff
 from phoneagent.config import CONFIG_NAME, SyncConfig, load_config
 from phoneagent.daemon import Daemon
@@ -52,6 +54,7 @@ from phoneagent.waiting import first_of, sleep_unless
 from protocol.address import Address
 from protocol.settings import Sex
 from watchsim import control
+from watchsim.controlops import Passkey
 
 log = logging.getLogger(__name__)
 
@@ -145,9 +148,10 @@ class ControlChannelPasskeys:
         self._socket = socket
 
     async def _shown(self) -> int | None:
-        words = ["passkey", str(PASSKEY_WAIT_S)]
         try:
-            shown = await control.request_at(self._socket, words, PASSKEY_WAIT_S + 5)
+            shown = await control.request_at(
+                self._socket, Passkey(PASSKEY_WAIT_S), PASSKEY_WAIT_S + 5
+            )
         except (control.ControlError, OSError) as error:
             log.warning("the watch %s shows no passkey: %s", self._socket, error)
             return None
@@ -298,7 +302,7 @@ class FleetAgent:
                 set_consent(store, "cloud_sync", True)
         path = self.data_dir / CONFIG_NAME
         if not path.exists():  # the identity is the store's own (transport.identity)
-            path.write_text(f'transport = "{config.transport}"\n')
+            path.write_text(tomli_w.dumps({"transport": config.transport}))
         if config.cloud_config is not None and not endpoints_path(self.data_dir).exists():
             shutil.copyfile(config.cloud_config, endpoints_path(self.data_dir))
         return store
