@@ -18,6 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import aiomqtt
+import tenacity
 
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.payload import (
@@ -204,18 +205,24 @@ async def serve_forever(
     ``say`` tells the operator (and a test) when the subscription is in place and when
     the connection was lost.
     """
-    delay = RETRY_S
-    while True:
-        ready = asyncio.Event()
-        told = asyncio.create_task(_say_when(ready, f"receiving as {identifier}", say))
-        try:
-            await serve(endpoint, db, group=group, identifier=identifier, ready=ready)
-        except aiomqtt.MqttError as error:
-            say(f"broker connection lost ({error}); retrying in {delay:g} s")
-            await asyncio.sleep(delay)
-            delay = min(RETRY_MAX_S, delay * 2)
-        finally:
-            told.cancel()
+
+    def lost(retry: tenacity.RetryCallState) -> None:
+        assert retry.outcome is not None and retry.next_action is not None
+        error, delay = retry.outcome.exception(), retry.next_action.sleep
+        say(f"broker connection lost ({error}); retrying in {delay:g} s")
+
+    async for attempt in tenacity.AsyncRetrying(
+        wait=tenacity.wait_exponential(multiplier=RETRY_S, max=RETRY_MAX_S),
+        retry=tenacity.retry_if_exception_type(aiomqtt.MqttError),
+        before_sleep=lost,
+    ):
+        with attempt:
+            ready = asyncio.Event()
+            told = asyncio.create_task(_say_when(ready, f"receiving as {identifier}", say))
+            try:
+                await serve(endpoint, db, group=group, identifier=identifier, ready=ready)
+            finally:
+                told.cancel()
 
 
 async def _say_when(ready: asyncio.Event, line: str, say: Callable[[str], None]) -> None:

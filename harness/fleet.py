@@ -37,17 +37,19 @@ from typing import Any, Final
 
 import tomli_w
 
+from phoneagent.backoff import Backoff
 from phoneagent.config import CONFIG_NAME, SyncConfig, load_config
 from phoneagent.daemon import Daemon
 from phoneagent.privacy import sync_preferences
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
 from phoneagent.store import AsyncStore, Store, StorePool, create_key_file, read_key_file
-from phoneagent.sync import Backoff, Committed, StoreBonds, SyncObserver, SyncState
+from phoneagent.sync import Committed, StoreBonds, SyncObserver, SyncState
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import RefusingAgent, Transport, radio_lost
 from phoneagent.transport.factory import open_transport, parse_transport
 from phoneagent.upload import Uploader, endpoints_path, load_endpoints
+from phoneagent.upload.uploader import RECONNECT_INITIAL_S, RECONNECT_MAX_S
 from phoneagent.waiting import first_of, sleep_unless
 from protocol.address import Address
 from protocol.settings import Sex
@@ -90,6 +92,16 @@ class Timeline:
 
     def now(self) -> datetime:
         return datetime.fromtimestamp(self.simulated(time.time())).astimezone()
+
+
+class _RadioFailedError(Exception):
+    """Syncing on an open radio failed: a new one is opened, with back-off."""
+
+
+def _reopened(error: BaseException) -> bool:
+    """A radio that failed, or an air not reachable yet, is tried again (``_one_radio``);
+    anything else that stops a radio opening needs a person."""
+    return isinstance(error, _RadioFailedError) or radio_lost(error)
 
 
 @dataclass(frozen=True)
@@ -305,7 +317,9 @@ class FleetAgent:
             self.uploader = Uploader(
                 store,
                 endpoint,
-                rng=random.Random(self.index),
+                backoff=Backoff(
+                    RECONNECT_INITIAL_S, RECONNECT_MAX_S, rng=random.Random(self.index)
+                ),
                 on_acked=self._acked,
                 blocking=self.fleet.store_pool.run,
             )
@@ -359,34 +373,36 @@ class FleetAgent:
         )
         backoff = Backoff(REOPEN_INITIAL_S, REOPEN_MAX_S, rng=random.Random(self.index))
         try:
-            while not stop.is_set():
-                try:
-                    transport = await self._open_transport(pairing=False)
-                except Exception as error:
-                    if not radio_lost(error):
-                        raise
-                    log.info("%s: air unreachable (%r)", self.watch.name, error)
-                    await sleep_unless(stop, backoff.next_delay())
-                    continue
-                try:
-                    await self._sync(transport, stop)
-                    backoff.reset()
-                except Exception as error:
-                    # One agent's broken radio (an overloaded host's HCI commands timed
-                    # out and their late answers no longer match) must not end the
-                    # process and every other agent in it: counted, then a new radio.
-                    log.warning(
-                        "%s: the radio failed (%r); opening a new one", self.watch.name, error
-                    )
-                    self.failed += 1
-                    await sleep_unless(stop, backoff.next_delay())
-                finally:
-                    await transport.close()
-                if not stop.is_set():
-                    self.reopened += 1
+            async for attempt in backoff.retrying(_reopened, self._reopening, stop):
+                with attempt:
+                    while not stop.is_set():
+                        await self._one_radio(stop)
+                        backoff.reset()
         finally:
             if uploading is not None:
                 await uploading
+
+    async def _one_radio(self, stop: asyncio.Event) -> None:
+        """Open a radio and sync on it until ``stop`` or its loss. Raises what opening it
+        raised, or ``_RadioFailedError`` when syncing on it failed."""
+        transport = await self._open_transport(pairing=False)
+        try:
+            await self._sync(transport, stop)
+        except Exception as error:
+            # One agent's broken radio (an overloaded host's HCI commands timed out and
+            # their late answers no longer match) must not end the process and every
+            # other agent in it: counted, then a new radio.
+            log.warning("%s: the radio failed (%r); opening a new one", self.watch.name, error)
+            self.failed += 1
+            raise _RadioFailedError(str(error)) from error
+        finally:
+            await transport.close()
+            if not stop.is_set():
+                self.reopened += 1
+
+    async def _reopening(self, error: BaseException, _delay: float) -> None:
+        if not isinstance(error, _RadioFailedError):
+            log.info("%s: air unreachable (%r)", self.watch.name, error)
 
     async def _sync(self, transport: Transport, stop: asyncio.Event) -> None:
         """Run the sync engine until ``stop`` or until this radio's transport is lost."""

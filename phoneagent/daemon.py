@@ -19,11 +19,11 @@ from datetime import datetime
 
 from bleak.exc import BleakError
 
+from phoneagent.backoff import Backoff
 from phoneagent.config import SyncConfig
 from phoneagent.errors import UnreachableError
 from phoneagent.store import AsyncStore
 from phoneagent.sync import (
-    Backoff,
     Committed,
     DeviceSync,
     PreferencesSource,
@@ -34,7 +34,7 @@ from phoneagent.sync import (
 from phoneagent.sync.engine import local_now
 from phoneagent.transport import Transport, radio_lost
 from phoneagent.upload import Uploader
-from phoneagent.waiting import first_of, sleep_unless
+from phoneagent.waiting import first_of
 from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -107,6 +107,10 @@ class SyncNowError(UnreachableError):
 
 # How long to wait before cancelling again a task that swallowed its cancellation.
 RECANCEL_S = 0.2
+
+
+async def _no_radio_yet(error: BaseException, delay: float) -> None:
+    log.warning("no radio yet (%s); retrying in %.1fs", error, delay)
 
 
 async def _cancel_all(tasks: list[asyncio.Task[None]]) -> None:
@@ -232,21 +236,15 @@ class Daemon:
         self._tasks.clear()
         self.syncs.clear()
         await self._transport.close()
-        backoff = self._backoff()
-        while not stop.is_set():
-            try:
+        # A fault a person must fix, not a radio away, ends ``run`` with its error.
+        async for attempt in self._backoff().retrying(radio_lost, _no_radio_yet, stop):
+            with attempt:
+                if stop.is_set():
+                    return
                 self._transport = await self._reopen()
-            except Exception as error:
-                if not radio_lost(error):
-                    raise  # a fault a person must fix: ``run`` ends with it
-                delay = backoff.next_delay()
-                log.warning("no radio yet (%s); retrying in %.1fs", error, delay)
-                await sleep_unless(stop, delay)
-            else:
-                log.warning("a new radio is open; syncing again")
-                self._watch_radio()
-                await self.reload()
-                return
+        log.warning("a new radio is open; syncing again")
+        self._watch_radio()
+        await self.reload()
 
     async def sync_now(self, address: str) -> tuple[int, int]:
         """Sync ``address`` now, for ``phoneagent sync`` while this daemon holds the data

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from phoneagent.sync.bonds import StoreBonds
 from phoneagent.sync.engine import (
-    Backoff,
     Committed,
     DeviceSync,
     LinkLostError,
@@ -16,7 +15,6 @@ from phoneagent.sync.preferences import PreferencesSource, SyncPreferences, fixe
 from phoneagent.sync.watch_client import DeviceInfo, WatchClient, WatchProtocolError
 
 __all__ = [
-    "Backoff",
     "Committed",
     "DeviceInfo",
     "DeviceSync",

@@ -13,7 +13,8 @@ Exactly-once rests on three rules:
    acked seq may lag);
 3. every seq in a REPORT's range is accounted for in the store: a record, a gap the
    watch reported, a seq the watch never assigned, or a record of an opted-out metric
-   dropped here. So the sync position always moves, and a loss is always visible as a gap.
+   dropped here (``phoneagent.sync.stream``). So the sync position always moves, and a
+   loss is always visible as a gap.
 
 A disconnect or crash anywhere therefore repeats records (ignored as duplicates) but
 never loses one, since the watch frees nothing the store has not committed.
@@ -29,33 +30,28 @@ import asyncio
 import contextlib
 import enum
 import logging
-import random
 import time
 from collections.abc import Callable, Coroutine
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
 from bleak.exc import BleakError
 
+from phoneagent.backoff import Backoff
 from phoneagent.store import AsyncStore, MissingSeqs, StoreFullError, StoreResult
 from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
+from phoneagent.sync.stream import DROPPED, Group, ReportStream
 from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
 from phoneagent.transport import PairingLostError, Transport
 from phoneagent.waiting import done_or_set, sleep_unless
-from protocol import history
 from protocol.address import Address
 from protocol.errors import ProtocolError
 from protocol.history import HistoryResponse, HistoryResult, HistoryStatus
-from protocol.metrics import Metric, Sample
+from protocol.metrics import Sample
 
 T = TypeVar("T")
-
-# Reasons for MissingSeqs: why a seq will never be stored as a sample.
-DROPPED = "dropped on watch"  # the watch reported the loss (full history, wiped, freed)
-NOT_ASSIGNED = "not assigned"  # the watch skipped the seq: no sample ever had it
-OPTED_OUT = "opted out"  # a record of an opted-out metric, discarded before storage
 
 # Samples decoded and committed together: one transaction amortises the fsync, and
 # bounds what is held in memory between the radio and the disk.
@@ -121,162 +117,6 @@ class SyncObserver:
         the session with the records stored but not acknowledged."""
 
 
-@dataclass
-class Backoff:
-    """Jittered exponential back-off: delay n is uniform in [d/2, d], d = initial * factor**n."""
-
-    initial: float = 1.0
-    maximum: float = 60.0
-    factor: float = 2.0
-    rng: random.Random = field(default_factory=random.Random)
-    attempt: int = 0
-
-    def next_delay(self) -> float:
-        ceiling = min(self.maximum, self.initial * self.factor**self.attempt)
-        self.attempt += 1
-        return self.rng.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> None:
-        self.attempt = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Group:
-    samples: list[Sample]
-    gaps: list[MissingSeqs]
-    # Entries at seqs already accounted for (a batch repeated, or late after its range
-    # was closed): never stored twice nor over what is stored, only counted and logged.
-    repeated: int = 0
-
-
-class _Stream:
-    """Batches of one REPORT, decoded in groups; tracks which seqs are accounted for.
-
-    Batches may arrive out of order (BlueZ spreads notifications over its EATT bearers,
-    docs/bluez.md): each group is put in seq order, and a batch that starts beyond a hole
-    waits for the hole to fill. Only the REPORT's end (``final_seq``) closes holes.
-    """
-
-    def __init__(self, from_seq: int, opted_out: frozenset[Metric], group_samples: int) -> None:
-        self.expected = from_seq
-        self.opted_out = opted_out  # replaced when consent changes mid-report
-        self._inbox: list[bytes] = []
-        self._inbox_samples = 0
-        self._group_samples = group_samples
-        self._held: list[history.HistoryBatch] = []
-        self.hole_since: float | None = None  # monotonic time a batch began waiting for a hole
-        self.ready = asyncio.Event()
-        self.arrived = asyncio.Event()
-        self._repeated = 0  # in the group being decoded (``_Group.repeated``)
-
-    def add(self, raw: bytes) -> None:
-        self._inbox.append(raw)
-        self.arrived.set()
-        self._inbox_samples += _estimate(raw)
-        if self._inbox_samples >= self._group_samples:
-            self.ready.set()
-
-    def take_group(self) -> _Group:
-        """Decode the oldest batches received, about one group's worth.
-
-        When the radio outpaces the disk the rest waits as received bytes (6 per sample)
-        rather than as decoded samples, so memory stays bounded by a group.
-        """
-        taken = estimate = 0
-        while taken < len(self._inbox) and estimate < self._group_samples:
-            estimate += _estimate(self._inbox[taken])
-            taken += 1
-        inbox = self._inbox[:taken]
-        del self._inbox[:taken]
-        self._inbox_samples -= estimate
-        if self._inbox_samples < self._group_samples:
-            self.ready.clear()
-        return self._decode(inbox)
-
-    def take(self, final_seq: int | None = None) -> _Group:
-        """Decode everything received; ``final_seq`` closes the range at the REPORT's end."""
-        inbox, self._inbox, self._inbox_samples = self._inbox, [], 0
-        self.ready.clear()
-        return self._decode(inbox, final_seq)
-
-    def _decode(self, inbox: list[bytes], final_seq: int | None = None) -> _Group:
-        batches = self._held
-        for raw in inbox:
-            try:
-                batches.append(history.decode_batch(raw))
-            except ProtocolError as error:
-                raise WatchProtocolError(str(error)) from error
-        batches.sort(key=_first_seq)
-        samples: list[Sample] = []
-        gaps: list[MissingSeqs] = []
-        for index, batch in enumerate(batches):
-            entries = batch.entries
-            first_seq = _first_seq(batch)
-            if first_seq > self.expected and final_seq is None:
-                self._held = batches[index:]  # the hole's batches are still on their way
-                if self.hole_since is None:
-                    self.hole_since = time.monotonic()
-                break
-            contiguous = batch.last_seq - first_seq + 1 == len(entries)
-            if first_seq == self.expected and contiguous and self._plain(entries):
-                samples.extend(entries)  # type: ignore[arg-type]  # _plain checked: all Samples
-                self.expected = batch.last_seq + 1
-                continue
-            for entry in entries:
-                self._account(entry, samples, gaps)
-        else:
-            self._held = []
-            self.hole_since = None
-        if final_seq is not None and final_seq >= self.expected:
-            _add_gap(gaps, self.expected, final_seq, NOT_ASSIGNED)
-            self.expected = final_seq + 1
-        repeated, self._repeated = self._repeated, 0
-        return _Group(samples, gaps, repeated)
-
-    def _plain(self, entries: tuple[history.Entry, ...]) -> bool:
-        opted = self.opted_out
-        return all(isinstance(e, Sample) and e.metric not in opted for e in entries)
-
-    def _account(
-        self, entry: history.Entry, samples: list[Sample], gaps: list[MissingSeqs]
-    ) -> None:
-        if isinstance(entry, history.Gap):
-            first, last = entry.first_seq, entry.last_seq
-        else:
-            first = last = entry.seq
-        if last < self.expected:  # already accounted for: a duplicate, or a regression
-            self._repeated += 1
-            return
-        first = max(first, self.expected)  # a gap reaching into accounted seqs: its rest
-        if first > self.expected:
-            _add_gap(gaps, self.expected, first - 1, NOT_ASSIGNED)
-        if isinstance(entry, history.Gap):
-            _add_gap(gaps, first, last, DROPPED)
-        elif entry.metric in self.opted_out:
-            _add_gap(gaps, first, last, OPTED_OUT)
-        else:
-            samples.append(entry)
-        self.expected = last + 1
-
-
-def _first_seq(batch: history.HistoryBatch) -> int:
-    first = batch.entries[0]
-    return first.first_seq if isinstance(first, history.Gap) else first.seq
-
-
-def _estimate(raw: bytes) -> int:
-    """Samples in a received batch, near enough to size groups (compact entries: 6 bytes)."""
-    return len(raw) // 6
-
-
-def _add_gap(gaps: list[MissingSeqs], first: int, last: int, reason: str) -> None:
-    """Append, merging with the previous gap when it has the same reason and touches."""
-    if gaps and gaps[-1].reason == reason and gaps[-1].last_seq + 1 == first:
-        gaps[-1] = MissingSeqs(gaps[-1].first_seq, last, reason)
-    else:
-        gaps.append(MissingSeqs(first, last, reason))
-
-
 def local_now() -> datetime:
     """What a phone sets the watch clock to: its own local time."""
     return datetime.now().astimezone()
@@ -318,7 +158,7 @@ class DeviceSync:
         self._acked_seq = -1
         self._acked_at = 0.0  # loop time of the last acknowledgement
         self._live = False
-        self._stream: _Stream | None = None
+        self._stream: ReportStream | None = None
         self._watch: WatchClient | None = None  # while a session is past configuring
         # Set by ``radio_lost``: the cancellation that follows is not an end.
         self._radio_lost = False
@@ -338,23 +178,22 @@ class DeviceSync:
     async def run(self) -> None:
         """Keep the watch synced until cancelled; returns only when the pairing is lost."""
         try:
-            while True:
-                try:
+            retrying = self.backoff.retrying(_session_failed, self._backing_off, self._retry)
+            async for attempt in retrying:
+                with attempt:
                     await self._session(live=True, scan_timeout=None)
-                except PairingLostError as error:
-                    await self._failed(SyncState.PAIRING_LOST, str(error))
-                    return
-                except (BleakError, TimeoutError, ProtocolError, StoreFullError) as error:
-                    delay = self.backoff.next_delay()
-                    if isinstance(error, StoreFullError):  # nothing unstored was acknowledged
-                        self.not_storing = str(error)
-                        log.warning("%s: not storing: %s", self.address, error)
-                    await self._failed(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
-                    await sleep_unless(self._retry, delay)
-                    self._retry.clear()
+        except PairingLostError as error:
+            await self._failed(SyncState.PAIRING_LOST, str(error))
         finally:
             if self.state is not SyncState.PAIRING_LOST:
                 self._set(SyncState.RADIO_LOST if self._radio_lost else SyncState.STOPPED)
+
+    async def _backing_off(self, error: BaseException, delay: float) -> None:
+        self._retry.clear()  # only a ``retry_now`` during this wait cuts it short
+        if isinstance(error, StoreFullError):  # nothing unstored was acknowledged
+            self.not_storing = str(error)
+            log.warning("%s: not storing: %s", self.address, error)
+        await self._failed(SyncState.BACKOFF, f"{error}; retrying in {delay:.1f} s")
 
     def radio_lost(self) -> None:
         """The radio went away and a new engine takes over on the next one: ``run``, about
@@ -508,7 +347,7 @@ class DeviceSync:
 
     async def _pull(self, watch: WatchClient) -> HistoryResponse:
         """One REPORT from the sync position: store as groups arrive, acknowledge at the end."""
-        stream = _Stream(self.sync_position, self._preferences.opted_out, self._group_samples)
+        stream = ReportStream(self.sync_position, self._preferences.opted_out, self._group_samples)
         self._stream = stream
         report = asyncio.ensure_future(watch.report(self.sync_position))
         try:
@@ -537,7 +376,7 @@ class DeviceSync:
         await self._acknowledge_if_due(watch)
         return response
 
-    async def _checked_end(self, stream: _Stream, response: HistoryResponse) -> int:
+    async def _checked_end(self, stream: ReportStream, response: HistoryResponse) -> int:
         """A REPORT's last seq, once it is known to be one the watch assigned.
 
         Every seq up to it that did not arrive becomes a "not assigned" gap, so a value
@@ -561,7 +400,7 @@ class DeviceSync:
         a hole in the seqs stays open for ``LATE_RECORDS_S`` (a batch overtaken or lost on
         the way: the agent aborts it and returns True).
         """
-        stream = _Stream(self.sync_position, self._preferences.opted_out, self._group_samples)
+        stream = ReportStream(self.sync_position, self._preferences.opted_out, self._group_samples)
         self._stream = stream
         report = asyncio.ensure_future(watch.report_live(self.sync_position))
         try:
@@ -583,7 +422,7 @@ class DeviceSync:
         return stalled
 
     async def _commit_as_records_land(
-        self, watch: WatchClient, stream: _Stream, report: asyncio.Future[HistoryResponse]
+        self, watch: WatchClient, stream: ReportStream, report: asyncio.Future[HistoryResponse]
     ) -> None:
         """Until the live REPORT ends, or returns early on a hole that stays open."""
         # The end wakes the wait for records too: one event, no task made per record.
@@ -617,7 +456,7 @@ class DeviceSync:
             return True
         return asyncio.get_running_loop().time() - self._acked_at >= LIVE_ACK_S
 
-    async def _await_late_records(self, stream: _Stream, last_seq: int) -> None:
+    async def _await_late_records(self, stream: ReportStream, last_seq: int) -> None:
         """Let records the response overtook arrive before their range is closed.
 
         BlueZ holds notifications briefly to pack several into one PDU but sends an
@@ -639,10 +478,10 @@ class DeviceSync:
         self.newest_seq = max(self.newest_seq, status.newest_seq)
         if status.newest_seq >= self.sync_position:
             await self._commit(
-                _Group([], [MissingSeqs(self.sync_position, status.newest_seq, DROPPED)])
+                Group([], [MissingSeqs(self.sync_position, status.newest_seq, DROPPED)])
             )
 
-    async def _commit(self, group: _Group) -> None:
+    async def _commit(self, group: Group) -> None:
         if group.repeated:
             log.warning(
                 "%s: ignored %d history entries at seqs already accounted for",
@@ -660,6 +499,13 @@ class DeviceSync:
         await self._observer.committed(
             Committed(self.address, result, tuple(group.samples), self.newest_seq)
         )
+
+
+def _session_failed(error: BaseException) -> bool:
+    """A session ended by the watch, the link or a full disk is tried again; a lost
+    pairing needs a person (``pair``), anything else is a bug."""
+    retried = (BleakError, TimeoutError, ProtocolError, StoreFullError)
+    return isinstance(error, retried) and not isinstance(error, PairingLostError)
 
 
 async def _unless(lost: asyncio.Event, work: Coroutine[Any, Any, T], address: str) -> T:

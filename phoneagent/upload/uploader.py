@@ -14,13 +14,13 @@ import asyncio
 import contextlib
 import logging
 import math
-import random
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ParamSpec, Protocol, TypeVar
 
 import aiomqtt
 
+from phoneagent.backoff import Backoff
 from phoneagent.privacy.gate import (
     CLOUD_CATEGORIES,
     CLOUD_UPLOAD_PURPOSE,
@@ -32,11 +32,13 @@ from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
 from phoneagent.upload.payload import PayloadError, Topics, decode_json, encode_json, parse_topic
-from phoneagent.waiting import sleep_unless
 
 log = logging.getLogger(__name__)
 
 ERASE_RESEND_AFTER_S = 6 * 3600
+# Reconnecting to the broker: the first wait, and the longest (``Backoff``).
+RECONNECT_INITIAL_S = 0.5
+RECONNECT_MAX_S = 30.0
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -80,10 +82,8 @@ class Uploader:
         window: int = 32,
         position_every: int = 8,
         record_every: float = 10.0,
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
+        backoff: Backoff | None = None,
         refusal: Callable[[Store, Endpoint], str | None] = policy_refusal,
-        rng: random.Random | None = None,
         on_acked: Callable[[str, int], None] | None = None,
         blocking: Blocking = asyncio.to_thread,
     ) -> None:
@@ -95,55 +95,42 @@ class Uploader:
         # Running, a connection's upload positions and disclosure row are committed at most
         # this often (and at its end): live that is one commit per ten uploads, not one each.
         self.record_every = record_every
-        self.backoff_initial = backoff_initial
-        self.backoff_max = backoff_max
+        self.backoff = backoff or Backoff(RECONNECT_INITIAL_S, RECONNECT_MAX_S)
         self._refusal = refusal
-        self._rng = rng or random.Random()
         # Told (device address, last seq) as soon as the broker acknowledged a batch.
         self.on_acked = on_acked
         # Runs the store calls off the event loop (an agent fleet: its shared StorePool).
         self.blocking = blocking
         self._wake = asyncio.Event()
-        self._confirmed = asyncio.Event()
-        # Held while a confirmation is recorded, counted and cleared, and while the pending
-        # requests are looked up: a lookup never sees it half done.
-        self._recording = asyncio.Lock()
         self.stats = UploadStats()
 
     def wake(self) -> None:
         """New samples were stored, or a consent or erase request changed: look again."""
         self._wake.set()
 
-    def _check(self) -> str | None:
+    def refusal(self) -> str | None:
+        """Why the policy forbids uploading to this endpoint now; None when it allows it."""
         return self._refusal(self.store, self.endpoint)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Upload whenever woken until ``stop``; reconnect with jittered exponential back-off."""
         # ``stop`` wakes it too, so each wait is on one event: no tasks made per wake-up.
         relay = asyncio.ensure_future(_set_when(stop, self._wake))
-        delay = self.backoff_initial
         try:
-            while not stop.is_set():
-                self._wake.clear()
-                if not await self.blocking(self._worth_connecting):
-                    await self._wake.wait()
-                    continue
-                try:
-                    await self._connection(stop, confirm_timeout=None)
-                    delay = self.backoff_initial
-                except (aiomqtt.MqttError, StoreFullError) as error:
-                    # A refusal is the broker's configuration (ACL, quota): the operator acts.
-                    # A full disk: the upload position stays where the store has it; sent
-                    # again later.
-                    refused = isinstance(error, PublishRefusedError)
-                    level, what = (
-                        (logging.ERROR, "refused") if refused else (logging.WARNING, "lost")
-                    )
-                    log.log(level, "upload %s (%s); retrying in %.1fs", what, error, delay)
-                    await sleep_unless(stop, delay * (0.5 + self._rng.random()))
-                    delay = min(delay * 2, self.backoff_max)
+            async for attempt in self.backoff.retrying(_connection_failed, _retrying, stop):
+                with attempt:
+                    await self._serve(stop)
         finally:
             relay.cancel()
+
+    async def _serve(self, stop: asyncio.Event) -> None:
+        """Connect whenever there is something to send, until ``stop``."""
+        while not stop.is_set():
+            self._wake.clear()
+            if await self.blocking(self._worth_connecting):
+                await self._connection(stop, confirm_timeout=None)
+            else:
+                await self._wake.wait()
 
     async def drain(self, confirm_timeout: float = 0.0) -> UploadStats:
         """Connect once: send owed erase requests and every sample past the upload positions.
@@ -155,9 +142,10 @@ class Uploader:
         return self.stats
 
     def _worth_connecting(self) -> bool:
-        return bool(self._erasures_due()) or self._check() is None
+        return bool(self.erasures_due()) or self.refusal() is None
 
-    def _erasures_due(self) -> list[ledger.EraseRequest]:
+    def erasures_due(self) -> list[ledger.EraseRequest]:
+        """Erase requests for this endpoint never sent, or sent long enough ago to resend."""
         now = self.store.now()
         return [
             r
@@ -165,12 +153,6 @@ class Uploader:
             if r.endpoint == self.endpoint.region
             and (r.sent_at is None or now - r.sent_at >= ERASE_RESEND_AFTER_S)
         ]
-
-    def _unconfirmed(self) -> bool:
-        return any(
-            r.endpoint == self.endpoint.region and r.sent_at is not None
-            for r in self.store.ledger.erase_requests(pending_only=True)
-        )
 
     async def _connection(self, stop: asyncio.Event | None, confirm_timeout: float | None) -> None:
         client = self.endpoint.client()
@@ -196,6 +178,19 @@ class Uploader:
             raise _first_leaf(errors) from None
         finally:
             await session.record()  # what the connection sent since its last record
+
+
+def _connection_failed(error: BaseException) -> bool:
+    """A lost or refusing broker, or a full disk (the upload position stays where the
+    store has it; sent again later), is tried again."""
+    return isinstance(error, aiomqtt.MqttError | StoreFullError)
+
+
+async def _retrying(error: BaseException, delay: float) -> None:
+    # A refusal is the broker's configuration (ACL, quota): the operator acts.
+    refused = isinstance(error, PublishRefusedError)
+    level, what = (logging.ERROR, "refused") if refused else (logging.WARNING, "lost")
+    log.log(level, "upload %s (%s); retrying in %.1fs", what, error, delay)
 
 
 async def _set_when(stop: asyncio.Event, wake: asyncio.Event) -> None:
@@ -294,6 +289,10 @@ class _Session:
         self._unrecorded_samples = 0
         self._sent_at: int | None = None  # policy check of the newest acknowledged chunk
         self._recorded_at: float | None = None  # loop time of the last record
+        self._confirmed = asyncio.Event()
+        # Held while a confirmation is recorded, counted and cleared, and while the pending
+        # requests are looked up: a lookup never sees it half done.
+        self._recording = asyncio.Lock()
 
     def topics(self, user: str) -> Topics:
         return Topics(self.prefix, self.region, user)
@@ -328,20 +327,26 @@ class _Session:
                 "confirmed",
             ]:
                 continue
-            async with self.up._recording:
+            async with self._recording:
                 await self.up.blocking(self.store.ledger.mark_erase_confirmed, request_id)
                 # The receiver retains the confirmation for us; now it is recorded, clear it.
                 await self.client.publish(str(message.topic), b"", qos=1, retain=True)
                 self.up.stats.erase_confirmed += 1
-                self.up._confirmed.set()
+                self._confirmed.set()
 
     async def await_confirmations(self) -> None:
         while True:
-            self.up._confirmed.clear()  # before looking, so no confirmation slips between
-            async with self.up._recording:
-                if not await self.up.blocking(self.up._unconfirmed):
+            self._confirmed.clear()  # before looking, so no confirmation slips between
+            async with self._recording:
+                if not await self.up.blocking(self._unconfirmed):
                     return
-            await self.up._confirmed.wait()
+            await self._confirmed.wait()
+
+    def _unconfirmed(self) -> bool:
+        return any(
+            r.endpoint == self.region and r.sent_at is not None
+            for r in self.store.ledger.erase_requests(pending_only=True)
+        )
 
     async def drain(self) -> None:
         due, account, devices = await self.up.blocking(self._due, dict(self._unrecorded_positions))
@@ -402,7 +407,7 @@ class _Session:
         requests due, the account and, unless it is a guest, each device, its upload
         position (or the acknowledged one not yet recorded) and, when no erasure is due (it
         must go first), the first chunk past it. Live that chunk is all there is: one trip."""
-        due = self.up._erasures_due()
+        due = self.up.erasures_due()
         account = self.store.ledger.get_account()
         if account is None or account.guest:
             return due, account, []
@@ -415,7 +420,7 @@ class _Session:
 
     def _read_chunk(self, device: DeviceRecord, after_seq: int) -> Chunk:
         up = self.up
-        return read_chunk(self.store, device, after_seq, up.batch_size, up.window, up._check)
+        return read_chunk(self.store, device, after_seq, up.batch_size, up.window, up.refusal)
 
     async def _upload_device(
         self, device: DeviceRecord, position: int, first: Chunk | None, topics: Topics

@@ -14,11 +14,11 @@ from typing import Any
 from bumble.link import LocalLink
 from click.testing import CliRunner
 
+from phoneagent.backoff import Backoff
 from phoneagent.cli import main
 from phoneagent.store import AsyncStore, DbKey, Store
 from phoneagent.sync import DeviceSync, StoreBonds, SyncObserver, SyncState, fixed_preferences
 from phoneagent.sync.discovery import pair_device
-from phoneagent.sync.engine import Backoff
 from phoneagent.sync.preferences import SyncPreferences
 from phoneagent.transport import BumbleRadio, Transport, radio_transport
 from protocol.settings import Sex, UserProfile

@@ -18,6 +18,7 @@ import pytest
 from bumble.link import LocalLink
 from click.testing import CliRunner
 
+from phoneagent.backoff import Backoff
 from phoneagent.cli import main
 from phoneagent.control import AgentNotRunningError, request
 from phoneagent.privacy import POLICY_VERSION
@@ -36,7 +37,7 @@ from phoneagent.relays.permissions import (
 )
 from phoneagent.relays.service import RelayService
 from phoneagent.store import Store
-from phoneagent.sync import Backoff, SyncObserver, SyncState
+from phoneagent.sync import SyncObserver, SyncState
 from tests.integration.test_sync_engine import KEY, WAIT, Agent, paired
 from watchsim.control import request as ctl
 from watchsim.controlops import Music, Press, Volume

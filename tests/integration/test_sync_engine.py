@@ -32,7 +32,7 @@ from phoneagent.sync import (
     fixed_preferences,
 )
 from phoneagent.sync.discovery import pair_device
-from phoneagent.sync.engine import OPTED_OUT
+from phoneagent.sync.stream import OPTED_OUT
 from phoneagent.transport import BumbleRadio, PairingLostError, Transport, radio_transport
 from protocol.history import decode_batch
 from protocol.metrics import Metric, Sample

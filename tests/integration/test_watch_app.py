@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from bumble.att import ATT_Error
 from bumble.device import Peer as BumblePeer
 from bumble.gatt_client import CharacteristicProxy
 from bumble.link import LocalLink
@@ -25,7 +26,11 @@ from protocol import uuids
 from protocol.alerts import CallState, CallStatus
 from protocol.battery import BatteryLevel
 from protocol.device_info import PnpId
-from protocol.heart_rate import HeartRateMeasurement
+from protocol.heart_rate import (
+    CONTROL_POINT_NOT_SUPPORTED,
+    HeartRateControlPoint,
+    HeartRateMeasurement,
+)
 from protocol.ieee11073 import to_float
 from protocol.pulse_oximeter import MeasurementStatus, PlxContinuousMeasurement
 from tests.integration.test_peripheral_bumble import (
@@ -128,6 +133,17 @@ async def test_bumble_heart_rate_and_battery_clients_read_the_watch(
     assert measurement.rr_intervals
     mean_rr = sum(measurement.rr_intervals) / len(measurement.rr_intervals)
     assert abs(60.0 / mean_rr - measurement.heart_rate) < 0.3 * measurement.heart_rate
+
+
+async def test_heart_rate_control_point_takes_a_reset_and_refuses_other_values(
+    link: LocalLink, watch: LoopbackWatch
+) -> None:
+    peer = await paired_phone(link, watch)
+    reset = HeartRateControlPoint.RESET_ENERGY_EXPENDED.encode()
+    await write(peer, uuids.HEART_RATE_CONTROL_POINT, reset)
+    with pytest.raises(ATT_Error) as refused:
+        await write(peer, uuids.HEART_RATE_CONTROL_POINT, b"\x02")
+    assert refused.value.error_code == CONTROL_POINT_NOT_SUPPORTED
 
 
 async def test_device_information_is_open_and_oximetry_is_demonstration_data(

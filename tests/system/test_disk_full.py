@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from phoneagent.backoff import Backoff
 from phoneagent.errors import EXIT_ERROR
 from phoneagent.store.db import connect
 from phoneagent.upload.uploader import Uploader
@@ -116,7 +117,7 @@ async def test_the_uploader_waits_out_a_full_disk(
     try:
         async with receiving(endpoint, tmp_path / "cloud.db") as cloud:
             filler = fill(small_disk)
-            uploader = Uploader(store, endpoint, backoff_initial=0.05, backoff_max=0.2)
+            uploader = Uploader(store, endpoint, backoff=Backoff(0.05, 0.2))
             running = asyncio.create_task(uploader.run(stop))
             await asyncio.wait_for(heard.event.wait(), TIMEOUT)
             assert not running.done()

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from cloudreceiver.receiver import ReceiverDb, serve
+from phoneagent.backoff import Backoff
 from phoneagent.cli import main
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.audit import FAIL, PASS, audit
@@ -154,8 +155,7 @@ async def test_broker_outage_loses_nothing_and_no_duplicates(
         store,
         endpoint,
         window=4,
-        backoff_initial=0.05,
-        backoff_max=0.2,
+        backoff=Backoff(0.05, 0.2),
         refusal=broker_dies_mid_upload,
     )
     stop = asyncio.Event()

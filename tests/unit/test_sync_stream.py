@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from phoneagent.store import MissingSeqs
-from phoneagent.sync.engine import NOT_ASSIGNED, _Stream
+from phoneagent.sync.stream import NOT_ASSIGNED, ReportStream
 from protocol.history import MAX_PAYLOAD, pack_records
 from protocol.metrics import Metric, Sample
 
@@ -20,8 +20,8 @@ SAMPLES = [
 BATCHES = pack_records(SAMPLES, 44)  # 6 samples a batch: 34 batches
 
 
-def _stream(from_seq: int = 1) -> _Stream:
-    return _Stream(from_seq, frozenset(), group_samples=1_000_000)
+def _stream(from_seq: int = 1) -> ReportStream:
+    return ReportStream(from_seq, frozenset(), group_samples=1_000_000)
 
 
 @given(st.permutations(BATCHES))
@@ -65,7 +65,7 @@ def test_every_batch_wakes_the_late_records_wait() -> None:
 def test_backlog_is_taken_in_bounded_groups_in_seq_order() -> None:
     samples = [Sample(seq, 1_700_000_000 + seq, Metric.HEART_RATE, 70) for seq in range(1, 901)]
     batches = pack_records(samples, MAX_PAYLOAD)  # 84 samples each
-    stream = _Stream(1, frozenset(), group_samples=200)
+    stream = ReportStream(1, frozenset(), group_samples=200)
     for batch in batches:
         stream.add(batch)
     taken: list[Sample] = []

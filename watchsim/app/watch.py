@@ -10,30 +10,23 @@ Measuring goes on while the radio is away, so the history has work for the next 
 from __future__ import annotations
 
 import asyncio
-import datetime
 import functools
 import logging
-import os
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
+import tenacity
+
 from protocol import uuids
-from protocol.current_time import (
-    DATA_FIELD_IGNORED,
-    AdjustReason,
-    CurrentTime,
-    DstOffset,
-    LocalTimeInformation,
-)
-from protocol.device_info import DeviceInfoString, PnpId, VendorIdSource
-from protocol.heart_rate import BodySensorLocation, HeartRateControlPoint
 from protocol.metrics import Metric
 from protocol.profile import ADVERTISED_SERVICE_UUIDS
 from protocol.pulse_oximeter import PlxFeature, PlxFeatures
 from protocol.settings import SettingsOpcode
+from watchsim.app.device_info_service import bind_device_info, constant
+from watchsim.app.heart_rate_service import HeartRateService
 from watchsim.app.history_service import HistoryService
 from watchsim.app.live import (
     DEMO,
@@ -42,13 +35,13 @@ from watchsim.app.live import (
     LiveValues,
     Push,
     activity_summary,
-    current_time,
     local_datetime,
 )
 from watchsim.app.radios import Radio
 from watchsim.app.relays import Relays
 from watchsim.app.settings_service import SettingsService, SettingsStore
 from watchsim.app.tasks import cancel_and_wait
+from watchsim.app.time_service import TimeService
 from watchsim.errors import WatchsimError
 from watchsim.history import DEFAULT_CAPACITY, History
 from watchsim.model import (
@@ -61,8 +54,6 @@ from watchsim.model import (
     load_builtin,
 )
 from watchsim.peripheral.port import (
-    AttError,
-    AttErrorCode,
     Connected,
     Disconnected,
     PairingMode,
@@ -76,7 +67,6 @@ logger = logging.getLogger(__name__)
 
 DEFAULT_SCENARIO: Final = "default-day"
 HISTORY_DIR: Final = "history"
-SERIAL_FILE: Final = "serial"
 # Pace of the model loop in real seconds: at most one step per simulated second, and
 # no faster than this so that --speed 3600 does not spin.
 MIN_TICK_S: Final = 0.2
@@ -87,19 +77,10 @@ REJOIN_INITIAL_S: Final = 0.2
 REJOIN_MAX_S: Final = 5.0
 EVENT_LOG_LINES: Final = 12
 _FOREVER_S: Final = 365 * 86_400
-MANUFACTURER: Final = "watchsync project"
-MODEL_NUMBER: Final = "WatchSim 1"
-FIRMWARE: Final = "1.0.0"
-# pid.codes (USB vendor 0x1209) test product id: free to use, claims no real vendor.
-PNP_ID: Final = PnpId(VendorIdSource.USB_IMPLEMENTERS_FORUM, 0x1209, 0x0001, 0x0100)
 
 
 def _nobody(_uuid: str) -> bool:
     return False
-
-
-def _constant(value: bytes) -> Callable[[], bytes]:
-    return lambda: value
 
 
 class WatchError(WatchsimError):
@@ -289,12 +270,6 @@ class WatchApp:
         self.relays = Relays(self.log)
         self.live = LiveValues()
 
-    def serial_number(self) -> str:
-        path = self.config.state_dir / SERIAL_FILE
-        if not path.exists():
-            path.write_text(os.urandom(6).hex().upper())
-        return path.read_text().strip()
-
     def _resume_timeline(self, newest: int | None) -> None:
         """Start the clock after the history's newest record, never before it.
 
@@ -411,21 +386,23 @@ class WatchApp:
             if self._session is not lost:
                 return  # a reboot or an out-of-range spell replaced it already
             await self._radio_down()
-        delay = REJOIN_INITIAL_S
-        while True:
-            try:
+        async for attempt in tenacity.AsyncRetrying(
+            wait=tenacity.wait_exponential(multiplier=REJOIN_INITIAL_S, max=REJOIN_MAX_S),
+            retry=tenacity.retry_if_exception_type(Exception),  # the air is not back yet
+            before_sleep=self._radio_not_back,
+        ):
+            with attempt:
                 async with self._lock:
                     if self._session is None and self.back_in_range_at is None:
                         await self._radio_up()
-            except Exception as error:  # the air is not back yet
-                logger.info("radio not back (%r); retrying in %.1f s", error, delay)
-                async with self._lock:
-                    await self._radio_down()  # what a half-done attempt opened
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, REJOIN_MAX_S)
-            else:
-                self.log("radio back")
-                return
+        self.log("radio back")
+
+    async def _radio_not_back(self, retry: tenacity.RetryCallState) -> None:
+        assert retry.outcome is not None and retry.next_action is not None
+        error, delay = retry.outcome.exception(), retry.next_action.sleep
+        logger.info("radio not back (%r); retrying in %.1f s", error, delay)
+        async with self._lock:
+            await self._radio_down()  # what a half-done attempt opened
 
     async def _cancel_away(self) -> None:
         away, self._away = self._away, None
@@ -463,27 +440,16 @@ class WatchApp:
     # --- the GATT table -----------------------------------------------------------------------
 
     def _bind(self, peripheral: Peripheral) -> None:
-        strings = {
-            uuids.MANUFACTURER_NAME: MANUFACTURER,
-            uuids.MODEL_NUMBER: MODEL_NUMBER,
-            uuids.SERIAL_NUMBER: self.serial_number(),
-            uuids.HARDWARE_REVISION: "virtual",
-            uuids.FIRMWARE_REVISION: FIRMWARE,
-            uuids.SOFTWARE_REVISION: FIRMWARE,
-        }
-        for uuid, text in strings.items():
-            value = DeviceInfoString(text).encode()
-            peripheral.set_read_handler(uuid, _constant(value))
+        """Every service but History (``_radio_up``) on a new peripheral."""
+        bind_device_info(peripheral, self.config.state_dir)
         constants = {
-            uuids.PNP_ID: PNP_ID.encode(),
-            uuids.BODY_SENSOR_LOCATION: BodySensorLocation.WRIST.encode(),
             uuids.TEMPERATURE_TYPE: TEMPERATURE_TYPE.encode(),
             uuids.PLX_FEATURES: PlxFeatures(
                 PlxFeature.SPOT_CHECK_TIMESTAMP, measurement_status_support=DEMO
             ).encode(),
         }
         for uuid, value in constants.items():
-            peripheral.set_read_handler(uuid, _constant(value))
+            peripheral.set_read_handler(uuid, constant(value))
         peripheral.set_read_handler(
             uuids.BATTERY_LEVEL, lambda: self.live.battery(self.model.state())
         )
@@ -491,62 +457,10 @@ class WatchApp:
             uuids.ACTIVITY_SUMMARY,
             lambda: activity_summary(self.model.state(), self.clock.utc_offset_s),
         )
-        peripheral.set_read_handler(
-            uuids.CURRENT_TIME, lambda: current_time(self.clock.now(), self.clock.utc_offset_s)
-        )
-        peripheral.set_write_handler(uuids.CURRENT_TIME, self._on_current_time)
-        peripheral.set_read_handler(uuids.LOCAL_TIME_INFORMATION, self._local_time_information)
-        peripheral.set_write_handler(uuids.LOCAL_TIME_INFORMATION, self._on_local_time)
-        peripheral.set_write_handler(uuids.HEART_RATE_CONTROL_POINT, self._on_hr_control)
+        HeartRateService(peripheral, self.live)
+        TimeService(peripheral, self.clock, self.model, self.log)
         SettingsService(peripheral, self.model, self._store, self._on_settings_control)
         self.relays.attach(peripheral)
-
-    async def _on_hr_control(self, _peer: Peer, value: bytes) -> None:
-        try:
-            HeartRateControlPoint.decode(value)
-        except ValueError:
-            raise AttError(0x80, "control point value not supported") from None
-        self.live.reset_energy_expended()
-
-    async def _on_current_time(self, _peer: Peer, value: bytes) -> None:
-        """The phone sets the watch clock (local wall time), by docs/protocol.md's rule.
-
-        A clock at real speed takes it; the model holds rather than measure a second
-        twice when it is set back. A simulated clock keeps its own timeline and answers
-        with CTS's "data field ignored" (the time zone, a separate write, still applies).
-        """
-        offset = self.clock.utc_offset_s
-        zone = datetime.timezone(datetime.timedelta(seconds=offset))
-        moment = CurrentTime.decode(value).to_datetime(zone).timestamp()
-        if not self.clock.real_time:
-            self.log(f"phone's time not taken: the clock is simulated ({self.clock.speed:g}x)")
-            raise AttError(DATA_FIELD_IGNORED, "a simulated clock keeps its own timeline")
-        self.clock.set(moment)
-        self.model.set_time(int(moment))
-        if (ahead := self.model.now - int(moment)) > 0:
-            resumes = local_datetime(self.model.now + 1, offset).strftime("%H:%M:%S")
-            self.log(f"clock set back {ahead} s by phone; measuring resumes at {resumes}")
-        else:
-            self.log("clock set by phone")
-        if self._session is not None:
-            reason = AdjustReason.EXTERNAL_REFERENCE_TIME_UPDATE
-            await self._session.peripheral.notify(
-                uuids.CURRENT_TIME, current_time(moment, offset, reason)
-            )
-
-    def _local_time_information(self) -> bytes:
-        quarters = self.clock.utc_offset_s // 900
-        return LocalTimeInformation(quarters, DstOffset.STANDARD_TIME).encode()
-
-    async def _on_local_time(self, _peer: Peer, value: bytes) -> None:
-        zone = LocalTimeInformation.decode(value).tzinfo()
-        if zone is None:
-            raise AttError(AttErrorCode.VALUE_NOT_ALLOWED, "time zone or DST unknown")
-        offset = zone.utcoffset(None)
-        assert offset is not None  # a fixed-offset zone always has one
-        seconds = int(offset.total_seconds())
-        self.clock.utc_offset_s = seconds
-        self.model.set_utc_offset(seconds)
 
     async def _on_settings_control(self, opcode: SettingsOpcode) -> None:
         # After the write is acknowledged: both tear down the link that carried it.
