@@ -128,7 +128,8 @@ async def run_demo(
                 )
                 with progress_bar(out) as progress:
                     observer = ProgressObserver(progress, "backfill")
-                    await sync_once(
+                    outcome = await sync_once(
+                        directory,
                         astore,
                         transport,
                         watch.address,
@@ -136,6 +137,8 @@ async def run_demo(
                         observer=observer,
                     )
                 click.echo(f"Backfilled {observer.stored} samples.")
+                if outcome.upload_failure is not None:  # a demo in an agent's data dir
+                    click.echo(f"Cloud upload failed: {outcome.upload_failure}", err=True)
                 if seconds > 0:
                     click.echo(f"Live values for {seconds:g} s (watch clock at {speed:g}x):")
                     live = agent_daemon(astore, transport, observer=LivePrinter())

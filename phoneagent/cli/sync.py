@@ -14,7 +14,7 @@ from phoneagent.cli.params import ADDRESS
 from phoneagent.errors import EXIT_PAIRING_LOST
 from phoneagent.relays.service import RelayService
 from phoneagent.services.agent import running_agent
-from phoneagent.services.sync import sync_once
+from phoneagent.services.sync import SyncOutcome, sync_once
 from phoneagent.sync import SyncObserver, SyncState
 from protocol.address import Address
 
@@ -23,19 +23,25 @@ from protocol.address import Address
 @click.argument("address", type=ADDRESS)
 @pass_agent
 def sync_command(agent: AgentContext, address: Address) -> None:
-    """Backfill one paired watch now, then disconnect."""
+    """Backfill one paired watch now, then disconnect; with cloud sync on, upload it."""
 
-    async def work() -> tuple[int, int]:
+    async def work() -> tuple[int, SyncOutcome]:
         async with agent.session(paired=address) as (store, transport, config):
             with progress_bar() as progress:
                 observer = ProgressObserver(progress, address)
-                cursor = await sync_once(
-                    store, transport, address, config=config.sync, observer=observer
+                outcome = await sync_once(
+                    agent.data_dir, store, transport, address, config=config.sync, observer=observer
                 )
-        return observer.stored, cursor
+        return observer.stored, outcome
 
-    stored, cursor = asyncio.run(work())
-    click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {cursor - 1}.")
+    stored, outcome = asyncio.run(work())
+    click.echo(
+        f"Stored {stored} new sample(s) from {address}; synced up to seq {outcome.cursor - 1}."
+    )
+    if outcome.uploaded is not None:
+        click.echo(f"Uploaded {outcome.uploaded.samples} sample(s) to the {outcome.region} cloud.")
+    if outcome.upload_failure is not None:
+        raise outcome.upload_failure
 
 
 class LogObserver(SyncObserver):
