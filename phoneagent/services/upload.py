@@ -123,15 +123,20 @@ class HomeUploader:
         self._use(uploader)
 
     def _rechosen(self) -> Uploader | None:
-        """A new uploader when there is none yet; else None."""
-        if self.current is not None:
+        """A new uploader when there is none yet or the home region moved; else None."""
+        current = self.current
+        if current is not None and home_region(self._store) in (None, current.endpoint.region):
             return None
         return home_uploader(self._data_dir, self._store, self._make)
 
     def _use(self, uploader: Uploader | None) -> None:
-        if uploader is not None:
-            self.current = uploader
-            self._chosen.set()
+        if uploader is None:
+            return
+        if self.current is not None:
+            region = uploader.endpoint.region
+            self._say(f"The home region is now {region}: cloud upload goes to {region}.")
+        self.current = uploader
+        self._chosen.set()
 
     def wake(self) -> None:
         if self.current is not None:

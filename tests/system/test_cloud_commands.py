@@ -17,7 +17,7 @@ from phoneagent.errors import EXIT_UNREACHABLE, EXIT_USAGE
 from phoneagent.upload import Endpoint
 from tests.fleetrun import cloud_toml
 from tests.mosquitto import Broker, broker
-from tests.processes import AGENT_CLI, ENV, Phone, Watch, kill
+from tests.processes import AGENT_CLI, ENV, Phone, Watch, kill, line
 from tests.system import test_air
 from tests.system.test_two_processes import PROFILE, on_air
 from tests.system.test_upload import receiving, wait_until
@@ -118,5 +118,40 @@ async def test_sync_uploads_what_it_stored_and_refuses_what_run_refuses__PR_CLOU
         assert sync_code == run_code == EXIT_USAGE, (sync_err, run_err)
         assert "plaintext" in sync_err and "Traceback" not in sync_err, sync_err
         assert sync_err.splitlines()[-1] == run_err.splitlines()[-1]
+    finally:
+        await kill(process)
+
+
+async def test_a_new_home_region_takes_effect_in_the_running_agent__PR_REGION__PR_RETAIN(
+    air: str, broker: Broker, us_broker: Broker, tmp_path: Path
+) -> None:
+    """``account update --region us`` while ``run`` runs: the backfill goes to us's broker
+    too, and eu's bookkeeping stays, so ``cloud clear`` still erases both clouds."""
+    phone, air_address = on_air(air, tmp_path)
+    process, address = await Watch(tmp_path / "watch", ("--air", air_address)).start()
+    try:
+        await phone("pair", address, passkey_from=process)
+        await phone("account", "create", *PROFILE)  # home region eu
+        await phone("cloud", "enable")
+        (phone.data_dir / "cloud.toml").write_text(
+            f'[regions.eu]\nhost = "127.0.0.1"\nport = {broker.port}\ntls = false\n'
+            f'[regions.us]\nhost = "127.0.0.1"\nport = {us_broker.port}\ntls = false\n'
+        )
+        async with (
+            receiving(local("eu", broker), tmp_path / "eu.db") as eu,
+            receiving(local("us", us_broker), tmp_path / "us.db") as us,
+        ):
+            async with phone.daemon(address) as agent:
+                await wait_until(lambda: len(eu.samples()) > 7000, "the backfill in eu")
+                moved = await phone("account", "update", "--region", "us")
+                assert "in effect now" in moved, moved
+                await line(agent, "cloud upload goes to us", wait=phone.daemon_wait, stderr=True)
+                await wait_until(lambda: len(us.samples()) > 7000, "the backfill in us")
+            # Both endpoints hold data and are erased; eu's cursors bound its request.
+            cleared = await phone("cloud", "clear", "--wait", "10")
+            assert "0 erase request(s) pending confirmation" in cleared, cleared
+            assert eu.samples() == []  # us may hold a batch in flight when run stopped
+        assert await cloud_disclosed(phone, "eu") > 7000
+        assert await cloud_disclosed(phone, "us") > 7000
     finally:
         await kill(process)
