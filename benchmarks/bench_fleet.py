@@ -37,6 +37,7 @@ from harness.fleet import START_RATE
 from tests.fleetrun import cloud_toml, start_agents, start_watches
 from tests.mosquitto import Broker
 from watchsim.control import request
+from watchsim.controlops import FleetUsage
 
 P99_TARGET_MS = 1000
 RSS_TARGET_MB = 20.0
@@ -114,7 +115,7 @@ async def measure(
             await asyncio.sleep(seconds)  # the measurement window is a duration
             cores = {name: (_cpu_s(pid) - before[name]) / seconds for name, pid in pids.items()}
             load = _common.os.getloadavg()
-            usage = await request(directory / "watches", ["usage"])
+            usage = await request(directory / "watches", FleetUsage())
         finally:
             await agents.stop(within=120)
         result = json.loads((directory / "agents" / "result.json").read_text())

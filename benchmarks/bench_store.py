@@ -3,7 +3,7 @@
 Both sides write the same rows, in the same batches, into the same schema with the same
 pragmas (WAL, synchronous=FULL, one commit per batch), each into a fresh encrypted file.
 The ratio is what our layer costs: Sample -> row conversion, the duplicate count and
-advancing the sync cursor inside the transaction.
+advancing the sync position inside the transaction.
 
     python benchmarks/bench_store.py [--quick] [--samples 700000] [--batch 500]
 """
@@ -44,7 +44,7 @@ def bench_store(directory: Path, key: DbKey, batches: list[list[Sample]]) -> flo
         elapsed = time.perf_counter() - start
         expected = sum(len(b) for b in batches)
         if store.next_seq(DEVICE) != expected:
-            raise SystemExit(f"cursor is {store.next_seq(DEVICE)}, expected {expected}")
+            raise SystemExit(f"sync position is {store.next_seq(DEVICE)}, expected {expected}")
     return elapsed
 
 

@@ -5,7 +5,7 @@ the same run; the baselines publish pre-encoded messages with the same number in
 flight. The first is plain ``client.publish`` (the issue's baseline); the second passes
 ``timeout=math.inf`` as the uploader does (it keeps one deadline per window instead of
 aiomqtt's ``wait_for`` per message), so the ratio to it is the uploader's own cost
-(store reads, policy checks, encoding, durable cursor). Medians of 7 interleaved rounds
+(store reads, policy checks, encoding, durable upload position). Medians of 7 interleaved rounds
 of 400k samples (the broker and the machine are shared: rounds of 200k, a third of a
 second each, swung between 0.36 and 0.71 at load 4).
 Run: python benchmarks/bench_upload.py [--quick] [--samples N]
@@ -72,7 +72,7 @@ async def measure(directory: Path, count: int, rounds: int = 7) -> tuple[float, 
                             *(client.publish(topic, p, qos=1, **options) for p in window)
                         )
                     rates.append(count / (time.perf_counter() - began))
-            store.ledger.set_upload_cursor(WATCH, "eu", -1)
+            store.ledger.set_upload_position(WATCH, "eu", -1)
             uploader.stats = UploadStats()
             began = time.perf_counter()
             stats = await uploader.drain()

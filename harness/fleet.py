@@ -13,7 +13,7 @@ Connections pairing with MITM protection: the passkey is read off each watch's s
 through its control channel, as a tester would read it, never skipped.
 
 An agent whose air connection drops (the air restarted) closes its radio and opens a new
-one with back-off; its uploader keeps running from its own cursor meanwhile.
+one with back-off; its uploader keeps running from its own upload position meanwhile.
 """
 
 from __future__ import annotations
@@ -36,6 +36,8 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any, Final
 
+import tomli_w
+
 from phoneagent.config import CONFIG_NAME, SyncConfig, load_config
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
@@ -51,6 +53,7 @@ from phoneagent.waiting import first_of, sleep_unless
 from protocol.address import Address
 from protocol.settings import Sex
 from watchsim import control
+from watchsim.controlops import Passkey
 
 log = logging.getLogger(__name__)
 
@@ -134,9 +137,10 @@ class ControlChannelPasskeys:
         self._socket = socket
 
     async def _shown(self) -> int | None:
-        words = ["passkey", str(PASSKEY_WAIT_S)]
         try:
-            shown = await control.request_at(self._socket, words, PASSKEY_WAIT_S + 5)
+            shown = await control.request_at(
+                self._socket, Passkey(PASSKEY_WAIT_S), PASSKEY_WAIT_S + 5
+            )
         except (control.ControlError, OSError) as error:
             log.warning("the watch %s shows no passkey: %s", self._socket, error)
             return None
@@ -287,7 +291,7 @@ class FleetAgent:
                 set_consent(store, "cloud_sync", True)
         path = self.data_dir / CONFIG_NAME
         if not path.exists():  # the identity is the store's own (transport.identity)
-            path.write_text(f'transport = "{config.transport}"\n')
+            path.write_text(tomli_w.dumps({"transport": config.transport}))
         if config.cloud_config is not None and not endpoints_path(self.data_dir).exists():
             shutil.copyfile(config.cloud_config, endpoints_path(self.data_dir))
         return store

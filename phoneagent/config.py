@@ -20,36 +20,46 @@ used then) so that its watches still recognise it.
 
 from __future__ import annotations
 
-import tomllib
-from dataclasses import dataclass, fields, replace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any, TypeVar
+
+import msgspec
 
 from phoneagent.errors import AgentUsageError
 from phoneagent.transport.identity import LEGACY_AGENT_ADDRESS
-from protocol.address import Address, AddressError
+from protocol.address import Address
 
 CONFIG_NAME = "config.toml"
 DEFAULT_TRANSPORT = "bluez"
+
+T = TypeVar("T")
+Seconds = Annotated[float, msgspec.Meta(gt=0)]
 
 
 class ConfigError(AgentUsageError, ValueError):
     """A configuration file that cannot be used; the message names the file and the fault."""
 
 
-@dataclass(frozen=True, slots=True)
-class SyncConfig:
-    connect_timeout: float = 20.0
-    scan_timeout: float = 30.0
-    backoff_initial: float = 1.0
-    backoff_max: float = 60.0
+class SyncConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    connect_timeout: Seconds = 20.0
+    scan_timeout: Seconds = 30.0
+    backoff_initial: Seconds = 1.0
+    backoff_max: Seconds = 60.0
+
+    def __post_init__(self) -> None:
+        if self.backoff_initial > self.backoff_max:
+            raise ValueError("backoff_initial is above backoff_max")
 
 
-@dataclass(frozen=True, slots=True)
-class AgentConfig:
+class AgentConfig(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     transport: str = DEFAULT_TRANSPORT
-    agent_address: str = LEGACY_AGENT_ADDRESS
+    agent_address: Address = Address(LEGACY_AGENT_ADDRESS)
     sync: SyncConfig = SyncConfig()
+
+    def __post_init__(self) -> None:
+        if not self.transport or self.transport != self.transport.strip():
+            raise ValueError("transport must be a non-empty string without surrounding spaces")
 
 
 def config_path(data_dir: Path) -> Path:
@@ -60,51 +70,36 @@ def load_config(data_dir: Path) -> AgentConfig:
     """The file's settings over the defaults; no file means all defaults."""
     path = config_path(data_dir)
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        data = path.read_bytes()
     except FileNotFoundError:
         return AgentConfig()
-    except tomllib.TOMLDecodeError as error:
-        raise ConfigError(f"{path}: not valid TOML: {error}") from error
     except OSError as error:
         raise ConfigError(f"{path}: cannot read: {error.strerror}") from error
-    return parse_config(data, str(path))
+    return convert(read_toml(data, str(path), ConfigError), AgentConfig, str(path), ConfigError)
 
 
-def parse_config(data: dict[str, Any], origin: str) -> AgentConfig:
-    known = {"transport", "agent_address", "sync"}
-    unknown = sorted(set(data) - known)
-    if unknown:
-        raise ConfigError(f"{origin}: unknown setting(s) {', '.join(unknown)}")
-    texts: dict[str, str] = {}
-    for name in ("transport", "agent_address"):
-        if name in data:
-            value = data[name]
-            if not isinstance(value, str) or not value.strip():
-                raise ConfigError(f"{origin}: {name} must be a non-empty string")
-            texts[name] = value.strip()
-    if "agent_address" in texts:
-        try:
-            texts["agent_address"] = Address(texts["agent_address"])
-        except AddressError as error:
-            raise ConfigError(f"{origin}: agent_address: {error}") from None
-    config = AgentConfig(
-        transport=texts.get("transport", DEFAULT_TRANSPORT),
-        agent_address=texts.get("agent_address", LEGACY_AGENT_ADDRESS),
-    )
-    section = data.get("sync", {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{origin}: [sync] must be a table")
-    timing = {f.name for f in fields(SyncConfig)}
-    unknown = sorted(set(section) - timing)
-    if unknown:
-        raise ConfigError(f"{origin}: unknown [sync] setting(s) {', '.join(unknown)}")
-    values: dict[str, float] = {}
-    for name, value in section.items():
-        if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-            raise ConfigError(f"{origin}: [sync] {name} must be a positive number of seconds")
-        values[name] = float(value)
-    sync = replace(config.sync, **values)
-    if sync.backoff_initial > sync.backoff_max:
-        raise ConfigError(f"{origin}: [sync] backoff_initial is above backoff_max")
-    return replace(config, sync=sync)
+def _checked_types(kind: type, value: Any) -> Any:
+    """msgspec's hook for the types it does not know: addresses are parsed where read."""
+    if kind is Address:
+        return Address(value)  # AddressError, a ValueError: reported at the key
+    raise NotImplementedError(kind)
+
+
+def read_toml(data: bytes, origin: str, error: Callable[[str], AgentUsageError]) -> Any:
+    """The tables of TOML ``data``, untyped (``convert`` types them); ``origin`` names it."""
+    try:
+        return msgspec.toml.decode(data)
+    except msgspec.DecodeError as fault:
+        raise error(f"{origin}: not valid TOML: {fault}") from None
+
+
+def convert(table: Any, kind: type[T], origin: str, error: Callable[[str], AgentUsageError]) -> T:
+    """``table`` as a ``kind``, every key known and typed; else ``error`` naming ``origin``,
+    the key and what was expected, in one line."""
+    try:
+        return msgspec.convert(table, kind, dec_hook=_checked_types)
+    except msgspec.ValidationError as fault:
+        message, _, where = str(fault).partition(" - at `$")
+        key = where.rstrip("`").lstrip(".")
+        message = message.replace(" | null`", "`").replace("`object`", "`table`")  # TOML's terms
+        raise error(f"{origin}: {key}: {message}" if key else f"{origin}: {message}") from None

@@ -8,28 +8,23 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Mapping
 from pathlib import Path
+
+import platformdirs
 
 APP_NAME = "phoneagent"
 DATABASE_NAME = "phoneagent.db"
 
 
-def data_dir(
-    override: str | os.PathLike[str] | None = None, env: Mapping[str, str] | None = None
-) -> Path:
-    """The data directory: ``override`` (``--data-dir``) or the XDG data home.
+def data_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """The data directory: ``override`` (``--data-dir``) or the user data dir.
 
-    Follows the XDG Base Directory rules: ``$XDG_DATA_HOME/phoneagent`` when that
-    variable holds an absolute path, else ``~/.local/share/phoneagent``.
+    On Linux that is ``$XDG_DATA_HOME/phoneagent`` when the variable holds an absolute
+    path (the XDG spec ignores relative ones), else ``~/.local/share/phoneagent``.
     """
     if override is not None:
         return Path(override).expanduser().absolute()
-    environ = os.environ if env is None else env
-    xdg = environ.get("XDG_DATA_HOME", "")
-    # The spec says relative values are invalid and must be ignored.
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / APP_NAME
+    return platformdirs.user_data_path(APP_NAME)
 
 
 def database_path(directory: Path) -> Path:

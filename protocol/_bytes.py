@@ -9,7 +9,7 @@ field so that encoders refuse values the wire cannot carry (``RangeError``).
 from __future__ import annotations
 
 import enum
-from typing import Self, TypeVar
+from typing import Any, ClassVar, Self, TypeVar
 
 from protocol.errors import LengthError, RangeError, ReservedValueError, TextError
 
@@ -187,9 +187,27 @@ def enum_member(kind: type[_E], value: int, characteristic: str, field: str) -> 
         raise ReservedValueError(characteristic, f"{field} {value} is reserved") from None
 
 
-def decode_u8_enum(kind: type[_E], data: bytes, characteristic: str, field: str) -> _E:
-    """A characteristic that is exactly one byte holding a member of ``kind``."""
-    reader = Reader(data, characteristic)
-    value = reader.u8(field)
-    reader.end()
-    return enum_member(kind, value, characteristic, field)
+class ByteEnum(enum.IntEnum):
+    """A characteristic that is exactly one byte naming a member; other values are reserved.
+
+    Subclasses name the characteristic and the field for error messages:
+    ``class Kind(ByteEnum, characteristic="Body Sensor Location", field="location")``.
+    """
+
+    _characteristic: ClassVar[str]
+    _field: ClassVar[str]
+
+    def __init_subclass__(cls, *, characteristic: str, field: str, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        cls._characteristic = characteristic
+        cls._field = field
+
+    def encode(self) -> bytes:
+        return bytes([int(self)])
+
+    @classmethod
+    def decode(cls, data: bytes) -> Self:
+        reader = Reader(data, cls._characteristic)
+        value = reader.u8(cls._field)
+        reader.end()
+        return enum_member(cls, value, cls._characteristic, cls._field)

@@ -10,7 +10,7 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from protocol._bytes import Reader, Writer, check_reserved_bits, decode_u8_enum
+from protocol._bytes import ByteEnum, Reader, Writer, check_reserved_bits
 
 RR_UNITS_PER_SECOND = 1024
 
@@ -89,7 +89,7 @@ class HeartRateMeasurement:
         return cls(bpm, contact, energy, tuple(rr_intervals))
 
 
-class BodySensorLocation(enum.IntEnum):
+class BodySensorLocation(ByteEnum, characteristic="Body Sensor Location", field="location"):
     """Body Sensor Location 0x2A38 (7-255 reserved)."""
 
     OTHER = 0
@@ -100,25 +100,11 @@ class BodySensorLocation(enum.IntEnum):
     EAR_LOBE = 5
     FOOT = 6
 
-    def encode(self) -> bytes:
-        return bytes([self.value])
 
-    @classmethod
-    def decode(cls, data: bytes) -> BodySensorLocation:
-        return decode_u8_enum(cls, data, "Body Sensor Location", "location")
-
-
-class HeartRateControlPoint(enum.IntEnum):
+class HeartRateControlPoint(ByteEnum, characteristic="Heart Rate Control Point", field="command"):
     """Heart Rate Control Point 0x2A39: the one defined command (others reserved)."""
 
     RESET_ENERGY_EXPENDED = 1
-
-    def encode(self) -> bytes:
-        return bytes([self.value])
-
-    @classmethod
-    def decode(cls, data: bytes) -> HeartRateControlPoint:
-        return decode_u8_enum(cls, data, "Heart Rate Control Point", "command")
 
 
 # The ATT error a server returns for a reserved control point value.

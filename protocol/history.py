@@ -158,7 +158,11 @@ class HistoryStatus:
 
 @dataclass(frozen=True, slots=True)
 class Gap:
-    """Seqs ``first_seq..last_seq`` (inclusive) existed but the watch dropped them."""
+    """Seqs ``first_seq..last_seq`` (inclusive) existed but the watch dropped them.
+
+    One type from the watch's history (``watchsim.history``) to the batch on the air; the
+    agent stores such a range as ``phoneagent.store.MissingSeqs``, with why.
+    """
 
     first_seq: int
     last_seq: int

@@ -8,12 +8,12 @@ import enum
 from dataclasses import dataclass
 from typing import ClassVar, Self
 
-from protocol._bytes import Reader, Writer, check_reserved_bits, decode_u8_enum, enum_member
+from protocol._bytes import ByteEnum, Reader, Writer, check_reserved_bits, enum_member
 from protocol.current_time import DateTime
 from protocol.ieee11073 import FLOAT, Value, decode_float, encode_float
 
 
-class TemperatureType(enum.IntEnum):
+class TemperatureType(ByteEnum, characteristic="Temperature Type", field="type"):
     """Temperature Type 0x2A1D (0 and 10-255 reserved)."""
 
     ARMPIT = 1
@@ -25,13 +25,6 @@ class TemperatureType(enum.IntEnum):
     RECTUM = 7
     TOE = 8
     TYMPANUM = 9
-
-    def encode(self) -> bytes:
-        return bytes([self.value])
-
-    @classmethod
-    def decode(cls, data: bytes) -> TemperatureType:
-        return decode_u8_enum(cls, data, "Temperature Type", "type")
 
 
 class _Flag(enum.IntFlag):

@@ -15,6 +15,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import tomli_w
+
 WATCH_CLI = "import sys; from watchsim.cli import main; sys.exit(main())"
 AGENT_CLI = "import sys; from phoneagent.cli import main; sys.exit(main())"
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
@@ -92,5 +94,6 @@ async def start_agents(directory: Path, manifest: Path, *options: str, within: f
 
 def cloud_toml(path: Path, port: int, region: str = "eu") -> Path:
     """An endpoint file for a local plaintext broker (allowed for loopback only)."""
-    path.write_text(f'[regions.{region}]\nhost = "127.0.0.1"\nport = {port}\ntls = false\n')
+    endpoint = {"host": "127.0.0.1", "port": port, "tls": False}
+    path.write_text(tomli_w.dumps({"regions": {region: endpoint}}))
     return path

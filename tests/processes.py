@@ -243,7 +243,7 @@ class Phone:
 
 
 def assert_exactly_once(status: dict[str, int]) -> None:
-    """Every seq below the cursor, from the watch's first (1), is a stored sample: no gap."""
+    """Every seq below the sync position, from the watch's first (1), is a stored sample: no gap."""
     assert (status["gaps"], status["gap_seqs"]) == (0, 0)
     assert status["samples"] == status["next_seq"] - 1
 

@@ -38,6 +38,7 @@ from protocol.metrics import Sample
 from tests.fleetrun import AGENT_CLI, Proc, cloud_toml, spawn, start_agents, start_watches
 from tests.mosquitto import Broker
 from watchsim.control import request
+from watchsim.controlops import AirRestart, Freeze, OutOfRange, Reboot, Status, ToWatch
 from watchsim.fleet import AUDIT_DIR, read_audit
 
 FAULT_KINDS = ("out-of-range", "reboot", "agent-kill", "broker-restart", "air-restart")
@@ -225,9 +226,9 @@ class Soak:
         watch = f"FLEET-{self._rng.randrange(self.config.watches) + 1:04d}"
         self.say(f"soak: fault {kind}" + (f" on {watch}" if kind in FAULT_KINDS[:2] else ""))
         if kind == "out-of-range":
-            await request(self.fleet_dir, ["watch", watch, "event", "out-of-range", "10"])
+            await request(self.fleet_dir, ToWatch(watch, OutOfRange(10)))
         elif kind == "reboot":
-            await request(self.fleet_dir, ["watch", watch, "event", "reboot"])
+            await request(self.fleet_dir, ToWatch(watch, Reboot()))
         elif kind == "agent-kill":
             assert self.agents is not None
             await self.agents.kill()
@@ -236,12 +237,12 @@ class Soak:
             self.broker.stop()
             self.broker.start()
         else:
-            await request(self.fleet_dir, ["air-restart", "1"])
+            await request(self.fleet_dir, AirRestart(1))
 
     async def _settle(self) -> None:
         """Stop measuring, then wait until the receiver holds every watch's newest seq."""
-        await request(self.fleet_dir, ["freeze"])
-        status = await request(self.fleet_dir, ["status"])
+        await request(self.fleet_dir, Freeze())
+        status = await request(self.fleet_dir, Status())
         newest = {w["address"]: w["newest_seq"] for w in status["watches"]}
         pseudonyms = self._pseudonyms()
         deadline = time.monotonic() + self.config.settle_s

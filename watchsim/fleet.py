@@ -40,10 +40,10 @@ from watchsim.control import (
     ControlServer,
     ControlUsageError,
     LineServer,
-    arity,
     socket_path,
     start_controlled,
 )
+from watchsim.controlops import AirRestart, AnyOp, FleetUsage, Freeze, Status, ToWatch
 from watchsim.history import DEFAULT_CAPACITY, History
 from watchsim.model import load_builtin
 from watchsim.peripheral.port import PairingMode
@@ -333,14 +333,6 @@ class Fleet:
         return {"air": self.address, "air_clients": len(self.air.clients), "watches": watches}
 
 
-FLEET_USAGE: Final = """fleet commands:
-  status                  every watch's radio state and newest seq
-  usage                   peak RSS and CPU seconds of the fleet process
-  freeze                  stop measuring on every watch (radios stay up)
-  air-restart [DOWN_S]    drop every agent's air connection for DOWN_S seconds (default 1)
-  watch NAME COMMAND...   any `watchsim ctl` command for one watch"""
-
-
 class FleetControl(LineServer):
     """The fleet's own control socket (``watchsim ctl --state-dir FLEET_DIR ...``)."""
 
@@ -348,30 +340,19 @@ class FleetControl(LineServer):
         super().__init__(fleet.config.directory)
         self.fleet = fleet
 
-    async def handle(self, words: list[str]) -> Any:
-        command, args = (words[0], words[1:]) if words else ("", [])
+    async def handle(self, op: AnyOp) -> Any:
         fleet = self.fleet
-        if command == "status":
-            arity(args, 0, 0, "status")
-            return fleet.status()
-        if command == "usage":
-            arity(args, 0, 0, "usage")
-            return fleet.usage().as_dict()
-        if command == "freeze":
-            arity(args, 0, 0, "freeze")
-            await fleet.freeze()
-            return {"frozen": len(fleet.watches)}
-        if command == "air-restart":
-            arity(args, 0, 1, "air-restart [DOWN_S]")
-            try:
-                down = float(args[0]) if args else 1.0
-            except ValueError:
-                raise ControlUsageError(f"DOWN_S must be a number, got {args[0]!r}") from None
-            if not 0 <= down <= 600:
-                raise ControlUsageError("DOWN_S must be 0..600")
-            await fleet.restart_air(down)
-            return {"air": fleet.address}
-        if command == "watch":
-            arity(args, 2, 10, "watch NAME COMMAND...")
-            return await fleet.find(args[0]).control.handle(args[1:])
-        raise ControlUsageError(f"unknown command {' '.join(words)!r}\n{FLEET_USAGE}")
+        match op:
+            case Status():
+                return fleet.status()
+            case FleetUsage():
+                return fleet.usage().as_dict()
+            case Freeze():
+                await fleet.freeze()
+                return {"frozen": len(fleet.watches)}
+            case AirRestart(down_s=down_s):
+                await fleet.restart_air(down_s)
+                return {"air": fleet.address}
+            case ToWatch(name=name, command=command):
+                return await fleet.find(name).control.handle(command)
+        raise ControlUsageError(f"{op.word!r} is a watch's command: `watch NAME {op.word}`")

@@ -12,7 +12,8 @@ CRC-32) split into segment files named after their first sequence number, plus a
 - Bounded like real flash: past ``capacity`` records the oldest are dropped (whole segment
   files are freed once every record in them is gone). ``floor`` in ``meta`` says below
   which seq nothing is kept, whether dropped, deleted after an acknowledgement or wiped; a
-  reader starting below it is told so with a :class:`Gap`, never silently skipped.
+  reader starting below it is told so with the protocol's :class:`~protocol.history.Gap`
+  (sent on as it is), never silently skipped.
 - Sequence numbers only go up. ``meta`` keeps the next seq, so neither a reboot nor a
   wipe (factory reset) reuses one: after a wipe the history is empty and the next record
   continues the old numbering, so an agent can never mistake new records for old ones.
@@ -35,7 +36,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from protocol.history import FIRST_SEQ
+from protocol.history import FIRST_SEQ, Gap
 from protocol.metrics import Metric, Sample
 from watchsim.errors import WatchsimError
 
@@ -57,14 +58,6 @@ DEFAULT_SEGMENT_RECORDS = 65_536
 
 class HistoryCorruptError(WatchsimError, RuntimeError):
     """The history files are damaged somewhere a crash cannot explain."""
-
-
-@dataclass(frozen=True, slots=True)
-class Gap:
-    """Seqs ``first..last`` (inclusive) that the watch no longer has."""
-
-    first: int
-    last: int
 
 
 @dataclass(frozen=True, slots=True)

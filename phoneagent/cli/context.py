@@ -18,10 +18,10 @@ from pathlib import Path
 import click
 
 from phoneagent.config import AgentConfig, load_config
+from phoneagent.control import AgentNotRunningError, ControlError, request
 from phoneagent.errors import EXIT_ERROR, EXIT_UNREACHABLE, AgentError
 from phoneagent.logs import AgentLogging
 from phoneagent.paths import data_dir
-from phoneagent.relays.control import AgentNotRunningError, ControlError, request
 from phoneagent.store import AsyncStore, ResolvedKey, Store, resolve_key, store_exists
 from phoneagent.sync import StoreBonds
 from phoneagent.transport import (

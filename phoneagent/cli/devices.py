@@ -8,10 +8,10 @@ from datetime import UTC, datetime
 
 import click
 
+from phoneagent import control
 from phoneagent.cli.context import AgentContext, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.params import ADDRESS
-from phoneagent.relays import control
 from phoneagent.services.pairing import unpair
 from phoneagent.sync.discovery import pair_device, scan
 from protocol.address import Address
@@ -155,7 +155,7 @@ def _running_agent_watches(agent: AgentContext) -> dict[str, dict[str, str]]:
 @json_option
 @pass_agent
 def status_command(agent: AgentContext, as_json: bool) -> None:
-    """Per watch: stored samples, the sync cursor, recorded gaps and, while ``phoneagent
+    """Per watch: stored samples, the sync position, recorded gaps and, while ``phoneagent
     run`` runs, what it is doing (a full disk, for one, shows there)."""
     running = _running_agent_watches(agent)
     with agent.open_store() as store:

@@ -12,8 +12,8 @@ from typing import Any
 import click
 
 from phoneagent.cli.context import AgentContext, CliError, pass_agent
+from phoneagent.control import ControlError, ControlUsageError, request
 from phoneagent.errors import EXIT_ERROR, EXIT_USAGE
-from phoneagent.relays.control import ControlError, ControlUsageError, request
 from protocol.alerts import AlertCategory, CallStatus
 from protocol.music import MAX_VOLUME, Playback
 

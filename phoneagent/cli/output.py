@@ -41,7 +41,7 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, as_
 
 
 class ProgressObserver(SyncObserver):
-    """A progress bar over seqs: from the cursor at the start to the watch's newest seq."""
+    """A progress bar over seqs: from the sync position at the start to the watch's newest seq."""
 
     def __init__(self, progress: Progress, label: str) -> None:
         self._progress = progress
@@ -58,11 +58,11 @@ class ProgressObserver(SyncObserver):
 
     async def committed(self, commit: Committed) -> None:
         self.stored += commit.result.new
-        cursor = commit.result.next_seq
+        position = commit.result.next_seq
         if self._start is None:
-            self._start = cursor - commit.result.new - commit.result.duplicates
+            self._start = position - commit.result.new - commit.result.duplicates
         total = max(commit.newest_seq + 1 - self._start, 1)
-        self._progress.update(self._task, total=total, completed=min(cursor - self._start, total))
+        self._progress.update(self._task, total=total, completed=min(position - self._start, total))
 
 
 def progress_bar(target: Console | None = None) -> Progress:

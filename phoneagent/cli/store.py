@@ -8,8 +8,8 @@ from pathlib import Path
 import click
 
 from phoneagent.cli.context import AgentContext, CliError, pass_agent
+from phoneagent.control import AgentNotRunningError, ControlError, request
 from phoneagent.errors import EXIT_ERROR, EXIT_USAGE
-from phoneagent.relays.control import AgentNotRunningError, ControlError, request
 from phoneagent.store import DamagedStoreError, Store, store_exists
 from phoneagent.store.rescue import LOST, rescue
 

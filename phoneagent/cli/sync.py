@@ -36,7 +36,7 @@ def sync_command(agent: AgentContext, address: Address) -> None:
 
     stored, outcome = asyncio.run(work())
     click.echo(
-        f"Stored {stored} new sample(s) from {address}; synced up to seq {outcome.cursor - 1}."
+        f"Stored {stored} new sample(s) from {address}; synced up to seq {outcome.position - 1}."
     )
     if outcome.uploaded is not None:
         click.echo(f"Uploaded {outcome.uploaded.samples} sample(s) to the {outcome.region} cloud.")

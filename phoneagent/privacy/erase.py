@@ -43,7 +43,7 @@ def request_cloud_erasure(
 ) -> list[EraseRequest]:
     """Record erase requests for the uploader to send; none for a guest or a never-synced account.
 
-    Call it before deleting locally: it needs the account and the upload cursors.
+    Call it before deleting locally: it needs the account and the upload positions.
     """
     account = store.ledger.get_account()
     if account is None:
@@ -64,7 +64,7 @@ def delete_data(
 ) -> Deletion:
     """Delete matching data here at once and request the same in the cloud.
 
-    A device alone goes whole (samples, gaps, cursors, bond: PR-WITHDRAW); with a metric
+    A device alone goes whole (samples, gaps, sync position, bond: PR-WITHDRAW); with a metric
     or time range only its matching samples go. No filter at all deletes every device's
     data but keeps the account (``delete_account`` removes that).
     """

@@ -4,5 +4,6 @@
 - ``hub``: what the watches may show, in memory only, pushed to every connected watch;
 - ``sources``: the session bus (notifications, MPRIS), the system bus (ModemManager)
   and ``phoneagent inject``;
-- ``service.RelayService``: all of it for the daemon, with the local control socket.
+- ``service.RelayService``: all of it for the daemon, serving the agent's control socket
+  (``phoneagent.control``).
 """

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from dbus_fast import DBusError
 
-from phoneagent.relays.control import ControlServer
+from phoneagent.control import ControlServer
 from phoneagent.relays.hub import RelayHub
 from phoneagent.relays.permissions import RelayPolicy, load_policy
 from phoneagent.relays.sources.bus import BusUnavailableError

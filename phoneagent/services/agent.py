@@ -12,10 +12,10 @@ from datetime import datetime
 from pathlib import Path
 
 from phoneagent.config import SyncConfig
+from phoneagent.control import ControlError
 from phoneagent.daemon import Daemon, Uploads
 from phoneagent.errors import AgentError
 from phoneagent.privacy import sync_preferences
-from phoneagent.relays.control import ControlError
 from phoneagent.relays.service import RelayService
 from phoneagent.services.upload import HomeUploader
 from phoneagent.store import AsyncStore, Store

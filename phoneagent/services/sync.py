@@ -1,7 +1,7 @@
 """A one-shot sync of one watch (``phoneagent sync``, the demo's backfill): backfill it, then
 upload what was stored when cloud sync is on, as ``run`` would (docs/upload.md).
 
-The upload goes through the same gate, cursor and ledger record as ``run``'s; its endpoint
+The upload goes through the same gate, upload position and ledger record as ``run``'s; its endpoint
 is checked before the watch is asked for anything, so a refused one (PR-TLS) stops the
 command before any work, as it stops ``run``.
 """
@@ -26,11 +26,11 @@ _PENDING = "the samples stay queued for the next upload (phoneagent sync or run)
 
 @dataclass(frozen=True)
 class SyncOutcome:
-    """``cursor``: the watch's next seq; ``uploaded``: None when nothing was to be uploaded
-    (no cloud endpoint, or cloud sync off); ``upload_failure``: why the upload did not
-    happen, for the caller to report after what was stored."""
+    """``position``: the sync position (the watch's next seq); ``uploaded``: None when
+    nothing was to be uploaded (no cloud endpoint, or cloud sync off); ``upload_failure``:
+    why the upload did not happen, for the caller to report after what was stored."""
 
-    cursor: int
+    position: int
     region: str | None = None
     uploaded: UploadStats | None = None
     upload_failure: AgentError | None = None
@@ -55,14 +55,14 @@ async def sync_once(
         observer=observer,
         connect_timeout=config.connect_timeout,
     )
-    cursor = await sync.sync_once(scan_timeout=config.scan_timeout)
+    position = await sync.sync_once(scan_timeout=config.scan_timeout)
     if uploader is None:
-        return SyncOutcome(cursor)
+        return SyncOutcome(position)
     if await asyncio.to_thread(policy_refusal, store.store, uploader.endpoint) is not None:
-        return SyncOutcome(cursor)  # cloud sync off, guest, ...: nothing leaves the phone
+        return SyncOutcome(position)  # cloud sync off, guest, ...: nothing leaves the phone
     region = uploader.endpoint.region
     try:
         with broker_errors(_PENDING):
-            return SyncOutcome(cursor, region, await uploader.drain())
+            return SyncOutcome(position, region, await uploader.drain())
     except AgentError as failure:
-        return SyncOutcome(cursor, region, upload_failure=failure)
+        return SyncOutcome(position, region, upload_failure=failure)

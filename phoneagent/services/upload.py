@@ -88,7 +88,7 @@ class HomeUploader:
 
     It starts once an account and ``cloud.toml`` make it possible, and when the home region
     moves the new region's uploader replaces the old one (which records what it sent and
-    stops). The old region's upload cursors and erase requests stay in the ledger as they
+    stops). The old region's upload positions and erase requests stay in the ledger as they
     are: ``cloud clear`` still sends its erase requests there. ``Daemon`` runs and wakes it
     as it would one ``Uploader``.
     """

@@ -5,8 +5,8 @@ from __future__ import annotations
 from phoneagent.store.aio import AsyncStore, StorePool
 from phoneagent.store.db import (
     DeviceRecord,
-    Gap,
     GapRecord,
+    MissingSeqs,
     Store,
     StoredSample,
     StoreResult,
@@ -33,9 +33,9 @@ __all__ = [
     "DamagedStoreError",
     "DbKey",
     "DeviceRecord",
-    "Gap",
     "GapRecord",
     "KeyFileError",
+    "MissingSeqs",
     "NoKeyError",
     "NotADatabaseError",
     "ResolvedKey",

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from phoneagent.store.db import DeviceRecord, Gap, Store, StoreResult
+from phoneagent.store.db import DeviceRecord, MissingSeqs, Store, StoreResult
 from protocol.metrics import Sample
 
 P = ParamSpec("P")
@@ -111,7 +111,7 @@ class AsyncStore:
         return await self.pool.run(fn, *args, **kwargs)
 
     async def store_batch(
-        self, device: str, samples: Sequence[Sample], gaps: Iterable[Gap] = ()
+        self, device: str, samples: Sequence[Sample], gaps: Iterable[MissingSeqs] = ()
     ) -> StoreResult:
         return await self._run(self.store.store_batch, device, samples, tuple(gaps))
 

@@ -79,8 +79,12 @@ _DAMAGE_CODES = (sqlcipher3.SQLITE_CORRUPT, sqlcipher3.SQLITE_NOTADB)
 
 
 @dataclass(frozen=True, slots=True)
-class Gap:
-    """Sequence numbers the watch no longer has (or never had); they will never arrive."""
+class MissingSeqs:
+    """Sequence numbers the watch no longer has (or never had); they will never arrive.
+
+    What ``store_batch`` records as one row of ``gaps``, with why (read back as a
+    ``GapRecord``); the watch's own lost range on the air is ``protocol.history.Gap``.
+    """
 
     first_seq: int
     last_seq: int
@@ -260,7 +264,7 @@ def damage_reported(path: Path) -> Iterator[None]:
 
 
 class Store:
-    """Devices, bonds, samples, gaps, sync cursors and settings in one encrypted file."""
+    """Devices, bonds, samples, gaps, sync positions and settings in one encrypted file."""
 
     def __init__(self, conn: Connection, path: Path, clock: Callable[[], float]) -> None:
         self._conn = conn
@@ -269,7 +273,7 @@ class Store:
         self._device_ids: dict[str, int] = {}
         self.path = path
         self.ledger = Ledger(self._transact, self._snapshot)
-        """The privacy tables: account, consent and disclosure ledgers, upload cursors,
+        """The privacy tables: account, consent and disclosure ledgers, upload positions,
         erase requests."""
 
     @classmethod
@@ -386,7 +390,7 @@ class Store:
         return result
 
     def now(self) -> int:
-        """The store's clock, in whole seconds: every time it records (ledgers, cursors)."""
+        """The store's clock, in whole seconds: every time it records (ledgers, positions)."""
         return int(self._clock())
 
     def _transact(self, work: Callable[[Connection, int], _T]) -> _T:
@@ -460,7 +464,7 @@ class Store:
         return [DeviceRecord(*row) for row in rows]
 
     def delete_device(self, address: str) -> bool:
-        """Remove a device with its samples, gaps, cursor and bond; False if it was unknown."""
+        """Remove a device with its samples, gaps, sync position and bond; False if unknown."""
 
         def work() -> bool:
             self._conn.execute("DELETE FROM bonds WHERE address = ?", (address,))
@@ -513,12 +517,12 @@ class Store:
             rows = self._conn.execute("SELECT address FROM bonds ORDER BY address").fetchall()
         return [str(row[0]) for row in rows]
 
-    # -- samples, gaps and the sync cursor -----------------------------------------
+    # -- samples, gaps and the sync position ---------------------------------------
 
     def store_batch(
-        self, device: str, samples: Sequence[Sample], gaps: Iterable[Gap] = ()
+        self, device: str, samples: Sequence[Sample], gaps: Iterable[MissingSeqs] = ()
     ) -> StoreResult:
-        """Store samples and gaps idempotently by (device, seq) and advance the cursor.
+        """Store samples and gaps idempotently by (device, seq) and advance the sync position.
 
         Everything is one transaction, committed before this returns: only then may the
         sync engine acknowledge the records to the watch. A repeated seq is counted as a
@@ -538,14 +542,14 @@ class Store:
                     " recorded_at) VALUES (?, ?, ?, ?, ?)",
                     gap_rows,
                 ).rowcount
-                next_seq = self._advance_cursor(device_id)
+                next_seq = self._advance_sync_position(device_id)
                 return StoreResult(new, len(samples) - new, gaps_new, next_seq)
 
             result: StoreResult = self._write(work)
             return result
 
-    def _advance_cursor(self, device_id: int) -> int:
-        """Move the cursor past every seq that is stored or covered by a gap, in order."""
+    def _advance_sync_position(self, device_id: int) -> int:
+        """Move the sync position past every seq that is stored or covered by a gap, in order."""
         row = self._conn.execute(
             "SELECT next_seq FROM sync_cursors WHERE device_id = ?", (device_id,)
         ).fetchone()
@@ -592,9 +596,9 @@ class Store:
         """The next REPORT's from_seq: one past the highest seq with nothing missing below it.
 
         Starts at the watch's first seq (``FIRST_SEQ``: no sample ever has seq 0, so a
-        cursor starting below it recorded a "not assigned" gap after every first sync).
+        sync position starting below it recorded a "not assigned" gap after every first sync).
         When the watch's history begins later, the sync engine records the missing start
-        as a ``Gap`` (so the loss is visible) and the cursor moves past it.
+        as a ``MissingSeqs`` (so the loss is visible) and the sync position moves past it.
         """
         with self._locked():
             device_id = self._device_id(device)

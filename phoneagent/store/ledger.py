@@ -1,4 +1,4 @@
-"""Rows of the privacy tables (schema step 3): account, ledgers, upload cursors, erasures.
+"""Rows of the privacy tables (schema step 3): account, ledgers, upload positions, erasures.
 
 ``Ledger``, owned by a ``Store`` (``store.ledger``), holds their SQL next to the tables'
 definitions instead of growing ``Store``. The policy rules (who may do what) live in
@@ -217,7 +217,7 @@ class Ledger:
         keep_consents: Sequence[str] = (),
         policy_version: str = "",
     ) -> int:
-        """Delete every device (samples, gaps, cursors cascade), bond and personal setting.
+        """Delete every device (samples, gaps, positions: all cascade), bond and personal setting.
 
         Without ``keep_account`` the account row and consent ledger go too, except the
         entries of the ``keep_consents`` subjects: those stay, each still granted one closed
@@ -392,9 +392,9 @@ class Ledger:
 
         return self._transact(work)
 
-    # -- upload cursors (the uploader's) -----------------------------------------------------
+    # -- upload positions (the uploader's) ---------------------------------------------------
 
-    def get_upload_cursor(self, device: str, endpoint: str) -> int | None:
+    def get_upload_position(self, device: str, endpoint: str) -> int | None:
         """The highest seq of ``device`` the ``endpoint`` acknowledged; None before the first."""
 
         def work(conn: Connection, now: int) -> int | None:
@@ -407,15 +407,15 @@ class Ledger:
 
         return self._transact(work)
 
-    def set_upload_cursor(self, device: str, endpoint: str, last_seq: int) -> None:
+    def set_upload_position(self, device: str, endpoint: str, last_seq: int) -> None:
         def work(conn: Connection, now: int) -> None:
-            if not self._put_upload_cursor(conn, now, device, endpoint, last_seq):
+            if not self._put_upload_position(conn, now, device, endpoint, last_seq):
                 raise UnknownDeviceError.of(device)
 
         self._transact(work)
 
     @staticmethod
-    def _put_upload_cursor(
+    def _put_upload_position(
         conn: Connection, now: int, device: str, endpoint: str, last_seq: int
     ) -> bool:
         """False when the device is no longer stored (nothing to bound: its data is gone)."""
@@ -433,19 +433,19 @@ class Ledger:
     def record_upload(
         self,
         endpoint: str,
-        cursors: Mapping[str, int],
+        positions: Mapping[str, int],
         disclosure: NewDisclosure | None,
     ) -> None:
         """The end of an upload session in one transaction (one fsync, not one per row): the
-        devices' cursors where the endpoint acknowledged them, and the disclosure row of what
-        the session sent (automatic, not at the user's request). Killed before the commit,
-        neither is written and the data goes again. A device deleted meanwhile has no cursor
-        to keep; what was sent of it is still disclosed.
+        devices' upload positions where the endpoint acknowledged them, and the disclosure
+        row of what the session sent (automatic, not at the user's request). Killed before
+        the commit, neither is written and the data goes again. A device deleted meanwhile
+        has no position to keep; what was sent of it is still disclosed.
         """
 
         def work(conn: Connection, now: int) -> None:
-            for device, last_seq in cursors.items():
-                self._put_upload_cursor(conn, now, device, endpoint, last_seq)
+            for device, last_seq in positions.items():
+                self._put_upload_position(conn, now, device, endpoint, last_seq)
             if disclosure is not None:
                 self._insert_disclosure(conn, now, disclosure, False)
 

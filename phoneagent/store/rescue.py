@@ -4,8 +4,8 @@
 never written to. Then every table is read in key order into a new encrypted file with
 the same key; a read that meets a bad page skips forward along the key until reads work
 again, so one bad page costs the rows it held, not the rest of the table. Samples the
-damage took below a watch's sync cursor become gaps (``LOST``), so ``status`` shows the
-loss and the cursor does not ask the watch again for records it has freed. The new file
+damage took below a watch's sync position become gaps (``LOST``), so ``status`` shows the
+loss and the engine does not ask the watch again for records it has freed. The new file
 replaces the damaged one only when it is complete.
 
 SQLCipher puts a connection that met a bad page into an error state for good, so every
@@ -274,13 +274,13 @@ def _drop_orphans(target: Any, tables: tuple[TableRescue, ...]) -> tuple[TableRe
 
 
 def _record_lost_samples(target: Any) -> dict[str, list[tuple[int, int]]]:
-    """Seqs below a device's cursor (or its highest seq) that are neither sample nor gap."""
+    """Seqs below a device's sync position (or its highest seq) that are neither sample nor gap."""
     lost: dict[str, list[tuple[int, int]]] = {}
     devices = target.execute(
         "SELECT d.id, d.address, c.next_seq FROM devices AS d"
         " LEFT JOIN sync_cursors AS c ON c.device_id = d.id"
     ).fetchall()
-    for device_id, address, cursor in devices:
+    for device_id, address, position in devices:
         covered = target.execute(
             "SELECT seq, seq FROM samples WHERE device_id = ?1 UNION ALL"
             " SELECT first_seq, last_seq FROM gaps WHERE device_id = ?1 ORDER BY 1",
@@ -292,8 +292,8 @@ def _record_lost_samples(target: Any) -> dict[str, list[tuple[int, int]]]:
             if first > expected:
                 ranges.append((expected, first - 1))
             expected = max(expected, last + 1)
-        if cursor is not None and cursor > expected:
-            ranges.append((expected, cursor - 1))
+        if position is not None and position > expected:
+            ranges.append((expected, position - 1))
         target.executemany(
             "INSERT INTO gaps (device_id, first_seq, last_seq, reason, recorded_at)"
             " VALUES (?, ?, ?, ?, ?)",

@@ -1,7 +1,7 @@
 """The database schema as an ordered list of migration steps.
 
 ``PRAGMA user_version`` holds the number of steps applied. A new table (consent
-ledger, disclosure ledger, upload cursors, account, ...) is a new step appended to
+ledger, disclosure ledger, upload positions, account, ...) is a new step appended to
 ``MIGRATIONS``; existing steps are never edited, because databases in the field have
 already run them. Each step runs in its own transaction together with the version bump,
 so a crash mid-migration leaves the previous version intact.
@@ -15,7 +15,7 @@ from phoneagent.store.errors import SchemaTooNewError
 
 # Step n (1-based) brings a database from version n-1 to version n.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    # 1: devices, bonds, samples, gaps, sync cursors, settings.
+    # 1: devices, bonds, samples, gaps, sync positions (table sync_cursors), settings.
     (
         """CREATE TABLE devices (
             id INTEGER PRIMARY KEY,
@@ -66,7 +66,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # a device's whole history; seq rides along as the table's key.
     ("CREATE INDEX samples_by_time ON samples (device_id, ts)",),
     # 3: the privacy lifecycle and cloud upload (issue 7): account, consent and disclosure
-    # ledgers, upload cursors, erase requests. Times are Unix seconds (UTC).
+    # ledgers, upload positions (table upload_cursors), erase requests. Times are Unix
+    # seconds (UTC).
     (
         # At most one row (id = 1). guest = 1: no account, pseudonym is the random local
         # install id and nothing may ever be uploaded. guest = 0: pseudonym is the random
@@ -112,7 +113,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX disclosures_by_time ON disclosure_ledger (at)",
         # The uploader's position per device and endpoint (a region key such as 'eu'):
-        # the highest seq the broker acknowledged. Deleting a device drops its cursors.
+        # the highest seq the broker acknowledged. Deleting a device drops its positions.
         """CREATE TABLE upload_cursors (
             device_id INTEGER NOT NULL REFERENCES devices(id) ON DELETE CASCADE,
             endpoint TEXT NOT NULL,
@@ -140,7 +141,7 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             confirmed_at INTEGER
         )""",
     ),
-    # 4: the sync cursor starts at the watch's first seq (1); before, it started at 0 and
+    # 4: the sync position starts at the watch's first seq (1); before, it started at 0 and
     # every first sync recorded seq 0, which no sample ever has, as a "not assigned" gap
     # that status then showed as a loss. Those rows described nothing and go.
     ("DELETE FROM gaps WHERE first_seq = 0 AND last_seq = 0 AND reason = 'not assigned'",),

@@ -1,16 +1,19 @@
 """The per-device sync state machine: advertising -> connect -> encrypt -> configure ->
 backfill -> live -> (disconnect) -> back-off -> advertising ...
 
+The sync position is the next seq to ask the watch for (``Store.next_seq``, kept in the
+store); the acked seq is the last one the watch was told it may free (DELETE_UP_TO).
 Exactly-once rests on three rules:
 
-1. every REPORT (plain or live) starts at the store's cursor (``Store.next_seq``), never at
-   the watch's view;
+1. every REPORT (plain or live) starts at the store's sync position, never at the
+   watch's view;
 2. received batches are stored with ``store_batch`` (idempotent by (device, seq), one
    transaction per group), and DELETE_UP_TO is sent only after that commit returned, and
-   only up to the cursor the commit produced (live, not after every commit: it may lag);
+   only below the sync position the commit produced (live, not after every commit: the
+   acked seq may lag);
 3. every seq in a REPORT's range is accounted for in the store: a record, a gap the
    watch reported, a seq the watch never assigned, or a record of an opted-out metric
-   dropped here. So the cursor always moves, and a loss is always visible as a gap.
+   dropped here. So the sync position always moves, and a loss is always visible as a gap.
 
 A disconnect or crash anywhere therefore repeats records (ignored as duplicates) but
 never loses one, since the watch frees nothing the store has not committed.
@@ -35,7 +38,7 @@ from typing import Any, Protocol, TypeVar
 
 from bleak.exc import BleakError
 
-from phoneagent.store import AsyncStore, Gap, StoreFullError, StoreResult
+from phoneagent.store import AsyncStore, MissingSeqs, StoreFullError, StoreResult
 from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
 from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
@@ -49,7 +52,7 @@ from protocol.metrics import Metric, Sample
 
 T = TypeVar("T")
 
-# Gap reasons: why a seq will never be stored as a sample.
+# Reasons for MissingSeqs: why a seq will never be stored as a sample.
 DROPPED = "dropped on watch"  # the watch reported the loss (full history, wiped, freed)
 NOT_ASSIGNED = "not assigned"  # the watch skipped the seq: no sample ever had it
 OPTED_OUT = "opted out"  # a record of an opted-out metric, discarded before storage
@@ -60,7 +63,7 @@ DEFAULT_GROUP_SAMPLES = 8192
 # Live records are acknowledged (DELETE_UP_TO) once this many are committed or this long
 # after the last acknowledgement, not after every REPORT: a round trip and a rewrite of
 # the watch's history index per record each second was a third of a live pair's work.
-# The watch only keeps committed records longer; what it reports is still from the cursor.
+# The watch only keeps committed records longer; what it reports is still from the sync position.
 LIVE_ACK_RECORDS = 240
 LIVE_ACK_S = 60.0
 # How long a REPORT's last records may trail its response (BlueZ's notification packing
@@ -96,7 +99,7 @@ class Committed:
     device: str
     result: StoreResult
     samples: tuple[Sample, ...]
-    newest_seq: int  # the watch's newest seq as last heard: progress = cursor / newest
+    newest_seq: int  # the watch's newest seq as last heard: progress = sync position / newest
 
 
 class Relays(Protocol):
@@ -140,7 +143,7 @@ class Backoff:
 @dataclass(frozen=True, slots=True)
 class _Group:
     samples: list[Sample]
-    gaps: list[Gap]
+    gaps: list[MissingSeqs]
     # Entries at seqs already accounted for (a batch repeated, or late after its range
     # was closed): never stored twice nor over what is stored, only counted and logged.
     repeated: int = 0
@@ -205,7 +208,7 @@ class _Stream:
                 raise WatchProtocolError(str(error)) from error
         batches.sort(key=_first_seq)
         samples: list[Sample] = []
-        gaps: list[Gap] = []
+        gaps: list[MissingSeqs] = []
         for index, batch in enumerate(batches):
             entries = batch.entries
             first_seq = _first_seq(batch)
@@ -234,7 +237,9 @@ class _Stream:
         opted = self.opted_out
         return all(isinstance(e, Sample) and e.metric not in opted for e in entries)
 
-    def _account(self, entry: history.Entry, samples: list[Sample], gaps: list[Gap]) -> None:
+    def _account(
+        self, entry: history.Entry, samples: list[Sample], gaps: list[MissingSeqs]
+    ) -> None:
         if isinstance(entry, history.Gap):
             first, last = entry.first_seq, entry.last_seq
         else:
@@ -264,12 +269,12 @@ def _estimate(raw: bytes) -> int:
     return len(raw) // 6
 
 
-def _add_gap(gaps: list[Gap], first: int, last: int, reason: str) -> None:
+def _add_gap(gaps: list[MissingSeqs], first: int, last: int, reason: str) -> None:
     """Append, merging with the previous gap when it has the same reason and touches."""
     if gaps and gaps[-1].reason == reason and gaps[-1].last_seq + 1 == first:
-        gaps[-1] = Gap(gaps[-1].first_seq, last, reason)
+        gaps[-1] = MissingSeqs(gaps[-1].first_seq, last, reason)
     else:
-        gaps.append(Gap(first, last, reason))
+        gaps.append(MissingSeqs(first, last, reason))
 
 
 def local_now() -> datetime:
@@ -308,9 +313,9 @@ class DeviceSync:
         self._group_samples = group_samples
         self._relays = relays
         self.state = SyncState.STOPPED
-        self.cursor = 0
+        self.sync_position = 0
         self.newest_seq = 0
-        self._acked = -1
+        self._acked_seq = -1
         self._acked_at = 0.0  # loop time of the last acknowledgement
         self._live = False
         self._stream: _Stream | None = None
@@ -355,7 +360,7 @@ class DeviceSync:
         self._radio_lost = True
 
     async def sync_once(self, *, scan_timeout: float) -> int:
-        """Connect, backfill up to the watch's newest seq, disconnect; returns the cursor.
+        """Connect, backfill up to the watch's newest seq, disconnect; returns the sync position.
 
         Errors propagate: ``ConnectTimeoutError`` if the watch does not advertise within
         ``scan_timeout``, ``PairingLostError``, ``BleakError`` for a lost link.
@@ -369,7 +374,7 @@ class DeviceSync:
             await self._failed(None, str(error))  # the error itself reaches the caller
             raise
         self._set(SyncState.STOPPED)
-        return self.cursor
+        return self.sync_position
 
     async def _failed(self, state: SyncState | None, detail: str) -> None:
         """A session failed: the state says why, and so does ``status`` until one succeeds
@@ -421,20 +426,20 @@ class DeviceSync:
             log.info("%s: the watch keeps its own time (a simulated clock)", self.address)
         await self._configure(watch)
         self._watch = watch
-        self.cursor = await self._store.next_seq(self.address)
-        self._acked = self.cursor - 1
+        self.sync_position = await self._store.next_seq(self.address)
+        self._acked_seq = self.sync_position - 1
         self._acked_at = asyncio.get_running_loop().time()
         await watch.subscribe_history(self._on_batch, self._on_status)
         if self._relays is not None:
             await self._relays.attach(watch)  # alerts and calls need not wait for backfill
-        self._set(SyncState.BACKFILL, f"from seq {self.cursor} to {status.newest_seq}")
+        self._set(SyncState.BACKFILL, f"from seq {self.sync_position} to {status.newest_seq}")
         target = status.newest_seq
-        while self.cursor <= target:
-            start = self.cursor
+        while self.sync_position <= target:
+            start = self.sync_position
             response = await self._pull(watch)
             if response.result is HistoryResult.NO_RECORDS:
                 break
-            if response.result is HistoryResult.SUCCESS and self.cursor == start:
+            if response.result is HistoryResult.SUCCESS and self.sync_position == start:
                 raise WatchProtocolError(  # asking again would get the same answer forever
                     f"{self.address}: REPORT from {start} succeeded with nothing at or after"
                     f" it, though the watch reported seqs up to {target}"
@@ -485,10 +490,10 @@ class DeviceSync:
         self.newest_seq = max(self.newest_seq, status.newest_seq)
 
     async def _pull(self, watch: WatchClient) -> HistoryResponse:
-        """One REPORT from the cursor: store as groups arrive, acknowledge at the end."""
-        stream = _Stream(self.cursor, self._preferences.opted_out, self._group_samples)
+        """One REPORT from the sync position: store as groups arrive, acknowledge at the end."""
+        stream = _Stream(self.sync_position, self._preferences.opted_out, self._group_samples)
         self._stream = stream
-        report = asyncio.ensure_future(watch.report(self.cursor))
+        report = asyncio.ensure_future(watch.report(self.sync_position))
         try:
             while not report.done():
                 await done_or_set(report, stream.ready)
@@ -520,7 +525,7 @@ class DeviceSync:
 
         Every seq up to it that did not arrive becomes a "not assigned" gap, so a value
         beyond the newest seq the watch reported (Status, or a record) would move the
-        cursor past seqs it has yet to assign, and their records would be ignored. The
+        sync position past seqs it has yet to assign, and their records would be ignored. The
         records that did arrive are kept.
         """
         newest = max(self.newest_seq, stream.expected - 1)
@@ -539,9 +544,9 @@ class DeviceSync:
         a hole in the seqs stays open for ``LATE_RECORDS_S`` (a batch overtaken or lost on
         the way: the agent aborts it and returns True).
         """
-        stream = _Stream(self.cursor, self._preferences.opted_out, self._group_samples)
+        stream = _Stream(self.sync_position, self._preferences.opted_out, self._group_samples)
         self._stream = stream
-        report = asyncio.ensure_future(watch.report_live(self.cursor))
+        report = asyncio.ensure_future(watch.report_live(self.sync_position))
         try:
             await self._commit_as_records_land(watch, stream, report)
             stalled = not report.done()
@@ -582,13 +587,13 @@ class DeviceSync:
 
     async def _acknowledge_if_due(self, watch: WatchClient) -> None:
         if self._ack_due():
-            await watch.delete_up_to(self.cursor - 1)
-            self._acked = self.cursor - 1
+            await watch.delete_up_to(self.sync_position - 1)
+            self._acked_seq = self.sync_position - 1
             self._acked_at = asyncio.get_running_loop().time()
 
     def _ack_due(self) -> bool:
         """Backfill acknowledges every REPORT; live, every ``LIVE_ACK_RECORDS`` or ``_S``."""
-        unacked = self.cursor - 1 - self._acked
+        unacked = self.sync_position - 1 - self._acked_seq
         if unacked <= 0:
             return False
         if not self._live or unacked >= LIVE_ACK_RECORDS:
@@ -612,11 +617,13 @@ class DeviceSync:
                     await stream.arrived.wait()
 
     async def _account_missing(self, watch: WatchClient) -> None:
-        """Nothing at or after the cursor, yet the watch assigned seqs there: they are gone."""
+        """Nothing at or after the sync position, yet the watch assigned seqs there: gone."""
         status = await watch.read_status()
         self.newest_seq = max(self.newest_seq, status.newest_seq)
-        if status.newest_seq >= self.cursor:
-            await self._commit(_Group([], [Gap(self.cursor, status.newest_seq, DROPPED)]))
+        if status.newest_seq >= self.sync_position:
+            await self._commit(
+                _Group([], [MissingSeqs(self.sync_position, status.newest_seq, DROPPED)])
+            )
 
     async def _commit(self, group: _Group) -> None:
         if group.repeated:
@@ -631,8 +638,8 @@ class DeviceSync:
         if self.not_storing is not None:
             self.not_storing = None
             log.warning("%s: storing again: the disk has space", self.address)
-        self.cursor = result.next_seq
-        self.newest_seq = max(self.newest_seq, self.cursor - 1)  # live, no Status tells
+        self.sync_position = result.next_seq
+        self.newest_seq = max(self.newest_seq, self.sync_position - 1)  # live, no Status tells
         await self._observer.committed(
             Committed(self.address, result, tuple(group.samples), self.newest_seq)
         )

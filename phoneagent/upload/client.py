@@ -2,7 +2,7 @@
 
 aiomqtt's ``publish`` returns on any PUBACK. An MQTT 5 broker refuses a QoS 1 publish
 (ACL, quota, bad topic) with a PUBACK whose reason code is >= 0x80, having dropped the
-message: taken as success, that would move the upload cursor past samples nobody holds.
+message: taken as success, that would move the upload position past samples nobody holds.
 Here the reason code of each message id is kept from paho's callback and checked when the
 publish returns. aiomqtt exposes no public hook for this (its paho client is the private
 ``_client``), so it relies on two aiomqtt internals: the paho client in ``_client``, whose

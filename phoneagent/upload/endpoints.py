@@ -21,22 +21,22 @@ from __future__ import annotations
 import ipaddress
 import socket
 import ssl
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import aiomqtt
+import msgspec
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
+from phoneagent.config import convert, read_toml
 from phoneagent.errors import AgentUsageError
 from phoneagent.upload.client import CheckedClient
 
 ENDPOINTS_NAME = "cloud.toml"
 DEFAULT_PREFIX = "watchsync"
 _MAX_INFLIGHT = 64
-_KEYS = {"host", "port", "tls", "ca_file", "username", "password_file", "allow_plaintext"}
 
 
 class EndpointError(AgentUsageError, ValueError):
@@ -144,71 +144,66 @@ def endpoints_path(data_dir: Path) -> Path:
     return data_dir / ENDPOINTS_NAME
 
 
+class _RegionFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """One ``[regions.NAME]`` table as written; file names still relative."""
+
+    host: Annotated[str, msgspec.Meta(min_length=1)]
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] | None = None
+    tls: bool = True
+    ca_file: str | None = None
+    username: str | None = None
+    password_file: str | None = None
+    allow_plaintext: bool = False
+
+
+class _EndpointsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    prefix: str = DEFAULT_PREFIX
+    # Tables converted one by one, so that a fault names its region.
+    regions: dict[str, dict[str, Any]] = {}
+
+    def __post_init__(self) -> None:
+        if not self.prefix or any(c in self.prefix for c in "+#$"):
+            raise ValueError("prefix must be a topic without wildcards or '$'")
+
+
 def load_endpoints(path: Path) -> Endpoints:
     try:
-        with path.open("rb") as f:
-            data = tomllib.load(f)
+        data = path.read_bytes()
     except FileNotFoundError:
         raise EndpointError(f"{path} does not exist: no cloud endpoints are configured.") from None
-    except tomllib.TOMLDecodeError as error:
-        raise EndpointError(f"{path}: not valid TOML: {error}") from error
-    return parse_endpoints(data, str(path), path.parent)
+    except OSError as error:
+        raise EndpointError(f"{path}: cannot read: {error.strerror}") from error
+    return parse_endpoints(read_toml(data, str(path), EndpointError), str(path), path.parent)
 
 
-def parse_endpoints(data: dict[str, Any], origin: str, base: Path) -> Endpoints:
+def parse_endpoints(table: Any, origin: str, base: Path) -> Endpoints:
     """Relative file names are relative to ``base`` (the file's directory)."""
-    unknown = sorted(set(data) - {"prefix", "regions"})
-    if unknown:
-        raise EndpointError(f"{origin}: unknown setting(s) {', '.join(unknown)}")
-    prefix = data.get("prefix", DEFAULT_PREFIX)
-    if not isinstance(prefix, str) or not prefix or any(c in prefix for c in "+#$"):
-        raise EndpointError(f"{origin}: prefix must be a topic without wildcards or '$'")
-    regions = data.get("regions", {})
-    if not isinstance(regions, dict):
-        raise EndpointError(f"{origin}: [regions] must be a table")
+    written = convert(table, _EndpointsFile, origin, EndpointError)
     return Endpoints(
-        prefix,
+        written.prefix,
         {
-            name: _endpoint(name, spec, f"{origin} [regions.{name}]", base, prefix)
-            for name, spec in regions.items()
+            name: _endpoint(name, spec, f"{origin} [regions.{name}]", base, written.prefix)
+            for name, spec in written.regions.items()
         },
     )
 
 
-def _endpoint(name: str, spec: Any, origin: str, base: Path, prefix: str) -> Endpoint:
-    if not isinstance(spec, dict):
-        raise EndpointError(f"{origin}: must be a table")
-    unknown = sorted(set(spec) - _KEYS)
-    if unknown:
-        raise EndpointError(f"{origin}: unknown setting(s) {', '.join(unknown)}")
-    host = spec.get("host")
-    if not isinstance(host, str) or not host:
-        raise EndpointError(f"{origin}: host is required")
-    tls = _typed(spec, "tls", bool, True, origin)
-    port = _typed(spec, "port", int, 8883 if tls else 1883, origin)
-    password_file = _typed(spec, "password_file", str, None, origin)
-    ca_file = _typed(spec, "ca_file", str, None, origin)
+def _endpoint(name: str, table: dict[str, Any], origin: str, base: Path, prefix: str) -> Endpoint:
+    spec = convert(table, _RegionFile, origin, EndpointError)
     password = None
-    if password_file is not None:
+    if spec.password_file is not None:
         try:
-            password = (base / password_file).read_text().strip()
+            password = (base / spec.password_file).read_text().strip()
         except OSError as error:
             raise EndpointError(f"{origin}: cannot read password_file: {error}") from error
     return Endpoint(
         region=name,
-        host=host,
-        port=port,
-        tls=tls,
-        ca_file=None if ca_file is None else base / ca_file,
-        username=_typed(spec, "username", str, None, origin),
+        host=spec.host,
+        port=spec.port or (8883 if spec.tls else 1883),
+        tls=spec.tls,
+        ca_file=None if spec.ca_file is None else base / spec.ca_file,
+        username=spec.username,
         password=password,
-        allow_plaintext=_typed(spec, "allow_plaintext", bool, False, origin),
+        allow_plaintext=spec.allow_plaintext,
         prefix=prefix,
     )
-
-
-def _typed(spec: dict[str, Any], key: str, kind: type[Any], default: Any, origin: str) -> Any:
-    value = spec.get(key, default)
-    if value is not None and (type(value) is not kind):
-        raise EndpointError(f"{origin}: {key} must be a {kind.__name__}")
-    return value

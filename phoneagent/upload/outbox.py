@@ -68,7 +68,7 @@ def read_chunk(
 def erase_message(store: Store, request: EraseRequest) -> EraseMessage:
     """The request with its bounds: what the endpoint acknowledged per device right now.
 
-    A device still stored is bounded by its upload cursor (later uploads are new data
+    A device still stored is bounded by its upload position (later uploads are new data
     the request does not cover); a named device that is gone is unbounded.
     """
     devices = {d.pseudonym: d.address for d in store.list_devices()}
@@ -82,8 +82,8 @@ def erase_message(store: Store, request: EraseRequest) -> EraseMessage:
         if address is None:
             bounds[name] = None
         else:
-            cursor = store.ledger.get_upload_cursor(address, request.endpoint)
-            bounds[name] = -1 if cursor is None else cursor
+            position = store.ledger.get_upload_position(address, request.endpoint)
+            bounds[name] = -1 if position is None else position
     return EraseMessage(
         request.id,
         request.scope,

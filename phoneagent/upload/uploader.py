@@ -1,9 +1,10 @@
 """The MQTT uploader: store -> broker of the account's home region, at least once.
 
-Per device it reads batches past the durable upload cursor, publishes them with QoS 1
-(``aiomqtt`` returns from ``publish`` on PUBACK) and moves the cursor only past batches
-the broker acknowledged. A broken connection loses nothing: the next session starts
-again from the cursor and the receiver de-duplicates by (device pseudonym, seq).
+Per device it reads batches past the upload position (the last seq the endpoint
+acknowledged, durable in the store), publishes them with QoS 1 (``aiomqtt`` returns from
+``publish`` on PUBACK) and moves the upload position only past batches the broker
+acknowledged. A broken connection loses nothing: the next session starts again from the
+upload position and the receiver de-duplicates by (device pseudonym, seq).
 Policy (guest, cloud sync consent, home region) is asked before every batch.
 """
 
@@ -77,7 +78,7 @@ class Uploader:
         *,
         batch_size: int = 100,
         window: int = 32,
-        cursor_every: int = 8,
+        position_every: int = 8,
         record_every: float = 10.0,
         backoff_initial: float = 0.5,
         backoff_max: float = 30.0,
@@ -90,9 +91,9 @@ class Uploader:
         self.endpoint = endpoint
         self.batch_size = batch_size
         self.window = window
-        self.cursor_every = cursor_every
-        # Running, a connection's cursors and disclosure row are committed at most this
-        # often (and at its end): live that is one commit per ten uploads, not one each.
+        self.position_every = position_every
+        # Running, a connection's upload positions and disclosure row are committed at most
+        # this often (and at its end): live that is one commit per ten uploads, not one each.
         self.record_every = record_every
         self.backoff_initial = backoff_initial
         self.backoff_max = backoff_max
@@ -132,7 +133,8 @@ class Uploader:
                     delay = self.backoff_initial
                 except (aiomqtt.MqttError, StoreFullError) as error:
                     # A refusal is the broker's configuration (ACL, quota): the operator acts.
-                    # A full disk: the cursor stays where the store has it; sent again later.
+                    # A full disk: the upload position stays where the store has it; sent
+                    # again later.
                     refused = isinstance(error, PublishRefusedError)
                     level, what = (
                         (logging.ERROR, "refused") if refused else (logging.WARNING, "lost")
@@ -144,7 +146,7 @@ class Uploader:
             relay.cancel()
 
     async def drain(self, confirm_timeout: float = 0.0) -> UploadStats:
-        """Connect once: send owed erase requests and every sample past the cursors.
+        """Connect once: send owed erase requests and every sample past the upload positions.
 
         With ``confirm_timeout`` it then waits that long for the erase requests sent to
         be confirmed. Raises ``aiomqtt.MqttError`` when the broker cannot be reached.
@@ -214,14 +216,15 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-class _Cursor:
-    """A device's upload cursor, committed behind the publishing and in order.
+class _PositionWriter:
+    """A device's upload position, committed behind the publishing and in order.
 
     Every ``every`` acknowledged chunks one commit (an fsync) starts in a worker thread
     after the previous one, without holding up the next publish; ``settle`` waits for it
     and hands back the rest, which the session commits with its disclosure row. At least
-    once allows the lag: what a crash loses is sent again. ``unrecorded``: a cursor the
-    session holds acknowledged but not committed yet, which this one takes over.
+    once allows the lag: what a crash loses is sent again. ``unrecorded``: an upload
+    position the session holds acknowledged but not committed yet, which this one takes
+    over.
     """
 
     def __init__(
@@ -238,27 +241,27 @@ class _Cursor:
         self._device = device
         self._region = region
         self._every = every
-        self._acked = -1 if unrecorded is None else unrecorded
+        self._acked_seq = -1 if unrecorded is None else unrecorded
         # Chunks acknowledged since the last commit started (the taken-over one counts).
         self._unsaved = 0 if unrecorded is None else 1
         self._saving: asyncio.Future[None] | None = None
 
     def acknowledged(self, last_seq: int) -> None:
         """The broker acknowledged every batch of a chunk up to ``last_seq``."""
-        self._acked = last_seq
+        self._acked_seq = last_seq
         self._unsaved += 1
         if self._unsaved >= self._every:
             self._commit()
 
     def _commit(self) -> None:
-        previous, seq = self._saving, self._acked
+        previous, seq = self._saving, self._acked_seq
         self._unsaved = 0
 
         async def save() -> None:
             if previous is not None:
                 await previous
             await self._blocking(
-                self._store.ledger.set_upload_cursor, self._device, self._region, seq
+                self._store.ledger.set_upload_position, self._device, self._region, seq
             )
 
         self._saving = asyncio.ensure_future(save())
@@ -268,7 +271,7 @@ class _Cursor:
         did not cover, if any, for the session's last commit."""
         if self._saving is not None:
             await asyncio.shield(self._saving)
-        return self._acked if self._unsaved else None
+        return self._acked_seq if self._unsaved else None
 
 
 # A device, the last seq its endpoint acknowledged, and the chunk after it if already read.
@@ -286,8 +289,8 @@ class _Session:
         self.region = uploader.endpoint.region
         self.subscribed: set[str] = set()
         self.info_sent: set[str] = set()
-        # Acknowledged but not yet committed (``record``): cursors, and samples sent.
-        self._unrecorded_cursors: dict[str, int] = {}
+        # Acknowledged but not yet committed (``record``): upload positions, and samples sent.
+        self._unrecorded_positions: dict[str, int] = {}
         self._unrecorded_samples = 0
         self._sent_at: int | None = None  # policy check of the newest acknowledged chunk
         self._recorded_at: float | None = None  # loop time of the last record
@@ -341,9 +344,9 @@ class _Session:
             await self.up._confirmed.wait()
 
     async def drain(self) -> None:
-        due, account, devices = await self.up.blocking(self._due, dict(self._unrecorded_cursors))
+        due, account, devices = await self.up.blocking(self._due, dict(self._unrecorded_positions))
         if due:
-            await self.record()  # erase requests are bounded by the committed cursors
+            await self.record()  # erase requests are bounded by the committed upload positions
         for request in due:
             await self._subscribe(request.user_pseudonym)
             message = await self.up.blocking(erase_message, self.store, request)
@@ -372,12 +375,12 @@ class _Session:
         return asyncio.get_running_loop().time() - self._recorded_at >= self.up.record_every
 
     async def record(self) -> None:
-        """Commit the acknowledged cursors and the disclosure row of what was sent since
-        the last record, together (one fsync); it runs to the end even if cancelled."""
-        if not self._unrecorded_cursors and not self._unrecorded_samples:
+        """Commit the acknowledged upload positions and the disclosure row of what was sent
+        since the last record, together (one fsync); it runs to the end even if cancelled."""
+        if not self._unrecorded_positions and not self._unrecorded_samples:
             return
-        cursors, sent = self._unrecorded_cursors, self._unrecorded_samples
-        self._unrecorded_cursors, self._unrecorded_samples = {}, 0
+        positions, sent = self._unrecorded_positions, self._unrecorded_samples
+        self._unrecorded_positions, self._unrecorded_samples = {}, 0
         self._recorded_at = asyncio.get_running_loop().time()
         disclosure = None
         if sent:
@@ -387,23 +390,25 @@ class _Session:
             disclosure = ledger.NewDisclosure(
                 recipient, CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, sent, self._sent_at
             )
-        saving = self.up.blocking(self.store.ledger.record_upload, self.region, cursors, disclosure)
+        saving = self.up.blocking(
+            self.store.ledger.record_upload, self.region, positions, disclosure
+        )
         await asyncio.shield(asyncio.ensure_future(saving))
 
     def _due(
         self, unrecorded: dict[str, int]
     ) -> tuple[list[ledger.EraseRequest], ledger.AccountRow | None, list[_Due]]:
         """What a drain needs from the store, in one trip to a worker thread: the erase
-        requests due, the account and, unless it is a guest, each device, its cursor (or
-        the acknowledged one not yet recorded) and, when no erasure is due (it must go
-        first), the first chunk past it. Live that chunk is all there is: one trip."""
+        requests due, the account and, unless it is a guest, each device, its upload
+        position (or the acknowledged one not yet recorded) and, when no erasure is due (it
+        must go first), the first chunk past it. Live that chunk is all there is: one trip."""
         due = self.up._erasures_due()
         account = self.store.ledger.get_account()
         if account is None or account.guest:
             return due, account, []
         devices = []
         for device in self.store.list_devices():
-            position = self.store.ledger.get_upload_cursor(device.address, self.region)
+            position = self.store.ledger.get_upload_position(device.address, self.region)
             after = max(-1 if position is None else position, unrecorded.get(device.address, -1))
             devices.append((device, after, None if due else self._read_chunk(device, after)))
         return due, account, devices
@@ -415,19 +420,19 @@ class _Session:
     async def _upload_device(
         self, device: DeviceRecord, position: int, first: Chunk | None, topics: Topics
     ) -> None:
-        """Everything of ``device`` past ``position``, acknowledged cursor and count kept
-        for the next ``record``.
+        """Everything of ``device`` past ``position``, the acknowledged upload position and
+        count kept for the next ``record``.
 
         ``first``, the chunk past ``position`` when the drain read it already: when it is
         the last, it is simply published. Otherwise a reader task prepares the next chunk
-        (policy checked per batch) while the current one awaits its PUBACKs, and cursor
-        commits run behind the publishing, so store reads and fsyncs overlap the network
-        round trips; what the last of them did not cover is left for ``record``.
+        (policy checked per batch) while the current one awaits its PUBACKs, and upload
+        position commits run behind the publishing, so store reads and fsyncs overlap the
+        network round trips; what the last of them did not cover is left for ``record``.
         """
         if first is not None and not self._more(first):
             last_seq, failure = await self._send(device, first, topics)
             if last_seq is not None:
-                self._unrecorded_cursors[device.address] = last_seq
+                self._unrecorded_positions[device.address] = last_seq
         else:
             failure = await self._stream(device, position, first, topics)
         if failure is not None:
@@ -438,9 +443,9 @@ class _Session:
     ) -> BaseException | None:
         chunks: asyncio.Queue[Chunk] = asyncio.Queue(maxsize=1)
         up = self.up
-        unrecorded = self._unrecorded_cursors.pop(device.address, None)
-        cursor = _Cursor(
-            self.store, device.address, self.region, up.cursor_every, up.blocking, unrecorded
+        unrecorded = self._unrecorded_positions.pop(device.address, None)
+        writer = _PositionWriter(
+            self.store, device.address, self.region, up.position_every, up.blocking, unrecorded
         )
         failure: BaseException | None = None
         async with asyncio.TaskGroup() as group:
@@ -450,14 +455,14 @@ class _Session:
                     chunk = await chunks.get()
                     last_seq, failure = await self._send(device, chunk, topics)
                     if last_seq is not None:
-                        cursor.acknowledged(last_seq)
+                        writer.acknowledged(last_seq)
                     if failure is not None or not self._more(chunk):
                         break
             finally:
                 producer.cancel()  # after a failure it waits to queue a chunk nobody takes
-                unsaved = await cursor.settle()
+                unsaved = await writer.settle()
                 if unsaved is not None:
-                    self._unrecorded_cursors[device.address] = unsaved
+                    self._unrecorded_positions[device.address] = unsaved
         return failure
 
     async def _send(

@@ -142,7 +142,7 @@ class AgentUnderTest:
         return {s.seq: s.sample.raw for s in self.store.iter_samples(address)}
 
     def accounted(self, address: str) -> int:
-        """The cursor: every seq below it is a stored sample or a recorded gap."""
+        """The sync position: every seq below it is a stored sample or a recorded gap."""
         return self.store.next_seq(address)
 
     async def stop(self) -> None:

@@ -61,11 +61,11 @@ async def pair(link: LocalLink, tmp_path: Path) -> AsyncIterator[tuple[Hostile, 
 
 
 def assert_sound(watch: Hostile, agent: AgentUnderTest) -> None:
-    """Stored only what was sent valid; acknowledged only below the committed cursor."""
+    """Stored only what was sent valid; acknowledged only below the committed sync position."""
     stored = agent.stored(WATCH)
     assert {seq: VALID.get(seq) for seq in stored} == stored
-    cursor = agent.accounted(WATCH)
-    assert all(ack < cursor for ack in watch.acknowledged()), (watch.acknowledged(), cursor)
+    position = agent.accounted(WATCH)
+    assert all(ack < position for ack in watch.acknowledged()), (watch.acknowledged(), position)
 
 
 async def run(
@@ -191,7 +191,7 @@ async def test_a_report_claiming_seqs_beyond_the_newest_is_refused(
     pair: tuple[Hostile, AgentUnderTest],
 ) -> None:
     """Status says 40 exist; the REPORT's response claims everything up to 2**32-1 was
-    accounted for. Believed, the cursor would jump past every seq the watch will ever
+    accounted for. Believed, the sync position would jump past every seq the watch will ever
     assign (all later records ignored); the records it did send are kept."""
     watch, agent = pair
     outcome = await run(watch, agent, on_report(good(1, 40), last=0xFFFFFFFF))

@@ -39,18 +39,18 @@ class Reached(SyncObserver):
     def __init__(self) -> None:
         self.seq = 0
         self.event = asyncio.Event()
-        self.cursor = 0
+        self.stored_up_to = 0
 
     def wait_for(self, seq: int) -> asyncio.Event:
         self.seq, self.event = seq, asyncio.Event()
-        if self.cursor >= seq:
+        if self.stored_up_to >= seq:
             self.event.set()
         return self.event
 
     async def committed(self, commit: Committed) -> None:
         if commit.samples:
-            self.cursor = max(self.cursor, commit.samples[-1].seq)
-        if self.cursor >= self.seq:
+            self.stored_up_to = max(self.stored_up_to, commit.samples[-1].seq)
+        if self.stored_up_to >= self.seq:
             self.event.set()
 
 

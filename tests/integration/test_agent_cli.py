@@ -81,4 +81,4 @@ def test_broken_config_and_unknown_device(tmp_path: Path) -> None:
     (data / "config.toml").write_text("transport = 3\n")
     code, out = run("--data-dir", str(data), "--key-file", key, "scan")
     assert code == EXIT_USAGE
-    assert "transport must be a non-empty string" in out
+    assert "config.toml: transport: Expected `str`, got `int`" in out

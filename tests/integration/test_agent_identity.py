@@ -55,10 +55,10 @@ class Side:
         astore = AsyncStore(self.store)
         preferences = fixed_preferences(SyncPreferences())
         sync = DeviceSync(address, radio_transport(self.radio), astore, preferences)
-        cursor = await sync.sync_once(scan_timeout=WAIT)
+        position = await sync.sync_once(scan_timeout=WAIT)
         await self.radio.close()
         await astore.aclose()
-        return cursor
+        return position
 
 
 def test_every_install_makes_its_own_identity_and_keeps_it(tmp_path: Path) -> None:
@@ -97,8 +97,8 @@ async def test_private_addresses_resolve_to_the_bond_across_restarts(tmp_path: P
         side = await Side.start(link, agent_dir, watch)
         side.radio.rpa_lifetime = 0  # a new address at every scan
         assert side.radio.identity_address == identity
-        cursor = await side.sync(watch.address)  # no passkey: QueueAgent would wait
-        assert cursor > 1 and watch.passkeys.empty()
+        position = await side.sync(watch.address)  # no passkey: QueueAgent would wait
+        assert position > 1 and watch.passkeys.empty()
         air = side.radio.air_address
         assert _kind(air) == 1 and air not in seen
         seen.add(air)

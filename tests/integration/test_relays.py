@@ -19,8 +19,8 @@ from bumble.link import LocalLink
 from click.testing import CliRunner
 
 from phoneagent.cli import main
+from phoneagent.control import AgentNotRunningError, request
 from phoneagent.privacy import POLICY_VERSION
-from phoneagent.relays.control import AgentNotRunningError, request
 from phoneagent.relays.permissions import (
     AppMode,
     CallPrivacy,
@@ -39,6 +39,7 @@ from phoneagent.store import Store
 from phoneagent.sync import Backoff, SyncObserver, SyncState
 from tests.integration.test_sync_engine import KEY, WAIT, Agent, paired
 from watchsim.control import request as ctl
+from watchsim.controlops import Music, Press, Volume
 from watchsim.testing import LoopbackWatch
 
 
@@ -260,7 +261,7 @@ async def test_calls_ring_until_ended_and_reject_reaches_the_phone__PR_CALL(
         second = await rig.inject(op="call", state="incoming", caller="+44 20 7946 0123")
         status = await rig.screen.until(lambda s: s["calls"] != [], "the second call")
         assert status["calls"][0]["name"] == ""
-        await ctl(rig.watch.app.config.state_dir, ["press", "reject"])
+        await ctl(rig.watch.app.config.state_dir, Press("reject"))
         status = await rig.screen.until(lambda s: s["calls"] == [], "the call rejected")
         assert status["recent_calls"][0] == {
             "id": second["call_id"],
@@ -284,7 +285,7 @@ async def test_watch_music_buttons_need_the_grant__PR_MUSIC(
         out = await rig.cli("inject", "music", "playing", "--title", "Song", "--volume", "40")
         assert "not relayed (music not granted)" in out
         with hub_log() as lines:
-            await ctl(state_dir, ["music", "pause"])  # not granted: dropped
+            await ctl(state_dir, Music("pause"))  # not granted: dropped
             async with asyncio.timeout(WAIT):
                 assert await lines.get() == "music button pause dropped"
         rig.grant(Feature.MUSIC)
@@ -292,7 +293,7 @@ async def test_watch_music_buttons_need_the_grant__PR_MUSIC(
         await rig.screen.until(lambda s: (s["music"] or {}).get("title") == "Song", "the song")
         pressed: asyncio.Queue[dict[str, str]] = asyncio.Queue()
         rig.service.inject.action_listeners.append(pressed.put_nowait)
-        await ctl(state_dir, ["music", "volume", "70"])
+        await ctl(state_dir, Volume(70))
         async with asyncio.timeout(WAIT):
             assert await pressed.get() == {"key": "music", "action": "set_volume", "volume": "70"}
         assert len(rig.service.inject.actions) == 1  # the pause before the grant never arrived

@@ -1,4 +1,5 @@
-"""The encrypted store on real SQLCipher files: batches, cursor, queries, devices, migrations."""
+"""The encrypted store on real SQLCipher files: batches, sync position, queries, devices,
+migrations."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from phoneagent.store import (
     LATEST_VERSION,
     AsyncStore,
     DbKey,
-    Gap,
+    MissingSeqs,
     SchemaTooNewError,
     Store,
     UnknownDeviceError,
@@ -63,18 +64,21 @@ def test_store_batch_is_idempotent_and_counts_duplicates(store: Store) -> None:
     assert (inside.new, inside.duplicates) == (2, 1)
 
 
-def test_cursor_moves_only_over_contiguous_seqs_and_gaps(store: Store) -> None:
+def test_sync_position_moves_only_over_contiguous_seqs_and_gaps(store: Store) -> None:
     assert store.next_seq(WATCH) == FIRST_SEQ == 1  # the watch never assigns seq 0
     assert store.store_batch(WATCH, samples(range(5, 10))).next_seq == 1
     assert store.store_batch(WATCH, samples(range(3))).next_seq == 3
     assert store.store_batch(WATCH, samples([3, 4])).next_seq == 10
-    # The watch lost 10..19: recording the gap moves the cursor past it, to the next hole.
-    result = store.store_batch(WATCH, samples(range(20, 25)), [Gap(10, 19, "overwritten")])
+    # The watch lost 10..19: recording the gap moves the sync position past it, to the next hole.
+    result = store.store_batch(WATCH, samples(range(20, 25)), [MissingSeqs(10, 19, "overwritten")])
     assert (result.gaps_new, result.next_seq) == (1, 25)
-    assert store.store_batch(WATCH, [], [Gap(10, 19, "overwritten")]).gaps_new == 0
+    assert store.store_batch(WATCH, [], [MissingSeqs(10, 19, "overwritten")]).gaps_new == 0
     # Gaps alone (history starting late) and overlapping gaps.
     assert (
-        store.store_batch(WATCH, samples([40]), [Gap(25, 30, "a"), Gap(28, 39, "b")]).next_seq == 41
+        store.store_batch(
+            WATCH, samples([40]), [MissingSeqs(25, 30, "a"), MissingSeqs(28, 39, "b")]
+        ).next_seq
+        == 41
     )
     assert store.next_seq(WATCH) == 41
 
@@ -83,7 +87,7 @@ def test_failed_batch_stores_nothing(store: Store) -> None:
     store.store_batch(WATCH, samples(range(3)))
     bad = [*samples(range(3, 8)), Sample(seq=8, timestamp=0, metric=Metric.STEPS, raw=2**70)]
     with pytest.raises(OverflowError):
-        store.store_batch(WATCH, bad, [Gap(100, 200, "x")])
+        store.store_batch(WATCH, bad, [MissingSeqs(100, 200, "x")])
     assert [s.seq for s in store.iter_samples(WATCH)] == [0, 1, 2]
     assert store.next_seq(WATCH) == 3
     assert store.gaps(WATCH) == []
@@ -122,8 +126,10 @@ def test_queries_filter_by_device_metric_and_time(store: Store) -> None:
 
 def test_gaps_are_listed_with_time_and_reason(store: Store) -> None:
     store.add_device(OTHER)
-    store.store_batch(WATCH, [], [Gap(7, 9, "history full"), Gap(0, 2, "before first sync")])
-    store.store_batch(OTHER, [], [Gap(4, 4, "crc")])
+    store.store_batch(
+        WATCH, [], [MissingSeqs(7, 9, "history full"), MissingSeqs(0, 2, "before first sync")]
+    )
+    store.store_batch(OTHER, [], [MissingSeqs(4, 4, "crc")])
     assert [(g.device, g.first_seq, g.last_seq, g.reason) for g in store.gaps()] == [
         (OTHER, 4, 4, "crc"),
         (WATCH, 0, 2, "before first sync"),
@@ -132,7 +138,7 @@ def test_gaps_are_listed_with_time_and_reason(store: Store) -> None:
     assert {g.recorded_at for g in store.gaps()} == {1_800_000_000}
     assert len(store.gaps(OTHER)) == 1
     with pytest.raises(ValueError, match="first_seq"):
-        Gap(3, 2, "backwards")
+        MissingSeqs(3, 2, "backwards")
 
 
 def test_devices_keep_a_random_pseudonym__PR_DEVICE(store: Store) -> None:
@@ -169,7 +175,7 @@ def test_bonds_by_address(store: Store) -> None:
 def test_delete_device_removes_its_data_and_bond__PR_WITHDRAW(store: Store) -> None:
     store.add_device(OTHER)
     store.put_bond(WATCH, b"keys")
-    store.store_batch(WATCH, samples(range(50)), [Gap(50, 60, "x")])
+    store.store_batch(WATCH, samples(range(50)), [MissingSeqs(50, 60, "x")])
     store.store_batch(OTHER, samples(range(5)))
     assert store.delete_device(WATCH) is True
     assert store.delete_device(WATCH) is False
@@ -208,7 +214,7 @@ def _raw_connection(directory: Path) -> sqlcipher3.Connection:
 
 
 def _old_store(directory: Path, version: int, rows: str, values: list[tuple[Any, ...]]) -> None:
-    """A store at schema ``version`` with WATCH, ``rows`` inserted and its cursor at 20."""
+    """A store at schema ``version`` with WATCH, ``rows`` inserted and its sync position at 20."""
     conn = _raw_connection(directory)
     migrate(conn, target=version)
     conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p1', 5)", (WATCH,))
@@ -237,7 +243,7 @@ def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
 
 
 def test_v3_seq_zero_gap_is_dropped_by_the_migration(tmp_path: Path) -> None:
-    """Issue 16 item 7: databases synced with the old cursor (from 0) lose the gap it left."""
+    """Issue 16 item 7: databases synced from the old sync position (0) lose the gap it left."""
     _old_store(
         tmp_path / "data",
         3,
@@ -267,14 +273,14 @@ async def test_async_store_serves_concurrent_devices(tmp_path: Path) -> None:
     rng = random.Random(3)
 
     async def sync(address: str) -> list[int]:
-        cursors = []
+        positions = []
         for start in range(0, 2000, 250):
             batch = samples(range(start, start + 250))
             rng.shuffle(batch)
             result = await async_store.store_batch(address, batch)
-            cursors.append(result.next_seq)
+            positions.append(result.next_seq)
         await async_store.put_bond(address, address.encode())
-        return cursors
+        return positions
 
     results = await asyncio.wait_for(asyncio.gather(*(sync(a) for a in addresses)), timeout=60)
     assert results == [list(range(250, 2001, 250))] * len(addresses)

@@ -16,10 +16,10 @@ import sqlcipher3
 from click.testing import CliRunner, Result
 
 from phoneagent.cli import main
+from phoneagent.control import ControlServer
 from phoneagent.errors import EXIT_DAMAGED, EXIT_KEY
 from phoneagent.paths import database_path
 from phoneagent.privacy import ProfileInput, create_account, set_consent
-from phoneagent.relays.control import ControlServer
 from phoneagent.store import DamagedStoreError, DbKey, Store
 from phoneagent.store.db import connect, damage_reported
 from phoneagent.store.rescue import LOST

@@ -107,10 +107,11 @@ def test_passphrase_with_quotes_opens_and_reopens(tmp_path: Path) -> None:
         Store.open(tmp_path, DbKey("it's a"))
 
 
-def test_data_dir_follows_xdg_and_override(tmp_path: Path) -> None:
-    assert data_dir(env={"XDG_DATA_HOME": str(tmp_path)}) == tmp_path / "phoneagent"
-    assert data_dir(env={"XDG_DATA_HOME": "relative/dir"}) == (
-        Path.home() / ".local" / "share" / "phoneagent"
-    )
-    assert data_dir(env={}) == Path.home() / ".local" / "share" / "phoneagent"
-    assert data_dir(tmp_path / "mine", env={"XDG_DATA_HOME": "/x"}) == tmp_path / "mine"
+def test_data_dir_follows_xdg_and_override(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    assert data_dir() == tmp_path / "phoneagent"
+    assert data_dir(tmp_path / "mine") == tmp_path / "mine"
+    monkeypatch.setenv("XDG_DATA_HOME", "relative/dir")
+    assert data_dir() == Path.home() / ".local" / "share" / "phoneagent"
+    monkeypatch.delenv("XDG_DATA_HOME")
+    assert data_dir() == Path.home() / ".local" / "share" / "phoneagent"

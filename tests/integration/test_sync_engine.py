@@ -141,11 +141,11 @@ class Crash(Exception):
 
 
 def assert_exact(store: Store, address: str, recorder: Recorder) -> None:
-    """Stored = recorded below the cursor; nothing else stored; no gap (issue 16 item 7:
+    """Stored = recorded below the sync position; nothing else stored; no gap (issue 16 item 7:
     a lossless sync recorded the never-assigned seq 0 as one)."""
-    cursor = store.next_seq(address)
+    position = store.next_seq(address)
     stored = {s.seq: s.sample for s in store.iter_samples(address)}
-    expected = {seq: s for seq, s in recorder.samples.items() if seq < cursor}
+    expected = {seq: s for seq, s in recorder.samples.items() if seq < position}
     assert stored == expected
     assert store.gaps(address) == []
 
@@ -265,8 +265,10 @@ async def test_opted_out_metric_is_switched_off_and_dropped__PR_OPTOUT(
     await agent.sync(watch.address, preferences=preferences).sync_once(scan_timeout=WAIT)
     assert Metric.SPO2 not in agent.store.counts()[watch.address]
     stored = {s.seq for s in agent.store.iter_samples(watch.address)}
-    cursor = agent.store.next_seq(watch.address)
-    spo2 = {seq for seq, s in recorder.samples.items() if s.metric is Metric.SPO2 and seq < cursor}
+    position = agent.store.next_seq(watch.address)
+    spo2 = {
+        seq for seq, s in recorder.samples.items() if s.metric is Metric.SPO2 and seq < position
+    }
     assert spo2 and not spo2 & stored
     dropped = {
         seq
@@ -343,7 +345,7 @@ class Progress(SyncObserver):
 
     def __init__(self) -> None:
         self.live: set[str] = set()
-        self.cursor: dict[str, int] = {}
+        self.sync_position: dict[str, int] = {}
         self.stored: list[tuple[str, Sample]] = []
         self._changed = asyncio.Event()
 
@@ -353,7 +355,7 @@ class Progress(SyncObserver):
         self._changed.set()
 
     async def committed(self, commit: Committed) -> None:
-        self.cursor[commit.device] = commit.result.next_seq
+        self.sync_position[commit.device] = commit.result.next_seq
         self.stored.extend((commit.device, sample) for sample in commit.samples)
         self._changed.set()
 
@@ -400,11 +402,12 @@ async def test_daemon_applies_a_withdrawal_and_a_new_pairing_while_running__PR_W
     wanted.append(SyncPreferences(opted_out=frozenset({Metric.HEART_RATE})))
     await daemon.reload()
     assert not watch.app.model.settings(Metric.HEART_RATE).enabled
-    withdrawn_at = progress.cursor[watch.address]
+    withdrawn_at = progress.sync_position[watch.address]
     # Live records keep coming (the other metrics); the new watch catches up.
     await progress.until(
         lambda: (
-            second.address in progress.live and progress.cursor[watch.address] > withdrawn_at + 10
+            second.address in progress.live
+            and progress.sync_position[watch.address] > withdrawn_at + 10
         )
     )
     stop.set()
@@ -487,7 +490,7 @@ async def test_a_live_batch_lost_on_the_way_is_read_again(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     """The live REPORT never closes its range: a batch that never arrives holds the
-    ones after it until LATE_RECORDS_S, then a plain REPORT from the cursor reads it."""
+    ones after it until LATE_RECORDS_S, then a plain REPORT from the sync position reads it."""
     monkeypatch.setattr(engine, "LATE_RECORDS_S", 0.2)
     lost: list[int] = []
 
@@ -502,7 +505,9 @@ async def test_a_live_batch_lost_on_the_way_is_read_again(
         link, tmp_path, lose_one_live_batch
     )
     with caplog.at_level(logging.INFO, logger="phoneagent.sync.engine"):
-        await progress.until(lambda: bool(lost) and progress.cursor[watch.address] > lost[0] + 100)
+        await progress.until(
+            lambda: bool(lost) and progress.sync_position[watch.address] > lost[0] + 100
+        )
     await _stop_and_check(watch, agent, recorder, running)
     assert f"seq {lost[0]} did not arrive; re-reading" in caplog.text
 
@@ -527,7 +532,7 @@ async def test_live_batches_out_of_order_are_stored_in_order(
 
     watch, agent, recorder, progress, running = await _live_sync_with(link, tmp_path, swap_pairs)
     await progress.until(lambda: bool(progress.live))
-    mark = progress.cursor[watch.address]
-    await progress.until(lambda: progress.cursor[watch.address] > mark + 300)
+    mark = progress.sync_position[watch.address]
+    await progress.until(lambda: progress.sync_position[watch.address] > mark + 300)
     await _stop_and_check(watch, agent, recorder, running)
     assert swapped > 10

@@ -90,7 +90,7 @@ def test_endpoints_file_and_plaintext_rule__PR_TLS(tmp_path: Path) -> None:
         endpoints.for_region("us").check_transport()
     with pytest.raises(EndpointError, match="region 'cn'"):
         endpoints.for_region("cn")
-    with pytest.raises(EndpointError, match="unknown setting"):
+    with pytest.raises(EndpointError, match=r"x \[regions\.eu\]: .*unknown field `tls_off`"):
         parse_endpoints({"regions": {"eu": {"host": "h", "tls_off": True}}}, "x", tmp_path)
 
 

@@ -38,6 +38,7 @@ from tests.integration.test_peripheral_bumble import (
 )
 from watchsim.console import log_plainly, render
 from watchsim.control import request
+from watchsim.controlops import OffWrist, OutOfRange, Passkey, Reboot, Status
 from watchsim.peripheral.bumble_adapter import new_link
 from watchsim.peripheral.port import PairingMode
 from watchsim.testing import LoopbackWatch, start_loopback_watch
@@ -155,20 +156,20 @@ async def test_ctl_events_take_the_watch_off_wrist_and_out_of_range(
     heart = await subscribe(peer, uuids.HEART_RATE_MEASUREMENT)
     assert HeartRateMeasurement.decode(await heart.get()).sensor_contact is True
 
-    await request(state_dir, ["event", "off-wrist"])
+    await request(state_dir, OffWrist())
     while (measurement := HeartRateMeasurement.decode(await heart.get())).sensor_contact:
         pass
     assert measurement.bpm == 0
-    assert (await request(state_dir, ["status"]))["on_wrist"] is False
+    assert (await request(state_dir, Status()))["on_wrist"] is False
 
     gone: asyncio.Future[int] = asyncio.get_running_loop().create_future()
     peer.connection.once("disconnection", gone.set_result)
-    await request(state_dir, ["event", "out-of-range", "1"])
+    await request(state_dir, OutOfRange(1))
     await asyncio.wait_for(gone, WAIT)
-    assert (await request(state_dir, ["status"]))["radio"] == "off"
+    assert (await request(state_dir, Status()))["radio"] == "off"
     # One simulated minute later (one real second at speed 60) it advertises again.
     peer = await Central(link, "F4:22:33:44:55:66").connect(watch.address)
-    assert (await request(state_dir, ["status"]))["radio"] == "connected"
+    assert (await request(state_dir, Status()))["radio"] == "connected"
 
 
 async def test_ctl_reboot_keeps_history_and_numbering(
@@ -177,7 +178,7 @@ async def test_ctl_reboot_keeps_history_and_numbering(
     before = watch.history.next_seq
     first = watch.history.read(1, 10).samples
     assert first
-    await request(watch.app.config.state_dir, ["event", "reboot"])
+    await request(watch.app.config.state_dir, Reboot())
     assert watch.history.read(1, 10).samples == first
     assert watch.history.next_seq >= before
     assert "rebooted" in " ".join(watch.app.events)
@@ -233,7 +234,7 @@ async def test_ctl_status_shows_the_mtu_the_phone_exchanged_after_connecting(
     peer = await Central(link, "F2:22:33:44:55:77").connect(watch.address)
     mtu = await asyncio.wait_for(peer.request_mtu(247), WAIT)
     assert mtu > 23
-    status = await request(watch.app.config.state_dir, ["status"])
+    status = await request(watch.app.config.state_dir, Status())
     assert [p["mtu"] for p in status["peers"]] == [mtu]
 
 
@@ -242,7 +243,7 @@ async def test_ctl_passkey_without_wait_s_waits_for_the_pairing_to_show_one(
 ) -> None:
     """Issue 16, item 10: ``ctl passkey`` asked before pairing starts answers once the
     passkey shows (default WAIT_S 10 s), instead of failing at once."""
-    asked = asyncio.create_task(request(watch.app.config.state_dir, ["passkey"]))
+    asked = asyncio.create_task(request(watch.app.config.state_dir, Passkey()))
     await paired_phone(link, watch)
     answer = await asyncio.wait_for(asked, WAIT)
     assert answer["passkey"].isdigit() and len(answer["passkey"]) == 6

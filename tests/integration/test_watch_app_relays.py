@@ -21,6 +21,7 @@ from protocol.music import MusicCommand, MusicEvent, MusicState, Playback
 from tests.integration import test_watch_app
 from tests.integration.test_watch_app import paired_phone, subscribe, write
 from watchsim.control import ControlError, request
+from watchsim.controlops import Music, Press, Status, Volume
 from watchsim.testing import LoopbackWatch
 
 link, watch = test_watch_app.link, test_watch_app.watch  # the fixtures
@@ -36,20 +37,20 @@ async def test_pressing_reject_sends_a_call_action_with_the_call_id(
     peer = await paired_phone(link, watch)
     actions = await subscribe(peer, uuids.CALL_ACTION)
     with pytest.raises(ControlError, match="no incoming call"):
-        await request(ctl_dir(watch), ["press", "accept"])
+        await request(ctl_dir(watch), Press("accept"))
 
     await write(peer, uuids.CALL_STATE, CallState(0xC0FFEE, CallStatus.INCOMING, "Mum").encode())
-    status = await request(ctl_dir(watch), ["status"])
+    status = await request(ctl_dir(watch), Status())
     assert status["calls"] == [{"id": 0xC0FFEE, "state": "incoming", "name": "Mum", "muted": False}]
 
-    result = await request(ctl_dir(watch), ["press", "reject"])
+    result = await request(ctl_dir(watch), Press("reject"))
     assert result == {"call_id": 0xC0FFEE, "action": "reject", "sent_to": 1}
     action = CallAction.decode(await actions.get("call action"))
     assert action == CallAction(0xC0FFEE, CallActionKind.REJECT)
 
     # The phone confirms; the call leaves the screen, and cannot be answered afterwards.
     await write(peer, uuids.CALL_STATE, CallState(0xC0FFEE, CallStatus.REJECTED).encode())
-    status = await request(ctl_dir(watch), ["status"])
+    status = await request(ctl_dir(watch), Status())
     assert status["calls"] == []
     assert status["recent_calls"][0]["state"] == "rejected"
 
@@ -62,7 +63,7 @@ async def test_notifications_are_shown_bounded_and_removed_by_id(
         alert = AlertNotification(n, AlertCategory.MESSAGE, "Chat", f"Ann {n}", "Hi é")
         await write(peer, uuids.ALERT_NOTIFICATION, alert.encode())
     await write(peer, uuids.ALERT_REMOVAL, AlertRemoval(24).encode())
-    shown = (await request(ctl_dir(watch), ["status"]))["notifications"]
+    shown = (await request(ctl_dir(watch), Status()))["notifications"]
     assert [n["id"] for n in shown] == list(range(23, 4, -1))  # newest first, 20 kept
     assert shown[0] == {
         "id": 23,
@@ -80,16 +81,16 @@ async def test_music_state_is_shown_and_buttons_send_events(
     events = await subscribe(peer, uuids.MUSIC_EVENT)
     playing = MusicState(Playback.PLAYING, 55, 61, 245, "Song", "Band")
     await write(peer, uuids.MUSIC_STATE, playing.encode())
-    assert (await request(ctl_dir(watch), ["status"]))["music"]["title"] == "Song"
+    assert (await request(ctl_dir(watch), Status()))["music"]["title"] == "Song"
 
-    await request(ctl_dir(watch), ["music", "next"])
-    await request(ctl_dir(watch), ["music", "volume", "40"])
+    await request(ctl_dir(watch), Music("next"))
+    await request(ctl_dir(watch), Volume(40))
     assert MusicEvent.decode(await events.get()) == MusicEvent(MusicCommand.NEXT)
     assert MusicEvent.decode(await events.get()) == MusicEvent(MusicCommand.SET_VOLUME, 40)
-    with pytest.raises(ControlError, match=r"volume must be 0\.\.100"):
-        await request(ctl_dir(watch), ["music", "volume", "140"])
+    with pytest.raises(ControlError, match=r"level: Expected `int` <= 100"):
+        await request(ctl_dir(watch), Volume(140))
 
 
 async def test_ctl_reports_when_no_watch_runs(tmp_path: Path) -> None:
     with pytest.raises(ControlError, match="no watch is running"):
-        await request(tmp_path, ["status"])
+        await request(tmp_path, Status())

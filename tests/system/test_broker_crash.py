@@ -1,8 +1,8 @@
 """Mosquitto and the receiver killed with SIGKILL around an upload (issue 17, finding 5).
 
-What the broker acknowledged moved the agent's upload cursor and is never sent again, so
+What the broker acknowledged moved the agent's upload position and is never sent again, so
 it must survive the broker's crash: after both restart, the receiver holds every sample
-up to the cursor. Mosquitto's default saves every 30 minutes and lost it all; its default
+up to the upload position. Mosquitto's default saves every 30 minutes and lost it all; its default
 queue of 1,000 messages for an absent session dropped what came after.
 """
 
@@ -82,8 +82,8 @@ async def test_acknowledged_uploads_survive_a_broker_crash(tmp_path: Path) -> No
         await Uploader(store, endpoint).drain()
         device = store.get_device(WATCH)
         assert device is not None
-        cursor = store.ledger.get_upload_cursor(WATCH, endpoint.region)
-        assert cursor == SAMPLES - 1  # every batch acknowledged: none is sent again
+        position = store.ledger.get_upload_position(WATCH, endpoint.region)
+        assert position == SAMPLES - 1  # every batch acknowledged: none is sent again
 
         # Mosquitto saves after its PUBACK, at the end of that pass of its event loop, not
         # before (a kill in between loses that message: docs/upload.md). Killed just past.
@@ -91,8 +91,8 @@ async def test_acknowledged_uploads_survive_a_broker_crash(tmp_path: Path) -> No
         broker.kill()
         broker.start()
         receiver = await start_receiver(broker, db)
-        want = set(range(cursor + 1))
-        await wait_until(lambda: received(db) >= want, f"seqs 0..{cursor} at the receiver")
+        want = set(range(position + 1))
+        await wait_until(lambda: received(db) >= want, f"seqs 0..{position} at the receiver")
     finally:
         await kill(receiver)
         broker.stop()

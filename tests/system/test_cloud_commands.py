@@ -98,7 +98,7 @@ async def test_sync_uploads_what_it_stored_and_refuses_what_run_refuses__PR_CLOU
             assert stored(first) == held > 7000
             assert uploaded(first) == held  # everything it stored, nothing else
             await wait_until(lambda: len(cloud.samples()) == held, "the sync's upload")
-            # The same upload cursor: a second sync sends only what it stored since.
+            # The same upload position: a second sync sends only what it stored since.
             second = await phone("sync", address)
             assert uploaded(second) == stored(second)
         # The same ledger record as run's: each uploaded sample disclosed to cloud:eu.
@@ -147,7 +147,7 @@ async def test_a_new_home_region_takes_effect_in_the_running_agent__PR_REGION__P
                 assert "in effect now" in moved, moved
                 await line(agent, "cloud upload goes to us", wait=phone.daemon_wait, stderr=True)
                 await wait_until(lambda: len(us.samples()) > 7000, "the backfill in us")
-            # Both endpoints hold data and are erased; eu's cursors bound its request.
+            # Both endpoints hold data and are erased; eu's upload positions bound its request.
             cleared = await phone("cloud", "clear", "--wait", "10")
             assert "0 erase request(s) pending confirmation" in cleared, cleared
             assert eu.samples() == []  # us may hold a batch in flight when run stopped

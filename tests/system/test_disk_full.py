@@ -101,7 +101,7 @@ class Heard(logging.Handler):
 async def test_the_uploader_waits_out_a_full_disk(
     broker: Broker, small_disk: Path, tmp_path: Path
 ) -> None:
-    """Its cursor cannot be committed: it retries with back-off, and carries on after."""
+    """Its upload position cannot be committed: it retries with back-off, and carries on after."""
     store = open_store(small_disk / "agent")
     make_account(store)
     put_samples(store, 3000)
@@ -122,8 +122,8 @@ async def test_the_uploader_waits_out_a_full_disk(
             assert not running.done()
             filler.unlink()
             await wait_until(
-                lambda: store.ledger.get_upload_cursor(WATCH, endpoint.region) == 2999,
-                "the cursor committed once there is room",
+                lambda: store.ledger.get_upload_position(WATCH, endpoint.region) == 2999,
+                "the upload position committed once there is room",
             )
             await wait_until(lambda: len(cloud.samples()) == 3000, "every sample received")
             stop.set()

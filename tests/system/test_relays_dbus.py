@@ -41,6 +41,7 @@ from tests.dbus_session import private_bus, session_bus
 from tests.integration.test_relays import Rig, hub_log, relay_rig, shown
 from tests.integration.test_sync_engine import KEY, WAIT
 from watchsim.control import request as ctl
+from watchsim.controlops import Music, Press, Volume
 
 __all__ = ["session_bus"]
 pytestmark = pytest.mark.system
@@ -355,7 +356,7 @@ async def test_mpris_player_obeys_the_watch_only_with_music_granted__PR_MUSIC(
         ) as rig:
             state_dir = rig.watch.app.config.state_dir
             with hub_log() as lines:
-                await ctl(state_dir, ["music", "pause"])
+                await ctl(state_dir, Music("pause"))
                 async with asyncio.timeout(WAIT):
                     assert await lines.get() == "music button pause dropped"
             assert player.pressed.empty()
@@ -367,12 +368,12 @@ async def test_mpris_player_obeys_the_watch_only_with_music_granted__PR_MUSIC(
                 "playback": "playing", "title": TRACK, "artist": ARTIST, "volume": 50,
                 "position_s": 42, "duration_s": 300,
             }  # fmt: skip
-            await ctl(state_dir, ["music", "pause"])
+            await ctl(state_dir, Music("pause"))
             async with asyncio.timeout(WAIT):
                 assert await player.pressed.get() == "Pause"
             await rig.screen.until(lambda s: s["music"]["playback"] == "paused", "paused")
-            await ctl(state_dir, ["music", "play"])
-            await ctl(state_dir, ["music", "volume", "80"])
+            await ctl(state_dir, Music("play"))
+            await ctl(state_dir, Volume(80))
             async with asyncio.timeout(WAIT):
                 assert [await player.pressed.get() for _ in range(2)] == ["Play", "Volume 0.80"]
 
@@ -397,7 +398,7 @@ async def test_modem_calls_stop_ringing_and_reject_reaches_the_modem__PR_CALL(
 
         second = manager.ring()
         await rig.screen.until(lambda s: s["calls"] != [], "the second call ringing")
-        await ctl(rig.watch.app.config.state_dir, ["press", "reject"])
+        await ctl(rig.watch.app.config.state_dir, Press("reject"))
         async with asyncio.timeout(WAIT):
             assert await second.asked.get() == "Hangup"
         second.change(modem.MMCallState.TERMINATED, 4)
@@ -453,12 +454,12 @@ async def test_nothing_of_the_relayed_content_reaches_the_disk__PR_NOTIF_PR_CALL
                 await rig.screen.until(lambda s: shown(s) == [TITLE], "the notification")
                 await rig.inject(op="call", state="incoming", caller=CALLER)
                 await rig.screen.until(lambda s: s["calls"] != [], "the injected call")
-                await ctl(rig.watch.app.config.state_dir, ["press", "reject"])
+                await ctl(rig.watch.app.config.state_dir, Press("reject"))
                 await rig.inject(op="call", state="incoming", caller=NUMBER)
                 manager.ring()
                 await rig.screen.until(lambda s: len(s["calls"]) == 2, "two calls ringing")
                 await rig.screen.until(lambda s: (s["music"] or {}).get("title") == TRACK, "music")
-                await ctl(rig.watch.app.config.state_dir, ["music", "next"])
+                await ctl(rig.watch.app.config.state_dir, Music("next"))
                 async with asyncio.timeout(WAIT):
                     assert await player.pressed.get() == "Next"
                 await rig.cli("permissions", "revoke", "notifications")

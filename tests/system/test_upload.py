@@ -121,7 +121,7 @@ async def test_upload_end_to_end_into_receiver__PR_CLOUD(broker: Broker, tmp_pat
         assert db.samples() == expected(store, samples)
         model = db.conn.execute("SELECT model, firmware FROM devices").fetchall()
         assert model == [("WS-1", "1.2")]
-    assert store.ledger.get_upload_cursor(WATCH, "eu") == 1233
+    assert store.ledger.get_upload_position(WATCH, "eu") == 1233
     assert store.ledger.disclosures()[-1].record_count == 1234
     # Nothing new: a second drain publishes nothing.
     assert (await Uploader(store, endpoint).drain()).batches == 0
@@ -169,7 +169,8 @@ async def test_broker_outage_loses_nothing_and_no_duplicates(
     async with receiving(endpoint, tmp_path / "cloud.db") as db:
         uploader.wake()
         await wait_until(
-            lambda: store.ledger.get_upload_cursor(WATCH, "eu") == 4999, "cursor at the end"
+            lambda: store.ledger.get_upload_position(WATCH, "eu") == 4999,
+            "upload position at the end",
         )
         await wait_until(lambda: len(db.samples()) == 5000, "every sample stored")
         stop.set()
@@ -177,7 +178,7 @@ async def test_broker_outage_loses_nothing_and_no_duplicates(
         assert db.samples() == expected(store, samples + more)  # primary key: no duplicates
 
 
-async def test_restart_resumes_from_durable_cursor(broker: Broker, tmp_path: Path) -> None:
+async def test_restart_resumes_from_durable_upload_position(broker: Broker, tmp_path: Path) -> None:
     directory = tmp_path / "agent"
     store = open_store(directory)
     make_account(store)
@@ -198,7 +199,7 @@ async def test_restart_resumes_from_durable_cursor(broker: Broker, tmp_path: Pat
 INFO_ONLY = ["topic read watchsync/#", "topic write watchsync/+/+/+/info"]
 
 
-async def test_refused_publish_moves_no_cursor_and_loses_nothing(
+async def test_refused_publish_moves_no_upload_position_and_loses_nothing(
     broker: Broker, tmp_path: Path
 ) -> None:
     """A broker that refuses samples by ACL (PUBACK reason 0x87) is a failure, not an upload."""
@@ -212,7 +213,7 @@ async def test_refused_publish_moves_no_cursor_and_loses_nothing(
             await Uploader(store, endpoint_for(strict)).drain()
     finally:
         strict.stop()
-    assert store.ledger.get_upload_cursor(WATCH, "eu") is None
+    assert store.ledger.get_upload_position(WATCH, "eu") is None
     assert store.ledger.disclosures() == []  # nothing was disclosed
     # With the rules fixed, everything goes.
     endpoint = endpoint_for(broker)
@@ -326,7 +327,7 @@ async def test_disabling_stops_uploads_between_batches__PR_CLOUD(
     uploader = Uploader(store, endpoint_for(broker), refusal=withdraw_after_three)
     stats = await uploader.drain()
     assert stats.samples == 300
-    assert store.ledger.get_upload_cursor(WATCH, "eu") == 299
+    assert store.ledger.get_upload_position(WATCH, "eu") == 299
 
 
 async def test_region_mismatch_refused__PR_REGION(

@@ -1,4 +1,5 @@
-"""How the uploader paces its durable cursor and bounds a window's wait, on a real Mosquitto."""
+"""How the uploader paces its durable upload position and bounds a window's wait, on a real
+Mosquitto."""
 
 from __future__ import annotations
 
@@ -59,32 +60,32 @@ def filled_store(directory: Path, count: int, clock: Callable[[], float] = time.
     return store
 
 
-async def test_cursor_is_committed_every_n_chunks_and_at_the_end(
+async def test_upload_position_is_committed_every_n_chunks_and_at_the_end(
     broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     store = filled_store(tmp_path / "agent", 200)
     committed: list[int] = []
-    commit, close = store.ledger.set_upload_cursor, store.ledger.record_upload
+    commit, close = store.ledger.set_upload_position, store.ledger.record_upload
 
     def recording(device: str, endpoint: str, last_seq: int) -> None:
         committed.append(last_seq)
         commit(device, endpoint, last_seq)
 
     def closing(
-        endpoint: str, cursors: Mapping[str, int], disclosure: ledger.NewDisclosure | None
+        endpoint: str, positions: Mapping[str, int], disclosure: ledger.NewDisclosure | None
     ) -> None:
-        committed.append(cursors[WATCH])
+        committed.append(positions[WATCH])
         assert disclosure is not None and disclosure.record_count == 200
-        close(endpoint, cursors, disclosure)
+        close(endpoint, positions, disclosure)
 
-    monkeypatch.setattr(store.ledger, "set_upload_cursor", recording)
+    monkeypatch.setattr(store.ledger, "set_upload_position", recording)
     monkeypatch.setattr(store.ledger, "record_upload", closing)
     endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
-    uploader = Uploader(store, endpoint, batch_size=10, window=2, cursor_every=3)
+    uploader = Uploader(store, endpoint, batch_size=10, window=2, position_every=3)
     assert (await uploader.drain()).samples == 200  # 10 chunks of 20 samples
     # Every 3 chunks, then the rest with the session's disclosure row, in one transaction.
     assert committed == [59, 119, 179, 199]
-    assert store.ledger.get_upload_cursor(WATCH, "eu") == 199
+    assert store.ledger.get_upload_position(WATCH, "eu") == 199
     assert [d.record_count for d in store.ledger.disclosures()] == [200]
 
 
@@ -109,16 +110,16 @@ async def test_a_window_without_pubacks_fails_at_the_deadline(
     finally:
         broker.resume()
     assert uploader.stats.samples == 0
-    assert store.ledger.get_upload_cursor(WATCH, "eu") is None
+    assert store.ledger.get_upload_position(WATCH, "eu") is None
     # The broker is back: the next session sends everything, nothing was skipped.
     assert (await Uploader(store, endpoint, batch_size=10).drain()).samples == 100
-    assert store.ledger.get_upload_cursor(WATCH, "eu") == 99
+    assert store.ledger.get_upload_position(WATCH, "eu") == 99
 
 
 async def test_a_cancelled_upload_commits_what_was_acknowledged(
     broker: Broker, tmp_path: Path
 ) -> None:
-    """The daemon stopping mid-upload: no commit was due yet, the cursor still moves."""
+    """The daemon stopping mid-upload: no commit was due yet, the upload position still moves."""
     store = filled_store(tmp_path / "agent", 400)
     loop = asyncio.get_running_loop()
     draining: asyncio.Task[object] | None = None
@@ -138,14 +139,14 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
         endpoint,
         batch_size=10,
         window=2,
-        cursor_every=100,
+        position_every=100,
         refusal=cancel_at_the_fifth_chunk,
     )
     draining = asyncio.ensure_future(uploader.drain())
     with pytest.raises(asyncio.CancelledError):
         await draining
     assert uploader.stats.samples >= 40
-    assert store.ledger.get_upload_cursor(WATCH, "eu") == uploader.stats.samples - 1
+    assert store.ledger.get_upload_position(WATCH, "eu") == uploader.stats.samples - 1
 
 
 @contextlib.asynccontextmanager
@@ -171,7 +172,7 @@ async def running_uploader(
 async def test_a_running_uploader_records_its_first_upload_at_once_then_at_intervals(
     broker: Broker, tmp_path: Path
 ) -> None:
-    """Live, one cursor-and-disclosure commit per ``record_every``, not one per upload;
+    """Live, one upload-position-and-disclosure commit per ``record_every``, not one per upload;
     what the connection sent since its last record is recorded when it ends."""
     store = filled_store(tmp_path / "agent", 10)
     async with running_uploader(store, broker) as (uploader, acked):
@@ -185,9 +186,9 @@ async def test_a_running_uploader_records_its_first_upload_at_once_then_at_inter
             assert await acked.get() == first + 9
         # The first upload's record was made before the next upload began; none since.
         assert [d.record_count for d in store.ledger.disclosures()] == [10]
-        assert store.ledger.get_upload_cursor(WATCH, "eu") == 9
+        assert store.ledger.get_upload_position(WATCH, "eu") == 9
     assert [d.record_count for d in store.ledger.disclosures()] == [10, 40]
-    assert store.ledger.get_upload_cursor(WATCH, "eu") == 49
+    assert store.ledger.get_upload_position(WATCH, "eu") == 49
 
 
 async def test_a_late_record_is_dated_when_its_data_went__PR_CLOUD(
@@ -221,4 +222,4 @@ def test_a_record_for_a_deleted_device_keeps_its_disclosure(tmp_path: Path) -> N
     sent = ledger.NewDisclosure("cloud eu", "upload", ("steps",), 10)
     store.ledger.record_upload("eu", {WATCH: 9}, sent)
     assert [d.record_count for d in store.ledger.disclosures()] == [10]
-    assert store.ledger.get_upload_cursor(WATCH, "eu") is None
+    assert store.ledger.get_upload_position(WATCH, "eu") is None

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from protocol.history import Gap
 from protocol.metrics import Metric, Sample
-from watchsim.history import RECORD_SIZE, Gap, History, HistoryCorruptError
+from watchsim.history import RECORD_SIZE, History, HistoryCorruptError
 
 T0 = 1_700_000_000
 METRICS = list(Metric)

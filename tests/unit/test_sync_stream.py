@@ -9,7 +9,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from phoneagent.store import Gap
+from phoneagent.store import MissingSeqs
 from phoneagent.sync.engine import NOT_ASSIGNED, _Stream
 from protocol.history import MAX_PAYLOAD, pack_records
 from protocol.metrics import Metric, Sample
@@ -52,7 +52,7 @@ def test_the_reports_end_closes_a_hole_that_never_filled() -> None:
     assert stream.take().samples == SAMPLES[:6]
     last = stream.take(final_seq=SAMPLES[-1].seq)
     assert last.samples == SAMPLES[12:18]
-    assert last.gaps == [Gap(7, 12, NOT_ASSIGNED), Gap(19, 200, NOT_ASSIGNED)]
+    assert last.gaps == [MissingSeqs(7, 12, NOT_ASSIGNED), MissingSeqs(19, 200, NOT_ASSIGNED)]
 
 
 def test_every_batch_wakes_the_late_records_wait() -> None:

@@ -187,7 +187,7 @@ class HistoryService:
             result = history.read(seq, min(READ_CHUNK, stop - seq))
             entries: list[Entry] = []
             if result.gap is not None:
-                entries.append(Gap(result.gap.first, result.gap.last))
+                entries.append(result.gap)
             entries.extend(result.samples)
             for entry in entries:
                 batch = packer.add(entry)

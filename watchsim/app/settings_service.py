@@ -16,29 +16,29 @@ from typing import Any, Final
 from protocol import settings as wire
 from protocol import uuids
 from protocol.metrics import Metric
-from watchsim.model import DEFAULT_INTERVALS, Sex, UserProfile, WatchModel
+from watchsim.model import DEFAULT_INTERVALS, WatchModel, Wearer
 from watchsim.peripheral.port import AttError, AttErrorCode, Peer, Peripheral
 
 SETTINGS_FILE: Final = "settings.json"
-_SEX_TO_MODEL: Final = {wire.Sex.FEMALE: Sex.FEMALE, wire.Sex.MALE: Sex.MALE}
-_SEX_TO_WIRE: Final = {Sex.FEMALE: wire.Sex.FEMALE, Sex.MALE: wire.Sex.MALE}
 
 
-def profile_to_wire(user: UserProfile) -> wire.UserProfile:
+def profile_to_wire(user: Wearer) -> wire.UserProfile:
+    """The wire's profile of the model's wearer: with ``profile_from_wire`` the one place
+    the two meet (whole centimetres and 0.1 kg steps on the wire)."""
     return wire.UserProfile(
         age_years=user.age,
-        sex=_SEX_TO_WIRE[user.sex],
+        sex=user.sex,
         height_cm=round(user.height_cm),
         weight_decikg=round(user.weight_kg * 10),
     )
 
 
-def profile_from_wire(profile: wire.UserProfile, current: UserProfile) -> UserProfile:
+def profile_from_wire(profile: wire.UserProfile, current: Wearer) -> Wearer:
     """The model's profile; an unspecified sex keeps the current one. ValueError if the
     model cannot simulate such a body."""
-    return UserProfile(
+    return Wearer(
         age=profile.age_years,
-        sex=_SEX_TO_MODEL.get(profile.sex, current.sex),
+        sex=current.sex if profile.sex is wire.Sex.UNSPECIFIED else profile.sex,
         height_cm=float(profile.height_cm),
         weight_kg=profile.weight_kg,
         resting_hr=current.resting_hr,
@@ -68,15 +68,15 @@ class SettingsStore:
             data = {}
         user = data.get("user")
         model.set_user(
-            UserProfile(
+            Wearer(
                 age=user["age"],
-                sex=Sex(user["sex"]),
+                sex=wire.Sex[user["sex"].upper()],
                 height_cm=user["height_cm"],
                 weight_kg=user["weight_kg"],
                 resting_hr=user["resting_hr"],
             )
             if user
-            else UserProfile()
+            else Wearer()
         )
         metrics = data.get("metrics", {})
         for metric in Metric:
@@ -92,7 +92,7 @@ class SettingsStore:
         data = {
             "user": {
                 "age": user.age,
-                "sex": user.sex.value,
+                "sex": user.sex.name.lower(),  # "female" | "male", as ever
                 "height_cm": user.height_cm,
                 "weight_kg": user.weight_kg,
                 "resting_hr": user.resting_hr,

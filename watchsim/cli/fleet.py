@@ -3,24 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import signal
 from pathlib import Path
 
 import click
 
 from watchsim.cli import main
-from watchsim.cli.run import PAIRING_HELP, checked_backfill
+from watchsim.cli.run import PAIRING_HELP, checked_backfill, default_state_dir
 from watchsim.errors import WatchsimError
 from watchsim.fleet import DEFAULT_SCENARIOS, Fleet, FleetConfig, FleetControl
 from watchsim.history import DEFAULT_CAPACITY
 from watchsim.model import ScenarioError, builtin_names, load_builtin
 from watchsim.peripheral.port import PairingMode
-
-
-def default_fleet_dir() -> Path:
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "watchsim" / "fleet"
 
 
 async def _run(fleet: Fleet) -> None:
@@ -137,7 +131,7 @@ def fleet(
                 f"{error} (built in: {known})", param_hint="--scenario"
             ) from None
     config = FleetConfig(
-        directory=directory or default_fleet_dir(),
+        directory=directory or default_state_dir("fleet"),
         count=count,
         seed=seed,
         scenarios=scenarios or DEFAULT_SCENARIOS,

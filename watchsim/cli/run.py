@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import errno
-import os
 import signal
 import sys
 from datetime import datetime
 from pathlib import Path
 
 import click
+import platformdirs
 
 from watchsim.app import BlueZRadio, Radio, TransportRadio, WatchApp, WatchConfig, WatchError
 from watchsim.cli import main
@@ -32,8 +32,7 @@ PAIRING_HELP = (
 
 def default_state_dir(name: str) -> Path:
     """``$XDG_STATE_HOME/watchsim/<name>``: one identity (address, bonds, history) per name."""
-    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(base) / "watchsim" / name
+    return platformdirs.user_state_path("watchsim") / name
 
 
 def _radio(

@@ -26,7 +26,7 @@ from watchsim.model.scenario import (
     parse_duration,
     parse_scenario,
 )
-from watchsim.model.user import Sex, UserProfile
+from watchsim.model.user import Wearer
 
 __all__ = [
     "DEFAULT_INTERVALS",
@@ -41,11 +41,10 @@ __all__ = [
     "ScenarioError",
     "ScriptedEvent",
     "Segment",
-    "Sex",
-    "UserProfile",
     "VirtualClock",
     "WatchModel",
     "WatchState",
+    "Wearer",
     "builtin_names",
     "load_builtin",
     "load_scenario",

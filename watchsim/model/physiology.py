@@ -21,8 +21,9 @@ from itertools import accumulate
 from typing import NamedTuple
 
 from protocol.metrics import Metric
+from protocol.settings import Sex
 from watchsim.model.scenario import Activity, Anchor, EventKind, Scenario, ScriptedEvent
-from watchsim.model.user import Sex, UserProfile
+from watchsim.model.user import Wearer
 
 DAY = 86_400
 _FOREVER = 1 << 62
@@ -140,12 +141,12 @@ class WatchModel:
         seed: int,
         start: int,
         utc_offset_s: int = 0,
-        user: UserProfile | None = None,
+        user: Wearer | None = None,
         battery_percent: float = 100.0,
         radio: RadioState = RadioState.ADVERTISING,
     ) -> None:
         self._scenario = scenario
-        self._user = user or UserProfile()
+        self._user = user or Wearer()
         self._utc_offset = utc_offset_s
         self._radio = radio
         self._settings = {m: MetricSettings(True, iv) for m, iv in DEFAULT_INTERVALS.items()}
@@ -198,7 +199,7 @@ class WatchModel:
         return self._t
 
     @property
-    def user(self) -> UserProfile:
+    def user(self) -> Wearer:
         return self._user
 
     @property
@@ -255,7 +256,7 @@ class WatchModel:
         self._radio = radio
         self._next_change = self._t + 1
 
-    def set_user(self, user: UserProfile) -> None:
+    def set_user(self, user: Wearer) -> None:
         self._user = user
         self._derive()
 

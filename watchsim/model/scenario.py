@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import enum
 import re
-import tomllib
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
 
 from watchsim.errors import WatchsimUsageError
+from watchsim.schema import fault
 
 _DURATION = re.compile(r"^(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?$")
 
@@ -107,151 +109,113 @@ def _table_line(text: str, table: str, index: int) -> int | None:
     return None
 
 
+class _Duration(int):
+    """Seconds written as an int or as text such as ``"1h30m"`` (``parse_duration``)."""
+
+
+def _durations(kind: type, value: Any) -> Any:
+    """msgspec's hook for ``_Duration``: a bad one is reported at its key."""
+    if kind is _Duration:
+        return _Duration(parse_duration(value))
+    raise NotImplementedError(kind)
+
+
+# What an enum-valued key takes, for the message when it takes something else.
+_CHOICES = {
+    "activity": [a.value for a in Activity],
+    "kind": [k.value for k in _SCRIPTABLE],
+    "anchor": [a.value for a in Anchor],
+}
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
+
+
+class _SegmentRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    activity: Activity
+    duration: _Duration
+    cadence: Annotated[float, msgspec.Meta(ge=0, le=250)] | None = None  # steps/min
+    intensity: Fraction | None = None  # of heart-rate reserve
+
+
+class _EventRow(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    at: _Duration
+    kind: EventKind
+    duration: _Duration | None = None
+    level: Annotated[int, msgspec.Meta(ge=0, le=100)] | None = None  # battery percent
+
+
+class _ScenarioFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The file as written: keys and types checked by msgspec, meaning by ``_Loader``."""
+
+    segment: Annotated[list[_SegmentRow], msgspec.Meta(min_length=1)]
+    event: list[_EventRow] = []
+    name: str | None = None
+    description: str = ""
+    anchor: Anchor = Anchor.START
+    loop: bool = False
+
+
 class _Loader:
     def __init__(self, source: str, text: str) -> None:
         self.source = source
         self.text = text
 
-    def fail(self, where: str, message: str, table: str = "", index: int = -1) -> ScenarioError:
-        line = _table_line(self.text, table, index) if table else None
+    def fail(self, where: str, message: str) -> ScenarioError:
+        """The error at ``where`` (``segment[1].activity``), with the line of its table."""
+        row = re.match(r"(segment|event)\[(\d+)\]", where)
+        line = _table_line(self.text, row[1], int(row[2])) if row else None
         at = f" (line {line})" if line is not None else ""
         return ScenarioError(f"{self.source}{at}: {where}: {message}")
 
-    def check_keys(
-        self, row: Mapping[str, object], allowed: set[str], where: str, table: str, i: int
-    ) -> None:
-        unknown = sorted(set(row) - allowed)
-        if unknown:
-            raise self.fail(
-                where, f"unknown field(s) {unknown}; allowed: {sorted(allowed)}", table, i
-            )
-
-    def _bad(
-        self, row: Mapping[str, object], key: str, where: str, table: str, i: int, expected: str
-    ) -> ScenarioError:
-        return self.fail(f"{where}.{key}", f"expected {expected}, got {row[key]!r}", table, i)
-
-    def number(
-        self, row: Mapping[str, object], key: str, where: str, table: str, i: int
-    ) -> float | None:
-        value = row.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int | float):
-            raise self._bad(row, key, where, table, i, "a number")
-        return float(value)
-
-    def integer(
-        self, row: Mapping[str, object], key: str, where: str, table: str, i: int
-    ) -> int | None:
-        value = row.get(key)
-        if value is None:
-            return None
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._bad(row, key, where, table, i, "an integer")
-        return value
-
-    def duration(self, row: Mapping[str, object], key: str, where: str, table: str, i: int) -> int:
-        if key not in row:
-            raise self.fail(where, f"missing field '{key}'", table, i)
+    def read(self) -> _ScenarioFile:
         try:
-            return parse_duration(row[key])
-        except ValueError as exc:
-            raise self.fail(f"{where}.{key}", str(exc), table, i) from None
+            return msgspec.toml.decode(self.text, type=_ScenarioFile, dec_hook=_durations)
+        except msgspec.ValidationError as exc:
+            where, message = fault(exc)
+            message = message.replace(" | null`", "`").replace("`object`", "`table`")
+            choices = _CHOICES.get(where.rpartition(".")[2])
+            if message.startswith("Invalid enum value") and choices:
+                message += f", expected one of {choices}"
+            if "field `segment`" in message or (where == "segment" and "length" in message):
+                where, message = "segment", "a scenario needs at least one [[segment]]"
+            raise self.fail(where or "top level", message) from None
+        except msgspec.DecodeError as exc:  # its message carries line and column
+            raise ScenarioError(f"{self.source}: {exc}") from None
 
-    def segment(self, row: object, i: int) -> Segment:
-        where = f"segment[{i}]"
-        if not isinstance(row, dict):
-            raise self.fail(where, "expected a table")
-        self.check_keys(row, {"activity", "duration", "cadence", "intensity"}, where, "segment", i)
-        name = row.get("activity")
-        try:
-            activity = Activity(name)
-        except ValueError:
-            valid = [a.value for a in Activity]
-            raise self.fail(
-                f"{where}.activity", f"{name!r} is not one of {valid}", "segment", i
-            ) from None
-        duration = self.duration(row, "duration", where, "segment", i)
-        if duration == 0:
-            raise self.fail(f"{where}.duration", "must be longer than 0 s", "segment", i)
-        cadence = self.number(row, "cadence", where, "segment", i)
-        if cadence is not None and not 0 <= cadence <= 250:
-            raise self.fail(f"{where}.cadence", "must be 0..250 steps/min", "segment", i)
-        intensity = self.number(row, "intensity", where, "segment", i)
-        if intensity is not None and not 0 <= intensity <= 1:
-            raise self.fail(f"{where}.intensity", "must be 0..1 (heart-rate reserve)", "segment", i)
-        return Segment(activity, duration, cadence, intensity)
+    def segment(self, row: _SegmentRow, i: int) -> Segment:
+        if row.duration == 0:
+            raise self.fail(f"segment[{i}].duration", "must be longer than 0 s")
+        return Segment(row.activity, row.duration, row.cadence, row.intensity)
 
-    def event(self, row: object, i: int, period: int, loop: bool) -> ScriptedEvent:
-        where = f"event[{i}]"
-        if not isinstance(row, dict):
-            raise self.fail(where, "expected a table")
-        self.check_keys(row, {"at", "kind", "duration", "level"}, where, "event", i)
-        try:
-            kind = EventKind(row.get("kind"))
-            if kind is EventKind.BATTERY_EMPTY:
-                raise ValueError
-        except ValueError:
+    def event(self, row: _EventRow, i: int, period: int, loop: bool) -> ScriptedEvent:
+        where, kind = f"event[{i}]", row.kind
+        if kind is EventKind.BATTERY_EMPTY:
             valid = [k.value for k in _SCRIPTABLE]
-            raise self.fail(
-                f"{where}.kind", f"{row.get('kind')!r} is not one of {valid}", "event", i
-            ) from None
-        at = self.duration(row, "at", where, "event", i)
-        if loop and at >= period:
-            raise self.fail(
-                f"{where}.at", f"{at} s is past the looping timeline's {period} s", "event", i
-            )
-        duration = 0
-        if kind in _NEEDS_DURATION:
-            duration = self.duration(row, "duration", where, "event", i)
-        elif "duration" in row:
-            raise self.fail(f"{where}.duration", f"'{kind.value}' takes no duration", "event", i)
-        level = self.integer(row, "level", where, "event", i)
+            raise self.fail(f"{where}.kind", f"{kind.value!r} is not one of {valid}")
+        if loop and row.at >= period:
+            raise self.fail(f"{where}.at", f"{row.at} s is past the looping timeline's {period} s")
+        if kind in _NEEDS_DURATION and row.duration is None:
+            raise self.fail(where, "missing field 'duration'")
+        if kind not in _NEEDS_DURATION and row.duration is not None:
+            raise self.fail(f"{where}.duration", f"'{kind.value}' takes no duration")
+        level = row.level
         if kind is EventKind.BATTERY_LOW:
             level = 10 if level is None else level
-            if not 0 <= level <= 100:
-                raise self.fail(f"{where}.level", "must be 0..100 percent", "event", i)
         elif level is not None:
-            raise self.fail(f"{where}.level", f"'{kind.value}' takes no level", "event", i)
-        return ScriptedEvent(at, kind, duration, level)
+            raise self.fail(f"{where}.level", f"'{kind.value}' takes no level")
+        return ScriptedEvent(row.at, kind, row.duration or 0, level)
 
     def scenario(self, default_name: str) -> Scenario:
-        try:
-            data = tomllib.loads(self.text)
-        except tomllib.TOMLDecodeError as exc:  # its message carries line and column
-            raise ScenarioError(f"{self.source}: {exc}") from None
-        allowed = {"name", "description", "anchor", "loop", "segment", "event"}
-        unknown = sorted(set(data) - allowed)
-        if unknown:
-            raise self.fail("top level", f"unknown key(s) {unknown}; allowed: {sorted(allowed)}")
-        rows = data.get("segment")
-        if not isinstance(rows, list) or not rows:
-            raise self.fail("segment", "a scenario needs at least one [[segment]]")
-        segments = tuple(self.segment(r, i) for i, r in enumerate(rows))
-        try:
-            anchor = Anchor(data.get("anchor", Anchor.START.value))
-        except ValueError:
-            valid = [a.value for a in Anchor]
-            raise self.fail("anchor", f"{data.get('anchor')!r} is not one of {valid}") from None
-        loop = data.get("loop", False)
-        if not isinstance(loop, bool):
-            raise self.fail("loop", f"expected true or false, got {loop!r}")
+        written = self.read()
+        segments = tuple(self.segment(r, i) for i, r in enumerate(written.segment))
         period = sum(s.duration_s for s in segments)
-        events_rows = data.get("event", [])
-        if not isinstance(events_rows, list):
-            raise self.fail("event", "expected an array of [[event]] tables")
-        events = tuple(self.event(r, i, period, loop) for i, r in enumerate(events_rows))
-        name, description = data.get("name", default_name), data.get("description", "")
-        if not isinstance(name, str) or not isinstance(description, str):
-            raise self.fail("name/description", "expected strings")
+        events = (self.event(r, i, period, written.loop) for i, r in enumerate(written.event))
         return Scenario(
-            name=name,
+            name=default_name if written.name is None else written.name,
             segments=segments,
             events=tuple(sorted(events, key=lambda e: e.at_s)),
-            anchor=anchor,
-            loop=loop,
-            description=description,
+            anchor=written.anchor,
+            loop=written.loop,
+            description=written.description,
         )
 
 

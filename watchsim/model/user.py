@@ -1,18 +1,19 @@
-"""The wearer: the profile the watch's algorithms use (Settings service writes it)."""
+"""The wearer: the body the watch's algorithms simulate (the Settings service writes it).
+
+Not the wire's ``protocol.settings.UserProfile`` (whole centimetres, 0.1 kg steps, no
+resting heart rate): ``watchsim.app.settings_service`` converts between the two. The sex
+is the protocol's enum, restricted to the two bodies the model has equations for.
+"""
 
 from __future__ import annotations
 
-import enum
 from dataclasses import dataclass
 
-
-class Sex(enum.Enum):
-    FEMALE = "female"
-    MALE = "male"
+from protocol.settings import Sex
 
 
 @dataclass(frozen=True, slots=True)
-class UserProfile:
+class Wearer:
     age: int = 35
     sex: Sex = Sex.FEMALE
     height_cm: float = 168.0
@@ -20,6 +21,8 @@ class UserProfile:
     resting_hr: float = 62.0
 
     def __post_init__(self) -> None:
+        if self.sex is Sex.UNSPECIFIED:
+            raise ValueError("the model simulates a female or a male body, not an unspecified one")
         if not 5 <= self.age <= 110:
             raise ValueError(f"age {self.age} is outside 5..110 years")
         if not 80 <= self.height_cm <= 250:

@@ -14,7 +14,7 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any, Final, TypeVar
 
-from phoneagent.relays.control import ControlUsageError
+from phoneagent.control import ControlUsageError
 from phoneagent.relays.hub import Notification, RelayHub
 from phoneagent.relays.permissions import Feature
 from protocol.alerts import AlertCategory, CallStatus

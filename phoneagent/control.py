@@ -1,5 +1,7 @@
-"""The running agent's socket: how ``phoneagent inject``, ``permissions`` and the other
-commands that change what the agent does reach ``phoneagent run``.
+"""The running agent's only control socket: how ``phoneagent inject``, ``status``,
+``permissions`` and the other commands that change what the agent does (the ``reload``
+signal) reach ``phoneagent run``. It belongs to the agent as a whole: the relays' ops
+(``notify``, ``call``, ...) sit beside the agent's own (``status``, ``reload``).
 
 A ``localsock`` JSON-lines socket next to the store (``<data dir>/relays.sock``,
 owner-only): ``{"op": "notify", ...}`` -> ``{"ok": true, "result": {...}}``. Content
