@@ -9,7 +9,6 @@ the sync engine. It needs both sides, hence a harness; the command line
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import shlex
 import shutil
 import tempfile
@@ -19,12 +18,15 @@ from pathlib import Path
 import click
 from bumble.link import LocalLink
 
-from phoneagent.cli.context import AgentContext, preferences_of
+from phoneagent.cli.context import AgentContext
 from phoneagent.cli.output import ProgressObserver, console, progress_bar
+from phoneagent.config import SyncConfig
 from phoneagent.logs import AgentLogging
 from phoneagent.paths import database_path
+from phoneagent.services.agent import agent_daemon
+from phoneagent.services.sync import sync_once
 from phoneagent.store import AsyncStore, DbKey, Store, create_key_file, read_key_file
-from phoneagent.sync import Committed, DeviceSync, StoreBonds, SyncObserver
+from phoneagent.sync import Committed, StoreBonds, SyncObserver
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import radio_transport
 from phoneagent.transport.radio import BumbleRadio
@@ -124,22 +126,25 @@ async def run_demo(
                 click.echo(
                     f"Paired with {record.name} ({record.model}, firmware {record.firmware})."
                 )
-                preferences = preferences_of(astore.store)
                 with progress_bar(out) as progress:
                     observer = ProgressObserver(progress, "backfill")
-                    sync = DeviceSync(
-                        watch.address, transport, astore, preferences, observer=observer
+                    outcome = await sync_once(
+                        directory,
+                        astore,
+                        transport,
+                        watch.address,
+                        config=SyncConfig(scan_timeout=PAIRING_TIMEOUT),
+                        observer=observer,
                     )
-                    await sync.sync_once(scan_timeout=PAIRING_TIMEOUT)
                 click.echo(f"Backfilled {observer.stored} samples.")
+                if outcome.upload_failure is not None:  # a demo in an agent's data dir
+                    click.echo(f"Cloud upload failed: {outcome.upload_failure}", err=True)
                 if seconds > 0:
                     click.echo(f"Live values for {seconds:g} s (watch clock at {speed:g}x):")
-                    live = DeviceSync(
-                        watch.address, transport, astore, preferences, observer=LivePrinter()
-                    )
-                    with contextlib.suppress(TimeoutError):
-                        async with asyncio.timeout(seconds):
-                            await live.run()
+                    live = agent_daemon(astore, transport, observer=LivePrinter())
+                    stop = asyncio.Event()
+                    asyncio.get_running_loop().call_later(seconds, stop.set)
+                    await live.run(stop)
         finally:
             await watch.stop()
     finally:

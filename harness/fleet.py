@@ -39,16 +39,16 @@ import tomli_w
 
 from phoneagent.backoff import Backoff
 from phoneagent.config import CONFIG_NAME, SyncConfig, load_config
-from phoneagent.daemon import Daemon
-from phoneagent.privacy import sync_preferences
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
+from phoneagent.services.agent import agent_daemon
+from phoneagent.services.upload import HomeUploader
 from phoneagent.store import AsyncStore, Store, StorePool, create_key_file, read_key_file
 from phoneagent.sync import Committed, StoreBonds, SyncObserver, SyncState
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import RefusingAgent, Transport, radio_lost
 from phoneagent.transport.factory import open_transport, parse_transport
-from phoneagent.upload import Uploader, endpoints_path, load_endpoints
+from phoneagent.upload import Endpoint, Uploader, endpoints_path, load_endpoints
 from phoneagent.upload.uploader import RECONNECT_INITIAL_S, RECONNECT_MAX_S
 from phoneagent.waiting import first_of, sleep_unless
 from protocol.address import Address
@@ -251,8 +251,8 @@ class _Observer(SyncObserver):
         agent.stored += commit.result.new
         if agent.latency is not None:
             agent.latency.committed(commit, time.time(), agent.watch.phase)
-        if agent.uploader is not None:
-            agent.uploader.wake()
+        if agent.uploads is not None:
+            agent.uploads.wake()
 
 
 @dataclass(frozen=True)
@@ -281,7 +281,7 @@ class FleetAgent:
         self.key_file = fleet.config.directory / "keys" / f"{watch.name}.key"
         self.store: Store | None = None
         self.astore: AsyncStore | None = None
-        self.uploader: Uploader | None = None
+        self.uploads: HomeUploader | None = None
         self.latency: Latency | None = fleet.latency
         self.state = SyncState.STOPPED
         self.stored = 0
@@ -311,18 +311,25 @@ class FleetAgent:
         self.store = store = await asyncio.to_thread(self._open_store)
         self.astore = AsyncStore(store, self.fleet.store_pool)
         if self.fleet.config.cloud_config is not None:
-            endpoint = load_endpoints(endpoints_path(self.data_dir)).for_region(
-                self.fleet.config.region
-            )
-            self.uploader = Uploader(
-                store,
-                endpoint,
-                backoff=Backoff(
-                    RECONNECT_INITIAL_S, RECONNECT_MAX_S, rng=random.Random(self.index)
-                ),
-                on_acked=self._acked,
-                blocking=self.fleet.store_pool.run,
-            )
+
+            def make(store: Store, endpoint: Endpoint) -> Uploader:
+                rng = random.Random(self.index)
+                backoff = Backoff(RECONNECT_INITIAL_S, RECONNECT_MAX_S, rng=rng)
+                return Uploader(
+                    store,
+                    endpoint,
+                    backoff=backoff,
+                    on_acked=self._acked,
+                    blocking=self.fleet.store_pool.run,
+                )
+
+            self.uploads = HomeUploader(self.data_dir, store, make=make)
+            await asyncio.to_thread(self.uploads.choose)
+
+    def uploaded(self) -> int:
+        """Samples its uploader had acknowledged (a fleet's agents never change region)."""
+        current = None if self.uploads is None else self.uploads.current
+        return 0 if current is None else current.stats.samples
 
     def _acked(self, device: str, last_seq: int) -> None:
         if self.latency is not None:
@@ -369,7 +376,7 @@ class FleetAgent:
     async def run(self, stop: asyncio.Event) -> None:
         """Sync until ``stop``; a lost air connection means a new radio, not an exit."""
         uploading = (
-            asyncio.create_task(self.uploader.run(stop)) if self.uploader is not None else None
+            asyncio.create_task(self.uploads.run(stop)) if self.uploads is not None else None
         )
         backoff = Backoff(REOPEN_INITIAL_S, REOPEN_MAX_S, rng=random.Random(self.index))
         try:
@@ -407,11 +414,9 @@ class FleetAgent:
     async def _sync(self, transport: Transport, stop: asyncio.Event) -> None:
         """Run the sync engine until ``stop`` or until this radio's transport is lost."""
         assert self.store is not None and self.astore is not None
-        store = self.store
-        daemon = Daemon(
-            transport,
+        daemon = agent_daemon(
             self.astore,
-            lambda: sync_preferences(store),
+            transport,
             config=self.fleet.config.sync,
             observer=_Observer(self),
             seed=self.index,
@@ -510,7 +515,7 @@ class AgentFleet:
             "cpu_s": round(cpu, 2),
             "cpu_per_agent_s": round(cpu / max(1, count), 3),
             "stored": sum(a.stored for a in self.agents),
-            "uploaded": sum(a.uploader.stats.samples for a in self.agents if a.uploader),
+            "uploaded": sum(a.uploaded() for a in self.agents),
             "radio_reopened": sum(a.reopened for a in self.agents),
             "radio_failed": sum(a.failed for a in self.agents),
         }

@@ -3,7 +3,8 @@
 Watches are independent: one that is away, or whose pairing was lost, never holds up
 the others. Stopping cancels every state machine; records already committed stay, and
 anything received but not committed is simply reported again next time. With cloud sync
-configured, the uploader runs beside them and is woken by every commit. With a relay
+configured, the uploader runs beside them and is woken by every commit (for ``run``, a
+``services.upload.HomeUploader``, which follows the home region). With a relay
 hub, every watch is attached to it while connected (notifications, calls, music).
 """
 
@@ -16,6 +17,7 @@ import logging
 import random
 from collections.abc import Awaitable, Callable, Iterator
 from datetime import datetime
+from typing import Protocol
 
 from bleak.exc import BleakError
 
@@ -33,7 +35,6 @@ from phoneagent.sync import (
 )
 from phoneagent.sync.engine import local_now
 from phoneagent.transport import Transport, radio_lost
-from phoneagent.upload import Uploader
 from phoneagent.waiting import first_of
 from protocol.errors import ProtocolError
 
@@ -54,12 +55,20 @@ def paired_devices(store: AsyncStore, transport: Transport) -> list[str]:
 SyncEvent = tuple[SyncState, str] | Committed
 
 
+class Uploads(Protocol):
+    """What the daemon needs of an uploader (``Uploader``, ``services.upload.HomeUploader``)."""
+
+    def wake(self) -> None: ...
+
+    async def run(self, stop: asyncio.Event) -> None: ...
+
+
 class _WakeUploader(SyncObserver):
     """Passes every event on, keeps each watch's last state for ``Daemon.report``, tells
     the uploader (if any) that records were committed, and queues a watch's events for
     whoever follows it (``following``)."""
 
-    def __init__(self, inner: SyncObserver, uploader: Callable[[], Uploader | None]) -> None:
+    def __init__(self, inner: SyncObserver, uploader: Callable[[], Uploads | None]) -> None:
         self._inner, self._uploader = inner, uploader
         self.states: dict[str, tuple[SyncState, str]] = {}
         self._followers: list[tuple[str, asyncio.Queue[SyncEvent]]] = []
@@ -133,13 +142,14 @@ class Daemon:
         config: SyncConfig | None = None,
         observer: SyncObserver | None = None,
         seed: int | None = None,
-        uploader: Uploader | None = None,
+        uploader: Uploads | None = None,
         relays: Relays | None = None,
-        clock: Callable[[], datetime] = local_now,
+        clock: Callable[[], datetime] | None = None,
         reopen: Callable[[], Awaitable[Transport]] | None = None,
     ) -> None:
         """``reopen``: how to open the radio again when its transport goes away (the air
-        restarted); without it a lost radio leaves the engines backing off forever."""
+        restarted); without it a lost radio leaves the engines backing off forever.
+        ``clock``: what the watches' clocks are set to (None: local time)."""
         self._transport = transport
         self._reopen = reopen
         self._store = store
@@ -149,7 +159,7 @@ class Daemon:
         self._uploader = uploader
         self._relays = relays
         self._rng = random.Random(seed)
-        self._clock = clock  # what the watches' clocks are set to
+        self._clock = clock or local_now
         self.syncs: dict[str, DeviceSync] = {}
         self._tasks: dict[str, asyncio.Task[None]] = {}
         self._others: list[asyncio.Task[None]] = []
@@ -302,17 +312,6 @@ class Daemon:
             if sync.not_storing is not None:
                 report[address]["not_storing"] = sync.not_storing
         return report
-
-    @property
-    def uploading(self) -> bool:
-        return self._uploader is not None
-
-    def start_uploader(self, uploader: Uploader) -> None:
-        """Cloud sync became possible while running (an account, endpoints configured)."""
-        if self._uploader is not None or self._stop is None:
-            return
-        self._uploader = uploader
-        self._start(asyncio.create_task(uploader.run(self._stop), name="uploader"))
 
     def _start(self, task: asyncio.Task[None]) -> None:
         self._others.append(task)

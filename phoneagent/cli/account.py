@@ -9,10 +9,10 @@ from typing import Any
 
 import click
 
-from phoneagent.cli.cloud import send_erasures
 from phoneagent.cli.context import AgentContext, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.privacy import privacy_errors, show_policy_notice
+from phoneagent.errors import AgentError
 from phoneagent.privacy import (
     AccountDeletion,
     ProfileInput,
@@ -24,6 +24,7 @@ from phoneagent.privacy import (
 from phoneagent.privacy.account import profile_input
 from phoneagent.privacy.export import rows
 from phoneagent.privacy.regions import REGIONS
+from phoneagent.services.erasure import send_erasures
 from phoneagent.store import Store
 from protocol.settings import Sex
 
@@ -92,9 +93,14 @@ def _deleted(agent: AgentContext, store: Store, result: AccountDeletion) -> None
     click.echo(f"{result.reason}\nDeleted {result.samples} sample(s) from this phone.")
     for r in result.erase_requests:
         click.echo(f"Cloud erasure requested from {r.endpoint} (request {r.id}).")
-    failure = send_erasures(agent, store, ERASE_WAIT_S) if result.erase_requests else None
-    if failure is not None:
-        click.echo(f"Warning: {failure.message}.", err=True)
+    if not result.erase_requests:
+        return
+    try:
+        pending = send_erasures(agent.data_dir, store, ERASE_WAIT_S)
+    except AgentError as failure:
+        click.echo(f"Warning: {failure}.", err=True)
+        return
+    click.echo(f"{pending} erase request(s) pending confirmation (see: phoneagent cloud status).")
 
 
 @click.group("account")

@@ -10,21 +10,15 @@ import asyncio
 from datetime import UTC, datetime
 from pathlib import Path
 
-import aiomqtt
 import click
 
 from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
-from phoneagent.errors import EXIT_ERROR, EXIT_UNREACHABLE, EXIT_USAGE
+from phoneagent.errors import EXIT_USAGE
 from phoneagent.privacy.consent import CLOUD_SYNC, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
-from phoneagent.store import Store
-from phoneagent.upload.client import PublishRefusedError
-from phoneagent.upload.endpoints import Endpoint, EndpointError, endpoints_path, load_endpoints
-from phoneagent.upload.uploader import Uploader
-
-# Beyond the confirmation wait: connecting, publishing and disconnecting.
-_SLACK_S = 30.0
+from phoneagent.services.erasure import send_erasures
+from phoneagent.upload.endpoints import Endpoint, EndpointError
 
 
 def _iso(moment: int | None) -> str | None:
@@ -67,53 +61,8 @@ def clear(agent: AgentContext, wait: float) -> None:
         if not requested and not store.ledger.erase_requests(pending_only=True):
             click.echo("Nothing was ever uploaded; there is nothing to erase.")
             return
-        failure = send_erasures(agent, store, wait)
-    if failure is not None:
-        raise failure
-
-
-def send_erasures(agent: AgentContext, store: Store, wait: float) -> CliError | None:
-    """Send the pending erase requests to their regions' brokers now, await confirmations.
-
-    Returns the failure, if any, for the caller to raise or report: requests that could
-    not be sent stay pending (the audit tracks them against the 90-day limit) and
-    ``cloud clear`` or ``run`` sends them later.
-    """
-    regions = sorted({r.endpoint for r in store.ledger.erase_requests(pending_only=True)})
-    if not regions:
-        return None
-    path = endpoints_path(agent.data_dir)
-    if not path.exists():
-        return CliError(
-            f"no cloud endpoints are configured ({path}): the erase request(s) stay pending; "
-            "configure them and run phoneagent cloud clear",
-            EXIT_USAGE,
-        )
-    try:
-        endpoints = load_endpoints(path)
-        for region in regions:
-            uploader = Uploader(store, endpoints.for_region(region))
-            # A command must come back even if a broker stops answering mid-session.
-            asyncio.run(asyncio.wait_for(uploader.drain(confirm_timeout=wait), wait + _SLACK_S))
-    except EndpointError as error:
-        return CliError(str(error), EXIT_USAGE)
-    except TimeoutError:
-        return CliError(
-            "the broker stopped answering; the erase request(s) stay pending "
-            "(phoneagent cloud clear retries)",
-            EXIT_UNREACHABLE,
-        )
-    except aiomqtt.MqttError as error:
-        return CliError(
-            f"MQTT broker: {error}; the erase request(s) stay pending "
-            "(phoneagent cloud clear retries)",
-            EXIT_ERROR if isinstance(error, PublishRefusedError) else EXIT_UNREACHABLE,
-        )
-    pending = store.ledger.erase_requests(pending_only=True)
-    click.echo(
-        f"{len(pending)} erase request(s) pending confirmation (see: phoneagent cloud status)."
-    )
-    return None
+        pending = send_erasures(agent.data_dir, store, wait)
+    click.echo(f"{pending} erase request(s) pending confirmation (see: phoneagent cloud status).")
 
 
 @cloud.command("status")

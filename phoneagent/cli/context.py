@@ -23,9 +23,8 @@ from phoneagent.errors import EXIT_ERROR, EXIT_UNREACHABLE, AgentError
 from phoneagent.instance import holding
 from phoneagent.logs import AgentLogging
 from phoneagent.paths import data_dir
-from phoneagent.privacy import sync_preferences
 from phoneagent.store import AsyncStore, ResolvedKey, Store, resolve_key, store_exists
-from phoneagent.sync import PreferencesSource, StoreBonds
+from phoneagent.sync import StoreBonds
 from phoneagent.transport import (
     PairingAgent,
     RefusingAgent,
@@ -162,11 +161,6 @@ class AgentContext:
             bonds=StoreBonds(store.store),
             agent=agent or RefusingAgent(),
         )
-
-
-def preferences_of(store: Store) -> PreferencesSource:
-    """The account and consent ledger, read at the start of every sync session."""
-    return lambda: sync_preferences(store)
 
 
 pass_agent = click.make_pass_decorator(AgentContext)

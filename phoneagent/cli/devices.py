@@ -9,11 +9,10 @@ from datetime import UTC, datetime
 import click
 
 from phoneagent import control
-from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
+from phoneagent.cli.context import AgentContext, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.params import ADDRESS
-from phoneagent.errors import EXIT_UNREACHABLE
-from phoneagent.privacy import delete_data
+from phoneagent.services.pairing import unpair
 from phoneagent.sync.discovery import pair_device, scan
 from protocol.address import Address
 
@@ -108,12 +107,7 @@ def pair_command(agent: AgentContext, address: Address, timeout: float) -> None:
 def unpair_command(agent: AgentContext, address: Address, keep_data: bool) -> None:
     """Forget a watch: its bond, and (unless --keep-data) the device and all its samples."""
     with agent.open_store() as store:
-        known = store.get_device(address) is not None or address in store.list_bonds()
-        if not known:
-            raise CliError(f"{address} is not paired.", EXIT_UNREACHABLE)
-        store.delete_bond(address)
-        # The same deletion as ``delete --device``: cloud copies get an erase request too.
-        erasures = () if keep_data else delete_data(store, device=address).erase_requests
+        erasures = unpair(store, address, keep_data=keep_data)
     click.echo(f"Forgot {address}" + (" (data kept)." if keep_data else " and its data."))
     for request in erasures:
         click.echo(f"Cloud erasure requested from {request.endpoint}, due by the 90-day limit.")

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import functools
 import signal
 import sys
 
 import click
 
-from phoneagent.cli.context import AgentContext, CliError, pass_agent, preferences_of
+from phoneagent.cli.context import AgentContext, pass_agent
 from phoneagent.cli.output import ProgressObserver, progress_bar
 from phoneagent.cli.params import ADDRESS
-from phoneagent.control import ControlError
-from phoneagent.daemon import Daemon
-from phoneagent.errors import EXIT_ERROR, EXIT_PAIRING_LOST, EXIT_USAGE
-from phoneagent.instance import SYNC_OP, HeldError, sync_handler, sync_through_running_agent
+from phoneagent.errors import EXIT_PAIRING_LOST
+from phoneagent.instance import HeldError, sync_through_running_agent
 from phoneagent.relays.service import RelayService
-from phoneagent.store import AsyncStore, Store
-from phoneagent.sync import DeviceSync, SyncObserver, SyncState
-from phoneagent.upload import EndpointError, Uploader, endpoints_path, load_endpoints
+from phoneagent.services.agent import running_agent
+from phoneagent.services.sync import SyncOutcome, sync_once
+from phoneagent.sync import SyncObserver, SyncState
 from protocol.address import Address
 
 
@@ -27,48 +24,34 @@ from protocol.address import Address
 @click.argument("address", type=ADDRESS)
 @pass_agent
 def sync_command(agent: AgentContext, address: Address) -> None:
-    """Backfill one paired watch now, then disconnect."""
+    """Backfill one paired watch now, then disconnect; with cloud sync on, upload it."""
 
-    async def work() -> tuple[int, int]:
+    async def work() -> tuple[int, SyncOutcome]:
         async with agent.session("sync", address, paired=address) as (store, transport, config):
-            preferences = preferences_of(store.store)
             with progress_bar() as progress:
                 observer = ProgressObserver(progress, address)
-                sync = DeviceSync(
-                    address,
-                    transport,
-                    store,
-                    preferences,
-                    observer=observer,
-                    connect_timeout=config.sync.connect_timeout,
+                outcome = await sync_once(
+                    agent.data_dir, store, transport, address, config=config.sync, observer=observer
                 )
-                position = await sync.sync_once(scan_timeout=config.sync.scan_timeout)
-        return observer.stored, position
+        return observer.stored, outcome
 
     try:
-        stored, position = asyncio.run(work())
+        stored, outcome = asyncio.run(work())
     except HeldError as busy:  # a running ``phoneagent run`` syncs it instead, if it can
         there = asyncio.run(sync_through_running_agent(address, busy))
         click.echo(f"Synced by the running agent: {there.by}.", err=True)
-        stored, position = there.stored, there.next_seq
-    click.echo(f"Stored {stored} new sample(s) from {address}; synced up to seq {position - 1}.")
-
-
-def configured_uploader(agent: AgentContext, store: Store) -> Uploader | None:
-    """The home region's uploader when cloud endpoints are configured for an account.
-
-    Whether it may publish is still asked before every batch (PR-CLOUD, PR-GUEST).
-    """
-    path = endpoints_path(agent.data_dir)
-    account = store.ledger.get_account()
-    if not path.exists() or account is None or account.guest or account.region is None:
-        return None
-    try:
-        endpoint = load_endpoints(path).for_region(account.region)
-        endpoint.check_transport()  # PR-TLS: refused now, not when the first batch is due
-    except EndpointError as error:
-        raise CliError(str(error), EXIT_USAGE) from error
-    return Uploader(store, endpoint)
+        click.echo(
+            f"Stored {there.stored} new sample(s) from {address};"
+            f" synced up to seq {there.next_seq - 1}."
+        )
+        return
+    click.echo(
+        f"Stored {stored} new sample(s) from {address}; synced up to seq {outcome.position - 1}."
+    )
+    if outcome.uploaded is not None:
+        click.echo(f"Uploaded {outcome.uploaded.samples} sample(s) to the {outcome.region} cloud.")
+    if outcome.upload_failure is not None:
+        raise outcome.upload_failure
 
 
 class LogObserver(SyncObserver):
@@ -76,20 +59,6 @@ class LogObserver(SyncObserver):
 
     def state_changed(self, device: str, state: SyncState, detail: str) -> None:
         click.echo(f"{device}: {state.value}" + (f" ({detail})" if detail else ""), err=True)
-
-
-async def _reload(agent: AgentContext, store: AsyncStore, daemon: Daemon) -> None:
-    """A command changed the ledger, the account or the pairings while the daemon runs."""
-    await daemon.reload()
-    if daemon.uploading:
-        return
-    try:  # an account, a cloud.toml or cloud sync may be new since the start
-        uploader = await asyncio.to_thread(configured_uploader, agent, store.store)
-    except CliError as error:
-        click.echo(f"Cloud upload not started: {error.message}", err=True)
-        return
-    if uploader is not None:
-        daemon.start_uploader(uploader)
 
 
 def relay_summary(relays: RelayService) -> str:
@@ -124,31 +93,22 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with agent.session("run") as (store, transport, config):
-            relays = RelayService(store.store, agent.data_dir, dbus=dbus)
-            try:
-                await relays.start()
-            except ControlError as error:  # another agent serves this data dir
-                raise CliError(str(error), EXIT_ERROR) from error
-            try:
-                daemon = Daemon(
-                    transport,
-                    store,
-                    preferences_of(store.store),
-                    config=config.sync,
-                    observer=LogObserver(),
-                    uploader=configured_uploader(agent, store.store),
-                    relays=relays.hub,
-                    reopen=agent.radio_opener(store, config),
-                )
-                relays.reload_listeners.append(functools.partial(_reload, agent, store, daemon))
-                relays.status_parts["watches"] = daemon.report
-                relays.control.serve(SYNC_OP, sync_handler(daemon))
-                click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
-                click.echo(f"relays: {relay_summary(relays)}", err=True)
-                return await daemon.run(stop)
-            finally:
-                await relays.aclose()
+        async with (
+            agent.session("run") as (store, transport, config),
+            running_agent(
+                agent.data_dir,
+                store,
+                transport,
+                config=config.sync,
+                observer=LogObserver(),
+                reopen=agent.radio_opener(store, config),
+                dbus=dbus,
+                say=lambda notice: click.echo(notice, err=True),
+            ) as running,
+        ):
+            click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
+            click.echo(f"relays: {relay_summary(running.relays)}", err=True)
+            return await running.daemon.run(stop)
 
     states = asyncio.run(work())
     lost = sorted(a for a, s in states.items() if s is SyncState.PAIRING_LOST)

@@ -95,3 +95,28 @@ def test_only_localsock_opens_a_control_socket() -> None:
         if "open_unix_connection" in path.read_text()
     ]
     assert not by_hand, by_hand
+
+
+# What a command module may take from the others: the context, option types, output, and
+# the privacy commands' error mapping and notice.
+CLI_HELPERS = frozenset(
+    f"phoneagent.cli.{name}" for name in ("context", "params", "output", "privacy")
+)
+
+
+def test_cli_modules_share_only_their_helpers() -> None:
+    """The CLI parses and prints; what commands share is below it (``phoneagent.services``).
+    So a command module takes nothing from another but the CLI's helpers, and no module
+    takes a private name of the CLI's."""
+    wrong = []
+    for path in [*sources("phoneagent/cli"), *sources("harness")]:
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if not isinstance(node, ast.ImportFrom) or node.module is None:
+                continue
+            if not node.module.startswith("phoneagent.cli."):
+                continue
+            private = [alias.name for alias in node.names if alias.name.startswith("_")]
+            in_cli = path.is_relative_to(ROOT / "phoneagent" / "cli")
+            if private or (in_cli and node.module not in CLI_HELPERS):
+                wrong.append(f"{path.relative_to(ROOT)}: {node.module} {private or ''}")
+    assert not wrong, wrong
