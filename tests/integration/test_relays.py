@@ -42,11 +42,6 @@ from watchsim.control import request as ctl
 from watchsim.testing import LoopbackWatch
 
 
-@pytest.fixture
-async def link() -> LocalLink:
-    return LocalLink()  # type: ignore[no-untyped-call]
-
-
 class States(SyncObserver):
     """Lets a test wait for the engine to reach a state (it attaches relays before BACKFILL)."""
 

@@ -150,12 +150,6 @@ def assert_exact(store: Store, address: str, recorder: Recorder) -> None:
     assert store.gaps(address) == []
 
 
-@pytest.fixture
-async def link() -> LocalLink:
-    """Built inside the test's event loop: Bumble objects bind to the loop they start in."""
-    return LocalLink()  # type: ignore[no-untyped-call]
-
-
 async def paired(link: LocalLink, tmp_path: Path, hours: float = 24) -> tuple[LoopbackWatch, Agent]:
     watch = await start_loopback_watch(
         link, tmp_path / "watch", seed=3, backfill=timedelta(hours=hours)

@@ -55,11 +55,6 @@ ARTIST = "Pianist-e58a"
 SECRETS = (TITLE, BODY, CALLER, NUMBER, "2079460123", "7946 0123", TRACK, ARTIST)
 
 
-@pytest.fixture
-async def link() -> LocalLink:
-    return LocalLink()  # type: ignore[no-untyped-call]
-
-
 @contextlib.asynccontextmanager
 async def connected(address: str) -> AsyncIterator[MessageBus]:
     bus = await MessageBus(bus_address=address).connect()
