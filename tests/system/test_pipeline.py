@@ -21,10 +21,9 @@ from phoneagent.privacy.consent import set_consent
 from phoneagent.upload import Endpoint, Uploader
 from protocol.settings import Sex
 from tests.integration.test_sync_engine import WAIT, Recorder, paired
-from tests.mosquitto import Broker, broker
+from tests.mosquitto import Broker
 from tests.system.test_upload import receiving, wait_until
 
-__all__ = ["broker"]
 pytestmark = pytest.mark.system
 
 

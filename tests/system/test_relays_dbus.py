@@ -37,12 +37,11 @@ from phoneagent.relays.service import RelayService
 from phoneagent.relays.sources import modem, mpris, notifications
 from phoneagent.store import Store
 from phoneagent.store.db import connect
-from tests.dbus_session import private_bus, session_bus
+from tests.dbus_session import private_bus
 from tests.integration.test_relays import Rig, hub_log, relay_rig, shown
 from tests.integration.test_sync_engine import KEY, WAIT
 from watchsim.control import request as ctl
 
-__all__ = ["session_bus"]
 pytestmark = pytest.mark.system
 
 # Content that must never reach the disk: the scan looks for each of these.
