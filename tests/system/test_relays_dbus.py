@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from bumble.link import LocalLink
@@ -63,33 +63,36 @@ async def connected(address: str) -> AsyncIterator[MessageBus]:
         bus.disconnect()
 
 
-async def notify(bus: MessageBus, app: str, title: str, body: str, replaces: int = 0) -> int:
-    """The standard ``org.freedesktop.Notifications.Notify`` call, as any desktop app sends it."""
-    reply = await bus.call(
+async def _notifications(
+    bus: MessageBus, member: str, signature: str, body: list[Any]
+) -> Message | None:
+    """A call to the standard ``org.freedesktop.Notifications`` service."""
+    return await bus.call(
         Message(
             destination=notifications.NAME,
             path=notifications.PATH,
             interface=notifications.NAME,
-            member="Notify",
-            signature="susssasa{sv}i",
-            body=[app, replaces, "", title, body, [], {"urgency": Variant("y", 1)}, -1],
+            member=member,
+            signature=signature,
+            body=body,
         )
+    )
+
+
+async def notify(bus: MessageBus, app: str, title: str, body: str, replaces: int = 0) -> int:
+    """The standard ``Notify`` call, as any desktop app sends it."""
+    reply = await _notifications(
+        bus,
+        "Notify",
+        "susssasa{sv}i",
+        [app, replaces, "", title, body, [], {"urgency": Variant("y", 1)}, -1],
     )
     assert reply is not None and reply.message_type is MessageType.METHOD_RETURN, reply
     return int(reply.body[0])
 
 
 async def close(bus: MessageBus, notification_id: int) -> None:
-    await bus.call(
-        Message(
-            destination=notifications.NAME,
-            path=notifications.PATH,
-            interface=notifications.NAME,
-            member="CloseNotification",
-            signature="u",
-            body=[notification_id],
-        )
-    )
+    await _notifications(bus, "CloseNotification", "u", [notification_id])
 
 
 # --- fakes of the phone's services ---------------------------------------------------
