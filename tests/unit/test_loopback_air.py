@@ -9,23 +9,11 @@ does not do (issue 18 finding 9).
 from __future__ import annotations
 
 import ast
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
+from tests.unit.test_layers import OURS, ROOT
+
 # Every folder of ours that holds Python; the BlueZ VM's own link is a subclass, not a call.
-FOLDERS = (
-    "protocol",
-    "bumblekit",
-    "bluezkit",
-    "localsock",
-    "watchsim",
-    "phoneagent",
-    "harness",
-    "cloudreceiver",
-    "tests",
-    "benchmarks",
-    "scripts",
-)
+FOLDERS = (*sorted(OURS), "tests", "benchmarks", "scripts")
 
 
 def builds_a_bare_local_link(tree: ast.Module) -> list[int]:
