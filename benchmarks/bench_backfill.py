@@ -6,7 +6,8 @@ newest seq (REPORT, decode, ``store_batch``, DELETE_UP_TO). Two modes:
 - ``split``: the watch is a separate ``watchsim run`` process on a ``watchsim air``
   process; this process is the agent alone, so its peak RSS is the agent's. Runs first,
   before anything else grows this process.
-- ``inproc``: watch and agent share this process and a LocalLink (the issue's 15 s
+- ``inproc``: watch and agent share this process and an in-process air (``new_link``,
+  as ``phoneagent demo`` and ``watchsim air`` use; the issue's 15 s
   target); the RSS then covers both, including the watch's history.
 
 Floors measured in the same run, in this process: raw Bumble notifications of 512 bytes
@@ -33,7 +34,6 @@ from pathlib import Path
 import _common
 from bench_notify import in_process, raw_bumble
 from bench_store import bench_raw, make_samples
-from bumble.link import LocalLink
 
 from bumblekit.quiet import quiet_bumble_debug_strings
 from phoneagent.store import AsyncStore, DbKey, Store
@@ -42,6 +42,7 @@ from phoneagent.sync.discovery import pair_device
 from phoneagent.sync.preferences import fixed_preferences
 from phoneagent.transport import BumbleRadio, radio_transport
 from protocol import history
+from watchsim.peripheral.bumble_adapter import new_link
 from watchsim.testing import start_loopback_watch
 
 KEY = DbKey("5a" * 32)
@@ -100,7 +101,7 @@ async def _agent(radio: BumbleRadio, address: str, store: Store) -> tuple[int, f
 
 
 async def inproc(days: float, work: Path) -> Backfill:
-    link = LocalLink()  # type: ignore[no-untyped-call]
+    link = new_link()
     watch = await start_loopback_watch(link, work / "watch", seed=7, backfill=timedelta(days=days))
     store = Store.open(work / "agent", KEY)
     radio = await BumbleRadio.on_link(link, bonds=StoreBonds(store), agent=Passkeys(watch.passkeys))

@@ -1,12 +1,13 @@
 """Notifications per second into a bleak callback vs raw Bumble, in one process and across
 processes, each mode against its baseline in the same run.
 
-In one process, watch and central share a LocalLink. Across processes, the watch runs in
-a process of its own and both join a ``watchsim air`` process over TCP, as watch and
-agent processes do; the central side (bleak backend or raw Bumble) is this process. The
-watch is the same raw Bumble GATT server in both modes: it pushes a burst of
-notifications to whoever subscribes, and the rate is counted where they arrive (first to
-last), so both centrals are measured the same way in both modes.
+In one process, watch and central share an in-process air (``new_link``, the link
+``watchsim air`` runs). Across processes, the watch runs in a process of its own and both
+join a ``watchsim air`` process over TCP, as watch and agent processes do; the central
+side (bleak backend or raw Bumble) is this process. The watch is the same raw Bumble GATT
+server in both modes: it pushes a burst of notifications to whoever subscribes, and the
+rate is counted where they arrive (first to last), so both centrals are measured the same
+way in both modes.
 
 Loopback throughput is a CPU figure, not a radio one; the ratio is what matters
 (DESIGN.md expects the bleak layer to keep >= 0.9 of raw Bumble).
@@ -44,6 +45,7 @@ from bumblekit.quiet import quiet_bumble_debug_strings
 from phoneagent.transport import BumbleRadio, MemoryBondStore
 from protocol import uuids
 from tests.processes import WATCH_CLI, line
+from watchsim.peripheral.bumble_adapter import new_link
 
 SERVICE = uuids.custom_uuid(0xFE00)
 CHAR = uuids.custom_uuid(0xFE01)
@@ -155,8 +157,8 @@ async def bleak_backend(place: Place, count: int) -> float:
 async def in_process(
     count: int, bench: Callable[[Place, int], Awaitable[float]], payload: bytes = PAYLOAD
 ) -> float:
-    """One round on a fresh LocalLink with the watch in this process."""
-    link = LocalLink()  # type: ignore[no-untyped-call]
+    """One round on a fresh in-process air with the watch in this process."""
+    link = new_link()
     async with _powered(link, "bench-watch", WATCH) as watch:
         await _serve(watch, count, payload)
         return await bench(link, count)

@@ -1,9 +1,10 @@
 """``phoneagent demo``'s work: a loopback watch and the agent in one process, no hardware.
 
-The watch (``watchsim``) runs on an in-process Bumble ``LocalLink``; the agent talks to
-it through exactly the code paths it uses on a real radio: pairing, the encrypted store,
-the sync engine. It needs both sides, hence a harness; the command line
-(``phoneagent.cli.demo``) parses the options and imports this when the demo runs.
+The watch (``watchsim``) runs on an in-process air of the kind ``watchsim air`` runs
+(``new_link``); the agent talks to it through exactly the code paths it uses on a real
+radio: pairing, the encrypted store, the sync engine. It needs both sides, hence a
+harness; the command line (``phoneagent.cli.demo``) parses the options and imports this
+when the demo runs.
 """
 
 from __future__ import annotations
@@ -16,7 +17,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 import click
-from bumble.link import LocalLink
 
 from phoneagent.cli.context import AgentContext
 from phoneagent.cli.output import ProgressObserver, console, progress_bar
@@ -31,6 +31,7 @@ from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import radio_transport
 from phoneagent.transport.radio import BumbleRadio
 from protocol.metrics import Metric
+from watchsim.peripheral.bumble_adapter import new_link
 from watchsim.testing import LoopbackWatch, start_loopback_watch
 
 PAIRING_TIMEOUT = 30.0
@@ -102,7 +103,7 @@ async def run_demo(
     AgentLogging.start(directory)  # warnings go to the data dir's logs, as a real agent's
     astore = AsyncStore(store)
     watch_dir = Path(tempfile.mkdtemp(prefix="watchsim-demo-"))
-    link = LocalLink()  # type: ignore[no-untyped-call]
+    link = new_link()
     try:
         click.echo(f"Starting a loopback watch with {hours:g} h of history ...")
         watch = await start_loopback_watch(

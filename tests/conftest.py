@@ -1,5 +1,5 @@
-"""Suite-wide settings: deterministic property tests, no wall-clock deadlines, and a hung
-test's asyncio tasks printed before pytest-timeout ends the run."""
+"""Suite-wide settings: deterministic property tests, no wall-clock deadlines, a hung
+test's asyncio tasks printed before pytest-timeout ends the run, and the loopback air."""
 
 from __future__ import annotations
 
@@ -10,10 +10,26 @@ import threading
 from collections.abc import Iterator
 
 import pytest
+from bumble.link import LocalLink
 from hypothesis import settings
+
+from watchsim.peripheral.bumble_adapter import new_link
+
+# Fixtures that live beside their helpers (a broker, a private D-Bus, a small disk):
+# every test module can ask for them by name.
+pytest_plugins = ("tests.mosquitto", "tests.dbus_session", "tests.disk")
 
 settings.register_profile("deterministic", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("deterministic")
+
+
+@pytest.fixture
+async def link() -> LocalLink:
+    """A fresh air of the kind production runs on (``new_link``: the air process and the
+    in-process watch use it), built inside the test's event loop because Bumble objects
+    bind to the loop they start in."""
+    return new_link()
+
 
 # Before pytest-timeout's own dump (thread stacks), which ends the run.
 TASK_DUMP_BEFORE_TIMEOUT_S = 10.0

@@ -29,7 +29,7 @@ from tests.adversarial.hostile import (
     refused,
     u16,
 )
-from watchsim.peripheral.bumble_adapter import BumblePeripheral, new_link, start_on_link
+from watchsim.peripheral.bumble_adapter import BumblePeripheral, start_on_link
 from watchsim.peripheral.port import Peer
 
 PHONE_ADDRESS = "C2:11:22:33:44:55"
@@ -166,9 +166,10 @@ class Arena:
 
 
 @pytest.fixture
-async def arena(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> AsyncIterator[Arena]:
+async def arena(
+    link: LocalLink, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> AsyncIterator[Arena]:
     caplog.set_level(logging.INFO)
-    link = new_link()
     screen = Screen()
     watch = await start_on_link(
         link,

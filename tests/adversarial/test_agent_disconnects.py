@@ -24,11 +24,6 @@ RECORDS = history(len(VALID))
 
 
 @pytest.fixture
-def link() -> LocalLink:
-    return LocalLink()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
 async def agent(link: LocalLink, tmp_path: Path) -> AsyncIterator[AgentUnderTest]:
     agent = await AgentUnderTest.start(link, tmp_path / "agent")
     yield agent

@@ -45,11 +45,6 @@ VALID = {r.seq: r.raw for r in RECORDS}
 
 
 @pytest.fixture
-def link() -> LocalLink:
-    return LocalLink()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
 async def pair(link: LocalLink, tmp_path: Path) -> AsyncIterator[tuple[Hostile, AgentUnderTest]]:
     """The agent bonded with the peripheral (it holds the keys: it is "the watch")."""
     watch = await Hostile(link, WATCH, newest=len(RECORDS)).start()

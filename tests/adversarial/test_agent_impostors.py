@@ -21,11 +21,6 @@ RECORDS = history(30)
 
 
 @pytest.fixture
-def link() -> LocalLink:
-    return LocalLink()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
 async def bonded(link: LocalLink, tmp_path: Path) -> AsyncIterator[AgentUnderTest]:
     """An agent paired with the genuine watch (here: a peripheral that holds the bond),
     synced once, after which the genuine watch goes out of range."""

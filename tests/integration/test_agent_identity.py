@@ -18,7 +18,7 @@ from phoneagent.sync.preferences import SyncPreferences
 from phoneagent.transport import BumbleRadio, MemoryBondStore, radio_transport
 from phoneagent.transport.identity import LEGACY_AGENT_ADDRESS, AgentIdentity, identity_of
 from tests.integration.test_sync_engine import QueueAgent
-from watchsim.peripheral.bumble_adapter import BONDS_FILE
+from watchsim.peripheral.bumble_adapter import BONDS_FILE, new_link
 from watchsim.testing import LoopbackWatch, start_loopback_watch
 
 KEY = DbKey("0e" * 32)
@@ -79,7 +79,7 @@ async def test_private_addresses_resolve_to_the_bond_across_restarts(tmp_path: P
     connects from a new resolvable private address each time, never its identity, and
     the watch resolves it to the bond without a passkey."""
     watch_dir, agent_dir = tmp_path / "watch", tmp_path / "agent"
-    link = LocalLink()  # type: ignore[no-untyped-call]
+    link = new_link()
     watch = await start_loopback_watch(link, watch_dir, seed=5)
     side = await Side.start(link, agent_dir, watch)
     identity = side.radio.identity_address
@@ -92,7 +92,7 @@ async def test_private_addresses_resolve_to_the_bond_across_restarts(tmp_path: P
 
     seen = {first_air}
     for _ in range(2):
-        link = LocalLink()  # type: ignore[no-untyped-call]
+        link = new_link()
         watch = await start_loopback_watch(link, watch_dir, seed=5)
         side = await Side.start(link, agent_dir, watch)
         side.radio.rpa_lifetime = 0  # a new address at every scan
@@ -110,7 +110,7 @@ async def test_a_store_bonded_before_identities_keeps_the_old_address(tmp_path: 
     """The upgrade: a store with bonds and no identity (as every store was) adopts the
     fixed address, without privacy, so the watch bonded with it still recognises it."""
     watch_dir, agent_dir = tmp_path / "watch", tmp_path / "agent"
-    link = LocalLink()  # type: ignore[no-untyped-call]
+    link = new_link()
     watch = await start_loopback_watch(link, watch_dir, seed=6)
     # What the old agent was: the fixed address, no privacy (a placeholder bond keeps the
     # legacy identity in use); the bond it made goes into a store with no identity row.
@@ -128,7 +128,7 @@ async def test_a_store_bonded_before_identities_keeps_the_old_address(tmp_path: 
     await radio.close()
     await watch.stop()
 
-    link = LocalLink()  # type: ignore[no-untyped-call]
+    link = new_link()
     watch = await start_loopback_watch(link, watch_dir, seed=6)
     side = await Side.start(link, agent_dir, watch)
     assert side.radio.identity_address == side.radio.air_address == LEGACY_AGENT_ADDRESS
@@ -144,7 +144,7 @@ async def test_a_store_bonded_before_identities_keeps_the_old_address(tmp_path: 
 
 async def test_an_anonymous_radio_scans_from_a_non_resolvable_address() -> None:
     """``phoneagent scan``'s radio: no store, no identity on air, and it cannot pair."""
-    radio = await BumbleRadio.on_link(LocalLink())  # type: ignore[no-untyped-call]
+    radio = await BumbleRadio.on_link(new_link())
     async with radio:
         assert radio.anonymous and _kind(radio.air_address) == 0
         address = hci.Address(radio.air_address, hci.Address.RANDOM_DEVICE_ADDRESS)

@@ -162,16 +162,6 @@ def agent_of(agent: Agent) -> PairingAgent:
     return agent
 
 
-def new_link() -> LocalLink:
-    """A fresh link per test: Bumble objects bind to the loop that builds them."""
-    return LocalLink()  # type: ignore[no-untyped-call]
-
-
-@pytest.fixture
-def link() -> LocalLink:
-    return new_link()
-
-
 @pytest.fixture
 async def watch(link: LocalLink) -> PlainWatch:
     return await PlainWatch(link, "C4:00:00:00:00:01", "PlainWatch").start()

@@ -23,15 +23,12 @@ from dbus_fast.aio import MessageBus as FastBus
 from dbus_next.aio.message_bus import MessageBus
 
 from protocol.profile import PROFILE, Property, Security
-from tests.dbus_session import session_bus
 from watchsim.peripheral.bless_adapter import (
     DiscoverableAdvertisement,
     bless_properties,
     bluez_flags,
     describe_to_bluez,
 )
-
-__all__ = ["session_bus"]
 
 
 @pytest.fixture

@@ -23,10 +23,7 @@ from dbus_fast.aio import MessageBus as FastBus
 from dbus_next.aio.message_bus import MessageBus
 from dbus_next.message import Message
 
-from tests.dbus_session import session_bus
 from watchsim.peripheral.dbus_next_writer import BusWriter
-
-__all__ = ["session_bus"]
 
 BURST = 3000  # small signals: far more than a Unix socket buffers
 PATH, INTERFACE, MEMBER = "/org/watchsim/test", "org.watchsim.Test", "Tick"

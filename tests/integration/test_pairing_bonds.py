@@ -22,9 +22,8 @@ from tests.integration.test_bleak_bumble_backend import (
     Agent,
     PlainWatch,
     agent_of,
-    new_link,
 )
-from watchsim.peripheral.bumble_adapter import start_on_link
+from watchsim.peripheral.bumble_adapter import new_link, start_on_link
 from watchsim.peripheral.port import PairingMode
 
 WATCH = "C4:00:00:00:00:01"

@@ -35,7 +35,6 @@ from watchsim.peripheral.bumble_adapter import (
     BumblePeripheral,
     advertising_payload,
     bumble_uuid,
-    new_link,
     start_on_link,
 )
 from watchsim.peripheral.port import (
@@ -60,6 +59,18 @@ class PasskeyEntry(PairingDelegate):
 
     async def get_number(self) -> int | None:
         return await self._passkey()
+
+
+class Comparison(PairingDelegate):
+    """A central with a display and yes/no: remembers the number it was shown."""
+
+    def __init__(self) -> None:
+        super().__init__(io_capability=PairingDelegate.IoCapability.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
+        self.numbers: list[int] = []
+
+    async def compare_numbers(self, number: int, digits: int) -> bool:
+        self.numbers.append(number)
+        return True
 
 
 class Central:
@@ -162,11 +173,6 @@ class Screen:
 
 
 CENTRAL_ADDRESS = "F1:22:33:44:55:66"
-
-
-@pytest.fixture
-async def link() -> LocalLink:
-    return new_link()
 
 
 @pytest.fixture

@@ -16,6 +16,7 @@ from tests.integration.test_peripheral_bumble import (
     CENTRAL_ADDRESS,
     WAIT,
     Central,
+    Comparison,
     EventLog,
     PasskeyEntry,
     Screen,
@@ -127,18 +128,6 @@ async def test_passkey_bond_survives_restart_and_reencrypts_without_passkey(
         assert screen.shown == 1
     finally:
         await watch.stop()
-
-
-class Comparison(PairingDelegate):
-    """A central with a display and yes/no: remembers the number it was shown."""
-
-    def __init__(self) -> None:
-        super().__init__(io_capability=PairingDelegate.IoCapability.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
-        self.numbers: list[int] = []
-
-    async def compare_numbers(self, number: int, digits: int) -> bool:
-        self.numbers.append(number)
-        return True
 
 
 class WatchButton:

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date
-from pathlib import Path
 
 import pytest
 
@@ -26,13 +24,12 @@ from phoneagent.privacy import (
 from phoneagent.privacy.audit import FAIL, PASS, audit
 from phoneagent.privacy.consent import POLICY_VERSION, policy_notice
 from phoneagent.privacy.gate import CLOUD_CATEGORIES, CLOUD_UPLOAD_PURPOSE, cloud_recipient
-from phoneagent.store import DbKey, Store
+from phoneagent.store import Store
 from phoneagent.store.ledger import ERASE_DEADLINE_S
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex, UserProfile
+from tests.integration.conftest import NOW, Clock
 
-KEY = DbKey("7a" * 32)
-NOW = 1_800_000_000
 TODAY = date(2027, 1, 15)  # NOW's date
 WATCH = "F0:F1:F2:F3:F4:F5"
 OTHER = "C0:C1:C2:C3:C4:C5"
@@ -64,25 +61,6 @@ POLICY_IDS = [
     "PR-DISCLOSE",
     "PR-VERSION",
 ]
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = float(NOW)
-
-    def __call__(self) -> float:
-        return self.now
-
-
-@pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
-    with Store.open(tmp_path / "data", KEY, clock=clock) as opened:
-        yield opened
 
 
 def fill(store: Store) -> None:

@@ -44,11 +44,6 @@ from watchsim.controlops import Music, Press, Volume
 from watchsim.testing import LoopbackWatch
 
 
-@pytest.fixture
-async def link() -> LocalLink:
-    return LocalLink()  # type: ignore[no-untyped-call]
-
-
 class States(SyncObserver):
     """Lets a test wait for the engine to reach a state (it attaches relays before BACKFILL)."""
 

@@ -27,7 +27,6 @@ from phoneagent.store import Store
 from phoneagent.sync.discovery import pair_device
 from protocol.metrics import Metric
 from tests.integration.test_sync_engine import KEY, WAIT, Agent, Recorder, assert_exact
-from tests.integration.test_sync_engine import link as link  # the fixture
 from watchsim.testing import TEST_START, LoopbackWatch, start_loopback_watch
 
 ROUNDS = 4

@@ -15,7 +15,6 @@ from phoneagent.paths import database_path
 from phoneagent.store import (
     LATEST_VERSION,
     AsyncStore,
-    DbKey,
     MissingSeqs,
     SchemaTooNewError,
     Store,
@@ -24,8 +23,8 @@ from phoneagent.store import (
 from phoneagent.store.schema import migrate
 from protocol.history import FIRST_SEQ
 from protocol.metrics import Metric, Sample
+from tests.integration.conftest import KEY
 
-KEY = DbKey("5e" * 32)
 WATCH = "F0:F1:F2:F3:F4:F5"
 OTHER = "C0:C1:C2:C3:C4:C5"
 METRICS = list(Metric)
@@ -44,10 +43,10 @@ def samples(seqs: range | list[int], metric: Metric | None = None, raw: int = 0)
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    opened = Store.open(tmp_path / "data", KEY, clock=lambda: 1_800_000_000.5)
-    opened.add_device(WATCH, name="Test Watch")
-    return opened
+def store(store: Store) -> Store:
+    """The shared empty store, with WATCH in it."""
+    store.add_device(WATCH, name="Test Watch")
+    return store
 
 
 def test_store_batch_is_idempotent_and_counts_duplicates(store: Store) -> None:

@@ -11,9 +11,8 @@ import pytest
 
 from phoneagent.store import DbKey, Store, StoreFullError
 from protocol.metrics import Metric, Sample
-from tests.disk import fill, small_disk
+from tests.disk import fill
 
-__all__ = ["small_disk"]  # the fixture
 KEY = DbKey("3c" * 32)
 WATCH = "F0:00:00:00:00:01"
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from bumble.controller import Controller
@@ -136,6 +137,35 @@ class Hook(SyncObserver):
             await action(commit)
 
 
+async def sync_cut_by(
+    agent: Agent, watch: LoopbackWatch, event: Callable[[], Coroutine[Any, Any, None]]
+) -> None:
+    """A sync that loses its link because the watch does ``event`` at the first commit
+    (after the commit, before the acknowledgement); returns once ``event`` has ended.
+
+    ``event`` runs as the watch's own task: the agent cancelling its work must not cancel it.
+    """
+    started: list[asyncio.Task[None]] = []
+
+    async def at_commit(_: Committed) -> None:
+        started.append(asyncio.create_task(event()))
+        await asyncio.shield(started[0])
+
+    with pytest.raises(LinkLostError):
+        await agent.sync(watch.address, observer=Hook(at_commit), group_samples=2000).sync_once(
+            scan_timeout=WAIT
+        )
+    await started[0]
+
+
+async def synced_to_the_end(agent: Agent, watch: LoopbackWatch, recorder: Recorder) -> None:
+    """One more sync leaves the store holding exactly what the watch generated; both stop."""
+    await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
+    assert_exact(agent.store, watch.address, recorder)
+    await agent.stop()
+    await watch.stop()
+
+
 class Crash(Exception):
     """Stands in for kill -9 between the store's commit and DELETE_UP_TO."""
 
@@ -148,12 +178,6 @@ def assert_exact(store: Store, address: str, recorder: Recorder) -> None:
     expected = {seq: s for seq, s in recorder.samples.items() if seq < position}
     assert stored == expected
     assert store.gaps(address) == []
-
-
-@pytest.fixture
-async def link() -> LocalLink:
-    """Built inside the test's event loop: Bumble objects bind to the loop they start in."""
-    return LocalLink()  # type: ignore[no-untyped-call]
 
 
 async def paired(link: LocalLink, tmp_path: Path, hours: float = 24) -> tuple[LoopbackWatch, Agent]:
@@ -190,24 +214,9 @@ async def test_disconnect_mid_backfill(link: LocalLink, tmp_path: Path) -> None:
     watch, agent = await paired(link, tmp_path, hours=6)
     recorder = Recorder(watch)
 
-    away: list[asyncio.Task[None]] = []
-
-    async def drop_link(_: Committed) -> None:
-        # The watch's own task: the agent cancelling its work must not cancel the watch's.
-        away.append(asyncio.create_task(watch.app.out_of_range(1)))
-        await asyncio.shield(away[0])
-
-    hook = Hook(drop_link)
-    with pytest.raises(LinkLostError):
-        await agent.sync(watch.address, observer=hook, group_samples=2000).sync_once(
-            scan_timeout=WAIT
-        )
-    await away[0]
+    await sync_cut_by(agent, watch, lambda: watch.app.out_of_range(1))
     assert 0 < agent.store.next_seq(watch.address) < max(recorder.samples)
-    await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
-    assert_exact(agent.store, watch.address, recorder)
-    await agent.stop()
-    await watch.stop()
+    await synced_to_the_end(agent, watch, recorder)
 
 
 async def test_crash_between_commit_and_ack(link: LocalLink, tmp_path: Path) -> None:
@@ -227,32 +236,16 @@ async def test_crash_between_commit_and_ack(link: LocalLink, tmp_path: Path) -> 
     await agent.stop()
 
     again = await Agent.start(link, tmp_path / "agent", watch)
-    await again.sync(watch.address).sync_once(scan_timeout=WAIT)
-    assert_exact(again.store, watch.address, recorder)
-    await again.stop()
-    await watch.stop()
+    await synced_to_the_end(again, watch, recorder)
 
 
 async def test_watch_reboots_mid_sync(link: LocalLink, tmp_path: Path) -> None:
     watch, agent = await paired(link, tmp_path, hours=6)
     recorder = Recorder(watch)
 
-    rebooting: list[asyncio.Task[None]] = []
-
-    async def reboot(_: Committed) -> None:
-        rebooting.append(asyncio.create_task(watch.reboot()))
-        await asyncio.shield(rebooting[0])
-
-    with pytest.raises(LinkLostError):
-        await agent.sync(watch.address, observer=Hook(reboot), group_samples=2000).sync_once(
-            scan_timeout=WAIT
-        )
-    await rebooting[0]
+    await sync_cut_by(agent, watch, watch.reboot)
     recorder.attach()
-    await agent.sync(watch.address).sync_once(scan_timeout=WAIT)
-    assert_exact(agent.store, watch.address, recorder)
-    await agent.stop()
-    await watch.stop()
+    await synced_to_the_end(agent, watch, recorder)
 
 
 async def test_opted_out_metric_is_switched_off_and_dropped__PR_OPTOUT(

@@ -17,10 +17,8 @@ from phoneagent.daemon import Daemon, SyncNowError
 from phoneagent.sync import SyncPreferences, SyncState, fixed_preferences
 from phoneagent.sync.discovery import pair_device
 from tests.integration.test_relays import States
-from tests.integration.test_sync_engine import WAIT, Agent, link
+from tests.integration.test_sync_engine import WAIT, Agent
 from watchsim.testing import start_loopback_watch
-
-__all__ = ["link"]  # the fixture
 
 # A back-off no test outlives: only ``sync_now`` ends it.
 FOREVER_S = 3600.0

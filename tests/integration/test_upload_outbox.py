@@ -4,24 +4,23 @@ from __future__ import annotations
 
 import json
 import random
-from pathlib import Path
 
 import pytest
 
-from phoneagent.store import DbKey, Store, db
+from phoneagent.store import Store, db
 from phoneagent.upload.outbox import read_chunk
 from phoneagent.upload.payload import decode_batch, encode_batch
 from protocol.metrics import Metric, Sample
+from tests.integration.conftest import KEY
 
-KEY = DbKey("4d" * 32)
 WATCH = "F0:11:22:33:44:66"
 ID_END = 13  # magic, version, count, batch id: the random id differs per encoding
 
 
 @pytest.fixture
-def store(tmp_path: Path) -> Store:
-    """Seq holes (opted-out or erased samples) and timestamps that go back as well."""
-    store = Store.open(tmp_path / "agent", KEY)
+def store(store: Store) -> Store:
+    """The shared store with seq holes (opted-out or erased samples) and timestamps that go
+    back as well."""
     store.add_device(WATCH)
     rng = random.Random(5)
     seqs = sorted(rng.sample(range(10, 5000), 1000))

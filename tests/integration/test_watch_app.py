@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import io
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,6 @@ from bumble.att import ATT_Error
 from bumble.device import Peer as BumblePeer
 from bumble.gatt_client import CharacteristicProxy
 from bumble.link import LocalLink
-from bumble.pairing import PairingDelegate
 from bumble.profiles.battery_service import BatteryServiceProxy
 from bumble.profiles.heart_rate_service import HeartRateService, HeartRateServiceProxy
 from rich.console import Console
@@ -37,6 +35,7 @@ from tests.integration.test_peripheral_bumble import (
     CENTRAL_ADDRESS,
     WAIT,
     Central,
+    Comparison,
     PasskeyEntry,
     characteristic,
     disconnected,
@@ -44,7 +43,6 @@ from tests.integration.test_peripheral_bumble import (
 from watchsim.console import log_plainly, render
 from watchsim.control import request
 from watchsim.controlops import OffWrist, OutOfRange, Passkey, Reboot, Status
-from watchsim.peripheral.bumble_adapter import new_link
 from watchsim.peripheral.port import PairingMode
 from watchsim.testing import LoopbackWatch, start_loopback_watch
 
@@ -92,18 +90,6 @@ async def write(peer: BumblePeer, uuid: str, value: bytes) -> None:
 
 async def read(peer: BumblePeer, uuid: str) -> bytes:
     return bytes(await asyncio.wait_for(peer.read_value(characteristic(peer, uuid)), WAIT))
-
-
-@pytest.fixture
-async def link() -> LocalLink:
-    return new_link()
-
-
-@pytest.fixture
-async def watch(link: LocalLink, tmp_path: Path) -> AsyncIterator[LoopbackWatch]:
-    running = await start_loopback_watch(link, tmp_path / "watch", speed=60.0)
-    yield running
-    await running.stop()
 
 
 async def test_bumble_heart_rate_and_battery_clients_read_the_watch(
@@ -217,24 +203,12 @@ async def test_console_shows_the_call_and_logs_the_passkey_on_its_own_line(
     assert "call 7 incoming: Mum" in log.getvalue()
 
 
-class _YesNo(PairingDelegate):
-    """A phone that shows the comparison number and remembers it."""
-
-    def __init__(self) -> None:
-        super().__init__(io_capability=PairingDelegate.IoCapability.DISPLAY_OUTPUT_AND_YES_NO_INPUT)
-        self.numbers: list[int] = []
-
-    async def compare_numbers(self, number: int, digits: int) -> bool:
-        self.numbers.append(number)
-        return True
-
-
 async def test_numeric_comparison_shows_the_same_number_on_the_watch(
     link: LocalLink, tmp_path: Path
 ) -> None:
     watch = await start_loopback_watch(link, tmp_path / "watch", pairing=PairingMode.NUMERIC)
     try:
-        phone = _YesNo()
+        phone = Comparison()
         peer = await Central(link, CENTRAL_ADDRESS, phone).connect(watch.address)
         await asyncio.wait_for(peer.connection.pair(), WAIT)
         assert phone.numbers == [watch.passkeys.get_nowait()]

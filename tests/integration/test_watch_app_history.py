@@ -21,12 +21,9 @@ from protocol.history import (
     decode_batch,
 )
 from protocol.metrics import Metric, Sample
-from tests.integration import test_watch_app
 from tests.integration.test_peripheral_bumble import CENTRAL_ADDRESS, WAIT, Central, PasskeyEntry
 from tests.integration.test_watch_app import Inbox, paired_phone, read, subscribe, write
 from watchsim.testing import start_loopback_watch
-
-link = test_watch_app.link  # the fixture
 
 
 class HistoryClient:

@@ -18,13 +18,10 @@ from protocol.alerts import (
     CallStatus,
 )
 from protocol.music import MusicCommand, MusicEvent, MusicState, Playback
-from tests.integration import test_watch_app
 from tests.integration.test_watch_app import paired_phone, subscribe, write
 from watchsim.control import ControlError, request
 from watchsim.controlops import Music, Press, Status, Volume
 from watchsim.testing import LoopbackWatch
-
-link, watch = test_watch_app.link, test_watch_app.watch  # the fixtures
 
 
 def ctl_dir(running: LoopbackWatch) -> Path:

@@ -12,9 +12,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import AGENT_CLI, WAIT, Watch, kill
-from tests.system import test_air
 
-air = test_air.air  # the fixture
 pytestmark = pytest.mark.system
 
 

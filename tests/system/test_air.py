@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -17,7 +16,7 @@ from bumble.transport.common import Transport
 
 from protocol import uuids
 from tests.integration.test_peripheral_bumble import discover
-from tests.processes import WAIT, kill, line, start_air, stop_air
+from tests.processes import WAIT, line
 from watchsim.peripheral.bumble_adapter import bumble_uuid, open_peripheral
 from watchsim.peripheral.port import Disconnected, PairingMode, PeripheralEvent
 
@@ -39,16 +38,6 @@ async def run() -> None:
 
 asyncio.run(run())
 """
-
-
-@pytest.fixture
-async def air() -> AsyncIterator[str]:
-    process, where = await start_air()
-    try:
-        yield f"tcp-client:{where}"
-        await stop_air(process)
-    finally:
-        await kill(process)
 
 
 async def _central(spec: str, address: str) -> tuple[Device, Transport]:

@@ -16,14 +16,11 @@ import pytest
 from phoneagent.errors import EXIT_UNREACHABLE, EXIT_USAGE
 from phoneagent.upload import Endpoint
 from tests.fleetrun import cloud_toml
-from tests.mosquitto import Broker, broker
+from tests.mosquitto import Broker
 from tests.processes import AGENT_CLI, ENV, Phone, Watch, kill, line
-from tests.system import test_air
 from tests.system.test_two_processes import PROFILE, on_air
 from tests.system.test_upload import receiving, wait_until
 
-air = test_air.air  # the fixture
-__all__ = ["broker"]
 pytestmark = pytest.mark.system
 
 

@@ -21,8 +21,8 @@ from phoneagent.backoff import Backoff
 from phoneagent.errors import EXIT_ERROR
 from phoneagent.store.db import connect
 from phoneagent.upload.uploader import Uploader
-from tests.disk import fill, small_disk
-from tests.mosquitto import Broker, broker
+from tests.disk import fill
+from tests.mosquitto import Broker
 from tests.processes import WAIT, Phone, Watch, assert_backfilled, kill, line, start_air
 from tests.system.test_upload import (
     KEY,
@@ -37,7 +37,6 @@ from tests.system.test_upload import (
 from tests.system.test_upload import fill as put_samples
 
 pytestmark = pytest.mark.system
-__all__ = ["broker", "small_disk"]  # the fixtures
 
 FULL = r"the disk holding .* is full"
 

@@ -17,10 +17,7 @@ import pytest
 from phoneagent.errors import EXIT_BUSY, EXIT_UNREACHABLE
 from phoneagent.instance import LOCK_NAME
 from tests.processes import WAIT, Watch, kill, line
-from tests.system import test_air
 from tests.system.test_two_processes import on_air
-
-air = test_air.air  # the fixture
 
 pytestmark = pytest.mark.system
 

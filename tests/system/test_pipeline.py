@@ -20,11 +20,10 @@ from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
 from phoneagent.upload import Endpoint, Uploader
 from protocol.settings import Sex
-from tests.integration.test_sync_engine import WAIT, Recorder, link, paired
-from tests.mosquitto import Broker, broker
+from tests.integration.test_sync_engine import WAIT, Recorder, paired
+from tests.mosquitto import Broker
 from tests.system.test_upload import receiving, wait_until
 
-__all__ = ["broker", "link"]
 pytestmark = pytest.mark.system
 
 

@@ -13,10 +13,7 @@ from pathlib import Path
 import pytest
 
 from tests.processes import WAIT, WATCH_CLI, Watch, kill, line
-from tests.system import test_air
 from tests.system.test_two_processes import on_air
-
-air = test_air.air  # the fixture
 
 pytestmark = pytest.mark.system
 

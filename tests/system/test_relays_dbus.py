@@ -13,7 +13,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import pytest
 from bumble.link import LocalLink
@@ -37,13 +37,12 @@ from phoneagent.relays.service import RelayService
 from phoneagent.relays.sources import modem, mpris, notifications
 from phoneagent.store import Store
 from phoneagent.store.db import connect
-from tests.dbus_session import private_bus, session_bus
+from tests.dbus_session import private_bus
 from tests.integration.test_relays import Rig, hub_log, relay_rig, shown
 from tests.integration.test_sync_engine import KEY, WAIT
 from watchsim.control import request as ctl
 from watchsim.controlops import Music, Press, Volume
 
-__all__ = ["session_bus"]
 pytestmark = pytest.mark.system
 
 # Content that must never reach the disk: the scan looks for each of these.
@@ -56,11 +55,6 @@ ARTIST = "Pianist-e58a"
 SECRETS = (TITLE, BODY, CALLER, NUMBER, "2079460123", "7946 0123", TRACK, ARTIST)
 
 
-@pytest.fixture
-async def link() -> LocalLink:
-    return LocalLink()  # type: ignore[no-untyped-call]
-
-
 @contextlib.asynccontextmanager
 async def connected(address: str) -> AsyncIterator[MessageBus]:
     bus = await MessageBus(bus_address=address).connect()
@@ -70,33 +64,36 @@ async def connected(address: str) -> AsyncIterator[MessageBus]:
         bus.disconnect()
 
 
-async def notify(bus: MessageBus, app: str, title: str, body: str, replaces: int = 0) -> int:
-    """The standard ``org.freedesktop.Notifications.Notify`` call, as any desktop app sends it."""
-    reply = await bus.call(
+async def _notifications(
+    bus: MessageBus, member: str, signature: str, body: list[Any]
+) -> Message | None:
+    """A call to the standard ``org.freedesktop.Notifications`` service."""
+    return await bus.call(
         Message(
             destination=notifications.NAME,
             path=notifications.PATH,
             interface=notifications.NAME,
-            member="Notify",
-            signature="susssasa{sv}i",
-            body=[app, replaces, "", title, body, [], {"urgency": Variant("y", 1)}, -1],
+            member=member,
+            signature=signature,
+            body=body,
         )
+    )
+
+
+async def notify(bus: MessageBus, app: str, title: str, body: str, replaces: int = 0) -> int:
+    """The standard ``Notify`` call, as any desktop app sends it."""
+    reply = await _notifications(
+        bus,
+        "Notify",
+        "susssasa{sv}i",
+        [app, replaces, "", title, body, [], {"urgency": Variant("y", 1)}, -1],
     )
     assert reply is not None and reply.message_type is MessageType.METHOD_RETURN, reply
     return int(reply.body[0])
 
 
 async def close(bus: MessageBus, notification_id: int) -> None:
-    await bus.call(
-        Message(
-            destination=notifications.NAME,
-            path=notifications.PATH,
-            interface=notifications.NAME,
-            member="CloseNotification",
-            signature="u",
-            body=[notification_id],
-        )
-    )
+    await _notifications(bus, "CloseNotification", "u", [notification_id])
 
 
 # --- fakes of the phone's services ---------------------------------------------------

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from phoneagent.upload import Endpoint
-from tests.mosquitto import Broker, broker, free_port
+from tests.mosquitto import Broker, free_port
 from tests.processes import (
     Phone,
     Watch,
@@ -22,11 +22,8 @@ from tests.processes import (
     start_air,
     stop_air,
 )
-from tests.system import test_air
 from tests.system.test_upload import receiving, wait_until
 
-air = test_air.air  # the fixture
-__all__ = ["broker"]
 PROFILE = (
     *("--region", "eu", "--birth-date", "1990-03-01", "--sex", "female"),
     *("--height", "168", "--weight", "61.2"),

@@ -29,9 +29,8 @@ from phoneagent.upload.endpoints import Endpoint, PlaintextRefusedError
 from phoneagent.upload.uploader import Uploader, policy_refusal
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex
-from tests.mosquitto import Broker, Capture, broker, make_tls, tls_broker
+from tests.mosquitto import Broker, Capture, make_tls
 
-__all__ = ["broker", "tls_broker"]
 pytestmark = pytest.mark.system
 
 KEY = DbKey("7a" * 32)

@@ -23,9 +23,8 @@ from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.uploader import Uploader, policy_refusal
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex
-from tests.mosquitto import Broker, broker
+from tests.mosquitto import Broker
 
-__all__ = ["broker"]
 pytestmark = pytest.mark.system
 
 WATCH = "F0:11:22:33:44:77"

@@ -12,9 +12,6 @@ from pathlib import Path
 import pytest
 
 from tests.processes import START, WAIT, WATCH_CLI, line
-from tests.system import test_air
-
-air = test_air.air  # the fixture
 
 pytestmark = pytest.mark.system
 

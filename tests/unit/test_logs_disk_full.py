@@ -8,9 +8,7 @@ from pathlib import Path
 import pytest
 
 from phoneagent.logs import LOG_NAME, LOGS_DIR, setup_logging
-from tests.disk import fill, small_disk
-
-__all__ = ["small_disk"]  # the fixture
+from tests.disk import fill
 
 
 def test_a_full_disk_prints_no_logging_traceback(

@@ -99,6 +99,17 @@ def hub(policy: RelayPolicy = ALL, clock: Clock | None = None, **kwargs: float) 
     return RelayHub(policy, clock=clock or Clock(), wall_clock=lambda: NOON, **kwargs)  # type: ignore[arg-type]
 
 
+async def ringing() -> tuple[RelayHub, RecordingWatch, Phone, int]:
+    """A hub with a watch attached, ringing: Mum calls through a ``Phone`` source."""
+    relays = hub()
+    watch = RecordingWatch()
+    await relays.attach(watch)
+    phone = Phone()
+    call_id = await relays.call_event("test", "c1", CallStatus.INCOMING, "Mum", phone)
+    assert call_id is not None
+    return relays, watch, phone, call_id
+
+
 async def test_nothing_is_held_or_sent_before_the_grant__PR_NOTIF() -> None:
     relays = hub(RelayPolicy())
     watch = RecordingWatch()
@@ -219,12 +230,7 @@ def test_a_caller_number_never_becomes_a_display_name__PR_CALL() -> None:
 
 
 async def test_call_rings_until_it_ends_on_the_phone__PR_CALL() -> None:
-    relays = hub()
-    watch = RecordingWatch()
-    await relays.attach(watch)
-    phone = Phone()
-    call_id = await relays.call_event("test", "c1", CallStatus.INCOMING, "Mum", phone)
-    assert call_id is not None
+    relays, watch, _, call_id = await ringing()
     assert await relays.call_event("test", "c1", CallStatus.INCOMING) == call_id  # ignored
     await relays.call_event("test", "c1", CallStatus.ACCEPTED)
     await relays.call_event("test", "c1", CallStatus.ENDED)
@@ -237,12 +243,7 @@ async def test_call_rings_until_it_ends_on_the_phone__PR_CALL() -> None:
 
 
 async def test_watch_buttons_reach_the_phone_only_with_the_grant__PR_CALL() -> None:
-    relays = hub()
-    watch = RecordingWatch()
-    await relays.attach(watch)
-    phone = Phone()
-    call_id = await relays.call_event("test", "c1", CallStatus.INCOMING, "Mum", phone)
-    assert call_id is not None
+    relays, watch, phone, call_id = await ringing()
     await relays.call_action(CallAction(call_id, CallActionKind.REJECT))
     await relays.call_action(CallAction(call_id, CallActionKind.MUTE))
     assert phone.asked == [("hangup", "c1")]

@@ -1,0 +1,47 @@
+"""What the integration tests share: a running loopback watch on the test's air, and an
+encrypted store on real SQLCipher files whose clock the test sets."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Final
+
+import pytest
+from bumble.link import LocalLink
+
+from phoneagent.store import DbKey, Store
+from watchsim.testing import LoopbackWatch, start_loopback_watch
+
+KEY: Final = DbKey("5e" * 32)
+NOW: Final = 1_800_000_000
+
+
+class Clock:
+    """The store's clock, moved by the test: what the store records carries a known time."""
+
+    def __init__(self) -> None:
+        self.now = float(NOW)
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def store(tmp_path: Path, clock: Clock) -> Iterator[Store]:
+    """Empty, opened with ``KEY`` under ``tmp_path / "data"``, closed after the test."""
+    with Store.open(tmp_path / "data", KEY, clock=clock) as opened:
+        yield opened
+
+
+@pytest.fixture
+async def watch(link: LocalLink, tmp_path: Path) -> AsyncIterator[LoopbackWatch]:
+    """The simulated watch at 60 times real speed: a simulated minute passes in a second."""
+    running = await start_loopback_watch(link, tmp_path / "watch", speed=60.0)
+    yield running
+    await running.stop()
