@@ -1,0 +1,119 @@
+"""``phoneagent report`` (issue 22): what it reads from a real encrypted store, where it
+places the holes and why, the daily summaries, and the file it writes (owner-only)."""
+
+from __future__ import annotations
+
+import re
+import stat
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from phoneagent.cli import main
+from phoneagent.errors import EXIT_UNREACHABLE
+from phoneagent.report.collect import DeviceReport, collect
+from phoneagent.store import Store, read_key_file
+from protocol.metrics import Metric
+from tests.reportdata import HOLES, T0, WATCH, fill_store
+
+
+@pytest.fixture
+def stored(tmp_path: Path) -> tuple[Path, Path]:
+    data = tmp_path / "agent"
+    return data, fill_store(data)
+
+
+def _report(data: Path, key_file: Path, **limits: int) -> DeviceReport:
+    with Store.open(data, read_key_file(key_file)) as store:
+        (report,) = collect(store, WATCH, limits.get("since"), limits.get("until"))
+    return report
+
+
+def _run(data: Path, key_file: Path, *args: str) -> tuple[int, str]:
+    result = CliRunner().invoke(
+        main, ["--data-dir", str(data), "--key-file", str(key_file), "report", *args]
+    )
+    return result.exit_code, result.output
+
+
+def test_the_report_is_owner_only_and_says_it_holds_personal_data(
+    stored: tuple[Path, Path], tmp_path: Path
+) -> None:
+    data, key_file = stored
+    out = tmp_path / "report.html"
+    out.write_text("an older report, readable by all")
+    out.chmod(0o644)
+    code, output = _run(data, key_file, "--out", str(out))
+    assert code == 0, output
+    assert stat.S_IMODE(out.stat().st_mode) == 0o600
+    assert "personal health data" in output and str(out) in output
+    html = out.read_text()
+    assert "Test watch" in html
+    assert "<script" in html and not re.search(r"<script[^>]*\bsrc=", html)  # opens offline
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
+
+
+def test_every_hole_is_placed_on_the_time_axis_with_its_reason(
+    stored: tuple[Path, Path],
+) -> None:
+    report = _report(*stored)
+    found = [(h.reason, h.start, h.end) for h in report.holes]
+    assert [reason for reason, *_ in found] == [h.reason for h in HOLES]
+    for (_, start, end), hole in zip(found, HOLES, strict=True):
+        # From the last sample before the hole to the first after it.
+        assert T0 + 60 * hole.start - 30 <= start < T0 + 60 * hole.start
+        assert end == T0 + 60 * hole.end
+
+
+def test_since_and_until_limit_the_samples_and_the_holes(stored: tuple[Path, Path]) -> None:
+    data, key_file = stored
+    since, until = T0 + 24 * 3600, T0 + 36 * 3600
+    report = _report(data, key_file, since=since, until=until)
+    times = [t for s in report.series.values() for t in s.times]
+    assert min(times) >= since and max(times) < until
+    assert [h.reason for h in report.holes] == [h.reason for h in HOLES if h.start >= 24 * 60]
+    code, output = _run(data, key_file, "--since", "2026-05-29T00:00", "--until", str(until))
+    assert code == 0, output
+
+
+def test_the_days_summarise_every_sample(stored: tuple[Path, Path]) -> None:
+    data, key_file = stored
+    report = _report(data, key_file)
+    with Store.open(data, read_key_file(key_file)) as store:
+        first_day = [s for s in store.iter_samples(WATCH, until=T0 + 86_400)]
+    heart = sorted(s.value for s in first_day if s.metric is Metric.HEART_RATE)
+    lowest_tenth = heart[: round(len(heart) / 10)]
+    day = report.days[0]
+    assert len(report.days) == 2
+    assert day.steps == sum(s.value for s in first_day if s.metric is Metric.STEPS)
+    assert day.min_spo2 == min(s.value for s in first_day if s.metric is Metric.SPO2)
+    assert day.resting_hr == round(sum(lowest_tenth) / len(lowest_tenth), 1)
+
+
+def test_sync_and_upload_positions_reach_their_last_sample(stored: tuple[Path, Path]) -> None:
+    data, key_file = stored
+    with Store.open(data, read_key_file(key_file)) as store:
+        halfway = next(s for s in store.iter_samples(WATCH, since=T0 + 24 * 3600))
+        store.ledger.set_upload_position(WATCH, "eu", halfway.seq)
+        last = T0 + 48 * 3600 - 30
+    spans = {s.lane: (s.start, s.end) for s in _report(data, key_file).spans}
+    assert spans == {"synced": (T0, last), "uploaded (eu)": (T0, halfway.timestamp)}
+
+
+def test_an_unknown_watch_is_refused_with_its_exit_code(stored: tuple[Path, Path]) -> None:
+    code, output = _run(*stored, "--device", "00:11:22:33:44:55")
+    assert code == EXIT_UNREACHABLE
+    assert "00:11:22:33:44:55 is not in the store" in output and "Traceback" not in output
+
+
+def test_the_cli_loads_plotly_only_for_the_report() -> None:
+    loaded = subprocess.run(
+        [sys.executable, "-c", "import sys, phoneagent.cli; print('plotly' in sys.modules)"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert loaded.strip() == "False"
