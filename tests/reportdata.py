@@ -26,13 +26,25 @@ class Hole:
     start: int  # first minute missing, from T0
     end: int  # first minute present again
     reason: str
+    metrics: frozenset[Metric] = frozenset(Metric)
 
 
+OFF_WRIST = frozenset({Metric.HEART_RATE, Metric.SPO2, Metric.SKIN_TEMPERATURE})
 HOLES = (
     Hole(6 * 60, 8 * 60, DROPPED),  # seqs skipped, with the watch's gap row
-    Hole(20 * 60, 23 * 60, QUIET),  # off wrist: no seq skipped, nothing measured
+    # Off wrist: the sensors measure nothing (no seq used), steps go on counting (zero).
+    Hole(20 * 60, 23 * 60, QUIET, OFF_WRIST),
     Hole(30 * 60, 31 * 60, DELETED),  # stored once, deleted by the person
 )
+
+
+def holes_in(metric: Metric) -> list[Hole]:
+    return [h for h in HOLES if metric in h.metrics]
+
+
+def bands() -> int:
+    """The holes the report finds: one in every metric, or one per metric it is in."""
+    return sum(1 if h.metrics == set(Metric) else len(h.metrics) for h in HOLES)
 
 
 def _timeline() -> list[tuple[int, Metric, int]]:
@@ -66,8 +78,10 @@ def fill_store(data: Path) -> Path:
     lost: list[int] = []
     seq = 0
     for t, metric, raw in _timeline():
-        if quiet.start <= _minute(t) < quiet.end:
+        if quiet.start <= _minute(t) < quiet.end and metric in quiet.metrics:
             continue  # the watch measured nothing: no seq used
+        if quiet.start <= _minute(t) < quiet.end:
+            raw = 0  # nobody walks with the watch on its charger
         seq += 1
         if dropped.start <= _minute(t) < dropped.end:
             lost.append(seq)

@@ -4,9 +4,9 @@ synced and uploaded, and a summary per day.
 
 A hole is found where the samples, read in time order, skip seqs or time: skipped seqs
 covered by the store's gap rows take their reason ("dropped on watch", "opted out", ...);
-skipped seqs with no gap row were stored once and are gone, so "deleted"; and a quiet
-spell with no seq skipped is the watch measuring nothing ("no measurements", off wrist
-or on the charger).
+skipped seqs with no gap row were stored once and are gone, so "deleted". Those holes
+are in every metric. A metric that is quiet for long while the others go on (off wrist,
+heart rate stops and steps go on counting) has a hole of its own, "no measurements".
 """
 
 from __future__ import annotations
@@ -14,14 +14,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from itertools import groupby
-from statistics import fmean
+from itertools import groupby, pairwise
+from statistics import fmean, median
 
 from phoneagent.store import DeviceRecord, GapRecord, Store, StoredSample, UnknownDeviceError
 from protocol.metrics import Metric
 
 QUIET_S = 15 * 60
-"""No sample of any metric for this long, with no seq skipped: the watch measured nothing."""
+QUIET_INTERVALS = 3
+"""A metric with no sample for ``QUIET_S`` and for this many of its usual intervals (the
+median), in time no other hole explains, measured nothing then."""
 MIN_HOLE_S = 5 * 60
 """Shorter holes are counted in the gap table but neither shaded nor break a line: at
 the width of a pixel they would hide the data around them (an opted-out metric leaves a
@@ -50,6 +52,7 @@ class Hole:
     end: int  # the first sample after it
     reason: str
     missing_seqs: int  # 0 for a quiet spell
+    metric: Metric | None = None  # None: a hole in every metric
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,6 +136,8 @@ def _device_report(
     # One pass over the samples: the series fill up as the holes between them are found.
     stamps = _recorded(store.iter_samples(address, None, since, until), series)
     holes = list(_holes(stamps, gap_rows, sync_position))
+    holes += [quiet for line in series.values() for quiet in _quiet(line, holes)]
+    holes.sort(key=lambda h: (h.start, h.end))
     report = DeviceReport(device, series, holes, gap_rows, [], [], daily(series))
     start, end = report.start, report.end
     if start is None or end is None:
@@ -176,9 +181,19 @@ def _holes(
             if skipped > 0:
                 reason = _why(before_seq + 1, seq - 1, gap_rows, sync_position)
                 yield Hole(before_ts, ts, reason, skipped)
-            elif ts - before_ts >= QUIET_S:
-                yield Hole(before_ts, ts, QUIET, 0)
         previous = ts, seq
+
+
+def _quiet(line: Series, holes: list[Hole]) -> Iterator[Hole]:
+    """The spells in which this metric measured nothing, beyond what ``holes`` explain."""
+    if len(line.times) < 2:
+        return
+    pairs = list(pairwise(line.times))
+    limit = max(QUIET_S, QUIET_INTERVALS * median(b - a for a, b in pairs))
+    for a, b in pairs:
+        explained = sum(max(0, min(b, h.end) - max(a, h.start)) for h in holes)
+        if b - a - explained >= limit:
+            yield Hole(a, b, QUIET, 0, line.metric)
 
 
 def _why(first: int, last: int, gap_rows: list[GapRecord], sync_position: int) -> str:

@@ -97,7 +97,8 @@ def figure_of(report: DeviceReport) -> go.Figure:
     start, end = report.start, report.end
     assert start is not None and end is not None
     for row, metric in enumerate(_ROWS, start=1):
-        x, y = _line(report.series[metric], report.holes, start, end)
+        holes = [h for h in report.holes if h.metric in (None, metric)]
+        x, y = _line(report.series[metric], holes, start, end)
         figure.add_trace(
             go.Scatter(x=x, y=y, mode="lines", name=_TITLES[metric], meta=metric.key),
             row=row,
@@ -158,25 +159,42 @@ def _line(
 
 
 def _shade(figure: go.Figure, holes: Sequence[Hole]) -> None:
+    """A band over each hole, across every chart or only its metric's, coloured by reason;
+    the widest labelled."""
     colours: dict[str, str] = {}
     for hole in holes:
         colour = colours.setdefault(hole.reason, _HOLE_COLOURS[len(colours) % len(_HOLE_COLOURS)])
         figure.add_shape(
-            type="rect", xref="x", yref="paper", x0=_iso(hole.start), x1=_iso(hole.end),
+            type="rect", xref="x", yref=_height_of(hole), x0=_iso(hole.start), x1=_iso(hole.end),
             y0=0, y1=1, fillcolor=colour, opacity=0.18, line_width=0, layer="below",
         )  # fmt: skip
     widest = sorted(holes, key=lambda h: h.end - h.start, reverse=True)[:_LABELLED_HOLES]
     for hole in widest:
         figure.add_annotation(
-            x=_iso((hole.start + hole.end) // 2), y=1.0, xref="x", yref="paper",
+            x=_iso((hole.start + hole.end) // 2), y=1.0, xref="x", yref=_height_of(hole),
             text=escape(hole.reason), showarrow=False, textangle=-90, yanchor="top",
-            font={"size": 10, "color": colours[hole.reason]}, name="hole",
+            font={"size": 10, "color": colours[hole.reason]},
         )  # fmt: skip
+
+
+def _height_of(hole: Hole) -> str:
+    """The whole figure's height for a hole in every metric, else its metric's chart's."""
+    if hole.metric is None:
+        return "paper"
+    row = _ROWS.index(hole.metric) + 1
+    return f"y{row if row > 1 else ''} domain"
 
 
 def _holes_table(report: DeviceReport) -> str:
     rows = [
-        [_iso(h.start), _iso(h.end), _duration(h.end - h.start), h.reason, str(h.missing_seqs)]
+        [
+            _iso(h.start),
+            _iso(h.end),
+            _duration(h.end - h.start),
+            "every metric" if h.metric is None else _TITLES[h.metric],
+            h.reason,
+            str(h.missing_seqs),
+        ]
         for h in report.holes
     ]
     totals = Counter[str]()
@@ -188,9 +206,9 @@ def _holes_table(report: DeviceReport) -> str:
         "</p>\n"
         + _table(
             "Holes in the data (shaded above)",
-            ["from", "to", "for", "why", "missing seqs"],
+            ["from", "to", "for", "in", "why", "missing seqs"],
             rows,
-            text_columns={3},
+            text_columns={3, 4},
         )
     )
 

@@ -21,7 +21,7 @@ from phoneagent.report import write_report
 from phoneagent.report.downsample import min_max
 from phoneagent.store import Store, read_key_file
 from protocol.metrics import Metric
-from tests.reportdata import DIP, HOLES, SPIKE, WATCH, fill_store
+from tests.reportdata import DIP, HOLES, SPIKE, WATCH, bands, fill_store, holes_in
 
 pytestmark = pytest.mark.system
 
@@ -101,11 +101,11 @@ def test_the_report_renders_every_metric_with_its_holes(
     assert drawn == expected
     heart = drawn[Metric.HEART_RATE.key]
     assert len(heart) < 5000 and SPIKE in heart and DIP in heart  # down-sampled, extremes kept
-    # Every hole breaks every line: one more piece than holes.
+    # Every hole breaks the lines it is in: one more piece than holes.
     assert {meta: pieces for meta, _, pieces in traces if meta in expected} == {
-        key: len(HOLES) + 1 for key in expected
+        m.key: len(holes_in(m)) + 1 for m in Metric
     }
-    assert chart.locator(".shapelayer path").count() == len(HOLES)
+    assert chart.locator(".shapelayer path").count() == bands()
     labels = chart.locator(".annotation-text").evaluate_all("all => all.map(t => t.textContent)")
     assert all(hole.reason in labels for hole in HOLES), labels
     assert (tmp_path / "report.png").stat().st_size > 0
