@@ -30,7 +30,7 @@ the width of a pixel they would hide the data around them (an opted-out metric l
 one-record hole every few seconds)."""
 DELETED = "deleted"
 NOT_SYNCED = "not synced yet"
-QUIET = "no measurements (off wrist or charging)"
+QUIET = "no measurements"  # off wrist, charging, a sensor off
 RESTING_FRACTION = 0.1
 """Resting heart rate: the mean of the lowest tenth of the day's readings."""
 

@@ -14,6 +14,7 @@ from click.testing import CliRunner
 
 from phoneagent.cli import main
 from phoneagent.errors import EXIT_UNREACHABLE
+from phoneagent.privacy.audit import FAIL, audit
 from phoneagent.report.collect import DeviceReport, collect
 from phoneagent.store import Store, read_key_file
 from protocol.metrics import Metric
@@ -121,3 +122,12 @@ def test_the_cli_loads_plotly_only_for_the_report() -> None:
         check=True,
     ).stdout
     assert loaded.strip() == "False"
+
+
+def test_a_report_left_in_the_data_dir_fails_the_privacy_audit(stored: tuple[Path, Path]) -> None:
+    data, key_file = stored
+    code, output = _run(data, key_file, "--out", str(data / "report.html"))
+    assert code == 0, output
+    with Store.open(data, read_key_file(key_file)) as store:
+        enc = next(c for c in audit(store, data) if c.id == "PR-ENC")
+    assert enc.status == FAIL and "report.html" in enc.evidence
