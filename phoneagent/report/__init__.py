@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ def write_report(
     """Write the report to ``out`` (replacing it): created owner-only (0600) under a
     temporary name in the same folder and renamed when complete, so no partial copy of
     personal data is left behind and none is ever readable by others."""
+    if not out.parent.is_dir():  # said before the store is read, naming the folder
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(out.parent))
     reports = collect(store, device, since, until)
     html = page(reports, since, until)
     fd, partial = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent)

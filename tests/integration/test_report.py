@@ -108,6 +108,12 @@ def test_sync_and_upload_positions_reach_their_last_sample(stored: tuple[Path, P
     assert spans == {"synced": (T0, last), "uploaded (eu)": (T0, halfway.timestamp)}
 
 
+def test_a_missing_folder_is_named(stored: tuple[Path, Path], tmp_path: Path) -> None:
+    code, output = _run(*stored, "--out", str(tmp_path / "gone" / "report.html"))
+    assert code == 1
+    assert f"{tmp_path / 'gone'}: no such folder" in output and "Traceback" not in output
+
+
 def test_an_unknown_watch_is_refused_with_its_exit_code(stored: tuple[Path, Path]) -> None:
     code, output = _run(*stored, "--device", "00:11:22:33:44:55")
     assert code == EXIT_UNREACHABLE
