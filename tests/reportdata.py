@@ -7,8 +7,10 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
+from phoneagent.privacy.gate import CLOUD_CATEGORIES, CLOUD_UPLOAD_PURPOSE
 from phoneagent.report.collect import DELETED, QUIET
-from phoneagent.store import MissingSeqs, Store, create_key_file, read_key_file
+from phoneagent.store import MissingSeqs, Store, StoredSample, create_key_file, read_key_file
+from phoneagent.store.ledger import NewDisclosure
 from phoneagent.sync.engine import DROPPED
 from protocol.metrics import Metric, Sample
 
@@ -98,3 +100,21 @@ def stored_counts(key_file: Path, data: Path) -> dict[Metric, int]:
     """Samples per metric the store holds for the whole range."""
     with Store.open(data, read_key_file(key_file)) as store:
         return store.counts()[WATCH]
+
+
+@dataclass(frozen=True)
+class SyncAndUpload:
+    uploaded_to: StoredSample  # the last sample the endpoint acknowledged
+    failed_at: int  # the last failed sync session, by the phone's clock
+    uploaded_at: int  # the upload session, likewise
+
+
+def add_sync_and_upload(data: Path, key_file: Path) -> SyncAndUpload:
+    """A failed sync session and an upload of the first day to "eu", both inside the range."""
+    at = T0 + 12 * 3600
+    with Store.open(data, read_key_file(key_file), clock=lambda: at) as store:
+        halfway = next(s for s in store.iter_samples(WATCH, since=T0 + 24 * 3600))
+        sent = NewDisclosure("cloud:eu", CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, 42, at=at + 60)
+        store.ledger.record_upload("eu", {WATCH: halfway.seq}, sent)
+        store.set_sync_problem(WATCH, "the watch did not answer")
+    return SyncAndUpload(halfway, at, at + 60)

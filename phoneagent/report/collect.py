@@ -152,10 +152,8 @@ def _device_report(
         if reached is not None and reached >= start:
             report.spans.append(Span(lane, start, min(reached, end), text))
     problem = store.sync_problem(address)
-    if problem is not None:
-        report.events.append(Event("last sync failed", problem[0], problem[1]))
-    report.events.extend(uploads)
-    report.events[:] = [e for e in report.events if start <= e.at <= end]
+    failed = [] if problem is None else [Event("last sync failed", *problem)]
+    report.events.extend(e for e in failed + uploads if start <= e.at <= end)
     return report
 
 

@@ -18,7 +18,16 @@ from phoneagent.privacy.audit import FAIL, audit
 from phoneagent.report.collect import DeviceReport, collect
 from phoneagent.store import Store, read_key_file
 from protocol.metrics import Metric
-from tests.reportdata import HOLES, OTHER_EVERY_S, T0, WATCH, bands, fill_store
+from tests.reportdata import (
+    HOLES,
+    HR_EVERY_S,
+    OTHER_EVERY_S,
+    T0,
+    WATCH,
+    add_sync_and_upload,
+    bands,
+    fill_store,
+)
 
 
 @pytest.fixture
@@ -98,14 +107,17 @@ def test_the_days_summarise_every_sample(stored: tuple[Path, Path]) -> None:
     assert day.resting_hr == round(sum(lowest_tenth) / len(lowest_tenth), 1)
 
 
-def test_sync_and_upload_positions_reach_their_last_sample(stored: tuple[Path, Path]) -> None:
-    data, key_file = stored
-    with Store.open(data, read_key_file(key_file)) as store:
-        halfway = next(s for s in store.iter_samples(WATCH, since=T0 + 24 * 3600))
-        store.ledger.set_upload_position(WATCH, "eu", halfway.seq)
-        last = T0 + 48 * 3600 - 30
-    spans = {s.lane: (s.start, s.end) for s in _report(data, key_file).spans}
-    assert spans == {"synced": (T0, last), "uploaded (eu)": (T0, halfway.timestamp)}
+def test_sync_and_upload_state_share_the_time_axis(stored: tuple[Path, Path]) -> None:
+    added = add_sync_and_upload(*stored)
+    report = _report(*stored)
+    assert {s.lane: (s.start, s.end) for s in report.spans} == {
+        "synced": (T0, T0 + 48 * 3600 - HR_EVERY_S),
+        "uploaded (eu)": (T0, added.uploaded_to.timestamp),
+    }
+    assert [(e.lane, e.at, e.text) for e in report.events] == [
+        ("last sync failed", added.failed_at, "the watch did not answer"),
+        ("upload sessions", added.uploaded_at, "42 record(s) to cloud:eu"),
+    ]
 
 
 def test_a_missing_folder_is_named(stored: tuple[Path, Path], tmp_path: Path) -> None:

@@ -21,7 +21,16 @@ from phoneagent.report import write_report
 from phoneagent.report.downsample import min_max
 from phoneagent.store import Store, read_key_file
 from protocol.metrics import Metric
-from tests.reportdata import DIP, HOLES, SPIKE, WATCH, bands, fill_store, holes_in
+from tests.reportdata import (
+    DIP,
+    HOLES,
+    SPIKE,
+    WATCH,
+    add_sync_and_upload,
+    bands,
+    fill_store,
+    holes_in,
+)
 
 pytestmark = pytest.mark.system
 
@@ -31,6 +40,8 @@ _TRACES = """gd => Array.from(gd.querySelectorAll('g.trace.scatter')).map(g => {
     const trace = g.__data__[0].trace;
     return [trace.meta, trace.y.filter(v => v !== null), g.querySelectorAll('path.js-line').length];
 })"""
+
+_TEXTS = "all => all.map(t => t.textContent)"  # SVG text has no innerText
 
 
 def _chromium() -> str:
@@ -84,6 +95,7 @@ def test_the_report_renders_every_metric_with_its_holes(
 ) -> None:
     data = tmp_path / "agent"
     key_file = fill_store(data)
+    add_sync_and_upload(data, key_file)
     out = tmp_path / "report.html"
     with Store.open(data, read_key_file(key_file)) as store:
         write_report(store, out, None, None, None)
@@ -106,6 +118,8 @@ def test_the_report_renders_every_metric_with_its_holes(
         m.key: len(holes_in(m)) + 1 for m in Metric
     }
     assert chart.locator(".shapelayer path").count() == bands()
-    labels = chart.locator(".annotation-text").evaluate_all("all => all.map(t => t.textContent)")
+    labels = chart.locator(".annotation-text").evaluate_all(_TEXTS)
     assert all(hole.reason in labels for hole in HOLES), labels
+    lanes = chart.locator(".yaxislayer-above text").evaluate_all(_TEXTS)
+    assert {"synced", "uploaded (eu)", "last sync failed", "upload sessions"} <= set(lanes)
     assert (tmp_path / "report.png").stat().st_size > 0
