@@ -43,8 +43,10 @@ def _report(data: Path, key_file: Path, **limits: int) -> DeviceReport:
 
 
 def _run(data: Path, key_file: Path, *args: str) -> tuple[int, str]:
+    """``phoneagent report``; without ``--out``, to a file beside the key (never the cwd)."""
+    out = [] if "--out" in args else ["--out", str(key_file.with_name("report.html"))]
     result = CliRunner().invoke(
-        main, ["--data-dir", str(data), "--key-file", str(key_file), "report", *args]
+        main, ["--data-dir", str(data), "--key-file", str(key_file), "report", *args, *out]
     )
     return result.exit_code, result.output
 
