@@ -14,7 +14,10 @@ processes / N, and the marginal cost above one pair), CPU seconds per pair per m
 the cores each process used in the window (the watch fleet, each agent worker, Mosquitto).
 The watches measure at staggered phases in the second and latency counts from that moment
 (``watchsim.fleet``); ``--no-stagger`` measures them all on the second boundary.
-With ``--results`` the figures go to ``benchmarks/RESULTS-fleet.md`` as well.
+A chart of the latency percentiles and the throughput per N, and of the cores each
+process used second by second in the window, is written as a PNG (its path printed);
+with ``--results`` the figures go to ``benchmarks/RESULTS-fleet.md`` and the chart beside
+it (``RESULTS-fleet.png``).
 
     python benchmarks/bench_fleet.py [--quick] [--sizes 1,100,300,500] [--seconds 60]
 """
@@ -31,7 +34,10 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 
+import _chart
 import _common
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 from harness.fleet import START_RATE
 from tests.fleetrun import cloud_toml, start_agents, start_watches
@@ -54,6 +60,7 @@ class Run:
     watch_usage: dict[str, float]
     agent_result: dict[str, float]
     cores: dict[str, float]  # CPU used in the window / window, per process
+    timeline: list[dict[str, float]]  # the same, second by second
     load: tuple[float, float, float]  # load average at the end of the window
 
     @property
@@ -111,9 +118,7 @@ async def measure(
         try:
             await asyncio.sleep(warmup)
             pids = _processes(watches.process.pid, agents.process.pid, broker.pid)
-            before = {name: _cpu_s(pid) for name, pid in pids.items()}
-            await asyncio.sleep(seconds)  # the measurement window is a duration
-            cores = {name: (_cpu_s(pid) - before[name]) / seconds for name, pid in pids.items()}
+            cores, timeline = await _cores_used(pids, seconds)
             load = _common.os.getloadavg()
             usage = await request(directory / "watches", FleetUsage())
         finally:
@@ -122,7 +127,24 @@ async def measure(
     finally:
         await watches.stop(within=120)
     latency = result["latency"]
-    return Run(pairs, seconds, latency["stored"], latency["acked"], usage, result, cores, load)
+    return Run(
+        pairs, seconds, latency["stored"], latency["acked"], usage, result, cores, timeline, load
+    )
+
+
+async def _cores_used(
+    pids: dict[str, int], seconds: float
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Cores each process used over the window (it is a duration), and in each second."""
+    first = last = {name: _cpu_s(pid) for name, pid in pids.items()}
+    began = ticked = time.monotonic()
+    timeline = []
+    while ticked - began < seconds:
+        await asyncio.sleep(min(1.0, seconds - (ticked - began)))
+        now, at = {name: _cpu_s(pid) for name, pid in pids.items()}, time.monotonic()
+        timeline.append({name: (now[name] - last[name]) / (at - ticked) for name in pids})
+        last, ticked = now, at
+    return {name: (last[name] - first[name]) / (ticked - began) for name in pids}, timeline
 
 
 def show(run: Run, base: Run) -> list[str]:
@@ -221,6 +243,62 @@ async def main() -> None:
     )
     if options.results:
         write_results(started, about, runs, base, best, options.stagger)
+        picture = _common.ROOT / "benchmarks" / "RESULTS-fleet.png"
+    else:
+        picture = Path(tempfile.mkdtemp(prefix="bench-fleet-")) / "fleet.png"
+    await _chart.write_png(chart(runs), picture)
+    print(f"   chart: {picture}")
+
+
+def chart(runs: list[Run]) -> go.Figure:
+    """Latency percentiles and throughput per fleet size; cores per process over the window."""
+    figure = make_subplots(
+        rows=3,
+        cols=1,
+        vertical_spacing=0.1,
+        subplot_titles=[
+            "Latency by fleet size (ms, from the sample's moment)",
+            "Throughput by fleet size (samples per second)",
+            "Cores used, second by second in the window",
+        ],
+    )
+    pairs = [str(r.pairs) for r in runs]
+    for stage in ("stored", "acked"):
+        for percentile in ("p50_ms", "p99_ms"):
+            figure.add_trace(
+                go.Scatter(
+                    x=pairs,
+                    y=[getattr(r, stage)[percentile] for r in runs],
+                    name=f"{stage} {percentile[:3]}",
+                    mode="lines+markers",
+                ),
+                row=1,
+                col=1,
+            )
+    figure.add_trace(
+        go.Bar(x=pairs, y=[r.expected / r.seconds for r in runs], name="due"), row=2, col=1
+    )
+    figure.add_trace(
+        go.Bar(x=pairs, y=[(r.acked["samples"] or 0) / r.seconds for r in runs], name="acked"),
+        row=2,
+        col=1,
+    )
+    for run in runs:
+        figure.add_trace(
+            go.Scatter(
+                x=list(range(1, len(run.timeline) + 1)),
+                y=[sum(second.values()) for second in run.timeline],
+                name=f"N={run.pairs}, all processes",
+                mode="lines",
+            ),
+            row=3,
+            col=1,
+        )
+    figure.update_xaxes(title_text="pairs", type="category", row=1, col=1)
+    figure.update_xaxes(title_text="pairs", type="category", row=2, col=1)
+    figure.update_xaxes(title_text="second of the window", row=3, col=1)
+    figure.update_layout(height=1000, template="plotly_white", barmode="group")
+    return figure
 
 
 def write_results(
@@ -260,6 +338,8 @@ def write_results(
             "## Figures",
             "",
             *rows,
+            "",
+            "![Latency and throughput by fleet size, cores over the window](RESULTS-fleet.png)",
             "",
             f"Largest N measured with broker-ack p99 < {P99_TARGET_MS} ms and keeping up: "
             f"**{best}** (target {TARGET_PAIRS}).",

@@ -42,7 +42,7 @@ from phoneagent.upload.endpoints import EndpointError, endpoints_path, is_loopba
 PASS, FAIL, NA = "pass", "fail", "n/a"
 YEAR_S = 365 * 86400
 _PSEUDONYM = re.compile(r"[0-9a-f]{32}")
-_EXPORT_LIKE = re.compile(r"\.(json|csv|zip|partial|txt|sqlite|sqlite3|bak)$|-journal$", re.I)
+_EXPORT_LIKE = re.compile(r"\.(json|csv|zip|html|partial|txt|sqlite|sqlite3|bak)$|-journal$", re.I)
 _DB_FILES = {DATABASE_NAME, DATABASE_NAME + "-wal", DATABASE_NAME + "-shm"}
 
 

@@ -663,6 +663,16 @@ class Store:
                     break
                 position = (page[-1][2], page[-1][0])
 
+    def sample_time(self, device: str, seq: int) -> int | None:
+        """Measurement time of the newest stored sample of ``device`` at or below ``seq``:
+        where a position (sync, upload) stands on a time axis; None when none is."""
+        with self._locked():
+            row = self._conn.execute(
+                "SELECT ts FROM samples WHERE device_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
+                (self._device_id(device), seq),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
     def sample_columns(self, device: str, after_seq: int, limit: int) -> SampleColumns:
         """Seqs, metrics, timestamps and raw values of up to ``limit`` samples of
         ``device`` with seq > ``after_seq``, in seq order: what the uploader encodes."""
