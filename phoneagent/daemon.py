@@ -15,9 +15,12 @@ import logging
 import random
 from collections.abc import Awaitable, Callable
 from datetime import datetime
+from pathlib import Path
+from typing import Any
 
 from phoneagent.config import SyncConfig
-from phoneagent.store import AsyncStore
+from phoneagent.relays.control import ControlError, ControlServer
+from phoneagent.store import AsyncStore, Store, StoreFullError
 from phoneagent.sync import (
     Backoff,
     Committed,
@@ -61,6 +64,50 @@ class _WakeUploader(SyncObserver):
         await self._inner.committed(commit)
         if (uploader := self._uploader()) is not None:
             uploader.wake()
+
+
+async def open_when_room(
+    open_store: Callable[[], Store],
+    data_dir: Path,
+    config: SyncConfig,
+    stop: asyncio.Event,
+    say: Callable[[str], None],
+) -> Store | None:
+    """The store, once its disk has room to open it; None if ``stop`` is set first.
+
+    ``run`` started on a full disk waits as its engines do when the disk fills under them:
+    with their back-off, saying "not storing" through ``say`` and to ``phoneagent status``
+    (over the agent's socket, the store being unreadable), "storing again" once it opened.
+    """
+    backoff = Backoff(config.backoff_initial, config.backoff_max)
+    waiting = ""  # why, while it waits
+
+    async def status(_request: dict[str, Any]) -> dict[str, Any]:
+        return {"watches": {}, "not_storing": waiting}
+
+    server = ControlServer(data_dir, {"status": status})
+    try:
+        while not stop.is_set():
+            try:
+                store = await asyncio.to_thread(open_store)
+            except StoreFullError as error:
+                if not waiting:
+                    try:
+                        await server.start()
+                    except ControlError:
+                        raise error from None  # another agent serves this data dir
+                waiting = str(error)
+                delay = backoff.next_delay()
+                say(f"not storing: {error}; retrying in {delay:.1f}s")
+                await sleep_unless(stop, delay)
+            else:
+                if waiting:
+                    say("storing again: the disk has space")
+                    log.warning("storing again: the disk has space (waited since the start)")
+                return store
+        return None
+    finally:
+        await server.close()
 
 
 # How long to wait before cancelling again a task that swallowed its cancellation.

@@ -101,23 +101,29 @@ class AgentContext:
             new_database=not store_exists(directory),
         )
 
-    def open_store(self) -> Store:
+    def open_store(self, resolved: ResolvedKey | None = None) -> Store:
+        """``resolved``: the key when already asked for (``run`` retries on a full disk)."""
         directory = self.data_dir
-        resolved = self.resolved_key()
+        resolved = resolved or self.resolved_key()
         store = Store.open(directory, resolved.key, key_source=resolved.source)
         AgentLogging.start(directory)  # beside the store it describes, once it opened
         return store
 
     @asynccontextmanager
     async def session(
-        self, *, agent: PairingAgent | None = None, paired: Address | None = None
+        self,
+        *,
+        agent: PairingAgent | None = None,
+        paired: Address | None = None,
+        opened: Store | None = None,
     ) -> AsyncIterator[tuple[AsyncStore, Transport, AgentConfig]]:
         """The store (bonds inside it) and the configured radio, closed in the right order.
 
         ``paired``: the watch the command needs, refused before any radio opens if unknown.
+        ``opened``: the store when the command opened it itself (closed here all the same).
         """
         config = self.config()
-        store = AsyncStore(self.open_store())
+        store = AsyncStore(opened or self.open_store())
         try:
             if paired is not None and await store.get_device(paired) is None:
                 raise CliError(

@@ -12,7 +12,7 @@ import click
 from phoneagent.cli.context import AgentContext, CliError, pass_agent, preferences_of
 from phoneagent.cli.output import ProgressObserver, progress_bar
 from phoneagent.cli.params import ADDRESS
-from phoneagent.daemon import Daemon
+from phoneagent.daemon import Daemon, open_when_room
 from phoneagent.errors import EXIT_ERROR, EXIT_PAIRING_LOST, EXIT_USAGE
 from phoneagent.relays.control import ControlError
 from phoneagent.relays.service import RelayService
@@ -118,7 +118,16 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with agent.session() as (store, transport, config):
+        opened = await open_when_room(
+            functools.partial(agent.open_store, agent.resolved_key()),
+            agent.data_dir,
+            agent.config().sync,
+            stop,
+            functools.partial(click.echo, err=True),
+        )
+        if opened is None:
+            return {}  # stopped while the disk was still full
+        async with agent.session(opened=opened) as (store, transport, config):
             relays = RelayService(store.store, agent.data_dir, dbus=dbus)
             try:
                 await relays.start()
