@@ -147,6 +147,7 @@ class Watch:
         return process, ready[1]
 
     async def newest_seq(self) -> int:
+        """The newest seq the watch gave out, also once it freed every record (acknowledged)."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",
@@ -159,7 +160,7 @@ class Watch:
             env=ENV,
         )
         out, _ = await asyncio.wait_for(process.communicate(), self.wait)
-        return int(json.loads(out)["history"]["newest_seq"])
+        return int(json.loads(out)["history"]["next_seq"]) - 1
 
 
 @dataclass(frozen=True)
