@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
 from phoneagent import control
-from phoneagent.cli.context import AgentContext, pass_agent, tell_running_agent
+from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.params import ADDRESS
 from phoneagent.services.pairing import unpair
+from phoneagent.store import StoreFullError
 from phoneagent.sync.discovery import pair_device, scan
 from protocol.address import Address
 
@@ -139,15 +141,14 @@ def devices_command(agent: AgentContext, as_json: bool) -> None:
     emit(rows, columns, "Devices", as_json)
 
 
-def _running_agent_watches(agent: AgentContext) -> dict[str, dict[str, str]]:
-    """Each watch's state as a running ``phoneagent run`` sees it (none when none runs):
-    what the store cannot tell, such as a disk too full to store anything more."""
+def _running_agent(agent: AgentContext) -> dict[str, Any]:
+    """What a running ``phoneagent run`` says of itself ({} when none runs): what the store
+    cannot tell, such as a disk too full to store anything more."""
     try:
         answer = asyncio.run(control.request(agent.data_dir, {"op": "status"}))
     except control.ControlError:  # not running, or it did not answer: the store's view only
         return {}
-    watches = answer.get("watches") if isinstance(answer, dict) else None
-    return watches if isinstance(watches, dict) else {}
+    return answer if isinstance(answer, dict) else {}
 
 
 @click.command("status")
@@ -156,8 +157,19 @@ def _running_agent_watches(agent: AgentContext) -> dict[str, dict[str, str]]:
 def status_command(agent: AgentContext, as_json: bool) -> None:
     """Per watch: stored samples, the sync position, recorded gaps and, while ``phoneagent
     run`` runs, what it is doing (a full disk, for one, shows there)."""
-    running = _running_agent_watches(agent)
-    with agent.open_store() as store:
+    answer = _running_agent(agent)
+    watches = answer.get("watches")
+    running: dict[str, dict[str, str]] = watches if isinstance(watches, dict) else {}
+    try:
+        opened = agent.open_store()
+    except StoreFullError as error:
+        if not (waiting := answer.get("not_storing")):
+            raise
+        # ``run`` started on this full disk and waits for room: say so, not only "full".
+        raise CliError(
+            f"phoneagent run is waiting, not storing: {waiting}", error.exit_code
+        ) from error
+    with opened as store:
         counts = store.counts()
         bonded = set(store.list_bonds())
         rows = []

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import sys
 
@@ -14,7 +15,7 @@ from phoneagent.cli.params import ADDRESS
 from phoneagent.errors import EXIT_PAIRING_LOST
 from phoneagent.instance import HeldError, sync_through_running_agent
 from phoneagent.relays.service import RelayService
-from phoneagent.services.agent import running_agent
+from phoneagent.services.agent import open_when_room, running_agent
 from phoneagent.services.sync import SyncOutcome, sync_once
 from phoneagent.sync import SyncObserver, SyncState
 from protocol.address import Address
@@ -93,22 +94,32 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with (
-            agent.session("run") as (store, transport, config),
-            running_agent(
+        with agent.holding("run"):
+            opened = await open_when_room(
+                functools.partial(agent.open_store, agent.resolved_key()),
                 agent.data_dir,
-                store,
-                transport,
-                config=config.sync,
-                observer=LogObserver(),
-                reopen=agent.radio_opener(store, config),
-                dbus=dbus,
-                say=lambda notice: click.echo(notice, err=True),
-            ) as running,
-        ):
-            click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
-            click.echo(f"relays: {relay_summary(running.relays)}", err=True)
-            return await running.daemon.run(stop)
+                agent.config().sync,
+                stop,
+                functools.partial(click.echo, err=True),
+            )
+            if opened is None:
+                return {}  # stopped while the disk was still full
+            async with (
+                agent.session(opened=opened) as (store, transport, config),
+                running_agent(
+                    agent.data_dir,
+                    store,
+                    transport,
+                    config=config.sync,
+                    observer=LogObserver(),
+                    reopen=agent.radio_opener(store, config),
+                    dbus=dbus,
+                    say=lambda notice: click.echo(notice, err=True),
+                ) as running,
+            ):
+                click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
+                click.echo(f"relays: {relay_summary(running.relays)}", err=True)
+                return await running.daemon.run(stop)
 
     states = asyncio.run(work())
     lost = sorted(a for a, s in states.items() if s is SyncState.PAIRING_LOST)
