@@ -19,7 +19,7 @@ from typing import TextIO
 import click
 
 from phoneagent.cli.context import AgentContext, pass_agent
-from phoneagent.cli.params import ADDRESS, MOMENT
+from phoneagent.cli.params import ADDRESS, measurement_window
 from phoneagent.store import StoredSample
 from protocol.address import Address
 from protocol.metrics import Metric
@@ -85,13 +85,7 @@ WRITERS: dict[str, Callable[[Iterable[Row], TextIO], None]] = {
 @click.command("data")
 @click.option("--device", type=ADDRESS, help="Only this watch (address).")
 @click.option("--metric", type=click.Choice(_METRICS), help="Only this metric.")
-@click.option(
-    "--since",
-    type=MOMENT,
-    help="From this measurement time, by the watch's clock (ISO 8601, naive = UTC, or Unix "
-    "seconds).",
-)
-@click.option("--until", type=MOMENT, help="Before this measurement time.")
+@measurement_window
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many rows.")
 @click.option(
     "--format",

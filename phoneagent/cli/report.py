@@ -7,19 +7,13 @@ from pathlib import Path
 import click
 
 from phoneagent.cli.context import AgentContext, pass_agent
-from phoneagent.cli.params import ADDRESS, MOMENT
+from phoneagent.cli.params import ADDRESS, measurement_window
 from protocol.address import Address
 
 
 @click.command("report")
 @click.option("--device", type=ADDRESS, help="Only this watch (address); default: every one.")
-@click.option(
-    "--since",
-    type=MOMENT,
-    help="From this measurement time, by the watch's clock (ISO 8601, naive = UTC, or Unix "
-    "seconds).",
-)
-@click.option("--until", type=MOMENT, help="Before this measurement time.")
+@measurement_window
 @click.option(
     "--out",
     type=click.Path(dir_okay=False, writable=True, path_type=Path),
