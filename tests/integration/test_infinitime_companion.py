@@ -20,7 +20,9 @@ from bumble.core import UUID, AdvertisingData
 from bumble.device import Advertisement, Device, DeviceConfiguration, Peer
 from bumble.gatt_client import CharacteristicProxy
 from bumble.host import Host
+from bumble.keys import MemoryKeyStore
 from bumble.link import LocalLink
+from bumble.pairing import PairingConfig, PairingDelegate
 from bumble.transport.common import AsyncPipeSink
 
 from bumblekit.controller import virtual_controller
@@ -163,6 +165,36 @@ async def test_unpaired_companion_reads_firmware_heart_rate_steps_and_sets_the_t
                         later.minute, later.second, later.isoweekday(), 0, 1)  # fmt: skip
     await companion.write(CURRENT_TIME, stamp)
     assert watch.app.clock.now() >= later.timestamp()
+
+
+class Keyboard(PairingDelegate):
+    """The phone's side of a passkey pairing: types what the watch shows."""
+
+    def __init__(self, shown: asyncio.Queue[int]) -> None:
+        super().__init__(io_capability=PairingDelegate.IoCapability.KEYBOARD_INPUT_ONLY)
+        self._shown = shown
+
+    async def get_number(self) -> int | None:
+        return await asyncio.wait_for(self._shown.get(), WAIT)
+
+
+async def test_optional_passkey_bonding_then_the_same_values_encrypted(
+    watch: LoopbackWatch, companion: Companion
+) -> None:
+    device = companion.device
+    device.keystore = MemoryKeyStore()
+    keyboard = Keyboard(watch.passkeys)
+    device.pairing_config_factory = lambda _c: PairingConfig(
+        sc=True, mitm=True, bonding=True, delegate=keyboard
+    )
+    assert companion.peer is not None
+    connection = companion.peer.connection
+    assert not connection.is_encrypted
+    await asyncio.wait_for(connection.pair(), WAIT)
+    assert connection.is_encrypted
+    assert await companion.read(FIRMWARE) == b"1.15.0"
+    status = await request(watch.app.config.state_dir, Status())
+    assert [p["bonded"] for p in status["peers"]] == [True]
 
 
 async def test_heart_rate_and_steps_are_notified_when_subscribed(
