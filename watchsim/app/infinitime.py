@@ -24,9 +24,10 @@ from protocol.metrics import Metric
 from protocol.music import MusicCommand
 from watchsim.app.device_info_service import constant
 from watchsim.app.live import Push
+from watchsim.app.radios import Radio
 from watchsim.app.relays import RelayError, RelayScreen
 from watchsim.app.time_service import TimeService
-from watchsim.app.watch import WatchApp
+from watchsim.app.watch import WatchApp, WatchConfig
 from watchsim.model import Measurement, WatchState
 from watchsim.peripheral.port import Peer, Peripheral
 
@@ -193,8 +194,8 @@ class InfiniTimeApp(WatchApp):
 
     profile = it.PROFILE
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: WatchConfig, radio: Radio) -> None:
+        super().__init__(config, radio)
         self.weather: dict[str, Any] | None = None
         self.forecast: dict[str, Any] | None = None
         self.navigation: dict[str, Any] = {
