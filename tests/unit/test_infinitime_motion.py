@@ -12,8 +12,8 @@ from watchsim.testing import TEST_START
 
 
 def test_flat_off_the_wrist_and_swinging_with_the_steps_on_it() -> None:
-    state = WatchModel(load_builtin("default-day"), seed=1, start=int(TEST_START.timestamp()))
-    now = state.state()
+    model = WatchModel(load_builtin("default-day"), seed=1, start=int(TEST_START.timestamp()))
+    now = model.state()
     off = dataclasses.replace(now, on_wrist=False)
     assert struct.unpack("<hhh", motion(off, now.steps_today)) == (0, 0, 1024)
     walking = dataclasses.replace(now, on_wrist=True, steps_today=101)
