@@ -314,7 +314,9 @@ def over_time(runs: list[Run]) -> go.Figure:
     latency, throughput, cores = [], [], []
     for run in runs:
         group = f"N={run.pairs}"
-        seconds = [s for s in run.over_time if 0 <= s["at"] - run.window_wall < run.seconds]
+        seconds = [
+            s for s in run.over_time if 0 <= s["at"] - run.window_wall <= run.seconds - INTERVAL_S
+        ]
         at = [s["at"] - run.window_wall for s in seconds]
         for percentile, dash in (("p50_ms", "dot"), ("p99_ms", "solid")):
             y = [s["acked"][percentile] for s in seconds]

@@ -94,7 +94,11 @@ def over_time(
             font={"size": 10, "color": colour},
         )
     figure.update_xaxes(title_text=x_title, row=len(panels), col=1)
-    figure.update_layout(height=330 * len(panels) + 120, template="plotly_white", margin={"t": 120})
+    figure.update_layout(
+        height=330 * len(panels) + 120,
+        template="plotly_white",
+        margin={"t": 120 if moments else 60},  # room for the moments' labels
+    )
     return figure
 
 
