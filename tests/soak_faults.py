@@ -33,8 +33,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import sqlcipher3
+
 from cloudreceiver.receiver import ReceiverDb
-from phoneagent.store import DbKey, Store
+from phoneagent.store import DbKey, Store, StoreError
 from protocol.history import FIRST_SEQ
 from protocol.metrics import Sample
 from tests.disk import fill
@@ -42,6 +44,7 @@ from tests.fleetrun import cloud_toml
 from tests.mosquitto import Broker
 from tests.processes import AGENT_CLI, ENV, Phone, Watch, start_air
 from tests.soak import Report, WatchReport
+from tests.soakchart import Reading, SoakTimeline, received_count, sampled
 from tests.system.test_upload import make_account
 from watchsim.app.watch import HISTORY_DIR
 from watchsim.history import History
@@ -51,6 +54,7 @@ KEY = DbKey(ENV["PHONEAGENT_DB_KEY"])
 READY_S = 60.0  # a restarted process prints its ready line within this: a hang bound
 STOP_S = 30.0
 SECOND_AGENT_S = 10.0  # then a second agent that was not refused is stopped
+CHART_EVERY_S = 1.0  # the chart's reading of the store and the receiver (tests/soakchart.py)
 Content = tuple[int, int, int]  # timestamp, metric, raw
 
 
@@ -65,6 +69,7 @@ class FaultSoakConfig:
     speed: float = 10.0  # simulated s per real s: live records to upload
     settle_s: float = 90.0  # deadline for the agent and the receiver to catch up at the end
     seed: int = 1
+    chart: Path | None = None  # where soak.png and soak.html go; None: ``directory``
 
 
 def account_history(
@@ -186,6 +191,7 @@ class FaultSoak:
         self.watches: list[Watch] = []
         self.addresses: list[str] = []
         self.running: dict[str, Running] = {}
+        self.timeline = SoakTimeline()
 
     # --- processes ----------------------------------------------------------------------
 
@@ -257,6 +263,7 @@ class FaultSoak:
             # Pacing, not synchronisation: the verdict does not depend on these times.
             await asyncio.sleep(max(0.0, began + moment - time.monotonic()))
             self.say(f"soak: {time.monotonic() - began:5.1f} s: {kind}")
+            self.timeline.fault(kind)
             await self._fault(kind)
             self.faults[kind] += 1
             self._all_running()
@@ -323,6 +330,21 @@ class FaultSoak:
         """Address -> pseudonym (read beside the running agent: WAL readers do not block)."""
         with Store.open(self.data_dir, KEY) as store:
             return {d.address: d.pseudonym for d in store.list_devices()}
+
+    def _reading(self) -> Reading:
+        """Records stored per watch, read beside the agent; none while a fault (the full
+        disk, the agent starting again) keeps the store from opening."""
+        try:
+            with Store.open(self.data_dir, KEY) as store:
+                counts = store.counts()
+        except (StoreError, sqlcipher3.Error, OSError):
+            stored: dict[str, int | None] = dict.fromkeys(self._names().values())
+        else:
+            stored = {n: sum(counts.get(a, {}).values()) for a, n in self._names().items()}
+        return stored, received_count(self.receiver_db)
+
+    def _names(self) -> dict[str, str]:
+        return {address: f"watch{n}" for n, address in enumerate(self.addresses)}
 
     def _received(self) -> dict[str, dict[int, Content]]:
         if not self.receiver_db.exists():
@@ -411,10 +433,12 @@ class FaultSoak:
         try:
             await self._setup()
             self.say(f"soak: {self.config.watches} watches paired; agent running")
-            await self._faults()
-            await self._settle()
+            async with sampled(self.timeline, self._reading, CHART_EVERY_S):
+                await self._faults()
+                await self._settle()
         finally:
             await self._stop()
+            await self.timeline.write(self.config.chart or self.root, self.say)
         return self._report(time.monotonic() - began)
 
 
