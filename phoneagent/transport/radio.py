@@ -195,6 +195,7 @@ class BumbleRadio:
         self._scan_lock = asyncio.Lock()
         self._scan_listeners: dict[AdvertisementListener, ScanFilter] = {}
         self._scanning_for: ScanFilter = None  # while scanning
+        self._accept_list_full = False  # said once, until the list holds them again
         self._just_works: set[str] = set()  # peers whose pairing fell to Just Works
         # How long one resolvable private address is shown (TGAP(private_addr_int), 15 min
         # recommended: Core Vol 3 Part C Appendix A); a new one when a scan starts after.
@@ -392,21 +393,35 @@ class BumbleRadio:
         return address_text(self.device.static_address)
 
     async def _accept_only(self, addresses: frozenset[str]) -> bool:
-        """Program the Filter Accept List; False if the controller cannot hold them all."""
+        """Program the Filter Accept List; False if the controller cannot hold them all.
+
+        As BlueZ does, a list too small for every wanted address is not used: the scan
+        goes unfiltered. The size is read each time, since a chip may change it
+        (Core Vol 4 Part E 7.8.14), and a refusal to add counts as full too.
+        """
         send = self.device.send_sync_command
+        kinds = (hci.Address.RANDOM_DEVICE_ADDRESS, hci.Address.PUBLIC_DEVICE_ADDRESS)
         try:
-            await send(hci.HCI_LE_Clear_Filter_Accept_List_Command())
-            for text in addresses:
-                for kind in (hci.Address.RANDOM_DEVICE_ADDRESS, hci.Address.PUBLIC_DEVICE_ADDRESS):
-                    await send(
-                        hci.HCI_LE_Add_Device_To_Filter_Accept_List_Command(
-                            address_type=kind, address=hci.Address(text, kind)
+            size = await send(hci.HCI_LE_Read_Filter_Accept_List_Size_Command())
+            room = size.filter_accept_list_size
+            if len(kinds) * len(addresses) <= room:
+                await send(hci.HCI_LE_Clear_Filter_Accept_List_Command())
+                for text in addresses:
+                    for kind in kinds:
+                        await send(
+                            hci.HCI_LE_Add_Device_To_Filter_Accept_List_Command(
+                                address_type=kind, address=hci.Address(text, kind)
+                            )
                         )
-                    )
+                self._accept_list_full = False
+                return True
+            why = f"room for {room} entries"
         except hci.HCI_Error as error:
-            log.info("scanning unfiltered: the accept list refused %s (%s)", addresses, error)
-            return False
-        return True
+            why = str(error)
+        if not self._accept_list_full:
+            log.info("scanning unfiltered: the accept list cannot hold %s (%s)", addresses, why)
+        self._accept_list_full = True
+        return False
 
     async def _start_filtered_scan(self) -> None:
         """``Device.start_scanning`` with the accept-list policy, which Bumble cannot ask for."""

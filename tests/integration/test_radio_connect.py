@@ -7,7 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
+from datetime import timedelta
+from pathlib import Path
 
 import pytest
 from bumble import core, hci
@@ -17,13 +20,21 @@ from bumble.keys import PairingKeys
 from bumble.link import LocalLink
 from bumble.transport.common import AsyncPipeSink
 
-from bumblekit.controller import virtual_controller
+from bumblekit import controller
+from bumblekit.controller import FILTER_ACCEPT_LIST_SIZE, virtual_controller
+from phoneagent.daemon import Daemon
+from phoneagent.sync import SyncPreferences, fixed_preferences
+from phoneagent.sync.discovery import pair_device
 from phoneagent.transport.bonds import MemoryBondStore
 from phoneagent.transport.radio import BumbleRadio
+from tests.integration.test_sync_engine import WAIT, Agent, CaughtUp, QueueAgent
 from watchsim.peripheral.bumble_adapter import new_link
+from watchsim.testing import start_loopback_watch
 
 # Guards the test against the hang it checks for; far above a connect's own timeout.
 GUARD_S = 10.0
+# Paired to one agent: more than a small chip's accept list holds (8 entries, 2 a watch).
+WATCHES = 6
 
 
 async def _device(link: LocalLink, name: str, address: str) -> Device:
@@ -98,3 +109,51 @@ async def test_a_bonded_watch_connects_while_another_is_scanned_for() -> None:
     assert connection.peer_address == first.random_address
     assert len(first.connections) == 1
     await radio.close()
+
+
+@pytest.mark.parametrize("list_size", [FILTER_ACCEPT_LIST_SIZE, 8])
+async def test_one_agent_syncs_every_paired_watch(
+    tmp_path: Path,
+    list_size: int,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Six paired watches, two accept-list entries each. A phone's controller holds them
+    all, and the agent never hears the stranger on the air; a small chip's list (8) is
+    full, and the agent scans unfiltered and still reaches all six."""
+    monkeypatch.setattr(controller, "FILTER_ACCEPT_LIST_SIZE", list_size)
+    caplog.set_level(logging.INFO, logger="phoneagent.transport.radio")
+    link = new_link()
+    watches = [
+        await start_loopback_watch(
+            link, tmp_path / f"w{n}", seed=n, name=f"W{n}", backfill=timedelta(minutes=2)
+        )
+        for n in range(WATCHES)
+    ]
+    stranger = await _device(link, "stranger", "F1:00:00:00:00:99")
+    await stranger.start_advertising(auto_restart=False)
+    agent = await Agent.start(link, tmp_path / "agent", watches[0])
+    for watch in watches:
+        agent.radio.agent = QueueAgent(watch)
+        await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+    heard: set[hci.Address] = set()
+    agent.radio.device.on(Device.EVENT_ADVERTISEMENT, lambda ad: heard.add(ad.address))
+    observer = CaughtUp(WATCHES)
+    stop = asyncio.Event()
+    daemon = Daemon(
+        agent.transport, agent.astore, fixed_preferences(SyncPreferences()), observer=observer
+    )
+    running = asyncio.create_task(daemon.run(stop))
+    try:
+        async with asyncio.timeout(WAIT):
+            await observer.done.wait()
+    finally:
+        stop.set()
+        await running
+        await agent.stop()
+        for watch in watches:
+            await watch.stop()
+    full = list_size < 2 * WATCHES
+    assert ("scanning unfiltered" in caplog.text) is full
+    if not full:
+        assert stranger.random_address not in heard
