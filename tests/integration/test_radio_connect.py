@@ -9,11 +9,14 @@ import asyncio
 import json
 import logging
 import os
+from collections.abc import Callable
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from bleak.exc import BleakError
 from bumble import core, hci
+from bumble.controller import Controller
 from bumble.device import Device, DeviceConfiguration
 from bumble.host import Host
 from bumble.keys import PairingKeys
@@ -26,10 +29,10 @@ from phoneagent.daemon import Daemon
 from phoneagent.sync import SyncPreferences, fixed_preferences
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport.bonds import MemoryBondStore
-from phoneagent.transport.radio import BumbleRadio
+from phoneagent.transport.radio import CONNECT_MIN_S, BumbleRadio
 from tests.integration.test_sync_engine import WAIT, Agent, CaughtUp, QueueAgent
 from watchsim.peripheral.bumble_adapter import new_link
-from watchsim.testing import start_loopback_watch
+from watchsim.testing import LoopbackWatch, start_loopback_watch
 
 # Guards the test against the hang it checks for; far above a connect's own timeout.
 GUARD_S = 10.0
@@ -157,3 +160,98 @@ async def test_one_agent_syncs_every_paired_watch(
     assert ("scanning unfiltered" in caplog.text) is full
     if not full:
         assert stranger.random_address not in heard
+
+
+class Central:
+    """A watch on a fresh link, the agent's radio and its chip, and what the watch says
+    of its connections (its own log: "connected", "disconnected")."""
+
+    def __init__(self, watch: LoopbackWatch, radio: BumbleRadio, chip: Controller) -> None:
+        self.watch = watch
+        self.radio = radio
+        self.chip = chip
+        self.said: asyncio.Queue[str] = asyncio.Queue()
+        watch.app.log_listeners.append(self._heard)
+
+    def _heard(self, line: str) -> None:
+        if line.startswith(("connected:", "disconnected:")):
+            self.said.put_nowait(line.split(":")[0])
+
+    @classmethod
+    async def start(cls, tmp_path: Path) -> Central:
+        link = new_link()
+        watch = await start_loopback_watch(link, tmp_path / "watch")
+        before = set(link.controllers)
+        radio = await BumbleRadio.on_link(link, bonds=MemoryBondStore())
+        (chip,) = set(link.controllers) - before
+        return cls(watch, radio, chip)
+
+    async def watch_free_again(self) -> None:
+        """The watch was connected and let go, and advertises again: a connect reaches it."""
+        assert await self.said.get() == "connected"
+        assert await self.said.get() == "disconnected"
+        connection = await self.radio.connect(self.watch.address, within=GUARD_S)
+        assert await self.said.get() == "connected"
+        assert list(self.radio.device.connections.values()) == [connection]
+
+    async def stop(self) -> None:
+        await self.radio.close()
+        await self.watch.stop()
+
+
+async def test_a_connect_given_up_as_the_controller_starts_leaves_the_watch_free(
+    tmp_path: Path,
+) -> None:
+    """The caller gives up while LE Create Connection is on its way to the controller:
+    the controller connects at the watch's next advertisement all the same. The agent
+    drops that connection (Bumble asserted on it and never registered it, so the watch
+    stayed connected to a phone that could not use it) and the watch advertises again."""
+    central = await Central.start(tmp_path)
+    chip = central.chip
+    giving_up = asyncio.create_task(central.radio.connect(central.watch.address, within=GUARD_S))
+    name = "on_hci_le_create_connection_command"
+    received: Callable[[hci.HCI_Command], None] = getattr(chip, name)
+
+    def give_up(command: hci.HCI_Command) -> None:
+        """The caller gives up with the command on its way: the chip takes it after the
+        caller has woken to its cancellation (the callbacks run in order)."""
+        setattr(chip, name, received)
+        giving_up.cancel()
+        asyncio.get_running_loop().call_soon(received, command)
+
+    setattr(chip, name, give_up)
+    async with asyncio.timeout(GUARD_S):
+        with pytest.raises(asyncio.CancelledError):
+            await giving_up
+        await central.watch_free_again()
+    await central.stop()
+
+
+async def test_a_connection_that_crosses_its_cancel_is_dropped(tmp_path: Path) -> None:
+    """Bumble's connect times out and cancels just as the chip connects: the chip
+    refuses the cancel (Command Disallowed, Core Vol 4 Part E 7.8.13), so the connect
+    fails with a connection made. The agent drops it and the watch advertises again."""
+    central = await Central.start(tmp_path)
+    chip = central.chip
+    connect_now = chip.create_le_connection
+
+    def deaf(peer_address: hci.Address) -> None:
+        """Not connecting at the watch's advertisements, until the cancel."""
+
+    chip.create_le_connection = deaf  # type: ignore[method-assign]
+    name = "on_hci_le_create_connection_cancel_command"
+    refuse: Callable[[hci.HCI_Command], object] = getattr(chip, name)
+
+    def crossing(command: hci.HCI_Command) -> object:
+        pending = chip.pending_le_connection
+        assert pending is not None
+        connect_now(pending.peer_address)
+        delattr(chip, "create_le_connection")
+        return refuse(command)
+
+    setattr(chip, name, crossing)
+    async with asyncio.timeout(GUARD_S):
+        with pytest.raises(BleakError, match="refused"):
+            await central.radio.connect(central.watch.address, within=CONNECT_MIN_S)
+        await central.watch_free_again()
+    await central.stop()
