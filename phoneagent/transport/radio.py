@@ -38,6 +38,7 @@ from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
 from bumblekit.controller import virtual_controller
+from bumblekit.lateanswers import drop_late_answers
 from bumblekit.quiet import quiet_bumble_debug_strings
 from phoneagent.transport.bonds import BondStore, MemoryBondStore
 from phoneagent.transport.errors import (
@@ -211,6 +212,7 @@ class BumbleRadio:
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         quiet_bumble_debug_strings()  # about half of a backfill's CPU otherwise
+        drop_late_answers()  # a stopped engine's last request: no traceback
         self.device = device
         # Anonymous (no bonds given): it scans, and has no identity to pair with.
         self.anonymous = bonds is None
