@@ -141,6 +141,9 @@ async def test_one_agent_syncs_every_paired_watch(
         await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
     heard: set[hci.Address] = set()
     agent.radio.device.on(Device.EVENT_ADVERTISEMENT, lambda ad: heard.add(ad.address))
+    # Waiting for all six at once throughout, as the engines do when they start together
+    # (whether they overlap is up to the scheduler): the list must hold them all.
+    await agent.radio.add_scan_listener(lambda _: None, only=[w.address for w in watches])
     observer = CaughtUp(WATCHES)
     stop = asyncio.Event()
     daemon = Daemon(
