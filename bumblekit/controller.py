@@ -19,11 +19,7 @@ so a host scanning for its one bonded watch still gets two reports for every
 advertisement on the link. In a fleet that is advertisers x scanners reports a second
 (10,000 a second for 100 pairs, enough to starve both processes while the agents
 connect). Here the list is kept and a scan with a filtering policy reports only the
-devices on it, as a chip does. It is sized like a phone chip's, not with Bumble's 8
-entries (four watches, for a central that adds each under a random and a public
-address): sizes vary from a few entries (embedded chips) to well over a hundred, and a
-chip may shrink its list at any time (Core Vol 4 Part E 7.8.14), so the host copes with
-a full one too. A test plays a small chip by changing ``FILTER_ACCEPT_LIST_SIZE``.
+devices on it, as a chip does.
 """
 
 from __future__ import annotations
@@ -36,7 +32,11 @@ from bumble.link import LocalLink
 
 # The longest LE data channel payload with Data Length Extension.
 LE_ACL_DATA_PACKET_LENGTH = 251
-# Entries in the Filter Accept List: 64 watches at two entries each.
+# Entries in the Filter Accept List, a phone chip's, not Bumble's 8 (four watches, for a
+# central that adds each under a random and a public address): 64 watches. Sizes vary
+# from a few entries (embedded chips) to well over a hundred, and a chip may shrink its
+# list at any time (Core Vol 4 Part E 7.8.14), so the host copes with a full one too. A
+# test plays a small chip by changing this.
 FILTER_ACCEPT_LIST_SIZE = 128
 # Scanning filter policies (Core Vol 4 Part E 7.8.10) that apply the Filter Accept List.
 _FILTERED_POLICIES = frozenset({0x01, 0x03})
