@@ -181,6 +181,8 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
                     "address": device.address,
                     "name": device.name,
                     "bonded": device.address in bonded,
+                    # "live per minute": the watch keeps no history (docs/infinitime.md).
+                    "records": device.source,
                     "samples": sum(counts.get(device.address, {}).values()),
                     "next_seq": store.next_seq(device.address),
                     "gaps": len(gaps),
@@ -199,6 +201,7 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
         "address",
         "name",
         "bonded",
+        "records",
         "samples",
         "next_seq",
         "gaps",

@@ -50,6 +50,9 @@ _MIN_PAGE = 512
 _CIPHER_PAGE = 4096  # SQLCipher 4's page size, which every store is created with
 _PAGE_SIZE = 1000
 _SEQ_MIN = -(2**63)
+# A device's samples: read from the watch's history, or made by the agent per minute
+# from the live values of a watch that keeps none (InfiniTime; phoneagent.sync.minutes).
+HISTORY, LIVE_PER_MINUTE = "history", "live per minute"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # Every sample of a batch in one statement, from one JSON array of [seq, ts, metric, raw]:
 # SQLite runs the whole insert in C in a single step. ``executemany`` binds and steps row
@@ -128,6 +131,11 @@ class DeviceRecord:
     # Its samples are per-minute records made from live values (it keeps no history).
     live_derived: bool = False
 
+    @property
+    def source(self) -> str:
+        """Where its samples come from, as ``status``, ``data`` and the export say it."""
+        return LIVE_PER_MINUTE if self.live_derived else HISTORY
+
 
 @dataclass(frozen=True, slots=True)
 class StoredSample:
@@ -151,9 +159,10 @@ _DEVICE_COLUMNS = (
 )
 
 
-def _device(row: Sequence[object]) -> DeviceRecord:
-    *fields, live_derived = row
-    return DeviceRecord(*fields, live_derived=bool(live_derived))  # type: ignore[arg-type]
+def _device(
+    row: tuple[str, str, str | None, str | None, str | None, str | None, int, str, int],
+) -> DeviceRecord:
+    return DeviceRecord(*row[:-1], live_derived=bool(row[-1]))
 
 
 def _diagnose(path: Path) -> NotADatabaseError | None:

@@ -36,9 +36,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol, TypeVar
 
+from bleak import BleakClient
 from bleak.exc import BleakError
 
 from phoneagent.backoff import Backoff
+from phoneagent.relays.hub import WatchSink
 from phoneagent.store import AsyncStore, MissingSeqs, StoreFullError, StoreResult
 from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
@@ -101,7 +103,7 @@ class Committed:
 class Relays(Protocol):
     """Where a connected watch is offered for relays (``phoneagent.relays.RelayHub``)."""
 
-    async def attach(self, watch: WatchClient) -> None: ...
+    async def attach(self, watch: WatchSink) -> None: ...
 
     def detach(self, address: str) -> None: ...
 
@@ -254,8 +256,7 @@ class DeviceSync:
         client = self._transport.client(device, lambda _: lost.set(), timeout=self._connect_timeout)
         await client.connect()
         try:
-            watch = WatchClient(client, idle_timeout=self._idle_timeout)
-            await _unless(lost, self._converse(watch, device.name, live), self.address)
+            await _unless(lost, self._converse(client, device.name, live), self.address)
         finally:
             self._stream = None
             self._watch = None
@@ -265,7 +266,8 @@ class DeviceSync:
             with contextlib.suppress(BleakError):
                 await client.disconnect()
 
-    async def _converse(self, watch: WatchClient, name: str | None, live: bool) -> None:
+    async def _converse(self, client: BleakClient, name: str | None, live: bool) -> None:
+        watch = WatchClient(client, idle_timeout=self._idle_timeout)
         status = await watch.read_status()  # the first protected read: encrypts from the bond
         self.newest_seq = status.newest_seq
         self._set(SyncState.CONFIGURING)
