@@ -68,7 +68,7 @@ async def wait_for_advertising(
 
 
 async def pair_device(
-    transport: Transport, store: Store, address: str, *, scan_timeout: float
+    transport: Transport, store: Store, address: str, *, scan_timeout: float, bond: bool = False
 ) -> DeviceRecord:
     """Pair (the transport's agent answers passkey or comparison) and record the device
     with the personality its services show.
@@ -76,15 +76,17 @@ async def pair_device(
     Our watch: reading the History Status afterwards proves that the new bond opens the
     protected characteristics before anything is recorded. A watch that needs no bond
     (InfiniTime) is paired only when it asks for it, by refusing a read for lack of
-    security; otherwise it is recorded unbonded, as its companions use it.
+    security, or when ``bond`` says so; otherwise it is recorded unbonded, as its
+    companions use it.
     """
     device = await wait_for_advertising(transport, address, scan_timeout)
     async with transport.client(device, timeout=scan_timeout) as client:
         personality = detect(s.uuid for s in client.services)
         watch = WatchClient(client)
-        if personality.needs_bond:
+        if personality.needs_bond or bond:
             await client.pair()
-            await watch.read_status()
+            if personality.needs_bond:
+                await watch.read_status()
             info = await watch.read_device_info()
         else:
             try:

@@ -34,13 +34,12 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 from bleak import BleakClient
 from bleak.exc import BleakError
 
 from phoneagent.backoff import Backoff
-from phoneagent.relays.hub import WatchSink
 from phoneagent.store import AsyncStore, MissingSeqs, StoreFullError, StoreResult
 from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
@@ -52,6 +51,9 @@ from protocol.address import Address
 from protocol.errors import ProtocolError
 from protocol.history import HistoryResponse, HistoryResult, HistoryStatus
 from protocol.metrics import Sample
+
+if TYPE_CHECKING:  # the relays import the privacy package, which imports this one
+    from phoneagent.relays.hub import WatchSink
 
 T = TypeVar("T")
 

@@ -15,10 +15,11 @@ from bumble.link import LocalLink
 
 from phoneagent.control import request
 from phoneagent.daemon import Daemon
+from phoneagent.privacy.audit import FAIL, PASS, audit
 from phoneagent.privacy.export import rows
 from phoneagent.relays.permissions import Feature, set_permission
 from phoneagent.relays.service import RelayService
-from phoneagent.store import LIVE_PER_MINUTE
+from phoneagent.store import LIVE_PER_MINUTE, Store
 from phoneagent.sync import Committed, SyncPreferences, SyncState, fixed_preferences
 from phoneagent.sync.discovery import pair_device, scan
 from phoneagent.sync.infinitime import InfiniTimeSync
@@ -142,5 +143,34 @@ async def test_infinitime_watch_paired_synced_per_minute_and_relayed(
         if running is not None and not running.done():
             running.cancel()
         await relays.aclose()
+        await agent.stop()
+        await watch.stop()
+
+
+def link_check(store: Store) -> str:
+    return {c.id: c.status for c in audit(store, store.path.parent)}["PR-LINK"]
+
+
+async def test_bonding_on_request_encrypts_and_the_audit_says_when_it_does_not(
+    link: LocalLink, tmp_path: Path
+) -> None:
+    watch = await start_loopback_watch(
+        link, tmp_path / "watch", name="InfiniTime", personality="infinitime"
+    )
+    agent = await Agent.start(link, tmp_path / "agent", watch)
+    try:
+        await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+        assert link_check(agent.store) == FAIL  # live values and relays cross unencrypted
+        await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT, bond=True)
+        assert agent.store.list_bonds() == [watch.address]  # the passkey the watch showed
+        assert link_check(agent.store) == PASS
+        # A one-shot sync on the bonded link (the backend encrypts with the bond before
+        # anything is read) sets the clock and stores nothing: there is no history.
+        sync = InfiniTimeSync(
+            watch.address, agent.transport, agent.astore, fixed_preferences(SyncPreferences())
+        )
+        await sync.sync_once(scan_timeout=WAIT)
+        assert agent.store.counts() == {}
+    finally:
         await agent.stop()
         await watch.stop()
