@@ -3,10 +3,14 @@ its status, the model's events, and the wearer's buttons in InfiniTime's terms."
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
 
+from rich.console import Console
+
 from tests.integration.test_ctl_ops import ctl
+from watchsim.console import render
 from watchsim.fleet import Fleet, FleetConfig, FleetControl
 from watchsim.peripheral.bumble_adapter import new_link
 from watchsim.testing import start_loopback_watch
@@ -20,6 +24,9 @@ async def test_ctl_events_and_buttons_on_an_infinitime_watch(tmp_path: Path) -> 
         assert done.exit_code == 0
         status = json.loads((await ctl(state_dir, "status")).output)
         assert (status["personality"], status["firmware"]) == ("infinitime", "1.15.0")
+        screen = io.StringIO()  # the terminal view `watchsim run` draws from the status
+        Console(width=120, file=screen).print(render(status))
+        assert "InfiniTime 1.15.0" in screen.getvalue()
         no_call = await ctl(state_dir, "press", "accept")
         assert no_call.exit_code != 0 and "no call on screen" in no_call.output
         volume = await ctl(state_dir, "music", "volume", "40")

@@ -24,9 +24,10 @@ from protocol.metrics import Metric
 from protocol.music import MusicCommand
 from watchsim.app.device_info_service import constant
 from watchsim.app.live import Push
+from watchsim.app.radios import Radio
 from watchsim.app.relays import RelayError, RelayScreen
 from watchsim.app.time_service import TimeService
-from watchsim.app.watch import WatchApp
+from watchsim.app.watch import WatchApp, WatchConfig
 from watchsim.model import Measurement, WatchState
 from watchsim.peripheral.port import Peer, Peripheral
 
@@ -193,8 +194,8 @@ class InfiniTimeApp(WatchApp):
 
     profile = it.PROFILE
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(self, config: WatchConfig, radio: Radio) -> None:
+        super().__init__(config, radio)
         self.weather: dict[str, Any] | None = None
         self.forecast: dict[str, Any] | None = None
         self.navigation: dict[str, Any] = {
@@ -205,6 +206,7 @@ class InfiniTimeApp(WatchApp):
         }
         self._steps: int | None = None
         self._battery: int | None = None
+        self._motion = it.raw_motion(0, 0, 1024)  # the newest tick's, also what a read gets
 
     def _new_relays(self) -> InfiniTimeRelays:
         return InfiniTimeRelays(self.log)
@@ -236,7 +238,7 @@ class InfiniTimeApp(WatchApp):
             uuids.HEART_RATE_MEASUREMENT, lambda: it.heart_rate(self._bpm(model.state()))
         )
         peripheral.set_read_handler(it.STEP_COUNT, lambda: it.step_count(model.state().steps_today))
-        peripheral.set_read_handler(it.RAW_MOTION, lambda: motion(model.state(), self._steps or 0))
+        peripheral.set_read_handler(it.RAW_MOTION, lambda: self._motion)
         # Our clock rule (docs/protocol.md, Current Time) holds for this personality too.
         TimeService(peripheral, self.clock, model, self.log)
         self.relays.attach(peripheral)
@@ -315,8 +317,9 @@ class InfiniTimeApp(WatchApp):
         if state.steps_today != self._steps:
             self._steps = state.steps_today
             pushes.append(Push(it.STEP_COUNT, it.step_count(state.steps_today)))
+        self._motion = motion(state, steps_before)
         if listened(it.RAW_MOTION):
-            pushes.append(Push(it.RAW_MOTION, motion(state, steps_before)))
+            pushes.append(Push(it.RAW_MOTION, self._motion))
         if state.battery_percent != self._battery:
             self._battery = state.battery_percent
             pushes.append(Push(uuids.BATTERY_LEVEL, self.live.battery(state)))

@@ -104,8 +104,8 @@ def bumble_uuid(uuid: str) -> UUID:
 def advertising_payload(local_name: str, appearance: int, service_uuids: Sequence[str]) -> bytes:
     """Legacy advertising data: flags, appearance, service UUIDs, then as much name as fits.
 
-    Virtual controllers send no scan response, so everything must fit in 31 bytes; the
-    name is shortened (AD type 0x08) rather than dropping a service UUID.
+    Our watch sends no scan response (a passive scan sees it all), so everything must fit
+    in 31 bytes; the name is shortened (AD type 0x08) rather than dropping a service UUID.
     """
     short = [bytes(bumble_uuid(u)) for u in service_uuids if len(bytes(bumble_uuid(u))) == 2]
     long = [bytes(bumble_uuid(u)) for u in service_uuids if len(bytes(bumble_uuid(u))) == 16]
