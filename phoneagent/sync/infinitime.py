@@ -75,7 +75,7 @@ class InfiniTimeSync(DeviceSync):
             lambda bpm: heard(minutes.heart_rate(bpm, now())),
         )
         self._connected = True
-        self._set(SyncState.LIVE, "live values, stored per minute (the watch keeps no history)")
+        self._set(SyncState.LIVE, "per-minute records from live values; no history on the watch")
         try:
             while True:
                 await self._commit_minutes(await done.get())
