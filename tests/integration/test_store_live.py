@@ -8,6 +8,8 @@ from pathlib import Path
 from phoneagent.store import Store
 from phoneagent.store.schema import migrate
 from phoneagent.sync.minutes import minute_seq
+from phoneagent.upload.outbox import read_chunk
+from phoneagent.upload.payload import decode_batch
 from protocol.metrics import Metric, Sample
 from tests.integration.conftest import KEY
 from tests.integration.test_store import WATCH, _raw_connection
@@ -51,3 +53,15 @@ def test_a_minute_is_stored_once(store: Store) -> None:
     ]
     assert store.next_seq(PINETIME) == again.next_seq
     assert store.store_minutes(PINETIME, []).next_seq == again.next_seq
+
+
+def test_minutes_upload_in_time_order_from_the_upload_position(store: Store) -> None:
+    """The uploader reads a live-derived device as it reads a history: seq > position."""
+    store.add_device(PINETIME, personality="infinitime", live_derived=True)
+    stored = [minute(m, metric, 60 + m) for m in range(3) for metric in Metric if metric < 3]
+    store.store_minutes(PINETIME, stored)
+    device = store.get_device(PINETIME)
+    assert device is not None
+    chunk = read_chunk(store, device, stored[1].seq, batch_size=3, batches=2, allowed=lambda: None)
+    sent = [s for b in chunk.batches for s in decode_batch(b.payload).samples]
+    assert [(s.seq, s.timestamp, s.metric, s.raw) for s in sent] == [tuple(s) for s in stored[2:]]
