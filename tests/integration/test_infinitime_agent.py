@@ -117,6 +117,10 @@ async def test_infinitime_watch_paired_synced_per_minute_and_relayed(
         # InfiniTime has no "call ended": the agent says so in a short alert.
         await request(data_dir, {"op": "call", "state": "ended", "key": ringing["key"]})
         await screen.until(lambda s: "Call ended" in s["notifications"], "the call's end")
+        second = await request(data_dir, {"op": "call", "state": "incoming", "caller": "Bob"})
+        await screen.until(lambda s: (s["call"] or {}).get("caller") == "Bob", "the second call")
+        await request(data_dir, {"op": "call", "state": "missed", "key": second["key"]})
+        await screen.until(lambda s: "Missed call / Bob" in s["notifications"], "the missed call")
 
         music = {"op": "music", "playback": "playing", "title": "Song", "artist": "Band"}
         await request(data_dir, {**music, "position_s": 70, "duration_s": 200})
