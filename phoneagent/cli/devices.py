@@ -148,12 +148,13 @@ def devices_command(agent: AgentContext, as_json: bool) -> None:
                 "model": d.model,
                 "serial": d.serial,
                 "firmware": d.firmware,
+                "personality": d.personality,
                 "added": _when(d.added_at),
                 "bonded": d.address in bonded,
             }
             for d in store.list_devices()
         ]
-    columns = ("address", "name", "model", "firmware", "added", "bonded")
+    columns = ("address", "name", "model", "firmware", "personality", "added", "bonded")
     emit(rows, columns, "Devices", as_json)
 
 

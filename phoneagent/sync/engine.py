@@ -269,6 +269,7 @@ class DeviceSync:
                 await client.disconnect()
 
     async def _converse(self, client: BleakClient, name: str | None, live: bool) -> None:
+        """One connection's work (another personality's engine has its own: InfiniTimeSync)."""
         watch = WatchClient(client, idle_timeout=self._idle_timeout)
         status = await watch.read_status()  # the first protected read: encrypts from the bond
         self.newest_seq = status.newest_seq
