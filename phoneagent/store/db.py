@@ -567,7 +567,7 @@ class Store:
             device_id = self._device_id(device)
             now = self.now()
             _check_int64(samples)
-            sample_array = json.dumps(samples)  # each Sample, a named tuple, as an array
+            sample_array = _sample_array(samples)
             gap_rows = [(device_id, g.first_seq, g.last_seq, g.reason, now) for g in gaps]
 
             def work() -> StoreResult:
@@ -593,7 +593,7 @@ class Store:
         with self._locked():
             device_id = self._device_id(device)
             _check_int64(samples)
-            sample_array = json.dumps(samples)
+            sample_array = _sample_array(samples)
 
             def work() -> StoreResult:
                 new = self._conn.execute(_INSERT_SAMPLES, (device_id, sample_array)).rowcount
@@ -815,6 +815,12 @@ class Store:
 
 # Settings row per device: why its last sync session failed ("<unix time> <text>").
 _PROBLEM = "sync_problem:"
+
+
+def _sample_array(samples: Sequence[Sample]) -> str:
+    """Each Sample, a named tuple, as an array: the batch ``_INSERT_SAMPLES`` reads (one
+    encoding for history batches and per-minute records alike)."""
+    return json.dumps(samples)
 
 
 def _check_int64(samples: Sequence[Sample]) -> None:
