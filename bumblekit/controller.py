@@ -74,11 +74,12 @@ class VirtualController(Controller):
     def on_advertising_pdu(self, pdu: ll.AdvInd | ll.AdvExtInd) -> None:
         if self.reports(pdu.advertiser_address):
             response = self._scan_response(pdu)
-            if response is not None:
-                self._report(pdu, response)
-            else:
-                super().on_advertising_pdu(pdu)
-            return
+            if response is None:
+                super().on_advertising_pdu(pdu)  # reports, and connects a pending connect
+                return
+            self._report(pdu, response)
+        # A connect pending for this advertiser (a central that scans while it connects,
+        # as the agent's radio does) completes on it, scan response or not.
         pending = self.pending_le_connection
         if pending is not None and pending.peer_address == pdu.advertiser_address:
             self.create_le_connection(pdu.advertiser_address)

@@ -84,14 +84,30 @@ def scan_title(show_all: bool) -> str:
     show_default=True,
     help="Seconds to wait for the watch to advertise, and then to connect to it.",
 )
+@click.option(
+    "--bond",
+    is_flag=True,
+    help="Bond (passkey) even with a watch that does not ask for it (InfiniTime), so that "
+    "its link is encrypted; our watch always bonds.",
+)
 @pass_agent
-def pair_command(agent: AgentContext, address: Address, timeout: float) -> None:
+def pair_command(agent: AgentContext, address: Address, timeout: float, bond: bool) -> None:
     """Pair with a watch (enter its passkey or confirm its number) and remember it."""
 
     async def work() -> str:
         async with agent.session("pair", address, agent=PromptingAgent()) as (store, transport, _):
-            record = await pair_device(transport, store.store, address, scan_timeout=timeout)
-        return f"Paired with {record.address} ({record.name or record.model or 'watch'})."
+            record = await pair_device(
+                transport, store.store, address, scan_timeout=timeout, bond=bond
+            )
+            bonded = record.address in await asyncio.to_thread(store.store.list_bonds)
+        named = f"{record.address} ({record.name or record.model or 'watch'})"
+        if record.live_derived and not bonded:
+            return (
+                f"Paired with {named}, unbonded: it keeps no history and needs no encryption,"
+                " so only live values are stored (per minute, while connected) and they cross"
+                " the air unencrypted; `pair --bond` encrypts the link (docs/infinitime.md)."
+            )
+        return f"Paired with {named}."
 
     click.echo(asyncio.run(work()))
     # No ``phoneagent run`` can be running: it would hold the data dir (phoneagent.instance).
@@ -132,12 +148,13 @@ def devices_command(agent: AgentContext, as_json: bool) -> None:
                 "model": d.model,
                 "serial": d.serial,
                 "firmware": d.firmware,
+                "personality": d.personality,
                 "added": _when(d.added_at),
                 "bonded": d.address in bonded,
             }
             for d in store.list_devices()
         ]
-    columns = ("address", "name", "model", "firmware", "added", "bonded")
+    columns = ("address", "name", "model", "firmware", "personality", "added", "bonded")
     emit(rows, columns, "Devices", as_json)
 
 
@@ -181,6 +198,8 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
                     "address": device.address,
                     "name": device.name,
                     "bonded": device.address in bonded,
+                    # "live per minute": the watch keeps no history (docs/infinitime.md).
+                    "records": device.source,
                     "samples": sum(counts.get(device.address, {}).values()),
                     "next_seq": store.next_seq(device.address),
                     "gaps": len(gaps),
@@ -199,6 +218,7 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
         "address",
         "name",
         "bonded",
+        "records",
         "samples",
         "next_seq",
         "gaps",

@@ -27,17 +27,18 @@ from protocol.address import Address
 def sync_command(agent: AgentContext, address: Address) -> None:
     """Backfill one paired watch now, then disconnect; with cloud sync on, upload it."""
 
-    async def work() -> tuple[int, SyncOutcome]:
+    async def work() -> tuple[int, SyncOutcome, bool]:
         async with agent.session("sync", address, paired=address) as (store, transport, config):
             with progress_bar() as progress:
                 observer = ProgressObserver(progress, address)
                 outcome = await sync_once(
                     agent.data_dir, store, transport, address, config=config.sync, observer=observer
                 )
-        return observer.stored, outcome
+            device = await store.get_device(address)
+        return observer.stored, outcome, device is not None and device.live_derived
 
     try:
-        stored, outcome = asyncio.run(work())
+        stored, outcome, live_derived = asyncio.run(work())
     except HeldError as busy:  # a running ``phoneagent run`` syncs it instead, if it can
         there = asyncio.run(sync_through_running_agent(address, busy))
         click.echo(f"Synced by the running agent: {there.by}.", err=True)
@@ -46,9 +47,17 @@ def sync_command(agent: AgentContext, address: Address) -> None:
             f" synced up to seq {there.next_seq - 1}."
         )
         return
-    click.echo(
-        f"Stored {stored} new sample(s) from {address}; synced up to seq {outcome.position - 1}."
-    )
+    if live_derived:
+        click.echo(
+            f"Set the clock of {address}. It keeps no history, so there is nothing to fetch:"
+            " its live values are stored per minute while `phoneagent run` runs"
+            " (docs/infinitime.md)."
+        )
+    else:
+        click.echo(
+            f"Stored {stored} new sample(s) from {address};"
+            f" synced up to seq {outcome.position - 1}."
+        )
     if outcome.uploaded is not None:
         click.echo(f"Uploaded {outcome.uploaded.samples} sample(s) to the {outcome.region} cloud.")
     if outcome.upload_failure is not None:

@@ -34,8 +34,9 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from bleak import BleakClient
 from bleak.exc import BleakError
 
 from phoneagent.backoff import Backoff
@@ -50,6 +51,9 @@ from protocol.address import Address
 from protocol.errors import ProtocolError
 from protocol.history import HistoryResponse, HistoryResult, HistoryStatus
 from protocol.metrics import Sample
+
+if TYPE_CHECKING:  # the relays import the privacy package, which imports this one
+    from phoneagent.relays.hub import WatchSink
 
 T = TypeVar("T")
 
@@ -101,7 +105,7 @@ class Committed:
 class Relays(Protocol):
     """Where a connected watch is offered for relays (``phoneagent.relays.RelayHub``)."""
 
-    async def attach(self, watch: WatchClient) -> None: ...
+    async def attach(self, watch: WatchSink) -> None: ...
 
     def detach(self, address: str) -> None: ...
 
@@ -254,8 +258,7 @@ class DeviceSync:
         client = self._transport.client(device, lambda _: lost.set(), timeout=self._connect_timeout)
         await client.connect()
         try:
-            watch = WatchClient(client, idle_timeout=self._idle_timeout)
-            await _unless(lost, self._converse(watch, device.name, live), self.address)
+            await _unless(lost, self._converse(client, device.name, live), self.address)
         finally:
             self._stream = None
             self._watch = None
@@ -265,7 +268,9 @@ class DeviceSync:
             with contextlib.suppress(BleakError):
                 await client.disconnect()
 
-    async def _converse(self, watch: WatchClient, name: str | None, live: bool) -> None:
+    async def _converse(self, client: BleakClient, name: str | None, live: bool) -> None:
+        """One connection's work (another personality's engine has its own: InfiniTimeSync)."""
+        watch = WatchClient(client, idle_timeout=self._idle_timeout)
         status = await watch.read_status()  # the first protected read: encrypts from the bond
         self.newest_seq = status.newest_seq
         self._set(SyncState.CONFIGURING)
