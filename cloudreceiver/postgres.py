@@ -25,6 +25,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -87,6 +88,7 @@ class PostgresStore:
         self._dsn = dsn
         self._conn = conn
         self._say = say
+        self._one_at_a_time = asyncio.Lock()  # one connection: one transaction at a time
         self._partitions: set[tuple[int, int] | None] = {None}  # None: the default one
 
     @classmethod
@@ -209,13 +211,14 @@ class PostgresStore:
         one is lost, for as long as the database stays away."""
 
         async def attempt() -> T:
-            if self._conn.closed:
-                self._conn = await psycopg.AsyncConnection.connect(
-                    self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
-                )
-                self._say("database connection restored")
-            async with self._conn.transaction():
-                return await work(self._conn)
+            async with self._one_at_a_time:
+                if self._conn.closed:
+                    self._conn = await psycopg.AsyncConnection.connect(
+                        self._dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
+                    )
+                    self._say("database connection restored")
+                async with self._conn.transaction():
+                    return await work(self._conn)
 
         retry = retrying(psycopg.OperationalError, "database connection lost", self._say)
         result: T = await retry(attempt)

@@ -32,7 +32,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cloudreceiver.receiver import ReceiverDb
+from cloudreceiver.store import open_store
 from phoneagent.store import Store, read_key_file
 from protocol.metrics import Sample
 from tests.fleetrun import AGENT_CLI, Proc, cloud_toml, spawn, start_agents, start_watches
@@ -208,7 +208,7 @@ class Soak:
             await self._settle()
         finally:
             await self._stop()
-        return self._report(time.monotonic() - began)
+        return await self._report(time.monotonic() - began)
 
     async def _faults(self, began: float) -> None:
         config = self.config
@@ -284,12 +284,12 @@ class Soak:
                     await proc.kill()
         self.broker.stop()
 
-    def _report(self, wall_s: float) -> Report:
-        db = ReceiverDb(self.receiver_db)
+    async def _report(self, wall_s: float) -> Report:
+        db = await open_store(self.receiver_db)
         try:
-            rows = db.samples()
+            rows = await db.samples()
         finally:
-            db.close()
+            await db.close()
         by_device: dict[str, dict[int, tuple[int, int, int]]] = {}
         for device, seq, metric, ts, raw in rows:
             by_device.setdefault(device, {})[seq] = (ts, metric, raw)

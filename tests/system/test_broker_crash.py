@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from cloudreceiver.receiver import ReceiverDb
+from cloudreceiver.store import open_store as open_receiver_store
 from phoneagent.upload.uploader import Uploader
 from tests.mosquitto import Broker
 from tests.processes import AGENT_CLI, ENV, kill, line
@@ -25,7 +25,7 @@ from tests.system.test_upload import (
     fill,
     make_account,
     open_store,
-    wait_until,
+    wait_for_samples,
 )
 
 pytestmark = pytest.mark.system
@@ -35,7 +35,7 @@ pytestmark = pytest.mark.system
 SAMPLES = 110_000
 
 
-async def start_receiver(broker: Broker, db: Path) -> asyncio.subprocess.Process:
+async def start_receiver(broker: Broker, database: str) -> asyncio.subprocess.Process:
     """``phoneagent cloud-receiver --no-share`` (one persistent session), once subscribed."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -46,8 +46,8 @@ async def start_receiver(broker: Broker, db: Path) -> asyncio.subprocess.Process
         "127.0.0.1",
         "--port",
         str(broker.port),
-        "--db",
-        str(db),
+        "--database",
+        database,
         "--no-share",
         stderr=asyncio.subprocess.PIPE,
         env=ENV,
@@ -60,18 +60,12 @@ async def start_receiver(broker: Broker, db: Path) -> asyncio.subprocess.Process
     return process
 
 
-def received(db: Path) -> set[int]:
-    receiver = ReceiverDb(db)
-    try:
-        return {seq for _device, seq, *_ in receiver.samples()}
-    finally:
-        receiver.close()
-
-
-async def test_acknowledged_uploads_survive_a_broker_crash(tmp_path: Path) -> None:
+async def test_acknowledged_uploads_survive_a_broker_crash(
+    tmp_path: Path, receiver_database: str
+) -> None:
     broker = Broker(tmp_path / "broker")
     broker.start()
-    db = tmp_path / "cloud.db"
+    db = receiver_database
     receiver = await start_receiver(broker, db)
     store = open_store(tmp_path / "agent")
     try:
@@ -92,7 +86,15 @@ async def test_acknowledged_uploads_survive_a_broker_crash(tmp_path: Path) -> No
         broker.start()
         receiver = await start_receiver(broker, db)
         want = set(range(position + 1))
-        await wait_until(lambda: received(db) >= want, f"seqs 0..{position} at the receiver")
+        cloud = await open_receiver_store(db)
+        try:
+            await wait_for_samples(
+                cloud,
+                lambda rows: {seq for _device, seq, *_ in rows} >= want,
+                f"seqs 0..{position} at the receiver",
+            )
+        finally:
+            await cloud.close()
     finally:
         await kill(receiver)
         broker.stop()
