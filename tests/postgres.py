@@ -24,11 +24,15 @@ ADMIN_URL = os.environ.get(
 )
 
 
+class PostgresUnavailable(RuntimeError):
+    """The server for tests and benchmarks does not answer."""
+
+
 def _admin() -> psycopg.Connection[tuple[object, ...]]:
     try:
         return psycopg.connect(ADMIN_URL, autocommit=True, connect_timeout=10)
     except psycopg.OperationalError as error:
-        pytest.fail(f"PostgreSQL for the tests is not reachable at {ADMIN_URL}: {error}")
+        raise PostgresUnavailable(f"PostgreSQL is not reachable at {ADMIN_URL}: {error}") from None
 
 
 def database_url(name: str) -> str:
@@ -48,19 +52,34 @@ def terminate_connections(url: str) -> int:
     return len(rows)
 
 
+def create_database(kind: str = "test") -> str:
+    """A new, empty database of a unique name; its URL."""
+    name = f"watchsync_{kind}_{uuid.uuid4().hex[:12]}"
+    with _admin() as admin:
+        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    return database_url(name)
+
+
+def drop_database(url: str) -> None:
+    """Drop ``url``'s database, ending whatever is still connected to it."""
+    name = psycopg.conninfo.conninfo_to_dict(url)["dbname"]
+    with _admin() as admin:
+        admin.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
+        )
+
+
 @pytest.fixture
 def postgres_url() -> Iterator[str]:
     """A new, empty database for this test; its URL."""
-    name = f"watchsync_test_{uuid.uuid4().hex[:12]}"
-    with _admin() as admin:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
     try:
-        yield database_url(name)
+        url = create_database()
+    except PostgresUnavailable as error:
+        pytest.fail(str(error))
+    try:
+        yield url
     finally:
-        with _admin() as admin:
-            admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-            )
+        drop_database(url)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
