@@ -41,7 +41,13 @@ from cloudreceiver.errors import (
 )
 from cloudreceiver.retry import retrying
 from cloudreceiver.store import DeviceRow, SampleRow, erase_filters, samples_to_keep
-from phoneagent.upload.payload import EraseMessage, PayloadError, Topics, decode_json
+from phoneagent.upload.payload import (
+    EraseMessage,
+    PayloadError,
+    Topics,
+    decode_batch,
+    decode_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +124,7 @@ class PostgresStore:
                 "SELECT body FROM tombstones WHERE account = %s", (topics.user,)
             )
             erased = [EraseMessage.decode(str(body).encode()) for (body,) in await rows.fetchall()]
-            kept = samples_to_keep(payload, device, erased)
+            kept = samples_to_keep(batch, device, erased)
             cursor = await conn.execute(
                 _INSERT,
                 (
@@ -133,9 +139,8 @@ class PostgresStore:
             )
             return cursor.rowcount
 
-        # Decoded once up front only to create its partitions; a malformed batch fails here.
-        months = {month_of(s.timestamp) for s in samples_to_keep(payload, device, [])}
-        await self._create_partitions(months)
+        batch = decode_batch(payload)  # a malformed batch fails here, before any transaction
+        await self._create_partitions({month_of(s.timestamp) for s in batch.samples})
         try:
             return await self._transaction(insert)
         except psycopg.DataError as error:  # a seq or timestamp past 64 bits

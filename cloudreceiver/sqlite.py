@@ -11,7 +11,13 @@ import sqlite3
 from pathlib import Path
 
 from cloudreceiver.store import DeviceRow, SampleRow, erase_filters, samples_to_keep
-from phoneagent.upload.payload import EraseMessage, Topics, decode_json
+from phoneagent.upload.payload import (
+    EraseMessage,
+    PayloadError,
+    Topics,
+    decode_batch,
+    decode_json,
+)
 
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS samples (
@@ -39,7 +45,7 @@ class SqliteStore:
         self.conn.close()
 
     async def store_batch(self, topics: Topics, device: str, payload: bytes) -> int:
-        kept = samples_to_keep(payload, device, self._tombstones(topics.user))
+        kept = samples_to_keep(decode_batch(payload), device, self._tombstones(topics.user))
         rows = [
             (device, s.seq, topics.user, topics.region, int(s.metric), s.timestamp, s.raw)
             for s in kept
@@ -49,6 +55,9 @@ class SqliteStore:
             new = self.conn.executemany(
                 "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", rows
             ).rowcount
+        except OverflowError as error:  # a seq or timestamp past 64 bits: a peer's mistake
+            self.conn.execute("ROLLBACK")
+            raise PayloadError(f"batch out of range: {error}") from error
         except BaseException:
             self.conn.execute("ROLLBACK")
             raise

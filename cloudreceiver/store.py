@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Protocol
 
-from phoneagent.upload.payload import EraseMessage, Topics, WireSample, decode_batch
+from phoneagent.upload.payload import Batch, EraseMessage, Topics, WireSample
 from protocol.metrics import Metric
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -66,9 +66,8 @@ async def open_store(
     return SqliteStore(Path(database))
 
 
-def samples_to_keep(payload: bytes, device: str, erased: list[EraseMessage]) -> list[WireSample]:
+def samples_to_keep(batch: Batch, device: str, erased: list[EraseMessage]) -> list[WireSample]:
     """The batch's samples that no tombstone of the user covers."""
-    batch = decode_batch(payload)
     if not erased:
         return list(batch.samples)
     metric_key = {m: m.name.lower() for m in {s.metric for s in batch.samples}}

@@ -22,7 +22,7 @@ from cloudreceiver.errors import (
 from cloudreceiver.postgres import SCHEMA_VERSION
 from cloudreceiver.store import ReceiverStore, open_store
 from phoneagent.cli import main
-from phoneagent.upload.payload import EraseMessage, Topics, encode_batch
+from phoneagent.upload.payload import EraseMessage, PayloadError, Topics, encode_batch
 from protocol.metrics import Metric
 from tests.postgres import database_url, terminate_connections
 
@@ -93,6 +93,16 @@ async def test_account_erasure_removes_devices_and_all_later_data(store: Receive
     assert await store.store_batch(USER, "device-new", batch(range(5))) == 0
     assert await store.samples() == []
     assert await store.devices() == [("device-b", "WS-2", "2.0")]
+
+
+async def test_a_malformed_batch_is_refused_and_stores_nothing(store: ReceiverStore) -> None:
+    """The receiver drops (and acknowledges) a ``PayloadError``; anything else would end it."""
+    past_64_bits = encode_batch(1, [(2**63 - 1, 1, T0, 1), (2**63 + 4, 1, T0 + 1, 1)])
+    for payload in (past_64_bits, b"not a batch"):
+        with pytest.raises(PayloadError):
+            await store.store_batch(USER, DEV, payload)
+    assert await store.store_batch(USER, DEV, batch(range(3))) == 3  # and goes on
+    assert await seqs(store) == [0, 1, 2]
 
 
 async def partitions(url: str) -> dict[str, int]:
