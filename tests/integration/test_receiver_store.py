@@ -5,6 +5,7 @@ own parts (partitions, schema versions, a lost connection, its errors) on Postgr
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
@@ -149,6 +150,42 @@ async def test_postgres_schema_is_versioned_and_a_newer_one_refused(postgres_url
         f"the receiver database has schema version {SCHEMA_VERSION + 1}, newer than this"
         f" receiver's {SCHEMA_VERSION}: upgrade the receiver"
     )
+
+
+async def test_postgres_batch_waits_for_an_erasure_in_progress_at_another_receiver(
+    postgres_url: str,
+) -> None:
+    """Another receiver's erasure holds the user's lock until it commits its tombstone: a
+    batch arriving meanwhile must wait and then drop what the tombstone covers. Without
+    the lock it would read the tombstones before that commit and bring erased data back."""
+    store = await open_store(postgres_url)
+    other = await psycopg.AsyncConnection.connect(postgres_url, autocommit=True)
+    try:
+        async with other.transaction():
+            await other.execute(
+                "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", ("user-a",)
+            )
+            arriving = asyncio.create_task(store.store_batch(USER, DEV, batch(range(100))))
+            while not arriving.done() and not await lock_waiters(other):  # noqa: ASYNC110
+                await asyncio.sleep(0.01)  # the batch is another connection's, on the server
+            await other.execute(
+                "INSERT INTO tombstones VALUES (%s, %s, %s)",
+                ("user-a", 1, erase_data(1, 99).encode().decode()),
+            )
+        assert await arriving == 0
+        assert await store.samples() == []
+    finally:
+        await other.close()
+        await store.close()
+
+
+async def lock_waiters(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> int:
+    cursor = await conn.execute(
+        "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
+    )
+    row = await cursor.fetchone()
+    return int(str(row[0])) if row else 0
 
 
 async def test_postgres_lost_connection_is_retried_and_loses_nothing(postgres_url: str) -> None:
