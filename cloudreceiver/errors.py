@@ -33,6 +33,11 @@ class SchemaTooNewError(ReceiverError):
     exit_code = EXIT_USAGE
 
 
+class StoreRefusedError(ReceiverError):
+    """The database refused a statement for a reason retrying cannot cure (a table
+    dropped under the receiver, a privilege taken away): the operator must act."""
+
+
 class StoreUnreachableError(ReceiverError):
     """No database server answers at the address given."""
 

@@ -37,9 +37,10 @@ from psycopg import sql
 from cloudreceiver.errors import (
     SchemaTooNewError,
     StoreConfigError,
+    StoreRefusedError,
     StoreUnreachableError,
 )
-from cloudreceiver.retry import retrying
+from cloudreceiver.retry import one_line, retrying
 from cloudreceiver.store import DeviceRow, SampleRow, erase_filters, samples_to_keep
 from phoneagent.upload.payload import (
     EraseMessage,
@@ -103,6 +104,9 @@ class PostgresStore:
         conn = await connect(dsn)
         try:
             await migrate(conn)
+        except psycopg.Error as error:  # e.g. no privilege to create the tables
+            await conn.close()
+            raise StoreConfigError(f"PostgreSQL refused the schema: {one_line(error)}") from None
         except BaseException:
             await conn.close()
             raise
@@ -141,10 +145,7 @@ class PostgresStore:
 
         batch = decode_batch(payload)  # a malformed batch fails here, before any transaction
         await self._create_partitions({month_of(s.timestamp) for s in batch.samples})
-        try:
-            return await self._transaction(insert)
-        except psycopg.DataError as error:  # a seq or timestamp past 64 bits
-            raise PayloadError(f"batch out of range: {error}") from error
+        return await self._transaction(insert)
 
     async def store_info(self, topics: Topics, device: str, payload: bytes) -> None:
         info = decode_json(payload)
@@ -213,7 +214,9 @@ class PostgresStore:
 
     async def _transaction(self, work: Callable[[Connection], Awaitable[T]]) -> T:
         """``work`` in one transaction, run again whole on a new connection if the old
-        one is lost, for as long as the database stays away."""
+        one is lost, for as long as the database stays away. A value out of range (a seq
+        past 64 bits) is the message's fault, ``PayloadError``: the receiver drops it.
+        Any other refusal is the operator's to cure, ``StoreRefusedError``."""
 
         async def attempt() -> T:
             async with self._one_at_a_time:
@@ -226,7 +229,12 @@ class PostgresStore:
                     return await work(self._conn)
 
         retry = retrying(psycopg.OperationalError, "database connection lost", self._say)
-        result: T = await retry(attempt)
+        try:
+            result: T = await retry(attempt)
+        except psycopg.DataError as error:
+            raise PayloadError(f"value out of range: {one_line(error)}") from error
+        except psycopg.Error as error:
+            raise StoreRefusedError(f"PostgreSQL refused: {one_line(error)}") from error
         return result
 
 
@@ -257,7 +265,7 @@ async def connect(dsn: str) -> Connection:
             dsn, autocommit=True, connect_timeout=CONNECT_TIMEOUT_S
         )
     except psycopg.Error as error:
-        message = " ".join(str(error).replace(dsn, "<database URL>").split())
+        message = one_line(error).replace(dsn, "<database URL>")
         if isinstance(error, psycopg.OperationalError) and _unreachable(message):
             raise StoreUnreachableError(f"cannot reach PostgreSQL: {message}") from None
         raise StoreConfigError(f"PostgreSQL refused the database URL: {message}") from None

@@ -25,7 +25,7 @@ def retrying(
     def lost(retry: tenacity.RetryCallState) -> None:
         assert retry.outcome is not None and retry.next_action is not None
         error, delay = retry.outcome.exception(), retry.next_action.sleep
-        say(f"{what} ({_one_line(error)}); retrying in {delay:g} s")
+        say(f"{what} ({one_line(error)}); retrying in {delay:g} s")
 
     return tenacity.AsyncRetrying(
         wait=tenacity.wait_exponential(multiplier=RETRY_S, max=RETRY_MAX_S),
@@ -34,5 +34,6 @@ def retrying(
     )
 
 
-def _one_line(error: BaseException | None) -> str:
+def one_line(error: BaseException | None) -> str:
+    """A library's message (libpq's run over several lines) as one line for the operator."""
     return " ".join(str(error).split())

@@ -18,6 +18,7 @@ from cloudreceiver.errors import (
     EXIT_USAGE,
     SchemaTooNewError,
     StoreConfigError,
+    StoreRefusedError,
     StoreUnreachableError,
 )
 from cloudreceiver.postgres import SCHEMA_VERSION
@@ -186,6 +187,21 @@ async def lock_waiters(conn: psycopg.AsyncConnection[tuple[object, ...]]) -> int
     )
     row = await cursor.fetchone()
     return int(str(row[0])) if row else 0
+
+
+async def test_postgres_refusal_the_operator_must_cure_is_a_receiver_error(
+    postgres_url: str,
+) -> None:
+    store = await open_store(postgres_url)
+    try:
+        async with await psycopg.AsyncConnection.connect(postgres_url, autocommit=True) as conn:
+            await conn.execute("DROP TABLE tombstones")
+        with pytest.raises(StoreRefusedError) as refused:
+            await store.store_batch(USER, DEV, batch(range(10)))
+        assert str(refused.value).startswith('PostgreSQL refused: relation "tombstones"')
+        assert refused.value.exit_code == 1
+    finally:
+        await store.close()
 
 
 async def test_postgres_lost_connection_is_retried_and_loses_nothing(postgres_url: str) -> None:
