@@ -80,6 +80,9 @@ class Timed:
     async def devices(self) -> list[DeviceRow]:
         return await self.inner.devices()
 
+    async def count(self) -> int:
+        return await self.inner.count()
+
     async def close(self) -> None:
         await self.inner.close()
 

@@ -192,6 +192,13 @@ class PostgresStore:
 
         return await self._transaction(read)
 
+    async def count(self) -> int:
+        async def read(conn: Connection) -> int:
+            row = await (await conn.execute("SELECT count(*) FROM samples")).fetchone()
+            return 0 if row is None else int(row[0])
+
+        return await self._transaction(read)
+
     async def devices(self) -> list[DeviceRow]:
         async def read(conn: Connection) -> list[DeviceRow]:
             cursor = await conn.execute("SELECT device, model, firmware FROM devices ORDER BY 1")

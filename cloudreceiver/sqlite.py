@@ -100,5 +100,9 @@ class SqliteStore:
             self.conn.execute("SELECT device, seq, metric, ts, raw FROM samples ORDER BY 1, 2")
         )
 
+    async def count(self) -> int:
+        (held,) = self.conn.execute("SELECT count(*) FROM samples").fetchone()
+        return int(held)
+
     async def devices(self) -> list[DeviceRow]:
         return list(self.conn.execute("SELECT device, model, firmware FROM devices ORDER BY 1"))

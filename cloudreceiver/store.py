@@ -45,6 +45,10 @@ class ReceiverStore(Protocol):
         """Every device's info in device order, for tests and inspection."""
         ...
 
+    async def count(self) -> int:
+        """How many samples are held: a cheap progress check for tests and operators."""
+        ...
+
     async def close(self) -> None: ...
 
 

@@ -58,6 +58,7 @@ async def test_duplicates_and_overlaps_are_stored_once(store: ReceiverStore) -> 
     assert await store.store_batch(USER, DEV, batch(range(100))) == 0
     assert await store.store_batch(USER, DEV, batch(range(50, 150))) == 50
     assert await seqs(store) == list(range(150))
+    assert await store.count() == 150
     assert (await store.samples())[7] == (DEV, 7, int(Metric.HEART_RATE), T0 + 7, 7)
 
 

@@ -93,13 +93,15 @@ async def receiving(
         await db.close()
 
 
-async def wait_until(predicate: Callable[[], bool | Awaitable[bool]], what: str) -> None:
+async def wait_until(
+    predicate: Callable[[], bool | Awaitable[bool]], what: str, within: float = TIMEOUT
+) -> None:
     try:
-        async with asyncio.timeout(TIMEOUT):
+        async with asyncio.timeout(within):
             while not await _holds(predicate):  # noqa: ASYNC110 - another process writes it
                 await asyncio.sleep(0.02)
     except TimeoutError:
-        raise AssertionError(f"timed out after {TIMEOUT}s waiting for: {what}") from None
+        raise AssertionError(f"timed out after {within}s waiting for: {what}") from None
 
 
 async def _holds(predicate: Callable[[], bool | Awaitable[bool]]) -> bool:
