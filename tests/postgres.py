@@ -2,14 +2,20 @@
 (trust auth, user postgres; ``WATCHSYNC_TEST_POSTGRES`` names another server's admin URL),
 dropped afterwards, and ``receiver_database``, which runs a test once on each store.
 
-The server is shared with every other test and process on the machine, so nothing here
-restarts it: a test that needs "the database went away" ends the receiver's own backend
-connections (``terminate_connections``), which is what a restart looks like to a client.
+That server is shared with every other test and process on the machine, so nothing here
+restarts it: a test that needs "the database went away" either ends the receiver's own
+backend connections (``terminate_connections``: what a restart looks like to a client)
+or starts a server of its own (``PrivateServer``, the ``postgres_server`` fixture: the
+machine's PostgreSQL binaries, a fresh data dir, a free port) and restarts that.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -67,6 +73,85 @@ def drop_database(url: str) -> None:
         admin.execute(
             sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(str(name)))
         )
+
+
+def _server_binaries() -> Path:
+    """The newest installed PostgreSQL's bin dir (Debian: /usr/lib/postgresql/N/bin)."""
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/pg_ctl"), key=lambda p: int(p.parts[-3]))
+    if not found:
+        raise PostgresUnavailable("no PostgreSQL server binaries in /usr/lib/postgresql")
+    return found[-1].parent
+
+
+class PrivateServer:
+    """A PostgreSQL server of the test's own, to restart at will. The server refuses to
+    run as root: as root it runs as the ``postgres`` user (``runuser``), in a temporary
+    dir that user owns (pytest's tmp_path is private to root)."""
+
+    def __init__(self) -> None:
+        from tests.mosquitto import free_port
+
+        self.bin = _server_binaries()
+        self.port = free_port()
+        self.directory = Path(tempfile.mkdtemp(prefix="watchsync-pg-"))
+        self.data = self.directory / "data"
+        self.log = self.directory / "server.log"
+        self._as_owner: list[str] = []
+        if os.geteuid() == 0:
+            shutil.chown(self.directory, "postgres", "postgres")
+            self._as_owner = ["runuser", "-u", "postgres", "--"]
+        self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync")
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://postgres@127.0.0.1:{self.port}/postgres"
+
+    def _run(self, tool: str, *args: str) -> None:
+        command = [*self._as_owner, str(self.bin / tool), *args]
+        subprocess.run(command, check=True, capture_output=True, cwd=self.directory)
+
+    def _pg_ctl(self, action: str) -> None:
+        options = f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1"
+        self._run(
+            "pg_ctl",
+            "-D",
+            str(self.data),
+            "-l",
+            str(self.log),
+            "-m",
+            "fast",
+            "-w",
+            "-o",
+            options,
+            action,
+        )
+
+    def start(self) -> None:
+        self._pg_ctl("start")
+
+    def restart(self) -> None:
+        """Stop (ending every connection, as a server restart does) and start again;
+        returns once it accepts connections."""
+        self._pg_ctl("restart")
+
+    def stop(self) -> None:
+        self._pg_ctl("stop")
+
+    def remove(self) -> None:
+        shutil.rmtree(self.directory, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_server() -> Iterator[PrivateServer]:
+    """A running server of this test's own (``PrivateServer``); gone afterwards."""
+    server = PrivateServer()
+    server.start()
+    try:
+        yield server
+    finally:
+        with contextlib.suppress(subprocess.CalledProcessError):  # a test stopped it
+            server.stop()
+        server.remove()
 
 
 @pytest.fixture
