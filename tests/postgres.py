@@ -25,6 +25,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tests.mosquitto import free_port
+
 ADMIN_URL = os.environ.get(
     "WATCHSYNC_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/postgres"
 )
@@ -89,8 +91,6 @@ class PrivateServer:
     dir that user owns (pytest's tmp_path is private to root)."""
 
     def __init__(self) -> None:
-        from tests.mosquitto import free_port
-
         self.bin = _server_binaries()
         self.port = free_port()
         self.directory = Path(tempfile.mkdtemp(prefix="watchsync-pg-"))
