@@ -16,3 +16,8 @@ if [ -n "$missing" ]; then
     # shellcheck disable=SC2086
     apt-get install -y --no-install-recommends $missing
 fi
+# The receiver's tests and bench_ingest need PostgreSQL at 127.0.0.1:5432 (tests/postgres.py):
+# start the machine's cluster if it is installed and stopped.
+if command -v pg_lsclusters >/dev/null 2>&1 && ! pg_isready -q -h 127.0.0.1 -p 5432; then
+    pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql)" main start
+fi

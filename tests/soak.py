@@ -34,7 +34,7 @@ from typing import Any
 
 import sqlcipher3
 
-from cloudreceiver.receiver import ReceiverDb
+from cloudreceiver.store import open_store
 from phoneagent.store import Store, StoreError, read_key_file
 from protocol.metrics import Sample
 from tests.fleetrun import AGENT_CLI, Proc, cloud_toml, spawn, start_agents, start_watches
@@ -217,7 +217,7 @@ class Soak:
         finally:
             await self._stop()
             await self.timeline.write(config.chart or config.directory, self.say)
-        return self._report(time.monotonic() - began)
+        return await self._report(time.monotonic() - began)
 
     async def _faults(self, began: float) -> None:
         config = self.config
@@ -309,12 +309,12 @@ class Soak:
                     await proc.kill()
         self.broker.stop()
 
-    def _report(self, wall_s: float) -> Report:
-        db = ReceiverDb(self.receiver_db)
+    async def _report(self, wall_s: float) -> Report:
+        db = await open_store(self.receiver_db)
         try:
-            rows = db.samples()
+            rows = await db.samples()
         finally:
-            db.close()
+            await db.close()
         by_device: dict[str, dict[int, tuple[int, int, int]]] = {}
         for device, seq, metric, ts, raw in rows:
             by_device.setdefault(device, {})[seq] = (ts, metric, raw)

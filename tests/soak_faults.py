@@ -35,7 +35,6 @@ from pathlib import Path
 
 import sqlcipher3
 
-from cloudreceiver.receiver import ReceiverDb
 from phoneagent.store import DbKey, Store, StoreError
 from protocol.history import FIRST_SEQ
 from protocol.metrics import Sample
@@ -347,16 +346,16 @@ class FaultSoak:
         return {address: f"watch{n}" for n, address in enumerate(self.addresses)}
 
     def _received(self) -> dict[str, dict[int, Content]]:
+        """What the receiver holds, read-only from its embedded SQLite file."""
         if not self.receiver_db.exists():
             return {}
+        conn = sqlite3.connect(f"file:{self.receiver_db}?mode=ro", uri=True, timeout=30)
         try:
-            db = ReceiverDb(self.receiver_db)
-        except sqlite3.OperationalError:
+            rows = conn.execute("SELECT device, seq, metric, ts, raw FROM samples").fetchall()
+        except sqlite3.OperationalError:  # no table yet
             return {}
-        try:
-            rows = db.samples()
         finally:
-            db.close()
+            conn.close()
         by_device: dict[str, dict[int, Content]] = {}
         for device, seq, metric, ts, raw in rows:
             by_device.setdefault(device, {})[seq] = (ts, metric, raw)

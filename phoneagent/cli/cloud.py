@@ -96,11 +96,14 @@ def status(agent: AgentContext, as_json: bool) -> None:
     "--port", type=click.IntRange(1, 65535), default=1883, show_default=True, help="Broker port."
 )
 @click.option(
+    "--database",
     "--db",
-    "db_path",
+    "database",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite file the receiver keeps what it received in (created if missing).",
+    envvar="PHONEAGENT_RECEIVER_DATABASE",
+    help="Where the receiver keeps what it received: a SQLite file (created if missing) or "
+    "a postgresql:// URL (several receivers share it; docs/upload.md) "
+    "[env: PHONEAGENT_RECEIVER_DATABASE].",
 )
 @click.option("--region", default="eu", show_default=True, help="Region this receiver serves.")
 @click.option(
@@ -143,7 +146,7 @@ def status(agent: AgentContext, as_json: bool) -> None:
 def cloud_receiver(
     host: str,
     port: int,
-    db_path: Path,
+    database: str,
     region: str,
     prefix: str,
     group: str,
@@ -156,17 +159,17 @@ def cloud_receiver(
     allow_plaintext: bool,
 ) -> None:
     """Reference receiver: store uploads de-duplicated, honour and confirm erasures."""
-    from cloudreceiver.receiver import ReceiverDb, serve_forever
+    from cloudreceiver.errors import ReceiverError
+    from cloudreceiver.service import run_receiver
 
     endpoint = Endpoint(
         region, host, port, tls, ca_file, username, password, allow_plaintext, prefix
     )
-    db = ReceiverDb(db_path)
     try:
         asyncio.run(
-            serve_forever(
+            run_receiver(
                 endpoint,
-                db,
+                database,
                 group=None if no_share else group,
                 identifier=identifier,
                 say=lambda line: click.echo(line, err=True),
@@ -174,8 +177,8 @@ def cloud_receiver(
         )
     except EndpointError as error:
         raise CliError(str(error), EXIT_USAGE) from error
-    finally:
-        db.close()
+    except ReceiverError as error:
+        raise CliError(str(error), error.exit_code) from error
 
 
 COMMANDS = (cloud, cloud_receiver)

@@ -33,6 +33,7 @@ from tests.system.test_upload import (
     make_account,
     open_store,
     receiving,
+    wait_for_samples,
     wait_until,
 )
 from tests.system.test_upload import fill as put_samples
@@ -160,7 +161,7 @@ async def test_the_uploader_waits_out_a_full_disk(
                 lambda: store.ledger.get_upload_position(WATCH, endpoint.region) == 2999,
                 "the upload position committed once there is room",
             )
-            await wait_until(lambda: len(cloud.samples()) == 3000, "every sample received")
+            await wait_for_samples(cloud, lambda rows: len(rows) == 3000, "every sample received")
             stop.set()
             await asyncio.wait_for(running, TIMEOUT)
     finally:
