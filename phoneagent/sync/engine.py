@@ -44,7 +44,7 @@ from phoneagent.store import AsyncStore, MissingSeqs, StoreFullError, StoreResul
 from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
 from phoneagent.sync.stream import DROPPED, Group, ReportStream
-from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
+from phoneagent.sync.watch_client import DeviceInfo, WatchClient, WatchProtocolError
 from phoneagent.transport import PairingLostError, Transport
 from phoneagent.waiting import done_or_set, sleep_unless
 from protocol.address import Address
@@ -268,13 +268,9 @@ class DeviceSync:
             with contextlib.suppress(BleakError):
                 await client.disconnect()
 
-    async def _converse(self, client: BleakClient, name: str | None, live: bool) -> None:
-        """One connection's work (another personality's engine has its own: InfiniTimeSync)."""
-        watch = WatchClient(client, idle_timeout=self._idle_timeout)
-        status = await watch.read_status()  # the first protected read: encrypts from the bond
-        self.newest_seq = status.newest_seq
-        self._set(SyncState.CONFIGURING)
-        info = await watch.read_device_info()
+    async def _record_device(self, info: DeviceInfo, name: str | None, **kind: Any) -> None:
+        """What the watch says it is, kept with the device (``kind``: another personality's
+        marks, such as InfiniTime's)."""
         await asyncio.to_thread(
             self._store.store.add_device,
             self.address,
@@ -282,7 +278,16 @@ class DeviceSync:
             model=info.model,
             serial=info.serial,
             firmware=info.firmware,
+            **kind,
         )
+
+    async def _converse(self, client: BleakClient, name: str | None, live: bool) -> None:
+        """One connection's work (another personality's engine has its own: InfiniTimeSync)."""
+        watch = WatchClient(client, idle_timeout=self._idle_timeout)
+        status = await watch.read_status()  # the first protected read: encrypts from the bond
+        self.newest_seq = status.newest_seq
+        self._set(SyncState.CONFIGURING)
+        await self._record_device(await watch.read_device_info(), name)
         if not await watch.set_clock(self._clock):
             log.info("%s: the watch keeps its own time (a simulated clock)", self.address)
         await self._configure(watch)

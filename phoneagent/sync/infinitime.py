@@ -41,16 +41,7 @@ class InfiniTimeSync(DeviceSync):
         watch = InfiniTimeClient(client)
         self._set(SyncState.CONFIGURING)
         info = await watch.read_device_info()
-        await asyncio.to_thread(
-            self._store.store.add_device,
-            self.address,
-            name=name,
-            model=info.model,
-            serial=info.serial,
-            firmware=info.firmware,
-            personality=Personality.INFINITIME,
-            live_derived=True,
-        )
+        await self._record_device(info, name, personality=Personality.INFINITIME, live_derived=True)
         await watch.set_clock(self._clock)
         self.sync_position = await self._store.next_seq(self.address)
         if self._relays is not None:
