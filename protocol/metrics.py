@@ -7,7 +7,9 @@ bit-exactly; ``scale`` converts to the physical unit (value = raw / scale).
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+import functools
+from collections.abc import Iterable
+from typing import NamedTuple, cast
 
 
 class Metric(enum.IntEnum):
@@ -60,3 +62,17 @@ class Sample(NamedTuple):
     @property
     def value(self) -> float:
         return self.raw / self.metric.scale
+
+
+_new_sample = functools.partial(tuple.__new__, Sample)
+
+
+def samples_from_columns(
+    seqs: Iterable[int], timestamps: Iterable[int], metrics: Iterable[Metric], raws: Iterable[int]
+) -> list[Sample]:
+    """Samples built from columns without a Python frame per sample (``tuple.__new__``
+    mapped in C, as ``Sample._make`` does per call): the bulk paths of a backfill, which
+    builds about 1.2 million, use it. The columns must be checked already."""
+    return cast(
+        list[Sample], list(map(_new_sample, zip(seqs, timestamps, metrics, raws, strict=True)))
+    )

@@ -28,6 +28,7 @@ Not thread-safe: the watch app uses it from its event loop.
 from __future__ import annotations
 
 import itertools
+import operator
 import os
 import struct
 import zlib
@@ -37,12 +38,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.history import FIRST_SEQ, Gap
-from protocol.metrics import Metric, Sample
+from protocol.metrics import Metric, Sample, samples_from_columns
 from watchsim.errors import WatchsimError
 
 _RECORD = struct.Struct("<QqBi")  # seq, timestamp, metric, raw
 _FULL = struct.Struct("<QqBiI")  # ... + CRC-32 of the above
 _CRC = struct.Struct("<I")
+_BODY = struct.Struct(f"<{_RECORD.size}s{_CRC.size}x")  # a record's checked bytes
+_first = operator.itemgetter(0)
 RECORD_SIZE = _FULL.size
 _META = struct.Struct("<8sQQq")  # magic, floor, next seq, newest timestamp
 _META_MAGIC = b"WSHIST02"
@@ -293,16 +296,31 @@ class History:
 
     @staticmethod
     def _decode(data: bytes, first: int, path: Path, out: list[Sample]) -> None:
+        """Check and decode whole records at C speed (one ``map`` per column, no Python
+        frame per record: reading was a quarter of the watch's CPU in a backfill); a
+        damaged stretch is walked record by record to name the first bad one."""
+        records = list(_FULL.iter_unpack(data))
+        if not records:
+            return
+        seqs, timestamps, metrics, raws, checks = zip(*records, strict=True)
+        kinds = tuple(map(_METRICS.get, metrics))
+        if (
+            seqs != tuple(range(first, first + len(records)))
+            or list(map(zlib.crc32, map(_first, _BODY.iter_unpack(data)))) != list(checks)
+            or None in kinds
+        ):
+            History._damaged(data, first, path)
+        out += samples_from_columns(seqs, timestamps, kinds, raws)  # type: ignore[arg-type]
+
+    @staticmethod
+    def _damaged(data: bytes, first: int, path: Path) -> None:
         view = memoryview(data)
-        crc = zlib.crc32
-        for i, (seq, timestamp, metric, raw, check) in enumerate(_FULL.iter_unpack(data)):
+        for i, (seq, _timestamp, metric, _raw, check) in enumerate(_FULL.iter_unpack(data)):
             at = i * RECORD_SIZE
-            if seq != first + i or crc(view[at : at + _RECORD.size]) != check:
+            if seq != first + i or zlib.crc32(view[at : at + _RECORD.size]) != check:
                 raise HistoryCorruptError(f"{path}: record for seq {first + i} is damaged")
-            kind = _METRICS.get(metric)
-            if kind is None:
+            if metric not in _METRICS:
                 raise HistoryCorruptError(f"{path}: seq {seq} has unknown metric {metric}")
-            out.append(Sample(seq, timestamp, kind, raw))
 
     # --- live flow ----------------------------------------------------------------------
 

@@ -1,4 +1,4 @@
-"""Both ends and the air quieten Bumble's debug strings, and every Bumble module gets the quiet ones.
+"""Both ends and the air quieten Bumble's debug strings, in every Bumble module.
 
 Each case runs in a fresh interpreter: the quietening is process-wide and permanent, so
 in the test process it would already be installed by whichever test ran first.

@@ -189,8 +189,10 @@ class HistoryService:
             if result.gap is not None:
                 entries.append(result.gap)
             entries.extend(result.samples)
-            for entry in entries:
-                batch = packer.add(entry)
+            index = 0
+            while index < len(entries):  # a whole batch packed per call, not an entry
+                batch, index = packer.add_many(entries, index)
+                entry = entries[index - 1]
                 last = entry.last_seq if isinstance(entry, Gap) else entry.seq
                 if batch is not None:
                     await self._peripheral.notify(uuids.HISTORY_RECORDS, batch)
