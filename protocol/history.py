@@ -293,7 +293,7 @@ class BatchPacker:
             self._base_seq, self._base_ts = first, stamps[0]
         self._body += _compact_entries(len(run)).pack(
             *itertools.chain.from_iterable(
-                zip(metrics, itertools.repeat(0), deltas, raws, strict=True)
+                zip(metrics, itertools.repeat(0), deltas, raws, strict=False)
             )
         )
         self._seq, self._ts = seqs[-1], stamps[-1]
