@@ -275,7 +275,7 @@ class BatchPacker:
         if not all(map(isinstance, run, itertools.repeat(Sample))):
             return False
         seqs, stamps, metrics, raws = zip(*run, strict=True)
-        first, previous = seqs[0], self._ts if self._body else stamps[0]
+        first, previous = seqs[0], stamps[0] if self._base_ts is None else self._ts
         deltas = list(map(operator.sub, stamps, (previous, *stamps[:-1])))
         if not (
             (first == self._seq + 1 if self._body else first > self._seq)
@@ -290,7 +290,9 @@ class BatchPacker:
         ):
             return False
         if not self._body:
-            self._base_seq, self._base_ts = first, stamps[0]
+            self._base_seq = first
+        if self._base_ts is None:  # the batch held only a gap so far, or nothing
+            self._base_ts = stamps[0]
         self._body += _compact_entries(len(run)).pack(
             *itertools.chain.from_iterable(
                 zip(metrics, itertools.repeat(0), deltas, raws, strict=False)
