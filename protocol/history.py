@@ -23,7 +23,7 @@ from typing import Self
 from protocol import uuids
 from protocol._bytes import Reader, Writer, check_range, enum_member
 from protocol.errors import LengthError, RangeError, ReservedValueError
-from protocol.metrics import Metric, Sample
+from protocol.metrics import Metric, Sample, samples_from_columns
 from protocol.profile import characteristic
 
 CONTROL_POINT = characteristic(uuids.HISTORY_CONTROL_POINT).name
@@ -185,6 +185,7 @@ COMPACT_RAW_MIN, COMPACT_RAW_MAX = -(1 << 15), (1 << 15) - 1
 MIN_PAYLOAD = _HEADER.size + _WIDE.size  # any one entry fits a fresh batch
 MAX_PAYLOAD = 512  # longest attribute value ATT allows
 _METRICS = {int(m): m for m in Metric}
+_one_more = functools.partial(operator.add, 1)  # skip -> seq step, in C
 # Entry size by tag byte; 0 marks a reserved tag.
 _ENTRY_SIZES = bytes(
     _COMPACT.size
@@ -401,27 +402,23 @@ def _decode_entries(data: bytes) -> list[Entry]:
 
 
 def _decode_compact(data: bytes, base_seq: int, base_ts: int) -> list[Entry]:
-    """A batch of compact records only (tag < WIDE_FLAG every 6 bytes from the header,
-    so every entry is compact): what a backfill sends. One C-level unpack instead of
-    the per-entry dispatch of ``_decode_mixed``, with the same checks in the same order."""
-    seq, ts = base_seq - 1, base_ts
-    metrics = _METRICS
-    entries: list[Entry] = []
-    append = entries.append
-    for i, (tag, skip, delta, raw) in enumerate(_COMPACT.iter_unpack(data[_HEADER.size :])):
-        if skip and not i:
-            raise RangeError(RECORDS, "first entry must not skip (the header holds its seq)")
-        seq += 1 + skip
-        ts += delta
-        metric = metrics.get(tag)
-        if metric is None:
-            raise ReservedValueError(
-                RECORDS, f"metric {tag} at offset {_HEADER.size + i * _COMPACT.size}"
-            )
-        if ts > TIMESTAMP_MAX:
-            raise RangeError(RECORDS, f"timestamp {ts} above {TIMESTAMP_MAX}")
-        append(Sample(seq, ts, metric, raw))
-    return entries
+    """A batch of compact records only (tag < WIDE_FLAG every 6 bytes from the header):
+    what a backfill sends. Decoded column by column with C-level ``map``/``accumulate``
+    and no Python frame per entry (the per-entry loop was a sixth of the agent's CPU in
+    a backfill); a batch that fails any check is left to ``_decode_mixed``, which
+    refuses it with the same error at the same entry as always."""
+    tags, skips, deltas, raws = zip(*_COMPACT.iter_unpack(data[_HEADER.size :]), strict=True)
+    seqs = list(itertools.accumulate(map(_one_more, skips), initial=base_seq - 1))
+    stamps = list(itertools.accumulate(deltas, initial=base_ts))
+    metrics = tuple(map(_METRICS.get, tags))
+    if skips[0] or stamps[-1] > TIMESTAMP_MAX or None in metrics:
+        return _decode_mixed(data, base_seq, base_ts)
+    return samples_from_columns(  # type: ignore[return-value]  # a list of Samples is one of Entries
+        seqs[1:],
+        stamps[1:],
+        metrics,  # type: ignore[arg-type]  # None was ruled out above
+        raws,
+    )
 
 
 def _decode_mixed(data: bytes, base_seq: int, base_ts: int) -> list[Entry]:
