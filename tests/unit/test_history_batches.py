@@ -271,6 +271,8 @@ compact_batches = st.builds(
 
 @given(compact_batches)
 @example(struct.pack("<IIBBHhBBHh", 7, 0xFFFF_FFFE, 1, 0, 0, 60, 1, 0, 2, 61))  # ts 2**32
+@example(struct.pack("<IIBBHhBBHh", 7, T0, 1, 3, 0, 60, 2, 0, 2, 61))  # first entry skips
+@example(struct.pack("<IIBBHhBBHh", 7, T0, 1, 0, 0, 60, 9, 1, 2, 61))  # reserved metric 9
 def test_compact_fast_path_decodes_as_the_general_one(data: bytes) -> None:
     """What the agent decodes most, the all-compact batch, takes its own path: same
     entries, same errors as the general decoder."""
