@@ -16,14 +16,14 @@ import functools
 import itertools
 import operator
 import struct
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Self
 
 from protocol import uuids
 from protocol._bytes import Reader, Writer, check_range, enum_member
 from protocol.errors import LengthError, RangeError, ReservedValueError
-from protocol.metrics import Metric, Sample, samples_from_columns
+from protocol.metrics import Metric, Sample, SampleColumns
 from protocol.profile import characteristic
 
 CONTROL_POINT = characteristic(uuids.HISTORY_CONTROL_POINT).name
@@ -251,36 +251,36 @@ class BatchPacker:
             self._ts = entry.timestamp
         return finished
 
-    def add_many(self, entries: Sequence[Entry], start: int = 0) -> tuple[bytes | None, int]:
-        """Pack ``entries[start:]`` until the open batch is full: returns that batch (None
-        if every entry went into the open one) and the index of the first entry left.
+    def add_columns(self, columns: SampleColumns, start: int = 0) -> tuple[bytes | None, int]:
+        """Pack the samples of ``columns`` from index ``start`` until the open batch is
+        full: returns that batch (None if every sample went into the open one) and the
+        index of the first sample left.
 
-        The same bytes as ``add`` one by one. A run of in-order samples that all take the
-        compact form (every backfill batch) is checked and packed with one ``struct`` call
-        and a few C-level ``map``s instead of Python work per entry; anything else (a
-        gap, a wide record, a skipped seq, a refused entry) goes through ``add``.
+        The same bytes as ``add`` one by one. A run that all takes the compact form, in
+        seq order (every backfill batch), is checked and packed with one ``struct`` call
+        and a few C-level ``map``s instead of Python work per sample; anything else (a
+        wide record, a skipped seq, a refused sample) goes through ``add``.
         """
         room = (self._room - len(self._body)) // _COMPACT.size
-        run = entries[start : start + room]
-        if run and self._add_compact_run(run):
-            return (self.flush() if len(run) == room else None), start + len(run)
-        for index in range(start, len(entries)):
-            finished = self.add(entries[index])
+        end = min(start + room, len(columns.seqs))
+        run = columns.slice(start, end)
+        if end > start and self._add_compact_run(run):
+            return (self.flush() if end - start == room else None), end
+        for index, sample in enumerate(columns.slice(start).samples()):
+            finished = self.add(sample)
             if finished is not None:
-                return finished, index + 1
-        return None, len(entries)
+                return finished, start + index + 1
+        return None, len(columns.seqs)
 
-    def _add_compact_run(self, run: Sequence[Entry]) -> bool:
+    def _add_compact_run(self, run: SampleColumns) -> bool:
         """Place ``run`` as compact entries if each one takes that form; False, with
         nothing placed, otherwise."""
-        if not all(map(isinstance, run, itertools.repeat(Sample))):
-            return False
-        seqs, stamps, metrics, raws = zip(*run, strict=True)
+        seqs, stamps, metrics, raws = run
         first, previous = seqs[0], stamps[0] if self._base_ts is None else self._ts
         deltas = list(map(operator.sub, stamps, (previous, *stamps[:-1])))
         if not (
             (first == self._seq + 1 if self._body else first > self._seq)
-            and seqs == tuple(range(first, first + len(run)))
+            and tuple(seqs) == tuple(range(first, first + len(seqs)))
             and seqs[-1] <= SEQ_MAX
             and min(deltas) >= 0
             and max(deltas) <= MAX_TS_DELTA
@@ -294,7 +294,7 @@ class BatchPacker:
             self._base_seq = first
         if self._base_ts is None:  # the batch held only a gap so far, or nothing
             self._base_ts = stamps[0]
-        self._body += _compact_entries(len(run)).pack(
+        self._body += _compact_entries(len(seqs)).pack(
             *itertools.chain.from_iterable(
                 zip(metrics, itertools.repeat(0), deltas, raws, strict=False)
             )
@@ -413,12 +413,7 @@ def _decode_compact(data: bytes, base_seq: int, base_ts: int) -> list[Entry]:
     metrics = tuple(map(_METRICS.get, tags))
     if skips[0] or stamps[-1] > TIMESTAMP_MAX or None in metrics:
         return _decode_mixed(data, base_seq, base_ts)
-    return samples_from_columns(  # type: ignore[return-value]  # a list of Samples is one of Entries
-        seqs[1:],
-        stamps[1:],
-        metrics,  # type: ignore[arg-type]  # None was ruled out above
-        raws,
-    )
+    return SampleColumns(seqs[1:], stamps[1:], metrics, raws).samples()  # type: ignore[arg-type,return-value]  # None ruled out; Samples are Entries
 
 
 def _decode_mixed(data: bytes, base_seq: int, base_ts: int) -> list[Entry]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Iterable
+from collections.abc import Sequence
 from typing import NamedTuple, cast
 
 
@@ -67,12 +67,25 @@ class Sample(NamedTuple):
 _new_sample = functools.partial(tuple.__new__, Sample)
 
 
-def samples_from_columns(
-    seqs: Iterable[int], timestamps: Iterable[int], metrics: Iterable[Metric], raws: Iterable[int]
-) -> list[Sample]:
-    """Samples built from columns without a Python frame per sample (``tuple.__new__``
-    mapped in C, as ``Sample._make`` does per call): the bulk paths of a backfill, which
-    builds about 1.2 million, use it. The columns must be checked already."""
-    return cast(
-        list[Sample], list(map(_new_sample, zip(seqs, timestamps, metrics, raws, strict=True)))
-    )
+class SampleColumns(NamedTuple):
+    """Samples as four equal-length columns: what the bulk paths of a backfill (the
+    watch's history read, the packer) pass around instead of a tuple per sample."""
+
+    seqs: Sequence[int]
+    timestamps: Sequence[int]
+    metrics: Sequence[Metric]
+    raws: Sequence[int]
+
+    def slice(self, start: int, end: int | None = None) -> SampleColumns:
+        return SampleColumns(
+            self.seqs[start:end],
+            self.timestamps[start:end],
+            self.metrics[start:end],
+            self.raws[start:end],
+        )
+
+    def samples(self) -> list[Sample]:
+        """As Samples, built without a Python frame per sample (``tuple.__new__`` mapped
+        in C, as ``Sample._make`` does per call): a backfill builds about 1.2 million.
+        The columns must be checked already."""
+        return cast(list[Sample], list(map(_new_sample, zip(*self, strict=True))))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from protocol.history import (
     decode_batch,
     pack_records,
 )
-from protocol.metrics import Metric, Sample
+from protocol.metrics import Metric, Sample, SampleColumns
 
 T0 = 1_700_000_000  # 0x6553f100
 
@@ -157,7 +158,7 @@ def test_incremental_packer_matches_pack_records() -> None:
 
 
 def mostly_regular(rng: random.Random, count: int) -> list[Entry]:
-    """Runs of compact samples (what ``add_many`` packs in bulk) broken now and then by
+    """Runs of compact samples (what ``add_columns`` packs in bulk) broken now and then by
     a skipped seq, a gap, a clock set back, a long pause or a wide value."""
     seq, ts = rng.randint(1, 1000), rng.randint(0, 2_000_000_000)
     entries: list[Entry] = []
@@ -175,15 +176,19 @@ def mostly_regular(rng: random.Random, count: int) -> list[Entry]:
 
 
 def pack_in_reads(entries: list[Entry], max_payload: int, read: int) -> list[bytes]:
-    """Packed as the watch's history service does: ``add_many`` over reads of ``read``."""
+    """Packed as the watch's history service does: over reads of ``read`` entries, gaps
+    with ``add`` and each run of samples as columns with ``add_columns``."""
     packer, batches = BatchPacker(max_payload), []
     for at in range(0, len(entries), read):
-        part, index = entries[at : at + read], 0
-        while index < len(part):
-            batch, index = packer.add_many(part, index)
-            batches += [batch] if batch is not None else []
-    last = packer.flush()
-    return batches if last is None else [*batches, last]
+        for is_gap, run in itertools.groupby(entries[at : at + read], type):
+            if is_gap is Gap:
+                batches += [packer.add(gap) for gap in run]
+                continue
+            columns, index = SampleColumns(*zip(*run, strict=True)), 0
+            while index < len(columns.seqs):
+                batch, index = packer.add_columns(columns, index)
+                batches.append(batch)
+    return [batch for batch in [*batches, packer.flush()] if batch is not None]
 
 
 @given(
