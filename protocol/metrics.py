@@ -7,7 +7,9 @@ bit-exactly; ``scale`` converts to the physical unit (value = raw / scale).
 from __future__ import annotations
 
 import enum
-from typing import NamedTuple
+import functools
+from collections.abc import Sequence
+from typing import NamedTuple, cast
 
 
 class Metric(enum.IntEnum):
@@ -60,3 +62,30 @@ class Sample(NamedTuple):
     @property
     def value(self) -> float:
         return self.raw / self.metric.scale
+
+
+_new_sample = functools.partial(tuple.__new__, Sample)
+
+
+class SampleColumns(NamedTuple):
+    """Samples as four equal-length columns: what the bulk paths of a backfill (the
+    watch's history read, the packer) pass around instead of a tuple per sample."""
+
+    seqs: Sequence[int]
+    timestamps: Sequence[int]
+    metrics: Sequence[Metric]
+    raws: Sequence[int]
+
+    def slice(self, start: int, end: int | None = None) -> SampleColumns:
+        return SampleColumns(
+            self.seqs[start:end],
+            self.timestamps[start:end],
+            self.metrics[start:end],
+            self.raws[start:end],
+        )
+
+    def samples(self) -> list[Sample]:
+        """As Samples, built without a Python frame per sample (``tuple.__new__`` mapped
+        in C, as ``Sample._make`` does per call): a backfill builds about 1.2 million.
+        The columns must be checked already."""
+        return cast(list[Sample], list(map(_new_sample, zip(*self, strict=True))))

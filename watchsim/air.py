@@ -19,9 +19,11 @@ from typing import Final
 from bumble import core, hci, ll
 from bumble.controller import Controller
 from bumble.link import LocalLink
-from bumble.transport.common import PacketParser, StreamPacketSink
+from bumble.transport.common import PacketParser
 
 from bumblekit.controller import virtual_controller
+from bumblekit.quiet import quiet_bumble_debug_strings
+from bumblekit.sink import CoalescingSink
 from watchsim.peripheral.bumble_adapter import new_link
 
 logger = logging.getLogger(__name__)
@@ -43,7 +45,7 @@ class _Client(asyncio.Protocol):
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
         self.controller = virtual_controller(self._name, link=self._air.link)
-        self.controller.host = StreamPacketSink(transport)
+        self.controller.host = CoalescingSink(transport)
         self._parser = PacketParser(self.controller)
         self._air.clients.add(self)
         logger.info("%s joined (%s)", self._name, transport.get_extra_info("peername"))
@@ -70,6 +72,9 @@ class Air:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+        # The air handles every packet of both ends: unquietened, its controllers built
+        # a debug string per packet (~15% of the air's CPU in a backfill).
+        quiet_bumble_debug_strings()
         self.link: LocalLink = new_link()
         self.clients: set[_Client] = set()
         self._host = host

@@ -27,6 +27,7 @@ Not thread-safe: the watch app uses it from its event loop.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import struct
@@ -37,7 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from protocol.history import FIRST_SEQ, Gap
-from protocol.metrics import Metric, Sample
+from protocol.metrics import Metric, Sample, SampleColumns
 from watchsim.errors import WatchsimError
 
 _RECORD = struct.Struct("<QqBi")  # seq, timestamp, metric, raw
@@ -50,7 +51,21 @@ _META_V1 = struct.Struct("<8sQQ")  # before the newest timestamp was kept
 _META_V1_MAGIC = b"WSHIST01"
 _NO_TIMESTAMP = -(2**63)
 _METRICS = {int(m): m for m in Metric}
+_NONE = SampleColumns((), (), (), ())
 _FIRST_SEQ = FIRST_SEQ
+
+
+@functools.lru_cache(maxsize=16)
+def _records(count: int) -> struct.Struct:
+    """``count`` whole records as one flat tuple of their fields."""
+    return struct.Struct("<" + _FULL.format.removeprefix("<") * count)
+
+
+@functools.lru_cache(maxsize=16)
+def _bodies(count: int) -> struct.Struct:
+    """The bytes each of ``count`` records' CRC covers, one ``bytes`` per record."""
+    return struct.Struct("<" + f"{_RECORD.size}s{_CRC.size}x" * count)
+
 
 DEFAULT_CAPACITY = 1_048_576  # records: a week of 1 Hz heart rate plus the rest fits
 DEFAULT_SEGMENT_RECORDS = 65_536
@@ -63,8 +78,12 @@ class HistoryCorruptError(WatchsimError, RuntimeError):
 @dataclass(frozen=True, slots=True)
 class ReadResult:
     gap: Gap | None  # reported before the samples when the request starts below the oldest
-    samples: list[Sample]
+    columns: SampleColumns  # the samples read, as columns (what the packer takes)
     next_seq: int  # where the next read should start
+
+    @property
+    def samples(self) -> list[Sample]:
+        return self.columns.samples()
 
 
 @dataclass(slots=True)
@@ -123,7 +142,7 @@ class History:
         self._floor = max(self._floor, _FIRST_SEQ)
         self._free_below_floor()
         if self.count:
-            newest_timestamp = self._read_range(self._next - 1, self._next)[0].timestamp
+            newest_timestamp = self._read_range(self._next - 1, self._next).timestamps[0]
         self._newest_timestamp = newest_timestamp
 
     # --- state --------------------------------------------------------------------------
@@ -275,10 +294,8 @@ class History:
             yield from result.samples
             result = self.read(result.next_seq, chunk)
 
-    def _read_range(self, start: int, stop: int) -> list[Sample]:
-        samples: list[Sample] = []
-        if start >= stop:
-            return samples
+    def _read_range(self, start: int, stop: int) -> SampleColumns:
+        pieces: list[SampleColumns] = []
         firsts = [s.first for s in self._segments]
         index = bisect_right(firsts, start) - 1
         while start < stop:
@@ -287,22 +304,38 @@ class History:
             with open(segment.path, "rb") as f:
                 f.seek((start - segment.first) * RECORD_SIZE)
                 data = f.read((end - start) * RECORD_SIZE)
-            self._decode(data, start, segment.path, samples)
+            pieces.append(self._decode(data, start, segment.path))
             start, index = end, index + 1
-        return samples
+        if len(pieces) == 1:
+            return pieces[0]
+        return SampleColumns(*(sum(column, ()) for column in zip(_NONE, *pieces, strict=True)))
 
     @staticmethod
-    def _decode(data: bytes, first: int, path: Path, out: list[Sample]) -> None:
+    def _decode(data: bytes, first: int, path: Path) -> SampleColumns:
+        """Check and decode whole records at C speed: one ``unpack`` into a flat tuple,
+        one slice and ``map`` per column, no object per record (reading was a quarter of
+        the watch's CPU in a backfill); a damaged stretch is walked record by record to
+        name the first bad one."""
+        count = len(data) // RECORD_SIZE
+        flat = _records(count).unpack(data)
+        seqs, kinds = flat[0::5], tuple(map(_METRICS.get, flat[2::5]))
+        if (
+            seqs != tuple(range(first, first + count))
+            or list(map(zlib.crc32, _bodies(count).unpack(data))) != list(flat[4::5])
+            or None in kinds
+        ):
+            History._damaged(data, first, path)
+        return SampleColumns(seqs, flat[1::5], kinds, flat[3::5])  # type: ignore[arg-type]
+
+    @staticmethod
+    def _damaged(data: bytes, first: int, path: Path) -> None:
         view = memoryview(data)
-        crc = zlib.crc32
-        for i, (seq, timestamp, metric, raw, check) in enumerate(_FULL.iter_unpack(data)):
+        for i, (seq, _timestamp, metric, _raw, check) in enumerate(_FULL.iter_unpack(data)):
             at = i * RECORD_SIZE
-            if seq != first + i or crc(view[at : at + _RECORD.size]) != check:
+            if seq != first + i or zlib.crc32(view[at : at + _RECORD.size]) != check:
                 raise HistoryCorruptError(f"{path}: record for seq {first + i} is damaged")
-            kind = _METRICS.get(metric)
-            if kind is None:
+            if metric not in _METRICS:
                 raise HistoryCorruptError(f"{path}: seq {seq} has unknown metric {metric}")
-            out.append(Sample(seq, timestamp, kind, raw))
 
     # --- live flow ----------------------------------------------------------------------
 

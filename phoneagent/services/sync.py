@@ -9,6 +9,9 @@ command before any work, as it stops ``run``.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +40,21 @@ class SyncOutcome:
     upload_failure: AgentError | None = None
 
 
+@contextlib.contextmanager
+def _heap_frozen() -> Iterator[None]:
+    """Keep what exists now (the CLI, store, radio, Bumble's tables) out of the
+    collector's sight while a backfill allocates about a million objects: the full
+    collections those trigger then walk only the new ones (GC pauses 0.1-0.6 s -> about
+    0.1 s in a 3-day backfill on this box). Collected first, so no garbage is frozen,
+    and unfrozen after, so nothing stays out of reach."""
+    gc.collect()
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+
+
 async def sync_once(
     data_dir: Path,
     store: AsyncStore,
@@ -57,7 +75,8 @@ async def sync_once(
         observer=observer,
         connect_timeout=config.connect_timeout,
     )
-    position = await sync.sync_once(scan_timeout=config.scan_timeout)
+    with _heap_frozen():
+        position = await sync.sync_once(scan_timeout=config.scan_timeout)
     if uploader is None:
         return SyncOutcome(position)
     if await asyncio.to_thread(policy_refusal, store.store, uploader.endpoint) is not None:

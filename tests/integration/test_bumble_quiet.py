@@ -1,4 +1,4 @@
-"""Both ends quieten Bumble's debug strings, and every Bumble module gets the quiet ones.
+"""Both ends and the air quieten Bumble's debug strings, in every Bumble module.
 
 Each case runs in a fresh interpreter: the quietening is process-wide and permanent, so
 in the test process it would already be installed by whichever test ran first.
@@ -59,6 +59,18 @@ asyncio.run(main())
 assert not any(name.startswith("phoneagent") for name in sys.modules), "watch imported agent"
 """
 
+AIR = """
+import asyncio
+from watchsim.air import Air
+
+async def main():
+    air = Air()
+    await air.start()
+    await air.close()
+
+asyncio.run(main())
+"""
+
 
 def run(script: str) -> str:
     done = subprocess.run(
@@ -78,3 +90,8 @@ def test_agent_radio_quietens_bumble() -> None:
 
 def test_watch_adapter_quietens_bumble() -> None:
     assert run(WATCH).strip() == "quiet"
+
+
+def test_air_quietens_bumble() -> None:
+    """The air relays every packet of both ends: its controllers' strings were ~15% of it."""
+    assert run(AIR).strip() == "quiet"

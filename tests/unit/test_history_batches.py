@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 import struct
 from collections.abc import Callable
@@ -20,7 +21,7 @@ from protocol.history import (
     decode_batch,
     pack_records,
 )
-from protocol.metrics import Metric, Sample
+from protocol.metrics import Metric, Sample, SampleColumns
 
 T0 = 1_700_000_000  # 0x6553f100
 
@@ -156,6 +157,54 @@ def test_incremental_packer_matches_pack_records() -> None:
     assert [*sent, last] == pack_records(samples, 100)
 
 
+def mostly_regular(rng: random.Random, count: int) -> list[Entry]:
+    """Runs of compact samples (what ``add_columns`` packs in bulk) broken now and then by
+    a skipped seq, a gap, a clock set back, a long pause or a wide value."""
+    seq, ts = rng.randint(1, 1000), rng.randint(0, 2_000_000_000)
+    entries: list[Entry] = []
+    for _ in range(count):
+        odd = rng.random() < 0.03
+        seq += rng.randint(2, 300) if odd and rng.random() < 0.3 else 1
+        if odd and rng.random() < 0.2:
+            entries.append(Gap(seq, seq + rng.randint(0, 50)))
+            seq = entries[-1].last_seq  # type: ignore[union-attr]
+            continue
+        ts = min(max(ts + (rng.randint(-1000, 70_000) if odd else rng.randint(0, 3)), 0), 2**32 - 1)
+        raw = rng.randint(-(1 << 31), (1 << 31) - 1) if odd else rng.randint(-40, 4000)
+        entries.append(Sample(seq, ts, rng.choice(list(Metric)), raw))
+    return entries
+
+
+def pack_in_reads(entries: list[Entry], max_payload: int, read: int) -> list[bytes]:
+    """Packed as the watch's history service does: over reads of ``read`` entries, gaps
+    with ``add`` and each run of samples as columns with ``add_columns``."""
+    packer, batches = BatchPacker(max_payload), []
+    for at in range(0, len(entries), read):
+        for is_gap, run in itertools.groupby(entries[at : at + read], type):
+            if is_gap is Gap:
+                batches += [packer.add(gap) for gap in run]
+                continue
+            columns, index = SampleColumns(*zip(*run, strict=True)), 0
+            while index < len(columns.seqs):
+                batch, index = packer.add_columns(columns, index)
+                batches.append(batch)
+    return [batch for batch in [*batches, packer.flush()] if batch is not None]
+
+
+@given(
+    st.one_of(
+        entry_streams,
+        st.builds(mostly_regular, st.integers(0, 2**32).map(random.Random), st.integers(1, 600)),
+    ),
+    st.integers(MIN_PAYLOAD, 512),
+    st.integers(1, 700),
+)
+def test_bulk_packing_gives_the_same_batches(
+    entries: list[Entry], max_payload: int, read: int
+) -> None:
+    assert pack_in_reads(entries, max_payload, read) == pack_records(entries, max_payload)
+
+
 @pytest.mark.parametrize(
     ("entries", "fault"),
     [
@@ -171,6 +220,8 @@ def test_incremental_packer_matches_pack_records() -> None:
 def test_packer_refuses_entries_the_wire_cannot_carry(entries: list[Entry], fault: str) -> None:
     with pytest.raises(errors.RangeError, match=fault):
         pack_records(entries, 244)
+    with pytest.raises(errors.RangeError, match=fault):
+        pack_in_reads(entries, 244, 10)
 
 
 def test_refused_entry_keeps_the_open_batch() -> None:
@@ -225,6 +276,8 @@ compact_batches = st.builds(
 
 @given(compact_batches)
 @example(struct.pack("<IIBBHhBBHh", 7, 0xFFFF_FFFE, 1, 0, 0, 60, 1, 0, 2, 61))  # ts 2**32
+@example(struct.pack("<IIBBHhBBHh", 7, T0, 1, 3, 0, 60, 2, 0, 2, 61))  # first entry skips
+@example(struct.pack("<IIBBHhBBHh", 7, T0, 1, 0, 0, 60, 9, 1, 2, 61))  # reserved metric 9
 def test_compact_fast_path_decodes_as_the_general_one(data: bytes) -> None:
     """What the agent decodes most, the all-compact batch, takes its own path: same
     entries, same errors as the general decoder."""

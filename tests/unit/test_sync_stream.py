@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from phoneagent.store import MissingSeqs
-from phoneagent.sync.stream import NOT_ASSIGNED, ReportStream
+from phoneagent.sync.stream import NOT_ASSIGNED, OPTED_OUT, ReportStream
 from protocol.history import MAX_PAYLOAD, pack_records
 from protocol.metrics import Metric, Sample
 
@@ -80,3 +80,16 @@ def test_backlog_is_taken_in_bounded_groups_in_seq_order() -> None:
     assert taken + last.samples == samples
     assert [(g.first_seq, g.last_seq, g.reason) for g in last.gaps] == [(901, 910, NOT_ASSIGNED)]
     assert stream.expected == 911
+
+
+def test_records_of_an_opted_out_metric_become_gaps_in_a_plain_batch() -> None:
+    """A contiguous batch of samples takes the stream's fast path; an opted-out metric in
+    it must still be dropped before storage, its seqs accounted for as opted out."""
+    metrics = [Metric.HEART_RATE, Metric.STEPS]
+    mixed = [s._replace(metric=metrics[s.seq % 2]) for s in SAMPLES[:12]]
+    stream = ReportStream(1, frozenset({Metric.STEPS}), group_samples=1_000_000)
+    for raw in pack_records(mixed, 44):
+        stream.add(raw)
+    group = stream.take()
+    assert group.samples == [s for s in mixed if s.metric is Metric.HEART_RATE]
+    assert group.gaps == [MissingSeqs(seq, seq, OPTED_OUT) for seq in range(1, 13, 2)]

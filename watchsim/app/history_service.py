@@ -23,8 +23,6 @@ from protocol.history import (
     MAX_PAYLOAD,
     MIN_PAYLOAD,
     BatchPacker,
-    Entry,
-    Gap,
     HistoryOpcode,
     HistoryRequest,
     HistoryResponse,
@@ -185,22 +183,28 @@ class HistoryService:
         history = self._history
         while seq < stop:
             result = history.read(seq, min(READ_CHUNK, stop - seq))
-            entries: list[Entry] = []
             if result.gap is not None:
-                entries.append(result.gap)
-            entries.extend(result.samples)
-            for entry in entries:
-                batch = packer.add(entry)
-                last = entry.last_seq if isinstance(entry, Gap) else entry.seq
-                if batch is not None:
-                    await self._peripheral.notify(uuids.HISTORY_RECORDS, batch)
-                    if self._abort:
-                        return seq, last
+                last = result.gap.last_seq
+                if not await self._send(packer.add(result.gap)):
+                    return seq, last
+            index, seqs = 0, result.columns.seqs
+            while index < len(seqs):
+                # A whole batch's samples per call, packed in bulk (protocol.history).
+                batch, index = packer.add_columns(result.columns, index)
+                last = seqs[index - 1]
+                if not await self._send(batch):
+                    return seq, last
             if result.next_seq <= seq:
                 break
             seq = result.next_seq
             await asyncio.sleep(0)  # let ABORT and live traffic in between chunks
         return seq, last
+
+    async def _send(self, batch: bytes | None) -> bool:
+        """Notify a finished batch, if any; False when an ABORT arrived meanwhile."""
+        if batch is not None:
+            await self._peripheral.notify(uuids.HISTORY_RECORDS, batch)
+        return batch is None or not self._abort
 
     async def _announce(self) -> None:
         """Coalesced "records available": one Status notification per burst of appends."""

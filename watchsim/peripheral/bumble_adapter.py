@@ -39,6 +39,7 @@ from bumble.transport.common import AsyncPipeSink
 
 from bumblekit.controller import virtual_controller
 from bumblekit.quiet import quiet_bumble_debug_strings
+from bumblekit.sink import coalesced
 from protocol import uuids
 from protocol.profile import PROFILE, Property, Security, ServiceSpec
 from watchsim.peripheral.bumble_gatt import GattServer, guard_att
@@ -617,7 +618,7 @@ async def open_peripheral(
     """A started watch peripheral over a Bumble HCI transport (air, usb:0, hci-socket:0)."""
     hci_transport = await open_transport(transport)
     peripheral = BumblePeripheral(
-        Host(hci_transport.source, hci_transport.sink),
+        Host(hci_transport.source, coalesced(hci_transport.sink)),
         state_dir,
         name=name,
         mode=mode,
