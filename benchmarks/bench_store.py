@@ -3,9 +3,12 @@
 Both sides write the same rows, in the same batches, into the same schema with the same
 pragmas (WAL, synchronous=FULL, one commit per batch), each into a fresh encrypted file.
 The ratio is what our layer costs: Sample -> row conversion, the duplicate count and
-advancing the sync position inside the transaction. Each round writes fresh files, the
-two sides in turns (which goes first alternates), and the medians are compared: a commit
-is an fsync, and on the shared machine single runs swung between 0.48 and 1.06.
+advancing the sync position inside the transaction.
+
+A commit is an fsync, which on the shared machine swings with everyone else's disk
+writes: run one side after the other and single runs gave ratios from 0.28 to 1.27. So
+the two sides take turns batch by batch (which goes first alternates), each timed on its
+own, and the rounds' medians are compared.
 
     python benchmarks/bench_store.py [--quick] [--samples 700000] [--batch 500] [--rounds 5]
 """
@@ -27,6 +30,7 @@ from phoneagent.store.schema import migrate
 from protocol.metrics import Metric, Sample
 
 DEVICE = "F0:F1:F2:F3:F4:F5"
+Row = tuple[int, int, int, int, int]
 
 
 def make_samples(count: int, seed: int = 7) -> list[Sample]:
@@ -38,42 +42,53 @@ def make_samples(count: int, seed: int = 7) -> list[Sample]:
     ]
 
 
-def bench_store(directory: Path, key: DbKey, batches: list[list[Sample]]) -> float:
-    with Store.open(directory, key) as store:
+class RawWriter:
+    """The floor: the same rows and transactions, straight into sqlcipher3."""
+
+    def __init__(self, directory: Path, key: DbKey) -> None:
+        directory.mkdir(mode=0o700)
+        conn = sqlcipher3.connect(str(database_path(directory)), isolation_level=None)
+        conn.execute(f"PRAGMA key = {key.pragma_value()}")
+        for pragma in ("foreign_keys = ON", "temp_store = MEMORY", "synchronous = FULL"):
+            conn.execute(f"PRAGMA {pragma}")
+        conn.execute("PRAGMA journal_mode = WAL")
+        migrate(conn)
+        conn.execute(
+            "INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p', 0)", (DEVICE,)
+        )
+        self.conn = conn
+
+    def write(self, rows: list[Row]) -> None:
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.executemany(
+            "INSERT OR IGNORE INTO samples (device_id, seq, metric, ts, raw)"
+            " VALUES (?, ?, ?, ?, ?)",
+            rows,
+        )
+        self.conn.execute("COMMIT")
+
+
+def one_round(directory: Path, key: DbKey, batches: list[list[Sample]]) -> tuple[float, float]:
+    """Seconds spent in ``store_batch`` and in the raw writes, batch by batch in turns."""
+    rows = [[(1, s.seq, int(s.metric), s.timestamp, s.raw) for s in b] for b in batches]
+    raw = RawWriter(directory / "raw", key)
+    ours, floor = 0.0, 0.0
+    with Store.open(directory / "store", key) as store:
         store.add_device(DEVICE)
-        start = time.perf_counter()
-        for batch in batches:
-            store.store_batch(DEVICE, batch)
-        elapsed = time.perf_counter() - start
+        for i, batch in enumerate(batches):
+            for side in ("store", "raw") if i % 2 else ("raw", "store"):
+                began = time.perf_counter()
+                if side == "store":
+                    store.store_batch(DEVICE, batch)
+                    ours += time.perf_counter() - began
+                else:
+                    raw.write(rows[i])
+                    floor += time.perf_counter() - began
         expected = sum(len(b) for b in batches)
         if store.next_seq(DEVICE) != expected:
             raise SystemExit(f"sync position is {store.next_seq(DEVICE)}, expected {expected}")
-    return elapsed
-
-
-def bench_raw(directory: Path, key: DbKey, batches: list[list[Sample]]) -> float:
-    """The floor: the same rows and transactions, straight into sqlcipher3."""
-    directory.mkdir(mode=0o700)
-    conn = sqlcipher3.connect(str(database_path(directory)), isolation_level=None)
-    conn.execute(f"PRAGMA key = {key.pragma_value()}")
-    for pragma in ("foreign_keys = ON", "temp_store = MEMORY", "synchronous = FULL"):
-        conn.execute(f"PRAGMA {pragma}")
-    conn.execute("PRAGMA journal_mode = WAL")
-    migrate(conn)
-    conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p', 0)", (DEVICE,))
-    rows = [[(1, s.seq, int(s.metric), s.timestamp, s.raw) for s in b] for b in batches]
-    start = time.perf_counter()
-    for batch_rows in rows:
-        conn.execute("BEGIN IMMEDIATE")
-        conn.executemany(
-            "INSERT OR IGNORE INTO samples (device_id, seq, metric, ts, raw)"
-            " VALUES (?, ?, ?, ?, ?)",
-            batch_rows,
-        )
-        conn.execute("COMMIT")
-    elapsed = time.perf_counter() - start
-    conn.close()
-    return elapsed
+    raw.conn.close()
+    return ours, floor
 
 
 def main() -> None:
@@ -88,14 +103,11 @@ def main() -> None:
     key = DbKey(random.Random(1).randbytes(32).hex())
     ours: list[float] = []
     raw: list[float] = []
-    for turn in range(rounds):
+    for _ in range(rounds):
         with tempfile.TemporaryDirectory() as tmp:
-            sides = [
-                (raw, lambda: bench_raw(Path(tmp) / "raw", key, batches)),
-                (ours, lambda: bench_store(Path(tmp) / "store", key, batches)),
-            ]
-            for rates, run in sides[:: 1 if turn % 2 == 0 else -1]:
-                rates.append(n / run())
+            ours_s, raw_s = one_round(Path(tmp), key, batches)
+        ours.append(n / ours_s)
+        raw.append(n / raw_s)
     _common.header(
         "store: Store.store_batch vs raw sqlcipher3",
         f"{n:,} samples in batches of {args.batch} (WAL, synchronous=FULL, commit per batch),"
