@@ -68,9 +68,26 @@ class RawWriter:
         self.conn.execute("COMMIT")
 
 
+def rows_of(batches: list[list[Sample]]) -> list[list[Row]]:
+    """The raw side's rows, made before its clock starts."""
+    return [[(1, s.seq, int(s.metric), s.timestamp, s.raw) for s in b] for b in batches]
+
+
+def bench_raw(directory: Path, key: DbKey, batches: list[list[Sample]]) -> float:
+    """Seconds the raw side alone takes for ``batches`` (bench_backfill's SQLCipher floor)."""
+    raw = RawWriter(directory, key)
+    rows = rows_of(batches)
+    start = time.perf_counter()
+    for batch_rows in rows:
+        raw.write(batch_rows)
+    elapsed = time.perf_counter() - start
+    raw.conn.close()
+    return elapsed
+
+
 def one_round(directory: Path, key: DbKey, batches: list[list[Sample]]) -> tuple[float, float]:
     """Seconds spent in ``store_batch`` and in the raw writes, batch by batch in turns."""
-    rows = [[(1, s.seq, int(s.metric), s.timestamp, s.raw) for s in b] for b in batches]
+    rows = rows_of(batches)
     raw = RawWriter(directory / "raw", key)
     ours, floor = 0.0, 0.0
     with Store.open(directory / "store", key) as store:
