@@ -576,9 +576,8 @@ class Store:
         with self._locked():
             device_id = self._device_id(device)
             now = self.now()
-            # Each Sample, a named tuple, as an array; text, as SQLite reads a blob as JSONB.
-            sample_array = _SAMPLE_ARRAY.encode(samples).decode()
             _check_int64(samples)
+            sample_array = _sample_array(samples)
             gap_rows = [(device_id, g.first_seq, g.last_seq, g.reason, now) for g in gaps]
 
             def work() -> StoreResult:
@@ -778,6 +777,12 @@ class Store:
 
 # Settings row per device: why its last sync session failed ("<unix time> <text>").
 _PROBLEM = "sync_problem:"
+
+
+def _sample_array(samples: Sequence[Sample]) -> str:
+    """Each Sample, a named tuple, as an array: the batch ``_INSERT_SAMPLES`` reads. Text,
+    as SQLite reads a blob as JSONB."""
+    return _SAMPLE_ARRAY.encode(samples).decode()
 
 
 def _check_int64(samples: Sequence[Sample]) -> None:
