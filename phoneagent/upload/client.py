@@ -10,10 +10,16 @@ publish returns. aiomqtt exposes no public hook for this (its paho client is the
 pins aiomqtt and paho-mqtt to exactly the versions this was tested on (2.5.1 and 2.2.0);
 ``tests/unit/test_mqtt_internals.py`` fails when those internals or the pin change, and
 ``tests/system/test_upload.py`` catches a refusal end to end with a real broker.
+
+``publish_acked`` is the uploader's way to publish: paho's ``publish`` and a future per
+message that the PUBACK completes. aiomqtt's ``publish`` makes a coroutine (a task, when
+a window is sent at once), an ``asyncio.Event`` and two scans of every pending message
+id per message; that was a third of the publishing CPU (benchmarks/RESULTS.md).
 """
 
 from __future__ import annotations
 
+import asyncio
 from contextvars import ContextVar
 from typing import Any
 
@@ -21,6 +27,7 @@ import aiomqtt
 from aiomqtt.types import PayloadType
 from paho.mqtt.client import Client as PahoClient
 from paho.mqtt.client import MQTTMessageInfo
+from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
@@ -44,7 +51,9 @@ class CheckedClient(aiomqtt.Client):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._refused: dict[int, ReasonCode] = {}
-        paho_publish = self._client.publish
+        # ``publish_acked``'s messages awaiting their PUBACK: message id -> (topic, future).
+        self._acks: dict[int, tuple[str, asyncio.Future[None]]] = {}
+        paho_publish = self._paho_publish = self._client.publish
 
         def publish(*args: Any, **kwargs: Any) -> MQTTMessageInfo:
             info = paho_publish(*args, **kwargs)
@@ -64,9 +73,31 @@ class CheckedClient(aiomqtt.Client):
         reason_code: ReasonCode,
         properties: Properties,
     ) -> None:
+        waiting = self._acks.pop(mid, None)
+        if waiting is not None:
+            topic, ack = waiting
+            if not ack.done():  # a cancelled one missed its deadline
+                if reason_code.is_failure:
+                    ack.set_exception(PublishRefusedError(topic, reason_code))
+                else:
+                    ack.set_result(None)
+            return
         if reason_code.is_failure:
             self._refused[mid] = reason_code
         super()._on_publish(client, userdata, mid, reason_code, properties)
+
+    def publish_acked(self, topic: str, payload: bytes) -> asyncio.Future[None]:
+        """Send ``payload`` with QoS 1 now; the future is done when the broker acknowledged
+        it, with ``PublishRefusedError`` when the broker refused it, with ``MqttCodeError``
+        when paho could not take it. Cancel it to stop waiting (a deadline)."""
+        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        info = self._paho_publish(topic, payload, 1)
+        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+            ack.set_exception(aiomqtt.MqttCodeError(info.rc, "Could not publish message"))
+        else:
+            self._refused.pop(info.mid, None)  # message ids are recycled
+            self._acks[info.mid] = (topic, ack)
+        return ack
 
     async def publish(
         self,

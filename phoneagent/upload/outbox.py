@@ -8,12 +8,13 @@ or an agent fleet's ``StorePool``). The SQL is the store's (``Store.sample_colum
 from __future__ import annotations
 
 import secrets
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from phoneagent.store import DeviceRecord, Store
 from phoneagent.store.ledger import EraseRequest
-from phoneagent.upload.payload import EraseMessage, encode_columns
+from phoneagent.upload.payload import EraseMessage, encode_batches
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,25 +45,36 @@ def read_chunk(
     """Up to ``batches`` encoded batches of ``device`` with seq > ``after_seq``.
 
     The samples come in one query; ``allowed`` (None = yes, else the reason) is asked
-    before each batch is made, so a consent withdrawn between two batches stops the
-    second one and everything after it.
+    for each batch before any is made, so a consent withdrawn between two checks stops
+    that batch and everything after it; the allowed ones are then encoded in one go.
     """
     checked_at = store.now()
     seqs, metrics, stamps, raws = store.sample_columns(
         device.address, after_seq, batch_size * batches
     )
-    out: list[OutgoingBatch] = []
-    for start in range(0, len(seqs), batch_size):
+    starts = range(0, len(seqs), batch_size)
+    made, refusal = len(starts), None
+    for index in range(made):
         refusal = allowed()
         if refusal is not None:
-            return Chunk(tuple(out), refusal, checked_at)
-        end = start + batch_size
-        part = seqs[start:end]
-        payload = encode_columns(
-            secrets.randbits(64), part, metrics[start:end], stamps[start:end], raws[start:end]
-        )
-        out.append(OutgoingBatch(part[-1], len(part), payload))
-    return Chunk(tuple(out), None, checked_at)
+            made = index
+            break
+    end = min(len(seqs), made * batch_size)
+    if not end:
+        return Chunk((), refusal, checked_at)
+    payloads = encode_batches(
+        _batch_ids(made), batch_size, seqs[:end], metrics[:end], stamps[:end], raws[:end]
+    )
+    out = tuple(
+        OutgoingBatch(seqs[min(start + batch_size, end) - 1], min(batch_size, end - start), p)
+        for start, p in zip(range(0, end, batch_size), payloads, strict=True)
+    )
+    return Chunk(out, refusal, checked_at)
+
+
+def _batch_ids(count: int) -> tuple[int, ...]:
+    """Random 64-bit batch ids, from one read of the system's random source."""
+    return struct.unpack(f"<{count}Q", secrets.token_bytes(8 * count))
 
 
 def erase_message(store: Store, request: EraseRequest) -> EraseMessage:

@@ -29,6 +29,8 @@ VERSION = 1
 _HEADER = struct.Struct("<2sBHQqq")
 _SAMPLE = "IiBi"  # seq - first_seq, ts - base_ts, metric, raw
 SAMPLE_SIZE = struct.calcsize("<" + _SAMPLE)
+# Each field of a sample: its offset, struct code and width.
+_FIELDS = ((0, "I", 4), (4, "i", 4), (8, "B", 1), (9, "i", 4))
 MAX_BATCH = 0xFFFF
 
 
@@ -70,22 +72,52 @@ def encode_columns(
     stamps: Sequence[int],
     raws: Sequence[int],
 ) -> bytes:
-    """Encode a batch given column by column (``seqs`` ascending, the others alike).
+    """Encode a batch given column by column (``seqs`` ascending, the others alike)."""
+    return encode_batches([batch_id], len(seqs), seqs, metrics, stamps, raws)[0]
 
-    The uploader's hot loop: the deltas, the interleaving and the packing all iterate in
-    C (``map``, ``zip``, one ``pack``), so no Python code runs per sample.
+
+def encode_batches(
+    batch_ids: Sequence[int],
+    size: int,
+    seqs: Sequence[int],
+    metrics: Sequence[int],
+    stamps: Sequence[int],
+    raws: Sequence[int],
+) -> list[bytes]:
+    """Encode consecutive batches of ``size`` samples (the last may be shorter), one per
+    batch id, given column by column (``seqs`` ascending, the others alike).
+
+    The uploader's hot loop, so no Python code runs per sample: the deltas come from
+    ``map``, each column is packed by one ``pack`` for all batches at once, and strided
+    slice assignments interleave the packed columns into the 13-byte samples.
     """
     count = len(seqs)
-    if not 0 < count <= MAX_BATCH:
-        raise PayloadError(f"a batch holds 1..{MAX_BATCH} samples, not {count}")
-    first_seq, base_ts = seqs[0], min(stamps)
-    deltas = map(sub, seqs, repeat(first_seq)), map(sub, stamps, repeat(base_ts))
+    starts = range(0, count, size)
+    if not 0 < size <= MAX_BATCH or len(batch_ids) != len(starts) or not starts:
+        raise PayloadError(f"a batch holds 1..{MAX_BATCH} samples, not {size}")
+    first_seqs = seqs[::size]
+    base_stamps = [min(stamps[start : start + size]) for start in starts]
+    columns = (
+        map(sub, seqs, chain.from_iterable(map(repeat, first_seqs, repeat(size)))),
+        map(sub, stamps, chain.from_iterable(map(repeat, base_stamps, repeat(size)))),
+        metrics,
+        raws,
+    )
+    body = bytearray(count * SAMPLE_SIZE)
     try:
-        fields = zip(*deltas, metrics, raws, strict=True)
-        body = _body(count).pack(*chain.from_iterable(fields))
-    except (struct.error, ValueError) as error:
+        for (offset, code, width), column in zip(_FIELDS, columns, strict=True):
+            packed = struct.pack(f"<{count}{code}", *column)
+            for byte in range(width):
+                body[offset + byte :: SAMPLE_SIZE] = packed[byte::width]
+    except struct.error as error:
         raise PayloadError(f"a sample does not fit the batch format: {error}") from error
-    return _HEADER.pack(MAGIC, VERSION, count, batch_id, first_seq, base_ts) + body
+    return [
+        _HEADER.pack(MAGIC, VERSION, min(size, count - start), batch_id, first_seq, base_ts)
+        + body[start * SAMPLE_SIZE : (start + size) * SAMPLE_SIZE]
+        for batch_id, start, first_seq, base_ts in zip(
+            batch_ids, starts, first_seqs, base_stamps, strict=True
+        )
+    ]
 
 
 def decode_batch(data: bytes) -> Batch:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ParamSpec, Protocol, TypeVar
@@ -28,7 +27,7 @@ from phoneagent.privacy.gate import (
     upload_allowed,
 )
 from phoneagent.store import DeviceRecord, Store, StoreFullError, ledger
-from phoneagent.upload.client import PublishRefusedError
+from phoneagent.upload.client import CheckedClient, PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
 from phoneagent.upload.payload import PayloadError, Topics, decode_json, encode_json, parse_topic
@@ -156,6 +155,8 @@ class Uploader:
 
     async def _connection(self, stop: asyncio.Event | None, confirm_timeout: float | None) -> None:
         client = self.endpoint.client()
+        if not isinstance(client, CheckedClient):
+            raise TypeError(f"the uploader publishes through a CheckedClient, not {client!r}")
         session = _Session(self, client)
         try:
             async with client, asyncio.TaskGroup() as group:
@@ -198,11 +199,11 @@ async def _set_when(stop: asyncio.Event, wake: asyncio.Event) -> None:
     wake.set()
 
 
-def _outcome(task: asyncio.Future[None], timeout: float) -> BaseException | None:
+def _outcome(ack: asyncio.Future[None], timeout: float) -> BaseException | None:
     """None for an acknowledged publish, else why not (a cancelled one missed the deadline)."""
-    if task.cancelled():
+    if ack.cancelled():
         return aiomqtt.MqttError(f"publish not acknowledged within {timeout:g} s")
-    return task.exception()
+    return ack.exception()
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -276,7 +277,7 @@ _Due = tuple[DeviceRecord, int, Chunk | None]
 class _Session:
     """What one broker connection knows: subscriptions made, device info already sent."""
 
-    def __init__(self, uploader: Uploader, client: aiomqtt.Client) -> None:
+    def __init__(self, uploader: Uploader, client: CheckedClient) -> None:
         self.up = uploader
         self.store = uploader.store
         self.client = client
@@ -518,23 +519,18 @@ class _Session:
         """Publish a chunk: (batches, samples) of its acknowledged prefix, first failure.
 
         One deadline for the chunk (the client's timeout) instead of aiomqtt's per-publish
-        ``wait_for``, whose task and timer per message cost as much as the publish itself.
+        ``wait_for``, whose task and timer per message cost as much as the publish itself,
+        and no task per message either (``CheckedClient.publish_acked``).
         """
         if not chunk.batches:
             return 0, 0, None
-        tasks = [
-            asyncio.ensure_future(self.client.publish(topic, b.payload, qos=1, timeout=math.inf))
-            for b in chunk.batches
-        ]
+        acks = [self.client.publish_acked(topic, b.payload) for b in chunk.batches]
         try:
-            await asyncio.wait(tasks, timeout=self.client.timeout)
+            await asyncio.wait(acks, timeout=self.client.timeout)
         finally:
-            late = [task for task in tasks if not task.done()]
-            for task in late:
-                task.cancel()  # missed the deadline, or we are being cancelled
-            if late:
-                await asyncio.wait(late)
-        outcomes = [_outcome(task, self.client.timeout) for task in tasks]
+            for ack in acks:
+                ack.cancel()  # no-op once done; else it missed the deadline, or we are cancelled
+        outcomes = [_outcome(ack, self.client.timeout) for ack in acks]
         acked = next((i for i, o in enumerate(outcomes) if o is not None), len(outcomes))
         count = sum(b.count for b in chunk.batches[:acked])
         self.up.stats.batches += acked

@@ -92,6 +92,24 @@ def test_failed_batch_stores_nothing(store: Store) -> None:
     assert store.gaps(WATCH) == []
 
 
+@pytest.mark.parametrize("raw", [2**63, -(2**63) - 1])
+def test_an_int_just_past_64_bits_is_refused(store: Store, raw: int) -> None:
+    """The quick int64 check (one struct pack) and its exact fallback agree at the edge."""
+    bad = [*samples(range(2)), Sample(seq=2, timestamp=0, metric=Metric.STEPS, raw=raw)]
+    with pytest.raises(OverflowError):
+        store.store_batch(WATCH, bad)
+    assert list(store.iter_samples(WATCH)) == []
+
+
+def test_64_bit_extremes_are_stored_exactly(store: Store) -> None:
+    """The batch travels as JSON into SQLite: the extremes must come back as the same ints."""
+    edges = [2**63 - 1, -(2**63), 2**53 + 1]
+    store.store_batch(
+        WATCH, [Sample(seq, 1_700_000_000, Metric.STEPS, raw) for seq, raw in enumerate(edges, 1)]
+    )
+    assert [s.raw for s in store.iter_samples(WATCH)] == edges
+
+
 def test_unknown_device_is_refused(store: Store) -> None:
     with pytest.raises(UnknownDeviceError, match="not in the store"):
         store.store_batch(OTHER, samples(range(1)))
