@@ -14,10 +14,11 @@ import asyncio
 import json
 import logging
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiomqtt
+import nats.errors
 import tenacity
 
 from phoneagent.upload.endpoints import Endpoint
@@ -66,15 +67,19 @@ class ReceiverDb:
     def store_batch(self, topics: Topics, device: str, payload: bytes) -> int:
         """Insert new samples, skipping duplicates and tombstoned ones; returns how many."""
         batch = decode_batch(payload)
-        erased = self._tombstones(topics.user)
         metric_key = {m: m.name.lower() for m in {s.metric for s in batch.samples}}
-        rows = [
-            (device, s.seq, topics.user, topics.region, int(s.metric), s.timestamp, s.raw)
-            for s in batch.samples
-            if not any(_covers(e, device, s.seq, metric_key[s.metric], s.timestamp) for e in erased)
-        ]
+        # Tombstones read inside the write transaction: another receiver of the group may
+        # be committing an erasure of this very range at the same moment.
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            erased = self._tombstones(topics.user)
+            rows = [
+                (device, s.seq, topics.user, topics.region, int(s.metric), s.timestamp, s.raw)
+                for s in batch.samples
+                if not any(
+                    _covers(e, device, s.seq, metric_key[s.metric], s.timestamp) for e in erased
+                )
+            ]
             new = self.conn.executemany(
                 "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", rows
             ).rowcount
@@ -185,22 +190,19 @@ async def serve(
             ready.set()
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else b""
-            try:
-                await _handle(client, db, prefix, str(message.topic), payload)
-            except (PayloadError, json.JSONDecodeError, KeyError) as error:
-                log.warning("dropping malformed message on %s: %s", message.topic, error)
+            await handle(client, db, prefix, str(message.topic), payload)
             paho.ack(message.mid, message.qos)
 
 
 async def serve_forever(
-    endpoint: Endpoint,
-    db: ReceiverDb,
+    session: Callable[[asyncio.Event], Awaitable[None]],
     *,
-    group: str | None,
     identifier: str,
     say: Callable[[str], None],
 ) -> None:
-    """``serve`` again after a broker outage: the persistent session kept our share queued.
+    """``session`` (``serve`` or ``jetstream.serve_stream`` with their arguments, setting
+    the event once subscribed) again after a broker outage: the persistent session or the
+    durable consumer kept our share queued.
 
     ``say`` tells the operator (and a test) when the subscription is in place and when
     the connection was lost.
@@ -213,14 +215,14 @@ async def serve_forever(
 
     async for attempt in tenacity.AsyncRetrying(
         wait=tenacity.wait_exponential(multiplier=RETRY_S, max=RETRY_MAX_S),
-        retry=tenacity.retry_if_exception_type(aiomqtt.MqttError),
+        retry=tenacity.retry_if_exception_type((aiomqtt.MqttError, nats.errors.Error)),
         before_sleep=lost,
     ):
         with attempt:
             ready = asyncio.Event()
             told = asyncio.create_task(_say_when(ready, f"receiving as {identifier}", say))
             try:
-                await serve(endpoint, db, group=group, identifier=identifier, ready=ready)
+                await session(ready)
             finally:
                 told.cancel()
 
@@ -230,7 +232,18 @@ async def _say_when(ready: asyncio.Event, line: str, say: Callable[[str], None])
     say(line)
 
 
-async def _handle(
+async def handle(
+    client: aiomqtt.Client, db: ReceiverDb, prefix: str, topic: str, payload: bytes
+) -> None:
+    """Store or erase what one message says (a malformed one is logged and dropped);
+    confirmations go out on ``client``."""
+    try:
+        await _dispatch(client, db, prefix, topic, payload)
+    except (PayloadError, json.JSONDecodeError, KeyError) as error:
+        log.warning("dropping malformed message on %s: %s", topic, error)
+
+
+async def _dispatch(
     client: aiomqtt.Client, db: ReceiverDb, prefix: str, topic: str, payload: bytes
 ) -> None:
     topics, rest = parse_topic(prefix, topic)

@@ -17,7 +17,7 @@ from watchsim.peripheral.bumble_adapter import new_link
 
 # Fixtures that live beside their helpers (a broker, a private D-Bus, a small disk):
 # every test module can ask for them by name.
-pytest_plugins = ("tests.mosquitto", "tests.dbus_session", "tests.disk")
+pytest_plugins = ("tests.mosquitto", "tests.natscluster", "tests.dbus_session", "tests.disk")
 
 settings.register_profile("deterministic", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("deterministic")

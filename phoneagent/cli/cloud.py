@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from phoneagent.errors import EXIT_USAGE
 from phoneagent.privacy.consent import CLOUD_SYNC, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.services.erasure import send_erasures
-from phoneagent.upload.endpoints import Endpoint, EndpointError
+from phoneagent.upload.endpoints import Endpoint, EndpointError, MqttVersion
 
 
 def _iso(moment: int | None) -> str | None:
@@ -140,6 +141,21 @@ def status(agent: AgentContext, as_json: bool) -> None:
     is_flag=True,
     help="Allow --no-tls to a broker outside loopback (PR-TLS refuses it otherwise).",
 )
+@click.option(
+    "--mqtt",
+    type=click.Choice(["5", "3.1.1"]),
+    default="5",
+    show_default=True,
+    help="MQTT version the broker speaks.",
+)
+@click.option(
+    "--jetstream",
+    multiple=True,
+    metavar="URL",
+    help="A NATS server of a JetStream cluster (repeat per node): receive from the durable "
+    "consumer --group names, which every receiver of the group shares (docs/scaling.md); "
+    "MQTT only carries erasure confirmations then.",
+)
 def cloud_receiver(
     host: str,
     port: int,
@@ -154,22 +170,32 @@ def cloud_receiver(
     username: str | None,
     password: str | None,
     allow_plaintext: bool,
+    mqtt: MqttVersion,
+    jetstream: tuple[str, ...],
 ) -> None:
     """Reference receiver: store uploads de-duplicated, honour and confirm erasures."""
-    from cloudreceiver.receiver import ReceiverDb, serve_forever
+    from cloudreceiver.jetstream import serve_stream
+    from cloudreceiver.receiver import ReceiverDb, serve, serve_forever
 
+    if jetstream and no_share:
+        raise CliError("--no-share is for an MQTT subscription, not --jetstream", EXIT_USAGE)
     endpoint = Endpoint(
-        region, host, port, tls, ca_file, username, password, allow_plaintext, prefix
+        region, host, port, tls, ca_file, username, password, allow_plaintext, prefix, mqtt
     )
     db = ReceiverDb(db_path)
+
+    def session(ready: asyncio.Event) -> Awaitable[None]:
+        if jetstream:
+            return serve_stream(
+                jetstream, endpoint, db, group=group, identifier=identifier, ready=ready
+            )
+        shared = None if no_share else group
+        return serve(endpoint, db, group=shared, identifier=identifier, ready=ready)
+
     try:
         asyncio.run(
             serve_forever(
-                endpoint,
-                db,
-                group=None if no_share else group,
-                identifier=identifier,
-                say=lambda line: click.echo(line, err=True),
+                session, identifier=identifier, say=lambda line: click.echo(line, err=True)
             )
         )
     except EndpointError as error:
