@@ -17,7 +17,6 @@ import asyncio
 from collections.abc import Sequence
 
 import nats
-import nats.errors
 from nats.js.api import AckPolicy, ConsumerConfig
 
 from cloudreceiver.receiver import ReceiverDb, handle
@@ -74,7 +73,7 @@ async def serve_stream(
             while True:
                 try:
                     messages = await pulling.fetch(BATCH, timeout=FETCH_WAIT_S)
-                except nats.errors.TimeoutError:
+                except TimeoutError:  # nothing waiting (nats-py raises asyncio's, or its own)
                     continue
                 for message in messages:
                     await handle(client, db, prefix, topic_of(message.subject), message.data)

@@ -3,8 +3,12 @@
 Every node has its own ports on 127.0.0.1 (client, cluster route, MQTT, monitoring) and
 its own JetStream directory under the test's tmp_path; the MQTT streams are replicated
 to all three (``stream_replicas: 3``), so a QoS 1 PUBACK means two nodes hold the message.
-Readiness is every node's ``/healthz`` answering ok (JetStream current), polled with a
-deadline, never a fixed sleep. CI needs the Debian package ``nats-server``
+Readiness is every node's ``/healthz`` answering ok (JetStream current), then the MQTT
+streams made once through node 0 and reported with their replicas, polled with a deadline,
+never a fixed sleep. Made once on purpose: MQTT clients arriving on several nodes of a new
+cluster at once make nats-server 2.9.10 create the streams concurrently, and it ended up
+with "replicas mismatch: current is 4" and a stream that stopped taking writes when one
+node died (seen in the fault test). CI needs the Debian package ``nats-server``
 (scripts/ci-setup.sh). The system's own NATS on 4222 is never touched.
 """
 
@@ -27,6 +31,8 @@ from tests.mosquitto import free_port
 NATS_SERVER = shutil.which("nats-server") or "/usr/sbin/nats-server"
 READY_TIMEOUT = 30.0
 REPLICAS = 3
+PUBLISH_ONE = ("mosquitto_pub", "-V", "mqttv311", "-q", "1", "-t", "cluster/ready", "-m", "1")
+MQTT_STREAMS = ("$MQTT_msgs", "$MQTT_rmsgs", "$MQTT_sess")
 
 
 @dataclass(frozen=True)
@@ -43,7 +49,9 @@ class NatsCluster:
     def __init__(self, directory: Path, size: int = REPLICAS) -> None:
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
-        self.ports = [NodePorts(free_port(), free_port(), free_port(), free_port()) for _ in range(size)]
+        self.ports = [
+            NodePorts(free_port(), free_port(), free_port(), free_port()) for _ in range(size)
+        ]
         routes = ", ".join(f"nats-route://127.0.0.1:{p.route}" for p in self.ports)
         self._processes: list[subprocess.Popen[bytes] | None] = [None] * size
         for i, p in enumerate(self.ports):
@@ -72,6 +80,31 @@ class NatsCluster:
         for node in range(len(self.ports)):
             self.start_node(node, wait=False)
         self.wait_healthy()
+        subprocess.run(
+            [*PUBLISH_ONE, "-p", str(self.ports[0].mqtt)],
+            check=True,
+            timeout=READY_TIMEOUT,
+        )
+        deadline = time.monotonic() + READY_TIMEOUT
+        while self._mqtt_streams() != dict.fromkeys(MQTT_STREAMS, len(self.ports)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"MQTT streams not replicated: {self._mqtt_streams()}")
+            time.sleep(0.1)
+
+    def _mqtt_streams(self) -> dict[str, int]:
+        """Each MQTT stream that has a leader, with its peers (leader and replicas)."""
+        url = f"http://127.0.0.1:{self.ports[0].monitor}/jsz?accounts=true&streams=true"
+        try:
+            with urllib.request.urlopen(url, timeout=1) as answer:
+                report = json.load(answer)
+        except (OSError, ValueError):
+            return {}
+        return {
+            stream["name"]: 1 + len(stream["cluster"].get("replicas", []))
+            for account in report.get("account_details", [])
+            for stream in account.get("stream_detail", [])
+            if stream["name"] in MQTT_STREAMS and stream.get("cluster", {}).get("leader")
+        }
 
     def start_node(self, node: int, *, wait: bool = True) -> None:
         assert self._processes[node] is None, f"node {node} already running"
