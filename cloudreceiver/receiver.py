@@ -114,6 +114,13 @@ class ReceiverDb:
             if erase.until is not None:
                 clauses.append("ts < ?")
                 params.append(erase.until)
+            # Only what had been acknowledged when the request left (as the tombstone
+            # drops): a later batch that a group member committed first is new data.
+            covered = []
+            for device, bound in erase.bounds.items():
+                covered.append("device = ?" if bound is None else "(device = ? AND seq <= ?)")
+                params.extend([device] if bound is None else [device, bound])
+            clauses.append(f"({' OR '.join(covered)})" if covered else "0")
         where = " AND ".join(clauses)
         self.conn.execute("BEGIN IMMEDIATE")
         try:

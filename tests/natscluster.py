@@ -128,6 +128,9 @@ class NatsCluster:
                     raise TimeoutError(f"nats node {node} not healthy in {timeout}s; log: {tail}")
                 time.sleep(0.1)
 
+    def running(self, node: int) -> bool:
+        return self._processes[node] is not None
+
     def pid(self, node: int) -> int:
         process = self._processes[node]
         assert process is not None, f"node {node} not running"
