@@ -53,7 +53,8 @@ class Engine:
     mqtt: MqttVersion
     pids: Callable[[], list[int]]
     stored: Callable[[], Awaitable[int]]  # messages the engine holds for the receivers
-    kill_leader: Callable[[], Awaitable[str]] | None  # kills a node, says which
+    leader: Callable[[], Awaitable[int]] | None  # the node leading the queue or stream
+    kill: Callable[[int], Awaitable[None]]
 
 
 @dataclass
@@ -75,6 +76,7 @@ def cpu_s(pids: list[int]) -> float:
 
 
 def endpoint(engine: Engine, n: int) -> Endpoint:
+    """The engine's ``n``-th node (modulo their number), as an agent's endpoint."""
     port = engine.ports[n % len(engine.ports)]
     return Endpoint(region="eu", host="127.0.0.1", port=port, tls=False, mqtt=engine.mqtt)
 
@@ -105,29 +107,31 @@ async def load(engine: Engine, clients: int, window: int, seconds: float) -> Loa
 
 @dataclass
 class KillCost:
-    node: str
+    node: int
     longest_wait_s: float
     acknowledged: int
     stored: int
 
 
 async def kill_cost(engine: Engine, seconds: float) -> KillCost | None:
-    """One publisher on node 0 at ``KILL_RATE_HZ``; a node dies a third of the way in."""
-    if engine.kill_leader is None:
+    """One publisher at ``KILL_RATE_HZ`` on a node that is not the leader, which dies a
+    third of the way in."""
+    if engine.leader is None:
         return None
-    before = await engine.stored()
-    acknowledged, longest, node = 0, 0.0, "?"
-    deadline = time.monotonic() + seconds
+    before, leader = await engine.stored(), await engine.leader()
+    home = (leader + 1) % len(engine.ports)
+    acknowledged, longest, killed = 0, 0.0, False
+    began_all = time.monotonic()
     client: aiomqtt.Client | None = None
-    killer: asyncio.Task[str] | None = None
-    while time.monotonic() < deadline:
-        if killer is None and time.monotonic() > deadline - seconds * 2 / 3:
-            killer = asyncio.create_task(engine.kill_leader())
+    while time.monotonic() < began_all + seconds:
+        if not killed and time.monotonic() > began_all + seconds / 3:
+            await engine.kill(leader)
+            killed = True
         began = time.monotonic()
         while True:  # the uploader's way: reconnect and send the same batch again
             try:
                 if client is None:
-                    client = endpoint(engine, 0).client(timeout=5)
+                    client = endpoint(engine, home).client(timeout=5)
                     await client.__aenter__()
                 await client.publish(TOPIC, PAYLOAD, qos=1)
                 break
@@ -142,9 +146,7 @@ async def kill_cost(engine: Engine, seconds: float) -> KillCost | None:
         await asyncio.sleep(1 / KILL_RATE_HZ)
     if client is not None:
         await client.__aexit__(None, None, None)
-    if killer is not None:
-        node = await killer
-    return KillCost(node, longest, acknowledged, await engine.stored() - before)
+    return KillCost(leader, longest, acknowledged, await engine.stored() - before)
 
 
 @contextlib.asynccontextmanager
@@ -162,18 +164,19 @@ async def nats_engine(directory: Path) -> AsyncIterator[Engine]:
         async def stored() -> int:
             return int((await stream.consumer_info(STREAM, QUEUE)).num_pending)
 
-        async def kill_leader() -> str:
+        async def leader() -> int:
             info = await stream.stream_info(STREAM)
-            leader = info.cluster.leader if info.cluster and info.cluster.leader else "n1"
-            node = int(leader.removeprefix("n")) or 1  # never the publisher's node 0
+            assert info.cluster is not None and info.cluster.leader is not None
+            return int(info.cluster.leader.removeprefix("n"))
+
+        async def kill(node: int) -> None:
             cluster.kill(node)
-            return f"n{node}" + (" (stream leader)" if f"n{node}" == leader else "")
 
         def pids() -> list[int]:
             return [cluster.pid(n) for n in range(3) if cluster.running(n)]
 
         yield Engine(
-            "NATS 2.9 JetStream R3", cluster.mqtt_ports, "3.1.1", pids, stored, kill_leader
+            "NATS 2.9 JetStream R3", cluster.mqtt_ports, "3.1.1", pids, stored, leader, kill
         )
     finally:
         await connection.close()
@@ -188,18 +191,13 @@ async def rabbit_engine(directory: Path) -> AsyncIterator[Engine]:
         cluster.quorum_queue(QUEUE, "watchsync.#")
 
         async def stored() -> int:
-            for _ in range(50):  # the management API's figures lag by a few seconds
-                queue = await asyncio.to_thread(cluster.queue, QUEUE, cluster.running_node())
-                if "messages" in queue:
-                    return int(queue["messages"])
-                await asyncio.sleep(0.5)
-            return -1
+            return await asyncio.to_thread(cluster.messages, QUEUE)
 
-        async def kill_leader() -> str:
-            leader = (await asyncio.to_thread(cluster.queue, QUEUE))["leader"]
-            node = cluster.names.index(leader) or 1
+        async def leader() -> int:
+            return await asyncio.to_thread(cluster.leader, QUEUE)
+
+        async def kill(node: int) -> None:
             await asyncio.to_thread(cluster.kill, node)
-            return f"n{node}" + (" (queue leader)" if cluster.names[node] == leader else "")
 
         yield Engine(
             "RabbitMQ 3.10 quorum queue",
@@ -207,7 +205,8 @@ async def rabbit_engine(directory: Path) -> AsyncIterator[Engine]:
             "3.1.1",
             cluster.pids,
             stored,
-            kill_leader,
+            leader,
+            kill,
         )
     finally:
         await asyncio.to_thread(cluster.stop)
@@ -226,7 +225,12 @@ async def mosquitto_engine(directory: Path) -> AsyncIterator[Engine]:
         async def stored() -> int:
             return -1  # Mosquitto does not count a session's queue
 
-        yield Engine("Mosquitto 2.0 (one node)", [port], "5", lambda: [broker.pid], stored, None)
+        async def kill(node: int) -> None:
+            broker.kill()
+
+        yield Engine(
+            "Mosquitto 2.0 (one node)", [port], "5", lambda: [broker.pid], stored, None, kill
+        )
     finally:
         broker.stop()
 
@@ -251,7 +255,7 @@ async def run(names: list[str], clients: int, window: int, seconds: float) -> No
             )
             if cost is not None:
                 print(
-                    f"   {'':<28} kill -9 {cost.node}: longest PUBACK wait "
+                    f"   {'':<28} kill -9 of the leader (n{cost.node}): longest PUBACK wait "
                     f"{cost.longest_wait_s:.1f} s; acknowledged {cost.acknowledged}, "
                     f"held {cost.stored} (lost {max(0, cost.acknowledged - cost.stored)})"
                 )

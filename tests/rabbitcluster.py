@@ -6,8 +6,8 @@ HOME of their own), formed from a classic peer list; the system's RabbitMQ (5672
 touched. MQTT publishes land in ``amq.topic``; ``quorum_queue`` declares a quorum queue
 (replicated to the three nodes) bound to a topic pattern through the management API, so a
 QoS 1 PUBACK means a majority holds the message. Readiness is every node's management API
-listing three running nodes, polled with a deadline. Needs the Debian package
-``rabbitmq-server``.
+listing three running nodes and its MQTT port accepting, polled with a deadline. Needs the
+Debian package ``rabbitmq-server``.
 """
 
 from __future__ import annotations
@@ -24,9 +24,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from tests.mosquitto import free_port
+from tests.mosquitto import free_port, wait_for_port
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
+RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
+LIST_QUEUES = ("list_queues", "-q", "--no-table-headers", "name", "messages")
 READY_TIMEOUT = 180.0
 _AUTH = "Basic " + base64.b64encode(b"guest:guest").decode()
 
@@ -107,6 +109,7 @@ class RabbitCluster:
                     tail = (self.directory / f"n{node}.out").read_text()[-2000:]
                     raise TimeoutError(f"rabbitmq node {node} not clustered; output: {tail}")
                 time.sleep(0.5)
+            wait_for_port(self.mqtt_ports[node], max(1.0, deadline - time.monotonic()))
 
     def api(self, node: int, method: str, path: str, body: object = None) -> Any:
         request = urllib.request.Request(
@@ -129,9 +132,25 @@ class RabbitCluster:
         )
         self.api(0, "POST", f"bindings/%2F/e/amq.topic/q/{name}", {"routing_key": pattern})
 
-    def queue(self, name: str, node: int = 0) -> dict[str, Any]:
-        answer: dict[str, Any] = self.api(node, "GET", f"queues/%2F/{urllib.parse.quote(name)}")
-        return answer
+    def leader(self, queue: str) -> int:
+        """The node leading ``queue`` (management API)."""
+        answer = self.api(self.running_node(), "GET", f"queues/%2F/{urllib.parse.quote(queue)}")
+        return self.names.index(answer["leader"])
+
+    def messages(self, queue: str) -> int:
+        """Messages in ``queue`` now (rabbitmqctl; the management API's figures lag)."""
+        node = self.running_node()
+        listed = subprocess.run(
+            [RABBITMQCTL, "-n", self.names[node], *LIST_QUEUES],
+            env=self._env[node],
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=60,
+        ).stdout
+        return sum(
+            int(line.split()[1]) for line in listed.splitlines() if line.split()[:1] == [queue]
+        )
 
     def pids(self) -> list[int]:
         """The Erlang VMs of the running nodes."""
