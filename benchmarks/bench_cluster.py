@@ -9,8 +9,8 @@ MQTT 3.1.1 for the clusters, 5 for Mosquitto): ``--clients`` connections spread 
 nodes, each keeping ``--window`` publishes of a 1,329-byte batch (100 samples) in
 flight. Then one publisher at ~20 messages/s, reconnecting and resending like the
 uploader, while the node leading the queue or stream (never the publisher's) is killed
-with SIGKILL: the longest wait for a PUBACK, and what the engine holds afterwards against
-what it acknowledged.
+with SIGKILL: the longest wait for a PUBACK, and what the engine holds of these publishes
+afterwards (a queue or consumer of their own) against what it acknowledged.
 Run: python benchmarks/bench_cluster.py [--quick] [--engines nats,rabbitmq,mosquitto]
 (--quick: NATS and Mosquitto, a few seconds each; RabbitMQ needs ~1 min to form.)
 """
@@ -39,8 +39,10 @@ from tests.natscluster import NatsCluster
 from tests.rabbitcluster import RabbitCluster
 
 TOPIC = "watchsync/eu/user/device/samples"
+KILL_TOPIC = "killtest/eu/user/device/samples"  # its own queue or consumer, counted from 0
 PAYLOAD = bytes(1329)
 QUEUE = "receivers"
+KILL_QUEUE = "killtest"
 KILL_RATE_HZ = 20
 
 
@@ -52,7 +54,7 @@ class Engine:
     ports: list[int]
     mqtt: MqttVersion
     pids: Callable[[], list[int]]
-    stored: Callable[[], Awaitable[int]]  # messages the engine holds for the receivers
+    stored: Callable[[], Awaitable[int]]  # what the engine holds of the KILL_TOPIC publishes
     leader: Callable[[], Awaitable[int]] | None  # the node leading the queue or stream
     kill: Callable[[int], Awaitable[None]]
 
@@ -118,7 +120,7 @@ async def kill_cost(engine: Engine, seconds: float) -> KillCost | None:
     third of the way in."""
     if engine.leader is None:
         return None
-    before, leader = await engine.stored(), await engine.leader()
+    leader = await engine.leader()
     home = (leader + 1) % len(engine.ports)
     acknowledged, longest, killed = 0, 0.0, False
     began_all = time.monotonic()
@@ -133,7 +135,7 @@ async def kill_cost(engine: Engine, seconds: float) -> KillCost | None:
                 if client is None:
                     client = endpoint(engine, home).client(timeout=5)
                     await client.__aenter__()
-                await client.publish(TOPIC, PAYLOAD, qos=1)
+                await client.publish(KILL_TOPIC, PAYLOAD, qos=1)
                 break
             except aiomqtt.MqttError:
                 with contextlib.suppress(aiomqtt.MqttError):
@@ -146,7 +148,7 @@ async def kill_cost(engine: Engine, seconds: float) -> KillCost | None:
         await asyncio.sleep(1 / KILL_RATE_HZ)
     if client is not None:
         await client.__aexit__(None, None, None)
-    return KillCost(leader, longest, acknowledged, await engine.stored() - before)
+    return KillCost(leader, longest, acknowledged, await engine.stored())
 
 
 @contextlib.asynccontextmanager
@@ -157,12 +159,14 @@ async def nats_engine(directory: Path) -> AsyncIterator[Engine]:
     try:
         stream = connection.jetstream()
         # Interest retention: the stream keeps a message only for an existing consumer.
-        await stream.add_consumer(
-            STREAM, ConsumerConfig(durable_name=QUEUE, filter_subject="$MQTT.msgs.watchsync.>")
-        )
+        for name, first_level in ((QUEUE, "watchsync"), (KILL_QUEUE, "killtest")):
+            await stream.add_consumer(
+                STREAM,
+                ConsumerConfig(durable_name=name, filter_subject=f"$MQTT.msgs.{first_level}.>"),
+            )
 
         async def stored() -> int:
-            return int((await stream.consumer_info(STREAM, QUEUE)).num_pending)
+            return int((await stream.consumer_info(STREAM, KILL_QUEUE)).num_pending)
 
         async def leader() -> int:
             info = await stream.stream_info(STREAM)
@@ -189,12 +193,18 @@ async def rabbit_engine(directory: Path) -> AsyncIterator[Engine]:
     try:
         await asyncio.to_thread(cluster.start)
         cluster.quorum_queue(QUEUE, "watchsync.#")
+        cluster.quorum_queue(KILL_QUEUE, "killtest.#")
 
         async def stored() -> int:
-            return await asyncio.to_thread(cluster.messages, QUEUE)
+            # Counted until it stops moving: right after a leader change it can lag.
+            counted, again = -1, await asyncio.to_thread(cluster.messages, KILL_QUEUE)
+            while again != counted:
+                await asyncio.sleep(2)
+                counted, again = again, await asyncio.to_thread(cluster.messages, KILL_QUEUE)
+            return counted
 
         async def leader() -> int:
-            return await asyncio.to_thread(cluster.leader, QUEUE)
+            return await asyncio.to_thread(cluster.leader, KILL_QUEUE)
 
         async def kill(node: int) -> None:
             await asyncio.to_thread(cluster.kill, node)

@@ -6,8 +6,8 @@ HOME of their own), formed from a classic peer list; the system's RabbitMQ (5672
 touched. MQTT publishes land in ``amq.topic``; ``quorum_queue`` declares a quorum queue
 (replicated to the three nodes) bound to a topic pattern through the management API, so a
 QoS 1 PUBACK means a majority holds the message. Readiness is every node's management API
-listing three running nodes and its MQTT port accepting, polled with a deadline. Needs the
-Debian package ``rabbitmq-server``.
+listing three running nodes and an MQTT publish to it acknowledged, polled with a
+deadline. Needs the Debian package ``rabbitmq-server``.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.mosquitto import free_port, wait_for_port
+from tests.natscluster import PUBLISH_ONE
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
@@ -110,6 +111,14 @@ class RabbitCluster:
                     raise TimeoutError(f"rabbitmq node {node} not clustered; output: {tail}")
                 time.sleep(0.5)
             wait_for_port(self.mqtt_ports[node], max(1.0, deadline - time.monotonic()))
+            # The port accepts before the plugin's client id tracker has its quorum, and
+            # CONNECT is answered "server unavailable" until then.
+            while subprocess.run(
+                [*PUBLISH_ONE, "-p", str(self.mqtt_ports[node])], capture_output=True, timeout=30
+            ).returncode:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"rabbitmq node {node} refuses MQTT connections")
+                time.sleep(0.5)
 
     def api(self, node: int, method: str, path: str, body: object = None) -> Any:
         request = urllib.request.Request(
