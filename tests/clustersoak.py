@@ -62,8 +62,7 @@ class ClusterSoak(Soak):
         began = time.monotonic()
         config = self.config
         self.cluster.start()
-        toml = cloud_toml(self.cloud, self.cluster.mqtt_ports[0])
-        toml.write_text(toml.read_text().replace("tls = false", 'tls = false\nmqtt = "3.1.1"'))
+        cloud_toml(self.cloud, self.cluster.mqtt_ports[0], mqtt="3.1.1")
         try:
             for n in range(RECEIVERS):
                 self.receivers.append(await self._spawn_receiver(n))
