@@ -14,7 +14,12 @@ processes / N, and the marginal cost above one pair), CPU seconds per pair per m
 the cores each process used in the window (the watch fleet, each agent worker, Mosquitto).
 The watches measure at staggered phases in the second and latency counts from that moment
 (``watchsim.fleet``); ``--no-stagger`` measures them all on the second boundary.
-With ``--results`` the figures go to ``benchmarks/RESULTS-fleet.md`` as well.
+Two charts are written as PNGs (their paths printed): the latency percentiles and the
+throughput per N, and, over each N's window second by second, the broker-ack latency
+p50/p99, the throughput and the cores all processes used (``harness.fleet`` keeps a
+latency histogram per second). With ``--results`` the figures go to
+``benchmarks/RESULTS-fleet.md`` and the charts beside it (``RESULTS-fleet.png``,
+``RESULTS-fleet-time.png``).
 
     python benchmarks/bench_fleet.py [--quick] [--sizes 1,100,300,500] [--seconds 60]
 """
@@ -30,10 +35,14 @@ import time
 from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
+from typing import Any
 
 import _common
+import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
-from harness.fleet import START_RATE
+from harness import chart
+from harness.fleet import INTERVAL_S, START_RATE
 from tests.fleetrun import cloud_toml, start_agents, start_watches
 from tests.mosquitto import Broker
 from watchsim.control import request
@@ -54,6 +63,9 @@ class Run:
     watch_usage: dict[str, float]
     agent_result: dict[str, float]
     cores: dict[str, float]  # CPU used in the window / window, per process
+    timeline: list[dict[str, float]]  # the same, second by second
+    window_wall: float  # when the window began (wall clock)
+    over_time: list[dict[str, Any]]  # latency per INTERVAL_S of wall time (harness.fleet)
     load: tuple[float, float, float]  # load average at the end of the window
 
     @property
@@ -111,9 +123,8 @@ async def measure(
         try:
             await asyncio.sleep(warmup)
             pids = _processes(watches.process.pid, agents.process.pid, broker.pid)
-            before = {name: _cpu_s(pid) for name, pid in pids.items()}
-            await asyncio.sleep(seconds)  # the measurement window is a duration
-            cores = {name: (_cpu_s(pid) - before[name]) / seconds for name, pid in pids.items()}
+            window_wall = time.time()
+            cores, timeline = await _cores_used(pids, seconds)
             load = _common.os.getloadavg()
             usage = await request(directory / "watches", FleetUsage())
         finally:
@@ -122,7 +133,34 @@ async def measure(
     finally:
         await watches.stop(within=120)
     latency = result["latency"]
-    return Run(pairs, seconds, latency["stored"], latency["acked"], usage, result, cores, load)
+    return Run(
+        pairs,
+        seconds,
+        latency["stored"],
+        latency["acked"],
+        usage,
+        result,
+        cores,
+        timeline,
+        window_wall,
+        latency["over_time"],
+        load,
+    )
+
+
+async def _cores_used(
+    pids: dict[str, int], seconds: float
+) -> tuple[dict[str, float], list[dict[str, float]]]:
+    """Cores each process used over the window (it is a duration), and in each second."""
+    first = last = {name: _cpu_s(pid) for name, pid in pids.items()}
+    began = ticked = time.monotonic()
+    timeline = []
+    while ticked - began < seconds:
+        await asyncio.sleep(min(1.0, seconds - (ticked - began)))
+        now, at = {name: _cpu_s(pid) for name, pid in pids.items()}, time.monotonic()
+        timeline.append({name: (now[name] - last[name]) / (at - ticked) for name in pids})
+        last, ticked = now, at
+    return {name: (last[name] - first[name]) / (ticked - began) for name in pids}, timeline
 
 
 def show(run: Run, base: Run) -> list[str]:
@@ -221,6 +259,80 @@ async def main() -> None:
     )
     if options.results:
         write_results(started, about, runs, base, best, options.stagger)
+        pictures = _common.ROOT / "benchmarks" / "RESULTS-fleet"
+    else:
+        pictures = Path(tempfile.mkdtemp(prefix="bench-fleet-")) / "fleet"
+    for figure, picture in (
+        (by_size(runs), pictures.with_suffix(".png")),
+        (over_time(runs), pictures.with_name(f"{pictures.name}-time.png")),
+    ):
+        await chart.write_png(figure, picture)
+        print(f"   chart: {picture}")
+
+
+def by_size(runs: list[Run]) -> go.Figure:
+    """Latency percentiles and throughput per fleet size."""
+    figure = make_subplots(
+        rows=2,
+        cols=1,
+        vertical_spacing=0.15,
+        subplot_titles=[
+            "Latency by fleet size (ms, from the sample's moment)",
+            "Throughput by fleet size (samples per second)",
+        ],
+    )
+    pairs = [str(r.pairs) for r in runs]
+    for stage in ("stored", "acked"):
+        for percentile in ("p50_ms", "p99_ms"):
+            figure.add_trace(
+                go.Scatter(
+                    x=pairs,
+                    y=[getattr(r, stage)[percentile] for r in runs],
+                    name=f"{stage} {percentile[:3]}",
+                    mode="lines+markers",
+                ),
+                row=1,
+                col=1,
+            )
+    figure.add_trace(
+        go.Bar(x=pairs, y=[r.expected / r.seconds for r in runs], name="due"), row=2, col=1
+    )
+    figure.add_trace(
+        go.Bar(x=pairs, y=[(r.acked["samples"] or 0) / r.seconds for r in runs], name="acked"),
+        row=2,
+        col=1,
+    )
+    figure.update_xaxes(title_text="pairs", type="category", row=1, col=1)
+    figure.update_xaxes(title_text="pairs", type="category", row=2, col=1)
+    figure.update_layout(height=700, template="plotly_white", barmode="group")
+    return figure
+
+
+def over_time(runs: list[Run]) -> go.Figure:
+    """Each size's window second by second: a stall or a slow climb shows where a p99 of
+    the whole window cannot."""
+    latency, throughput, cores = [], [], []
+    for run in runs:
+        group = f"N={run.pairs}"
+        seconds = [
+            s for s in run.over_time if 0 <= s["at"] - run.window_wall <= run.seconds - INTERVAL_S
+        ]
+        at = [s["at"] - run.window_wall for s in seconds]
+        for percentile, dash in (("p50_ms", "dot"), ("p99_ms", "solid")):
+            y = [s["acked"][percentile] for s in seconds]
+            latency.append(chart.Series(f"{group} {percentile[:3]}", at, y, group, dash))
+        acked = [s["acked"]["samples"] / INTERVAL_S for s in seconds]
+        throughput.append(chart.Series(f"{group} acked", at, acked, group))
+        used = [sum(second.values()) for second in run.timeline]
+        cores.append(chart.Series(f"{group} cores", range(len(used)), used, group))
+    return chart.over_time(
+        [
+            chart.Panel("Latency to the broker's ack (ms; dotted p50, solid p99)", latency),
+            chart.Panel(f"Samples acknowledged per second ({METRICS} due per pair)", throughput),
+            chart.Panel("Cores used by all processes", cores),
+        ],
+        "second of the window",
+    )
 
 
 def write_results(
@@ -260,6 +372,11 @@ def write_results(
             "## Figures",
             "",
             *rows,
+            "",
+            "![Latency and throughput by fleet size](RESULTS-fleet.png)",
+            "",
+            "![Latency, throughput and cores second by second in each window]"
+            "(RESULTS-fleet-time.png)",
             "",
             f"Largest N measured with broker-ack p99 < {P99_TARGET_MS} ms and keeping up: "
             f"**{best}** (target {TARGET_PAIRS}).",

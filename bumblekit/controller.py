@@ -20,6 +20,10 @@ advertisement on the link. In a fleet that is advertisers x scanners reports a s
 (10,000 a second for 100 pairs, enough to starve both processes while the agents
 connect). Here the list is kept and a scan with a filtering policy reports only the
 devices on it, as a chip does.
+
+Bumble's controller answers an active scan with the advertising data twice (as the
+advertisement and as its scan response). Here a scan response the advertiser set is
+reported as one, so a watch may put its name there, as InfiniTime does.
 """
 
 from __future__ import annotations
@@ -32,14 +36,25 @@ from bumble.link import LocalLink
 
 # The longest LE data channel payload with Data Length Extension.
 LE_ACL_DATA_PACKET_LENGTH = 251
+# Entries in the Filter Accept List, a phone chip's, not Bumble's 8 (four watches, for a
+# central that adds each under a random and a public address): 64 watches. Sizes vary
+# from a few entries (embedded chips) to well over a hundred, and a chip may shrink its
+# list at any time (Core Vol 4 Part E 7.8.14), so the host copes with a full one too. A
+# test plays a small chip by changing this.
+FILTER_ACCEPT_LIST_SIZE = 128
 # Scanning filter policies (Core Vol 4 Part E 7.8.10) that apply the Filter Accept List.
 _FILTERED_POLICIES = frozenset({0x01, 0x03})
+# LE Scan Type of an active scan (Core Vol 4 Part E 7.8.10): it asks for scan responses.
+_ACTIVE_SCAN = 0x01
+# Advertising event properties (Core Vol 4 Part E 7.8.53): scannable, legacy PDUs.
+_SCANNABLE_LEGACY = 0x02 | 0x10
 
 
 class VirtualController(Controller):
     def __init__(self, name: str, link: LocalLink) -> None:
         super().__init__(name, link=link)
         self.le_acl_data_packet_length = LE_ACL_DATA_PACKET_LENGTH
+        self.filter_accept_list_size = FILTER_ACCEPT_LIST_SIZE
         self.filter_accept_list: set[hci.Address] = set()
 
     def reports(self, advertiser: hci.Address) -> bool:
@@ -58,11 +73,85 @@ class VirtualController(Controller):
 
     def on_advertising_pdu(self, pdu: ll.AdvInd | ll.AdvExtInd) -> None:
         if self.reports(pdu.advertiser_address):
-            super().on_advertising_pdu(pdu)
-            return
+            response = self._scan_response(pdu)
+            if response is None:
+                super().on_advertising_pdu(pdu)  # reports, and connects a pending connect
+                return
+            self._report(pdu, response)
+        # A connect pending for this advertiser (a central that scans while it connects,
+        # as the agent's radio does) completes on it, scan response or not.
         pending = self.pending_le_connection
         if pending is not None and pending.peer_address == pdu.advertiser_address:
             self.create_le_connection(pdu.advertiser_address)
+
+    def _scan_response(self, pdu: ll.AdvInd | ll.AdvExtInd) -> bytes | None:
+        """The scan response an active scan gets for a scannable legacy advertisement
+        (an AdvExtInd from a set that uses legacy PDUs is one), when the advertiser set
+        one; None: Bumble's own report, which repeats the advertising data."""
+        if self.le_scan_type != _ACTIVE_SCAN:
+            return None
+        advertiser = self.link.find_le_controller(pdu.advertiser_address)
+        if advertiser is None:
+            return None
+        if isinstance(pdu, ll.AdvInd):
+            return advertiser.le_legacy_advertiser.scan_response_data or None
+        for adv_set in advertiser.advertising_sets.values():
+            properties = (
+                adv_set.parameters.advertising_event_properties if adv_set.parameters else 0
+            )
+            if (
+                adv_set.enabled
+                and adv_set.address == pdu.advertiser_address
+                and properties & _SCANNABLE_LEGACY == _SCANNABLE_LEGACY
+            ):
+                return bytes(adv_set.scan_response_data) or None
+        return None
+
+    def _report(self, pdu: ll.AdvInd | ll.AdvExtInd, response: bytes) -> None:
+        """The advertisement, then its scan response, as a chip's active scan reports them."""
+        address = pdu.advertiser_address
+        if self.le_features & hci.LeFeatureMask.LE_EXTENDED_ADVERTISING:
+            kinds = hci.HCI_LE_Extended_Advertising_Report_Event.EventType
+            adv_ind = (
+                kinds.CONNECTABLE_ADVERTISING
+                | kinds.SCANNABLE_ADVERTISING
+                | kinds.LEGACY_ADVERTISING_PDU_USED
+            )
+            for kind, data in ((adv_ind, pdu.data), (adv_ind | kinds.SCAN_RESPONSE, response)):
+                report = hci.HCI_LE_Extended_Advertising_Report_Event.Report(
+                    event_type=kind,
+                    address_type=address.address_type,
+                    address=address,
+                    primary_phy=hci.Phy.LE_1M,
+                    secondary_phy=0,
+                    advertising_sid=0xFF,
+                    tx_power=0x7F,
+                    rssi=-50,
+                    periodic_advertising_interval=0,
+                    direct_address_type=0,
+                    direct_address=hci.Address.ANY,
+                    data=data,
+                )
+                self.send_hci_packet(hci.HCI_LE_Extended_Advertising_Report_Event([report]))
+            return
+        legacy = hci.HCI_LE_Advertising_Report_Event.EventType
+        for event_type, data in ((legacy.ADV_IND, pdu.data), (legacy.SCAN_RSP, response)):
+            legacy_report = hci.HCI_LE_Advertising_Report_Event.Report(
+                event_type=event_type,
+                address_type=address.address_type,
+                address=address,
+                data=data,
+                rssi=-50,
+            )
+            self.send_hci_packet(hci.HCI_LE_Advertising_Report_Event([legacy_report]))
+
+    def on_hci_le_set_extended_scan_parameters_command(
+        self, command: hci.HCI_LE_Set_Extended_Scan_Parameters_Command
+    ) -> hci.HCI_StatusReturnParameters:
+        """Bumble's keeps no scan type for an extended scan; kept here (first PHY's)."""
+        if command.scan_types:
+            self.le_scan_type = command.scan_types[0]
+        return super().on_hci_le_set_extended_scan_parameters_command(command)
 
     def on_hci_le_create_connection_cancel_command(
         self, _command: hci.HCI_LE_Create_Connection_Cancel_Command

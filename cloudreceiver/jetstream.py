@@ -19,7 +19,8 @@ from collections.abc import Sequence
 import nats
 from nats.js.api import AckPolicy, ConsumerConfig
 
-from cloudreceiver.receiver import ReceiverDb, handle
+from cloudreceiver.receiver import handle
+from cloudreceiver.store import ReceiverStore
 from phoneagent.upload.endpoints import Endpoint
 
 STREAM = "$MQTT_msgs"
@@ -38,7 +39,7 @@ def topic_of(subject: str) -> str:
 async def serve_stream(
     servers: Sequence[str],
     endpoint: Endpoint,
-    db: ReceiverDb,
+    db: ReceiverStore,
     *,
     group: str,
     identifier: str,

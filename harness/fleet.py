@@ -28,7 +28,7 @@ import random
 import resource
 import shutil
 import time
-from collections import deque
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -70,6 +70,8 @@ REOPEN_INITIAL_S: Final = 0.5
 REOPEN_MAX_S: Final = 10.0
 # Latency histogram: 1 ms bins up to two minutes; slower samples land in the last bin.
 _BINS: Final = 120_000
+# The latency over time: one histogram per this many seconds of wall time.
+INTERVAL_S: Final = 1.0
 STORE_THREADS: Final = 6
 
 
@@ -165,7 +167,9 @@ class ControlChannelPasskeys:
 
 
 class Latency:
-    """Sample time -> stored and sample time -> broker ack, as histograms of milliseconds.
+    """Sample time -> stored and sample time -> broker ack, as histograms of milliseconds,
+    over the whole window and per ``INTERVAL_S`` of wall time (when stored or acknowledged:
+    the latency over time, and its count the throughput).
 
     Sample time is when the watch measured: the sample's second (its timestamp) plus the
     watch's phase in the second (never before the watch measures it, ``watchsim.fleet``).
@@ -176,47 +180,47 @@ class Latency:
         self.since_wall = since_wall
         self.stored = [0] * (_BINS + 1)
         self.acked = [0] * (_BINS + 1)
+        # Interval (wall // INTERVAL_S) -> milliseconds -> count: a few hundred keys each.
+        self._intervals: dict[str, defaultdict[int, defaultdict[int, int]]] = {
+            "stored": defaultdict(lambda: defaultdict(int)),
+            "acked": defaultdict(lambda: defaultdict(int)),
+        }
         self._waiting: dict[str, deque[tuple[int, float]]] = {}
 
     @staticmethod
-    def _add(histogram: list[int], seconds: float) -> None:
-        histogram[min(_BINS, max(0, int(seconds * 1000)))] += 1
+    def _add(histogram: list[int], interval: defaultdict[int, int], seconds: float) -> None:
+        ms = min(_BINS, max(0, int(seconds * 1000)))
+        histogram[ms] += 1
+        interval[ms] += 1
 
     def committed(self, commit: Committed, wall: float, phase: float = 0.0) -> None:
         waiting = self._waiting.setdefault(commit.device, deque())
         to_wall = self._timeline.wall
+        interval = self._intervals["stored"][int(wall // INTERVAL_S)]
         for sample in commit.samples:
             taken = to_wall(sample.timestamp + phase)
             if taken >= self.since_wall:
-                self._add(self.stored, wall - taken)
+                self._add(self.stored, interval, wall - taken)
                 waiting.append((sample.seq, taken))
 
     def acknowledged(self, device: str, last_seq: int, wall: float) -> None:
         waiting = self._waiting.get(device)
+        if not waiting or waiting[0][0] > last_seq:
+            return
+        interval = self._intervals["acked"][int(wall // INTERVAL_S)]
         while waiting and waiting[0][0] <= last_seq:
-            self._add(self.acked, wall - waiting.popleft()[1])
+            self._add(self.acked, interval, wall - waiting.popleft()[1])
 
     @staticmethod
     def percentiles(histogram: list[int]) -> dict[str, float | int | None]:
-        total = sum(histogram)
-        result: dict[str, float | int | None] = {"samples": total}
-        for name, q in (("p50_ms", 0.5), ("p99_ms", 0.99), ("max_ms", 1.0)):
-            if not total:
-                result[name] = None
-                continue
-            rank, seen = q * total, 0
-            for ms, count in enumerate(histogram):
-                seen += count
-                if seen >= rank:
-                    result[name] = ms
-                    break
-        return result
+        return _percentiles([(ms, n) for ms, n in enumerate(histogram) if n])
 
     def summary(self) -> dict[str, Any]:
         return {
             "since_wall": self.since_wall,
             "stored": self.percentiles(self.stored),
             "acked": self.percentiles(self.acked),
+            "over_time": over_time(self.interval_histograms()),
         }
 
     def histograms(self) -> dict[str, dict[str, int]]:
@@ -226,6 +230,18 @@ class Latency:
             for name, histogram in (("stored", self.stored), ("acked", self.acked))
         }
 
+    def interval_histograms(self) -> IntervalHistograms:
+        """Both, per interval: {"stored": {interval: {milliseconds: count}}, "acked": ...},
+        in JSON's terms (string keys), so that a split fleet's parts merge by key."""
+        return {
+            name: {
+                str(at): {str(ms): n for ms, n in histogram.items()}
+                for at, histogram in intervals.items()
+                if histogram  # a commit of samples from before the window adds nothing
+            }
+            for name, intervals in self._intervals.items()
+        }
+
     @staticmethod
     def dense(sparse: dict[str, int]) -> list[int]:
         """A histogram from its non-empty bins (``histograms``)."""
@@ -233,6 +249,42 @@ class Latency:
         for ms, n in sparse.items():
             histogram[int(ms)] += n
         return histogram
+
+
+IntervalHistograms = dict[str, dict[str, dict[str, int]]]
+
+
+def over_time(intervals: IntervalHistograms) -> list[dict[str, Any]]:
+    """Per interval, in time order: its start (wall, s) and the percentiles of both."""
+    keys = sorted({int(at) for histograms in intervals.values() for at in histograms})
+    return [
+        {
+            "at": at * INTERVAL_S,
+            **{
+                name: _percentiles(
+                    sorted((int(ms), n) for ms, n in histograms.get(str(at), {}).items())
+                )
+                for name, histograms in intervals.items()
+            },
+        }
+        for at in keys
+    ]
+
+
+def _percentiles(bins: Sequence[tuple[int, int]]) -> dict[str, float | int | None]:
+    """p50, p99 and max of a histogram given as its non-empty (milliseconds, count) bins
+    in order, and its number of samples."""
+    total = sum(n for _, n in bins)
+    result: dict[str, float | int | None] = {"samples": total}
+    for name, q in (("p50_ms", 0.5), ("p99_ms", 0.99), ("max_ms", 1.0)):
+        result[name] = None
+        rank, seen = q * total, 0
+        for ms, count in bins:
+            seen += count
+            if seen >= rank:
+                result[name] = ms
+                break
+    return result
 
 
 class _Observer(SyncObserver):
@@ -523,6 +575,7 @@ class AgentFleet:
             result["latency"] = self.latency.summary()
             if self.config.part is not None:  # merged with the other parts' histograms
                 result["histograms"] = self.latency.histograms()
+                result["interval_histograms"] = self.latency.interval_histograms()
         return result
 
     def write_result(self) -> dict[str, Any]:

@@ -22,7 +22,16 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Final
 
-from harness.fleet import AGENTS_FILE, RESULT_FILE, FleetError, Latency, part_name, write_json
+from harness.fleet import (
+    AGENTS_FILE,
+    RESULT_FILE,
+    FleetError,
+    IntervalHistograms,
+    Latency,
+    over_time,
+    part_name,
+    write_json,
+)
 
 READY: Final = "agent fleet ready: "
 _PR_SET_PDEATHSIG: Final = 1
@@ -120,6 +129,7 @@ class Workers:
                 for p in parts:
                     merged.update(p["histograms"][name])
                 latency[name] = Latency.percentiles(Latency.dense(dict(merged)))
+            latency["over_time"] = over_time(_merged([p["interval_histograms"] for p in parts]))
             result["latency"] = latency
         write_json(self.directory / RESULT_FILE, result)
         return result
@@ -130,6 +140,19 @@ class Workers:
             path = self.directory / part_name(name, (index, self.processes))
             parts.append(json.loads(path.read_text()))
         return parts
+
+
+def _merged(parts: list[IntervalHistograms]) -> IntervalHistograms:
+    """The parts' histograms of each interval added up (the intervals are of wall time)."""
+    merged: dict[str, dict[str, Counter[str]]] = {}
+    for part in parts:
+        for name, intervals in part.items():
+            for at, histogram in intervals.items():
+                merged.setdefault(name, {}).setdefault(at, Counter()).update(histogram)
+    return {
+        name: {at: dict(histogram) for at, histogram in intervals.items()}
+        for name, intervals in merged.items()
+    }
 
 
 async def _drain(stream: asyncio.StreamReader) -> None:

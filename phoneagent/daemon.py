@@ -24,7 +24,7 @@ from bleak.exc import BleakError
 from phoneagent.backoff import Backoff
 from phoneagent.config import SyncConfig
 from phoneagent.errors import UnreachableError
-from phoneagent.store import AsyncStore
+from phoneagent.store import AsyncStore, DeviceRecord
 from phoneagent.sync import (
     Committed,
     DeviceSync,
@@ -34,6 +34,8 @@ from phoneagent.sync import (
     SyncState,
 )
 from phoneagent.sync.engine import local_now
+from phoneagent.sync.engines import engine_for
+from phoneagent.sync.personality import Personality
 from phoneagent.transport import Transport, radio_lost
 from phoneagent.waiting import first_of
 from protocol.errors import ProtocolError
@@ -41,14 +43,14 @@ from protocol.errors import ProtocolError
 log = logging.getLogger(__name__)
 
 
-def paired_devices(store: AsyncStore, transport: Transport) -> list[str]:
-    """The devices to sync: recorded ones, and on a Bumble radio only those we hold a bond for
-    (on BlueZ the operating system keeps the bonds)."""
-    devices = [d.address for d in store.store.list_devices()]
+def paired_devices(store: AsyncStore, transport: Transport) -> list[DeviceRecord]:
+    """The devices to sync: recorded ones, and on a Bumble radio only those we hold a bond
+    for, unless their personality needs none (on BlueZ the operating system keeps the bonds)."""
+    devices = store.store.list_devices()
     if transport.radio is None:
         return devices
     bonded = set(store.store.list_bonds())
-    return [address for address in devices if address in bonded]
+    return [d for d in devices if d.address in bonded or not Personality(d.personality).needs_bond]
 
 
 # What ``Daemon.sync_now`` follows of one watch: its state changes and its commits.
@@ -175,9 +177,10 @@ class Daemon:
             rng=random.Random(self._rng.random()),
         )
 
-    def _sync_for(self, address: str) -> DeviceSync:
-        return DeviceSync(
-            address,
+    def _sync_for(self, device: DeviceRecord) -> DeviceSync:
+        """The engine of ``device``'s personality."""
+        return engine_for(device)(
+            device.address,
             self._transport,
             self._store,
             self._preferences,
@@ -215,13 +218,15 @@ class Daemon:
     async def reload(self) -> None:
         """Pick up what changed while running: watches paired or unpaired since, and the
         consent and profile every running engine applies at once (PR-WITHDRAW)."""
-        addresses = await asyncio.to_thread(paired_devices, self._store, self._transport)
+        devices = await asyncio.to_thread(paired_devices, self._store, self._transport)
+        addresses = [d.address for d in devices]
         for address in set(self.syncs) - set(addresses):
             self._tasks.pop(address).cancel()
             del self.syncs[address]
-        for address in addresses:
+        for device in devices:
+            address = device.address
             if address not in self.syncs:
-                sync = self.syncs[address] = self._sync_for(address)
+                sync = self.syncs[address] = self._sync_for(device)
                 task = asyncio.create_task(sync.run(), name=f"sync {address}")
                 self._tasks[address] = task
                 task.add_done_callback(functools.partial(self._finished, gone=self._gone))

@@ -43,8 +43,8 @@ class ServiceSpec:
     name: str
     characteristics: tuple[CharacteristicSpec, ...]
     # Listed in the watch's advertising data: 16-bit SIG services only, since the 31-byte
-    # payload also carries flags, appearance and name (virtual controllers send no scan
-    # response, so nothing may rely on one).
+    # payload also carries flags, appearance and name (our watch sends no scan response,
+    # so that a passive scan sees it all; InfiniTime's table differs: protocol.infinitime).
     advertised: bool = False
 
 

@@ -14,6 +14,7 @@ nothing at or below it is kept, everything above it is, once.
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,6 @@ import nats.errors
 import nats.js.errors
 
 from cloudreceiver.jetstream import STREAM
-from cloudreceiver.receiver import ReceiverDb
 from phoneagent.upload.payload import EraseMessage
 from protocol.metrics import Sample
 from tests.fleetrun import AGENT_CLI, Proc, cloud_toml, spawn, start_watches
@@ -82,7 +82,7 @@ class ClusterSoak(Soak):
             confirmed = await self._await_clears()
         finally:
             await self._stop()
-        return self._cluster_report(time.monotonic() - began, confirmed)
+        return await self._cluster_report(time.monotonic() - began, confirmed)
 
     async def _spawn_receiver(self, n: int) -> Proc:
         args = [
@@ -200,12 +200,12 @@ class ClusterSoak(Soak):
                     await proc.kill()
         self.cluster.stop()
 
-    def _cluster_report(self, wall_s: float, confirmed: int) -> ClusterReport:
-        db = ReceiverDb(self.receiver_db)
+    async def _cluster_report(self, wall_s: float, confirmed: int) -> ClusterReport:
+        conn = sqlite3.connect(f"file:{self.receiver_db}?mode=ro", uri=True, timeout=30)
         try:
-            rows = db.conn.execute("SELECT body FROM tombstones").fetchall()
+            rows = conn.execute("SELECT body FROM tombstones").fetchall()
         finally:
-            db.close()
+            conn.close()
         for (body,) in rows:  # a second ``cloud clear`` is a second request, reaching further
             for device, bound in EraseMessage.decode(str(body).encode()).bounds.items():
                 known = self._bounds.get(device, -1)
@@ -213,7 +213,7 @@ class ClusterSoak(Soak):
                     self._bounds[device] = None  # the device was gone: every seq
                 else:
                     self._bounds[device] = max(bound, known)
-        return ClusterReport(self._report(wall_s), self._erased_kept, confirmed)
+        return ClusterReport(await self._report(wall_s), self._erased_kept, confirmed)
 
     def _account(
         self,

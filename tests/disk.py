@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -25,20 +26,32 @@ def _mount_command() -> list[str] | None:
     return None
 
 
-@pytest.fixture
-def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A tmpfs of ``DISK_SIZE``, owned by this user, unmounted afterwards."""
+def can_mount() -> bool:
+    return _mount_command() is not None
+
+
+@contextmanager
+def tmpfs(disk: Path, size: str = DISK_SIZE) -> Iterator[Path]:
+    """A tmpfs of ``size`` on the new directory ``disk``, owned by this user, unmounted
+    afterwards (also for the soak run, ``tests/soak_faults.py``)."""
     prefix = _mount_command()
-    if prefix is None:
-        pytest.skip("mounting a small tmpfs needs root or passwordless sudo")
-    disk = tmp_path / "disk"
+    assert prefix is not None, "mounting a tmpfs needs root or passwordless sudo"
     disk.mkdir()
-    options = f"size={DISK_SIZE},mode=0700,uid={os.getuid()},gid={os.getgid()}"
+    options = f"size={size},mode=0700,uid={os.getuid()},gid={os.getgid()}"
     subprocess.run([*prefix, "mount", "-t", "tmpfs", "-o", options, "tmpfs", str(disk)], check=True)
     try:
         yield disk
     finally:
         subprocess.run([*prefix, "umount", str(disk)], check=True)
+
+
+@pytest.fixture
+def small_disk(tmp_path: Path) -> Iterator[Path]:
+    """A tmpfs of ``DISK_SIZE`` for one test."""
+    if not can_mount():
+        pytest.skip("mounting a small tmpfs needs root or passwordless sudo")
+    with tmpfs(tmp_path / "disk") as disk:
+        yield disk
 
 
 def fill(disk: Path) -> Path:

@@ -129,6 +129,10 @@ class Broker:
         )
 
     @property
+    def running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    @property
     def pid(self) -> int:
         assert self._process is not None, "broker not running"
         return self._process.pid

@@ -147,7 +147,7 @@ class Watch:
         return process, ready[1]
 
     async def newest_seq(self) -> int:
-        """The newest seq the watch assigned, also when its history is freed up to it."""
+        """The newest seq the watch gave out, also once it freed every record (acknowledged)."""
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-c",

@@ -32,11 +32,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from cloudreceiver.receiver import ReceiverDb
-from phoneagent.store import Store, read_key_file
+import sqlcipher3
+
+from cloudreceiver.store import open_store
+from phoneagent.store import Store, StoreError, read_key_file
 from protocol.metrics import Sample
 from tests.fleetrun import AGENT_CLI, Proc, cloud_toml, spawn, start_agents, start_watches
 from tests.mosquitto import Broker
+from tests.soakchart import Reading, SoakTimeline, received_count, sampled
 from watchsim.control import request
 from watchsim.controlops import AirRestart, Freeze, OutOfRange, Reboot, Status, ToWatch
 from watchsim.fleet import AUDIT_DIR, read_audit
@@ -44,6 +47,8 @@ from watchsim.fleet import AUDIT_DIR, read_audit
 FAULT_KINDS = ("out-of-range", "reboot", "agent-kill", "broker-restart", "air-restart")
 STARTUP_S = 120.0
 STOP_S = 60.0
+# The chart's reading of every agent's store (each open checks every page) and the receiver.
+CHART_EVERY_S = 15.0
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class SoakConfig:
     faults: int = 10  # spread evenly, cycling through FAULT_KINDS
     settle_s: float = 120.0  # deadline for the receiver to catch up at the end
     seed: int = 1
+    chart: Path | None = None  # where soak.png and soak.html go; None: ``directory``
 
 
 @dataclass
@@ -160,6 +166,7 @@ class Soak:
         self.receiver: Proc | None = None
         self.faults: dict[str, int] = dict.fromkeys(FAULT_KINDS, 0)
         self._rng = random.Random(config.seed)
+        self.timeline = SoakTimeline()
 
     async def _start_agents(self) -> None:
         self.agents = await start_agents(
@@ -204,11 +211,13 @@ class Soak:
             )
             await self._start_agents()
             self.say(f"soak: {config.watches} watches and agents running")
-            await self._faults(began)
-            await self._settle()
+            async with sampled(self.timeline, self._reading, CHART_EVERY_S):
+                await self._faults(began)
+                await self._settle()
         finally:
             await self._stop()
-        return self._report(time.monotonic() - began)
+            await self.timeline.write(config.chart or config.directory, self.say)
+        return await self._report(time.monotonic() - began)
 
     async def _faults(self, began: float) -> None:
         config = self.config
@@ -225,6 +234,7 @@ class Soak:
     async def _fault(self, kind: str) -> None:
         watch = f"FLEET-{self._rng.randrange(self.config.watches) + 1:04d}"
         self.say(f"soak: fault {kind}" + (f" on {watch}" if kind in FAULT_KINDS[:2] else ""))
+        self.timeline.fault(kind)
         if kind == "out-of-range":
             await request(self.fleet_dir, ToWatch(watch, OutOfRange(10)))
         elif kind == "reboot":
@@ -252,6 +262,21 @@ class Soak:
                 return
             await asyncio.sleep(0.5)  # polling with a deadline
         self.say("soak: the receiver did not catch up before the deadline")
+
+    def _reading(self) -> Reading:
+        """Records each agent has stored (none while its store will not open: the agents
+        starting again) and the receiver's."""
+        stored: dict[str, int | None] = {}
+        for identity in self._identities():
+            try:
+                key = read_key_file(Path(identity["key_file"]))
+                with Store.open(Path(identity["data_dir"]), key) as store:
+                    counts = store.counts().get(identity["address"], {})
+            except (StoreError, sqlcipher3.Error, OSError):
+                stored[identity["watch"]] = None
+            else:
+                stored[identity["watch"]] = sum(counts.values())
+        return stored, received_count(self.receiver_db)
 
     def _identities(self) -> list[dict[str, Any]]:
         agents: list[dict[str, Any]] = json.loads((self.agents_dir / "agents.json").read_text())[
@@ -284,12 +309,12 @@ class Soak:
                     await proc.kill()
         self.broker.stop()
 
-    def _report(self, wall_s: float) -> Report:
-        db = ReceiverDb(self.receiver_db)
+    async def _report(self, wall_s: float) -> Report:
+        db = await open_store(self.receiver_db)
         try:
-            rows = db.samples()
+            rows = await db.samples()
         finally:
-            db.close()
+            await db.close()
         by_device: dict[str, dict[int, tuple[int, int, int]]] = {}
         for device, seq, metric, ts, raw in rows:
             by_device.setdefault(device, {})[seq] = (ts, metric, raw)

@@ -74,13 +74,32 @@ def render(status: dict[str, Any]) -> RenderableType:
         [
             ("activity", status["activity"] + ("" if status["on_wrist"] else "  (off wrist)")),
             ("heart rate", _fmt(status["heart_rate"], " bpm")),
-            ("SpO2", _fmt(status["spo2"], " %")),
-            ("skin temp", _fmt(status["skin_temperature"], " °C")),
+            ("SpO2", _fmt(status.get("spo2"), " %")),
+            ("skin temp", _fmt(status.get("skin_temperature"), " °C")),
             ("steps", str(status["steps_today"])),
             ("distance", f"{status['distance_m']} m"),
             ("energy", f"{status['energy_kcal']} kcal"),
         ]
     )
+    if status.get("personality") == "infinitime":
+        side, title, screen = _infinitime(status)
+    else:
+        side, title, screen = _ours(status)
+    return Group(
+        Columns(
+            [
+                Panel(watch, title="watch"),
+                Panel(vitals, title="vitals"),
+                Panel(side, title=title),
+            ]
+        ),
+        Panel(screen, title="screen"),
+        Panel("\n".join(status["events"]) or "-", title="events"),
+    )
+
+
+def _ours(status: dict[str, Any]) -> tuple[RenderableType, str, RenderableType]:
+    """Our profile: the history panel, and the relay screen of our formats."""
     history = status["history"] or {}
     store = _table(
         [
@@ -106,17 +125,34 @@ def render(status: dict[str, Any]) -> RenderableType:
         "[bold]music[/] " + now_playing,
         *(alerts or ["no notifications"]),
     )
-    return Group(
-        Columns(
-            [
-                Panel(watch, title="watch"),
-                Panel(vitals, title="vitals"),
-                Panel(store, title="history"),
-            ]
-        ),
-        Panel(screen, title="screen"),
-        Panel("\n".join(status["events"]) or "-", title="events"),
+    return store, "history", screen
+
+
+def _infinitime(status: dict[str, Any]) -> tuple[RenderableType, str, RenderableType]:
+    """The InfiniTime personality: weather and navigation beside, its own screens below."""
+    weather, navigation = status["weather"], status["navigation"]
+    side = _table(
+        [
+            ("firmware", f"InfiniTime {status['firmware']}"),
+            (
+                "weather",
+                "-"
+                if weather is None
+                else f"{weather['temperature'] / 100:.1f} °C {weather['location']}",
+            ),
+            ("navigation", f"{navigation['narrative'] or '-'} ({navigation['progress']} %)"),
+            ("security", "none required"),
+        ]
     )
+    call, music = status["call"], status["music"]
+    ringing = "-" if call is None else call["caller"] + (" (muted)" if call["muted"] else "")
+    playing = "playing" if music["playing"] else "paused"
+    screen = Group(
+        "[bold]call[/] " + ringing,
+        f"[bold]music[/] {playing}: {music['track']} - {music['artist']}",
+        *(status["notifications"] or ["no notifications"]),
+    )
+    return side, "infinitime", screen
 
 
 async def show_live(app: WatchApp, stop: asyncio.Event, stream: TextIO) -> None:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from protocol.metrics import Metric, Sample
-from watchsim.app import LinkRadio, WatchApp, WatchConfig, WatchError
+from watchsim.app import PERSONALITIES, LinkRadio, WatchApp, WatchConfig, WatchError
 from watchsim.app.settings_service import SettingsStore
 from watchsim.control import (
     ControlError,
@@ -74,6 +74,7 @@ class FleetConfig:
     # Every metric measured this often (s); None keeps the watch defaults (HR 1 s, ...).
     interval_s: int | None = None
     pairing: PairingMode = PairingMode.PASSKEY
+    personality: str = "watchsim"  # a key of watchsim.app.PERSONALITIES
     prefix: str = "FLEET"
     history_capacity: int = DEFAULT_CAPACITY
     audit: bool = False
@@ -257,7 +258,7 @@ class Fleet:
         radio = LinkRadio(
             self.air.link, state_dir, name, config.pairing, config.advertising_interval_ms
         )
-        app = WatchApp(watch_config, radio)
+        app = PERSONALITIES[config.personality](watch_config, radio)
         app.open_state_dir()
         if config.interval_s is not None and not (state_dir / "settings.json").exists():
             for metric in Metric:

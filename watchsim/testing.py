@@ -10,7 +10,7 @@ from typing import Final
 
 from bumble.link import LocalLink
 
-from watchsim.app import LinkRadio, WatchApp, WatchConfig
+from watchsim.app import PERSONALITIES, LinkRadio, WatchApp, WatchConfig
 from watchsim.control import ControlServer, start_controlled
 from watchsim.history import DEFAULT_CAPACITY, History
 from watchsim.model import load_builtin
@@ -57,8 +57,10 @@ async def start_loopback_watch(
     history_capacity: int | None = None,
     speed: float = 1.0,
     start_time: datetime | None = TEST_START,
+    personality: str = "watchsim",
 ) -> LoopbackWatch:
-    """Start a watch advertising on ``link``; ``scenario`` is a built-in name or a path.
+    """Start a watch advertising on ``link``; ``scenario`` is a built-in name or a path;
+    ``personality`` one of ``watchsim.app.PERSONALITIES``.
 
     The clock starts at ``TEST_START`` unless told otherwise (None: now), so that what a
     test sees does not depend on the hour it runs at (the scenarios follow a day).
@@ -75,7 +77,7 @@ async def start_loopback_watch(
         history_capacity=history_capacity or DEFAULT_CAPACITY,
     )
     radio = LinkRadio(link, state_dir, name, pairing)
-    app = WatchApp(config, radio)
+    app = PERSONALITIES[personality](config, radio)
     passkeys: asyncio.Queue[int] = asyncio.Queue()
     app.passkey_listeners.append(passkeys.put_nowait)
     app.open_state_dir()

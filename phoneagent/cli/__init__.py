@@ -72,6 +72,7 @@ def _register() -> None:
         inject,
         permissions,
         privacy,
+        report,
         store,
         sync,
     )
@@ -80,6 +81,7 @@ def _register() -> None:
         devices,
         sync,
         data,
+        report,
         demo,
         account,
         consent,

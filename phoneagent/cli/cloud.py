@@ -7,7 +7,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -97,11 +96,14 @@ def status(agent: AgentContext, as_json: bool) -> None:
     "--port", type=click.IntRange(1, 65535), default=1883, show_default=True, help="Broker port."
 )
 @click.option(
+    "--database",
     "--db",
-    "db_path",
+    "database",
     required=True,
-    type=click.Path(dir_okay=False, path_type=Path),
-    help="SQLite file the receiver keeps what it received in (created if missing).",
+    envvar="PHONEAGENT_RECEIVER_DATABASE",
+    help="Where the receiver keeps what it received: a SQLite file (created if missing) or "
+    "a postgresql:// URL (several receivers share it; docs/upload.md) "
+    "[env: PHONEAGENT_RECEIVER_DATABASE].",
 )
 @click.option("--region", default="eu", show_default=True, help="Region this receiver serves.")
 @click.option(
@@ -159,7 +161,7 @@ def status(agent: AgentContext, as_json: bool) -> None:
 def cloud_receiver(
     host: str,
     port: int,
-    db_path: Path,
+    database: str,
     region: str,
     prefix: str,
     group: str,
@@ -174,34 +176,29 @@ def cloud_receiver(
     jetstream: tuple[str, ...],
 ) -> None:
     """Reference receiver: store uploads de-duplicated, honour and confirm erasures."""
-    from cloudreceiver.jetstream import serve_stream
-    from cloudreceiver.receiver import ReceiverDb, serve, serve_forever
+    from cloudreceiver.errors import ReceiverError
+    from cloudreceiver.service import run_receiver
 
     if jetstream and no_share:
         raise CliError("--no-share is for an MQTT subscription, not --jetstream", EXIT_USAGE)
     endpoint = Endpoint(
         region, host, port, tls, ca_file, username, password, allow_plaintext, prefix, mqtt
     )
-    db = ReceiverDb(db_path)
-
-    def session(ready: asyncio.Event) -> Awaitable[None]:
-        if jetstream:
-            return serve_stream(
-                jetstream, endpoint, db, group=group, identifier=identifier, ready=ready
-            )
-        shared = None if no_share else group
-        return serve(endpoint, db, group=shared, identifier=identifier, ready=ready)
-
     try:
         asyncio.run(
-            serve_forever(
-                session, identifier=identifier, say=lambda line: click.echo(line, err=True)
+            run_receiver(
+                endpoint,
+                database,
+                group=None if no_share else group,
+                identifier=identifier,
+                say=lambda line: click.echo(line, err=True),
+                jetstream=jetstream,
             )
         )
     except EndpointError as error:
         raise CliError(str(error), EXIT_USAGE) from error
-    finally:
-        db.close()
+    except ReceiverError as error:
+        raise CliError(str(error), error.exit_code) from error
 
 
 COMMANDS = (cloud, cloud_receiver)

@@ -7,6 +7,7 @@ themselves: every ``phoneagent.errors.AgentError`` carries its own (``phoneagent
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import shlex
 import sys
@@ -101,26 +102,35 @@ class AgentContext:
             new_database=not store_exists(directory),
         )
 
-    def open_store(self) -> Store:
+    def open_store(self, resolved: ResolvedKey | None = None) -> Store:
+        """``resolved``: the key when already asked for (``run`` retries on a full disk)."""
         directory = self.data_dir
-        resolved = self.resolved_key()
+        resolved = resolved or self.resolved_key()
         store = Store.open(directory, resolved.key, key_source=resolved.source)
         AgentLogging.start(directory)  # beside the store it describes, once it opened
         return store
 
     @asynccontextmanager
     async def session(
-        self, *command: str, agent: PairingAgent | None = None, paired: Address | None = None
+        self,
+        *command: str,
+        agent: PairingAgent | None = None,
+        paired: Address | None = None,
+        opened: Store | None = None,
     ) -> AsyncIterator[tuple[AsyncStore, Transport, AgentConfig]]:
         """The store (bonds inside it) and the configured radio, closed in the right order,
         with the data dir held by this process (``command``'s words name it to another:
         ``phoneagent.instance``; ``HeldError`` at once when another holds it).
 
         ``paired``: the watch the command needs, refused before any radio opens if unknown.
+        ``opened``: the store a command opened itself while it held the data dir (``run``,
+        which waits for room on a full disk: ``holding``); closed here all the same.
         """
-        with holding(self.data_dir, self.command(*command)):
+        with contextlib.ExitStack() as held:
+            if opened is None:
+                held.enter_context(self.holding(*command))
             config = self.config()
-            store = AsyncStore(self.open_store())
+            store = AsyncStore(opened or self.open_store())
             try:
                 if paired is not None and await store.get_device(paired) is None:
                     raise CliError(
@@ -135,6 +145,11 @@ class AgentContext:
                         await transport.close()
             finally:
                 await store.aclose()
+
+    def holding(self, *command: str) -> contextlib.AbstractContextManager[None]:
+        """The data dir held by this process (``command``'s words name it to another:
+        ``phoneagent.instance``; ``HeldError`` at once when another holds it)."""
+        return holding(self.data_dir, self.command(*command))
 
     @asynccontextmanager
     async def anonymous_radio(self) -> AsyncIterator[Transport]:

@@ -12,37 +12,40 @@ import itertools
 import json
 import os
 import sys
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
 from typing import TextIO
 
 import click
 
 from phoneagent.cli.context import AgentContext, pass_agent
-from phoneagent.cli.params import ADDRESS, MOMENT
-from phoneagent.store import StoredSample
+from phoneagent.cli.params import ADDRESS, measurement_window
+from phoneagent.store import HISTORY, LIVE_PER_MINUTE, StoredSample
 from protocol.address import Address
 from protocol.metrics import Metric
 
 _METRICS = [m.key for m in Metric]
 
 
-COLUMNS = ("device", "seq", "time", "metric", "value", "unit")
+# source: "history", or "live per minute" for a watch that keeps none (docs/infinitime.md).
+COLUMNS = ("device", "seq", "time", "metric", "value", "unit", "source")
 # Fixed widths (a MAC address, an ISO time with offset, the longest metric key): a
 # streamed table cannot measure its rows first. ">" right-aligns numbers.
-_TABLE_WIDTHS = ((17, "<"), (10, ">"), (25, "<"), (16, "<"), (8, ">"), (0, "<"))
+_TABLE_WIDTHS = ((17, "<"), (10, ">"), (25, "<"), (16, "<"), (8, ">"), (5, "<"), (0, "<"))
 
 
-Row = tuple[str, int, str, str, float, str]
+Row = tuple[str, int, str, str, float, str, str]
 
 
-def rows_of(samples: Iterable[StoredSample]) -> Iterator[Row]:
-    """One row per sample, in ``COLUMNS`` order (tuples: a dict per row cost a third)."""
+def rows_of(samples: Iterable[StoredSample], live: Collection[str] = frozenset()) -> Iterator[Row]:
+    """One row per sample, in ``COLUMNS`` order (tuples: a dict per row cost a third);
+    ``live``: the devices whose samples are live-derived."""
     names = {m: (m.key, m.unit) for m in Metric}
     for s in samples:
         key, unit = names[s.metric]
         when = datetime.fromtimestamp(s.timestamp, UTC).isoformat(timespec="seconds")
-        yield (s.device, s.seq, when, key, s.value, unit)
+        source = LIVE_PER_MINUTE if s.device in live else HISTORY
+        yield (s.device, s.seq, when, key, s.value, unit, source)
 
 
 def _table_line(values: Iterable[object]) -> str:
@@ -85,13 +88,7 @@ WRITERS: dict[str, Callable[[Iterable[Row], TextIO], None]] = {
 @click.command("data")
 @click.option("--device", type=ADDRESS, help="Only this watch (address).")
 @click.option("--metric", type=click.Choice(_METRICS), help="Only this metric.")
-@click.option(
-    "--since",
-    type=MOMENT,
-    help="From this measurement time, by the watch's clock (ISO 8601, naive = UTC, or Unix "
-    "seconds).",
-)
-@click.option("--until", type=MOMENT, help="Before this measurement time.")
+@measurement_window
 @click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many rows.")
 @click.option(
     "--format",
@@ -118,8 +115,10 @@ def data_command(
     chosen = None if metric is None else Metric[metric.upper()]
     with agent.open_store() as store:
         found = store.iter_samples(device, chosen, since, until)
+        live = {d.address for d in store.list_devices() if d.live_derived}
+        rows = rows_of(itertools.islice(found, limit), live)
         try:
-            WRITERS["json" if as_json else fmt](rows_of(itertools.islice(found, limit)), sys.stdout)
+            WRITERS["json" if as_json else fmt](rows, sys.stdout)
             sys.stdout.flush()
         except BrokenPipeError:
             # The reader left (``| head``): it has what it wanted. Point stdout at

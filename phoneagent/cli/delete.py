@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from phoneagent.cli.context import AgentContext, pass_agent
-from phoneagent.cli.params import ADDRESS, MOMENT
+from phoneagent.cli.params import ADDRESS, measurement_window
 from phoneagent.cli.privacy import privacy_errors
 from phoneagent.privacy import delete_data
 from protocol.address import Address
@@ -20,10 +20,7 @@ from protocol.metrics import Metric
     "filters, only its matching samples.",
 )
 @click.option("--metric", type=click.Choice([m.key for m in Metric]), help="Only this metric.")
-@click.option(
-    "--since", type=MOMENT, help="From this time (ISO 8601, naive = UTC, or Unix seconds)."
-)
-@click.option("--until", type=MOMENT, help="Before this time.")
+@measurement_window
 @click.option("--all", "everything", is_flag=True, help="Every device's data (account stays).")
 @click.confirmation_option(prompt="Delete this data from the phone (and the cloud)?")
 @pass_agent

@@ -5,14 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import click
 
 from phoneagent import control
-from phoneagent.cli.context import AgentContext, pass_agent, tell_running_agent
+from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.params import ADDRESS
 from phoneagent.services.pairing import unpair
+from phoneagent.store import StoreFullError
 from phoneagent.sync.discovery import pair_device, scan
 from protocol.address import Address
 
@@ -82,14 +84,30 @@ def scan_title(show_all: bool) -> str:
     show_default=True,
     help="Seconds to wait for the watch to advertise, and then to connect to it.",
 )
+@click.option(
+    "--bond",
+    is_flag=True,
+    help="Bond (passkey) even with a watch that does not ask for it (InfiniTime), so that "
+    "its link is encrypted; our watch always bonds.",
+)
 @pass_agent
-def pair_command(agent: AgentContext, address: Address, timeout: float) -> None:
+def pair_command(agent: AgentContext, address: Address, timeout: float, bond: bool) -> None:
     """Pair with a watch (enter its passkey or confirm its number) and remember it."""
 
     async def work() -> str:
         async with agent.session("pair", address, agent=PromptingAgent()) as (store, transport, _):
-            record = await pair_device(transport, store.store, address, scan_timeout=timeout)
-        return f"Paired with {record.address} ({record.name or record.model or 'watch'})."
+            record = await pair_device(
+                transport, store.store, address, scan_timeout=timeout, bond=bond
+            )
+            bonded = record.address in await asyncio.to_thread(store.store.list_bonds)
+        named = f"{record.address} ({record.name or record.model or 'watch'})"
+        if record.live_derived and not bonded:
+            return (
+                f"Paired with {named}, unbonded: it keeps no history and needs no encryption,"
+                " so only live values are stored (per minute, while connected) and they cross"
+                " the air unencrypted; `pair --bond` encrypts the link (docs/infinitime.md)."
+            )
+        return f"Paired with {named}."
 
     click.echo(asyncio.run(work()))
     # No ``phoneagent run`` can be running: it would hold the data dir (phoneagent.instance).
@@ -130,24 +148,24 @@ def devices_command(agent: AgentContext, as_json: bool) -> None:
                 "model": d.model,
                 "serial": d.serial,
                 "firmware": d.firmware,
+                "personality": d.personality,
                 "added": _when(d.added_at),
                 "bonded": d.address in bonded,
             }
             for d in store.list_devices()
         ]
-    columns = ("address", "name", "model", "firmware", "added", "bonded")
+    columns = ("address", "name", "model", "firmware", "personality", "added", "bonded")
     emit(rows, columns, "Devices", as_json)
 
 
-def _running_agent_watches(agent: AgentContext) -> dict[str, dict[str, str]]:
-    """Each watch's state as a running ``phoneagent run`` sees it (none when none runs):
-    what the store cannot tell, such as a disk too full to store anything more."""
+def _running_agent(agent: AgentContext) -> dict[str, Any]:
+    """What a running ``phoneagent run`` says of itself ({} when none runs): what the store
+    cannot tell, such as a disk too full to store anything more."""
     try:
         answer = asyncio.run(control.request(agent.data_dir, {"op": "status"}))
     except control.ControlError:  # not running, or it did not answer: the store's view only
         return {}
-    watches = answer.get("watches") if isinstance(answer, dict) else None
-    return watches if isinstance(watches, dict) else {}
+    return answer if isinstance(answer, dict) else {}
 
 
 @click.command("status")
@@ -156,8 +174,19 @@ def _running_agent_watches(agent: AgentContext) -> dict[str, dict[str, str]]:
 def status_command(agent: AgentContext, as_json: bool) -> None:
     """Per watch: stored samples, the sync position, recorded gaps and, while ``phoneagent
     run`` runs, what it is doing (a full disk, for one, shows there)."""
-    running = _running_agent_watches(agent)
-    with agent.open_store() as store:
+    answer = _running_agent(agent)
+    watches = answer.get("watches")
+    running: dict[str, dict[str, str]] = watches if isinstance(watches, dict) else {}
+    try:
+        opened = agent.open_store()
+    except StoreFullError as error:
+        if not (waiting := answer.get("not_storing")):
+            raise
+        # ``run`` started on this full disk and waits for room: say so, not only "full".
+        raise CliError(
+            f"phoneagent run is waiting, not storing: {waiting}", error.exit_code
+        ) from error
+    with opened as store:
         counts = store.counts()
         bonded = set(store.list_bonds())
         rows = []
@@ -169,6 +198,8 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
                     "address": device.address,
                     "name": device.name,
                     "bonded": device.address in bonded,
+                    # "live per minute": the watch keeps no history (docs/infinitime.md).
+                    "records": device.source,
                     "samples": sum(counts.get(device.address, {}).values()),
                     "next_seq": store.next_seq(device.address),
                     "gaps": len(gaps),
@@ -187,6 +218,7 @@ def status_command(agent: AgentContext, as_json: bool) -> None:
         "address",
         "name",
         "bonded",
+        "records",
         "samples",
         "next_seq",
         "gaps",

@@ -3,7 +3,9 @@ bad one is a usage error (exit 2) naming the parameter, before any file is touch
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import click
 
@@ -52,3 +54,19 @@ class MomentParam(click.ParamType[int]):
 
 
 MOMENT = MomentParam()
+
+
+_Command = TypeVar("_Command", bound=Callable[..., object])
+
+
+def measurement_window(command: _Command) -> _Command:
+    """``--since``/``--until`` by measurement time, as ``data``, ``report`` and ``delete``
+    select samples: the same words and types everywhere."""
+    since = click.option(
+        "--since",
+        type=MOMENT,
+        help="From this measurement time, by the watch's clock (ISO 8601, naive = UTC, or "
+        "Unix seconds).",
+    )
+    until = click.option("--until", type=MOMENT, help="Before this measurement time.")
+    return since(until(command))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import signal
 import sys
 
@@ -14,7 +15,7 @@ from phoneagent.cli.params import ADDRESS
 from phoneagent.errors import EXIT_PAIRING_LOST
 from phoneagent.instance import HeldError, sync_through_running_agent
 from phoneagent.relays.service import RelayService
-from phoneagent.services.agent import running_agent
+from phoneagent.services.agent import open_when_room, running_agent
 from phoneagent.services.sync import SyncOutcome, sync_once
 from phoneagent.sync import SyncObserver, SyncState
 from protocol.address import Address
@@ -26,17 +27,18 @@ from protocol.address import Address
 def sync_command(agent: AgentContext, address: Address) -> None:
     """Backfill one paired watch now, then disconnect; with cloud sync on, upload it."""
 
-    async def work() -> tuple[int, SyncOutcome]:
+    async def work() -> tuple[int, SyncOutcome, bool]:
         async with agent.session("sync", address, paired=address) as (store, transport, config):
             with progress_bar() as progress:
                 observer = ProgressObserver(progress, address)
                 outcome = await sync_once(
                     agent.data_dir, store, transport, address, config=config.sync, observer=observer
                 )
-        return observer.stored, outcome
+            device = await store.get_device(address)
+        return observer.stored, outcome, device is not None and device.live_derived
 
     try:
-        stored, outcome = asyncio.run(work())
+        stored, outcome, live_derived = asyncio.run(work())
     except HeldError as busy:  # a running ``phoneagent run`` syncs it instead, if it can
         there = asyncio.run(sync_through_running_agent(address, busy))
         click.echo(f"Synced by the running agent: {there.by}.", err=True)
@@ -45,9 +47,17 @@ def sync_command(agent: AgentContext, address: Address) -> None:
             f" synced up to seq {there.next_seq - 1}."
         )
         return
-    click.echo(
-        f"Stored {stored} new sample(s) from {address}; synced up to seq {outcome.position - 1}."
-    )
+    if live_derived:
+        click.echo(
+            f"Set the clock of {address}. It keeps no history, so there is nothing to fetch:"
+            " its live values are stored per minute while `phoneagent run` runs"
+            " (docs/infinitime.md)."
+        )
+    else:
+        click.echo(
+            f"Stored {stored} new sample(s) from {address};"
+            f" synced up to seq {outcome.position - 1}."
+        )
     if outcome.uploaded is not None:
         click.echo(f"Uploaded {outcome.uploaded.samples} sample(s) to the {outcome.region} cloud.")
     if outcome.upload_failure is not None:
@@ -93,22 +103,32 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        async with (
-            agent.session("run") as (store, transport, config),
-            running_agent(
+        with agent.holding("run"):
+            opened = await open_when_room(
+                functools.partial(agent.open_store, agent.resolved_key()),
                 agent.data_dir,
-                store,
-                transport,
-                config=config.sync,
-                observer=LogObserver(),
-                reopen=agent.radio_opener(store, config),
-                dbus=dbus,
-                say=lambda notice: click.echo(notice, err=True),
-            ) as running,
-        ):
-            click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
-            click.echo(f"relays: {relay_summary(running.relays)}", err=True)
-            return await running.daemon.run(stop)
+                agent.config().sync,
+                stop,
+                functools.partial(click.echo, err=True),
+            )
+            if opened is None:
+                return {}  # stopped while the disk was still full
+            async with (
+                agent.session(opened=opened) as (store, transport, config),
+                running_agent(
+                    agent.data_dir,
+                    store,
+                    transport,
+                    config=config.sync,
+                    observer=LogObserver(),
+                    reopen=agent.radio_opener(store, config),
+                    dbus=dbus,
+                    say=lambda notice: click.echo(notice, err=True),
+                ) as running,
+            ):
+                click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)
+                click.echo(f"relays: {relay_summary(running.relays)}", err=True)
+                return await running.daemon.run(stop)
 
     states = asyncio.run(work())
     lost = sorted(a for a, s in states.items() if s is SyncState.PAIRING_LOST)

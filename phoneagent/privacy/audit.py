@@ -42,7 +42,7 @@ from phoneagent.upload.endpoints import EndpointError, endpoints_path, is_loopba
 PASS, FAIL, NA = "pass", "fail", "n/a"
 YEAR_S = 365 * 86400
 _PSEUDONYM = re.compile(r"[0-9a-f]{32}")
-_EXPORT_LIKE = re.compile(r"\.(json|csv|zip|partial|txt|sqlite|sqlite3|bak)$|-journal$", re.I)
+_EXPORT_LIKE = re.compile(r"\.(json|csv|zip|html|partial|txt|sqlite|sqlite3|bak)$|-journal$", re.I)
 _DB_FILES = {DATABASE_NAME, DATABASE_NAME + "-wal", DATABASE_NAME + "-shm"}
 
 
@@ -103,6 +103,15 @@ def _link(store: Store, f: _Facts) -> Check:
     if not devices:
         return Check("PR-LINK", NA, "no device recorded")
     unbonded = set(devices) - set(store.list_bonds())
+    open_links = [d for d in store.list_devices() if d.address in unbonded and d.live_derived]
+    if open_links:
+        return Check(
+            "PR-LINK",
+            FAIL,
+            f"{len(open_links)} device(s) need no encryption (InfiniTime) and have no bond in"
+            " the store: their live values and relays may cross the air unencrypted;"
+            " `phoneagent pair --bond` encrypts the link (docs/infinitime.md)",
+        )
     if unbonded:
         return Check(
             "PR-LINK",

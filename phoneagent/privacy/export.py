@@ -27,7 +27,10 @@ from phoneagent.privacy.consent import POLICY_VERSION
 from phoneagent.store import Store
 
 FORMAT_NAME = "phoneagent-export"
-FORMAT_VERSION = 1
+# 2: devices name their personality and whether their samples are live-derived; every
+# sample says where it came from (issue 20). Version 1's columns are unchanged.
+FORMAT_VERSION = 2
+
 
 Row = dict[str, Any]
 
@@ -42,8 +45,18 @@ TABLES: dict[str, tuple[str, ...]] = {
         "weight_kg",
         "created_at",
     ),
-    "devices": ("address", "pseudonym", "name", "model", "serial", "firmware", "added_at"),
-    "samples": ("device", "seq", "time", "metric", "value", "unit", "raw"),
+    "devices": (
+        "address",
+        "pseudonym",
+        "name",
+        "model",
+        "serial",
+        "firmware",
+        "added_at",
+        "personality",
+        "live_derived",
+    ),
+    "samples": ("device", "seq", "time", "metric", "value", "unit", "raw", "source"),
     "gaps": ("device", "first_seq", "last_seq", "reason", "recorded_at"),
     "consent_ledger": ("id", "time", "subject", "scope", "granted", "policy_version"),
     "disclosure_ledger": (
@@ -103,10 +116,13 @@ def _devices(store: Store) -> Iterator[Row]:
             "serial": d.serial,
             "firmware": d.firmware,
             "added_at": iso(d.added_at),
+            "personality": d.personality,
+            "live_derived": d.live_derived,
         }
 
 
 def _samples(store: Store) -> Iterator[Row]:
+    sources = {d.address: d.source for d in store.list_devices()}
     for s in store.iter_samples():
         yield {
             "device": s.device,
@@ -116,6 +132,7 @@ def _samples(store: Store) -> Iterator[Row]:
             "value": s.value,
             "unit": s.metric.unit,
             "raw": s.raw,
+            "source": sources[s.device],
         }
 
 

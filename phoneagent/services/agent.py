@@ -5,27 +5,76 @@ relays with the agent's socket, over which a command asks it to reload.
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
+from phoneagent.backoff import Backoff
 from phoneagent.config import SyncConfig
-from phoneagent.control import ControlError
+from phoneagent.control import ControlError, ControlServer
 from phoneagent.daemon import Daemon, Uploads
 from phoneagent.errors import AgentError
 from phoneagent.instance import SYNC_OP, sync_handler
 from phoneagent.privacy import sync_preferences
 from phoneagent.relays.service import RelayService
 from phoneagent.services.upload import HomeUploader
-from phoneagent.store import AsyncStore, Store
+from phoneagent.store import AsyncStore, Store, StoreFullError
 from phoneagent.sync import PreferencesSource, Relays, SyncObserver
 from phoneagent.transport import Transport
+
+log = logging.getLogger(__name__)
 
 
 class AlreadyServedError(AgentError):
     """Another agent answers on this data dir's socket."""
+
+
+async def open_when_room(
+    open_store: Callable[[], Store],
+    data_dir: Path,
+    config: SyncConfig,
+    stop: asyncio.Event,
+    say: Callable[[str], None],
+) -> Store | None:
+    """The store, once its disk has room to open it; None if ``stop`` is set first.
+
+    ``run`` started on a full disk waits as its engines do when the disk fills under them:
+    with their back-off, saying "not storing" through ``say`` and to ``phoneagent status``
+    (over the agent's socket, the store being unreadable), "storing again" once it opened.
+    """
+    waiting = ""  # why, while it waits
+
+    async def status(_request: dict[str, Any]) -> dict[str, Any]:
+        return {"watches": {}, "not_storing": waiting}
+
+    server = ControlServer(data_dir, {"status": status})
+
+    async def not_storing(error: BaseException, delay: float) -> None:
+        nonlocal waiting
+        if not waiting:
+            await server.start()
+        waiting = str(error)
+        say(f"not storing: {error}; retrying in {delay:.1f}s")
+
+    backoff = Backoff(config.backoff_initial, config.backoff_max)
+    full = backoff.retrying(lambda error: isinstance(error, StoreFullError), not_storing, stop)
+    try:
+        async for attempt in full:
+            with attempt:
+                if stop.is_set():
+                    return None
+                store = await asyncio.to_thread(open_store)
+    finally:
+        await server.close()
+    if waiting:
+        say("storing again: the disk has space")
+        log.warning("storing again: the disk has space (waited since the start)")
+    return store
 
 
 def preferences_of(store: Store) -> PreferencesSource:

@@ -17,7 +17,8 @@ from phoneagent.errors import AgentError
 from phoneagent.services.agent import preferences_of
 from phoneagent.services.upload import broker_errors, home_uploader
 from phoneagent.store import AsyncStore
-from phoneagent.sync import DeviceSync, SyncObserver
+from phoneagent.sync import SyncObserver
+from phoneagent.sync.engines import engine_for
 from phoneagent.transport import Transport
 from phoneagent.upload import UploadStats, policy_refusal
 
@@ -47,7 +48,8 @@ async def sync_once(
 ) -> SyncOutcome:
     """Backfill ``address`` once, then upload (``EndpointError`` before any of it)."""
     uploader = await asyncio.to_thread(home_uploader, data_dir, store.store)
-    sync = DeviceSync(
+    engine = engine_for(await store.get_device(address))
+    sync = engine(
         address,
         transport,
         store,

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from phoneagent.store.aio import AsyncStore, StorePool
 from phoneagent.store.db import (
+    HISTORY,
+    LIVE_PER_MINUTE,
     DeviceRecord,
     GapRecord,
     MissingSeqs,
@@ -28,7 +30,9 @@ from phoneagent.store.keys import DbKey, ResolvedKey, create_key_file, read_key_
 from phoneagent.store.schema import LATEST_VERSION
 
 __all__ = [
+    "HISTORY",
     "LATEST_VERSION",
+    "LIVE_PER_MINUTE",
     "AsyncStore",
     "DamagedStoreError",
     "DbKey",

@@ -115,6 +115,9 @@ class AsyncStore:
     ) -> StoreResult:
         return await self._run(self.store.store_batch, device, samples, tuple(gaps))
 
+    async def store_minutes(self, device: str, samples: Sequence[Sample]) -> StoreResult:
+        return await self._run(self.store.store_minutes, device, tuple(samples))
+
     async def next_seq(self, device: str) -> int:
         return await self._run(self.store.next_seq, device)
 

@@ -50,6 +50,9 @@ _MIN_PAGE = 512
 _CIPHER_PAGE = 4096  # SQLCipher 4's page size, which every store is created with
 _PAGE_SIZE = 1000
 _SEQ_MIN = -(2**63)
+# A device's samples: read from the watch's history, or made by the agent per minute
+# from the live values of a watch that keeps none (InfiniTime; phoneagent.sync.minutes).
+HISTORY, LIVE_PER_MINUTE = "history", "live per minute"
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 # Every sample of a batch in one statement, from one JSON array of [seq, ts, metric, raw]:
 # SQLite runs the whole insert in C in a single step. ``executemany`` binds and steps row
@@ -123,6 +126,15 @@ class DeviceRecord:
     serial: str | None
     firmware: str | None
     added_at: int
+    # The GATT profile it presented when paired (``phoneagent.sync.personality``).
+    personality: str = "watchsim"
+    # Its samples are per-minute records made from live values (it keeps no history).
+    live_derived: bool = False
+
+    @property
+    def source(self) -> str:
+        """Where its samples come from, as ``status``, ``data`` and the export say it."""
+        return LIVE_PER_MINUTE if self.live_derived else HISTORY
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +152,17 @@ class StoredSample:
     @property
     def sample(self) -> Sample:
         return Sample(seq=self.seq, timestamp=self.timestamp, metric=self.metric, raw=self.raw)
+
+
+_DEVICE_COLUMNS = (
+    "address, pseudonym, name, model, serial, firmware, added_at, personality, live_derived"
+)
+
+
+def _device(
+    row: tuple[str, str, str | None, str | None, str | None, str | None, int, str, int],
+) -> DeviceRecord:
+    return DeviceRecord(*row[:-1], live_derived=bool(row[-1]))
 
 
 def _diagnose(path: Path) -> NotADatabaseError | None:
@@ -427,22 +450,31 @@ class Store:
         model: str | None = None,
         serial: str | None = None,
         firmware: str | None = None,
+        personality: str | None = None,
+        live_derived: bool | None = None,
     ) -> DeviceRecord:
         """Record a device, or update the given (non-None) fields of a known one.
 
         The pseudonym and added time are set once and never change.
         """
+        derived = None if live_derived is None else int(live_derived)
         with self._locked():
             self._write(
                 lambda: self._conn.execute(
-                    "INSERT INTO devices"
-                    " (address, pseudonym, name, model, serial, firmware, added_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (address) DO UPDATE SET"
+                    "INSERT INTO devices (address, pseudonym, name, model, serial, firmware,"
+                    " added_at, personality, live_derived)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, coalesce(?, 'watchsim'), coalesce(?, 0))"
+                    " ON CONFLICT (address) DO UPDATE SET"
                     " name = coalesce(excluded.name, name),"
                     " model = coalesce(excluded.model, model),"
                     " serial = coalesce(excluded.serial, serial),"
-                    " firmware = coalesce(excluded.firmware, firmware)",
-                    (address, secrets.token_hex(16), name, model, serial, firmware, self.now()),
+                    " firmware = coalesce(excluded.firmware, firmware),"
+                    " personality = coalesce(?, personality),"
+                    " live_derived = coalesce(?, live_derived)",
+                    (
+                        *(address, secrets.token_hex(16), name, model, serial, firmware),
+                        *(self.now(), personality, derived, personality, derived),
+                    ),
                 )
             )
             record = self._get_device(address)
@@ -451,11 +483,9 @@ class Store:
 
     def _get_device(self, address: str) -> DeviceRecord | None:
         row = self._conn.execute(
-            "SELECT address, pseudonym, name, model, serial, firmware, added_at"
-            " FROM devices WHERE address = ?",
-            (address,),
+            f"SELECT {_DEVICE_COLUMNS} FROM devices WHERE address = ?", (address,)
         ).fetchone()
-        return None if row is None else DeviceRecord(*row)
+        return None if row is None else _device(row)
 
     def get_device(self, address: str) -> DeviceRecord | None:
         with self._locked():
@@ -464,10 +494,9 @@ class Store:
     def list_devices(self) -> list[DeviceRecord]:
         with self._locked():
             rows = self._conn.execute(
-                "SELECT address, pseudonym, name, model, serial, firmware, added_at"
-                " FROM devices ORDER BY address"
+                f"SELECT {_DEVICE_COLUMNS} FROM devices ORDER BY address"
             ).fetchall()
-        return [DeviceRecord(*row) for row in rows]
+        return [_device(row) for row in rows]
 
     def delete_device(self, address: str) -> bool:
         """Remove a device with its samples, gaps, sync position and bond; False if unknown."""
@@ -538,7 +567,7 @@ class Store:
             device_id = self._device_id(device)
             now = self.now()
             _check_int64(samples)
-            sample_array = json.dumps(samples)  # each Sample, a named tuple, as an array
+            sample_array = _sample_array(samples)
             gap_rows = [(device_id, g.first_seq, g.last_seq, g.reason, now) for g in gaps]
 
             def work() -> StoreResult:
@@ -550,6 +579,36 @@ class Store:
                 ).rowcount
                 next_seq = self._advance_sync_position(device_id)
                 return StoreResult(new, len(samples) - new, gaps_new, next_seq)
+
+            result: StoreResult = self._write(work)
+            return result
+
+    def store_minutes(self, device: str, samples: Sequence[Sample]) -> StoreResult:
+        """Store a live-derived device's per-minute records, idempotently by (device, seq)
+        (a seq names a minute and a metric: a minute stored twice keeps its first record).
+
+        Such a device has no history to sync from: its sync position is one past its
+        newest record, and nothing is ever missing below it.
+        """
+        with self._locked():
+            device_id = self._device_id(device)
+            _check_int64(samples)
+            sample_array = _sample_array(samples)
+
+            def work() -> StoreResult:
+                new = self._conn.execute(_INSERT_SAMPLES, (device_id, sample_array)).rowcount
+                self._conn.execute(
+                    "INSERT INTO sync_cursors (device_id, next_seq)"
+                    " SELECT ?1, max(seq) + 1 FROM samples WHERE device_id = ?1"
+                    " HAVING count(*) > 0 ON CONFLICT (device_id) DO UPDATE"
+                    " SET next_seq = max(next_seq, excluded.next_seq)",
+                    (device_id,),
+                )
+                row = self._conn.execute(
+                    "SELECT next_seq FROM sync_cursors WHERE device_id = ?", (device_id,)
+                ).fetchone()
+                next_seq = FIRST_SEQ if row is None else int(row[0])
+                return StoreResult(new, len(samples) - new, 0, next_seq)
 
             result: StoreResult = self._write(work)
             return result
@@ -663,6 +722,16 @@ class Store:
                     break
                 position = (page[-1][2], page[-1][0])
 
+    def sample_time(self, device: str, seq: int) -> int | None:
+        """Measurement time of the newest stored sample of ``device`` at or below ``seq``:
+        where a position (sync, upload) stands on a time axis; None when none is."""
+        with self._locked():
+            row = self._conn.execute(
+                "SELECT ts FROM samples WHERE device_id = ? AND seq <= ? ORDER BY seq DESC LIMIT 1",
+                (self._device_id(device), seq),
+            ).fetchone()
+        return None if row is None else int(row[0])
+
     def sample_columns(self, device: str, after_seq: int, limit: int) -> SampleColumns:
         """Seqs, metrics, timestamps and raw values of up to ``limit`` samples of
         ``device`` with seq > ``after_seq``, in seq order: what the uploader encodes."""
@@ -746,6 +815,12 @@ class Store:
 
 # Settings row per device: why its last sync session failed ("<unix time> <text>").
 _PROBLEM = "sync_problem:"
+
+
+def _sample_array(samples: Sequence[Sample]) -> str:
+    """Each Sample, a named tuple, as an array: the batch ``_INSERT_SAMPLES`` reads (one
+    encoding for history batches and per-minute records alike)."""
+    return json.dumps(samples)
 
 
 def _check_int64(samples: Sequence[Sample]) -> None:

@@ -145,6 +145,16 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # every first sync recorded seq 0, which no sample ever has, as a "not assigned" gap
     # that status then showed as a loss. Those rows described nothing and go.
     ("DELETE FROM gaps WHERE first_seq = 0 AND last_seq = 0 AND reason = 'not assigned'",),
+    # 5: watches of another firmware (issue 20). personality: the GATT profile the watch
+    # presented when paired ('watchsim': ours, with history; 'infinitime'). live_derived = 1:
+    # the watch keeps no history, so its samples are per-minute records the agent made
+    # from live values (seq = minute * 8 + metric, phoneagent.sync.minutes); status, data
+    # and the export say so. Existing devices are ours.
+    (
+        "ALTER TABLE devices ADD COLUMN personality TEXT NOT NULL DEFAULT 'watchsim'",
+        "ALTER TABLE devices ADD COLUMN live_derived INTEGER NOT NULL DEFAULT 0"
+        " CHECK (live_derived IN (0, 1))",
+    ),
 )
 
 LATEST_VERSION = len(MIGRATIONS)

@@ -9,8 +9,9 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementData
 
 from phoneagent.store import DeviceRecord, Store
+from phoneagent.sync.personality import advertises_infinitime, detect
 from phoneagent.sync.watch_client import WatchClient
-from phoneagent.transport import ConnectTimeoutError, Transport, appearance
+from phoneagent.transport import ConnectTimeoutError, PairingLostError, Transport, appearance
 from protocol.address import Address
 from protocol.profile import ADVERTISED_SERVICE_UUIDS
 from protocol.uuids import APPEARANCE_SMARTWATCH
@@ -21,7 +22,7 @@ class Sighting:
     address: str
     name: str | None
     rssi: int
-    # Advertises our watch's services or the smartwatch appearance.
+    # Advertises our watch's services or the smartwatch appearance, or InfiniTime's name.
     watch: bool
 
 
@@ -31,11 +32,14 @@ async def scan(transport: Transport, seconds: float) -> list[Sighting]:
 
     def on_advertisement(device: BLEDevice, data: AdvertisementData) -> None:
         services = {u.lower() for u in data.service_uuids}
-        watch = bool(services & set(ADVERTISED_SERVICE_UUIDS)) or (
-            appearance(data) == APPEARANCE_SMARTWATCH
+        name = data.local_name or device.name
+        watch = (
+            bool(services & set(ADVERTISED_SERVICE_UUIDS))
+            or appearance(data) == APPEARANCE_SMARTWATCH
+            or advertises_infinitime(name)
         )
         address = Address(device.address)
-        seen[address] = Sighting(address, data.local_name or device.name, data.rssi, watch)
+        seen[address] = Sighting(address, name, data.rssi, watch)
 
     async with transport.scanner(on_advertisement):
         await asyncio.sleep(seconds)  # a scan window is a duration, not a synchronisation
@@ -64,19 +68,35 @@ async def wait_for_advertising(
 
 
 async def pair_device(
-    transport: Transport, store: Store, address: str, *, scan_timeout: float
+    transport: Transport, store: Store, address: str, *, scan_timeout: float, bond: bool = False
 ) -> DeviceRecord:
-    """Pair (the transport's agent answers passkey or comparison) and record the device.
+    """Pair (the transport's agent answers passkey or comparison) and record the device
+    with the personality its services show.
 
-    Reading the History Status afterwards proves that the new bond opens the protected
-    characteristics before anything is recorded.
+    Our watch: reading the History Status afterwards proves that the new bond opens the
+    protected characteristics before anything is recorded. A watch that needs no bond
+    (InfiniTime) is paired only when it asks for it, by refusing a read for lack of
+    security, or when ``bond`` says so; otherwise it is recorded unbonded, as its
+    companions use it.
     """
     device = await wait_for_advertising(transport, address, scan_timeout)
     async with transport.client(device, timeout=scan_timeout) as client:
-        await client.pair()
+        personality = detect(s.uuid for s in client.services)
         watch = WatchClient(client)
-        await watch.read_status()
-        info = await watch.read_device_info()
+        if personality.needs_bond or bond:
+            await client.pair()
+            if personality.needs_bond:
+                await watch.read_status()
+            info = await watch.read_device_info()
+        else:
+            try:
+                info = await watch.read_device_info()
+            except PairingLostError:
+                # The watch refused the read for lack of security: it wants a bond. (A
+                # Bumble radio meets such a refusal by encrypting with the bond, of which
+                # there is none yet; bluetoothd pairs through its agent by itself.)
+                await client.pair()
+                info = await watch.read_device_info()
     return await asyncio.to_thread(
         store.add_device,
         Address(device.address),
@@ -84,4 +104,6 @@ async def pair_device(
         model=info.model,
         serial=info.serial,
         firmware=info.firmware,
+        personality=personality,
+        live_derived=personality.live_derived,
     )

@@ -34,8 +34,9 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
+from bleak import BleakClient
 from bleak.exc import BleakError
 
 from phoneagent.backoff import Backoff
@@ -43,13 +44,16 @@ from phoneagent.store import AsyncStore, MissingSeqs, StoreFullError, StoreResul
 from phoneagent.sync.discovery import wait_for_advertising
 from phoneagent.sync.preferences import PreferencesSource, SyncPreferences
 from phoneagent.sync.stream import DROPPED, Group, ReportStream
-from phoneagent.sync.watch_client import WatchClient, WatchProtocolError
+from phoneagent.sync.watch_client import DeviceInfo, WatchClient, WatchProtocolError
 from phoneagent.transport import PairingLostError, Transport
 from phoneagent.waiting import done_or_set, sleep_unless
 from protocol.address import Address
 from protocol.errors import ProtocolError
 from protocol.history import HistoryResponse, HistoryResult, HistoryStatus
 from protocol.metrics import Sample
+
+if TYPE_CHECKING:  # the relays import the privacy package, which imports this one
+    from phoneagent.relays.hub import WatchSink
 
 T = TypeVar("T")
 
@@ -101,7 +105,7 @@ class Committed:
 class Relays(Protocol):
     """Where a connected watch is offered for relays (``phoneagent.relays.RelayHub``)."""
 
-    async def attach(self, watch: WatchClient) -> None: ...
+    async def attach(self, watch: WatchSink) -> None: ...
 
     def detach(self, address: str) -> None: ...
 
@@ -254,8 +258,7 @@ class DeviceSync:
         client = self._transport.client(device, lambda _: lost.set(), timeout=self._connect_timeout)
         await client.connect()
         try:
-            watch = WatchClient(client, idle_timeout=self._idle_timeout)
-            await _unless(lost, self._converse(watch, device.name, live), self.address)
+            await _unless(lost, self._converse(client, device.name, live), self.address)
         finally:
             self._stream = None
             self._watch = None
@@ -265,11 +268,9 @@ class DeviceSync:
             with contextlib.suppress(BleakError):
                 await client.disconnect()
 
-    async def _converse(self, watch: WatchClient, name: str | None, live: bool) -> None:
-        status = await watch.read_status()  # the first protected read: encrypts from the bond
-        self.newest_seq = status.newest_seq
-        self._set(SyncState.CONFIGURING)
-        info = await watch.read_device_info()
+    async def _record_device(self, info: DeviceInfo, name: str | None, **kind: Any) -> None:
+        """What the watch says it is, kept with the device (``kind``: another personality's
+        marks, such as InfiniTime's)."""
         await asyncio.to_thread(
             self._store.store.add_device,
             self.address,
@@ -277,7 +278,16 @@ class DeviceSync:
             model=info.model,
             serial=info.serial,
             firmware=info.firmware,
+            **kind,
         )
+
+    async def _converse(self, client: BleakClient, name: str | None, live: bool) -> None:
+        """One connection's work (another personality's engine has its own: InfiniTimeSync)."""
+        watch = WatchClient(client, idle_timeout=self._idle_timeout)
+        status = await watch.read_status()  # the first protected read: encrypts from the bond
+        self.newest_seq = status.newest_seq
+        self._set(SyncState.CONFIGURING)
+        await self._record_device(await watch.read_device_info(), name)
         if not await watch.set_clock(self._clock):
             log.info("%s: the watch keeps its own time (a simulated clock)", self.address)
         await self._configure(watch)

@@ -38,6 +38,7 @@ from bumble.transport import open_transport
 from bumble.transport.common import AsyncPipeSink
 
 from bumblekit.controller import virtual_controller
+from bumblekit.lateanswers import drop_late_answers
 from bumblekit.quiet import quiet_bumble_debug_strings
 from phoneagent.transport.bonds import BondStore, MemoryBondStore
 from phoneagent.transport.errors import (
@@ -118,6 +119,37 @@ def _quietly(task: asyncio.Future[None]) -> None:
         log.debug("dropping a late connection: %r", task.exception())
 
 
+class CentralDevice(Device):
+    """Bumble's ``Device``, knowing whether its connect has asked the controller yet.
+
+    ``connect_le`` sets the own address type just before sending LE Create Connection
+    and clears it as it ends; a connection that completes after that (the connect was
+    given up while the command was under way, or a cancel crossed the completion) met
+    ``assert own_address_type is not None`` in Bumble's event handler and was never
+    registered, so the watch stayed connected to a host that could not even drop it.
+    Here it is registered under the last type used, for the radio to drop.
+    """
+
+    _initiating_as: hci.OwnAddressType | None = None
+    _last_own_address_type = hci.OwnAddressType.RANDOM
+
+    @property
+    def connect_own_address_type(self) -> hci.OwnAddressType:
+        return self._initiating_as or self._last_own_address_type
+
+    @connect_own_address_type.setter
+    def connect_own_address_type(self, value: hci.OwnAddressType | None) -> None:
+        self._initiating_as = value
+        if value is not None:
+            self._last_own_address_type = value
+
+    @property
+    def initiating(self) -> bool:
+        """A connect has sent (or is sending) LE Create Connection and not ended: the
+        controller may connect whatever the host does now."""
+        return self._initiating_as is not None
+
+
 class BondKeyStore(KeyStore):
     """Bumble's key store interface over a ``BondStore``, so Bumble reads and writes our bonds."""
 
@@ -174,12 +206,13 @@ class BumbleRadio:
 
     def __init__(
         self,
-        device: Device,
+        device: CentralDevice,
         bonds: BondStore | None,
         agent: PairingAgent,
         on_close: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         quiet_bumble_debug_strings()  # about half of a backfill's CPU otherwise
+        drop_late_answers()  # a stopped engine's last request: no traceback
         self.device = device
         # Anonymous (no bonds given): it scans, and has no identity to pair with.
         self.anonymous = bonds is None
@@ -192,9 +225,12 @@ class BumbleRadio:
         self._connect_lock = asyncio.Lock()
         # Disconnects of connections that completed after their caller gave up.
         self._background: set[asyncio.Future[None]] = set()
+        self._connecting: asyncio.Future[Connection] | None = None  # Bumble's connect
+        self._owned: set[Connection] = set()  # handed to a caller
         self._scan_lock = asyncio.Lock()
         self._scan_listeners: dict[AdvertisementListener, ScanFilter] = {}
         self._scanning_for: ScanFilter = None  # while scanning
+        self._accept_list_full = False  # said once, until the list holds them again
         self._just_works: set[str] = set()  # peers whose pairing fell to Just Works
         # How long one resolvable private address is shown (TGAP(private_addr_int), 15 min
         # recommended: Core Vol 3 Part C Appendix A); a new one when a scan starts after.
@@ -203,6 +239,7 @@ class BumbleRadio:
         device.keystore = BondKeyStore(self.bonds)
         device.pairing_config_factory = self._pairing_config
         device.on(Device.EVENT_ADVERTISEMENT, self._on_advertisement)
+        device.on(Device.EVENT_CONNECTION, self._on_connection)
         from phoneagent.transport.backend import bind_backends
 
         self.scanner_backend: type[BumbleScanner]
@@ -251,7 +288,9 @@ class BumbleRadio:
         """
         configuration = cls._configuration(cls._identity(bonds, legacy_address))
         controller = virtual_controller("phoneagent", link=link)
-        device = Device(config=configuration, host=Host(controller, AsyncPipeSink(controller)))
+        device = CentralDevice(
+            config=configuration, host=Host(controller, AsyncPipeSink(controller))
+        )
         radio = cls(device, bonds, agent or RefusingAgent())
         await device.power_on()
         return radio
@@ -277,7 +316,9 @@ class BumbleRadio:
             # by itself; a spec Bumble cannot parse never does.
             absent = isinstance(error, OSError) or radio_lost(error)
             raise (RadioLostError if absent else TransportConfigError)(message) from error
-        device = Device(config=configuration, host=Host(hci_transport.source, hci_transport.sink))
+        device = CentralDevice(
+            config=configuration, host=Host(hci_transport.source, hci_transport.sink)
+        )
         radio = cls(device, bonds, agent or RefusingAgent(), hci_transport.close)
         radio.transport_lost = hci_transport.source.terminated
         try:
@@ -392,21 +433,35 @@ class BumbleRadio:
         return address_text(self.device.static_address)
 
     async def _accept_only(self, addresses: frozenset[str]) -> bool:
-        """Program the Filter Accept List; False if the controller cannot hold them all."""
+        """Program the Filter Accept List; False if the controller cannot hold them all.
+
+        As BlueZ does, a list too small for every wanted address is not used: the scan
+        goes unfiltered. The size is read each time, since a chip may change it
+        (Core Vol 4 Part E 7.8.14), and a refusal to add counts as full too.
+        """
         send = self.device.send_sync_command
+        kinds = (hci.Address.RANDOM_DEVICE_ADDRESS, hci.Address.PUBLIC_DEVICE_ADDRESS)
         try:
-            await send(hci.HCI_LE_Clear_Filter_Accept_List_Command())
-            for text in addresses:
-                for kind in (hci.Address.RANDOM_DEVICE_ADDRESS, hci.Address.PUBLIC_DEVICE_ADDRESS):
-                    await send(
-                        hci.HCI_LE_Add_Device_To_Filter_Accept_List_Command(
-                            address_type=kind, address=hci.Address(text, kind)
+            size = await send(hci.HCI_LE_Read_Filter_Accept_List_Size_Command())
+            room = size.filter_accept_list_size
+            if len(kinds) * len(addresses) <= room:
+                await send(hci.HCI_LE_Clear_Filter_Accept_List_Command())
+                for text in addresses:
+                    for kind in kinds:
+                        await send(
+                            hci.HCI_LE_Add_Device_To_Filter_Accept_List_Command(
+                                address_type=kind, address=hci.Address(text, kind)
+                            )
                         )
-                    )
+                self._accept_list_full = False
+                return True
+            why = f"room for {room} entries"
         except hci.HCI_Error as error:
-            log.info("scanning unfiltered: the accept list refused %s (%s)", addresses, error)
-            return False
-        return True
+            why = str(error)
+        if not self._accept_list_full:
+            log.info("scanning unfiltered: the accept list cannot hold %s (%s)", addresses, why)
+        self._accept_list_full = True
+        return False
 
     async def _start_filtered_scan(self) -> None:
         """``Device.start_scanning`` with the accept-list policy, which Bumble cannot ask for."""
@@ -482,56 +537,77 @@ class BumbleRadio:
         expects it; and Python 3.11's ``wait_for`` inside it can swallow a cancellation
         that meets the connection's completion, so the caller would never stop. The
         outer deadline, later, only bounds what Bumble does not (its search for the peer
-        before connecting).
+        before connecting). Whatever connection the caller does not get is dropped
+        (``_reap``), so the watch advertises again.
         """
         address = Address(address)
-        connection = await self._connect(address, within)
+        try:
+            connection = await self._connect(address, within)
+        except (TimeoutError, core.TimeoutError) as error:
+            raise ConnectTimeoutError(
+                f"{address}: no connectable advertisement within {within:g} s"
+            ) from error
+        except (hci.HCI_Error, core.ConnectionError) as error:
+            raise BleakError(f"{address}: controller refused the connection: {error}") from error
         # The scan's end was awaited since: the peer may have left already, and a
         # connection whose end nobody will hear of would be waited on for ever.
         if self.device.connections.get(connection.handle) is not connection:
             raise BleakError(f"{address} disconnected")
+        self._owned.add(connection)
         return connection
 
     async def _connect(self, address: str, within: float) -> Connection:
         loop = asyncio.get_running_loop()
-        async with self._connect_lock, self._sighting(address) as seen:
-            deadline = loop.time() + within
-            try:
+        connection: Connection | None = None
+        try:
+            async with self._connect_lock, self._sighting(address) as seen:
+                deadline = loop.time() + within
                 async with asyncio.timeout_at(deadline):
+                    previous = self._connecting
+                    if previous is not None and not previous.done():
+                        # An abandoned connect still initiating, under Bumble's timeout.
+                        await asyncio.wait([previous])
                     peer = await seen
                 remaining = max(deadline - loop.time(), CONNECT_MIN_S)
                 connecting = asyncio.ensure_future(self.device.connect_le(peer, timeout=remaining))
+                self._connecting = connecting
                 try:
                     async with asyncio.timeout(remaining + ENCRYPT_TIMEOUT):
-                        connection: Connection = await asyncio.shield(connecting)
+                        connection = await asyncio.shield(connecting)
                 except BaseException:
                     self._abandon(connecting)
                     raise
                 return connection
-            except (TimeoutError, core.TimeoutError) as error:
-                raise ConnectTimeoutError(
-                    f"{address}: no connectable advertisement within {within:g} s"
-                ) from error
-            except (hci.HCI_Error, core.ConnectionError) as error:
-                raise BleakError(
-                    f"{address}: controller refused the connection: {error}"
-                ) from error
+        except BaseException:
+            if connection is not None:
+                self._reap()  # made, but ending the scan failed: no caller will have it
+            raise
 
     def _abandon(self, connecting: asyncio.Future[Connection]) -> None:
         """Our caller gave up on a connect: stop it while Bumble is still looking for the
-        peer, else let its own timeout end it and drop a connection it still makes."""
-        if not connecting.done() and not self.device.is_le_connecting:
+        peer, else let its own timeout end it and drop whatever connection it leaves."""
+        if not connecting.done() and not self.device.initiating:
             connecting.cancel()
+        connecting.add_done_callback(lambda _: self._reap())
 
-        def drop(task: asyncio.Future[Connection]) -> None:
-            if task.cancelled() or task.exception() is not None:
-                return
-            late = asyncio.ensure_future(task.result().disconnect())
+    def _on_connection(self, connection: Connection) -> None:
+        """A connection that completed when no connect was running (see ``CentralDevice``)."""
+        if self._connecting is None or self._connecting.done():
+            self._reap()
+
+    def _reap(self) -> None:
+        """Disconnect every connection this central made that no caller holds: a late
+        one, or one whose connect failed as it completed (a cancel that crossed it)."""
+        live = set(self.device.connections.values())
+        self._owned &= live
+        for connection in live - self._owned:
+            if connection.role != hci.Role.CENTRAL or self.lost:
+                continue
+            log.info("dropping a connection to %s nobody waits for", connection.peer_address)
+            late = asyncio.ensure_future(connection.disconnect())
             self._background.add(late)
             late.add_done_callback(self._background.discard)
             late.add_done_callback(_quietly)
-
-        connecting.add_done_callback(drop)
 
     def _pairing_config(self, connection: Connection) -> PairingConfig:
         return PairingConfig(

@@ -145,6 +145,6 @@ def _parse(fmt: str, text: str) -> list[int]:
     if fmt == "csv":
         return [int(row["seq"]) for row in csv.DictReader(io.StringIO(text))]
     lines = text.splitlines()
-    assert lines[0].split() == ["device", "seq", "time", "metric", "value", "unit"]
+    assert lines[0].split() == ["device", "seq", "time", "metric", "value", "unit", "source"]
     assert lines[-1] == f"{len(lines) - 2} sample(s)"
     return [int(line.split()[1]) for line in lines[1:-1]]

@@ -19,7 +19,7 @@ from tests.fleetrun import cloud_toml
 from tests.mosquitto import Broker
 from tests.processes import AGENT_CLI, ENV, Phone, Watch, kill, line
 from tests.system.test_two_processes import PROFILE, on_air
-from tests.system.test_upload import receiving, wait_until
+from tests.system.test_upload import receiving, wait_for_samples
 
 pytestmark = pytest.mark.system
 
@@ -94,7 +94,7 @@ async def test_sync_uploads_what_it_stored_and_refuses_what_run_refuses__PR_CLOU
             held = (await phone.status(address))["samples"]
             assert stored(first) == held > 7000
             assert uploaded(first) == held  # everything it stored, nothing else
-            await wait_until(lambda: len(cloud.samples()) == held, "the sync's upload")
+            await wait_for_samples(cloud, lambda rows: len(rows) == held, "the sync's upload")
             # The same upload position: a second sync sends only what it stored since.
             second = await phone("sync", address)
             assert uploaded(second) == stored(second)
@@ -139,15 +139,15 @@ async def test_a_new_home_region_takes_effect_in_the_running_agent__PR_REGION__P
             receiving(local("us", us_broker), tmp_path / "us.db") as us,
         ):
             async with phone.daemon(address) as agent:
-                await wait_until(lambda: len(eu.samples()) > 7000, "the backfill in eu")
+                await wait_for_samples(eu, lambda rows: len(rows) > 7000, "the backfill in eu")
                 moved = await phone("account", "update", "--region", "us")
                 assert "in effect now" in moved, moved
                 await line(agent, "cloud upload goes to us", wait=phone.daemon_wait, stderr=True)
-                await wait_until(lambda: len(us.samples()) > 7000, "the backfill in us")
+                await wait_for_samples(us, lambda rows: len(rows) > 7000, "the backfill in us")
             # Both endpoints hold data and are erased; eu's upload positions bound its request.
             cleared = await phone("cloud", "clear", "--wait", "10")
             assert "0 erase request(s) pending confirmation" in cleared, cleared
-            assert eu.samples() == []  # us may hold a batch in flight when run stopped
+            assert await eu.samples() == []  # us may hold a batch in flight when run stopped
         assert await cloud_disclosed(phone, "eu") > 7000
         assert await cloud_disclosed(phone, "us") > 7000
     finally:

@@ -14,12 +14,19 @@ import nats.errors
 import pytest
 
 from cloudreceiver.jetstream import STREAM, serve_stream
-from cloudreceiver.receiver import ReceiverDb
+from cloudreceiver.store import ReceiverStore, open_store
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.uploader import Uploader
 from tests.natscluster import NatsCluster
-from tests.system.test_upload import TIMEOUT, expected, fill, make_account, open_store, wait_until
+from tests.system.test_upload import (
+    TIMEOUT,
+    expected,
+    fill,
+    make_account,
+    wait_for_samples,
+)
+from tests.system.test_upload import open_store as open_agent_store
 
 pytestmark = [pytest.mark.system, pytest.mark.cluster, pytest.mark.timeout(120)]
 
@@ -32,11 +39,11 @@ def endpoint_at(port: int) -> Endpoint:
 
 @contextlib.asynccontextmanager
 async def receiver_group(
-    cluster: NatsCluster, db_path: Path, members: int
-) -> AsyncIterator[ReceiverDb]:
+    cluster: NatsCluster, database: str, members: int
+) -> AsyncIterator[ReceiverStore]:
     """``members`` receivers, each on its own node's MQTT port and its own connection to
-    the shared SQLite file, like separate processes; yields a connection for reading."""
-    dbs = [ReceiverDb(db_path) for _ in range(members + 1)]
+    the shared database, like separate processes; yields a connection for reading."""
+    dbs = [await open_store(database) for _ in range(members + 1)]
     tasks = []
     for n in range(members):
         ready = asyncio.Event()
@@ -58,21 +65,21 @@ async def receiver_group(
             with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError, nats.errors.Error):
                 await task
         for db in dbs:
-            db.close()
+            await db.close()
 
 
 async def test_upload_over_mqtt_311_reaches_a_receiver_group_once(
-    nats_cluster: NatsCluster, tmp_path: Path
+    nats_cluster: NatsCluster, tmp_path: Path, receiver_database: str
 ) -> None:
-    store = open_store(tmp_path / "agent")
+    store = open_agent_store(tmp_path / "agent")
     make_account(store)
     samples = fill(store, 5000)
     endpoint = endpoint_at(nats_cluster.mqtt_ports[0])
-    async with receiver_group(nats_cluster, tmp_path / "cloud.db", members=2) as db:
+    async with receiver_group(nats_cluster, receiver_database, members=2) as db:
         stats = await Uploader(store, endpoint).drain()
         assert stats.samples == 5000
-        await wait_until(lambda: len(db.samples()) == 5000, "all samples received")
-        assert db.samples() == expected(store, samples)
+        rows = await wait_for_samples(db, lambda rows: len(rows) == 5000, "all received")
+        assert rows == expected(store, samples)
         # Each message went to one member: none was delivered twice, none waits.
         connection = await nats.connect(nats_cluster.servers)
         try:
@@ -85,4 +92,4 @@ async def test_upload_over_mqtt_311_reaches_a_receiver_group_once(
         assert request_cloud_erasure(store, "data")
         await Uploader(store, endpoint).drain(confirm_timeout=TIMEOUT)
         assert store.ledger.erase_requests(pending_only=True) == []
-        assert db.samples() == []
+        assert await db.samples() == []

@@ -2,7 +2,8 @@
 with a file and freed again.
 
 ``sync`` says the disk is full and exits; ``run`` stops storing and acknowledging, says so
-in ``status``, backs off and carries on by itself once space returns. Nothing unstored is
+in ``status``, backs off and carries on by itself once space returns, also when it was
+started on the full disk. Nothing unstored is
 acknowledged: the store ends with every seq exactly once.
 """
 
@@ -32,6 +33,7 @@ from tests.system.test_upload import (
     make_account,
     open_store,
     receiving,
+    wait_for_samples,
     wait_until,
 )
 from tests.system.test_upload import fill as put_samples
@@ -85,6 +87,40 @@ async def test_sync_and_run_on_a_full_disk(small_disk: Path, tmp_path: Path) -> 
         await kill(air)
 
 
+async def test_run_started_on_a_full_disk_waits_for_room(small_disk: Path, tmp_path: Path) -> None:
+    """Not an exit: ``run`` backs off until the store opens, says so on stderr and in
+    ``status``, then syncs as usual."""
+    air, air_address = await start_air()
+    phone = Phone(small_disk / "agent", f"loopback:{air_address}")
+    watch, address = await Watch(tmp_path / "watch", ("--air", air_address)).start()
+    agent: asyncio.subprocess.Process | None = None
+    try:
+        await phone("pair", address, passkey_from=watch)
+        (phone.data_dir / "config.toml").write_text(
+            "[sync]\nbackoff_initial = 0.2\nbackoff_max = 1.0\n"
+        )
+        filler = fill(small_disk)
+        agent = await phone._spawn("run", "--no-dbus")
+        await line(agent, rf"^not storing: {FULL}", wait=phone.daemon_wait, stderr=True)
+        status = await phone._spawn("status")
+        _out, err = await asyncio.wait_for(status.communicate(), phone.daemon_wait)
+        assert status.returncode == EXIT_ERROR
+        assert re.search(rf"phoneagent run is waiting, not storing: {FULL}", err.decode())
+
+        filler.unlink()
+        await line(agent, "^storing again: the disk has space", wait=phone.daemon_wait, stderr=True)
+        await line(agent, rf"{address}: live", wait=phone.daemon_wait, stderr=True)
+        agent.send_signal(signal.SIGTERM)
+        await line(agent, "phoneagent stopped", wait=WAIT, stderr=True)
+        assert await asyncio.wait_for(agent.wait(), WAIT) == 0
+        assert_backfilled(await phone.status(address))
+    finally:
+        if agent is not None:
+            await kill(agent)
+        await kill(watch)
+        await kill(air)
+
+
 class Heard(logging.Handler):
     """Sets ``event`` when a record matching ``pattern`` is logged (from the loop's thread)."""
 
@@ -125,7 +161,7 @@ async def test_the_uploader_waits_out_a_full_disk(
                 lambda: store.ledger.get_upload_position(WATCH, endpoint.region) == 2999,
                 "the upload position committed once there is room",
             )
-            await wait_until(lambda: len(cloud.samples()) == 3000, "every sample received")
+            await wait_for_samples(cloud, lambda rows: len(rows) == 3000, "every sample received")
             stop.set()
             await asyncio.wait_for(running, TIMEOUT)
     finally:

@@ -22,7 +22,7 @@ from phoneagent.upload import Endpoint, Uploader
 from protocol.settings import Sex
 from tests.integration.test_sync_engine import WAIT, Recorder, paired
 from tests.mosquitto import Broker
-from tests.system.test_upload import receiving, wait_until
+from tests.system.test_upload import receiving, wait_for_samples
 
 pytestmark = pytest.mark.system
 
@@ -53,14 +53,15 @@ async def test_daemon_uploads_what_it_syncs__PR_CLOUD(
             seed=1,
         )
         running = asyncio.create_task(daemon.run(stop))
-        await wait_until(
-            lambda: sum(1 for row in cloud.samples() if row[1] <= backfilled) == backfilled,
+        await wait_for_samples(
+            cloud,
+            lambda rows: sum(1 for row in rows if row[1] <= backfilled) == backfilled,
             f"the receiver holds seqs 1..{backfilled}",
         )
         stop.set()
         async with asyncio.timeout(WAIT):
             await running
-        received = cloud.samples()
+        received = await cloud.samples()
 
     assert {row[0] for row in received} == {device.pseudonym}
     seqs = [row[1] for row in received]

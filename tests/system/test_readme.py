@@ -118,6 +118,11 @@ async def test_the_quickstart_demo_and_what_it_says_to_try_next(
     for command in shown:
         code, listed, err = await finished(argv(command, {})[0], environment)
         assert code == 0 and listed.strip(), err
+    # "The first of them with `report` in place of `status`" (to a file of the test's).
+    charts = Path(environment["TMPDIR"]) / "report.html"
+    words = argv(shown[0].replace(" status", f" report --out {charts}"), {})[0]
+    code, _, err = await finished(words, environment)
+    assert code == 0 and "personal health data" in err and charts.stat().st_size > 0, err
 
 
 async def test_two_processes_over_the_loopback_air_as_written(

@@ -22,7 +22,7 @@ from tests.processes import (
     start_air,
     stop_air,
 )
-from tests.system.test_upload import receiving, wait_until
+from tests.system.test_upload import receiving, wait_for_samples
 
 PROFILE = (
     *("--region", "eu", "--birth-date", "1990-03-01", "--sex", "female"),
@@ -107,9 +107,9 @@ async def test_cloud_sync_turned_on_while_the_agent_runs__PR_CLOUD(
             phone.daemon(address),
             receiving(endpoint, tmp_path / "cloud.db") as cloud,
         ):
-            assert cloud.samples() == []  # guest mode: nothing leaves the phone
+            assert await cloud.samples() == []  # guest mode: nothing leaves the phone
             await phone("account", "create", *PROFILE)
             assert "in effect now" in await phone("cloud", "enable")
-            await wait_until(lambda: len(cloud.samples()) > 7000, "the backfill uploaded")
+            await wait_for_samples(cloud, lambda rows: len(rows) > 7000, "the backfill uploaded")
     finally:
         await kill(process)

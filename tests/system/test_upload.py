@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import random
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
@@ -15,7 +16,9 @@ import aiomqtt
 import pytest
 from click.testing import CliRunner
 
-from cloudreceiver.receiver import ReceiverDb, serve
+from cloudreceiver.receiver import serve
+from cloudreceiver.store import ReceiverStore, SampleRow
+from cloudreceiver.store import open_store as open_receiver_store
 from phoneagent.backoff import Backoff
 from phoneagent.cli import main
 from phoneagent.privacy.account import ProfileInput, create_account
@@ -73,10 +76,13 @@ def endpoint_for(b: Broker, region: str = "eu") -> Endpoint:
 
 
 @contextlib.asynccontextmanager
-async def receiving(endpoint: Endpoint, db_path: Path) -> AsyncIterator[ReceiverDb]:
-    db = ReceiverDb(db_path)
+async def receiving(
+    endpoint: Endpoint, database: str | Path, group: str | None = "receivers"
+) -> AsyncIterator[ReceiverStore]:
+    """The reference receiver on ``database`` (a SQLite path or a PostgreSQL URL)."""
+    db = await open_receiver_store(database)
     ready = asyncio.Event()
-    task = asyncio.create_task(serve(endpoint, db, ready=ready))
+    task = asyncio.create_task(serve(endpoint, db, group=group, ready=ready))
     await asyncio.wait_for(ready.wait(), TIMEOUT)
     try:
         yield db
@@ -84,19 +90,41 @@ async def receiving(endpoint: Endpoint, db_path: Path) -> AsyncIterator[Receiver
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
             await task
-        db.close()
+        await db.close()
 
 
-async def wait_until(predicate: Callable[[], bool], what: str) -> None:
+async def wait_until(
+    predicate: Callable[[], bool | Awaitable[bool]], what: str, within: float = TIMEOUT
+) -> None:
     try:
-        async with asyncio.timeout(TIMEOUT):
-            while not predicate():  # noqa: ASYNC110 - another process writes what we poll
+        async with asyncio.timeout(within):
+            while not await _holds(predicate):  # noqa: ASYNC110 - another process writes it
                 await asyncio.sleep(0.02)
     except TimeoutError:
-        raise AssertionError(f"timed out after {TIMEOUT}s waiting for: {what}") from None
+        raise AssertionError(f"timed out after {within}s waiting for: {what}") from None
 
 
-def expected(store: Store, samples: list[Sample]) -> list[tuple[str, int, int, int, int]]:
+async def _holds(predicate: Callable[[], bool | Awaitable[bool]]) -> bool:
+    result = predicate()
+    return await result if inspect.isawaitable(result) else result
+
+
+async def wait_for_samples(
+    db: ReceiverStore, done: Callable[[list[SampleRow]], bool], what: str
+) -> list[SampleRow]:
+    """Until the receiver's samples are ``done``; returns them."""
+    rows: list[SampleRow] = []
+
+    async def ready() -> bool:
+        nonlocal rows
+        rows = await db.samples()
+        return done(rows)
+
+    await wait_until(ready, what)
+    return rows
+
+
+def expected(store: Store, samples: list[Sample]) -> list[SampleRow]:
     device = store.get_device(WATCH)
     assert device is not None
     return [(device.pseudonym, s.seq, int(s.metric), s.timestamp, s.raw) for s in samples]
@@ -109,18 +137,19 @@ def capture(broker: Broker, tmp_path: Path) -> Iterator[Capture]:
     yield recording
 
 
-async def test_upload_end_to_end_into_receiver__PR_CLOUD(broker: Broker, tmp_path: Path) -> None:
+async def test_upload_end_to_end_into_receiver__PR_CLOUD(
+    broker: Broker, tmp_path: Path, receiver_database: str
+) -> None:
     store = open_store(tmp_path / "agent")
     make_account(store)
     samples = fill(store, 1234)
     endpoint = endpoint_for(broker)
-    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+    async with receiving(endpoint, receiver_database) as db:
         stats = await Uploader(store, endpoint).drain()
         assert stats.samples == 1234
-        await wait_until(lambda: len(db.samples()) == 1234, "all samples received")
-        assert db.samples() == expected(store, samples)
-        model = db.conn.execute("SELECT model, firmware FROM devices").fetchall()
-        assert model == [("WS-1", "1.2")]
+        await wait_for_samples(db, lambda rows: len(rows) == 1234, "all samples received")
+        assert await db.samples() == expected(store, samples)
+        assert [info for _device, *info in await db.devices()] == [["WS-1", "1.2"]]
     assert store.ledger.get_upload_position(WATCH, "eu") == 1233
     assert store.ledger.disclosures()[-1].record_count == 1234
     # Nothing new: a second drain publishes nothing.
@@ -132,7 +161,7 @@ async def test_upload_end_to_end_into_receiver__PR_CLOUD(broker: Broker, tmp_pat
 
 
 async def test_broker_outage_loses_nothing_and_no_duplicates(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, receiver_database: str
 ) -> None:
     store = open_store(tmp_path / "agent")
     make_account(store)
@@ -158,39 +187,43 @@ async def test_broker_outage_loses_nothing_and_no_duplicates(
         refusal=broker_dies_mid_upload,
     )
     stop = asyncio.Event()
-    async with receiving(endpoint, tmp_path / "cloud.db"):
+    # Not shared: Mosquitto restores only a session's plain subscriptions after a restart,
+    # so the receiver's queue fills even before it is back (docs/upload.md).
+    async with receiving(endpoint, receiver_database, group=None):
         running = asyncio.create_task(uploader.run(stop))
         assert await asyncio.to_thread(down.wait, TIMEOUT), "the broker was not stopped"
         more = fill(store, 2000, start=3000, seed=2)  # stored during the outage
         broker.start()
     assert uploader.stats.samples < 5000
     # The receiver's connection died with the broker: a fresh one resumes its session.
-    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+    async with receiving(endpoint, receiver_database, group=None) as db:
         uploader.wake()
         await wait_until(
             lambda: store.ledger.get_upload_position(WATCH, "eu") == 4999,
             "upload position at the end",
         )
-        await wait_until(lambda: len(db.samples()) == 5000, "every sample stored")
+        await wait_for_samples(db, lambda rows: len(rows) == 5000, "every sample stored")
         stop.set()
         await asyncio.wait_for(running, TIMEOUT)
-        assert db.samples() == expected(store, samples + more)  # primary key: no duplicates
+        assert await db.samples() == expected(store, samples + more)  # primary key: no duplicates
 
 
-async def test_restart_resumes_from_durable_upload_position(broker: Broker, tmp_path: Path) -> None:
+async def test_restart_resumes_from_durable_upload_position(
+    broker: Broker, tmp_path: Path, receiver_database: str
+) -> None:
     directory = tmp_path / "agent"
     store = open_store(directory)
     make_account(store)
     fill(store, 500)
     endpoint = endpoint_for(broker)
-    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+    async with receiving(endpoint, receiver_database) as db:
         await Uploader(store, endpoint).drain()
         store.close()
         reopened = open_store(directory)
         fill(reopened, 250, start=500, seed=3)
         stats = await Uploader(reopened, endpoint).drain()
         assert stats.samples == 250  # only what the broker had not acknowledged yet
-        await wait_until(lambda: len(db.samples()) == 750, "all stored")
+        await wait_for_samples(db, lambda rows: len(rows) == 750, "all stored")
         reopened.close()
 
 
@@ -199,7 +232,7 @@ INFO_ONLY = ["topic read watchsync/#", "topic write watchsync/+/+/+/info"]
 
 
 async def test_refused_publish_moves_no_upload_position_and_loses_nothing(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, receiver_database: str
 ) -> None:
     """A broker that refuses samples by ACL (PUBACK reason 0x87) is a failure, not an upload."""
     store = open_store(tmp_path / "agent")
@@ -216,10 +249,10 @@ async def test_refused_publish_moves_no_upload_position_and_loses_nothing(
     assert store.ledger.disclosures() == []  # nothing was disclosed
     # With the rules fixed, everything goes.
     endpoint = endpoint_for(broker)
-    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+    async with receiving(endpoint, receiver_database) as db:
         assert (await Uploader(store, endpoint).drain()).samples == 500
-        await wait_until(lambda: len(db.samples()) == 500, "all samples received")
-        assert db.samples() == expected(store, samples)
+        await wait_for_samples(db, lambda rows: len(rows) == 500, "all samples received")
+        assert await db.samples() == expected(store, samples)
 
 
 async def test_refused_erase_request_stays_pending_with_a_clear_error(
@@ -253,7 +286,7 @@ async def test_refused_erase_request_stays_pending_with_a_clear_error(
 
 
 async def test_capture_has_no_identifiers__PR_ANON__PR_DEVICE__PR_APPLIST(
-    broker: Broker, capture: Capture, tmp_path: Path
+    broker: Broker, capture: Capture, tmp_path: Path, receiver_database: str
 ) -> None:
     store = open_store(tmp_path / "agent")
     make_account(store)
@@ -262,9 +295,9 @@ async def test_capture_has_no_identifiers__PR_ANON__PR_DEVICE__PR_APPLIST(
     set_permission(store, Feature.NOTIFICATIONS, True)
     set_permission(store, Feature.NOTIFICATIONS, False, app=SECRET_APP)
     endpoint = endpoint_for(broker)
-    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+    async with receiving(endpoint, receiver_database) as db:
         await Uploader(store, endpoint).drain()
-        await wait_until(lambda: len(db.samples()) == 300, "received")
+        await wait_for_samples(db, lambda rows: len(rows) == 300, "received")
     traffic = capture.stop()
     device = store.get_device(WATCH)
     account = store.ledger.get_account()
@@ -351,7 +384,7 @@ def test_plaintext_to_non_loopback_refused__PR_TLS() -> None:
 
 
 async def test_tls_with_auth_uploads_and_wrong_ca_refused__PR_TLS(
-    tls_broker: Broker, tmp_path: Path
+    tls_broker: Broker, tmp_path: Path, receiver_database: str
 ) -> None:
     assert tls_broker.tls is not None
     tls = tls_broker.tls
@@ -366,9 +399,9 @@ async def test_tls_with_auth_uploads_and_wrong_ca_refused__PR_TLS(
         username=tls.username,
         password=tls.password,
     )
-    async with receiving(good, tmp_path / "cloud.db") as db:
+    async with receiving(good, receiver_database) as db:
         assert (await Uploader(store, good).drain()).samples == 250
-        await wait_until(lambda: len(db.samples()) == 250, "received over TLS")
+        await wait_for_samples(db, lambda rows: len(rows) == 250, "received over TLS")
     other_ca = make_tls(tmp_path / "other").ca_file
     with pytest.raises(aiomqtt.MqttError, match=r"certificate|CERTIFICATE"):
         await Uploader(store, replace(good, ca_file=other_ca)).drain()
@@ -377,31 +410,31 @@ async def test_tls_with_auth_uploads_and_wrong_ca_refused__PR_TLS(
 
 
 async def test_clear_erases_in_cloud_and_is_confirmed__PR_CLOUD__PR_RETAIN(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, receiver_database: str
 ) -> None:
     store = open_store(tmp_path / "agent")
     make_account(store)
     fill(store, 400)
     endpoint = endpoint_for(broker)
-    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+    async with receiving(endpoint, receiver_database) as db:
         await Uploader(store, endpoint).drain()
-        await wait_until(lambda: len(db.samples()) == 400, "received")
+        await wait_for_samples(db, lambda rows: len(rows) == 400, "received")
         (request,) = request_cloud_erasure(store, "data")
         assert request.deadline_at - request.requested_at == 90 * 86400
         stats = await Uploader(store, endpoint).drain(confirm_timeout=TIMEOUT)
         assert (stats.erase_sent, stats.erase_confirmed) == (1, 1)
-        assert db.samples() == []
+        assert await db.samples() == []
         (done,) = store.ledger.erase_requests()
         assert done.confirmed_at is not None and not done.pending
         # Samples of the erased range arriving late (another receiver's backlog) stay erased,
         # new data after the request is stored.
         fill(store, 10, start=400, seed=9)
         await Uploader(store, endpoint).drain()
-        await wait_until(lambda: len(db.samples()) == 10, "new data stored")
+        await wait_for_samples(db, lambda rows: len(rows) == 10, "new data stored")
 
 
 async def test_account_deletion_sends_its_erasure_at_once__PR_RETAIN(
-    broker: Broker, tmp_path: Path
+    broker: Broker, tmp_path: Path, receiver_database: str
 ) -> None:
     """PR-RETAIN: ``account delete`` (the real CLI) erases the cloud copy before it returns."""
     data = tmp_path / "agent"
@@ -412,9 +445,9 @@ async def test_account_deletion_sends_its_erasure_at_once__PR_RETAIN(
         f'[regions.eu]\nhost = "127.0.0.1"\nport = {broker.port}\ntls = false\n'
     )
     endpoint = endpoint_for(broker)
-    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+    async with receiving(endpoint, receiver_database) as db:
         await Uploader(store, endpoint).drain()
-        await wait_until(lambda: len(db.samples()) == 300, "received")
+        await wait_for_samples(db, lambda rows: len(rows) == 300, "received")
         store.close()
         result = await asyncio.to_thread(
             CliRunner().invoke,
@@ -424,7 +457,7 @@ async def test_account_deletion_sends_its_erasure_at_once__PR_RETAIN(
         )
         assert result.exit_code == 0, result.output
         assert "0 erase request(s) pending confirmation" in result.output
-        assert db.samples() == []
+        assert await db.samples() == []
     with open_store(data) as reopened:
         (request,) = reopened.ledger.erase_requests()
         assert request.scope == "account" and request.confirmed_at is not None

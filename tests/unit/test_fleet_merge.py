@@ -24,6 +24,7 @@ def _part(tmp_path: Path, index: int, stored_ms: list[int]) -> None:
         "radio_failed": 0,
         "latency": latency.summary(),
         "histograms": latency.histograms(),
+        "interval_histograms": latency.interval_histograms(),
     }
     write_json(tmp_path / part_name(RESULT_FILE, (index, 2)), result)
 

@@ -7,10 +7,11 @@ when it opens: a watch on BlueZ never loads Bumble, nor a loopback watch bless.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
-from protocol.profile import PROFILE
+from protocol.profile import ServiceSpec
 from watchsim.peripheral.port import PairingDisplay, PairingMode, Peripheral
 
 if TYPE_CHECKING:
@@ -23,8 +24,8 @@ class Radio(Protocol):
     # The watch's identity address once a peripheral was opened ("" if the stack hides it).
     address: str
 
-    async def open(self, display: PairingDisplay) -> Peripheral:
-        """A started peripheral with the profile published, not yet advertising."""
+    async def open(self, display: PairingDisplay, profile: Sequence[ServiceSpec]) -> Peripheral:
+        """A started peripheral with ``profile`` published, not yet advertising."""
         ...
 
     def forget_bonds(self) -> None:
@@ -39,12 +40,14 @@ class _BumbleRadio:
         self._state_dir, self._name, self._mode = state_dir, name, mode
         self.address = ""
 
-    async def open(self, display: PairingDisplay) -> Peripheral:
-        peripheral = await self._start(display)
+    async def open(self, display: PairingDisplay, profile: Sequence[ServiceSpec]) -> Peripheral:
+        peripheral = await self._start(display, profile)
         self.address = peripheral.address
         return peripheral
 
-    async def _start(self, display: PairingDisplay) -> BumblePeripheral:
+    async def _start(
+        self, display: PairingDisplay, profile: Sequence[ServiceSpec]
+    ) -> BumblePeripheral:
         raise NotImplementedError
 
     def forget_bonds(self) -> None:
@@ -68,7 +71,9 @@ class LinkRadio(_BumbleRadio):
         self._link = link
         self._interval_ms = advertising_interval_ms
 
-    async def _start(self, display: PairingDisplay) -> BumblePeripheral:
+    async def _start(
+        self, display: PairingDisplay, profile: Sequence[ServiceSpec]
+    ) -> BumblePeripheral:
         from watchsim.peripheral.bumble_adapter import start_on_link
 
         return await start_on_link(
@@ -77,6 +82,7 @@ class LinkRadio(_BumbleRadio):
             name=self._name,
             mode=self._mode,
             display=display,
+            profile=profile,
             advertise=False,
             advertising_interval_ms=self._interval_ms,
         )
@@ -89,7 +95,9 @@ class TransportRadio(_BumbleRadio):
         super().__init__(state_dir, name, mode)
         self._transport = transport
 
-    async def _start(self, display: PairingDisplay) -> BumblePeripheral:
+    async def _start(
+        self, display: PairingDisplay, profile: Sequence[ServiceSpec]
+    ) -> BumblePeripheral:
         from watchsim.peripheral.bumble_adapter import open_peripheral
 
         return await open_peripheral(
@@ -98,6 +106,7 @@ class TransportRadio(_BumbleRadio):
             name=self._name,
             mode=self._mode,
             display=display,
+            profile=profile,
             advertise=False,
         )
 
@@ -109,11 +118,11 @@ class BlueZRadio:
         self._adapter, self._name, self._mode = adapter, name, mode
         self.address = ""
 
-    async def open(self, display: PairingDisplay) -> Peripheral:
+    async def open(self, display: PairingDisplay, profile: Sequence[ServiceSpec]) -> Peripheral:
         from watchsim.peripheral.bless_adapter import BlessPeripheral
 
         peripheral = BlessPeripheral(self._adapter, self._name, display, self._mode)
-        await peripheral.start(PROFILE)
+        await peripheral.start(profile)
         self.address = peripheral.address
         return peripheral
 

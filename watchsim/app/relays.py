@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from protocol import uuids
 from protocol.alerts import (
@@ -43,6 +43,19 @@ _PRESSABLE: Final = {
 
 class RelayError(Exception):
     """A button press that has nothing to act on; the message is for the person pressing."""
+
+
+class RelayScreen(Protocol):
+    """What the watch app and its control channel need of the relay screens, whichever
+    profile carries them (ours here, InfiniTime's in ``watchsim.app.infinitime``)."""
+
+    def attach(self, peripheral: Peripheral | None) -> None: ...
+
+    async def press(self, action: CallActionKind) -> dict[str, Any]: ...
+
+    async def music_command(self, command: MusicCommand, volume: int | None = None) -> int: ...
+
+    def status(self) -> dict[str, Any]: ...
 
 
 @dataclass

@@ -13,16 +13,16 @@ import asyncio
 import functools
 import logging
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import tenacity
 
 from protocol import uuids
 from protocol.metrics import Metric
-from protocol.profile import ADVERTISED_SERVICE_UUIDS
+from protocol.profile import ADVERTISED_SERVICE_UUIDS, PROFILE, ServiceSpec
 from protocol.pulse_oximeter import PlxFeature, PlxFeatures
 from protocol.settings import SettingsOpcode
 from watchsim.app.device_info_service import bind_device_info, constant
@@ -38,7 +38,7 @@ from watchsim.app.live import (
     local_datetime,
 )
 from watchsim.app.radios import Radio
-from watchsim.app.relays import Relays
+from watchsim.app.relays import Relays, RelayScreen
 from watchsim.app.settings_service import SettingsService, SettingsStore
 from watchsim.app.tasks import cancel_and_wait
 from watchsim.app.time_service import TimeService
@@ -46,6 +46,7 @@ from watchsim.errors import WatchsimError
 from watchsim.history import DEFAULT_CAPACITY, History
 from watchsim.model import (
     EventKind,
+    Measurement,
     ModelEvent,
     RadioState,
     Scenario,
@@ -114,7 +115,7 @@ class _Session:
     """One radio session: the peripheral and the services bound to it."""
 
     peripheral: Peripheral
-    history: HistoryService
+    history: HistoryService | None  # None: a profile without History Sync (InfiniTime's)
     # As each connected (its MTU then is 23: the exchange comes after).
     peers: dict[str, Peer] = field(default_factory=dict)
 
@@ -126,6 +127,9 @@ class _Session:
 
 
 class WatchApp:
+    # The GATT table this watch publishes (a personality, e.g. ``InfiniTimeApp``, has its own).
+    profile: ClassVar[Sequence[ServiceSpec]] = PROFILE
+
     def __init__(self, config: WatchConfig, radio: Radio) -> None:
         self.config = config
         self.radio = radio
@@ -141,7 +145,7 @@ class WatchApp:
         )
         self._store = SettingsStore(config.state_dir)
         self.history: History | None = None
-        self.relays = Relays(self.log)
+        self.relays: RelayScreen = self._new_relays()
         self.live = LiveValues()
         self.passkey: int | None = None
         self._passkey_shown = asyncio.Event()
@@ -267,7 +271,7 @@ class WatchApp:
             history.subscribe(functools.partial(listener, history))
         self.history = history
         self._store.load_into(self.model)
-        self.relays = Relays(self.log)
+        self.relays = self._new_relays()
         self.live = LiveValues()
 
     def _resume_timeline(self, newest: int | None) -> None:
@@ -313,11 +317,16 @@ class WatchApp:
         if measured:
             self._history().append(measured)
         listened = self._session.peripheral.listened if self._session else _nobody
-        pushes = self.live.step(self.model.state(), measured, self.clock.utc_offset_s, listened)
-        for push in pushes:
+        for push in self._live_pushes(measured, listened):
             await self._push(push)
         for event in self.model.take_events():
             self._on_model_event(event)
+
+    def _live_pushes(
+        self, measured: list[Measurement], listened: Callable[[str], bool]
+    ) -> list[Push]:
+        """What this second's samples warrant on the air (a personality sends its own)."""
+        return self.live.step(self.model.state(), measured, self.clock.utc_offset_s, listened)
 
     async def _push(self, push: Push) -> None:
         if self._session is None:
@@ -360,22 +369,27 @@ class WatchApp:
     # --- radio ------------------------------------------------------------------------------
 
     async def _radio_up(self) -> None:
-        peripheral = await self.radio.open(self)
-        history = HistoryService(peripheral, self._history())
+        peripheral = await self.radio.open(self, self.profile)
+        served = any(s.uuid == uuids.HISTORY_SERVICE for s in self.profile)
+        history = HistoryService(peripheral, self._history()) if served else None
         self._session = _Session(peripheral, history)
         self._bind(peripheral)
         peripheral.add_listener(self._on_peripheral_event)
+        await self._advertise(peripheral)
+        self.model.set_radio(RadioState.ADVERTISING)
+
+    async def _advertise(self, peripheral: Peripheral) -> None:
         await peripheral.start_advertising(
             self.config.name, uuids.APPEARANCE_SMARTWATCH, ADVERTISED_SERVICE_UUIDS
         )
-        self.model.set_radio(RadioState.ADVERTISING)
 
     async def _radio_down(self) -> None:
         session, self._session = self._session, None
         self.relays.attach(None)
         self.model.set_radio(RadioState.OFF)
         if session is not None:
-            await session.history.close()
+            if session.history is not None:
+                await session.history.close()
             await session.peripheral.stop()
 
     async def _rejoin(self, lost: _Session) -> None:
@@ -438,6 +452,10 @@ class WatchApp:
             self._chore(self._rejoin(session))
 
     # --- the GATT table -----------------------------------------------------------------------
+
+    def _new_relays(self) -> RelayScreen:
+        """The relay screens of a boot."""
+        return Relays(self.log)
 
     def _bind(self, peripheral: Peripheral) -> None:
         """Every service but History (``_radio_up``) on a new peripheral."""
@@ -560,7 +578,9 @@ class WatchApp:
                 "newest_seq": history.newest_seq,
                 "next_seq": history.next_seq,
                 "capacity": history.capacity,
-                "reporting": session is not None and session.history.reporting,
+                "reporting": session is not None
+                and session.history is not None
+                and session.history.reporting,
             },
             **self.relays.status(),
             "events": list(self.events),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from watchsim.app import PERSONALITIES
 from watchsim.cli import main
 from watchsim.cli.run import PAIRING_HELP, checked_backfill, default_state_dir
 from watchsim.errors import WatchsimError
@@ -81,6 +82,13 @@ async def _run(fleet: Fleet) -> None:
     show_default=True,
     help=PAIRING_HELP,
 )
+@click.option(
+    "--personality",
+    type=click.Choice(list(PERSONALITIES)),
+    default="watchsim",
+    show_default=True,
+    help="The firmware every watch presents (as for `watchsim run`).",
+)
 @click.option("--prefix", default="FLEET", show_default=True, help="Names are PREFIX-0001 ...")
 @click.option(
     "--history-capacity",
@@ -114,6 +122,7 @@ def fleet(
     backfill: str | None,
     interval: int | None,
     pairing: str,
+    personality: str,
     prefix: str,
     history_capacity: int,
     audit: bool,
@@ -139,6 +148,7 @@ def fleet(
         backfill_s=backfill_s,
         interval_s=interval,
         pairing=PairingMode(pairing),
+        personality=personality,
         prefix=prefix,
         history_capacity=history_capacity,
         audit=audit,

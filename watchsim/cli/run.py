@@ -12,7 +12,17 @@ from pathlib import Path
 import click
 import platformdirs
 
-from watchsim.app import BlueZRadio, Radio, TransportRadio, WatchApp, WatchConfig, WatchError
+from protocol import infinitime
+from watchsim.app import (
+    PERSONALITIES,
+    BlueZRadio,
+    Radio,
+    TransportRadio,
+    WatchApp,
+    WatchConfig,
+    WatchError,
+)
+from watchsim.app.infinitime import SECURITY_NOTE, InfiniTimeApp
 from watchsim.cli import main
 from watchsim.console import log_plainly, owns_terminal, show_live
 from watchsim.control import ControlServer
@@ -95,6 +105,8 @@ async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
             f"watch {app.config.name} ready: address {app.radio.address or 'unknown'}, "
             f"control: watchsim ctl --state-dir {state_dir} status"
         )
+        if isinstance(app, InfiniTimeApp):
+            click.echo(SECURITY_NOTE)
         if owns_terminal(sys.stdout):
             await show_live(app, stop, sys.stdout)
         else:
@@ -116,7 +128,16 @@ async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
 )
 @click.option("--air", default=DEFAULT_AIR, show_default=True, help="Air address for loopback.")
 @click.option("--adapter", default="hci0", show_default=True, help="BlueZ adapter for bluez.")
-@click.option("--name", default="WatchSim", show_default=True, help="Advertised name.")
+@click.option(
+    "--personality",
+    type=click.Choice(list(PERSONALITIES)),
+    default="watchsim",
+    show_default=True,
+    help="The firmware the watch presents: watchsim (our secure profile, with history) or "
+    "infinitime (InfiniTime 1.15's services for PineTime companions: live values only, "
+    "nothing encrypted; docs/infinitime.md).",
+)
+@click.option("--name", default=None, help="Advertised name [default: WatchSim, or InfiniTime].")
 @click.option("--seed", default=1, show_default=True, help="Seed of the physiology model.")
 @click.option(
     "--scenario",
@@ -168,7 +189,8 @@ def run(
     transport: str,
     air: str,
     adapter: str,
-    name: str,
+    personality: str,
+    name: str | None,
     seed: int,
     scenario: str,
     speed: float,
@@ -181,6 +203,7 @@ def run(
     """Run a watch: advertise, serve the profile, measure, keep history."""
     backfill_s = checked_backfill(speed, backfill)
     timeline = load_builtin(scenario)  # ScenarioError: a usage error (exit 2)
+    name = name or (infinitime.NAME if personality == "infinitime" else "WatchSim")
     state_dir = state_dir or default_state_dir(name)
     mode = PairingMode(pairing)
     config = WatchConfig(
@@ -194,7 +217,7 @@ def run(
         pairing=mode,
         history_capacity=history_capacity,
     )
-    app = WatchApp(config, _radio(transport, air, adapter, state_dir, name, mode))
+    app = PERSONALITIES[personality](config, _radio(transport, air, adapter, state_dir, name, mode))
     try:
         asyncio.run(_run(app, transport, air, adapter))
     except KeyboardInterrupt:  # before the signal handlers were installed

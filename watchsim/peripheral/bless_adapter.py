@@ -260,10 +260,16 @@ class BlessPeripheral(Peripheral):
                 )
 
     async def start_advertising(
-        self, local_name: str, appearance: int, service_uuids: Sequence[str]
+        self,
+        local_name: str,
+        appearance: int,
+        service_uuids: Sequence[str],
+        *,
+        name_in_scan_response: bool = False,
     ) -> None:
         # What bless's ``start`` does, with a discoverable advertisement. The name is fixed
-        # at construction and the advertised UUID is the GATT tree's first service.
+        # at construction and the advertised UUID is the GATT tree's first service; where
+        # the name goes (advertising data or scan response) is BlueZ's choice.
         server = self._server
         app = server.app
         server.bus.export(app.path, app)

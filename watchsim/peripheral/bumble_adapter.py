@@ -104,8 +104,8 @@ def bumble_uuid(uuid: str) -> UUID:
 def advertising_payload(local_name: str, appearance: int, service_uuids: Sequence[str]) -> bytes:
     """Legacy advertising data: flags, appearance, service UUIDs, then as much name as fits.
 
-    Virtual controllers send no scan response, so everything must fit in 31 bytes; the
-    name is shortened (AD type 0x08) rather than dropping a service UUID.
+    Our watch sends no scan response (a passive scan sees it all), so everything must fit
+    in 31 bytes; the name is shortened (AD type 0x08) rather than dropping a service UUID.
     """
     short = [bytes(bumble_uuid(u)) for u in service_uuids if len(bytes(bumble_uuid(u))) == 2]
     long = [bytes(bumble_uuid(u)) for u in service_uuids if len(bytes(bumble_uuid(u))) == 16]
@@ -125,6 +125,24 @@ def advertising_payload(local_name: str, appearance: int, service_uuids: Sequenc
     kind = 0x09 if len(name) <= room else 0x08
     name = name[:room].decode("utf-8", errors="ignore").encode("utf-8")
     return payload + bytes([len(name) + 1, kind]) + name
+
+
+def scan_response_advertising(local_name: str, service_uuids: Sequence[str]) -> tuple[bytes, bytes]:
+    """InfiniTime's layout: flags, complete service UUID lists and the TX power level in
+    the advertising data; the complete name alone in the scan response."""
+    short = b"".join(b for u in service_uuids if len(b := bytes(bumble_uuid(u))) == 2)
+    long = b"".join(b for u in service_uuids if len(b := bytes(bumble_uuid(u))) == 16)
+    structures = [(0x01, bytes([0x06]))]
+    structures += [(kind, data) for kind, data in ((0x03, short), (0x07, long)) if data]
+    structures.append((0x0A, bytes([0])))  # TX power level: 0 dBm
+    name = local_name.encode("utf-8")
+    advertising, response = (
+        b"".join(bytes([len(data) + 1, kind]) + data for kind, data in group)
+        for group in (structures, [(0x09, name)])
+    )
+    if len(advertising) > ADVERTISING_MAX or len(response) > ADVERTISING_MAX:
+        raise ValueError(f"advertising data or scan response over {ADVERTISING_MAX} bytes")
+    return advertising, response
 
 
 BONDS_FILE: Final = "bonds.json"
@@ -302,10 +320,16 @@ class BumblePeripheral(Peripheral):
         local_name: str,
         appearance: int = uuids.APPEARANCE_SMARTWATCH,
         service_uuids: Sequence[str] = (),
+        *,
+        name_in_scan_response: bool = False,
     ) -> None:
+        if name_in_scan_response:
+            data, response = scan_response_advertising(local_name, service_uuids)
+        else:
+            data, response = advertising_payload(local_name, appearance, service_uuids), b""
         await self.device.start_advertising(
-            advertising_data=advertising_payload(local_name, appearance, service_uuids),
-            scan_response_data=b"",
+            advertising_data=data,
+            scan_response_data=response,
             auto_restart=True,
             advertising_interval_min=self._interval,
             advertising_interval_max=self._interval,

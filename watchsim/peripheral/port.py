@@ -162,8 +162,16 @@ class Peripheral(abc.ABC):
 
     @abc.abstractmethod
     async def start_advertising(
-        self, local_name: str, appearance: int, service_uuids: Sequence[str]
-    ) -> None: ...
+        self,
+        local_name: str,
+        appearance: int,
+        service_uuids: Sequence[str],
+        *,
+        name_in_scan_response: bool = False,
+    ) -> None:
+        """Advertise ``service_uuids`` and the name. ``name_in_scan_response``: as an
+        InfiniTime watch does, the complete name goes in the scan response and the
+        advertising data carries no name and no appearance (``protocol.infinitime``)."""
 
     @abc.abstractmethod
     async def stop_advertising(self) -> None: ...
