@@ -41,7 +41,13 @@ from cloudreceiver.errors import (
     StoreUnreachableError,
 )
 from cloudreceiver.retry import one_line, retrying
-from cloudreceiver.store import DeviceRow, SampleRow, erase_filters, samples_to_keep
+from cloudreceiver.store import (
+    DeviceRow,
+    SampleRow,
+    erase_filters,
+    erase_reach,
+    samples_to_keep,
+)
 from phoneagent.upload.payload import (
     EraseMessage,
     PayloadError,
@@ -164,8 +170,13 @@ class PostgresStore:
         clauses = [
             sql.SQL("{} {} %s").format(sql.Identifier(c), sql.SQL(op)) for c, op, _ in filters
         ]
-        where = sql.SQL(" AND ").join([sql.SQL("account = %s"), *clauses])
         params = [topics.user, *(value for _, _, value in filters)]
+        reach = erase_reach(erase)
+        if reach is not None:
+            either = [sql.SQL(condition) for condition, _ in reach] or [sql.SQL("FALSE")]
+            clauses.append(sql.SQL("({})").format(sql.SQL(" OR ").join(either)))
+            params += [value for _, values in reach for value in values]
+        where = sql.SQL(" AND ").join([sql.SQL("account = %s"), *clauses])
 
         async def delete(conn: Connection) -> int:
             await conn.execute(_USER_LOCK, (topics.user,))

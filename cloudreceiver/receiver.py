@@ -15,9 +15,10 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 import aiomqtt
+import nats.errors
 
 from cloudreceiver.retry import retrying
 from cloudreceiver.store import ReceiverStore
@@ -65,33 +66,30 @@ async def serve(
             ready.set()
         async for message in client.messages:
             payload = message.payload if isinstance(message.payload, bytes) else b""
-            try:
-                await _handle(client, db, prefix, str(message.topic), payload)
-            except (PayloadError, json.JSONDecodeError, KeyError) as error:
-                log.warning("dropping malformed message on %s: %s", message.topic, error)
+            await handle(client, db, prefix, str(message.topic), payload)
             paho.ack(message.mid, message.qos)
 
 
 async def serve_forever(
-    endpoint: Endpoint,
-    db: ReceiverStore,
+    session: Callable[[asyncio.Event], Awaitable[None]],
     *,
-    group: str | None,
     identifier: str,
     say: Callable[[str], None],
 ) -> None:
-    """``serve`` again after a broker outage: the persistent session kept our share queued.
+    """``session`` (``serve`` or ``jetstream.serve_stream`` with their arguments, setting
+    the event once subscribed) again after a broker outage: the persistent session or the
+    durable consumer kept our share queued.
 
     ``say`` tells the operator (and a test) when the subscription is in place and when
     the connection was lost.
     """
-
-    async for attempt in retrying(aiomqtt.MqttError, "broker connection lost", say):
+    lost = (aiomqtt.MqttError, nats.errors.Error)
+    async for attempt in retrying(lost, "broker connection lost", say):
         with attempt:
             ready = asyncio.Event()
             told = asyncio.create_task(_say_when(ready, f"receiving as {identifier}", say))
             try:
-                await serve(endpoint, db, group=group, identifier=identifier, ready=ready)
+                await session(ready)
             finally:
                 told.cancel()
 
@@ -101,7 +99,18 @@ async def _say_when(ready: asyncio.Event, line: str, say: Callable[[str], None])
     say(line)
 
 
-async def _handle(
+async def handle(
+    client: aiomqtt.Client, db: ReceiverStore, prefix: str, topic: str, payload: bytes
+) -> None:
+    """Store or erase what one message says (a malformed one is logged and dropped);
+    confirmations go out on ``client``."""
+    try:
+        await _dispatch(client, db, prefix, topic, payload)
+    except (PayloadError, json.JSONDecodeError, KeyError) as error:
+        log.warning("dropping malformed message on %s: %s", topic, error)
+
+
+async def _dispatch(
     client: aiomqtt.Client, db: ReceiverStore, prefix: str, topic: str, payload: bytes
 ) -> None:
     topics, rest = parse_topic(prefix, topic)

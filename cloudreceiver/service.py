@@ -3,10 +3,12 @@ stopped, close the store. Kept apart so the command line only parses and prints.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from cloudreceiver.receiver import serve_forever
+from cloudreceiver.jetstream import serve_stream
+from cloudreceiver.receiver import serve, serve_forever
 from cloudreceiver.store import open_store
 from phoneagent.upload.endpoints import Endpoint
 
@@ -18,10 +20,24 @@ async def run_receiver(
     group: str | None,
     identifier: str,
     say: Callable[[str], None],
+    jetstream: Sequence[str] = (),
 ) -> None:
-    """Raises ``ReceiverError`` at once for a database that is away, wrong or too new."""
+    """Raises ``ReceiverError`` at once for a database that is away, wrong or too new.
+
+    ``jetstream``: the NATS servers of a JetStream cluster; the group is then a durable
+    consumer of the stream its MQTT listener writes, not an MQTT shared subscription.
+    """
     store = await open_store(database, say=say)
+
+    def session(ready: asyncio.Event) -> Awaitable[None]:
+        if jetstream:
+            assert group is not None, "a JetStream receiver is always in a group"
+            return serve_stream(
+                jetstream, endpoint, store, group=group, identifier=identifier, ready=ready
+            )
+        return serve(endpoint, store, group=group, identifier=identifier, ready=ready)
+
     try:
-        await serve_forever(endpoint, store, group=group, identifier=identifier, say=say)
+        await serve_forever(session, identifier=identifier, say=say)
     finally:
         await store.close()

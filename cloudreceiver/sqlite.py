@@ -10,7 +10,13 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from cloudreceiver.store import DeviceRow, SampleRow, erase_filters, samples_to_keep
+from cloudreceiver.store import (
+    DeviceRow,
+    SampleRow,
+    erase_filters,
+    erase_reach,
+    samples_to_keep,
+)
 from phoneagent.upload.payload import (
     EraseMessage,
     PayloadError,
@@ -45,13 +51,16 @@ class SqliteStore:
         self.conn.close()
 
     async def store_batch(self, topics: Topics, device: str, payload: bytes) -> int:
-        kept = samples_to_keep(decode_batch(payload), device, self._tombstones(topics.user))
-        rows = [
-            (device, s.seq, topics.user, topics.region, int(s.metric), s.timestamp, s.raw)
-            for s in kept
-        ]
+        batch = decode_batch(payload)
+        # Tombstones read inside the write transaction: another receiver of the group may
+        # be committing an erasure of this very range at the same moment.
         self.conn.execute("BEGIN IMMEDIATE")
         try:
+            kept = samples_to_keep(batch, device, self._tombstones(topics.user))
+            rows = [
+                (device, s.seq, topics.user, topics.region, int(s.metric), s.timestamp, s.raw)
+                for s in kept
+            ]
             new = self.conn.executemany(
                 "INSERT OR IGNORE INTO samples VALUES (?, ?, ?, ?, ?, ?, ?)", rows
             ).rowcount
@@ -76,6 +85,10 @@ class SqliteStore:
         filters = erase_filters(erase)
         where = " AND ".join(["user = ?", *(f"{column} {op} ?" for column, op, _ in filters)])
         params = [topics.user, *(value for _, _, value in filters)]
+        reach = erase_reach(erase)
+        if reach is not None:
+            where += f" AND ({' OR '.join(c for c, _ in reach) or 'FALSE'})".replace("%s", "?")
+            params += [value for _, values in reach for value in values]
         self.conn.execute("BEGIN IMMEDIATE")
         try:
             deleted = self.conn.execute(f"DELETE FROM samples WHERE {where}", params).rowcount

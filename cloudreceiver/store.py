@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import Protocol
+from typing import LiteralString, Protocol
 
 from phoneagent.upload.payload import Batch, EraseMessage, Topics, WireSample
 from protocol.metrics import Metric
@@ -96,6 +96,22 @@ def erase_filters(erase: EraseMessage) -> list[tuple[str, str, object]]:
     if erase.until is not None:
         filters.append(("ts", "<", erase.until))
     return filters
+
+
+def erase_reach(erase: EraseMessage) -> list[tuple[LiteralString, list[object]]] | None:
+    """Which devices and seqs a 'data' request reaches, one ``%s`` SQL condition per device
+    (ORed; none at all: nothing), None for an account's (everything): only what had been
+    acknowledged when the request left, its ``bounds``, as its tombstone drops. With a
+    receiver group, a batch past them that one member committed before another handled the
+    request is new data (the cluster fault test lost samples to deleting it)."""
+    if erase.scope != "data":
+        return None
+    return [
+        ("device = %s", [device])
+        if bound is None
+        else ("(device = %s AND seq <= %s)", [device, bound])
+        for device, bound in erase.bounds.items()
+    ]
 
 
 def _covers(erase: EraseMessage, device: str, seq: int, metric: str, ts: int) -> bool:

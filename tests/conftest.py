@@ -15,10 +15,16 @@ from hypothesis import settings
 
 from watchsim.peripheral.bumble_adapter import new_link
 
-# Fixtures that live beside their helpers (a broker, a private D-Bus, a small disk, a
-# PostgreSQL database):
+# Fixtures that live beside their helpers (a broker, a 3-node NATS cluster, a private
+# D-Bus, a small disk, a PostgreSQL database):
 # every test module can ask for them by name.
-pytest_plugins = ("tests.mosquitto", "tests.dbus_session", "tests.disk", "tests.postgres")
+pytest_plugins = (
+    "tests.mosquitto",
+    "tests.natscluster",
+    "tests.dbus_session",
+    "tests.disk",
+    "tests.postgres",
+)
 
 settings.register_profile("deterministic", derandomize=True, deadline=None, print_blob=True)
 settings.load_profile("deterministic")

@@ -92,8 +92,8 @@ async def start_agents(directory: Path, manifest: Path, *options: str, within: f
     return proc
 
 
-def cloud_toml(path: Path, port: int, region: str = "eu") -> Path:
+def cloud_toml(path: Path, port: int, region: str = "eu", mqtt: str = "5") -> Path:
     """An endpoint file for a local plaintext broker (allowed for loopback only)."""
-    endpoint = {"host": "127.0.0.1", "port": port, "tls": False}
+    endpoint = {"host": "127.0.0.1", "port": port, "tls": False, "mqtt": mqtt}
     path.write_text(tomli_w.dumps({"regions": {region: endpoint}}))
     return path

@@ -333,9 +333,20 @@ class Soak:
                 store.close()
             audit = read_audit(self.fleet_dir / AUDIT_DIR / f"{identity['watch']}.rec")
             received = by_device.get(identity["device_pseudonym"], {})
-            watches.append(account(audit, stored, gaps, received, identity["watch"]))
+            watches.append(self._account(identity, audit, stored, gaps, received))
         unattributed = sum(len(r) for d, r in by_device.items() if d not in known)
         return Report(watches, self.faults, unattributed, wall_s)
+
+    def _account(
+        self,
+        identity: dict[str, Any],
+        audit: list[Sample],
+        stored: dict[int, tuple[int, int, int]],
+        gaps: list[tuple[int, int]],
+        received: dict[int, tuple[int, int, int]],
+    ) -> WatchReport:
+        """One watch's account (a run with erasures holds a watch to its erasure's bound)."""
+        return account(audit, stored, gaps, received, identity["watch"])
 
 
 async def soak(config: SoakConfig, say: Callable[[str], None] = print) -> Report:

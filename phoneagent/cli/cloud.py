@@ -18,7 +18,7 @@ from phoneagent.errors import EXIT_USAGE
 from phoneagent.privacy.consent import CLOUD_SYNC, set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.services.erasure import send_erasures
-from phoneagent.upload.endpoints import Endpoint, EndpointError
+from phoneagent.upload.endpoints import Endpoint, EndpointError, MqttVersion
 
 
 def _iso(moment: int | None) -> str | None:
@@ -143,6 +143,21 @@ def status(agent: AgentContext, as_json: bool) -> None:
     is_flag=True,
     help="Allow --no-tls to a broker outside loopback (PR-TLS refuses it otherwise).",
 )
+@click.option(
+    "--mqtt",
+    type=click.Choice(["5", "3.1.1"]),
+    default="5",
+    show_default=True,
+    help="MQTT version the broker speaks.",
+)
+@click.option(
+    "--jetstream",
+    multiple=True,
+    metavar="URL",
+    help="A NATS server of a JetStream cluster (repeat per node): receive from the durable "
+    "consumer --group names, which every receiver of the group shares (docs/scaling.md); "
+    "MQTT only carries erasure confirmations then.",
+)
 def cloud_receiver(
     host: str,
     port: int,
@@ -157,13 +172,17 @@ def cloud_receiver(
     username: str | None,
     password: str | None,
     allow_plaintext: bool,
+    mqtt: MqttVersion,
+    jetstream: tuple[str, ...],
 ) -> None:
     """Reference receiver: store uploads de-duplicated, honour and confirm erasures."""
     from cloudreceiver.errors import ReceiverError
     from cloudreceiver.service import run_receiver
 
+    if jetstream and no_share:
+        raise CliError("--no-share is for an MQTT subscription, not --jetstream", EXIT_USAGE)
     endpoint = Endpoint(
-        region, host, port, tls, ca_file, username, password, allow_plaintext, prefix
+        region, host, port, tls, ca_file, username, password, allow_plaintext, prefix, mqtt
     )
     try:
         asyncio.run(
@@ -173,6 +192,7 @@ def cloud_receiver(
                 group=None if no_share else group,
                 identifier=identifier,
                 say=lambda line: click.echo(line, err=True),
+                jetstream=jetstream,
             )
         )
     except EndpointError as error:

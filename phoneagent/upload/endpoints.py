@@ -10,6 +10,8 @@
     username = "agent-3f9c"
     password_file = "/etc/watchsync/eu.pass"
     allow_plaintext = false       # tls = false to a non-loopback host needs this (PR-TLS)
+    mqtt = "5"                    # or "3.1.1" for a broker that speaks only that (a NATS
+                                  # or RabbitMQ cluster); it cannot say why it refused
 
 The file holds no personal data (it is operational, like config.toml); the broker
 password stays in its own file so that it can be owner-only. An account's data goes
@@ -23,7 +25,7 @@ import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import aiomqtt
 import msgspec
@@ -37,6 +39,7 @@ from phoneagent.upload.client import CheckedClient
 ENDPOINTS_NAME = "cloud.toml"
 DEFAULT_PREFIX = "watchsync"
 _MAX_INFLIGHT = 64
+MqttVersion = Literal["5", "3.1.1"]
 
 
 class EndpointError(AgentUsageError, ValueError):
@@ -68,6 +71,7 @@ class Endpoint:
     password: str | None = field(default=None, repr=False)
     allow_plaintext: bool = False
     prefix: str = DEFAULT_PREFIX
+    mqtt: MqttVersion = "5"
 
     def check_transport(self) -> None:
         if not self.tls and not self.allow_plaintext and not is_loopback(self.host):
@@ -101,25 +105,36 @@ class Endpoint:
         (``kind=aiomqtt.Client`` gives aiomqtt's own, for benchmarks' baselines).
 
         With ``session_expiry`` (seconds) and a fixed ``identifier`` the broker keeps the
-        session, subscriptions and queued QoS 1 messages while the client is away.
+        session, subscriptions and queued QoS 1 messages while the client is away (on
+        MQTT 3.1.1, which has no expiry, until the session is taken with a clean one).
         """
         self.check_transport()
-        properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
-        properties.SessionExpiryInterval = session_expiry
+        persistent = session_expiry != 0
+        if self.mqtt == "3.1.1":
+            session: dict[str, Any] = {
+                "protocol": aiomqtt.ProtocolVersion.V311,
+                "clean_session": not persistent,
+            }
+        else:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            properties.SessionExpiryInterval = session_expiry
+            session = {
+                "protocol": aiomqtt.ProtocolVersion.V5,
+                "clean_start": not persistent,
+                "properties": properties,
+            }
         client = kind(
             self.host,
             self.port,
             username=self.username,
             password=self.password,
             identifier=identifier,
-            protocol=aiomqtt.ProtocolVersion.V5,
             tls_context=self.tls_context(),
             timeout=timeout,
             max_inflight_messages=_MAX_INFLIGHT,
             # Without it Nagle holds each window's last publish until the previous ACK.
             socket_options=((socket.IPPROTO_TCP, socket.TCP_NODELAY, 1),),
-            clean_start=session_expiry == 0,
-            properties=properties,
+            **session,
         )
         client.pending_calls_threshold = _MAX_INFLIGHT * 2  # a full window is normal here
         return client
@@ -154,6 +169,7 @@ class _RegionFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     username: str | None = None
     password_file: str | None = None
     allow_plaintext: bool = False
+    mqtt: MqttVersion = "5"
 
 
 class _EndpointsFile(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -206,4 +222,5 @@ def _endpoint(name: str, table: dict[str, Any], origin: str, base: Path, prefix:
         password=password,
         allow_plaintext=spec.allow_plaintext,
         prefix=prefix,
+        mqtt=spec.mqtt,
     )

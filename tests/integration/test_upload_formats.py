@@ -94,6 +94,17 @@ def test_endpoints_file_and_plaintext_rule__PR_TLS(tmp_path: Path) -> None:
         parse_endpoints({"regions": {"eu": {"host": "h", "tls_off": True}}}, "x", tmp_path)
 
 
+async def test_endpoint_mqtt_version_from_the_file(tmp_path: Path) -> None:
+    """MQTT 5 unless the region says 3.1.1 (a NATS or RabbitMQ cluster); nothing else."""
+    regions = {"eu": {"host": "h", "mqtt": "3.1.1"}, "us": {"host": "h"}}
+    endpoints = parse_endpoints({"regions": regions}, "x", tmp_path)
+    assert (endpoints.for_region("eu").mqtt, endpoints.for_region("us").mqtt) == ("3.1.1", "5")
+    assert endpoints.for_region("eu").client()._client.protocol == 4  # paho's MQTTv311
+    assert endpoints.for_region("us").client()._client.protocol == 5
+    with pytest.raises(EndpointError, match=r"x \[regions\.eu\]: .*mqtt"):
+        parse_endpoints({"regions": {"eu": {"host": "h", "mqtt": "3.1"}}}, "x", tmp_path)
+
+
 def test_cloud_cli_enable_disable_status__PR_CLOUD__PR_RETAIN(tmp_path: Path) -> None:
     data, key_file = tmp_path / "data", tmp_path / "key"
     key = create_key_file(key_file)
