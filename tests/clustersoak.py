@@ -1,33 +1,36 @@
 """The soak run (tests/soak.py) on a 3-node NATS JetStream cluster with a receiver group.
 
 Processes: the cluster (tests/natscluster.py), ``RECEIVERS`` ``phoneagent cloud-receiver
---jetstream`` processes sharing one durable consumer and one SQLite file, ``watchsim
+--jetstream`` processes sharing one durable consumer and one PostgreSQL database (a server
+of the test's own, tests/postgres.py, so that it can really be restarted), ``watchsim
 fleet --audit`` and ``phoneagent fleet`` (agents on MQTT 3.1.1). Faults on a schedule
 (pacing, never synchronisation): the node leading the messages' stream is killed with
-SIGKILL, ``cloud clear`` runs for ``erasing`` agents while it is down, one receiver is
-killed with SIGKILL (for good: the others take over what it held unacknowledged), then
-the node is started again. The verdict is the soak's account per watch, where a watch
-whose user asked for an erasure is held to the erasure's bound (the receiver's tombstone):
-nothing at or below it is kept, everything above it is, once.
+SIGKILL, ``cloud clear`` runs for ``erasing`` agents while it is down, PostgreSQL is
+restarted (every receiver loses its connection mid-upload), one receiver is killed with
+SIGKILL (for good: the others take over what it held unacknowledged), then the node is
+started again. The verdict is the soak's account per watch, read from PostgreSQL, where a
+watch whose user asked for an erasure is held to the erasure's bound (the receiver's
+tombstone): nothing at or below it is kept, everything above it is, once.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, LiteralString
 
 import nats
 import nats.errors
 import nats.js.errors
+import psycopg
 
 from cloudreceiver.jetstream import STREAM
 from phoneagent.upload.payload import EraseMessage
 from protocol.metrics import Sample
 from tests.fleetrun import AGENT_CLI, Proc, cloud_toml, spawn, start_watches
 from tests.natscluster import NatsCluster
+from tests.postgres import PrivateServer
 from tests.soak import STARTUP_S, STOP_S, Report, Soak, SoakConfig, WatchReport
 
 RECEIVERS = 3
@@ -47,8 +50,10 @@ class ClusterReport:
 
 
 class ClusterSoak(Soak):
-    def __init__(self, config: SoakConfig, erasing: int = 2) -> None:
+    def __init__(self, config: SoakConfig, postgres: PrivateServer, erasing: int = 2) -> None:
         super().__init__(config)
+        self.postgres = postgres
+        self.database = postgres.url
         self.cluster = NatsCluster(config.directory / "nats")
         self.erasing = erasing
         self.receivers: list[Proc] = []
@@ -98,7 +103,7 @@ class ClusterSoak(Soak):
             "--id",
             f"receiver-{n}",
             "--db",
-            str(self.receiver_db),
+            self.postgres.url,
         ]
         for server in self.cluster.servers:
             args += ["--jetstream", server]
@@ -138,6 +143,7 @@ class ClusterSoak(Soak):
         schedule = [
             (0.2, self._kill_node),
             (0.3, self._clear),
+            (0.4, self._restart_database),
             (0.5, self._kill_receiver),
             (0.7, self._restart_node),
         ]
@@ -157,6 +163,11 @@ class ClusterSoak(Soak):
         assert self.killed_node is not None
         self.say(f"cluster soak: node {self.killed_node} started again")
         self.cluster.start_node(self.killed_node, wait=False)
+
+    async def _restart_database(self) -> None:
+        self.say("cluster soak: PostgreSQL restarted")
+        await asyncio.to_thread(self.postgres.restart)
+        self.faults["database-restart"] = 1
 
     async def _kill_receiver(self) -> None:
         self.say("cluster soak: kill -9 receiver 0")
@@ -200,13 +211,17 @@ class ClusterSoak(Soak):
                     await proc.kill()
         self.cluster.stop()
 
+    def _query(self, query: LiteralString) -> list[tuple[Any, ...]]:
+        with psycopg.connect(self.postgres.url) as conn:
+            return conn.execute(query).fetchall()
+
+    def _receiver_newest(self) -> dict[str, int]:
+        rows = self._query("SELECT device, max(seq) FROM samples GROUP BY device")
+        return {str(device): int(seq) for device, seq in rows}
+
     async def _cluster_report(self, wall_s: float, confirmed: int) -> ClusterReport:
-        conn = sqlite3.connect(f"file:{self.receiver_db}?mode=ro", uri=True, timeout=30)
-        try:
-            rows = conn.execute("SELECT body FROM tombstones").fetchall()
-        finally:
-            conn.close()
-        for (body,) in rows:  # a second ``cloud clear`` is a second request, reaching further
+        # A second ``cloud clear`` is a second request, reaching further.
+        for (body,) in self._query("SELECT body FROM tombstones"):
             for device, bound in EraseMessage.decode(str(body).encode()).bounds.items():
                 known = self._bounds.get(device, -1)
                 if bound is None or known is None:

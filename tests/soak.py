@@ -160,6 +160,8 @@ class Soak:
         self.fleet_dir = root / "watches"
         self.agents_dir = root / "agents"
         self.receiver_db = root / "receiver.db"
+        # What the verdict reads: this file, or a subclass's PostgreSQL URL.
+        self.database: str | Path = self.receiver_db
         self.cloud = root / "cloud.toml"
         self.watches: Proc | None = None
         self.agents: Proc | None = None
@@ -310,7 +312,7 @@ class Soak:
         self.broker.stop()
 
     async def _report(self, wall_s: float) -> Report:
-        db = await open_store(self.receiver_db)
+        db = await open_store(self.database)
         try:
             rows = await db.samples()
         finally:

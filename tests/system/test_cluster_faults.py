@@ -1,6 +1,7 @@
 """100 agents upload live into a 3-node NATS JetStream cluster and a group of three
-receivers while a node and a receiver are killed with SIGKILL and two users erase their
-data (tests/clustersoak.py). Select with ``-m cluster``."""
+receivers on PostgreSQL while a node and a receiver are killed with SIGKILL, PostgreSQL is
+restarted and two users erase their data (tests/clustersoak.py). Select with ``-m cluster``.
+The fault soak (tests/system/test_soak_faults.py) covers the embedded SQLite store."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.clustersoak import ClusterSoak
+from tests.postgres import PrivateServer
 from tests.soak import SoakConfig
 
 pytestmark = [pytest.mark.system, pytest.mark.cluster, pytest.mark.timeout(420)]
@@ -16,11 +18,15 @@ pytestmark = [pytest.mark.system, pytest.mark.cluster, pytest.mark.timeout(420)]
 AGENTS = 100
 
 
-async def test_node_and_receiver_killed_lose_and_duplicate_nothing(tmp_path: Path) -> None:
-    soak = ClusterSoak(SoakConfig(tmp_path, watches=AGENTS, duration_s=40, speed=1, faults=0))
+async def test_node_receiver_and_database_faults_lose_and_duplicate_nothing(
+    tmp_path: Path, postgres_server: PrivateServer
+) -> None:
+    config = SoakConfig(tmp_path, watches=AGENTS, duration_s=40, speed=1, faults=0)
+    soak = ClusterSoak(config, postgres_server)
     report = await soak.run_cluster()
 
     assert report.ok, (report.soak.table(), report.erased_kept)
-    assert {"node-kill": 1, "receiver-kill": 1, "erasure": 2}.items() <= report.soak.faults.items()
+    faults = {"node-kill": 1, "receiver-kill": 1, "database-restart": 1, "erasure": 2}
+    assert faults.items() <= report.soak.faults.items()
     assert report.erasures_confirmed == 2
     assert all(w.generated > 0 and w.uploaded == w.generated for w in report.soak.watches)
