@@ -27,7 +27,7 @@ import json
 import random
 import sqlite3
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,21 @@ STARTUP_S = 120.0
 STOP_S = 60.0
 # The chart's reading of every agent's store (each open checks every page) and the receiver.
 CHART_EVERY_S = 15.0
+
+
+# Per device: the newest seq held, the lowest, and how many (``held_through`` reads them).
+HELD_QUERY = "SELECT device, max(seq), min(seq), count(*) FROM samples GROUP BY device"
+
+
+def held_through(rows: Sequence[tuple[Any, ...]]) -> dict[str, int]:
+    """Per device, the newest seq the receiver holds with nothing missing between it and the
+    lowest one held (below which an erasure may have deleted); one below the lowest while
+    a hole remains. Receivers in a group commit out of order, and what a killed one held
+    comes back only when the broker redelivers it, so the newest seq alone is not enough."""
+    return {
+        str(device): int(newest) if count == newest - lowest + 1 else int(lowest) - 1
+        for device, newest, lowest, count in rows
+    }
 
 
 @dataclass(frozen=True)
@@ -294,8 +309,7 @@ class Soak:
             return {}
         conn = sqlite3.connect(f"file:{self.receiver_db}?mode=ro", uri=True, timeout=30)
         try:
-            rows = conn.execute("SELECT device, max(seq) FROM samples GROUP BY device")
-            return {str(device): int(seq) for device, seq in rows}
+            return held_through(conn.execute(HELD_QUERY).fetchall())
         except sqlite3.OperationalError:  # no table yet
             return {}
         finally:
