@@ -2,7 +2,8 @@
 as ``--personality infinitime``, the agent on bleak's BlueZ backend (hci1), in one
 process as ``test_sync_bluez``: advertised as InfiniTime advertises (btmon on hci1 is the
 witness), found by its name, recorded unbonded, live values stored as per-minute
-records, a notification relayed and seen on the watch's ``ctl status``.
+records, a notification relayed and seen on the watch's ``ctl status``; then the same
+through the real CLIs (the scenario of ``tests/system/test_infinitime_agent_cli.py``).
 
 Named to sort after ``test_watch_hostile_central``: a watch application of another
 layout registered before ``test_sync_bluez`` may leave hci1's bluetoothd a stale GATT
@@ -36,6 +37,7 @@ from protocol.metrics import Metric
 from tests.bluez.conftest import Adapters
 from tests.bluez.tools import btmon
 from tests.integration.test_sync_engine import KEY
+from tests.processes import Phone, Watch, infinitime_pair_sync_relay
 from watchsim.app import PERSONALITIES, BlueZRadio, WatchApp, WatchConfig
 from watchsim.control import request as ctl
 from watchsim.control import start_controlled
@@ -51,6 +53,7 @@ WAIT = 60.0  # BlueZ round trips on an emulated CPU take tens of milliseconds
 SCAN_S = 5.0  # a scan window is a duration: the watch advertises many times within it
 # A minute of the watch's (and so the agent's) clock in 6 s: records within the test.
 SPEED = 10.0
+CLI_WAIT = 90.0  # a command's imports on an emulated CPU, then BlueZ (test_cli_bluez)
 
 
 def _report(kind: str, address: str) -> re.Pattern[str]:
@@ -186,3 +189,14 @@ async def test_infinitime_watch_found_paired_synced_and_relayed(
         await astore.aclose()
         await control.close()
         await app.stop()
+
+
+# Seven agent commands and two watch ones, each paying its imports on an emulated CPU.
+@pytest.mark.timeout(420)
+async def test_infinitime_process_paired_synced_and_relayed_through_the_clis(
+    adapters: Adapters, tmp_path: Path
+) -> None:
+    options = ("--transport", "bluez", "--adapter", "hci0", "--personality", "infinitime")
+    watch = Watch(tmp_path / "pinetime", options, wait=CLI_WAIT, backfill="1m")
+    phone = Phone(tmp_path / "agent", "bluez:hci1", wait=CLI_WAIT)
+    assert await infinitime_pair_sync_relay(watch, phone, SCAN_S) == adapters.watch
