@@ -3,9 +3,8 @@
 Runs inside the BlueZ VM (guest-run starts it before bluetoothd): the first becomes hci0
 (the watch), the second hci1 (the agent). Chosen over btvirt because btvirt loses
 advertising reports and races connection setup on a loaded 2-core host (docs/bluez.md).
-They are the loopback suite's (``bumblekit.controller``): an active scan gets the scan
-response the advertiser set (BlueZ puts the local name there), and the Filter Accept List
-filters as a chip's does.
+An active scan gets the scan response the advertiser set (``ScanResponseController``):
+BlueZ puts a watch's name there.
 """
 
 from __future__ import annotations
@@ -19,7 +18,7 @@ from bumble.core import PhysicalTransport
 from bumble.link import LocalLink
 from bumble.transport import open_transport
 
-from bumblekit.controller import VirtualController
+from bumblekit.controller import ScanResponseController
 
 # Distinct public addresses: the kernel connects with them, and a shared one would
 # make the link deliver a controller's packets to itself.
@@ -58,10 +57,13 @@ async def main() -> None:
         # Opened one after the other so that the kernel numbers them hci0, hci1.
         transport = await open_transport("vhci")
         transports.append(transport)
-        controller = VirtualController(f"hci{index}", link)
-        controller.public_address = address
-        transport.source.set_packet_sink(controller)
-        controller.host = transport.sink
+        controller = ScanResponseController(
+            f"hci{index}",
+            host_source=transport.source,
+            host_sink=transport.sink,
+            link=link,
+            public_address=address,
+        )
         # With extended advertising or LL privacy on offer, Linux waits for an LE *Enhanced*
         # Connection Complete that Bumble never sends: after 4 s it cancels a connection
         # that is already up, and the link is left half-dead (no disconnect, no re-advertising).
