@@ -23,7 +23,8 @@ devices on it, as a chip does.
 
 Bumble's controller answers an active scan with the advertising data twice (as the
 advertisement and as its scan response). Here a scan response the advertiser set is
-reported as one, so a watch may put its name there, as InfiniTime does.
+reported as one, so a watch may put its name there, as InfiniTime does (and BlueZ does
+with every name): ``ScanResponseController`` alone, which the BlueZ VM's controllers are.
 """
 
 from __future__ import annotations
@@ -50,26 +51,13 @@ _ACTIVE_SCAN = 0x01
 _SCANNABLE_LEGACY = 0x02 | 0x10
 
 
-class VirtualController(Controller):
-    def __init__(self, name: str, link: LocalLink) -> None:
-        super().__init__(name, link=link)
-        self.le_acl_data_packet_length = LE_ACL_DATA_PACKET_LENGTH
-        self.filter_accept_list_size = FILTER_ACCEPT_LIST_SIZE
-        self.filter_accept_list: set[hci.Address] = set()
+class ScanResponseController(Controller):
+    """Bumble's controller, except that an active scan gets the scan response the
+    advertiser set as one; also the BlueZ VM's (``scripts/bluez-vm/controllers.py``)."""
 
     def reports(self, advertiser: hci.Address) -> bool:
         """Whether a scan now reports ``advertiser`` to the host."""
-        return bool(self.le_scan_enable) and (
-            self.le_scanning_filter_policy not in _FILTERED_POLICIES
-            or advertiser in self.filter_accept_list
-        )
-
-    def hears(self, advertiser: hci.Address) -> bool:
-        """Whether an advertisement from ``advertiser`` can matter to this controller."""
-        pending = self.pending_le_connection
-        return self.reports(advertiser) or (
-            pending is not None and pending.peer_address == advertiser
-        )
+        return bool(self.le_scan_enable)
 
     def on_advertising_pdu(self, pdu: ll.AdvInd | ll.AdvExtInd) -> None:
         if self.reports(pdu.advertiser_address):
@@ -152,6 +140,27 @@ class VirtualController(Controller):
         if command.scan_types:
             self.le_scan_type = command.scan_types[0]
         return super().on_hci_le_set_extended_scan_parameters_command(command)
+
+
+class VirtualController(ScanResponseController):
+    def __init__(self, name: str, link: LocalLink) -> None:
+        super().__init__(name, link=link)
+        self.le_acl_data_packet_length = LE_ACL_DATA_PACKET_LENGTH
+        self.filter_accept_list_size = FILTER_ACCEPT_LIST_SIZE
+        self.filter_accept_list: set[hci.Address] = set()
+
+    def reports(self, advertiser: hci.Address) -> bool:
+        return super().reports(advertiser) and (
+            self.le_scanning_filter_policy not in _FILTERED_POLICIES
+            or advertiser in self.filter_accept_list
+        )
+
+    def hears(self, advertiser: hci.Address) -> bool:
+        """Whether an advertisement from ``advertiser`` can matter to this controller."""
+        pending = self.pending_le_connection
+        return self.reports(advertiser) or (
+            pending is not None and pending.peer_address == advertiser
+        )
 
     def on_hci_le_create_connection_cancel_command(
         self, _command: hci.HCI_LE_Create_Connection_Cancel_Command

@@ -297,3 +297,41 @@ async def pair_sync_kill_restart_resync(watch: Watch, phone: Phone) -> str:
     assert "backfilling (from seq" in log
     assert address not in log and "<mac>: stopped" in log
     return address
+
+
+async def watch_status(watch: Watch) -> dict[str, object]:
+    """``watchsim ctl status`` of a running watch process."""
+    ctl = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", WATCH_CLI, "ctl", "--state-dir", str(watch.state_dir), "status",
+        stdout=asyncio.subprocess.PIPE, env=ENV,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(ctl.communicate(), watch.wait)
+    status: dict[str, object] = json.loads(output)
+    return status
+
+
+async def infinitime_pair_sync_relay(watch: Watch, phone: Phone, scan_s: float) -> str:
+    """An InfiniTime watch process (``--personality infinitime``) found by its name in a
+    scan of ``scan_s`` seconds, paired without a passkey (the watch never asks), a one-shot
+    sync that says there is no history, ``run`` live with a notification relayed (shown on
+    the watch's ``ctl status``), and ``status`` marking its records live-derived. Returns
+    the watch's address."""
+    process, address = await watch.start()
+    try:
+        found = json.loads(await phone("scan", "--seconds", f"{scan_s:g}", "--json"))
+        assert {"address": address, "name": "InfiniTime"}.items() <= found[0].items()
+        paired = await phone("pair", address)  # no passkey typed: none is asked
+        assert "unbonded" in paired, paired
+        synced = await phone("sync", address)
+        assert "keeps no history" in synced, synced
+        await phone("permissions", "grant", "notifications")
+        async with phone.daemon(address):
+            sent = await phone("inject", "notification", "--app", "chat", "--title", "Ann")
+            assert "delivered" in sent, sent
+            assert (await watch_status(watch))["notifications"] == ["Ann"]
+        status = json.loads(await phone("status", "--json"))
+        (device,) = status["devices"]
+        assert (device["records"], device["bonded"]) == ("live per minute", False)
+    finally:
+        await kill(process)
+    return address

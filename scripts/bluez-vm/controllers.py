@@ -3,6 +3,8 @@
 Runs inside the BlueZ VM (guest-run starts it before bluetoothd): the first becomes hci0
 (the watch), the second hci1 (the agent). Chosen over btvirt because btvirt loses
 advertising reports and races connection setup on a loaded 2-core host (docs/bluez.md).
+An active scan gets the scan response the advertiser set (``ScanResponseController``):
+BlueZ puts a watch's name there.
 """
 
 from __future__ import annotations
@@ -15,6 +17,8 @@ from bumble.controller import Controller
 from bumble.core import PhysicalTransport
 from bumble.link import LocalLink
 from bumble.transport import open_transport
+
+from bumblekit.controller import ScanResponseController
 
 # Distinct public addresses: the kernel connects with them, and a shared one would
 # make the link deliver a controller's packets to itself.
@@ -53,7 +57,7 @@ async def main() -> None:
         # Opened one after the other so that the kernel numbers them hci0, hci1.
         transport = await open_transport("vhci")
         transports.append(transport)
-        controller = Controller(
+        controller = ScanResponseController(
             f"hci{index}",
             host_source=transport.source,
             host_sink=transport.sink,

@@ -9,8 +9,8 @@ from dbus_next.signature import Variant
 from hypothesis import given
 from hypothesis import strategies as st
 
-from protocol import uuids
-from protocol.profile import ADVERTISED_SERVICE_UUIDS, PROFILE, Property, Security
+from protocol import infinitime, uuids
+from protocol.profile import PROFILE, Property, Security
 from watchsim.peripheral.bless_adapter import (
     UNKNOWN_PEER,
     bless_permissions,
@@ -58,10 +58,10 @@ def test_examples_from_the_profile() -> None:
     assert bless_permissions(Property.NOTIFY, Security.AUTHENTICATED) == Perm(0)
 
 
-def test_gatt_tree_has_every_characteristic_and_advertised_services_first() -> None:
+def test_gatt_tree_has_every_characteristic_in_the_profiles_order() -> None:
     tree = gatt_tree(PROFILE)
-    assert set(tree) == {s.uuid for s in PROFILE}
-    assert list(tree)[: len(ADVERTISED_SERVICE_UUIDS)] == list(ADVERTISED_SERVICE_UUIDS)
+    assert list(tree) == [s.uuid for s in PROFILE]
+    assert list(gatt_tree(infinitime.PROFILE)) == [s.uuid for s in infinitime.PROFILE]
     for service in PROFILE:
         assert set(tree[service.uuid]) == {c.uuid for c in service.characteristics}
     battery = tree[uuids.BATTERY_SERVICE][uuids.BATTERY_LEVEL]

@@ -22,12 +22,14 @@ forwards. What bless 0.3.0 can and cannot do, and what this adapter does instead
   itself (the port's contract; "out of range" relies on it).
 - No pairing hooks: given a display, the adapter registers our own ``org.bluez.Agent1``
   (``bluez_agent``) as bluetoothd's default agent, which shows or confirms the passkey.
-- No advertising content control: BlueZ advertises the local name and only the first
-  service of the GATT tree, so ``gatt_tree`` puts the advertised services first; no
-  appearance. bless's advertisement has no ``Discoverable`` property, so its flags say
-  "not discoverable" (0x04) and BlueZ's plain discovery never lists the watch: the adapter
-  registers ``DiscoverableAdvertisement`` (bless's, plus ``Discoverable``, which BlueZ has
-  read since 2020) itself, together with the GATT application, in ``start_advertising``.
+- Little advertising content control: BlueZ places the local name itself (in the scan
+  response of a legacy advertisement, as InfiniTime does) and adds no appearance; bless
+  advertises only the first service of its tree, so the adapter sets the advertised
+  services itself (``ServiceUUIDs``). bless's advertisement has no ``Discoverable``
+  property, so its flags say "not discoverable" (0x04) and BlueZ's plain discovery never
+  lists the watch: the adapter registers ``DiscoverableAdvertisement`` (bless's, plus
+  ``Discoverable``, which BlueZ has read since 2020) itself, together with the GATT
+  application, in ``start_advertising``.
 - ``update_value`` is synchronous and unacknowledged: ``notify``/``indicate`` cannot
   wait for confirmation; they wait until the value is in the D-Bus socket (``BusWriter``,
   which also keeps dbus_next from closing the bus when that socket is full) and return 1
@@ -149,8 +151,8 @@ class DiscoverableAdvertisement(BlueZLEAdvertisement):
 
 
 def gatt_tree(profile: Sequence[ServiceSpec]) -> GattTree:
-    """bless ``add_gatt`` tree; advertised services first, as BlueZ advertises the first."""
-    ordered = sorted(profile, key=lambda service: not service.advertised)
+    """bless ``add_gatt`` tree, in the profile's order (InfiniTime's registration order
+    for that personality)."""
     return {
         service.uuid: {
             c.uuid: {
@@ -160,7 +162,7 @@ def gatt_tree(profile: Sequence[ServiceSpec]) -> GattTree:
             }
             for c in service.characteristics
         }
-        for service in ordered
+        for service in profile
     }
 
 
@@ -267,9 +269,9 @@ class BlessPeripheral(Peripheral):
         *,
         name_in_scan_response: bool = False,
     ) -> None:
-        # What bless's ``start`` does, with a discoverable advertisement. The name is fixed
-        # at construction and the advertised UUID is the GATT tree's first service; where
-        # the name goes (advertising data or scan response) is BlueZ's choice.
+        # What bless's ``start`` does, with a discoverable advertisement of the services
+        # asked for (bless's: the tree's first). The name is fixed at construction; BlueZ
+        # puts it in the scan response (``name_in_scan_response`` holds on BlueZ).
         server = self._server
         app = server.app
         server.bus.export(app.path, app)
@@ -278,7 +280,7 @@ class BlessPeripheral(Peripheral):
         advertisement: Any = DiscoverableAdvertisement(
             Type.PERIPHERAL, len(app.advertisements) + 1, app
         )
-        advertisement.ServiceUUIDs = [app.services[0].UUID]
+        advertisement.ServiceUUIDs = list(service_uuids)
         app.advertisements.append(advertisement)  # bless's stop_advertising unregisters it
         server.bus.export(advertisement.path, advertisement)
         manager = server.adapter.get_interface("org.bluez.LEAdvertisingManager1")
