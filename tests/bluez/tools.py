@@ -119,8 +119,13 @@ async def run(*argv: str) -> str:
 
 
 async def btmon() -> Tool:
-    """BlueZ's HCI monitor on hci1: the witness of what the central sent and received."""
-    return await Tool.start("btmon", "--no-pager", "-i", "hci1")
+    """BlueZ's HCI monitor on hci1: the witness of what the central sent and received,
+    returned once it is attached (it replays the index it watches as "= Open Index"):
+    a packet sent before that is never seen, so a witness started just before a tool
+    missed the tool's first write now and then."""
+    monitor = await Tool.start("btmon", "--no-pager", "-i", "hci1")
+    await monitor.expect(r"= Open Index")
+    return monitor
 
 
 def gatttool(watch: str, *args: str) -> tuple[str, ...]:
