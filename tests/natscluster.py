@@ -145,16 +145,21 @@ class NatsCluster:
         self._processes[node] = None
 
     def stop(self) -> None:
-        for node, process in enumerate(self._processes):
-            if process is None:
-                continue
-            process.terminate()
-            try:
-                process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            self._processes[node] = None
+        stop_nodes(self._processes, within=10)
+
+
+def stop_nodes(processes: list[subprocess.Popen[bytes] | None], within: float) -> None:
+    """Each running node asked to stop, killed if it has not within ``within`` s."""
+    for node, process in enumerate(processes):
+        if process is None:
+            continue
+        process.terminate()
+        try:
+            process.wait(timeout=within)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+        processes[node] = None
 
 
 def _healthy(url: str) -> bool:

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.mosquitto import free_port, wait_for_port
-from tests.natscluster import PUBLISH_ONE
+from tests.natscluster import PUBLISH_ONE, stop_nodes
 
 RABBITMQ_SERVER = "/usr/lib/rabbitmq/bin/rabbitmq-server"
 RABBITMQCTL = "/usr/lib/rabbitmq/bin/rabbitmqctl"
@@ -180,13 +180,4 @@ class RabbitCluster:
         self._processes[node] = None
 
     def stop(self) -> None:
-        for node, process in enumerate(self._processes):
-            if process is None:
-                continue
-            process.terminate()
-            try:
-                process.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(timeout=10)
-            self._processes[node] = None
+        stop_nodes(self._processes, within=60)
