@@ -71,7 +71,12 @@ async def serve_stream(
             pulling = await stream.pull_subscribe_bind(group, stream=STREAM)
             if ready is not None:
                 ready.set()
+            this = asyncio.current_task()
             while True:
+                # nats-py waits with Python 3.11's ``asyncio.wait_for``, which can swallow a
+                # cancellation that lands as its wait ends: the loop would then fetch on.
+                if this is not None and this.cancelling():
+                    raise asyncio.CancelledError
                 try:
                     messages = await pulling.fetch(BATCH, timeout=FETCH_WAIT_S)
                 except TimeoutError:  # nothing waiting (nats-py raises asyncio's, or its own)
