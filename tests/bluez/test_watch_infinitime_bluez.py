@@ -127,9 +127,8 @@ async def test_infinitime_watch_found_paired_synced_and_relayed(
         transport = bluez_transport(parse_transport("bluez:hci1"), agent=RefusingAgent())
 
         # Found by the name in its scan response, as Gadgetbridge and itd find it.
-        monitor = await btmon()
+        monitor = await btmon()  # attached: it sees the scan from its start
         try:
-            await monitor.expect("Bluetooth monitor ver")
             sightings = await scan(transport, SCAN_S)
             await monitor.expect(_report("Scan response", adapters.watch).pattern)
         finally:
