@@ -236,7 +236,7 @@ class ClusterSoak(Soak):
         with psycopg.connect(self.postgres.url) as conn:
             return conn.execute(query).fetchall()
 
-    def _receiver_newest(self) -> dict[str, int]:
+    def _receiver_held_through(self) -> dict[str, int]:
         return held_through(self._query(HELD_QUERY))
 
     async def _cluster_report(self, wall_s: float, confirmed: int) -> ClusterReport:

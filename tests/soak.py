@@ -274,7 +274,7 @@ class Soak:
         pseudonyms = self._pseudonyms()
         deadline = time.monotonic() + self.config.settle_s
         while time.monotonic() < deadline:
-            held = self._receiver_newest()
+            held = self._receiver_held_through()
             if all(held.get(pseudonyms.get(a, ""), 0) >= (n or 0) for a, n in newest.items()):
                 return
             await asyncio.sleep(0.5)  # polling with a deadline
@@ -304,7 +304,7 @@ class Soak:
     def _pseudonyms(self) -> dict[str, str]:
         return {a["address"]: a["device_pseudonym"] for a in self._identities()}
 
-    def _receiver_newest(self) -> dict[str, int]:
+    def _receiver_held_through(self) -> dict[str, int]:
         if not self.receiver_db.exists():
             return {}
         conn = sqlite3.connect(f"file:{self.receiver_db}?mode=ro", uri=True, timeout=30)
