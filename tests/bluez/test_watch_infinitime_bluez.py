@@ -27,7 +27,7 @@ from phoneagent.privacy.export import rows
 from phoneagent.relays.permissions import Feature, set_permission
 from phoneagent.relays.service import RelayService
 from phoneagent.store import LIVE_PER_MINUTE, AsyncStore, Store
-from phoneagent.sync import SyncPreferences, fixed_preferences
+from phoneagent.sync import Committed, SyncObserver, SyncPreferences, fixed_preferences
 from phoneagent.sync.discovery import pair_device, scan
 from phoneagent.sync.infinitime import InfiniTimeSync
 from phoneagent.transport import RefusingAgent, parse_transport
@@ -36,7 +36,6 @@ from protocol import infinitime
 from protocol.metrics import Metric
 from tests.bluez.conftest import Adapters
 from tests.bluez.tools import btmon
-from tests.integration.test_infinitime_agent import Commits
 from tests.integration.test_sync_engine import KEY
 from tests.processes import Phone, Watch, infinitime_pair_sync_relay
 from watchsim.app import PERSONALITIES, BlueZRadio, WatchApp, WatchConfig
@@ -61,6 +60,24 @@ def _report(kind: str, address: str) -> re.Pattern[str]:
     """One LE Advertising Report of ``kind`` from ``address`` in btmon's decoding: its
     lines up to the next HCI event."""
     return re.compile(rf"Event type: {kind}[^\n]*\n[^>]*?Address: {address}\b[^>]*")
+
+
+class Minutes(SyncObserver):
+    """The metrics of the per-minute records committed so far."""
+
+    def __init__(self) -> None:
+        self.metrics: set[Metric] = set()
+        self._stored = asyncio.Event()
+
+    async def committed(self, commit: Committed) -> None:
+        self.metrics |= {s.metric for s in commit.samples}
+        self._stored.set()
+
+    async def stored(self, metrics: set[Metric]) -> None:
+        async with asyncio.timeout(WAIT):
+            while not metrics <= self.metrics:
+                self._stored.clear()
+                await self._stored.wait()
 
 
 async def _start_watch(state_dir: Path) -> WatchApp:
@@ -137,7 +154,7 @@ async def test_infinitime_watch_found_paired_synced_and_relayed(
 
         set_permission(store, Feature.NOTIFICATIONS, True)
         await relays.start()
-        minutes = Commits()  # the loopback test's observer
+        minutes = Minutes()
         daemon = Daemon(
             transport,
             astore,
