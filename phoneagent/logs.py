@@ -2,8 +2,9 @@
 
 Policy section 1 keeps "the latest log information within 7 days" and deletes older
 logs automatically; PR-LOGS adds that no health value, notification content or
-identifier is ever written in clear. Redaction is a ``logging.Filter`` on the handler,
-so it covers records of every logger that propagates to it, tracebacks included.
+identifier is ever written in clear. Redaction is the handler's ``logging.Formatter``,
+so it covers records of every logger that propagates to it, tracebacks included, and it
+leaves the record itself as it was for every other handler (the record is shared).
 Code should still pass personal values wrapped in ``Private(...)``: pattern matching is
 the safety net, not the plan.
 """
@@ -99,23 +100,24 @@ class RepeatFilter(logging.Filter):
             return True
         if str(count).rstrip("0") != "1":  # not a power of ten
             return False
-        record.msg = f"{record.getMessage()} (occurrence {count}; others not logged)"
-        record.args = None
+        setattr(record, _OCCURRENCE, count)  # the formatter says so; the message stays
         return True
 
 
-class RedactingFilter(logging.Filter):
-    """Replaces a record's message and traceback with their redacted text."""
+_OCCURRENCE = "phoneagent_occurrence"
 
-    def filter(self, record: logging.LogRecord) -> bool:
-        record.msg = redact(record.getMessage())
-        record.args = None
-        if record.exc_info:
-            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
-            record.exc_info = None
-        if record.stack_info:
-            record.stack_info = redact(record.stack_info)
-        return True
+
+class RedactingFormatter(logging.Formatter):
+    """Formats a record, with its traceback, and redacts the whole line; says which
+    occurrence a ``RepeatFilter`` let through."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        count = getattr(record, _OCCURRENCE, None)
+        if count is not None:
+            head, newline, rest = text.partition("\n")
+            text = f"{head} (occurrence {count}; others not logged){newline}{rest}"
+        return redact(text)
 
 
 def logs_dir(data_dir: Path) -> Path:
@@ -171,9 +173,8 @@ def setup_logging(
     handler = _PrivateRotatingHandler(  # the file appears with its first line (delay)
         directory / LOG_NAME, when="midnight", backupCount=KEEP_DAYS - 1, utc=True, delay=True
     )
-    handler.addFilter(RepeatFilter())  # first: it counts templates, before redaction
-    handler.addFilter(RedactingFilter())
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RepeatFilter())
+    handler.setFormatter(RedactingFormatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     target = logger or logging.getLogger()
     target.addHandler(handler)
     if target.level == logging.NOTSET or target.level > level:

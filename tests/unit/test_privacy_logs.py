@@ -44,6 +44,39 @@ def test_log_file_is_redacted_and_private__PR_LOGS(tmp_path: Path) -> None:
     assert os.stat(path).st_mode & 0o077 == 0
 
 
+class _Keep(logging.Handler):
+    """Another handler on the same logger, as a host application or pytest's caplog has."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+def test_redaction_leaves_the_record_other_handlers_see_as_it_was(tmp_path: Path) -> None:
+    """The file is redacted; a handler after ours still gets the message and traceback."""
+    logger = logging.getLogger("test.privacy.logs.shared")
+    logger.propagate = False
+    ours = setup_logging(tmp_path, logger=logger)
+    theirs = _Keep()
+    logger.addHandler(theirs)
+    try:
+        try:
+            raise ValueError("AA:BB:CC:DD:EE:FF")
+        except ValueError:
+            logger.exception("lost %s", "AA:BB:CC:DD:EE:FF")
+    finally:
+        for handler in (ours, theirs):
+            logger.removeHandler(handler)
+            handler.close()
+    assert theirs.lines[0].startswith("lost AA:BB:CC:DD:EE:FF")
+    assert theirs.lines[0].endswith("ValueError: AA:BB:CC:DD:EE:FF")
+    written = (logs_dir(tmp_path) / LOG_NAME).read_text()
+    assert "AA:BB" not in written and "lost <mac>" in written and "ValueError: <mac>" in written
+
+
 def test_logs_older_than_7_days_are_deleted_at_start__PR_LOGS(tmp_path: Path) -> None:
     directory = logs_dir(tmp_path)
     directory.mkdir()
