@@ -46,13 +46,16 @@ class NodePorts:
 class NatsCluster:
     """Three nats-server processes; ``kill`` and ``start`` one keep its ports and data."""
 
-    def __init__(self, directory: Path, size: int = REPLICAS) -> None:
+    def __init__(self, directory: Path, size: int = REPLICAS, settings: str = "") -> None:
+        """``size`` 1 is a lone server; ``settings``: more lines for every node's file
+        (``authorization { ... }`` for a test of permissions)."""
         directory.mkdir(parents=True, exist_ok=True)
         self.directory = directory
         self.ports = [
             NodePorts(free_port(), free_port(), free_port(), free_port()) for _ in range(size)
         ]
         routes = ", ".join(f"nats-route://127.0.0.1:{p.route}" for p in self.ports)
+        cluster = "cluster {{ name: watchsync, listen: 127.0.0.1:{}, routes: [{}] }}\n"
         self._processes: list[subprocess.Popen[bytes] | None] = [None] * size
         for i, p in enumerate(self.ports):
             (directory / f"n{i}.conf").write_text(
@@ -60,8 +63,9 @@ class NatsCluster:
                 f"listen: 127.0.0.1:{p.client}\n"
                 f"http: 127.0.0.1:{p.monitor}\n"
                 f"jetstream {{ store_dir: {json.dumps(str(directory / f'js{i}'))} }}\n"
-                f"cluster {{ name: watchsync, listen: 127.0.0.1:{p.route}, routes: [{routes}] }}\n"
-                f"mqtt {{ listen: 127.0.0.1:{p.mqtt}, stream_replicas: {size} }}\n"
+                + (cluster.format(p.route, routes) if size > 1 else "")
+                + f"mqtt {{ listen: 127.0.0.1:{p.mqtt}, stream_replicas: {size} }}\n"
+                + settings
             )
 
     @property

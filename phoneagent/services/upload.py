@@ -20,7 +20,7 @@ from phoneagent.store import Store
 from phoneagent.upload import (
     Endpoint,
     EndpointError,
-    PublishRefusedError,
+    MqttRefusedError,
     Uploader,
     endpoints_path,
     load_endpoints,
@@ -49,7 +49,7 @@ def broker_errors(pending: str) -> Iterator[None]:
     except TimeoutError:
         raise BrokerUnreachableError(f"the broker stopped answering; {pending}") from None
     except aiomqtt.MqttError as error:
-        refused = isinstance(error, PublishRefusedError)
+        refused = isinstance(error, MqttRefusedError)
         kind = BrokerRefusedError if refused else BrokerUnreachableError
         raise kind(f"MQTT broker: {error}; {pending}") from error
 

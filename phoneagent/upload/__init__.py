@@ -3,7 +3,12 @@
 
 from __future__ import annotations
 
-from phoneagent.upload.client import CheckedClient, PublishRefusedError
+from phoneagent.upload.client import (
+    CheckedClient,
+    MqttRefusedError,
+    PublishRefusedError,
+    SubscribeRefusedError,
+)
 from phoneagent.upload.endpoints import (
     Endpoint,
     EndpointError,
@@ -19,8 +24,10 @@ __all__ = [
     "Endpoint",
     "EndpointError",
     "Endpoints",
+    "MqttRefusedError",
     "PlaintextRefusedError",
     "PublishRefusedError",
+    "SubscribeRefusedError",
     "UploadStats",
     "Uploader",
     "endpoints_path",

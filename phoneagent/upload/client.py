@@ -11,6 +11,10 @@ pins aiomqtt and paho-mqtt to exactly the versions this was tested on (2.5.1 and
 ``tests/unit/test_mqtt_internals.py`` fails when those internals or the pin change, and
 ``tests/system/test_upload.py`` catches a refusal end to end with a real broker.
 
+``subscribe`` checks the SUBACK in the same spirit: a subscription the broker refused
+(ACL, a leader election on a clustered broker) raises ``SubscribeRefusedError`` instead
+of leaving the caller waiting for messages that will never come.
+
 ``publish_acked`` is the uploader's way to publish: paho's ``publish`` and a future per
 message that the PUBACK completes. aiomqtt's ``publish`` makes a coroutine (a task, when
 a window is sent at once), an ``asyncio.Event`` and two scans of every pending message
@@ -24,18 +28,24 @@ from contextvars import ContextVar
 from typing import Any
 
 import aiomqtt
-from aiomqtt.types import PayloadType
+from aiomqtt.types import PayloadType, SubscribeTopic
 from paho.mqtt.client import Client as PahoClient
 from paho.mqtt.client import MQTTMessageInfo
 from paho.mqtt.enums import MQTTErrorCode
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
+from paho.mqtt.subscribeoptions import SubscribeOptions
 
 # The message ids paho assigned inside the current ``publish`` call (one task's context).
 _assigned: ContextVar[list[int] | None] = ContextVar("assigned_mids", default=None)
 
 
-class PublishRefusedError(aiomqtt.MqttError):
+class MqttRefusedError(aiomqtt.MqttError):
+    """The broker answered with a failure code: its configuration (ACL, quota) or its own
+    trouble (a clustered broker electing a leader); retried, and reported as a refusal."""
+
+
+class PublishRefusedError(MqttRefusedError):
     """The broker acknowledged a publish with a failure reason code and dropped it."""
 
     def __init__(self, topic: str, reason: ReasonCode) -> None:
@@ -45,8 +55,17 @@ class PublishRefusedError(aiomqtt.MqttError):
         self.reason = reason
 
 
+class SubscribeRefusedError(MqttRefusedError):
+    """The broker answered a subscription with a failure code: nothing will be delivered."""
+
+    def __init__(self, topic: str, code: int, reason: str) -> None:
+        super().__init__(f"the broker refused a subscription to {topic}: {reason} (0x{code:02X})")
+        self.topic = topic
+        self.code = code
+
+
 class CheckedClient(aiomqtt.Client):
-    """An ``aiomqtt.Client`` whose ``publish`` raises ``PublishRefusedError`` on a refusal."""
+    """An ``aiomqtt.Client`` whose ``publish`` and ``subscribe`` raise on a refusal."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -122,3 +141,24 @@ class CheckedClient(aiomqtt.Client):
         for mid in assigned:
             if (reason := self._refused.pop(mid, None)) is not None:
                 raise PublishRefusedError(topic, reason)
+
+    async def subscribe(
+        self,
+        /,
+        topic: SubscribeTopic,
+        qos: int = 0,
+        options: SubscribeOptions | None = None,
+        properties: Properties | None = None,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 (aiomqtt's signature)
+        **kwargs: Any,
+    ) -> tuple[int, ...] | list[ReasonCode]:
+        granted = await super().subscribe(
+            topic, qos, options, properties, *args, timeout=timeout, **kwargs
+        )
+        for code in granted:  # MQTT 3.1.1: 0x80; MQTT 5: any reason code >= 0x80
+            value = int(code.value) if isinstance(code, ReasonCode) else int(code)
+            if value >= 0x80:
+                reason = str(code) if isinstance(code, ReasonCode) else "Failure"
+                raise SubscribeRefusedError(str(topic), value, reason)
+        return granted

@@ -27,7 +27,7 @@ from phoneagent.privacy.gate import (
     upload_allowed,
 )
 from phoneagent.store import DeviceRecord, Store, StoreFullError, ledger
-from phoneagent.upload.client import CheckedClient, PublishRefusedError
+from phoneagent.upload.client import CheckedClient, MqttRefusedError
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
 from phoneagent.upload.payload import PayloadError, Topics, decode_json, encode_json, parse_topic
@@ -189,7 +189,7 @@ def _connection_failed(error: BaseException) -> bool:
 
 async def _retrying(error: BaseException, delay: float) -> None:
     # A refusal is the broker's configuration (ACL, quota): the operator acts.
-    refused = isinstance(error, PublishRefusedError)
+    refused = isinstance(error, MqttRefusedError)
     level, what = (logging.ERROR, "refused") if refused else (logging.WARNING, "lost")
     log.log(level, "upload %s (%s); retrying in %.1fs", what, error, delay)
 

@@ -33,6 +33,7 @@ from phoneagent.upload.uploader import Uploader, policy_refusal
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex
 from tests.mosquitto import Broker, Capture, make_tls
+from tests.natscluster import NatsCluster
 
 pytestmark = pytest.mark.system
 
@@ -283,6 +284,43 @@ async def test_refused_erase_request_stays_pending_with_a_clear_error(
     with open_store(data) as store:
         (request,) = store.ledger.erase_requests(pending_only=True)
         assert request.sent_at is None  # so the next ``cloud clear`` or ``run`` sends it
+
+
+# A NATS user that may publish anywhere but subscribe to none of the agent's topics:
+# NATS answers such a SUBACK with 0x80 (Mosquitto grants it and delivers nothing).
+NO_SUBSCRIBE = """no_auth_user: agent
+authorization { users = [ { user: agent, password: agent, permissions: {
+  publish: ">", subscribe: { deny: "watchsync.>" } } } ] }
+"""
+
+
+async def test_refused_subscription_is_an_error_not_a_silent_wait(tmp_path: Path) -> None:
+    """``cloud clear --wait`` whose confirmation subscription the broker refused says so
+    at once; the erase request stays pending (it was sent) and nothing waits for nothing."""
+    data = tmp_path / "agent"
+    with open_store(data) as store:
+        make_account(store)
+        fill(store, 10)
+    nats = NatsCluster(tmp_path / "nats", size=1, settings=NO_SUBSCRIBE)
+    (data / "cloud.toml").write_text(
+        f'[regions.eu]\nhost = "127.0.0.1"\nport = {nats.mqtt_ports[0]}\ntls = false\n'
+        'mqtt = "3.1.1"\n'
+    )
+    nats.start()
+    try:
+        result = await asyncio.to_thread(
+            CliRunner().invoke,
+            main,
+            ["--data-dir", str(data), "cloud", "clear", "--wait", "600"],
+            env={"PHONEAGENT_DB_KEY": KEY.material},
+        )
+    finally:
+        nats.stop()
+    assert result.exit_code == 1, result.output
+    assert "refused a subscription" in result.output and "(0x80)" in result.output
+    assert "stay pending" in result.output and "Traceback" not in result.output
+    with open_store(data) as store:
+        assert len(store.ledger.erase_requests(pending_only=True)) == 1
 
 
 async def test_capture_has_no_identifiers__PR_ANON__PR_DEVICE__PR_APPLIST(
