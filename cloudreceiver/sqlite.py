@@ -3,13 +3,21 @@
 Several receiver processes on one machine may share the file (WAL). Its calls run on the
 receiver's event loop, as they always have: a batch's transaction takes well under a
 millisecond and the receiver handles one message at a time anyway.
+
+The schema is versioned as PostgreSQL's is (``cloudreceiver.postgres``): SQLite's
+``user_version`` counts the ``MIGRATIONS`` that ran (a file from before the count, with
+its tables and 0, is version 1 once opened); a newer file is refused, as this receiver
+would misread it. A path SQLite cannot open or a file that is not a database is the
+operator's to fix: one line naming it, never a traceback.
 """
 
 from __future__ import annotations
 
 import sqlite3
 from pathlib import Path
+from typing import Final
 
+from cloudreceiver.errors import SchemaTooNewError, StoreConfigError
 from cloudreceiver.store import (
     DeviceRow,
     SampleRow,
@@ -25,27 +33,39 @@ from phoneagent.upload.payload import (
     decode_json,
 )
 
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS samples (
+# Each step's statements; IF NOT EXISTS, as files from before the version count have them.
+MIGRATIONS: Final = (
+    (
+        """CREATE TABLE IF NOT EXISTS samples (
         device TEXT NOT NULL, seq INTEGER NOT NULL, user TEXT NOT NULL, region TEXT NOT NULL,
         metric INTEGER NOT NULL, ts INTEGER NOT NULL, raw INTEGER NOT NULL,
         PRIMARY KEY (device, seq)) WITHOUT ROWID""",
-    """CREATE TABLE IF NOT EXISTS devices (
+        """CREATE TABLE IF NOT EXISTS devices (
         device TEXT PRIMARY KEY, user TEXT NOT NULL, model TEXT, firmware TEXT)""",
-    """CREATE TABLE IF NOT EXISTS tombstones (
+        """CREATE TABLE IF NOT EXISTS tombstones (
         user TEXT NOT NULL, request_id INTEGER NOT NULL, body TEXT NOT NULL,
         PRIMARY KEY (user, request_id))""",
+    ),
 )
+SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
 class SqliteStore:
     """The receiver's own SQLite file (``ReceiverStore``)."""
 
     def __init__(self, path: Path) -> None:
-        self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-        self.conn.execute("PRAGMA journal_mode = WAL")
-        for statement in _SCHEMA:
-            self.conn.execute(statement)
+        try:
+            self.conn = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+            try:
+                self.conn.execute("PRAGMA journal_mode = WAL")
+                migrate(self.conn)
+            except BaseException:
+                self.conn.close()
+                raise
+        except sqlite3.Error as error:
+            raise StoreConfigError(
+                f"cannot use {path} as the receiver's database: {error}"
+            ) from None
 
     async def close(self) -> None:
         self.conn.close()
@@ -119,3 +139,25 @@ class SqliteStore:
 
     async def devices(self) -> list[DeviceRow]:
         return list(self.conn.execute("SELECT device, model, firmware FROM devices ORDER BY 1"))
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the file to ``SCHEMA_VERSION`` (receivers sharing it take turns); returns
+    the version found."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (found,) = conn.execute("PRAGMA user_version").fetchone()
+        if found > SCHEMA_VERSION:
+            raise SchemaTooNewError(
+                f"the receiver database has schema version {found}, newer than this"
+                f" receiver's {SCHEMA_VERSION}: upgrade the receiver"
+            )
+        for statements in MIGRATIONS[found:]:
+            for statement in statements:
+                conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION:d}")  # pragmas take no parameters
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return int(found)

@@ -6,8 +6,10 @@ own parts (partitions, schema versions, a lost connection, its errors) on Postgr
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from pathlib import Path
 
 import psycopg
 import pytest
@@ -22,6 +24,7 @@ from cloudreceiver.errors import (
     StoreUnreachableError,
 )
 from cloudreceiver.postgres import SCHEMA_VERSION
+from cloudreceiver.sqlite import SCHEMA_VERSION as SQLITE_SCHEMA_VERSION
 from cloudreceiver.store import ReceiverStore, open_store
 from phoneagent.cli import main
 from phoneagent.upload.payload import EraseMessage, PayloadError, Topics, encode_batch
@@ -152,6 +155,52 @@ async def test_postgres_schema_is_versioned_and_a_newer_one_refused(postgres_url
         f"the receiver database has schema version {SCHEMA_VERSION + 1}, newer than this"
         f" receiver's {SCHEMA_VERSION}: upgrade the receiver"
     )
+
+
+async def test_sqlite_schema_is_versioned_and_a_newer_one_refused(tmp_path: Path) -> None:
+    path = tmp_path / "receiver.db"
+    store = await open_store(path)
+    await store.store_batch(USER, DEV, batch(range(3)))
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        assert conn.execute("PRAGMA user_version").fetchone() == (SQLITE_SCHEMA_VERSION,)
+        conn.execute(f"PRAGMA user_version = {SQLITE_SCHEMA_VERSION + 1}")
+    with pytest.raises(SchemaTooNewError) as refused:
+        await open_store(path)
+    assert refused.value.exit_code == EXIT_USAGE
+    assert "newer than this receiver's" in str(refused.value)
+
+
+async def test_sqlite_file_from_before_the_version_count_opens_with_its_data(
+    tmp_path: Path,
+) -> None:
+    """A file written before ``user_version`` was kept (its tables, version 0)."""
+    path = tmp_path / "receiver.db"
+    store = await open_store(path)
+    await store.store_batch(USER, DEV, batch(range(5)))
+    await store.close()
+    with sqlite3.connect(path) as conn:
+        conn.execute("PRAGMA user_version = 0")
+    store = await open_store(path)
+    try:
+        assert await seqs(store) == [0, 1, 2, 3, 4]
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("kind", ["not a database", "no such directory"])
+def test_cloud_receiver_unusable_sqlite_file_is_one_line(tmp_path: Path, kind: str) -> None:
+    path = tmp_path / "receiver.db"
+    if kind == "not a database":
+        path.write_bytes(b"these are not the pages of an SQLite file" * 100)
+    else:
+        path = tmp_path / "missing" / "receiver.db"
+    result = CliRunner().invoke(
+        main, ["cloud-receiver", "--broker", "127.0.0.1", "--port", "1", "--database", str(path)]
+    )
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert result.output.startswith(f"Error: cannot use {path} as the receiver's database: ")
+    assert result.output.count("\n") == 1 and "Traceback" not in result.output
 
 
 async def test_postgres_batch_waits_for_an_erasure_in_progress_at_another_receiver(
