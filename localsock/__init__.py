@@ -128,8 +128,10 @@ async def request(path: Path, payload: Any, *, timeout_s: float | None, peer: st
     """
     try:
         reader, writer = await asyncio.open_unix_connection(path, limit=LINE_LIMIT)
-    except (FileNotFoundError, ConnectionRefusedError):
+    except (FileNotFoundError, NotADirectoryError, ConnectionRefusedError):
         raise NotRunningError(f"{peer} is not running (nothing listens on {path})") from None
+    except OSError as error:  # a socket we may not use: say which
+        raise RequestError(f"cannot reach {peer} at {path}: {error.strerror}") from None
     try:
         writer.write(json.dumps(payload).encode() + b"\n")
         await writer.drain()

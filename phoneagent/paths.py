@@ -12,6 +12,8 @@ from pathlib import Path
 
 import platformdirs
 
+from phoneagent.errors import AgentUsageError
+
 APP_NAME = "phoneagent"
 DATABASE_NAME = "phoneagent.db"
 
@@ -37,5 +39,8 @@ def ensure_private_dir(directory: Path) -> int:
     An existing directory is never chmod-ed: a mistaken ``--data-dir ~`` must not
     change the home directory. The caller refuses one that others can read.
     """
-    directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    try:
+        directory.mkdir(mode=0o700, parents=True, exist_ok=True)
+    except FileExistsError:  # mkdir says only "File exists"
+        raise AgentUsageError(f"{directory} is a file, not a directory (--data-dir)") from None
     return stat.S_IMODE(directory.stat().st_mode)

@@ -306,3 +306,20 @@ def test_the_issues_cases_as_real_processes(
     assert done.returncode == code, done.stderr
     assert says in done.stderr and "Traceback" not in done.stderr + done.stdout
     assert snapshot(data) == before
+
+
+@pytest.mark.parametrize("command", [["status"], ["data"], ["run"]])
+@pytest.mark.parametrize("where", ["a file", "below a file"])
+def test_a_data_dir_that_is_no_directory_is_named(
+    tmp_path: Path, command: list[str], where: str
+) -> None:
+    """``status`` first asks a running agent over the data dir's socket, then opens the
+    store: neither may end on a bare "Not a directory" or "File exists"."""
+    blocker = tmp_path / "blocker"
+    blocker.write_text("not a directory")
+    data = blocker if where == "a file" else blocker / "data"
+    options = ["--data-dir", str(data), "--transport", "loopback:127.0.0.1:1"]
+    result = CliRunner().invoke(phoneagent, [*options, *command], env=ENV)
+    assert result.exit_code in {1, EXIT_USAGE}, result.output
+    assert str(blocker) in result.output and "Traceback" not in result.output
+    assert blocker.read_text() == "not a directory"
