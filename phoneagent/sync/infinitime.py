@@ -3,7 +3,8 @@ back-off, relays), with a conversation of its own, since the watch keeps no hist
 
 Connected, it sets the clock, takes a baseline of the step count and stores what the
 watch notifies as per-minute records (``phoneagent.sync.minutes``): a minute is stored
-when a later minute's value arrives, and the minute in progress when the link ends.
+once the phone's clock is past it (looked at least every ``MINUTE_CHECK_S``), or when a
+later minute's value arrives, and the minute in progress when the link ends.
 Nothing is acknowledged to the watch (there is nothing to free), so what matters is only
 that a minute is stored once (``Store.store_minutes``). Data while disconnected is lost.
 """
@@ -24,6 +25,10 @@ from phoneagent.sync.watch_client import WatchProtocolError
 from protocol.metrics import Sample
 
 log = logging.getLogger(__name__)
+
+# The longest wait, in the loop's seconds, before looking whether the minute in progress
+# ended by the phone's clock (which may run at another rate: a simulation's, in tests).
+MINUTE_CHECK_S = 5.0
 
 
 class InfiniTimeSync(DeviceSync):
@@ -69,7 +74,12 @@ class InfiniTimeSync(DeviceSync):
         self._set(SyncState.LIVE, "per-minute records from live values; no history on the watch")
         try:
             while True:
-                await self._commit_minutes(await done.get())
+                try:
+                    async with asyncio.timeout(_until_next_minute(now())):
+                        heard_minutes = await done.get()
+                except TimeoutError:
+                    heard_minutes = minutes.due(now())
+                await self._commit_minutes(heard_minutes)
         finally:
             self._connected = False
             self._minutes = None
@@ -106,3 +116,8 @@ class InfiniTimeSync(DeviceSync):
         if not self._connected:
             raise LinkLostError(f"{self.address} is not connected")
         return self.sync_position - 1
+
+
+def _until_next_minute(now: int) -> float:
+    """Seconds until just past the end of ``now``'s minute, at most ``MINUTE_CHECK_S``."""
+    return min(60 - now % 60 + 0.5, MINUTE_CHECK_S)

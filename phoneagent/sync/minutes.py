@@ -5,8 +5,10 @@ Only what was heard while connected becomes a record: steps are the deltas of th
 watch's cumulative daily count between two readings of one connection (the first
 reading of a connection is a baseline: steps taken while disconnected cannot be placed
 in a minute and are not counted), heart rate the mean of the non-zero readings (0 is
-InfiniTime's "no reading"). A minute's record is made when a later minute's value
-arrives or the connection ends. Its seq is derived from the minute and the metric, so
+InfiniTime's "no reading"). A minute's record is made once the phone's clock is past it
+(the engine asks, ``due``: the watch notifies steps only when they change, so a wearer at
+rest sends nothing that would close it), when a later minute's value arrives, or when the
+connection ends. Its seq is derived from the minute and the metric, so
 storing a minute twice (a reconnect within it, a restarted agent) keeps one record.
 """
 
@@ -95,6 +97,12 @@ class MinuteAggregator:
         minute, current = self._minute, self._current
         self._minute, self._current = None, _Minute()
         return [] if minute is None else self._kept(current.samples(minute))
+
+    def due(self, now: int) -> list[Sample]:
+        """The minute in progress once ``now`` is past it, without waiting for a value."""
+        if self._minute is None or now // 60 <= self._minute:
+            return []
+        return self.flush()
 
     def _advance(self, now: int) -> list[Sample]:
         """The minute before ``now``'s, once ``now`` is in a later one (a clock that steps

@@ -24,7 +24,7 @@ from phoneagent.sync import Committed, SyncPreferences, SyncState, fixed_prefere
 from phoneagent.sync.discovery import pair_device, scan
 from phoneagent.sync.infinitime import InfiniTimeSync
 from phoneagent.sync.minutes import SLOTS
-from protocol.metrics import Metric
+from protocol.metrics import Metric, Sample
 from tests.integration.test_relays import Screen, States
 from tests.integration.test_sync_engine import WAIT, Agent
 from watchsim.control import request as ctl
@@ -40,11 +40,17 @@ class Commits(States):
     def __init__(self) -> None:
         super().__init__()
         self.metrics: set[Metric] = set()
+        self.samples: list[Sample] = []
         self._stored = asyncio.Event()
 
     async def committed(self, commit: Committed) -> None:
         self.metrics |= {s.metric for s in commit.samples}
+        self.samples += commit.samples
         self._stored.set()
+
+    async def next_commit(self) -> None:
+        self._stored.clear()
+        await self._stored.wait()
 
     async def stored(self, metrics: set[Metric]) -> None:
         async with asyncio.timeout(WAIT):
@@ -147,6 +153,48 @@ async def test_infinitime_watch_paired_synced_per_minute_and_relayed(
         if running is not None and not running.done():
             running.cancel()
         await relays.aclose()
+        await agent.stop()
+        await watch.stop()
+
+
+async def test_a_minute_is_stored_when_it_ends_though_the_watch_goes_quiet(
+    link: LocalLink, tmp_path: Path
+) -> None:
+    """The watch stops sending (InfiniTime notifies steps only when they change): the
+    minute it was in is stored once the phone's clock is past it, while still connected,
+    not only when a later value arrives or the link ends."""
+    watch = await start_loopback_watch(
+        link, tmp_path / "watch", name="InfiniTime", personality="infinitime", speed=60.0
+    )
+    agent = await Agent.start(link, tmp_path / "agent", watch)
+    stop = asyncio.Event()
+    running: asyncio.Task[Any] | None = None
+    try:
+        await pair_device(agent.transport, agent.store, watch.address, scan_timeout=WAIT)
+        commits = Commits()
+
+        def clock() -> datetime:
+            return datetime.fromtimestamp(watch.app.clock.now(), UTC)
+
+        daemon = Daemon(
+            agent.transport,
+            agent.astore,
+            fixed_preferences(SyncPreferences()),
+            observer=commits,
+            clock=clock,
+        )
+        running = asyncio.create_task(daemon.run(stop))
+        await commits.stored({Metric.HEART_RATE})
+        await watch.app.stop_measuring()
+        quiet_from = int(clock().timestamp()) // 60  # the minute the last values are in
+        async with asyncio.timeout(WAIT):
+            while max(s.seq // SLOTS for s in commits.samples) < quiet_from:
+                await commits.next_commit()
+        assert daemon.syncs[watch.address].state is SyncState.LIVE  # still connected
+    finally:
+        stop.set()
+        if running is not None and not running.done():
+            running.cancel()
         await agent.stop()
         await watch.stop()
 

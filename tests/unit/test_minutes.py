@@ -33,6 +33,24 @@ def test_steps_and_mean_heart_rate_per_minute() -> None:
     assert minutes.flush() == []
 
 
+def test_a_minute_is_due_once_the_clock_is_past_it_without_a_later_value() -> None:
+    """A wearer at rest: InfiniTime notifies steps only when they change."""
+    minutes = MinuteAggregator()
+    assert minutes.due(T0) == []  # nothing heard yet
+    minutes.step_count(100, T0 + 1)
+    minutes.heart_rate(70, T0 + 2)
+    assert minutes.due(T0 + 59) == []  # still in its minute
+    first = T0 // 60
+    assert minutes.due(T0 + 60) == [
+        Sample(minute_seq(first, Metric.HEART_RATE), T0, Metric.HEART_RATE, 70)
+    ]
+    assert minutes.due(T0 + 600) == [] and minutes.flush() == []  # stored once
+    minutes.step_count(105, T0 + 601)  # the baseline holds across the quiet minutes
+    assert minutes.flush() == [
+        Sample(minute_seq(first + 10, Metric.STEPS), T0 + 600, Metric.STEPS, 5)
+    ]
+
+
 def test_a_new_connection_starts_from_a_new_baseline() -> None:
     """Steps taken while disconnected are not placed in the first minute heard after."""
     minutes = MinuteAggregator()
