@@ -116,14 +116,14 @@ class _Session:
 
     peripheral: Peripheral
     history: HistoryService | None  # None: a profile without History Sync (InfiniTime's)
-    # As each connected (its MTU then is 23: the exchange comes after).
-    peers: dict[str, Peer] = field(default_factory=dict)
+    # As each connected (its MTU then is 23: the exchange comes after), by ``Peer.link``.
+    peers: dict[int | str, Peer] = field(default_factory=dict)
 
     def current_peers(self) -> list[Peer]:
-        """The connected peers with what the peripheral knows of them now (MTU, bond),
-        where it can tell (bless cannot)."""
-        now = {p.address: p for p in self.peripheral.peers}
-        return [now.get(address, peer) for address, peer in self.peers.items()]
+        """The connected peers with what the peripheral knows of them now (MTU, bond, the
+        identity address once resolved), where it can tell (bless cannot)."""
+        now = {p.link: p for p in self.peripheral.peers}
+        return [now.get(link, peer) for link, peer in self.peers.items()]
 
 
 class WatchApp:
@@ -438,11 +438,11 @@ class WatchApp:
         if session is None:
             return
         if isinstance(event, Connected):
-            session.peers[event.peer.address] = event.peer
+            session.peers[event.peer.link] = event.peer
             self.model.set_radio(RadioState.CONNECTED)
             self.log(f"connected: {event.peer.address}")
         elif isinstance(event, Disconnected):
-            session.peers.pop(event.peer.address, None)
+            session.peers.pop(event.peer.link, None)
             self.passkey = None
             if not session.peers:
                 self.model.set_radio(RadioState.ADVERTISING)

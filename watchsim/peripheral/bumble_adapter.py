@@ -416,7 +416,7 @@ class BumblePeripheral(Peripheral):
     # --- connections -------------------------------------------------------------------
     def _peer(self, connection: Connection) -> Peer:
         address = str(connection.peer_address)
-        return Peer(address=address, bonded=address in self._bonds, mtu=connection.att_mtu)
+        return Peer(address, address in self._bonds, connection.att_mtu, connection.handle)
 
     @property
     def peers(self) -> tuple[Peer, ...]:

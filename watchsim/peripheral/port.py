@@ -66,6 +66,15 @@ class Peer:
     address: str
     bonded: bool
     mtu: int
+    # The link's handle where the stack tells (Bumble): the address of one connection
+    # changes when the central's resolvable private address is resolved (or pairing
+    # gives its identity), the handle does not.
+    handle: int | None = None
+
+    @property
+    def link(self) -> int | str:
+        """What names this connection for as long as it lasts."""
+        return self.address if self.handle is None else self.handle
 
 
 @dataclass(frozen=True)
