@@ -23,7 +23,7 @@ from bleak.exc import BleakError
 
 from phoneagent.backoff import Backoff
 from phoneagent.config import SyncConfig
-from phoneagent.errors import UnreachableError
+from phoneagent.errors import AgentUsageError, UnreachableError
 from phoneagent.store import AsyncStore, DeviceRecord
 from phoneagent.sync import (
     Committed,
@@ -33,11 +33,13 @@ from phoneagent.sync import (
     SyncObserver,
     SyncState,
 )
+from phoneagent.sync.discovery import pair_device
 from phoneagent.sync.engine import local_now
 from phoneagent.sync.engines import engine_for
 from phoneagent.sync.personality import Personality
 from phoneagent.transport import Transport, radio_lost
 from phoneagent.waiting import first_of
+from protocol.address import Address
 from protocol.errors import ProtocolError
 
 log = logging.getLogger(__name__)
@@ -114,6 +116,10 @@ class SyncNowError(UnreachableError):
     def __init__(self, message: str, state: SyncState | None = None) -> None:
         super().__init__(message)
         self.state = state
+
+
+class PairRefusedError(AgentUsageError):
+    """A ``pair`` the running agent will not do: the watch is paired and synced already."""
 
 
 # How long to wait before cancelling again a task that swallowed its cancellation.
@@ -260,6 +266,22 @@ class Daemon:
         log.warning("a new radio is open; syncing again")
         self._watch_radio()
         await self.reload()
+
+    async def pair(
+        self, address: Address, *, scan_timeout: float, bond: bool
+    ) -> tuple[DeviceRecord, bool]:
+        """Pair ``address`` on this daemon's radio (its pairing agent answers) and start
+        syncing it; the device recorded and whether it is bonded (``phoneagent pair``
+        while this daemon holds the data dir)."""
+        await self._loaded.wait()
+        if address in self.syncs:
+            raise PairRefusedError(f"{address} is paired and synced already (unpair it first)")
+        record = await pair_device(
+            self._transport, self._store.store, address, scan_timeout=scan_timeout, bond=bond
+        )
+        bonded = address in await asyncio.to_thread(self._store.store.list_bonds)
+        await self.reload()
+        return record, bonded
 
     async def sync_now(self, address: str) -> tuple[int, int]:
         """Sync ``address`` now, for ``phoneagent sync`` while this daemon holds the data

@@ -9,7 +9,8 @@ the kernel drops the lock when the process ends however it ends (``kill -9`` too
 is never stale. A second one is told at once who holds it (``DataDirBusyError``, exit 7).
 
 ``sync`` while ``run`` holds the data dir asks the running agent over its socket to sync
-now (``sync_through_running_agent``; the agent answers through ``sync_handler``) instead.
+now (``sync_through_running_agent``; the agent answers through ``sync_handler``) instead,
+and ``pair`` asks it to pair (``services.pairing.pair_through_running_agent``).
 Commands that only read the store (``status``, ``data``, ``export``) or change it in one
 transaction and tell the running agent (``consent``, ``permissions``, ``unpair``) take no
 lock: SQLite (WAL) lets them beside a writer.

@@ -13,7 +13,8 @@ from phoneagent import control
 from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.params import ADDRESS
-from phoneagent.services.pairing import unpair
+from phoneagent.instance import HeldError
+from phoneagent.services.pairing import Paired, pair_through_running_agent, unpair
 from phoneagent.store import StoreFullError
 from phoneagent.sync.discovery import pair_device, scan
 from protocol.address import Address
@@ -94,27 +95,40 @@ def scan_title(show_all: bool) -> str:
 def pair_command(agent: AgentContext, address: Address, timeout: float, bond: bool) -> None:
     """Pair with a watch (enter its passkey or confirm its number) and remember it."""
 
-    async def work() -> str:
+    async def work() -> Paired:
         async with agent.session("pair", address, agent=PromptingAgent()) as (store, transport, _):
             record = await pair_device(
                 transport, store.store, address, scan_timeout=timeout, bond=bond
             )
             bonded = record.address in await asyncio.to_thread(store.store.list_bonds)
-        named = f"{record.address} ({record.name or record.model or 'watch'})"
-        if record.live_derived and not bonded:
-            return (
-                f"Paired with {named}, unbonded: it keeps no history and needs no encryption,"
-                " so only live values are stored (per minute, while connected) and they cross"
-                " the air unencrypted; `pair --bond` encrypts the link (docs/infinitime.md)."
-            )
-        return f"Paired with {named}."
+        return Paired.of(record, bonded)
 
-    click.echo(asyncio.run(work()))
-    # No ``phoneagent run`` can be running: it would hold the data dir (phoneagent.instance).
+    try:
+        paired = asyncio.run(work())
+    except HeldError as busy:  # a running ``phoneagent run`` pairs it instead, if it can
+        there = pair_through_running_agent(
+            busy, address, scan_timeout=timeout, bond=bond, asker=PromptingAgent()
+        )
+        paired = asyncio.run(there)
+        click.echo(_paired_message(paired))
+        click.echo("The running agent syncs it from now on.")
+        return
+    click.echo(_paired_message(paired))
     click.echo(
         f"To sync it run `{agent.command('sync', address)}` (once) or "
         f"`{agent.command('run')}` (keeps every paired watch synced)."
     )
+
+
+def _paired_message(paired: Paired) -> str:
+    named = f"{paired.address} ({paired.name or paired.model or 'watch'})"
+    if paired.live_derived and not paired.bonded:
+        return (
+            f"Paired with {named}, unbonded: it keeps no history and needs no encryption,"
+            " so only live values are stored (per minute, while connected) and they cross"
+            " the air unencrypted; `pair --bond` encrypts the link (docs/infinitime.md)."
+        )
+    return f"Paired with {named}."
 
 
 @click.command("unpair")

@@ -16,6 +16,7 @@ from phoneagent.errors import EXIT_PAIRING_LOST
 from phoneagent.instance import HeldError, sync_through_running_agent
 from phoneagent.relays.service import RelayService
 from phoneagent.services.agent import open_when_room, running_agent
+from phoneagent.services.pairing import PairingRelay
 from phoneagent.services.sync import SyncOutcome, sync_once
 from phoneagent.sync import SyncObserver, SyncState
 from protocol.address import Address
@@ -113,17 +114,19 @@ def run_command(agent: AgentContext, dbus: bool) -> None:
             )
             if opened is None:
                 return {}  # stopped while the disk was still full
+            pairing = PairingRelay()  # ``pair`` while this runs asks through it
             async with (
-                agent.session(opened=opened) as (store, transport, config),
+                agent.session(opened=opened, agent=pairing) as (store, transport, config),
                 running_agent(
                     agent.data_dir,
                     store,
                     transport,
                     config=config.sync,
                     observer=LogObserver(),
-                    reopen=agent.radio_opener(store, config),
+                    reopen=agent.radio_opener(store, config, pairing),
                     dbus=dbus,
                     say=lambda notice: click.echo(notice, err=True),
+                    pairing=pairing,
                 ) as running,
             ):
                 click.echo(f"phoneagent running on {agent.data_dir}; Ctrl-C to stop.", err=True)

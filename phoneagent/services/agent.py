@@ -22,6 +22,7 @@ from phoneagent.errors import AgentError
 from phoneagent.instance import SYNC_OP, sync_handler
 from phoneagent.privacy import sync_preferences
 from phoneagent.relays.service import RelayService
+from phoneagent.services.pairing import PairingRelay
 from phoneagent.services.upload import HomeUploader
 from phoneagent.store import AsyncStore, Store, StoreFullError
 from phoneagent.sync import PreferencesSource, Relays, SyncObserver
@@ -136,10 +137,12 @@ async def running_agent(
     reopen: Callable[[], Awaitable[Transport]],
     dbus: bool,
     say: Callable[[str], None],
+    pairing: PairingRelay | None = None,
 ) -> AsyncIterator[RunningAgent]:
     """The agent on an open store and radio: relays and their socket (``reload`` and
     ``status`` answered there), the home region's uploader (``EndpointError`` when its
-    endpoint is refused) and the daemon. ``say``: notices for the person running it."""
+    endpoint is refused) and the daemon. ``say``: notices for the person running it.
+    ``pairing``: the radio's pairing agent, for ``pair`` while this runs."""
     relays = RelayService(store.store, data_dir, dbus=dbus)
     try:
         await relays.start()
@@ -161,6 +164,9 @@ async def running_agent(
         relays.reload_listeners.append(agent.reload)
         relays.status_parts["watches"] = daemon.report
         relays.control.serve(SYNC_OP, sync_handler(daemon))  # ``sync`` while this runs
+        if pairing is not None:  # ``pair`` while this runs
+            for op, handler in pairing.handlers(daemon).items():
+                relays.control.serve(op, handler)
         yield agent
     finally:
         await relays.aclose()

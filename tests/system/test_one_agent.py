@@ -14,9 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from phoneagent.errors import EXIT_BUSY, EXIT_UNREACHABLE
+from phoneagent.errors import EXIT_BUSY, EXIT_UNREACHABLE, EXIT_USAGE
 from phoneagent.instance import LOCK_NAME
-from tests.processes import WAIT, Watch, kill, line
+from tests.processes import WAIT, Watch, assert_exactly_once, kill, line
 from tests.system.test_two_processes import on_air
 
 pytestmark = pytest.mark.system
@@ -93,14 +93,41 @@ async def test_two_syncs_at_once(air: str, tmp_path: Path) -> None:
             await kill(sync)
 
 
-async def test_run_while_run_is_live_and_pair_too(air: str, tmp_path: Path) -> None:
+async def test_run_while_run_is_live(air: str, tmp_path: Path) -> None:
     phone, _air_address = on_air(air, tmp_path)
     async with phone.daemon() as agent:
-        for command in (("run", "--no-dbus"), ("pair", "F0:5A:6E:00:00:02")):
-            code, message = await outcome(await phone._spawn(*command))
-            assert code == EXIT_BUSY, message
-            assert names_holder(message, agent, "run"), message
-            assert "stop it first" in message
+        code, message = await outcome(await phone._spawn("run", "--no-dbus"))
+        assert code == EXIT_BUSY, message
+        assert names_holder(message, agent, "run"), message
+        assert "stop it first" in message
+
+
+async def test_pair_while_run_is_live_pairs_through_the_running_agent(
+    air: str, tmp_path: Path
+) -> None:
+    """The watch's passkey question comes back over the agent's socket to the terminal
+    that asked; the running agent then syncs the new watch. A watch it syncs already, and
+    one that never advertises, are refused with their reasons."""
+    phone, air_address = on_air(air, tmp_path)
+    first, first_address = await Watch(tmp_path / "first", ("--air", air_address)).start()
+    second, second_address = await Watch(tmp_path / "second", ("--air", air_address)).start()
+    try:
+        await phone("pair", first_address, passkey_from=first)
+        async with phone.daemon(first_address) as agent:
+            paired = await phone("pair", second_address, passkey_from=second)
+            assert f"Paired with {second_address}" in paired, paired
+            assert "The running agent syncs it from now on." in paired, paired
+            await line(agent, rf"{second_address}: live", wait=phone.daemon_wait, stderr=True)
+            code, message = await outcome(await phone._spawn("pair", first_address))
+            assert code == EXIT_USAGE and "is paired and synced already" in message, message
+            nobody = "F0:5A:6E:00:00:02"
+            code, message = await outcome(await phone._spawn("pair", nobody, "--timeout", "1"))
+            assert code == EXIT_UNREACHABLE, message
+            assert f"could not pair {nobody}: " in message, message
+        assert_exactly_once(await phone.status(second_address))
+    finally:
+        await kill(first)
+        await kill(second)
 
 
 async def test_a_holder_killed_with_sigkill_leaves_no_lock(air: str, tmp_path: Path) -> None:
