@@ -58,7 +58,7 @@ async def measure(directory: Path, count: int, rounds: int = 7) -> tuple[float, 
             )
         endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
         uploader = Uploader(store, endpoint)
-        chunk = read_chunk(store, device, -1, 100, count // 100 + 1, lambda: None)
+        chunk = read_chunk(store, device, -1, 100, count // 100 + 1, "eu", lambda _: None)
         payloads = [b.payload for b in chunk.batches]
         topic = f"bench/eu/user/{device.pseudonym}/samples"
         ours: list[float] = []
