@@ -68,8 +68,8 @@ def test_rows_aggregated_out_of_order_are_put_back(
 ) -> None:
     """SQLite does not promise group_concat's order; a reversed one changes nothing."""
     reversed_rows = db._UPLOAD_CHUNK.replace(
-        " FROM (SELECT s.seq", " FROM (SELECT * FROM (SELECT s.seq"
-    ).replace("LIMIT :limit)", "LIMIT :limit) ORDER BY seq DESC)")
+        " FROM samples WHERE", " FROM (SELECT * FROM samples ORDER BY seq DESC LIMIT -1) WHERE", 1
+    )
     conn = db.connect(store.path, KEY)
     query = {"device": WATCH, "after": 100, "limit": 300, "cloud": "", "crossing": ""}
     aggregated = conn.execute(reversed_rows, query).fetchone()
