@@ -443,9 +443,10 @@ class _Session:
 
         ``first``, the chunk past ``position`` when the drain read it already: when it is
         the last, it is simply published. Otherwise a reader task prepares the next chunk
-        (policy checked per batch) while the current one awaits its PUBACKs, and upload
-        position commits run behind the publishing, so store reads and fsyncs overlap the
-        network round trips; what the last of them did not cover is left for ``record``.
+        (the policy decided per batch, on the state read with it) while the current one
+        awaits its PUBACKs, and upload position commits run behind the publishing, so store
+        reads and fsyncs overlap the network round trips; what the last of them did not
+        cover is left for ``record``.
         """
         if first is not None and not self._more(first):
             last_seq, failure = await self._send(device, first, topics)
