@@ -2,7 +2,9 @@
 
 Entry points for other parts of the agent:
 
-- ``upload_allowed(store, region=None) -> Decision``: the uploader asks before every batch.
+- ``upload_allowed(store, region=None) -> Decision``: may the data leave now. The uploader
+  reads the same state with each chunk of samples and asks ``decide_upload`` before
+  every batch of it.
 - ``collection_allowed(store) -> set[Metric]`` and ``sync_preferences(store)``: what the
   sync engine may collect and the profile it writes to the watch.
 - ``current_user_profile(store) -> UserProfile | None``: the watch's body profile.
@@ -33,7 +35,9 @@ from phoneagent.privacy.gate import (
     CLOUD_UPLOAD_PURPOSE,
     LOG_UPLOAD_PURPOSE,
     Decision,
+    decide_upload,
     upload_allowed,
+    upload_subjects,
 )
 from phoneagent.privacy.profile import current_user_profile
 
@@ -51,6 +55,7 @@ __all__ = [
     "collection_allowed",
     "create_account",
     "current_user_profile",
+    "decide_upload",
     "delete_account",
     "delete_data",
     "guest_identity",
@@ -61,4 +66,5 @@ __all__ = [
     "sync_preferences",
     "update_account",
     "upload_allowed",
+    "upload_subjects",
 ]

@@ -23,7 +23,7 @@ from phoneagent.store import AsyncStore
 from phoneagent.sync import SyncObserver
 from phoneagent.sync.engines import engine_for
 from phoneagent.transport import Transport
-from phoneagent.upload import UploadStats, policy_refusal
+from phoneagent.upload import UploadStats
 
 _PENDING = "the samples stay queued for the next upload (phoneagent sync or run)"
 
@@ -79,7 +79,7 @@ async def sync_once(
         position = await sync.sync_once(scan_timeout=config.scan_timeout)
     if uploader is None:
         return SyncOutcome(position)
-    if await asyncio.to_thread(policy_refusal, store.store, uploader.endpoint) is not None:
+    if await asyncio.to_thread(uploader.refusal) is not None:
         return SyncOutcome(position)  # cloud sync off, guest, ...: nothing leaves the phone
     region = uploader.endpoint.region
     try:

@@ -2,7 +2,8 @@
 
 The account's home region chooses the endpoint in ``cloud.toml``; a guest, or no
 ``cloud.toml``, means no uploader. Whether it may publish is still the privacy gate's
-answer before every batch (PR-CLOUD, PR-GUEST, PR-REGION).
+answer before every batch (PR-CLOUD, PR-GUEST, PR-REGION), on the consent state read
+with the batch's chunk.
 """
 
 from __future__ import annotations

@@ -113,18 +113,18 @@ class EraseFilter:
     until: int | None = None
 
 
-# The whole upload decision in one statement: the account row and the newest ledger entry
-# of each consent involved (index consent_by_subject), one statement and so one snapshot,
-# because the uploader asks before every batch and three transactions cost more than the
-# batch.
-_UPLOAD_CONSENTS = (
-    "SELECT a.guest, a.region,"
-    " (SELECT granted FROM consent_ledger WHERE subject = ?1 AND scope = ''"
+# The whole upload decision in one statement: the account row (``a``) and the newest
+# ledger entry of each consent involved (index consent_by_subject), one statement and so one
+# snapshot. Named parameters :cloud and :crossing, so that the uploader's chunk read
+# (``Store.upload_chunk``) selects the same columns beside a chunk's samples.
+UPLOAD_CONSENT_COLUMNS = (
+    "a.guest, a.region,"
+    " (SELECT granted FROM consent_ledger WHERE subject = :cloud AND scope = ''"
     "  ORDER BY id DESC LIMIT 1),"
-    " (SELECT granted FROM consent_ledger WHERE subject = ?2 AND scope = ''"
+    " (SELECT granted FROM consent_ledger WHERE subject = :crossing AND scope = ''"
     "  ORDER BY id DESC LIMIT 1)"
-    " FROM account AS a WHERE a.id = 1"
 )
+_UPLOAD_CONSENTS = f"SELECT {UPLOAD_CONSENT_COLUMNS} FROM account AS a WHERE a.id = 1"
 _ACCOUNT_COLUMNS = "guest, pseudonym, region, birth_date, sex, height_cm, weight_decikg, created_at"
 _ERASE_COLUMNS = (
     "id, scope, user_pseudonym, device_pseudonym, metric, since, until, endpoint,"
@@ -145,6 +145,20 @@ def _written_account(conn: Connection) -> AccountRow:
     account = _account(conn)
     assert account is not None
     return account
+
+
+def upload_consents_of(row: Sequence[Any] | None) -> UploadConsents | None:
+    """``UploadConsents`` from the four ``UPLOAD_CONSENT_COLUMNS`` (guest NULL or no row:
+    no account)."""
+    if row is None or row[0] is None:
+        return None
+    guest, home, cloud, crossing = row[:4]
+    return UploadConsents(
+        bool(guest),
+        home,
+        None if cloud is None else bool(cloud),
+        None if crossing is None else bool(crossing),
+    )
 
 
 class Ledger:
@@ -328,19 +342,11 @@ class Ledger:
     def upload_consents(self, cloud: str, crossing: str) -> UploadConsents | None:
         """The account and the newest ``cloud`` and ``crossing`` consents (None: no
         account), read without a transaction: one statement is one snapshot by itself,
-        and it takes no write lock (``phoneagent.privacy.gate`` asks before every batch)."""
+        and it takes no write lock."""
 
         def work(conn: Connection, now: int) -> UploadConsents | None:
-            row = conn.execute(_UPLOAD_CONSENTS, (cloud, crossing)).fetchone()
-            if row is None:
-                return None
-            guest, home, cloud_granted, crossing_granted = row
-            return UploadConsents(
-                bool(guest),
-                home,
-                None if cloud_granted is None else bool(cloud_granted),
-                None if crossing_granted is None else bool(crossing_granted),
-            )
+            query = {"cloud": cloud, "crossing": crossing}
+            return upload_consents_of(conn.execute(_UPLOAD_CONSENTS, query).fetchone())
 
         return self._snapshot(work)
 

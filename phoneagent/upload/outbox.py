@@ -1,8 +1,8 @@
 """What the uploader makes of the store's rows: encoded batches and erase messages.
 
 Blocking: call these from a worker thread (the uploader's ``blocking``: ``asyncio.to_thread``
-or an agent fleet's ``StorePool``). The SQL is the store's (``Store.sample_columns``,
-``store.ledger``); this module only encodes.
+or an agent fleet's ``StorePool``). The SQL is the store's (``Store.upload_chunk``,
+``store.ledger``), the policy the gate's; this module only encodes.
 """
 
 from __future__ import annotations
@@ -12,8 +12,9 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from phoneagent.privacy.gate import upload_subjects
 from phoneagent.store import DeviceRecord, Store
-from phoneagent.store.ledger import EraseRequest
+from phoneagent.store.ledger import EraseRequest, UploadConsents
 from phoneagent.upload.payload import EraseMessage, encode_batches
 
 
@@ -26,8 +27,8 @@ class OutgoingBatch:
 
 @dataclass(frozen=True, slots=True)
 class Chunk:
-    """Batches read right after a policy check; ``refusal`` set when it said no.
-    ``checked_at``: the store's time of the checks, for the disclosure of what goes."""
+    """Batches read with the policy state they were allowed on; ``refusal`` set when it
+    said no. ``checked_at``: the store's time of the read, for the disclosure of what goes."""
 
     batches: tuple[OutgoingBatch, ...]
     refusal: str | None
@@ -40,22 +41,26 @@ def read_chunk(
     after_seq: int,
     batch_size: int,
     batches: int,
-    allowed: Callable[[], str | None],
+    region: str,
+    allowed: Callable[[UploadConsents | None], str | None],
 ) -> Chunk:
-    """Up to ``batches`` encoded batches of ``device`` with seq > ``after_seq``.
+    """Up to ``batches`` encoded batches of ``device`` with seq > ``after_seq``, for
+    ``region``'s endpoint.
 
-    The samples come in one query; ``allowed`` (None = yes, else the reason) is asked
-    for each batch before any is made, so a consent withdrawn between two checks stops
-    that batch and everything after it; the allowed ones are then encoded in one go.
+    The samples and the policy state (``upload_subjects(region)``) come in one statement,
+    one snapshot; ``allowed`` (None = yes, else the reason) decides each batch on that
+    state before any is made, stopping that batch and everything after it; the allowed
+    ones are then encoded in one go. A consent withdrawn before the read stops the whole
+    chunk, one withdrawn after it the next chunk.
     """
     checked_at = store.now()
-    seqs, metrics, stamps, raws = store.sample_columns(
-        device.address, after_seq, batch_size * batches
+    consents, (seqs, metrics, stamps, raws) = store.upload_chunk(
+        device.address, after_seq, batch_size * batches, *upload_subjects(region)
     )
     starts = range(0, len(seqs), batch_size)
     made, refusal = len(starts), None
     for index in range(made):
-        refusal = allowed()
+        refusal = allowed(consents)
         if refusal is not None:
             made = index
             break

@@ -5,7 +5,8 @@ acknowledged, durable in the store), publishes them with QoS 1 (``aiomqtt`` retu
 ``publish`` on PUBACK) and moves the upload position only past batches the broker
 acknowledged. A broken connection loses nothing: the next session starts again from the
 upload position and the receiver de-duplicates by (device pseudonym, seq).
-Policy (guest, cloud sync consent, home region) is asked before every batch.
+Policy (guest, cloud sync consent, home region) is decided before every batch, on the state
+read with the batch's chunk of samples (one statement, one snapshot).
 """
 
 from __future__ import annotations
@@ -24,9 +25,11 @@ from phoneagent.privacy.gate import (
     CLOUD_CATEGORIES,
     CLOUD_UPLOAD_PURPOSE,
     cloud_recipient,
-    upload_allowed,
+    decide_upload,
+    upload_subjects,
 )
 from phoneagent.store import DeviceRecord, Store, StoreFullError, ledger
+from phoneagent.store.ledger import UploadConsents
 from phoneagent.upload.client import CheckedClient, MqttRefusedError
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.outbox import Chunk, erase_message, read_chunk
@@ -62,10 +65,11 @@ class UploadStats:
     erase_confirmed: int = 0
 
 
-def policy_refusal(store: Store, endpoint: Endpoint) -> str | None:
-    """None when the account may upload to ``endpoint`` now, else the reason (PR-GUEST,
-    PR-CLOUD, PR-REGION: the privacy gate decides, read fresh from the store each time)."""
-    decision = upload_allowed(store, endpoint.region)
+def policy_refusal(consents: UploadConsents | None, endpoint: Endpoint) -> str | None:
+    """None when the account may upload to ``endpoint``, else the reason (PR-GUEST,
+    PR-CLOUD, PR-REGION: the privacy gate decides on ``consents``, the state read for
+    ``endpoint.region`` with the chunk's samples or, before connecting, on its own)."""
+    decision = decide_upload(consents, endpoint.region)
     return None if decision.allowed else decision.reason
 
 
@@ -82,7 +86,7 @@ class Uploader:
         position_every: int = 8,
         record_every: float = 10.0,
         backoff: Backoff | None = None,
-        refusal: Callable[[Store, Endpoint], str | None] = policy_refusal,
+        refusal: Callable[[UploadConsents | None, Endpoint], str | None] = policy_refusal,
         on_acked: Callable[[str, int], None] | None = None,
         blocking: Blocking = asyncio.to_thread,
     ) -> None:
@@ -109,7 +113,13 @@ class Uploader:
 
     def refusal(self) -> str | None:
         """Why the policy forbids uploading to this endpoint now; None when it allows it."""
-        return self._refusal(self.store, self.endpoint)
+        return self.decide(
+            self.store.ledger.upload_consents(*upload_subjects(self.endpoint.region))
+        )
+
+    def decide(self, consents: UploadConsents | None) -> str | None:
+        """``refusal`` on a state already read (each batch: the one read with its chunk)."""
+        return self._refusal(consents, self.endpoint)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Upload whenever woken until ``stop``; reconnect with jittered exponential back-off."""
@@ -421,7 +431,9 @@ class _Session:
 
     def _read_chunk(self, device: DeviceRecord, after_seq: int) -> Chunk:
         up = self.up
-        return read_chunk(self.store, device, after_seq, up.batch_size, up.window, up.refusal)
+        return read_chunk(
+            self.store, device, after_seq, up.batch_size, up.window, self.region, up.decide
+        )
 
     async def _upload_device(
         self, device: DeviceRecord, position: int, first: Chunk | None, topics: Topics
@@ -431,9 +443,10 @@ class _Session:
 
         ``first``, the chunk past ``position`` when the drain read it already: when it is
         the last, it is simply published. Otherwise a reader task prepares the next chunk
-        (policy checked per batch) while the current one awaits its PUBACKs, and upload
-        position commits run behind the publishing, so store reads and fsyncs overlap the
-        network round trips; what the last of them did not cover is left for ``record``.
+        (the policy decided per batch, on the state read with it) while the current one
+        awaits its PUBACKs, and upload position commits run behind the publishing, so store
+        reads and fsyncs overlap the network round trips; what the last of them did not
+        cover is left for ``record``.
         """
         if first is not None and not self._more(first):
             last_seq, failure = await self._send(device, first, topics)

@@ -62,6 +62,8 @@ def test_minutes_upload_in_time_order_from_the_upload_position(store: Store) -> 
     store.store_minutes(PINETIME, stored)
     device = store.get_device(PINETIME)
     assert device is not None
-    chunk = read_chunk(store, device, stored[1].seq, batch_size=3, batches=2, allowed=lambda: None)
+    chunk = read_chunk(
+        store, device, stored[1].seq, batch_size=3, batches=2, region="eu", allowed=lambda _: None
+    )
     sent = [s for b in chunk.batches for s in decode_batch(b.payload).samples]
     assert [(s.seq, s.timestamp, s.metric, s.raw) for s in sent] == [tuple(s) for s in stored[2:]]

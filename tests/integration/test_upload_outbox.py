@@ -45,7 +45,7 @@ def rows_after(store: Store, after: int) -> list[tuple[int, int, int, int]]:
 def check(store: Store, after: int, batches: int) -> None:
     device = store.get_device(WATCH)
     assert device is not None
-    chunk = read_chunk(store, device, after, 64, batches, lambda: None)
+    chunk = read_chunk(store, device, after, 64, batches, "eu", lambda _: None)
     rows = rows_after(store, after)[: 64 * batches]
     assert chunk.refusal is None
     assert len(chunk.batches) == -(-len(rows) // 64)
@@ -67,19 +67,17 @@ def test_rows_aggregated_out_of_order_are_put_back(
     store: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """SQLite does not promise group_concat's order; a reversed one changes nothing."""
-    reversed_rows = (
-        db._SAMPLE_COLUMNS.replace(
-            " FROM (SELECT s.seq", " FROM (SELECT * FROM (SELECT s.seq"
-        ).removesuffix(")")
-        + ") ORDER BY seq DESC)"
+    reversed_rows = db._UPLOAD_CHUNK.replace(
+        " FROM samples WHERE", " FROM (SELECT * FROM samples ORDER BY seq DESC LIMIT -1) WHERE", 1
     )
     conn = db.connect(store.path, KEY)
-    aggregated = conn.execute(reversed_rows, (WATCH, 100, 300)).fetchone()
+    query = {"device": WATCH, "after": 100, "limit": 300, "cloud": "", "crossing": ""}
+    aggregated = conn.execute(reversed_rows, query).fetchone()
     conn.close()
-    seqs = json.loads(f"[{aggregated[0]}]")
+    seqs = json.loads(f"[{aggregated[4]}]")
     assert len(seqs) == 300 and seqs == sorted(seqs, reverse=True)  # the order is broken
-    monkeypatch.setattr(db, "_SAMPLE_COLUMNS", reversed_rows)
-    columns = store.sample_columns(WATCH, 100, 300)
+    monkeypatch.setattr(db, "_UPLOAD_CHUNK", reversed_rows)
+    _, columns = store.upload_chunk(WATCH, 100, 300, "", "")
     assert columns[0] == sorted(columns[0])
     check(store, 100, 5)
 
@@ -88,6 +86,6 @@ def test_refusal_stops_the_chunk_between_batches(store: Store) -> None:
     device = store.get_device(WATCH)
     assert device is not None
     answers = iter([None, None, "cloud sync is off"])
-    chunk = read_chunk(store, device, -1, 64, 5, lambda: next(answers))
+    chunk = read_chunk(store, device, -1, 64, 5, "eu", lambda _: next(answers))
     assert len(chunk.batches) == 2
     assert chunk.refusal == "cloud sync is off"

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from phoneagent.backoff import Backoff
-from phoneagent.store import Store
+from phoneagent.store.ledger import UploadConsents
 from phoneagent.upload.endpoints import Endpoint
 from phoneagent.upload.uploader import Uploader, policy_refusal
 from tests.mosquitto import Broker
@@ -63,14 +63,14 @@ async def test_lost_database_loses_and_duplicates_nothing(
     endpoint = endpoint_for(broker)
     checks = 0
 
-    def database_goes_away(s: Store, e: Endpoint) -> str | None:
+    def database_goes_away(consents: UploadConsents | None, e: Endpoint) -> str | None:
         """Every 5th batch check: earlier batches are still in flight, on the wire or
         inside the receiver's transaction."""
         nonlocal checks
         checks += 1
         if checks % EVERY == 0:
             outage.cause()
-        return policy_refusal(s, e)
+        return policy_refusal(consents, e)
 
     uploader = Uploader(
         store, endpoint, window=4, backoff=Backoff(0.05, 0.2), refusal=database_goes_away

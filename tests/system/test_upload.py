@@ -27,6 +27,7 @@ from phoneagent.privacy.consent import set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.relays.permissions import Feature, set_permission
 from phoneagent.store import DbKey, Store
+from phoneagent.store.ledger import UploadConsents
 from phoneagent.upload.client import PublishRefusedError
 from phoneagent.upload.endpoints import Endpoint, PlaintextRefusedError
 from phoneagent.upload.uploader import Uploader, policy_refusal
@@ -171,14 +172,14 @@ async def test_broker_outage_loses_nothing_and_no_duplicates(
     checks = 0
     down = threading.Event()
 
-    def broker_dies_mid_upload(s: Store, e: Endpoint) -> str | None:
+    def broker_dies_mid_upload(consents: UploadConsents | None, e: Endpoint) -> str | None:
         """The 10th batch check kills the broker: earlier batches are still in flight."""
         nonlocal checks
         checks += 1
         if checks == 10:
             broker.stop()
             down.set()
-        return policy_refusal(s, e)
+        return policy_refusal(consents, e)
 
     uploader = Uploader(
         store,
@@ -379,25 +380,33 @@ async def test_cloud_disabled_zero_publishes__PR_CLOUD(
     assert all(line.startswith(b"capture/") for line in lines)
 
 
-async def test_disabling_stops_uploads_between_batches__PR_CLOUD(
-    broker: Broker, tmp_path: Path
-) -> None:
+async def test_disabling_stops_the_next_chunk__PR_CLOUD(broker: Broker, tmp_path: Path) -> None:
+    """Cloud sync withdrawn by another process (``phoneagent consent``, its own connection)
+    while the uploader decides a chunk's batches: that chunk was read, samples and policy
+    in one snapshot, before the withdrawal and goes whole; the next one, read after it,
+    not at all."""
     store = open_store(tmp_path / "agent")
     make_account(store)
     fill(store, 1000)
     checks = 0
 
-    def withdraw_after_three(s: Store, endpoint: Endpoint) -> str | None:
+    def withdraw_after_the_first_chunk(
+        consents: UploadConsents | None, endpoint: Endpoint
+    ) -> str | None:
         nonlocal checks
         checks += 1
-        if checks == 4:
-            set_consent(s, "cloud_sync", False)
-        return policy_refusal(s, endpoint)
+        if checks == 3:  # the first chunk's last batch
+            with open_store(tmp_path / "agent") as other:
+                set_consent(other, "cloud_sync", False)
+        return policy_refusal(consents, endpoint)
 
-    uploader = Uploader(store, endpoint_for(broker), refusal=withdraw_after_three)
+    uploader = Uploader(
+        store, endpoint_for(broker), window=3, refusal=withdraw_after_the_first_chunk
+    )
     stats = await uploader.drain()
     assert stats.samples == 300
     assert store.ledger.get_upload_position(WATCH, "eu") == 299
+    assert checks == 4  # the second chunk's first batch was refused
 
 
 async def test_region_mismatch_refused__PR_REGION(

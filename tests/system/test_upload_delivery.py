@@ -94,12 +94,12 @@ async def test_a_window_without_pubacks_fails_at_the_deadline(
     store = filled_store(tmp_path / "agent", 100)
     checks = 0
 
-    def freeze_broker_first(s: Store, e: Endpoint) -> str | None:
+    def freeze_broker_first(consents: ledger.UploadConsents | None, e: Endpoint) -> str | None:
         nonlocal checks
         checks += 1
         if checks == 1:
             broker.pause()  # connected, subscribed: now nothing is acknowledged
-        return policy_refusal(s, e)
+        return policy_refusal(consents, e)
 
     endpoint = QuickEndpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
     uploader = Uploader(store, endpoint, batch_size=10, window=4, refusal=freeze_broker_first)
@@ -124,13 +124,15 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
     draining: asyncio.Task[object] | None = None
     checks = 0
 
-    def cancel_at_the_fifth_chunk(s: Store, e: Endpoint) -> str | None:
+    def cancel_at_the_fifth_chunk(
+        consents: ledger.UploadConsents | None, e: Endpoint
+    ) -> str | None:
         nonlocal checks
         checks += 1
         if checks == 9:  # chunk 5 is being read, so chunks 1 and 2 are acknowledged
             assert draining is not None
             loop.call_soon_threadsafe(draining.cancel)
-        return policy_refusal(s, e)
+        return policy_refusal(consents, e)
 
     endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
     uploader = Uploader(
