@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import platform
 import subprocess
 import tempfile
@@ -87,7 +88,7 @@ class Run:
 
 def _cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / _common.os.sysconf("SC_CLK_TCK")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def _processes(watches: int, agents: int, broker: int) -> dict[str, int]:
@@ -125,7 +126,7 @@ async def measure(
             pids = _processes(watches.process.pid, agents.process.pid, broker.pid)
             window_wall = time.time()
             cores, timeline = await _cores_used(pids, seconds)
-            load = _common.os.getloadavg()
+            load = os.getloadavg()
             usage = await request(directory / "watches", FleetUsage())
         finally:
             await agents.stop(within=120)
@@ -197,8 +198,8 @@ def machine() -> list[str]:
         f"{p} {version(p)}" for p in ("bumble", "bleak", "sqlcipher3", "aiomqtt", "paho-mqtt")
     )
     return [
-        f"- {_common.os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"load average at the start {' '.join(f'{x:.2f}' for x in _common.os.getloadavg())}",
+        f"- {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
+        f"load average at the start {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
         f"- Python {platform.python_version()}, {versions}, {mosquitto}",
     ]
 

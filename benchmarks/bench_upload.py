@@ -72,13 +72,17 @@ async def measure(
         ours_cpu: list[float] = []
         raw_cpu: list[float] = []
         for _ in range(rounds):  # interleaved: all see the same machine load
-            for rates, options in ((raw, {}), (untimed, {"timeout": math.inf})):
+            timeouts: tuple[tuple[list[float], float | None], ...] = (
+                (raw, None),
+                (untimed, math.inf),
+            )
+            for rates, timeout in timeouts:
                 async with endpoint.client(kind=aiomqtt.Client) as client:
                     began, cpu = time.perf_counter(), time.process_time()
                     for i in range(0, len(payloads), uploader.window):
                         window = payloads[i : i + uploader.window]
                         await asyncio.gather(
-                            *(client.publish(topic, p, qos=1, **options) for p in window)
+                            *(client.publish(topic, p, qos=1, timeout=timeout) for p in window)
                         )
                     rates.append(count / (time.perf_counter() - began))
                     if rates is raw:
