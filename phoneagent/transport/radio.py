@@ -523,8 +523,11 @@ class BumbleRadio:
         loop = asyncio.get_running_loop()
         seen: asyncio.Future[hci.Address] = loop.create_future()
         last = self._last_sighting
-        fresh = last is not None and loop.time() - last[0] <= SIGHTING_FRESH_S
-        if fresh and last is not None and address_text(last[1]) == address:
+        if (
+            last is not None
+            and loop.time() - last[0] <= SIGHTING_FRESH_S
+            and address_text(last[1]) == address
+        ):
             seen.set_result(last[1])
 
         def listener(advertisement: Advertisement) -> None:
