@@ -25,6 +25,14 @@ Bumble's controller answers an active scan with the advertising data twice (as t
 advertisement and as its scan response). Here a scan response the advertiser set is
 reported as one, so a watch may put its name there, as InfiniTime does (and BlueZ does
 with every name): ``ScanResponseController`` alone, which the BlueZ VM's controllers are.
+
+Bumble's controller reports each ACL packet the host sent as completed in an event of
+its own: three Number Of Completed Packets events per history notification, each built,
+serialised and sent by the air and parsed by the watch's host (the air's largest cost
+after relaying the data). Here the completions reported in one turn of the event loop
+go out as one event with the counts added per connection, as chips batch them (Core
+Vol 4 Part E 7.7.19), and any other packet first sends those pending, so the host sees
+everything in the order the controller produced it.
 """
 
 from __future__ import annotations
@@ -148,6 +156,31 @@ class VirtualController(ScanResponseController):
         self.le_acl_data_packet_length = LE_ACL_DATA_PACKET_LENGTH
         self.filter_accept_list_size = FILTER_ACCEPT_LIST_SIZE
         self.filter_accept_list: set[hci.Address] = set()
+        self._completed: dict[int, int] = {}  # connection handle -> packets, not yet sent
+
+    def send_hci_packet(self, packet: hci.HCI_Packet) -> None:
+        """Completions wait for the end of the loop turn (see the module docstring)."""
+        if isinstance(packet, hci.HCI_Number_Of_Completed_Packets_Event):
+            if not self._completed:
+                asyncio.get_running_loop().call_soon(self._send_completed)
+            completed = self._completed
+            for handle, count in zip(
+                packet.connection_handles, packet.num_completed_packets, strict=True
+            ):
+                completed[handle] = completed.get(handle, 0) + count
+            return
+        self._send_completed()
+        super().send_hci_packet(packet)
+
+    def _send_completed(self) -> None:
+        if not self._completed:
+            return
+        completed, self._completed = self._completed, {}
+        super().send_hci_packet(
+            hci.HCI_Number_Of_Completed_Packets_Event(
+                connection_handles=list(completed), num_completed_packets=list(completed.values())
+            )
+        )
 
     def reports(self, advertiser: hci.Address) -> bool:
         return super().reports(advertiser) and (

@@ -74,6 +74,10 @@ DEFAULT_PAIRING_TIMEOUT = 120.0
 ENCRYPT_TIMEOUT = 10.0
 # Time left to a connect that was sighted just before its deadline.
 CONNECT_MIN_S = 1.0
+# An advertisement this recent counts as the fresh sighting a connect waits for: the
+# engine's scan has just seen the watch, and waiting for the next one cost a whole
+# advertising interval (100 ms for the simulator) of every sync and pairing.
+SIGHTING_FRESH_S = 0.25
 MTU = 517
 RPA_LIFETIME_S = 15 * 60.0
 # A device at the bonded address that cannot encrypt with the bond is the watch after a
@@ -231,6 +235,8 @@ class BumbleRadio:
         self._scan_listeners: dict[AdvertisementListener, ScanFilter] = {}
         self._scanning_for: ScanFilter = None  # while scanning
         self._accept_list_full = False  # said once, until the list holds them again
+        # The newest advertisement: (loop time, its address); one, so nothing grows.
+        self._last_sighting: tuple[float, hci.Address] | None = None
         self._just_works: set[str] = set()  # peers whose pairing fell to Just Works
         # How long one resolvable private address is shown (TGAP(private_addr_int), 15 min
         # recommended: Core Vol 3 Part C Appendix A); a new one when a scan starts after.
@@ -360,6 +366,7 @@ class BumbleRadio:
     # --- scanning --------------------------------------------------------------------
 
     def _on_advertisement(self, advertisement: Advertisement) -> None:
+        self._last_sighting = (asyncio.get_running_loop().time(), advertisement.address)
         for listener in list(self._scan_listeners):
             listener(advertisement)
 
@@ -507,12 +514,21 @@ class BumbleRadio:
         """A fresh advertisement from ``address``, with the scan kept on for it until the
         block ends.
 
-        Fresh, because the virtual controller connects only on an advertisement. Kept on,
+        Fresh, because the virtual controller connects only on an advertisement: one heard
+        within ``SIGHTING_FRESH_S`` (the scan that found the watch) counts. Kept on,
         because when it holds the peer's IRK, Bumble's ``connect_le`` looks for the peer
         once more among the scan's reports before connecting: a scan that stopped, or that
         another listener narrowed to other watches, left it waiting for ever.
         """
-        seen: asyncio.Future[hci.Address] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        seen: asyncio.Future[hci.Address] = loop.create_future()
+        last = self._last_sighting
+        if (
+            last is not None
+            and loop.time() - last[0] <= SIGHTING_FRESH_S
+            and address_text(last[1]) == address
+        ):
+            seen.set_result(last[1])
 
         def listener(advertisement: Advertisement) -> None:
             if not seen.done() and address_text(advertisement.address) == address:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import struct
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -72,6 +73,10 @@ ADVERTISING_MAX: Final = 31
 # How long a notify may wait for buffer room, and how long stop() waits for a peer.
 FLOW_TIMEOUT: Final = 10.0
 DISCONNECT_TIMEOUT: Final = 5.0
+# A Handle Value Notification's opcode and handle (Core Vol 3 Part F 3.4.7.1), before the
+# value: built with struct; Bumble's ATT_PDU object cost 3.5 us a notification (4-5% of
+# the watch's CPU in a backfill).
+_NOTIFICATION: Final = struct.Struct("<BH")
 
 _IO_CAPABILITY: Final = {
     PairingMode.PASSKEY: PairingDelegate.IoCapability.DISPLAY_OUTPUT_ONLY,
@@ -526,8 +531,8 @@ class BumblePeripheral(Peripheral):
             await self._wait_for_room(link)
             if link.closed.is_set():
                 continue
-            pdu = att.ATT_Handle_Value_Notification(attribute_handle=handle, attribute_value=value)
-            self.device.send_l2cap_pdu(link.connection.handle, att.ATT_CID, bytes(pdu))
+            pdu = _NOTIFICATION.pack(att.Opcode.ATT_HANDLE_VALUE_NOTIFICATION, handle) + value
+            self.device.send_l2cap_pdu(link.connection.handle, att.ATT_CID, pdu)
             sent += 1
         return sent
 
