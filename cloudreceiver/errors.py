@@ -32,6 +32,12 @@ class SchemaTooNewError(ReceiverError):
 
     exit_code = EXIT_USAGE
 
+    def __init__(self, found: int, supported: int) -> None:
+        super().__init__(
+            f"the receiver database has schema version {found}, newer than this"
+            f" receiver's {supported}: upgrade the receiver"
+        )
+
 
 class StoreRefusedError(ReceiverError):
     """The database refused a statement for a reason retrying cannot cure (a table

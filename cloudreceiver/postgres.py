@@ -304,10 +304,7 @@ async def migrate(conn: Connection) -> int:
         row = await (await conn.execute("SELECT version FROM schema_version")).fetchone()
         found = 0 if row is None else int(row[0])
         if found > SCHEMA_VERSION:
-            raise SchemaTooNewError(
-                f"the receiver database has schema version {found}, newer than this"
-                f" receiver's {SCHEMA_VERSION}: upgrade the receiver"
-            )
+            raise SchemaTooNewError(found, SCHEMA_VERSION)
         for statements in MIGRATIONS[found:]:
             for statement in statements:
                 await conn.execute(statement)

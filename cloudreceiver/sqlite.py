@@ -148,10 +148,7 @@ def migrate(conn: sqlite3.Connection) -> int:
     try:
         (found,) = conn.execute("PRAGMA user_version").fetchone()
         if found > SCHEMA_VERSION:
-            raise SchemaTooNewError(
-                f"the receiver database has schema version {found}, newer than this"
-                f" receiver's {SCHEMA_VERSION}: upgrade the receiver"
-            )
+            raise SchemaTooNewError(found, SCHEMA_VERSION)
         for statements in MIGRATIONS[found:]:
             for statement in statements:
                 conn.execute(statement)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import aiomqtt
 import pytest
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from cloudreceiver.receiver import serve
 from cloudreceiver.store import ReceiverStore, SampleRow
@@ -257,6 +257,16 @@ async def test_refused_publish_moves_no_upload_position_and_loses_nothing(
         assert await db.samples() == expected(store, samples)
 
 
+async def cloud_clear(data: Path, *, wait_s: int) -> Result:
+    """``phoneagent cloud clear --wait`` on ``data``, off the event loop."""
+    return await asyncio.to_thread(
+        CliRunner().invoke,
+        main,
+        ["--data-dir", str(data), "cloud", "clear", "--wait", str(wait_s)],
+        env={"PHONEAGENT_DB_KEY": KEY.material},
+    )
+
+
 async def test_refused_erase_request_stays_pending_with_a_clear_error(
     broker: Broker, tmp_path: Path
 ) -> None:
@@ -271,12 +281,7 @@ async def test_refused_erase_request_stays_pending_with_a_clear_error(
     )
     strict.start()
     try:
-        result = await asyncio.to_thread(
-            CliRunner().invoke,
-            main,
-            ["--data-dir", str(data), "cloud", "clear", "--wait", "5"],
-            env={"PHONEAGENT_DB_KEY": KEY.material},
-        )
+        result = await cloud_clear(data, wait_s=5)
     finally:
         strict.stop()
     assert result.exit_code == 1, result.output
@@ -309,12 +314,7 @@ async def test_refused_subscription_is_an_error_not_a_silent_wait(tmp_path: Path
     )
     nats.start()
     try:
-        result = await asyncio.to_thread(
-            CliRunner().invoke,
-            main,
-            ["--data-dir", str(data), "cloud", "clear", "--wait", "600"],
-            env={"PHONEAGENT_DB_KEY": KEY.material},
-        )
+        result = await cloud_clear(data, wait_s=600)
     finally:
         nats.stop()
     assert result.exit_code == 1, result.output
