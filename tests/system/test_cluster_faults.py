@@ -16,17 +16,22 @@ from tests.soak import SoakConfig
 pytestmark = [pytest.mark.system, pytest.mark.cluster, pytest.mark.timeout(420)]
 
 AGENTS = 100
+ERASING = 2  # users who erase their data meanwhile
 
 
 async def test_node_receiver_and_database_faults_lose_and_duplicate_nothing(
     tmp_path: Path, postgres_server: PrivateServer
 ) -> None:
     config = SoakConfig(tmp_path, watches=AGENTS, duration_s=40, speed=1, faults=0)
-    soak = ClusterSoak(config, postgres_server)
+    soak = ClusterSoak(config, postgres_server, erasing=ERASING)
     report = await soak.run_cluster()
 
     assert report.ok, (report.soak.table(), report.erased_kept)
     faults = {"node-kill": 1, "receiver-kill": 1, "database-restart": 1, "erasure": 2}
     assert faults.items() <= report.soak.faults.items()
     assert report.erasures_confirmed == 2
-    assert all(w.generated > 0 and w.uploaded == w.generated for w in report.soak.watches)
+    assert all(w.uploaded == w.generated for w in report.soak.watches), report.soak.table()
+    # Every watch generated records past its erasure's bound, except when a late `cloud
+    # clear` (under load, after the watches stopped) reached the newest of an erased one.
+    idle = [w for w in report.soak.watches if w.generated == 0]
+    assert len(idle) <= ERASING, report.soak.table()
