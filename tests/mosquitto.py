@@ -70,11 +70,16 @@ class Broker:
     """One mosquitto process; ``stop`` and ``start`` again keep the port (outage tests)."""
 
     def __init__(
-        self, directory: Path, tls: Tls | None = None, acl: Sequence[str] | None = None
+        self,
+        directory: Path,
+        tls: Tls | None = None,
+        acl: Sequence[str] | None = None,
+        port: int | None = None,
     ) -> None:
-        """``acl``: lines of a Mosquitto ACL file for every client (e.g. ``topic read x/#``)."""
+        """``acl``: lines of a Mosquitto ACL file for every client (e.g. ``topic read x/#``);
+        ``port``: a given one (clients configured for it earlier), else a free one."""
         directory.mkdir(parents=True, exist_ok=True)
-        self.port = free_port()
+        self.port = free_port() if port is None else port
         self.tls = tls
         self.config = directory / "mosquitto.conf"
         self.log = directory / "mosquitto.log"

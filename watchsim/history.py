@@ -129,7 +129,7 @@ class History:
         self._fsync_dir: Callable[[Path], None] = _fsync_dir if durable else _skip
         self.capacity = capacity
         self._segment_records = segment_records
-        self._fd: int | None = None  # append handle on the newest segment
+        self._fd: int | None = None  # append (and read) handle on the newest segment
         self._listeners: list[Callable[[int, int], None]] = []
         self._floor, self._next, newest_timestamp = self._read_meta()
         self._segments = self._load_segments()
@@ -232,11 +232,11 @@ class History:
         last = self._segments[-1] if self._segments else None
         if last is not None and last.count < self._segment_records and last.end == next_seq:
             if self._fd is None:
-                self._fd = os.open(last.path, os.O_WRONLY | os.O_APPEND)
+                self._fd = os.open(last.path, os.O_RDWR | os.O_APPEND)
             return last
         self._close_fd()
         segment = _Segment(next_seq, 0, self._dir / f"seg-{next_seq:020d}.log")
-        self._fd = os.open(segment.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
+        self._fd = os.open(segment.path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL, 0o600)
         self._fsync_dir(self._dir)
         self._segments.append(segment)
         return segment
@@ -301,14 +301,24 @@ class History:
         while start < stop:
             segment = self._segments[index]
             end = min(stop, segment.end)
-            with open(segment.path, "rb") as f:
-                f.seek((start - segment.first) * RECORD_SIZE)
-                data = f.read((end - start) * RECORD_SIZE)
+            data = self._read_records(segment, start, end)
             pieces.append(self._decode(data, start, segment.path))
             start, index = end, index + 1
         if len(pieces) == 1:
             return pieces[0]
         return SampleColumns(*(sum(column, ()) for column in zip(_NONE, *pieces, strict=True)))
+
+    def _read_records(self, segment: _Segment, start: int, end: int) -> bytes:
+        """The bytes of seqs ``start``..``end - 1`` of ``segment``. The newest segment is
+        read through the append handle (one ``pread``): a live REPORT reads each second's
+        records back from it, and opening, seeking and closing a file object for that was
+        a tenth of a fleet's watch process."""
+        offset, size = (start - segment.first) * RECORD_SIZE, (end - start) * RECORD_SIZE
+        if self._fd is not None and segment is self._segments[-1]:
+            return os.pread(self._fd, size, offset)
+        with open(segment.path, "rb") as f:
+            f.seek(offset)
+            return f.read(size)
 
     @staticmethod
     def _decode(data: bytes, first: int, path: Path) -> SampleColumns:

@@ -47,6 +47,22 @@ def test_append_read_and_reopen(tmp_path: Path) -> None:
         assert reopened.append(batch(1, 50)) == range(51, 52)
 
 
+def test_live_reads_of_the_newest_segment_see_each_append(tmp_path: Path) -> None:
+    """A live REPORT reads each append back at once, through the append handle, across
+    segment boundaries and after acknowledged records were freed."""
+    with History(tmp_path, segment_records=8) as history:
+        offset = 0
+        for size in (1, 3, 4, 5, 8, 2, 9):
+            seqs = history.append(batch(size, offset))
+            result = history.read(seqs[0], size)
+            assert result.samples == expected(seqs[0], size, offset)
+            offset += size
+            history.delete_up_to(seqs[0] - 1)
+        assert everything(history, history.oldest_seq or 1) == expected(
+            history.oldest_seq or 1, history.count, (history.oldest_seq or 1) - 1
+        )
+
+
 def test_torn_tail_is_cut_and_earlier_records_survive(tmp_path: Path) -> None:
     with History(tmp_path, segment_records=16) as history:
         history.append(batch(20))
