@@ -10,7 +10,13 @@ from typing import Any
 import click
 
 from phoneagent import control
-from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
+from phoneagent.cli.context import (
+    AgentContext,
+    CliError,
+    pass_agent,
+    sentence,
+    tell_running_agent,
+)
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.params import ADDRESS
 from phoneagent.instance import HeldError
@@ -35,10 +41,6 @@ class PromptingAgent:
             click.confirm, f"Does {peer} show {number:06d}?", err=True
         )
         return answer
-
-
-def _sentence(clause: str) -> str:
-    return clause[:1].upper() + clause[1:] + "."
 
 
 def _when(epoch: int) -> str:
@@ -145,7 +147,7 @@ def unpair_command(agent: AgentContext, address: Address, keep_data: bool) -> No
         click.echo(f"Cloud erasure requested from {request.endpoint}, due by the 90-day limit.")
     news = tell_running_agent(agent, done="the running agent stopped syncing it", not_running="")
     if news:  # nothing to say when no agent runs: nothing syncs it any more
-        click.echo(_sentence(news))
+        click.echo(sentence(news))
 
 
 @click.command("devices")
