@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
@@ -26,21 +28,48 @@ from phoneagent.sync.discovery import pair_device, scan
 from protocol.address import Address
 
 
+async def _ask_line(question: str) -> str:
+    """A non-empty line typed after ``question`` on the terminal (or a pipe), read by the
+    event loop: a thread blocked reading stdin kept Ctrl-C from ending ``pair`` until Enter
+    was pressed (``asyncio.to_thread``'s worker is joined at exit, and a daemon thread
+    holding stdin's lock aborts the interpreter). End of input is ``click.Abort``."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = sys.stdin.fileno()
+        loop.add_reader(fd, lambda: None)
+    except (AttributeError, OSError, ValueError):  # CliRunner's stdin, or a regular file:
+        # a read that returns at once, so a thread is not waiting on anyone.
+        text: str = await asyncio.to_thread(click.prompt, question, type=str, err=True)
+        return text.strip()
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        line = b""
+        while not line.strip():
+            click.echo(f"{question}: ", nl=False, err=True)
+            line = b""
+            while not line.endswith(b"\n"):
+                await readable.wait()
+                readable.clear()
+                # One byte at a time: what follows the line stays for the next question.
+                if not (byte := os.read(fd, 1)):
+                    raise click.Abort()
+                line += byte
+    finally:
+        loop.remove_reader(fd)
+    return line.decode(errors="replace").strip()
+
+
 class PromptingAgent:
-    """Pairing questions asked on the terminal (stdin), off the event loop."""
+    """Pairing questions asked on the terminal (stdin), without blocking the event loop."""
 
     async def enter_passkey(self, peer: str) -> int | None:
-        text: str = await asyncio.to_thread(
-            click.prompt, f"Passkey shown on {peer}", type=str, err=True
-        )
-        text = text.strip()
+        text = await _ask_line(f"Passkey shown on {peer}")
         return int(text) if text.isdigit() and len(text) <= 6 else None
 
     async def confirm_number(self, peer: str, number: int) -> bool:
-        answer: bool = await asyncio.to_thread(
-            click.confirm, f"Does {peer} show {number:06d}?", err=True
-        )
-        return answer
+        answer = await _ask_line(f"Does {peer} show {number:06d}? [y/n]")
+        return answer.lower() in ("y", "yes")
 
 
 def _when(epoch: int) -> str:
