@@ -72,6 +72,7 @@ class _Conversation:
     address: Address
     steps: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     answer: asyncio.Future[Any] | None = None
+    asked: bool = False  # a question went to the command, which has not answered yet
 
 
 class PairingRelay:
@@ -81,6 +82,9 @@ class PairingRelay:
     def __init__(self, answer_timeout: float = ANSWER_TIMEOUT_S) -> None:
         self._answer_timeout = answer_timeout
         self._conversation: _Conversation | None = None
+        # The last one, once it ended with a question still on the terminal: its outcome
+        # is the answer's reply (the watch went away meanwhile, for one).
+        self._ended: _Conversation | None = None
         self._pairing: asyncio.Task[None] | None = None
 
     async def enter_passkey(self, peer: str) -> int | None:
@@ -98,6 +102,7 @@ class PairingRelay:
             return None
         talk.answer = asyncio.get_running_loop().create_future()
         talk.steps.put_nowait(question)
+        talk.asked = True
         try:
             async with asyncio.timeout(self._answer_timeout):
                 return await talk.answer
@@ -122,14 +127,19 @@ class PairingRelay:
             if self._pairing is not None:
                 raise control.ControlError("it is pairing another watch now; try again after")
             talk = self._conversation = _Conversation(address)
+            self._ended = None
             self._pairing = asyncio.create_task(self._pair(daemon, talk, scan_timeout, bond))
             return await talk.steps.get()
 
         async def answer(request: dict[str, Any]) -> dict[str, Any]:
+            ended, self._ended = self._ended, None
+            if ended is not None and not ended.steps.empty():
+                return ended.steps.get_nowait()  # how the pairing ended while it was asked
             talk = self._conversation
             if talk is None or talk.answer is None or talk.answer.done():
                 raise control.ControlError("no pairing question is waiting for an answer")
             talk.answer.set_result(request.get("passkey", request.get("confirm")))
+            talk.asked = False
             return await talk.steps.get()
 
         return {PAIR_OP: pair, ANSWER_OP: answer}
@@ -141,11 +151,14 @@ class PairingRelay:
             record, bonded = await daemon.pair(talk.address, scan_timeout=scan_timeout, bond=bond)
             paired = Paired.of(record, bonded)
         except Exception as error:
+            log.info("%s: pairing for `pair` failed: %s", talk.address, error)
             usage = isinstance(error, AgentUsageError)
             talk.steps.put_nowait({"failed": str(error) or type(error).__name__, "usage": usage})
         else:
             talk.steps.put_nowait({"paired": asdict(paired)})
         finally:
+            if talk.asked:  # ended while the command asks the person: its answer gets this
+                self._ended = talk
             self._conversation = None
             self._pairing = None
 
