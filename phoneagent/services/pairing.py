@@ -12,6 +12,7 @@ number) come back over the agent's socket to the terminal that asked
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
@@ -33,6 +34,8 @@ ANSWER_OP: Final = "pair-answer"
 # How long the running agent waits for the person at the ``pair`` command to answer (a
 # command that went away answers never: the pairing then fails and the relay is free).
 ANSWER_TIMEOUT_S: Final = 120.0
+# How long a ``pair`` that was interrupted waits for the agent to take its refusal.
+REFUSE_TIMEOUT_S: Final = 5.0
 
 
 class NotPairedError(UnreachableError):
@@ -174,10 +177,14 @@ async def pair_through_running_agent(
         step = await control.request(busy.data_dir, request, None)
         while "ask" in step:
             peer = str(step["peer"])
-            if step["ask"] == "passkey":
-                reply: dict[str, Any] = {"passkey": await asker.enter_passkey(peer)}
-            else:
-                reply = {"confirm": await asker.confirm_number(peer, int(step["number"]))}
+            try:
+                if step["ask"] == "passkey":
+                    reply: dict[str, Any] = {"passkey": await asker.enter_passkey(peer)}
+                else:
+                    reply = {"confirm": await asker.confirm_number(peer, int(step["number"]))}
+            except BaseException:  # Ctrl-C, end of input: no answer is coming
+                await _refuse(busy, ANSWER_OP)
+                raise
             step = await control.request(busy.data_dir, {"op": ANSWER_OP, **reply}, None)
     except control.AgentNotRunningError:
         raise busy from None
@@ -189,6 +196,14 @@ async def pair_through_running_agent(
             f"the agent running on {busy.data_dir} could not pair {address}: {step['failed']}"
         )
     return Paired(**step["paired"])
+
+
+async def _refuse(busy: HeldError, op: str) -> None:
+    """Answer no for a ``pair`` that stops asking: the running agent ends that pairing now
+    instead of holding its radio's one pairing for the answer timeout (the next ``pair``
+    was refused, "it is pairing another watch now", for two minutes)."""
+    with contextlib.suppress(control.ControlError, OSError):
+        await control.request(busy.data_dir, {"op": op, "passkey": None}, REFUSE_TIMEOUT_S)
 
 
 def _address(text: str) -> Address | None:

@@ -8,9 +8,9 @@ import asyncio
 import signal
 from pathlib import Path
 
-from phoneagent.errors import EXIT_UNREACHABLE
+from phoneagent.errors import EXIT_BUSY, EXIT_UNREACHABLE
 from phoneagent.logs import LOG_NAME, logs_dir
-from tests.processes import WAIT, Watch, kill, prompt
+from tests.processes import WAIT, Watch, kill, line, prompt
 from tests.system.test_two_processes import on_air
 
 
@@ -60,3 +60,29 @@ async def test_a_watch_gone_while_pair_asks_through_run(air: str, tmp_path: Path
         finally:
             await kill(pair)
             await kill(watch)
+
+
+async def test_ctrl_c_at_a_pair_through_run_frees_its_pairing(air: str, tmp_path: Path) -> None:
+    """The running agent waited two minutes for the answer of a ``pair`` stopped with
+    Ctrl-C: the next ``pair`` was refused (exit 7, "it is pairing another watch now")."""
+    phone, air_address = on_air(air, tmp_path)
+    watch, address = await Watch(tmp_path / "watch", ("--air", air_address)).start()
+    try:
+        async with phone.daemon():
+            pair = await phone._spawn("pair", address)
+            try:
+                await prompt(pair, r"Passkey shown on", WAIT)
+                await line(watch, r"PASSKEY \d{6}")  # this attempt's, not typed
+                pair.send_signal(signal.SIGINT)
+                assert await asyncio.wait_for(pair.wait(), WAIT) == 1
+            finally:
+                await kill(pair)
+            again = await phone._spawn("pair", address)
+            try:  # no passkey typed: taken by the agent, it ends at the watch or the prompt
+                _, err = await asyncio.wait_for(again.communicate(b""), WAIT)
+            finally:
+                await kill(again)
+            assert again.returncode != EXIT_BUSY, err.decode()
+            assert b"pairing another watch" not in err and b"Traceback" not in err
+    finally:
+        await kill(watch)
