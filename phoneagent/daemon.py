@@ -275,12 +275,18 @@ class Daemon:
         syncing it; the device recorded and whether it is bonded (``phoneagent pair``
         while this daemon holds the data dir)."""
         await self._loaded.wait()
-        if address in self.syncs:
+        # A watch whose pairing was lost (reset) is what ``pair`` is for: its engine ended
+        # saying "run pair again", and a new one starts once it is paired.
+        lost = self.syncs.get(address)
+        if lost is not None and lost.state is not SyncState.PAIRING_LOST:
             raise PairRefusedError(f"{address} is paired and synced already (unpair it first)")
         record = await pair_device(
             self._transport, self._store.store, address, scan_timeout=scan_timeout, bond=bond
         )
         bonded = address in await asyncio.to_thread(self._store.store.list_bonds)
+        if lost is not None and self.syncs.get(address) is lost:
+            del self.syncs[address]
+            self._tasks.pop(address).cancel()  # done already: it returned at the loss
         await self.reload()
         return record, bonded
 
