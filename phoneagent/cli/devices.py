@@ -60,12 +60,20 @@ async def _ask_line(question: str) -> str:
     return line.decode(errors="replace").strip()
 
 
+def _passkey(text: str) -> bool:
+    """Up to 6 ASCII digits ("²" is a digit to ``str.isdigit`` but not to ``int``)."""
+    return text.isascii() and text.isdigit() and len(text) <= 6
+
+
 class PromptingAgent:
     """Pairing questions asked on the terminal (stdin), without blocking the event loop."""
 
     async def enter_passkey(self, peer: str) -> int | None:
-        text = await _ask_line(f"Passkey shown on {peer}")
-        return int(text) if text.isdigit() and len(text) <= 6 else None
+        # A typo is asked again: sent, it fails the pairing, and the watch may then refuse
+        # another attempt for a while (SMP "repeated attempts").
+        while not _passkey(text := await _ask_line(f"Passkey shown on {peer}")):
+            click.echo("The passkey is the 6 digits the watch shows.", err=True)
+        return int(text)
 
     async def confirm_number(self, peer: str, number: int) -> bool:
         answer = await _ask_line(f"Does {peer} show {number:06d}? [y/n]")

@@ -86,3 +86,24 @@ async def test_ctrl_c_at_a_pair_through_run_frees_its_pairing(air: str, tmp_path
             assert b"pairing another watch" not in err and b"Traceback" not in err
     finally:
         await kill(watch)
+
+
+async def test_a_mistyped_passkey_is_asked_again(air: str, tmp_path: Path) -> None:
+    """Sent as typed, "abc" or "12345²" (a digit to ``str.isdigit``, not to ``int``)
+    failed the pairing: "ProtocolError(smp/PASSKEY_ENTRY_FAILED [0x1])", exit 4."""
+    phone, air_address = on_air(air, tmp_path)
+    watch, address = await Watch(tmp_path / "watch", ("--air", air_address)).start()
+    pair = await phone._spawn("pair", address)
+    try:
+        assert pair.stdin is not None
+        await prompt(pair, r"Passkey shown on", WAIT)
+        for typo in ("abc", "12345²", "1234567"):
+            pair.stdin.write(typo.encode() + b"\n")
+            await prompt(pair, r"the 6 digits the watch shows\.\nPasskey shown on .*: ", WAIT)
+        shown = await line(watch, r"PASSKEY (\d{6})")
+        out, err = await asyncio.wait_for(pair.communicate(shown[1].encode() + b"\n"), WAIT)
+        assert pair.returncode == 0, err.decode()
+        assert b"Paired with" in out and b"Traceback" not in err
+    finally:
+        await kill(pair)
+        await kill(watch)
