@@ -235,7 +235,8 @@ class Daemon:
                 sync = self.syncs[address] = self._sync_for(device)
                 task = asyncio.create_task(sync.run(), name=f"sync {address}")
                 self._tasks[address] = task
-                task.add_done_callback(functools.partial(self._finished, gone=self._gone))
+                done = functools.partial(self._finished, gone=self._gone, address=address)
+                task.add_done_callback(done)
         await asyncio.gather(*(sync.apply_preferences() for sync in self.syncs.values()))
 
     def _watch_radio(self) -> None:
@@ -274,12 +275,18 @@ class Daemon:
         syncing it; the device recorded and whether it is bonded (``phoneagent pair``
         while this daemon holds the data dir)."""
         await self._loaded.wait()
-        if address in self.syncs:
+        # A watch whose pairing was lost (reset) is what ``pair`` is for: its engine ended
+        # saying "run pair again", and a new one starts once it is paired.
+        lost = self.syncs.get(address)
+        if lost is not None and lost.state is not SyncState.PAIRING_LOST:
             raise PairRefusedError(f"{address} is paired and synced already (unpair it first)")
         record = await pair_device(
             self._transport, self._store.store, address, scan_timeout=scan_timeout, bond=bond
         )
         bonded = address in await asyncio.to_thread(self._store.store.list_bonds)
+        if lost is not None and self.syncs.get(address) is lost:
+            del self.syncs[address]
+            self._tasks.pop(address).cancel()  # done already: it returned at the loss
         await self.reload()
         return record, bonded
 
@@ -344,13 +351,37 @@ class Daemon:
         self._others.append(task)
         task.add_done_callback(self._finished)
 
-    def _finished(self, task: asyncio.Task[None], gone: asyncio.Event | None = None) -> None:
-        """``gone``: the event of the radio an engine ran on (None: not an engine)."""
+    def _finished(
+        self, task: asyncio.Task[None], gone: asyncio.Event | None = None, address: str = ""
+    ) -> None:
+        """``gone``: the event of the radio an engine ran on, ``address`` its watch's
+        (None and "": not an engine)."""
         if task.cancelled() or (error := task.exception()) is None:
             return  # cancelled, or a watch whose pairing was lost (its state says so)
         if gone is not None and self._reopen is not None and (gone.is_set() or radio_lost(error)):
             gone.set()  # an engine of a radio that went away: ``run`` opens a new one
             return
+        if address:
+            self._start(asyncio.create_task(self._engine_failed(address, task, error)))
+            return
+        self._fail(error)
+
+    async def _engine_failed(
+        self, address: str, task: asyncio.Task[None], error: BaseException
+    ) -> None:
+        """An engine's error ends ``run``, unless its watch was deleted under it by another
+        command (``delete``, ``account delete``: they tell this agent only once their
+        transaction is committed, and a record may land in between): then only that
+        engine ends, as a reload would have ended it, and the other watches sync on."""
+        if await self._store.get_device(address) is not None:
+            self._fail(error)
+            return
+        log.info("%s: deleted while syncing; stopped syncing it", address)
+        if self._tasks.get(address) is task:
+            del self._tasks[address]
+            del self.syncs[address]
+
+    def _fail(self, error: BaseException) -> None:
         if self._failure is None:
             self._failure = error
         if self._stop is not None:

@@ -89,8 +89,11 @@ def _profile(
 
 
 def _deleted(agent: AgentContext, store: Store, result: AccountDeletion) -> None:
-    """Report the deletion, and send its cloud erase requests at once (PR-RETAIN)."""
+    """Report the deletion, tell a running agent at once (its watches are gone: it must
+    stop syncing them before it stores more of them), and send the cloud erase requests
+    (PR-RETAIN)."""
     click.echo(f"{result.reason}\nDeleted {result.samples} sample(s) from this phone.")
+    click.echo(f"Consents reset; {tell_running_agent(agent)}.")
     for r in result.erase_requests:
         click.echo(f"Cloud erasure requested from {r.endpoint} (request {r.id}).")
     if not result.erase_requests:
@@ -174,7 +177,6 @@ def delete_command(agent: AgentContext) -> None:
     """Delete the account: local data now, cloud copies by erase requests (90-day limit)."""
     with agent.open_store() as store, privacy_errors():
         _deleted(agent, store, delete_account(store))
-    click.echo(f"Consents reset; {tell_running_agent(agent)}.")
 
 
 COMMANDS = (account_group,)

@@ -181,6 +181,11 @@ class AgentContext:
 pass_agent = click.make_pass_decorator(AgentContext)
 
 
+def sentence(clause: str) -> str:
+    """A clause such as ``tell_running_agent``'s answer, printed on its own."""
+    return clause[:1].upper() + clause[1:] + "."
+
+
 def tell_running_agent(
     agent: AgentContext,
     *,

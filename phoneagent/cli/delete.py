@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from phoneagent.cli.context import AgentContext, pass_agent
+from phoneagent.cli.context import AgentContext, pass_agent, sentence, tell_running_agent
 from phoneagent.cli.params import ADDRESS, measurement_window
 from phoneagent.cli.privacy import privacy_errors
 from phoneagent.privacy import delete_data
@@ -45,6 +45,12 @@ def delete_command(
             until=until,
         )
     click.echo(f"Deleted {result.samples} sample(s) and {result.devices} device(s).")
+    if result.devices:  # a running agent stops syncing them (it would store more of them)
+        news = tell_running_agent(
+            agent, done="the running agent stopped syncing them", not_running=""
+        )
+        if news:
+            click.echo(sentence(news))
     for r in result.erase_requests:
         click.echo(f"Cloud erasure requested from {r.endpoint}, due by the 90-day limit.")
 

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import sys
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
 from phoneagent import control
-from phoneagent.cli.context import AgentContext, CliError, pass_agent, tell_running_agent
+from phoneagent.cli.context import (
+    AgentContext,
+    CliError,
+    pass_agent,
+    sentence,
+    tell_running_agent,
+)
 from phoneagent.cli.output import emit, json_option
 from phoneagent.cli.params import ADDRESS
 from phoneagent.instance import HeldError
@@ -20,25 +28,56 @@ from phoneagent.sync.discovery import pair_device, scan
 from protocol.address import Address
 
 
+async def _ask_line(question: str) -> str:
+    """A non-empty line typed after ``question`` on the terminal (or a pipe), read by the
+    event loop: a thread blocked reading stdin kept Ctrl-C from ending ``pair`` until Enter
+    was pressed (``asyncio.to_thread``'s worker is joined at exit, and a daemon thread
+    holding stdin's lock aborts the interpreter). End of input is ``click.Abort``."""
+    loop = asyncio.get_running_loop()
+    try:
+        fd = sys.stdin.fileno()
+        loop.add_reader(fd, lambda: None)
+    except (AttributeError, OSError, ValueError):  # CliRunner's stdin, or a regular file:
+        # a read that returns at once, so a thread is not waiting on anyone.
+        text: str = await asyncio.to_thread(click.prompt, question, type=str, err=True)
+        return text.strip()
+    readable = asyncio.Event()
+    loop.add_reader(fd, readable.set)
+    try:
+        line = b""
+        while not line.strip():
+            click.echo(f"{question}: ", nl=False, err=True)
+            line = b""
+            while not line.endswith(b"\n"):
+                await readable.wait()
+                readable.clear()
+                # One byte at a time: what follows the line stays for the next question.
+                if not (byte := os.read(fd, 1)):
+                    raise click.Abort()
+                line += byte
+    finally:
+        loop.remove_reader(fd)
+    return line.decode(errors="replace").strip()
+
+
+def _passkey(text: str) -> bool:
+    """Up to 6 ASCII digits ("²" is a digit to ``str.isdigit`` but not to ``int``)."""
+    return text.isascii() and text.isdigit() and len(text) <= 6
+
+
 class PromptingAgent:
-    """Pairing questions asked on the terminal (stdin), off the event loop."""
+    """Pairing questions asked on the terminal (stdin), without blocking the event loop."""
 
     async def enter_passkey(self, peer: str) -> int | None:
-        text: str = await asyncio.to_thread(
-            click.prompt, f"Passkey shown on {peer}", type=str, err=True
-        )
-        text = text.strip()
-        return int(text) if text.isdigit() and len(text) <= 6 else None
+        # A typo is asked again: sent, it fails the pairing, and the watch may then refuse
+        # another attempt for a while (SMP "repeated attempts").
+        while not _passkey(text := await _ask_line(f"Passkey shown on {peer}")):
+            click.echo("The passkey is the 6 digits the watch shows.", err=True)
+        return int(text)
 
     async def confirm_number(self, peer: str, number: int) -> bool:
-        answer: bool = await asyncio.to_thread(
-            click.confirm, f"Does {peer} show {number:06d}?", err=True
-        )
-        return answer
-
-
-def _sentence(clause: str) -> str:
-    return clause[:1].upper() + clause[1:] + "."
+        answer = await _ask_line(f"Does {peer} show {number:06d}? [y/n]")
+        return answer.lower() in ("y", "yes")
 
 
 def _when(epoch: int) -> str:
@@ -145,7 +184,7 @@ def unpair_command(agent: AgentContext, address: Address, keep_data: bool) -> No
         click.echo(f"Cloud erasure requested from {request.endpoint}, due by the 90-day limit.")
     news = tell_running_agent(agent, done="the running agent stopped syncing it", not_running="")
     if news:  # nothing to say when no agent runs: nothing syncs it any more
-        click.echo(_sentence(news))
+        click.echo(sentence(news))
 
 
 @click.command("devices")

@@ -4,18 +4,20 @@ Tables and their columns are fixed here (``TABLES``) and are the documented sche
 Bond keys are not exported: they are security secrets of the link, not data about the
 person, and a copy would let anyone impersonate the phone to the watch.
 
-Files are written only to the path the person chose, owner-only (0600), first under a
-``.partial`` name that is renamed when complete and removed on failure, so no plaintext
-copy is left behind that nobody asked for (PR-ENC).
+Files are written only to the path the person chose, owner-only (0600), first in a
+hidden owner-only ``.NAME.*.partial`` folder beside it, renamed into place when complete
+and removed on failure, so no plaintext copy is left behind that nobody asked for (PR-ENC).
 """
 
 from __future__ import annotations
 
 import csv
+import errno
 import io
 import json
 import os
 import shutil
+import tempfile
 import zipfile
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -288,7 +290,8 @@ def export(store: Store, fmt: str, out: Path) -> ExportResult:
     """Write the export to ``out`` (must not exist): JSON file, CSV folder, or CSV ``.zip``."""
     if out.exists():
         raise FileExistsError(f"{out} exists already; choose a new path.")
-    partial = out.with_name(out.name + ".partial")
+    if not out.parent.is_dir():  # named as it is, not as the partial folder's name
+        raise FileNotFoundError(errno.ENOENT, "no such folder", str(out.parent))
     writer: Callable[[Store, Path], dict[str, int]]
     if fmt == "json":
         writer = _json_file
@@ -296,15 +299,17 @@ def export(store: Store, fmt: str, out: Path) -> ExportResult:
         writer = _csv_zip if out.suffix.lower() == ".zip" else _csv_files
     else:
         raise ValueError(f"unknown export format {fmt!r}; json or csv")
+    # A folder of our own beside ``out`` (owner-only, a name nobody else has): what fails
+    # is removed with it, and nothing of the person's, such as their own ``out.partial``.
     try:
-        counts = writer(store, partial)
-        partial.rename(out)
-    except BaseException:
-        if partial.is_dir():
-            shutil.rmtree(partial)
-        else:
-            partial.unlink(missing_ok=True)
-        raise
+        partial = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".partial", dir=out.parent))
+    except OSError as error:  # a read-only or full folder: said of ``out``, not of our name
+        raise OSError(error.errno, error.strerror, str(out)) from error
+    try:
+        counts = writer(store, partial / out.name)
+        (partial / out.name).rename(out)
+    finally:
+        shutil.rmtree(partial)
     return ExportResult(counts, out)
 
 

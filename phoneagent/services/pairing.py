@@ -12,6 +12,7 @@ number) come back over the agent's socket to the terminal that asked
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from dataclasses import asdict, dataclass, field
 from typing import Any, Final
@@ -33,6 +34,8 @@ ANSWER_OP: Final = "pair-answer"
 # How long the running agent waits for the person at the ``pair`` command to answer (a
 # command that went away answers never: the pairing then fails and the relay is free).
 ANSWER_TIMEOUT_S: Final = 120.0
+# How long a ``pair`` that was interrupted waits for the agent to take its refusal.
+REFUSE_TIMEOUT_S: Final = 5.0
 
 
 class NotPairedError(UnreachableError):
@@ -72,6 +75,7 @@ class _Conversation:
     address: Address
     steps: asyncio.Queue[dict[str, Any]] = field(default_factory=asyncio.Queue)
     answer: asyncio.Future[Any] | None = None
+    asked: bool = False  # a question went to the command, which has not answered yet
 
 
 class PairingRelay:
@@ -81,6 +85,9 @@ class PairingRelay:
     def __init__(self, answer_timeout: float = ANSWER_TIMEOUT_S) -> None:
         self._answer_timeout = answer_timeout
         self._conversation: _Conversation | None = None
+        # The last one, once it ended with a question still on the terminal: its outcome
+        # is the answer's reply (the watch went away meanwhile, for one).
+        self._ended: _Conversation | None = None
         self._pairing: asyncio.Task[None] | None = None
 
     async def enter_passkey(self, peer: str) -> int | None:
@@ -98,6 +105,7 @@ class PairingRelay:
             return None
         talk.answer = asyncio.get_running_loop().create_future()
         talk.steps.put_nowait(question)
+        talk.asked = True
         try:
             async with asyncio.timeout(self._answer_timeout):
                 return await talk.answer
@@ -122,14 +130,19 @@ class PairingRelay:
             if self._pairing is not None:
                 raise control.ControlError("it is pairing another watch now; try again after")
             talk = self._conversation = _Conversation(address)
+            self._ended = None
             self._pairing = asyncio.create_task(self._pair(daemon, talk, scan_timeout, bond))
             return await talk.steps.get()
 
         async def answer(request: dict[str, Any]) -> dict[str, Any]:
+            ended, self._ended = self._ended, None
+            if ended is not None and not ended.steps.empty():
+                return ended.steps.get_nowait()  # how the pairing ended while it was asked
             talk = self._conversation
             if talk is None or talk.answer is None or talk.answer.done():
                 raise control.ControlError("no pairing question is waiting for an answer")
             talk.answer.set_result(request.get("passkey", request.get("confirm")))
+            talk.asked = False
             return await talk.steps.get()
 
         return {PAIR_OP: pair, ANSWER_OP: answer}
@@ -141,11 +154,14 @@ class PairingRelay:
             record, bonded = await daemon.pair(talk.address, scan_timeout=scan_timeout, bond=bond)
             paired = Paired.of(record, bonded)
         except Exception as error:
+            log.info("%s: pairing for `pair` failed: %s", talk.address, error)
             usage = isinstance(error, AgentUsageError)
             talk.steps.put_nowait({"failed": str(error) or type(error).__name__, "usage": usage})
         else:
             talk.steps.put_nowait({"paired": asdict(paired)})
         finally:
+            if talk.asked:  # ended while the command asks the person: its answer gets this
+                self._ended = talk
             self._conversation = None
             self._pairing = None
 
@@ -161,10 +177,14 @@ async def pair_through_running_agent(
         step = await control.request(busy.data_dir, request, None)
         while "ask" in step:
             peer = str(step["peer"])
-            if step["ask"] == "passkey":
-                reply: dict[str, Any] = {"passkey": await asker.enter_passkey(peer)}
-            else:
-                reply = {"confirm": await asker.confirm_number(peer, int(step["number"]))}
+            try:
+                if step["ask"] == "passkey":
+                    reply: dict[str, Any] = {"passkey": await asker.enter_passkey(peer)}
+                else:
+                    reply = {"confirm": await asker.confirm_number(peer, int(step["number"]))}
+            except BaseException:  # Ctrl-C, end of input: no answer is coming
+                await _refuse(busy, ANSWER_OP)
+                raise
             step = await control.request(busy.data_dir, {"op": ANSWER_OP, **reply}, None)
     except control.AgentNotRunningError:
         raise busy from None
@@ -176,6 +196,14 @@ async def pair_through_running_agent(
             f"the agent running on {busy.data_dir} could not pair {address}: {step['failed']}"
         )
     return Paired(**step["paired"])
+
+
+async def _refuse(busy: HeldError, op: str) -> None:
+    """Answer no for a ``pair`` that stops asking: the running agent ends that pairing now
+    instead of holding its radio's one pairing for the answer timeout (the next ``pair``
+    was refused, "it is pairing another watch now", for two minutes)."""
+    with contextlib.suppress(control.ControlError, OSError):
+        await control.request(busy.data_dir, {"op": op, "passkey": None}, REFUSE_TIMEOUT_S)
 
 
 def _address(text: str) -> Address | None:

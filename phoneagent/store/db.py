@@ -511,6 +511,9 @@ class Store:
         """
         derived = None if live_derived is None else int(live_derived)
         with self._locked():
+            # Another process may have deleted the address since its id was cached here
+            # (``delete`` beside ``run``): its new row has a new id.
+            self._device_ids.pop(address, None)
             self._write(
                 lambda: self._conn.execute(
                     "INSERT INTO devices (address, pseudonym, name, model, serial, firmware,"

@@ -295,6 +295,9 @@ class _Session:
         self.region = uploader.endpoint.region
         self.subscribed: set[str] = set()
         self.info_sent: set[str] = set()
+        # Per device, the refusal last logged: a connection that stays up while cloud sync
+        # is off meets it at every commit (each second, live), and logs it once.
+        self._refused: dict[str, str] = {}
         # Acknowledged but not yet committed (``record``): upload positions, and samples sent.
         self._unrecorded_positions: dict[str, int] = {}
         self._unrecorded_samples = 0
@@ -500,7 +503,11 @@ class _Session:
             if self.up.on_acked is not None:
                 self.up.on_acked(device.address, last_seq)
         if chunk.refusal is not None and failure is None:
-            log.info("upload stopped: %s", chunk.refusal)
+            if self._refused.get(device.address) != chunk.refusal:
+                log.info("upload stopped: %s", chunk.refusal)
+            self._refused[device.address] = chunk.refusal
+        elif acked:
+            self._refused.pop(device.address, None)
         return last_seq, failure
 
     def _more(self, chunk: Chunk) -> bool:

@@ -88,6 +88,24 @@ def test_export_json_csv_and_zip_cover_every_table__PR_ACCESS(data: Path, tmp_pa
     assert "exists already" in run(data, "export", "--out", str(archive), ok=False).output
 
 
+@pytest.mark.parametrize("out", ["csv", "export.zip", "export.json"])
+def test_export_keeps_a_file_of_the_persons_named_like_its_partial(
+    data: Path, tmp_path: Path, out: str
+) -> None:
+    """``OUT.partial`` is the person's name too (a leftover, their own folder): the export
+    neither fails on it nor deletes it (it deleted it, folder and all, and failed)."""
+    theirs = tmp_path / f"{out}.partial"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("mine")
+    fmt = "json" if out.endswith(".json") else "csv"
+    run(data, "export", "--format", fmt, "--out", str(tmp_path / out))
+    assert (tmp_path / out).exists()
+    assert (theirs / "notes.txt").read_text() == "mine"
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data", out, theirs.name])
+    missing = run(data, "export", "--out", str(tmp_path / "nowhere" / "x.json"), ok=False)
+    assert f"{tmp_path / 'nowhere'}: no such folder" in missing.output
+
+
 def test_share_is_ledgered_and_reported__PR_SHARE__PR_DISCLOSE(data: Path, tmp_path: Path) -> None:
     run(data, "export", "--out", str(tmp_path / "mine.json"))
     assert json.loads(run(data, "privacy", "report", "--json").stdout) == []

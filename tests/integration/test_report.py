@@ -3,6 +3,7 @@ places the holes and why, the daily summaries, and the file it writes (owner-onl
 
 from __future__ import annotations
 
+import os
 import re
 import stat
 import subprocess
@@ -13,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from phoneagent.cli import main
-from phoneagent.errors import EXIT_UNREACHABLE
+from phoneagent.errors import EXIT_UNREACHABLE, EXIT_USAGE
 from phoneagent.privacy.audit import FAIL, audit
 from phoneagent.report.collect import DeviceReport, collect
 from phoneagent.store import Store, read_key_file
@@ -126,6 +127,18 @@ def test_a_missing_folder_is_named(stored: tuple[Path, Path], tmp_path: Path) ->
     code, output = _run(*stored, "--out", str(tmp_path / "gone" / "report.html"))
     assert code == 1
     assert f"{tmp_path / 'gone'}: no such folder" in output and "Traceback" not in output
+
+
+def test_a_pipe_or_device_is_not_replaced(stored: tuple[Path, Path], tmp_path: Path) -> None:
+    """``--out /dev/full`` replaced the device node with the report (found as root); a
+    FIFO stands for it here."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    code, output = _run(*stored, "--out", str(fifo))
+    assert code == EXIT_USAGE
+    assert f"{fifo} is not a regular file" in output and "Traceback" not in output
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert [p.name for p in tmp_path.iterdir() if "partial" in p.name] == []
 
 
 def test_an_unknown_watch_is_refused_with_its_exit_code(stored: tuple[Path, Path]) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import logging
 import random
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -407,6 +408,50 @@ async def test_disabling_stops_the_next_chunk__PR_CLOUD(broker: Broker, tmp_path
     assert stats.samples == 300
     assert store.ledger.get_upload_position(WATCH, "eu") == 299
     assert checks == 4  # the second chunk's first batch was refused
+
+
+async def test_a_refusal_is_logged_once_not_per_commit(
+    broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Cloud sync withdrawn while ``run``'s connection is up: every commit (each second,
+    live) met the refusal and logged "upload stopped" again, 86,400 lines a day kept for 7
+    days. Once per device, until an upload goes through again."""
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    fill(store, 100)
+    refused = 0
+
+    def counted(consents: UploadConsents | None, endpoint: Endpoint) -> str | None:
+        nonlocal refused
+        why = policy_refusal(consents, endpoint)
+        refused += why is not None
+        return why
+
+    caplog.set_level(logging.INFO, logger="phoneagent.upload.uploader")
+    uploader = Uploader(store, endpoint_for(broker), refusal=counted)
+    stop = asyncio.Event()
+    running = asyncio.create_task(uploader.run(stop))
+    try:
+        await wait_until(lambda: store.ledger.get_upload_position(WATCH, "eu") == 99, "sent")
+        set_consent(store, "cloud_sync", False)
+        for seq in range(100, 105):  # five commits, as live records land
+            before = refused
+            fill(store, 1, start=seq)
+            uploader.wake()
+            await wait_until(lambda: refused > before, f"seq {seq} refused")  # noqa: B023
+        stopped = [m for r in caplog.records if (m := r.getMessage()).startswith("upload stop")]
+        assert stopped == [
+            "upload stopped: cloud sync is off (phoneagent consent grant cloud_sync)"
+        ]
+        set_consent(store, "cloud_sync", True)
+        uploader.wake()
+        await wait_until(lambda: uploader.stats.samples == 105, "the rest sent")
+        stop.set()
+        await asyncio.wait_for(running, TIMEOUT)
+    finally:
+        stop.set()
+        running.cancel()
+        store.close()
 
 
 async def test_region_mismatch_refused__PR_REGION(
