@@ -173,10 +173,13 @@ def agent_data(tmp_path: Path) -> Path:
 
 
 @pytest.mark.parametrize("path", list(commands(phoneagent)), ids=" ".join)
-def test_every_phoneagent_command_answers_bad_input(tmp_path: Path, path: tuple[str, ...]) -> None:
+def test_every_phoneagent_command_answers_bad_input(
+    tmp_path: Path, path: tuple[str, ...], monkeypatch: pytest.MonkeyPatch
+) -> None:
     data = agent_data(tmp_path)
     scratch = tmp_path / "scratch"
     scratch.mkdir()
+    monkeypatch.chdir(scratch)  # default outputs (`report`'s HTML file) land here
     command = command_of(phoneagent, path)
     forever = path in RUN_UNTIL_STOPPED
 
