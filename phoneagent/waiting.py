@@ -9,7 +9,16 @@ from typing import Any
 
 
 async def sleep_unless(event: asyncio.Event, seconds: float | None) -> None:
-    """Sleep ``seconds`` (None: for ever), or less if ``event`` is set meanwhile."""
+    """Sleep ``seconds`` (None: for ever), or less if ``event`` is set meanwhile.
+
+    A task asked to stop whose request a library swallowed (Python 3.11's
+    ``asyncio.wait_for``, which Bumble and aiomqtt use, returns a result that arrives
+    with the cancellation and drops it) stops here instead of waiting for ever: its
+    ``cancelling()`` still counts the request.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError
     if seconds is None:
         await event.wait()
         return
