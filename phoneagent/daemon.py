@@ -33,7 +33,7 @@ from phoneagent.sync import (
     SyncObserver,
     SyncState,
 )
-from phoneagent.sync.discovery import pair_device
+from phoneagent.sync.discovery import pair_and_check_bond
 from phoneagent.sync.engine import local_now
 from phoneagent.sync.engines import engine_for
 from phoneagent.sync.personality import Personality
@@ -280,10 +280,9 @@ class Daemon:
         lost = self.syncs.get(address)
         if lost is not None and lost.state is not SyncState.PAIRING_LOST:
             raise PairRefusedError(f"{address} is paired and synced already (unpair it first)")
-        record = await pair_device(
+        record, bonded = await pair_and_check_bond(
             self._transport, self._store.store, address, scan_timeout=scan_timeout, bond=bond
         )
-        bonded = address in await asyncio.to_thread(self._store.store.list_bonds)
         if lost is not None and self.syncs.get(address) is lost:
             del self.syncs[address]
             self._tasks.pop(address).cancel()  # done already: it returned at the loss

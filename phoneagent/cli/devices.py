@@ -24,7 +24,7 @@ from phoneagent.cli.params import ADDRESS
 from phoneagent.instance import HeldError
 from phoneagent.services.pairing import Paired, pair_through_running_agent, unpair
 from phoneagent.store import StoreFullError
-from phoneagent.sync.discovery import pair_device, scan
+from phoneagent.sync.discovery import pair_and_check_bond, scan
 from protocol.address import Address
 
 
@@ -34,15 +34,14 @@ async def _ask_line(question: str) -> str:
     was pressed (``asyncio.to_thread``'s worker is joined at exit, and a daemon thread
     holding stdin's lock aborts the interpreter). End of input is ``click.Abort``."""
     loop = asyncio.get_running_loop()
+    readable = asyncio.Event()
     try:
         fd = sys.stdin.fileno()
-        loop.add_reader(fd, lambda: None)
+        loop.add_reader(fd, readable.set)
     except (AttributeError, OSError, ValueError):  # CliRunner's stdin, or a regular file:
         # a read that returns at once, so a thread is not waiting on anyone.
         text: str = await asyncio.to_thread(click.prompt, question, type=str, err=True)
         return text.strip()
-    readable = asyncio.Event()
-    loop.add_reader(fd, readable.set)
     try:
         line = b""
         while not line.strip():
@@ -136,11 +135,10 @@ def pair_command(agent: AgentContext, address: Address, timeout: float, bond: bo
 
     async def work() -> Paired:
         async with agent.session("pair", address, agent=PromptingAgent()) as (store, transport, _):
-            record = await pair_device(
+            paired = await pair_and_check_bond(
                 transport, store.store, address, scan_timeout=timeout, bond=bond
             )
-            bonded = record.address in await asyncio.to_thread(store.store.list_bonds)
-        return Paired.of(record, bonded)
+        return Paired.of(*paired)
 
     try:
         paired = asyncio.run(work())

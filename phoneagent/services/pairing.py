@@ -183,7 +183,7 @@ async def pair_through_running_agent(
                 else:
                     reply = {"confirm": await asker.confirm_number(peer, int(step["number"]))}
             except BaseException:  # Ctrl-C, end of input: no answer is coming
-                await _refuse(busy, ANSWER_OP)
+                await _refuse(busy)
                 raise
             step = await control.request(busy.data_dir, {"op": ANSWER_OP, **reply}, None)
     except control.AgentNotRunningError:
@@ -198,12 +198,12 @@ async def pair_through_running_agent(
     return Paired(**step["paired"])
 
 
-async def _refuse(busy: HeldError, op: str) -> None:
+async def _refuse(busy: HeldError) -> None:
     """Answer no for a ``pair`` that stops asking: the running agent ends that pairing now
     instead of holding its radio's one pairing for the answer timeout (the next ``pair``
     was refused, "it is pairing another watch now", for two minutes)."""
     with contextlib.suppress(control.ControlError, OSError):
-        await control.request(busy.data_dir, {"op": op, "passkey": None}, REFUSE_TIMEOUT_S)
+        await control.request(busy.data_dir, {"op": ANSWER_OP, "passkey": None}, REFUSE_TIMEOUT_S)
 
 
 def _address(text: str) -> Address | None:

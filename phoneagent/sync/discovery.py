@@ -107,3 +107,12 @@ async def pair_device(
         personality=personality,
         live_derived=personality.live_derived,
     )
+
+
+async def pair_and_check_bond(
+    transport: Transport, store: Store, address: str, *, scan_timeout: float, bond: bool
+) -> tuple[DeviceRecord, bool]:
+    """``pair_device``, and whether the store holds a bond for the watch afterwards (an
+    InfiniTime watch may stay unbonded): what ``pair`` reports, here or through ``run``."""
+    record = await pair_device(transport, store, address, scan_timeout=scan_timeout, bond=bond)
+    return record, record.address in await asyncio.to_thread(store.list_bonds)

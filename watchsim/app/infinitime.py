@@ -25,7 +25,7 @@ from protocol.music import MusicCommand
 from watchsim.app.device_info_service import constant
 from watchsim.app.live import Push
 from watchsim.app.radios import Radio
-from watchsim.app.relays import RelayError, RelayScreen
+from watchsim.app.relays import RelayError, RelayScreen, send_to
 from watchsim.app.time_service import TimeService
 from watchsim.app.watch import WatchApp, WatchConfig
 from watchsim.model import Measurement, WatchState
@@ -160,7 +160,7 @@ class InfiniTimeRelays(RelayScreen):
             raise RelayError("no call on screen (InfiniTime shows a call from a New Alert 0x03)")
         caller = self.call
         response = _CALL_BUTTONS[action]
-        sent = await self._send(it.CALL_EVENT, bytes([response]))
+        sent = await send_to(self._peripheral, it.CALL_EVENT, bytes([response]))
         if action is CallActionKind.MUTE:
             self.call_muted = True
         else:
@@ -172,14 +172,9 @@ class InfiniTimeRelays(RelayScreen):
         if command is MusicCommand.SET_VOLUME:
             raise RelayError("InfiniTime's music app has no volume level: use volume-up/down")
         code = it.MusicEventCode[command.name]
-        sent = await self._send(it.MUSIC_EVENT, bytes([code]))
+        sent = await send_to(self._peripheral, it.MUSIC_EVENT, bytes([code]))
         self._on_change(f"music button {command.name.lower()}")
         return sent
-
-    async def _send(self, uuid: str, value: bytes) -> int:
-        if self._peripheral is None:
-            raise RelayError("the radio is off (out of range or rebooting)")
-        return await self._peripheral.notify(uuid, value)
 
     def status(self) -> dict[str, Any]:
         return {

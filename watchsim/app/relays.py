@@ -58,6 +58,13 @@ class RelayScreen(Protocol):
     def status(self) -> dict[str, Any]: ...
 
 
+async def send_to(peripheral: Peripheral | None, uuid: str, value: bytes) -> int:
+    """Notify ``value`` on a relay screen's ``uuid``: the centrals it reached, or why not."""
+    if peripheral is None:
+        raise RelayError("the radio is off (out of range or rebooting)")
+    return await peripheral.notify(uuid, value)
+
+
 @dataclass
 class _Call:
     state: CallState
@@ -143,19 +150,18 @@ class Relays:
             raise RelayError(f"no {wanted} call to {action.name.lower()}")
         if action is CallActionKind.MUTE:
             self._calls[state.call_id].muted = True
-        sent = await self._send(uuids.CALL_ACTION, CallAction(state.call_id, action).encode())
+        sent = await send_to(
+            self._peripheral, uuids.CALL_ACTION, CallAction(state.call_id, action).encode()
+        )
         self._on_change(f"pressed {action.name.lower()} on call {state.call_id}")
         return {"call_id": state.call_id, "action": action.name.lower(), "sent_to": sent}
 
     async def music_command(self, command: MusicCommand, volume: int | None = None) -> int:
-        sent = await self._send(uuids.MUSIC_EVENT, MusicEvent(command, volume).encode())
+        sent = await send_to(
+            self._peripheral, uuids.MUSIC_EVENT, MusicEvent(command, volume).encode()
+        )
         self._on_change(f"music button {command.name.lower()}")
         return sent
-
-    async def _send(self, uuid: str, value: bytes) -> int:
-        if self._peripheral is None:
-            raise RelayError("the radio is off (out of range or rebooting)")
-        return await self._peripheral.notify(uuid, value)
 
     def status(self) -> dict[str, Any]:
         music = self.music
