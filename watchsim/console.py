@@ -14,6 +14,7 @@ from rich.console import Console, Group, RenderableType
 from rich.live import Live
 from rich.panel import Panel
 from rich.table import Table
+from rich.text import Text
 
 from watchsim.app import WatchApp
 from watchsim.app.live import local_datetime
@@ -47,7 +48,7 @@ def _table(rows: list[tuple[str, str]]) -> Table:
     table.add_column(style="bold")
     table.add_column()
     for key, value in rows:
-        table.add_row(key, value)
+        table.add_row(key, Text(value))  # as it is: no markup or emoji codes (":CD:")
     return table
 
 

@@ -11,6 +11,7 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeElapsedColumn
 from rich.table import Table
+from rich.text import Text
 
 from phoneagent.sync import Committed, SyncObserver, SyncState
 
@@ -34,7 +35,9 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, as_
         whole = column in ADDRESS_COLUMNS
         table.add_column(column.replace("_", " "), no_wrap=whole, min_width=17 if whole else None)
     for row in rows:
-        table.add_row(*("" if row[c] is None else str(row[c]) for c in columns))
+        # Values as Text: printed as they are. As strings rich would read them as markup
+        # and emoji codes (":CD:" in an address became a disc; "[/]" in a name, an error).
+        table.add_row(*(Text("" if row[c] is None else str(row[c])) for c in columns))
     # Piped, no terminal width applies: rich's default of 80 columns would cut values.
     out = console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
     out.print(table)
