@@ -71,27 +71,40 @@ _INSERT_SAMPLES = (
     "INSERT OR IGNORE INTO samples (device_id, seq, metric, ts, raw)"
     " SELECT ?1, value ->> 0, value ->> 2, value ->> 1, value ->> 3 FROM jsonb_each(?2)"
 )
-# A chunk of samples as one row of four comma-separated columns. Fetched row by row, each
-# sample cost a tuple of four ints and one SQLite step, and every step hands the GIL to
-# the uploader's publisher on the event loop and waits to get it back: the reader then
-# cost as much CPU as publishing (benchmarks/RESULTS.md). group_concat builds the columns
-# in C in a single step, and msgspec turns each into a list of ints in C (3x faster than
-# json.loads). All four aggregate the same rows in the same order (the subquery's), so
-# the columns line up.
 # The uploader's chunk: the upload decision's columns and the samples in one statement, so
-# one snapshot and one trip into SQLite (each hands the GIL to the publisher and waits to
-# get it back). The samples are one range scan of the primary key, up to the seq ``:limit``
-# places past ``:after`` (found on the key alone): a ``LIMIT`` subquery's rows pass
-# through a co-routine, 17% more CPU per chunk.
+# one snapshot and one trip into SQLite. The samples are one range scan of the primary
+# key, up to the seq ``:limit`` places past ``:after`` (found on the key alone): a
+# ``LIMIT`` subquery's rows pass through a co-routine, 17% more CPU per chunk.
+# Fetched row by row, each sample cost a tuple of four ints and one SQLite step, and every
+# step hands the GIL to the uploader's publisher on the event loop and waits to get it
+# back: the reader then cost as much CPU as publishing (benchmarks/RESULTS.md). So SQLite
+# packs the whole chunk in C, in one step with the GIL released (``PackedSamples``): per
+# sample 26 hex digits, which ``bytes.fromhex`` turns into 13 bytes. printf's widths are
+# exact for values in range and any value out of range prints more digits, so 26 digits a
+# row prove that every field fits; else ``_UPLOAD_COLUMNS`` reads the columns as numbers.
 _DEVICE_ID = "(SELECT id FROM devices WHERE address = :device)"
-_UPLOAD_CHUNK = (
-    f"SELECT {UPLOAD_CONSENT_COLUMNS}, c.* FROM ("
-    "SELECT group_concat(seq), group_concat(metric), group_concat(ts), group_concat(raw)"
-    f" FROM samples WHERE device_id = {_DEVICE_ID} AND seq > :after AND seq <= coalesce("
+_CHUNK_RANGE = (
+    f"samples AS s WHERE s.device_id = {_DEVICE_ID} AND s.seq > :after AND s.seq <= coalesce("
     f"(SELECT seq FROM samples WHERE device_id = {_DEVICE_ID} AND seq > :after"
     " ORDER BY seq LIMIT 1 OFFSET :limit - 1), 9223372036854775807)"
+)
+_UPLOAD_PACKED = (
+    f"SELECT {UPLOAD_CONSENT_COLUMNS}, c.* FROM ("
+    "SELECT count(*), f.seq, f.ts, group_concat(printf('%08x%08x%02x%08x', s.seq - f.seq,"
+    f" s.ts - f.ts + {2**31}, s.metric, s.raw + {2**31}), '')"
+    f" FROM (SELECT seq, ts FROM samples WHERE device_id = {_DEVICE_ID} AND seq > :after"
+    f" ORDER BY seq LIMIT 1) AS f, {_CHUNK_RANGE}"
     ") AS c LEFT JOIN account AS a ON a.id = 1"
 )
+# The same chunk as four comma-separated columns (msgspec makes each a list of ints in C),
+# for a chunk whose values do not fit the packing (the encoder then says which).
+_UPLOAD_COLUMNS = (
+    f"SELECT {UPLOAD_CONSENT_COLUMNS}, c.* FROM ("
+    "SELECT group_concat(seq), group_concat(metric), group_concat(ts), group_concat(raw)"
+    f" FROM {_CHUNK_RANGE}"
+    ") AS c LEFT JOIN account AS a ON a.id = 1"
+)
+_PACKED_DIGITS = 26  # hex digits per sample in _UPLOAD_PACKED
 # What lies at a sync position: the end of a gap covering it, and the top and number of
 # the samples from it on (all stored up to the top when the number says so). One
 # statement, not two: a batch's commit asks it twice.
@@ -100,13 +113,28 @@ _RUN_AT = (
     " WHERE device_id = ?1 AND first_seq <= ?2 AND last_seq >= ?2), max(seq), count(*)"
     " FROM samples WHERE device_id = ?1 AND seq >= ?2"
 )
-SampleColumns = tuple[list[int], list[int], list[int], list[int]]
+UploadColumns = tuple[list[int], list[int], list[int], list[int]]
 _INT_LIST = msgspec.json.Decoder(list[int])
 # A batch of samples as the JSON array ``_INSERT_SAMPLES`` reads (7x faster than json.dumps).
 _SAMPLE_ARRAY = msgspec.json.Encoder()
 _T = TypeVar("_T")
 # What SQLite answers when a page fails SQLCipher's HMAC or its own b-tree checks.
 _DAMAGE_CODES = (sqlcipher3.SQLITE_CORRUPT, sqlcipher3.SQLITE_NOTADB)
+
+
+@dataclass(frozen=True, slots=True)
+class PackedSamples:
+    """A chunk of samples as SQLite packed them (``Store.upload_chunk``), in seq order.
+
+    ``rows`` holds 13 bytes per sample, big-endian: seq - ``base_seq`` (u32), ts -
+    ``base_ts`` + 2**31 (u32), metric (u8), raw + 2**31 (u32). ``seq_offsets`` are the
+    first field as numbers (seq - ``base_seq``), ascending.
+    """
+
+    base_seq: int
+    base_ts: int
+    seq_offsets: tuple[int, ...]
+    rows: bytes
 
 
 @dataclass(frozen=True, slots=True)
@@ -783,11 +811,12 @@ class Store:
 
     def upload_chunk(
         self, device: str, after_seq: int, limit: int, cloud: str, crossing: str
-    ) -> tuple[UploadConsents | None, SampleColumns]:
+    ) -> tuple[UploadConsents | None, PackedSamples | UploadColumns]:
         """What the uploader's policy gate reads (``Ledger.upload_consents`` of ``cloud``
-        and ``crossing``) and the seqs, metrics, timestamps and raw values of up to
-        ``limit`` samples of ``device`` with seq > ``after_seq``, in seq order: one
-        statement, so both come from one snapshot, without BEGIN and COMMIT."""
+        and ``crossing``) and up to ``limit`` samples of ``device`` with seq >
+        ``after_seq``, in seq order, from one statement (one snapshot, without BEGIN and
+        COMMIT): packed, or, when a value does not fit the packing, as the columns seqs,
+        metrics, timestamps and raw values."""
         query = {
             "device": device,
             "after": after_seq,
@@ -796,16 +825,29 @@ class Store:
             "crossing": crossing,
         }
         with self._locked():
-            row = self._conn.execute(_UPLOAD_CHUNK, query).fetchone()
-        consents, columns = upload_consents_of(row), row[4:]
+            row = self._conn.execute(_UPLOAD_PACKED, query).fetchone()
+        consents, (count, base_seq, base_ts, digits) = upload_consents_of(row), row[4:]
+        if not count:
+            return consents, PackedSamples(0, 0, (), b"")
+        if len(digits) == _PACKED_DIGITS * count:
+            rows = bytes.fromhex(digits)
+            seq_bytes = bytearray(4 * count)
+            for byte in range(4):
+                seq_bytes[byte::4] = rows[byte :: _PACKED_DIGITS // 2]
+            offsets = struct.unpack(f">{count}I", seq_bytes)
+            # SQLite does not promise the aggregate's order: in any other, read the columns.
+            if not any(map(ge, offsets, islice(offsets, 1, None))):
+                return consents, PackedSamples(base_seq, base_ts, offsets, rows)
+        with self._locked():
+            row = self._conn.execute(_UPLOAD_COLUMNS, query).fetchone()
+        columns = row[4:]
         if columns[0] is None:
-            return consents, ([], [], [], [])
+            return upload_consents_of(row), ([], [], [], [])
         seqs, metrics, stamps, raws = (_INT_LIST.decode(f"[{column}]") for column in columns)
         if any(map(ge, seqs, islice(seqs, 1, None))):
-            # SQLite does not promise the aggregate's order: put the rows back in seq order.
-            rows = sorted(zip(seqs, metrics, stamps, raws, strict=True))
-            seqs, metrics, stamps, raws = (list(column) for column in zip(*rows, strict=True))
-        return consents, (seqs, metrics, stamps, raws)
+            ordered = sorted(zip(seqs, metrics, stamps, raws, strict=True))
+            seqs, metrics, stamps, raws = (list(column) for column in zip(*ordered, strict=True))
+        return upload_consents_of(row), (seqs, metrics, stamps, raws)
 
     def counts(self) -> dict[str, dict[Metric, int]]:
         """Number of stored samples per device address and metric."""

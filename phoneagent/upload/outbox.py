@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import secrets
 import struct
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from phoneagent.privacy.gate import upload_subjects
-from phoneagent.store import DeviceRecord, Store
+from phoneagent.store import DeviceRecord, PackedSamples, Store
 from phoneagent.store.ledger import EraseRequest, UploadConsents
-from phoneagent.upload.payload import EraseMessage, encode_batches
+from phoneagent.upload.payload import SAMPLE_SIZE, EraseMessage, encode_batches, encode_packed
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +54,14 @@ def read_chunk(
     chunk, one withdrawn after it the next chunk.
     """
     checked_at = store.now()
-    consents, (seqs, metrics, stamps, raws) = store.upload_chunk(
+    consents, samples = store.upload_chunk(
         device.address, after_seq, batch_size * batches, *upload_subjects(region)
     )
+    seqs: Sequence[int]  # the packed ones: offsets from ``base``
+    if isinstance(samples, PackedSamples):
+        base, seqs = samples.base_seq, samples.seq_offsets
+    else:
+        base, seqs = 0, samples[0]
     starts = range(0, len(seqs), batch_size)
     made, refusal = len(starts), None
     for index in range(made):
@@ -67,11 +72,17 @@ def read_chunk(
     end = min(len(seqs), made * batch_size)
     if not end:
         return Chunk((), refusal, checked_at)
-    payloads = encode_batches(
-        _batch_ids(made), batch_size, seqs[:end], metrics[:end], stamps[:end], raws[:end]
-    )
+    ids = _batch_ids(made)
+    if isinstance(samples, PackedSamples):
+        payloads = encode_packed(
+            ids, batch_size, base, samples.base_ts, samples.rows[: end * SAMPLE_SIZE]
+        )
+    else:
+        payloads = encode_batches(ids, batch_size, *(column[:end] for column in samples))
     out = tuple(
-        OutgoingBatch(seqs[min(start + batch_size, end) - 1], min(batch_size, end - start), p)
+        OutgoingBatch(
+            base + seqs[min(start + batch_size, end) - 1], min(batch_size, end - start), p
+        )
         for start, p in zip(range(0, end, batch_size), payloads, strict=True)
     )
     return Chunk(out, refusal, checked_at)

@@ -31,6 +31,14 @@ _SAMPLE = "IiBi"  # seq - first_seq, ts - base_ts, metric, raw
 SAMPLE_SIZE = struct.calcsize("<" + _SAMPLE)
 # Each field of a sample: its offset, struct code and width.
 _FIELDS = ((0, "I", 4), (4, "i", 4), (8, "B", 1), (9, "i", 4))
+# A sample's bytes from the store's packing (big-endian, ts and raw biased by 2**31):
+# (offset here, offset there, flip the top bit back), byte by byte.
+_FROM_PACKED = tuple(
+    (offset + byte, offset + width - 1 - byte, code == "i" and byte == width - 1)
+    for offset, code, width in _FIELDS
+    for byte in range(width)
+)
+_FLIP_TOP_BIT = bytes(value ^ 0x80 for value in range(256))
 MAX_BATCH = 0xFFFF
 
 
@@ -87,14 +95,13 @@ def encode_batches(
     """Encode consecutive batches of ``size`` samples (the last may be shorter), one per
     batch id, given column by column (``seqs`` ascending, the others alike).
 
-    The uploader's hot loop, so no Python code runs per sample: the deltas come from
-    ``map``, each column is packed by one ``pack`` for all batches at once, and strided
-    slice assignments interleave the packed columns into the 13-byte samples.
+    No Python code runs per sample: the deltas come from ``map``, each column is packed
+    by one ``pack`` for all batches at once, and strided slice assignments interleave the
+    packed columns into the 13-byte samples. Each batch's bases are its first seq and its
+    earliest timestamp.
     """
+    starts = _starts(batch_ids, size, len(seqs))
     count = len(seqs)
-    starts = range(0, count, size)
-    if not 0 < size <= MAX_BATCH or len(batch_ids) != len(starts) or not starts:
-        raise PayloadError(f"a batch holds 1..{MAX_BATCH} samples, not {size}")
     first_seqs = seqs[::size]
     base_stamps = [min(stamps[start : start + size]) for start in starts]
     columns = (
@@ -111,6 +118,41 @@ def encode_batches(
                 body[offset + byte :: SAMPLE_SIZE] = packed[byte::width]
     except struct.error as error:
         raise PayloadError(f"a sample does not fit the batch format: {error}") from error
+    return _frame(batch_ids, starts, first_seqs, base_stamps, body)
+
+
+def encode_packed(
+    batch_ids: Sequence[int], size: int, base_seq: int, base_ts: int, rows: bytes
+) -> list[bytes]:
+    """``encode_batches`` of samples the store packed (``phoneagent.store.PackedSamples``:
+    13 big-endian bytes a sample, seq and ts offsets from ``base_seq`` and ``base_ts``,
+    ts and raw biased by 2**31): the bytes are only moved, by strided slices in C, so no
+    Python code runs per sample. Every batch takes the same bases."""
+    starts = _starts(batch_ids, size, len(rows) // SAMPLE_SIZE)
+    body = bytearray(len(rows))
+    for target, source, flip in _FROM_PACKED:
+        field = rows[source::SAMPLE_SIZE]
+        body[target::SAMPLE_SIZE] = field.translate(_FLIP_TOP_BIT) if flip else field
+    return _frame(batch_ids, starts, [base_seq] * len(starts), [base_ts] * len(starts), body)
+
+
+def _starts(batch_ids: Sequence[int], size: int, count: int) -> range:
+    """Where each batch of ``count`` samples starts; one batch id each."""
+    starts = range(0, count, size)
+    if not 0 < size <= MAX_BATCH or len(batch_ids) != len(starts) or not starts:
+        raise PayloadError(f"a batch holds 1..{MAX_BATCH} samples, not {size}")
+    return starts
+
+
+def _frame(
+    batch_ids: Sequence[int],
+    starts: range,
+    first_seqs: Sequence[int],
+    base_stamps: Sequence[int],
+    body: bytearray,
+) -> list[bytes]:
+    """Each batch's header and its samples, packed in ``body`` from ``starts``."""
+    count, size = len(body) // SAMPLE_SIZE, starts.step
     return [
         _HEADER.pack(MAGIC, VERSION, min(size, count - start), batch_id, first_seq, base_ts)
         + body[start * SAMPLE_SIZE : (start + size) * SAMPLE_SIZE]

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import json
 import random
+import struct
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from phoneagent.cli import main
 from phoneagent.privacy.account import ProfileInput, create_account
@@ -28,6 +31,8 @@ from phoneagent.upload.payload import (
     Topics,
     decode_batch,
     encode_batch,
+    encode_batches,
+    encode_packed,
     parse_topic,
 )
 from protocol.metrics import Metric
@@ -53,6 +58,47 @@ def test_batch_round_trip_is_bit_exact() -> None:
     batch = decode_batch(data)
     assert batch.batch_id == 0xDEADBEEF
     assert [(s.seq, int(s.metric), s.timestamp, s.raw) for s in batch.samples] == rows
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 2**32 - 1),
+            st.integers(-(2**30), 2**30 - 1),  # any span fits the columns' per-batch base
+            st.sampled_from(list(Metric)),
+            st.integers(-(2**31), 2**31 - 1),
+        ),
+        min_size=1,
+        max_size=300,
+        unique_by=lambda row: row[0],
+    ),
+    st.integers(1, 128),
+    st.integers(-(2**40), 2**40),
+    st.integers(-(2**40), 2**40),
+)
+def test_packed_rows_encode_as_the_columns_do(
+    rows: list[tuple[int, int, Metric, int]], size: int, base_seq: int, base_ts: int
+) -> None:
+    """The store's packing (big-endian, ts and raw biased by 2**31), moved into batches,
+    decodes to the same samples as ``encode_batches`` of the columns."""
+    rows.sort()
+    packed = b"".join(
+        struct.pack(">IIBI", seq, ts + 2**31, metric, raw + 2**31) for seq, ts, metric, raw in rows
+    )
+    ids = list(range(-(-len(rows) // size)))
+    samples = [(base_seq + seq, base_ts + ts, metric, raw) for seq, ts, metric, raw in rows]
+    columns = [list(column) for column in zip(*samples, strict=True)]
+    both = (
+        encode_packed(ids, size, base_seq, base_ts, packed),
+        encode_batches(ids, size, columns[0], columns[2], columns[1], columns[3]),
+    )
+    decoded = [
+        [(s.seq, s.timestamp, s.metric, s.raw) for b in batches for s in decode_batch(b).samples]
+        for batches in both
+    ]
+    assert decoded[0] == decoded[1] == samples
+    assert [len(b) for b in both[0]] == [len(b) for b in both[1]]
 
 
 def test_malformed_batches_are_rejected() -> None:

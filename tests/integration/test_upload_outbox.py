@@ -1,4 +1,5 @@
-"""The uploader's reader: batches built from one aggregate query equal the per-row encoding."""
+"""The uploader's reader: batches built from one aggregate query (packed by SQLite, or as
+columns when a value does not fit the packing) carry exactly the stored rows."""
 
 from __future__ import annotations
 
@@ -7,14 +8,14 @@ import random
 
 import pytest
 
-from phoneagent.store import Store, db
+from phoneagent.store import PackedSamples, Store, db
 from phoneagent.upload.outbox import read_chunk
-from phoneagent.upload.payload import decode_batch, encode_batch
+from phoneagent.upload.payload import SAMPLE_SIZE, PayloadError, decode_batch, encode_batch
 from protocol.metrics import Metric, Sample
 from tests.integration.conftest import KEY
 
 WATCH = "F0:11:22:33:44:66"
-ID_END = 13  # magic, version, count, batch id: the random id differs per encoding
+OTHER = "F0:11:22:33:44:77"
 
 
 @pytest.fixture
@@ -34,25 +35,25 @@ def store(store: Store) -> Store:
     return store
 
 
-def rows_after(store: Store, after: int) -> list[tuple[int, int, int, int]]:
+def rows_after(store: Store, after: int, device: str = WATCH) -> list[tuple[int, int, int, int]]:
     return [
         (s.seq, int(s.metric), s.timestamp, s.raw)
-        for s in sorted(store.iter_samples(WATCH), key=lambda s: s.seq)
+        for s in sorted(store.iter_samples(device), key=lambda s: s.seq)
         if s.seq > after
     ]
 
 
-def check(store: Store, after: int, batches: int) -> None:
-    device = store.get_device(WATCH)
-    assert device is not None
-    chunk = read_chunk(store, device, after, 64, batches, "eu", lambda _: None)
-    rows = rows_after(store, after)[: 64 * batches]
+def check(store: Store, after: int, batches: int, device: str = WATCH) -> None:
+    record = store.get_device(device)
+    assert record is not None
+    chunk = read_chunk(store, record, after, 64, batches, "eu", lambda _: None)
+    rows = rows_after(store, after, device)[: 64 * batches]
     assert chunk.refusal is None
     assert len(chunk.batches) == -(-len(rows) // 64)
     for i, batch in enumerate(chunk.batches):
         part = rows[i * 64 : (i + 1) * 64]
         assert (batch.last_seq, batch.count) == (part[-1][0], len(part))
-        assert batch.payload[ID_END:] == encode_batch(0, part)[ID_END:]
+        assert len(batch.payload) == len(encode_batch(0, part))
         samples = decode_batch(batch.payload).samples
         assert [(s.seq, int(s.metric), s.timestamp, s.raw) for s in samples] == part
 
@@ -63,22 +64,55 @@ def test_chunk_matches_the_row_encoding(store: Store) -> None:
     check(store, 4990, 3)  # past the last sample: no batch
 
 
+def test_the_common_chunk_is_packed_by_sqlite(store: Store) -> None:
+    """Seq holes, timestamps that go back and raw values at both ends of 32 bits fit the
+    packing: no Python code per sample reads them."""
+    _, samples = store.upload_chunk(WATCH, 100, 300, "", "")
+    assert isinstance(samples, PackedSamples)
+    assert len(samples.rows) == 300 * SAMPLE_SIZE
+
+
+def test_values_beyond_the_packing_are_read_as_columns(store: Store) -> None:
+    """A timestamp 3e9 s after the chunk's first (the watch's clock was set) does not fit
+    a 32-bit offset from it, but does from its own batch's base; a raw value beyond 32 bits
+    fits no batch, and the encoder says so."""
+    store.add_device(OTHER)
+    jump = [
+        Sample(seq, 1_000 + seq + (3_000_000_000 if seq >= 64 else 0), Metric.STEPS, seq)
+        for seq in range(128)
+    ]
+    store.store_batch(OTHER, jump)
+    _, samples = store.upload_chunk(OTHER, -1, 128, "", "")
+    assert not isinstance(samples, PackedSamples)
+    check(store, -1, 2, OTHER)
+    store.store_batch(OTHER, [Sample(200, 5_000, Metric.STEPS, 2**31)])
+    record = store.get_device(OTHER)
+    assert record is not None
+    with pytest.raises(PayloadError, match="does not fit"):
+        read_chunk(store, record, 127, 64, 1, "eu", lambda _: None)
+
+
+@pytest.mark.parametrize("reverse", ["packed", "both"])
 def test_rows_aggregated_out_of_order_are_put_back(
-    store: Store, monkeypatch: pytest.MonkeyPatch
+    store: Store, monkeypatch: pytest.MonkeyPatch, reverse: str
 ) -> None:
     """SQLite does not promise group_concat's order; a reversed one changes nothing."""
-    reversed_rows = db._UPLOAD_CHUNK.replace(
-        " FROM samples WHERE", " FROM (SELECT * FROM samples ORDER BY seq DESC LIMIT -1) WHERE", 1
-    )
     conn = db.connect(store.path, KEY)
     query = {"device": WATCH, "after": 100, "limit": 300, "cloud": "", "crossing": ""}
-    aggregated = conn.execute(reversed_rows, query).fetchone()
+    names = ["_UPLOAD_PACKED", "_UPLOAD_COLUMNS"] if reverse == "both" else ["_UPLOAD_PACKED"]
+    for name in names:
+        reversed_rows = getattr(db, name).replace(
+            " samples AS s WHERE", " (SELECT * FROM samples ORDER BY seq DESC LIMIT -1) AS s WHERE"
+        )
+        assert reversed_rows != getattr(db, name)
+        if name == "_UPLOAD_COLUMNS":
+            seqs = json.loads(f"[{conn.execute(reversed_rows, query).fetchone()[4]}]")
+            assert len(seqs) == 300 and seqs == sorted(seqs, reverse=True)  # the order is broken
+        monkeypatch.setattr(db, name, reversed_rows)
     conn.close()
-    seqs = json.loads(f"[{aggregated[4]}]")
-    assert len(seqs) == 300 and seqs == sorted(seqs, reverse=True)  # the order is broken
-    monkeypatch.setattr(db, "_UPLOAD_CHUNK", reversed_rows)
     _, columns = store.upload_chunk(WATCH, 100, 300, "", "")
-    assert columns[0] == sorted(columns[0])
+    assert not isinstance(columns, PackedSamples)
+    assert list(columns[0]) == sorted(columns[0])
     check(store, 100, 5)
 
 
