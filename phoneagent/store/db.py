@@ -386,7 +386,6 @@ class Store:
         self._lock = threading.Lock()
         self._guard = _Locked(self._lock, path)
         self._clock = clock
-        self._device_ids: dict[str, int] = {}
         self.path = path
         self.ledger = Ledger(self._transact, self._snapshot)
         """The privacy tables: account, consent and disclosure ledgers, upload positions,
@@ -505,11 +504,9 @@ class Store:
     def _transact(self, work: Callable[[Connection, int], _T]) -> _T:
         """Run ``work(connection, now)`` in one IMMEDIATE transaction under the lock.
 
-        How ``Ledger`` writes the tables of later schema steps. ``work`` may delete
-        devices, so the address -> id cache is dropped.
+        How ``Ledger`` writes the tables of later schema steps.
         """
         with self._locked():
-            self._device_ids.clear()
             result: _T = self._write(lambda: work(self._conn, self.now()))
             return result
 
@@ -539,9 +536,6 @@ class Store:
         """
         derived = None if live_derived is None else int(live_derived)
         with self._locked():
-            # Another process may have deleted the address since its id was cached here
-            # (``delete`` beside ``run``): its new row has a new id.
-            self._device_ids.pop(address, None)
             self._write(
                 lambda: self._conn.execute(
                     "INSERT INTO devices (address, pseudonym, name, model, serial, firmware,"
@@ -591,17 +585,15 @@ class Store:
             return bool(gone.rowcount)
 
         with self._locked():
-            self._device_ids.pop(address, None)
             return bool(self._write(work))
 
     def _device_id(self, address: str) -> int:
-        cached = self._device_ids.get(address)
-        if cached is not None:
-            return cached
+        """The row id of ``address``, read afresh: SQLite gives a deleted device's id to the
+        next device added (by any process), so a remembered id could name another watch.
+        A write looks it up inside its own transaction."""
         row = self._conn.execute("SELECT id FROM devices WHERE address = ?", (address,)).fetchone()
         if row is None:
             raise UnknownDeviceError.of(address)
-        self._device_ids[address] = int(row[0])
         return int(row[0])
 
     # -- bonds (the transport's BondStore keeps its keys here) ---------------------
@@ -647,13 +639,13 @@ class Store:
         duplicate and the stored row is kept as it was.
         """
         with self._locked():
-            device_id = self._device_id(device)
             now = self.now()
             _check_int64(samples)
             sample_array = _sample_array(samples)
-            gap_rows = [(device_id, g.first_seq, g.last_seq, g.reason, now) for g in gaps]
 
             def work() -> StoreResult:
+                device_id = self._device_id(device)
+                gap_rows = [(device_id, g.first_seq, g.last_seq, g.reason, now) for g in gaps]
                 new = self._conn.execute(_INSERT_SAMPLES, (device_id, sample_array)).rowcount
                 gaps_new = self._conn.executemany(
                     "INSERT OR IGNORE INTO gaps (device_id, first_seq, last_seq, reason,"
@@ -674,11 +666,11 @@ class Store:
         newest record, and nothing is ever missing below it.
         """
         with self._locked():
-            device_id = self._device_id(device)
             _check_int64(samples)
             sample_array = _sample_array(samples)
 
             def work() -> StoreResult:
+                device_id = self._device_id(device)
                 new = self._conn.execute(_INSERT_SAMPLES, (device_id, sample_array)).rowcount
                 self._conn.execute(
                     "INSERT INTO sync_cursors (device_id, next_seq)"

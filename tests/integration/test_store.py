@@ -19,6 +19,7 @@ from phoneagent.store import (
     SchemaTooNewError,
     Store,
     UnknownDeviceError,
+    db,
 )
 from phoneagent.store.schema import migrate
 from protocol.history import FIRST_SEQ
@@ -201,6 +202,27 @@ def test_delete_device_removes_its_data_and_bond__PR_WITHDRAW(store: Store) -> N
     assert store.gaps() == []
     store.add_device(WATCH)
     assert store.next_seq(WATCH) == FIRST_SEQ
+
+
+def test_a_device_deleted_by_another_process_takes_no_more_samples(store: Store) -> None:
+    """SQLite gives a deleted device's row id to the next device added. An agent that went
+    on storing under the id it had for a watch another process deleted (``delete`` beside
+    ``run``, then ``pair`` of a new watch) would file its samples under the new watch."""
+    store.store_batch(WATCH, samples(range(5)))
+    conn = db.connect(store.path, KEY)  # another process
+    conn.execute("PRAGMA foreign_keys = ON")
+    ids = conn.execute("SELECT id FROM devices WHERE address = ?", (WATCH,)).fetchall()
+    conn.execute("DELETE FROM devices WHERE address = ?", (WATCH,))
+    conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p', 0)", (OTHER,))
+    conn.commit()
+    assert conn.execute("SELECT id FROM devices WHERE address = ?", (OTHER,)).fetchall() == ids
+    conn.close()
+    with pytest.raises(UnknownDeviceError):
+        store.store_batch(WATCH, samples(range(5, 10)))
+    with pytest.raises(UnknownDeviceError):
+        store.store_minutes(WATCH, samples(range(5, 10)))
+    assert store.counts() == {}
+    assert store.next_seq(OTHER) == FIRST_SEQ
 
 
 def test_settings(store: Store) -> None:
