@@ -212,9 +212,10 @@ def test_a_device_deleted_by_another_process_takes_no_more_samples(store: Store)
     conn = db.connect(store.path, KEY)  # another process
     conn.execute("PRAGMA foreign_keys = ON")
     ids = conn.execute("SELECT id FROM devices WHERE address = ?", (WATCH,)).fetchall()
+    conn.execute("BEGIN IMMEDIATE")
     conn.execute("DELETE FROM devices WHERE address = ?", (WATCH,))
     conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p', 0)", (OTHER,))
-    conn.commit()
+    conn.execute("COMMIT")
     assert conn.execute("SELECT id FROM devices WHERE address = ?", (OTHER,)).fetchall() == ids
     conn.close()
     with pytest.raises(UnknownDeviceError):
