@@ -52,6 +52,12 @@ def _table(rows: list[tuple[str, str]]) -> Table:
     return table
 
 
+def _labelled(label: str, text: str) -> Text:
+    """A bold label, then what a phone sent as it is: a caller or song named "[/]" or
+    ":CD:" is text, never markup (a markup error ended the watch) or an emoji code."""
+    return Text.assemble((label, "bold"), " ", text)
+
+
 def render(status: dict[str, Any]) -> RenderableType:
     """The whole screen from one status snapshot."""
     peers = ", ".join(p["address"] for p in status["peers"]) or "-"
@@ -95,7 +101,7 @@ def render(status: dict[str, Any]) -> RenderableType:
             ]
         ),
         Panel(screen, title="screen"),
-        Panel("\n".join(status["events"]) or "-", title="events"),
+        Panel(Text("\n".join(status["events"]) or "-"), title="events"),
     )
 
 
@@ -122,9 +128,9 @@ def _ours(status: dict[str, Any]) -> tuple[RenderableType, str, RenderableType]:
         else f"{music['playback']}: {music['title']} - {music['artist']} (vol {music['volume']})"
     )
     screen = Group(
-        "\n".join(["[bold]call[/] " + c for c in calls] or ["[bold]call[/] -"]),
-        "[bold]music[/] " + now_playing,
-        *(alerts or ["no notifications"]),
+        *(_labelled("call", c) for c in calls or ["-"]),
+        _labelled("music", now_playing),
+        *map(Text, alerts or ["no notifications"]),
     )
     return store, "history", screen
 
@@ -149,9 +155,9 @@ def _infinitime(status: dict[str, Any]) -> tuple[RenderableType, str, Renderable
     ringing = "-" if call is None else call["caller"] + (" (muted)" if call["muted"] else "")
     playing = "playing" if music["playing"] else "paused"
     screen = Group(
-        "[bold]call[/] " + ringing,
-        f"[bold]music[/] {playing}: {music['track']} - {music['artist']}",
-        *(status["notifications"] or ["no notifications"]),
+        _labelled("call", ringing),
+        _labelled("music", f"{playing}: {music['track']} - {music['artist']}"),
+        *map(Text, status["notifications"] or ["no notifications"]),
     )
     return side, "infinitime", screen
 

@@ -27,6 +27,13 @@ async def test_ctl_events_and_buttons_on_an_infinitime_watch(tmp_path: Path) -> 
         screen = io.StringIO()  # the terminal view `watchsim run` draws from the status
         Console(width=120, file=screen).print(render(status))
         assert "InfiniTime 1.15.0" in screen.getvalue()
+        # What the phone sent (an alert, a caller, a track) is shown as text, not markup.
+        status["notifications"] = ["Chat: [/]"]
+        status["call"] = {"caller": "[bold]Mum", "muted": False}
+        status["music"] |= {"track": ":CD:", "artist": "[/red]"}
+        Console(width=120, file=screen).print(render(status))
+        for sent in ("Chat: [/]", "call [bold]Mum", ":CD: - [/red]"):
+            assert sent in screen.getvalue()
         no_call = await ctl(state_dir, "press", "accept")
         assert no_call.exit_code != 0 and "no call on screen" in no_call.output
         volume = await ctl(state_dir, "music", "volume", "40")

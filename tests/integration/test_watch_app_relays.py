@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
 from bumble.link import LocalLink
+from rich.console import Console
 
 from protocol import uuids
 from protocol.alerts import (
@@ -19,6 +21,7 @@ from protocol.alerts import (
 )
 from protocol.music import MusicCommand, MusicEvent, MusicState, Playback
 from tests.integration.test_watch_app import paired_phone, subscribe, write
+from watchsim.console import render
 from watchsim.control import ControlError, request
 from watchsim.controlops import Music, Press, Status, Volume
 from watchsim.testing import LoopbackWatch
@@ -86,6 +89,24 @@ async def test_music_state_is_shown_and_buttons_send_events(
     assert MusicEvent.decode(await events.get()) == MusicEvent(MusicCommand.SET_VOLUME, 40)
     with pytest.raises(ControlError, match=r"level: Expected `int` <= 100"):
         await request(ctl_dir(watch), Volume(140))
+
+
+async def test_the_screen_shows_what_a_phone_sends_as_text(
+    link: LocalLink, watch: LoopbackWatch
+) -> None:
+    """A caller, an alert and a song named with rich markup or emoji codes are shown as
+    sent: "[/]" on the screen ended the watch with a MarkupError."""
+    peer = await paired_phone(link, watch)
+    await write(peer, uuids.CALL_STATE, CallState(1, CallStatus.INCOMING, "[/]").encode())
+    alert = AlertNotification(2, AlertCategory.MESSAGE, "[bold]", ":CD:", "[/b] x")
+    await write(peer, uuids.ALERT_NOTIFICATION, alert.encode())
+    song = MusicState(Playback.PLAYING, 5, 6, 7, "[red]Song", "Band[/red]")
+    await write(peer, uuids.MUSIC_STATE, song.encode())
+    screen = io.StringIO()
+    Console(width=160, file=screen).print(render(watch.app.status()))
+    shown = screen.getvalue()
+    for sent in ("incoming: [/] (#1)", "[bold]: :CD: - [/b] x", "[red]Song - Band[/red]"):
+        assert sent in shown
 
 
 async def test_ctl_reports_when_no_watch_runs(tmp_path: Path) -> None:
