@@ -2,7 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from collections.abc import Mapping
+from typing import Final, Protocol
+
+_TYPO = "the passkey did not match: type the six digits the watch shows, and pair again"
+# What a person can do about each reason a watch gives for failing a pairing (SMP Pairing
+# Failed, Core Vol 3 Part H 3.5.5). The codes are the spec's, not a library's.
+_PAIRING_FAILED: Final[Mapping[int, str]] = {
+    0x01: "the passkey was not entered (cancelled, or not in time); pair again",
+    0x03: (
+        "the watch cannot give the security this phone requires (LE Secure Connections,"
+        " protected against a man in the middle)"
+    ),
+    0x04: _TYPO,
+    0x05: "the watch does not take pairings now; put it in pairing mode and pair again",
+    0x08: "the watch gave no reason; pair again",
+    0x09: (
+        "the watch refuses new attempts for a while after a failed one (up to a minute"
+        " after several); wait, then pair again"
+    ),
+    0x0B: _TYPO,
+    0x0C: "the numbers were not confirmed as the same on both; pair again and compare them",
+}
+
+
+def pairing_failure(code: int, name: str) -> str:
+    """Why a pairing failed, in words a person can act on; ``name`` for a code not listed."""
+    return _PAIRING_FAILED.get(code, f"the watch answered {name} (reason 0x{code:02X})")
 
 
 class PairingAgent(Protocol):

@@ -55,7 +55,7 @@ from phoneagent.transport.identity import (
     AgentIdentity,
     identity_of,
 )
-from phoneagent.transport.pairing import PairingAgent, RefusingAgent
+from phoneagent.transport.pairing import PairingAgent, RefusingAgent, pairing_failure
 from protocol.address import Address
 
 if TYPE_CHECKING:
@@ -656,6 +656,9 @@ class BumbleRadio:
                     " (no passkey to type, no number to compare), which cannot stop a"
                     " man in the middle; set the watch to passkey or numeric pairing"
                 ) from error
+            if isinstance(error, core.ProtocolError) and error.error_namespace == "smp":
+                why = pairing_failure(error.error_code or 0, error.error_name)
+                raise PairingFailedError(f"pairing with {peer} failed: {why}") from error
             raise PairingFailedError(f"pairing with {peer} failed: {error}") from error
 
     async def secure(self, connection: Connection) -> None:

@@ -25,6 +25,7 @@ from tests.integration.test_bleak_bumble_backend import (
 )
 from watchsim.peripheral.bumble_adapter import new_link, start_on_link
 from watchsim.peripheral.port import PairingMode
+from watchsim.testing import start_loopback_watch
 
 WATCH = "C4:00:00:00:00:01"
 
@@ -70,6 +71,23 @@ async def test_wrong_passkey_fails_cleanly() -> None:
         with pytest.raises(PairingFailedError):
             await client.pair()
     assert bonds.peers() == []
+
+
+async def test_a_wrong_passkey_and_the_retry_say_what_to_do(tmp_path: Path) -> None:
+    """Bumble's words were all a person got: "ProtocolError(smp/CONFIRM_VALUE_FAILED
+    [0x4])", then "ProtocolError(smp/REPEATED_ATTEMPTS [0x9])" from the watch's back-off."""
+    link, bonds = new_link(), MemoryBondStore()
+    watch = await start_loopback_watch(link, tmp_path)
+    async with (
+        await BumbleRadio.on_link(link, bonds=bonds, agent=agent_of(Agent(passkey=1))) as radio,
+        BleakClient(watch.address, timeout=WAIT, backend=radio.client_backend) as client,
+    ):
+        with pytest.raises(PairingFailedError, match="the passkey did not match"):
+            await client.pair()
+        with pytest.raises(PairingFailedError, match="refuses new attempts for a while"):
+            await client.pair()
+    assert bonds.peers() == []
+    await watch.stop()
 
 
 async def test_a_just_works_watch_is_refused_and_told_why(tmp_path: Path) -> None:

@@ -107,3 +107,20 @@ async def test_a_mistyped_passkey_is_asked_again(air: str, tmp_path: Path) -> No
     finally:
         await kill(pair)
         await kill(watch)
+
+
+async def test_a_wrong_passkey_says_what_to_do(air: str, tmp_path: Path) -> None:
+    """A wrong passkey ended ``pair`` with "ProtocolError(smp/CONFIRM_VALUE_FAILED [0x4])"."""
+    phone, air_address = on_air(air, tmp_path)
+    watch, address = await Watch(tmp_path / "watch", ("--air", air_address)).start()
+    pair = await phone._spawn("pair", address)
+    try:
+        await prompt(pair, r"Passkey shown on", WAIT)
+        shown = int((await line(watch, r"PASSKEY (\d{6})"))[1])
+        wrong = f"{(shown + 1) % 1_000_000:06d}\n".encode()
+        _, err = await asyncio.wait_for(pair.communicate(wrong), WAIT)
+        assert pair.returncode == EXIT_UNREACHABLE, err.decode()
+        assert b"the passkey did not match" in err and b"Traceback" not in err, err.decode()
+    finally:
+        await kill(pair)
+        await kill(watch)
