@@ -40,6 +40,7 @@ _FROM_PACKED = tuple(
 )
 _FLIP_TOP_BIT = bytes(value ^ 0x80 for value in range(256))
 MAX_BATCH = 0xFFFF
+_I32_MAX = 2**31 - 1
 
 
 class PayloadError(ValueError):
@@ -98,12 +99,12 @@ def encode_batches(
     No Python code runs per sample: the deltas come from ``map``, each column is packed
     by one ``pack`` for all batches at once, and strided slice assignments interleave the
     packed columns into the 13-byte samples. Each batch's bases are its first seq and its
-    earliest timestamp.
+    earliest timestamp (``_base_stamp``).
     """
     starts = _starts(batch_ids, size, len(seqs))
     count = len(seqs)
     first_seqs = seqs[::size]
-    base_stamps = [min(stamps[start : start + size]) for start in starts]
+    base_stamps = [_base_stamp(stamps[start : start + size]) for start in starts]
     columns = (
         map(sub, seqs, chain.from_iterable(map(repeat, first_seqs, repeat(size)))),
         map(sub, stamps, chain.from_iterable(map(repeat, base_stamps, repeat(size)))),
@@ -134,6 +135,14 @@ def encode_packed(
         field = rows[source::SAMPLE_SIZE]
         body[target::SAMPLE_SIZE] = field.translate(_FLIP_TOP_BIT) if flip else field
     return _frame(batch_ids, starts, [base_seq] * len(starts), [base_ts] * len(starts), body)
+
+
+def _base_stamp(stamps: Sequence[int]) -> int:
+    """The batch's earliest timestamp, or 2**31 s after it when the batch spans more than
+    an i32 offset reaches: then any span of 32 bits fits (a watch stamps in u32 seconds,
+    and a hostile or broken one may send 0 beside 2**32 - 1)."""
+    low = min(stamps)
+    return low if max(stamps) - low <= _I32_MAX else low + 2**31
 
 
 def _starts(batch_ids: Sequence[int], size: int, count: int) -> range:

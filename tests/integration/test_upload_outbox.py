@@ -74,22 +74,24 @@ def test_the_common_chunk_is_packed_by_sqlite(store: Store) -> None:
 
 def test_values_beyond_the_packing_are_read_as_columns(store: Store) -> None:
     """A timestamp 3e9 s after the chunk's first (the watch's clock was set) does not fit
-    a 32-bit offset from it, but does from its own batch's base; a raw value beyond 32 bits
-    fits no batch, and the encoder says so."""
+    a 32-bit offset from it, but does from its own batch's base, and so do 0 and 2**32 - 1
+    in one batch (a hostile watch's u32 stamps: they ended the uploader with PayloadError);
+    a raw value beyond 32 bits fits no batch, and the encoder says so."""
     store.add_device(OTHER)
     jump = [
         Sample(seq, 1_000 + seq + (3_000_000_000 if seq >= 64 else 0), Metric.STEPS, seq)
         for seq in range(128)
     ]
+    jump += [Sample(128, 0, Metric.STEPS, 1), Sample(129, 2**32 - 1, Metric.STEPS, 2)]
     store.store_batch(OTHER, jump)
-    _, samples = store.upload_chunk(OTHER, -1, 128, "", "")
+    _, samples = store.upload_chunk(OTHER, -1, 130, "", "")
     assert not isinstance(samples, PackedSamples)
-    check(store, -1, 2, OTHER)
+    check(store, -1, 3, OTHER)
     store.store_batch(OTHER, [Sample(200, 5_000, Metric.STEPS, 2**31)])
     record = store.get_device(OTHER)
     assert record is not None
     with pytest.raises(PayloadError, match="does not fit"):
-        read_chunk(store, record, 127, 64, 1, "eu", lambda _: None)
+        read_chunk(store, record, 129, 64, 1, "eu", lambda _: None)
 
 
 @pytest.mark.parametrize("reverse", ["packed", "both"])
