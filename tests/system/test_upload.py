@@ -163,6 +163,23 @@ async def test_upload_end_to_end_into_receiver__PR_CLOUD(
     assert (checks["PR-REGION"].status, checks["PR-DEVICE"].status) == (PASS, PASS)
 
 
+async def test_a_watch_clock_that_spans_u32_uploads_as_stamped(
+    broker: Broker, tmp_path: Path, receiver_database: str
+) -> None:
+    """A watch (broken or hostile) may stamp 0 beside 2**32 - 1 s: no i32 offset from the
+    batch's earliest reaches, and the uploader ended with PayloadError at every start."""
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    store.add_device(WATCH)
+    samples = [Sample(1, 0, Metric.STEPS, 1), Sample(2, 2**32 - 1, Metric.STEPS, 2)]
+    store.store_batch(WATCH, samples)
+    endpoint = endpoint_for(broker)
+    async with receiving(endpoint, receiver_database) as db:
+        assert (await Uploader(store, endpoint).drain()).samples == 2
+        rows = await wait_for_samples(db, lambda rows: len(rows) == 2, "both samples received")
+        assert rows == expected(store, samples)
+
+
 async def test_broker_outage_loses_nothing_and_no_duplicates(
     broker: Broker, tmp_path: Path, receiver_database: str
 ) -> None:
