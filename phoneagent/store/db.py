@@ -97,7 +97,8 @@ _UPLOAD_PACKED = (
     ") AS c LEFT JOIN account AS a ON a.id = 1"
 )
 # The same chunk as four comma-separated columns (msgspec makes each a list of ints in C),
-# for a chunk whose values do not fit the packing (the encoder then says which).
+# for a chunk whose values do not fit the packing: each batch then takes bases of its own,
+# and the encoder names a value that no batch can carry.
 _UPLOAD_COLUMNS = (
     f"SELECT {UPLOAD_CONSENT_COLUMNS}, c.* FROM ("
     "SELECT group_concat(seq), group_concat(metric), group_concat(ts), group_concat(raw)"
