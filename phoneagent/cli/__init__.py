@@ -5,17 +5,63 @@ Exit codes: ``phoneagent.errors`` (each failure carries its own).
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import ModuleType
+from typing import Any, Final
 
 import click
 
 from phoneagent.cli.context import AgentContext, as_cli_error
 from phoneagent.errors import EXIT_CODES
 
+# Each command and the module of this package that defines it (in its ``COMMANDS``): a
+# command imports its module alone, not every other command's (aiomqtt, plotly, the
+# privacy audit...), which took 0.15-0.3 s of every start (tests/unit/test_cli_lazy.py
+# checks this table against the modules).
+COMMAND_MODULES: Final[Mapping[str, str]] = {
+    "account": "account",
+    "cloud": "cloud",
+    "cloud-receiver": "cloud",
+    "consent": "consent",
+    "data": "data",
+    "delete": "delete",
+    "demo": "demo",
+    "devices": "devices",
+    "export": "export",
+    "fleet": "fleet",
+    "inject": "inject",
+    "logs": "privacy",
+    "pair": "devices",
+    "permissions": "permissions",
+    "privacy": "privacy",
+    "report": "report",
+    "run": "sync",
+    "scan": "devices",
+    "status": "devices",
+    "store": "store",
+    "sync": "sync",
+    "unpair": "devices",
+}
+
+
+def command_module(name: str) -> ModuleType:
+    return importlib.import_module(f"phoneagent.cli.{COMMAND_MODULES[name]}")
+
 
 class AgentGroup(click.Group):
-    """Turns the failures a user can act on into a message and an exit code."""
+    """Turns the failures a user can act on into a message and an exit code; loads a
+    command's module when the command is asked for."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMAND_MODULES)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in COMMAND_MODULES:
+            return None
+        commands: tuple[click.Command, ...] = command_module(cmd_name).COMMANDS
+        return next(c for c in commands if c.name == cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -56,46 +102,3 @@ def main(
 ) -> None:
     """Phone-side sync agent for BLE smartwatches."""
     ctx.obj = AgentContext(data_dir, key_file, transport)
-
-
-def _register() -> None:
-    from phoneagent.cli import (
-        account,
-        cloud,
-        consent,
-        data,
-        delete,
-        demo,
-        devices,
-        export,
-        fleet,
-        inject,
-        permissions,
-        privacy,
-        report,
-        store,
-        sync,
-    )
-
-    for module in (
-        devices,
-        sync,
-        data,
-        report,
-        demo,
-        account,
-        consent,
-        export,
-        delete,
-        privacy,
-        cloud,
-        permissions,
-        inject,
-        fleet,
-        store,
-    ):
-        for command in module.COMMANDS:
-            main.add_command(command)
-
-
-_register()

@@ -104,9 +104,16 @@ TRANSPORTS = [
 ]
 
 
+def subcommands(group: click.Group) -> dict[str, click.Command]:
+    """A group's commands through click's public API (``phoneagent`` loads them lazily)."""
+    context = click.Context(group)
+    found = {name: group.get_command(context, name) for name in group.list_commands(context)}
+    return {name: command for name, command in found.items() if command is not None}
+
+
 def commands(group: click.Group, path: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
     """The path of every leaf command under ``group``."""
-    for name, command in sorted(group.commands.items()):
+    for name, command in sorted(subcommands(group).items()):
         if isinstance(command, click.Group):
             yield from commands(command, (*path, name))
         else:
@@ -117,7 +124,7 @@ def command_of(group: click.Group, path: tuple[str, ...]) -> click.Command:
     command: click.Command = group
     for name in path:
         assert isinstance(command, click.Group)
-        command = command.commands[name]
+        command = subcommands(command)[name]
     return command
 
 

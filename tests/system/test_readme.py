@@ -23,6 +23,7 @@ from phoneagent.cli import main as phoneagent
 from phoneagent.errors import EXIT_CODES
 from tests.mosquitto import free_port
 from tests.processes import ADDRESS, WAIT, kill, line
+from tests.system.test_cli_robustness import subcommands
 from watchsim.cli import main as watchsim
 
 pytestmark = pytest.mark.system
@@ -226,9 +227,9 @@ def test_every_command_in_the_tables_exists_with_its_options(cli: str) -> None:
         command: click.Command = CLIS[cli]
         words = []
         for word in path:
-            if not isinstance(command, click.Group) or word not in command.commands:
+            if not isinstance(command, click.Group) or word not in subcommands(command):
                 break  # the rest are arguments (notifications, accept, ...)
-            command = command.commands[word]
+            command = subcommands(command)[word]
             words.append(word)
         assert words, f"{cli} {' '.join(path)}: no such command"
         result = CliRunner().invoke(CLIS[cli], [*words, "--help"])
@@ -236,7 +237,7 @@ def test_every_command_in_the_tables_exists_with_its_options(cli: str) -> None:
         known = {o for p in command.params for o in (*p.opts, *getattr(p, "secondary_opts", []))}
         known |= {o for p in CLIS[cli].params for o in p.opts}  # global options
         if isinstance(command, click.Group):
-            known |= {o for c in command.commands.values() for p in c.params for o in p.opts}
+            known |= {o for c in subcommands(command).values() for p in c.params for o in p.opts}
         missing = [o for o in options if o not in known]
         assert not missing, f"{cli} {' '.join(words)} has no {missing}"
 
