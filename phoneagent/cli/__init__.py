@@ -6,6 +6,9 @@ Exit codes: ``phoneagent.errors`` (each failure carries its own).
 from __future__ import annotations
 
 import importlib
+import os
+import select
+import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -18,8 +21,8 @@ from phoneagent.errors import EXIT_CODES
 
 # Each command and the module of this package that defines it (in its ``COMMANDS``): a
 # command imports its module alone, not every other command's (aiomqtt, plotly, the
-# privacy audit...), which took 0.15-0.3 s of every start (tests/unit/test_cli_lazy.py
-# checks this table against the modules).
+# privacy audit...), which took 0.15-0.2 CPU-s of every start
+# (tests/system/test_cli_imports.py checks this table against the modules).
 COMMAND_MODULES: Final[Mapping[str, str]] = {
     "account": "account",
     "cloud": "cloud",
@@ -69,10 +72,28 @@ class AgentGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as error:
+            if isinstance(error, BrokenPipeError) and _stdout_reader_left():
+                # ``phoneagent status | head -1``: the reader has what it wanted, so this
+                # is no failure (exit 0, as ``git log | head -1``). stdout goes to
+                # /dev/null so that the interpreter's last flush does not fail again.
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+                raise click.exceptions.Exit(0) from None
             mapped = as_cli_error(error)
             if mapped is None:
                 raise
             raise mapped from error
+
+
+def _stdout_reader_left() -> bool:
+    """Whether stdout is a pipe whose reader closed it. A broken pipe elsewhere (the socket
+    to a running agent, say) is a failure and keeps its message."""
+    try:
+        descriptor = sys.stdout.fileno()
+    except (AttributeError, ValueError, OSError):  # CliRunner's stdout has no descriptor
+        return False
+    poller = select.poll()
+    poller.register(descriptor, select.POLLOUT)  # POLLERR: no reader any more
+    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 @click.group(

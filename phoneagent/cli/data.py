@@ -10,7 +10,6 @@ from __future__ import annotations
 import csv
 import itertools
 import json
-import os
 import sys
 from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import UTC, datetime
@@ -117,13 +116,9 @@ def data_command(
         found = store.iter_samples(device, chosen, since, until)
         live = {d.address for d in store.list_devices() if d.live_derived}
         rows = rows_of(itertools.islice(found, limit), live)
-        try:
-            WRITERS["json" if as_json else fmt](rows, sys.stdout)
-            sys.stdout.flush()
-        except BrokenPipeError:
-            # The reader left (``| head``): it has what it wanted. Point stdout at
-            # /dev/null so the interpreter's last flush does not fail again.
-            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        # A reader that leaves early (``| head``) is the command group's (exit 0).
+        WRITERS["json" if as_json else fmt](rows, sys.stdout)
+        sys.stdout.flush()
 
 
 COMMANDS = (data_command,)

@@ -7,6 +7,7 @@ Only the options are here: the demo drives both sides, so its work is a harness
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from datetime import datetime
 from pathlib import Path
@@ -14,6 +15,7 @@ from pathlib import Path
 import click
 
 from phoneagent.cli.context import AgentContext, pass_agent
+from phoneagent.errors import EXIT_ERROR
 from phoneagent.paths import ensure_private_dir
 
 
@@ -50,15 +52,27 @@ def demo_command(
     agent: AgentContext, hours: float, seconds: float, speed: float, start: datetime | None
 ) -> None:
     """Loopback watch + agent end to end (pair, backfill, live) with no hardware."""
-    if agent.data_dir_option is not None:
+    made = agent.data_dir_option is None
+    if not made:
         directory = agent.data_dir
         ensure_private_dir(directory)
     else:
         directory = Path(tempfile.mkdtemp(prefix="phoneagent-demo-"))
-    click.echo(f"Agent data directory: {directory}")
-    from harness.demo import run_demo
+    try:
+        click.echo(f"Agent data directory: {directory}")
+        from harness.demo import run_demo
 
-    asyncio.run(run_demo(agent, directory, hours, seconds, speed, start))
+        asyncio.run(run_demo(agent, directory, hours, seconds, speed, start))
+    except KeyboardInterrupt:
+        # A demo stopped half-way is no store to look at, and its folder holds the key
+        # file beside the database: the folder it made goes (one the user named stays).
+        if made:
+            shutil.rmtree(directory, ignore_errors=True)
+            said = f"removed its data directory {directory}, key file included"
+        else:
+            said = f"what it stored so far is in {directory}"
+        click.echo(f"\nDemo interrupted: {said}.", err=True)
+        raise click.exceptions.Exit(EXIT_ERROR) from None
 
 
 COMMANDS = (demo_command,)

@@ -10,6 +10,7 @@ import click
 from phoneagent.cli.context import AgentContext, pass_agent
 from phoneagent.cli.privacy import privacy_errors
 from phoneagent.privacy.export import ExportResult, export, record_share, write_json
+from phoneagent.store import Store
 
 
 @click.command("export")
@@ -37,15 +38,27 @@ def export_command(agent: AgentContext, fmt: str, out: Path | None, recipient: s
     if out is None and fmt == "csv":
         raise click.UsageError("CSV needs --out (a new folder, or a file ending in .zip).")
     with agent.open_store() as store, privacy_errors():
-        if out is None:
-            result = ExportResult(write_json(store, sys.stdout), None)
-        else:
-            result = export(store, fmt, out)
+        result = _to_stdout(store) if out is None else export(store, fmt, out)
         if recipient:
             record_share(store, recipient, result)
     where = "" if result.path is None else f" to {result.path}"
     shared = f"; disclosure to {recipient} recorded" if recipient else ""
     click.echo(f"Exported {result.records} record(s){where}{shared}.", err=True)
+
+
+def _to_stdout(store: Store) -> ExportResult:
+    """The JSON on stdout, flushed here: a full disk under ``> FILE`` is then said of
+    stdout, as one line, and no disclosure is recorded for an export that failed."""
+    try:
+        counts = write_json(store, sys.stdout)
+        sys.stdout.flush()
+    except BrokenPipeError:  # the reader left (``| head``): the command group's, exit 0
+        raise
+    except OSError as error:
+        if error.filename is not None:
+            raise
+        raise OSError(error.errno, error.strerror, "standard output") from error
+    return ExportResult(counts, None)
 
 
 COMMANDS = (export_command,)

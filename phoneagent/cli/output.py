@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -21,8 +23,17 @@ PIPED_WIDTH = 1000
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 
 
+class _Console(Console):
+    """Leaves a reader that closed stdout (``| head -1``) to the command group, which ends
+    the command with exit 0; rich's own answer is a silent exit 1."""
+
+    def on_broken_pipe(self) -> None:
+        self.quiet = True
+        raise BrokenPipeError(errno.EPIPE, os.strerror(errno.EPIPE))
+
+
 def console() -> Console:
-    return Console()
+    return _Console()
 
 
 def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, as_json: bool) -> None:
@@ -39,7 +50,7 @@ def emit(rows: Sequence[dict[str, Any]], columns: Sequence[str], title: str, as_
         # and emoji codes (":CD:" in an address became a disc; "[/]" in a name, an error).
         table.add_row(*(Text("" if row[c] is None else str(row[c])) for c in columns))
     # Piped, no terminal width applies: rich's default of 80 columns would cut values.
-    out = console() if sys.stdout.isatty() else Console(width=PIPED_WIDTH)
+    out = console() if sys.stdout.isatty() else _Console(width=PIPED_WIDTH)
     out.print(table)
 
 

@@ -308,6 +308,8 @@ def export(store: Store, fmt: str, out: Path) -> ExportResult:
     try:
         counts = writer(store, partial / out.name)
         (partial / out.name).rename(out)
+    except OSError as error:  # a full disk names no file: the person is told of ``out``
+        raise OSError(error.errno, error.strerror, str(out)) from error
     finally:
         shutil.rmtree(partial)
     return ExportResult(counts, out)

@@ -153,6 +153,19 @@ class Uploader:
     def _worth_connecting(self) -> bool:
         return bool(self.erasures_due()) or self.refusal() is None
 
+    def _worth_staying(self) -> bool:
+        """Cloud sync withdrawn, the connection ends (what it sent is recorded as it
+        closes): it stays only while an erasure is owed to this endpoint, to send or sent
+        and not confirmed yet (the confirmation comes over it)."""
+        return self._worth_connecting() or self.erasures_unconfirmed()
+
+    def erasures_unconfirmed(self) -> bool:
+        """Erase requests sent to this endpoint and not confirmed yet."""
+        return any(
+            r.endpoint == self.endpoint.region and r.sent_at is not None
+            for r in self.store.ledger.erase_requests(pending_only=True)
+        )
+
     def erasures_due(self) -> list[ledger.EraseRequest]:
         """Erase requests for this endpoint never sent, or sent long enough ago to resend."""
         now = self.store.now()
@@ -183,8 +196,10 @@ class Uploader:
                     while not stop.is_set():
                         self._wake.clear()
                         await session.drain()
+                        if not await self.blocking(self._worth_staying):
+                            break  # ``_serve`` connects again when it is worth it
                         await self._wake.wait()  # ``run`` sets it on ``stop`` too
-                listener.cancel()
+                await session.stop_listening(listener)
         except* (aiomqtt.MqttError, StoreFullError) as errors:
             raise _first_leaf(errors) from None
         finally:
@@ -347,20 +362,23 @@ class _Session:
                 await self.client.publish(str(message.topic), b"", qos=1, retain=True)
                 self.up.stats.erase_confirmed += 1
                 self._confirmed.set()
+                self.up.wake()  # the last owed erasure confirmed: a refused upload leaves
+
+    async def stop_listening(self, listener: asyncio.Task[None]) -> None:
+        """Cancel ``listener``, never while it records a confirmation: that ends whole
+        (its retained copy cleared), and a cancellation landing as aiomqtt's ``publish``
+        completes is lost (``asyncio.wait_for`` before Python 3.12), which left the
+        listener running and the connection open."""
+        async with self._recording:
+            listener.cancel()
 
     async def await_confirmations(self) -> None:
         while True:
             self._confirmed.clear()  # before looking, so no confirmation slips between
             async with self._recording:
-                if not await self.up.blocking(self._unconfirmed):
+                if not await self.up.blocking(self.up.erasures_unconfirmed):
                     return
             await self._confirmed.wait()
-
-    def _unconfirmed(self) -> bool:
-        return any(
-            r.endpoint == self.region and r.sent_at is not None
-            for r in self.store.ledger.erase_requests(pending_only=True)
-        )
 
     async def drain(self) -> None:
         due, account, devices = await self.up.blocking(self._due, dict(self._unrecorded_positions))

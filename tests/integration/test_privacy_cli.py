@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import stat
+import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
@@ -12,9 +15,11 @@ import pytest
 from click.testing import CliRunner, Result
 
 from phoneagent.cli import main
+from phoneagent.errors import EXIT_ERROR
 from phoneagent.logs import LOG_NAME, logs_dir
 from phoneagent.store import DbKey, Store
 from protocol.metrics import Metric, Sample
+from tests.disk import fill
 
 KEY = "3c" * 32
 WATCH = "F0:F1:F2:F3:F4:F5"
@@ -104,6 +109,35 @@ def test_export_keeps_a_file_of_the_persons_named_like_its_partial(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["data", out, theirs.name])
     missing = run(data, "export", "--out", str(tmp_path / "nowhere" / "x.json"), ok=False)
     assert f"{tmp_path / 'nowhere'}: no such folder" in missing.output
+
+
+@pytest.mark.parametrize("out", ["csv", "export.zip", "export.json"])
+def test_an_export_onto_a_full_disk_names_its_path(data: Path, small_disk: Path, out: str) -> None:
+    """The message was "Error: No space left on device", naming no path: the write that
+    failed was into the export's hidden partial folder, which carries no name."""
+    filler = fill(small_disk)
+    fmt = "json" if out.endswith(".json") else "csv"
+    path = small_disk / out
+    failed = run(data, "export", "--format", fmt, "--out", str(path), "--to", "Dr Coach", ok=False)
+    assert failed.exit_code == EXIT_ERROR
+    assert failed.stderr == f"Error: {path}: No space left on device\n"
+    assert list(small_disk.iterdir()) == [filler]  # nothing half-written left behind
+    assert json.loads(run(data, "privacy", "report", "--json").stdout) == []  # not shared
+
+
+def test_an_export_to_a_full_stdout_says_so(data: Path) -> None:
+    """``phoneagent export > FILE`` on a full disk (here /dev/full, which is always full)."""
+    command = [sys.executable, "-m", "phoneagent", "--data-dir", str(data), "export"]
+    with open("/dev/full", "wb") as full:
+        done = subprocess.run(
+            command,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            env={**os.environ, "PHONEAGENT_DB_KEY": KEY},
+            timeout=60,
+        )
+    assert done.returncode == EXIT_ERROR
+    assert done.stderr.decode() == "Error: standard output: No space left on device\n"
 
 
 def test_share_is_ledgered_and_reported__PR_SHARE__PR_DISCLOSE(data: Path, tmp_path: Path) -> None:

@@ -7,6 +7,7 @@ import contextlib
 import inspect
 import logging
 import random
+import re
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import replace
@@ -469,6 +470,95 @@ async def test_a_refusal_is_logged_once_not_per_commit(
         stop.set()
         running.cancel()
         store.close()
+
+
+def broker_clients(broker: Broker) -> set[str]:
+    """The clients connected to ``broker`` now, as its log tells them."""
+    log = broker.log.read_text()
+    came = set(re.findall(r"New client connected from \S+ as (\S+) ", log))
+    left = set(re.findall(r"Client (\S+) (?:disconnected|closed its connection)", log))
+    return came - left
+
+
+async def test_withdrawing_cloud_sync_ends_the_connection__PR_WITHDRAW(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """``consent withdraw cloud_sync`` while ``run``'s uploader is connected: it stayed
+    connected to the broker for as long as the agent ran. Now it records what it sent and
+    disconnects, stays away while woken by new samples, and connects again once cloud
+    sync is granted again."""
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    fill(store, 100)
+    refused = 0
+
+    def counted(consents: UploadConsents | None, endpoint: Endpoint) -> str | None:
+        nonlocal refused
+        why = policy_refusal(consents, endpoint)
+        refused += why is not None
+        return why
+
+    uploader = Uploader(store, endpoint_for(broker), refusal=counted)
+    stop = asyncio.Event()
+    running = asyncio.create_task(uploader.run(stop))
+    try:
+        await wait_until(lambda: store.ledger.get_upload_position(WATCH, "eu") == 99, "sent")
+        (client,) = broker_clients(broker)
+        set_consent(store, "cloud_sync", False)
+        uploader.wake()
+        await wait_until(lambda: not broker_clients(broker), f"the broker sees {client} leave")
+        (sent,) = store.ledger.disclosures()
+        assert sent.record_count == 100  # recorded before it left
+        for seq in range(100, 103):  # live records land: each is refused, no connection
+            before = refused
+            fill(store, 1, start=seq)
+            uploader.wake()
+            await wait_until(lambda: refused > before, f"seq {seq} refused")  # noqa: B023
+        set_consent(store, "cloud_sync", True)
+        uploader.wake()
+        await wait_until(lambda: uploader.stats.samples == 103, "the rest sent")
+        assert broker.log.read_text().count("New client connected") == 2
+        stop.set()
+        await asyncio.wait_for(running, TIMEOUT)
+    finally:
+        stop.set()
+        running.cancel()
+        store.close()
+
+
+async def test_with_cloud_sync_off_an_erasure_connects_until_it_is_confirmed__PR_RETAIN(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """Cloud sync withdrawn, then ``cloud clear`` while ``run`` runs: the erasure is owed to
+    the cloud, so the uploader connects to send it, stays until the receiver confirms it
+    (the confirmation comes over that connection) and then leaves."""
+    store = open_store(tmp_path / "agent")
+    make_account(store)
+    fill(store, 100)
+    endpoint = endpoint_for(broker)
+    async with receiving(endpoint, tmp_path / "cloud.db") as db:
+        receivers = broker_clients(broker)  # connected and subscribed: in the log
+        assert len(receivers) == 1
+        await Uploader(store, endpoint).drain()
+        await wait_for_samples(db, lambda rows: len(rows) == 100, "received")
+        set_consent(store, "cloud_sync", False)
+        uploader = Uploader(store, endpoint)
+        stop = asyncio.Event()
+        running = asyncio.create_task(uploader.run(stop))
+        try:
+            request_cloud_erasure(store, "data")
+            uploader.wake()
+            await wait_until(lambda: uploader.stats.erase_sent == 1, "the erasure sent")
+            await wait_until(lambda: broker_clients(broker) == receivers, "the uploader left")
+            (done,) = store.ledger.erase_requests()
+            assert done.confirmed_at is not None  # recorded before the connection closed
+            assert await db.samples() == []
+            stop.set()
+            await asyncio.wait_for(running, TIMEOUT)
+        finally:
+            stop.set()
+            running.cancel()
+            store.close()
 
 
 async def test_region_mismatch_refused__PR_REGION(

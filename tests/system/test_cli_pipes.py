@@ -1,0 +1,64 @@
+"""``phoneagent status | head -1``: a listing whose reader leaves early ends as ``git log |
+head -1`` does, with exit 0 and nothing on stderr (it used to exit 1, silently, or with
+"Error: Broken pipe" for JSON).
+
+The CLI runs as a real process writing into a real pipe whose reader closes it.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from phoneagent.store import Store, create_key_file
+from tests.processes import AGENT_CLI
+
+pytestmark = pytest.mark.system
+
+WAIT = 30.0
+LISTINGS = [("status",), ("status", "--json"), ("devices",), ("devices", "--json")]
+
+
+@pytest.fixture(scope="module")
+def watches(tmp_path_factory: pytest.TempPathFactory) -> list[str]:
+    """The global options of a data dir that knows a few watches."""
+    root = tmp_path_factory.mktemp("pipes")
+    data = root / "agent"
+    data.mkdir(mode=0o700)
+    key_file = root / "key"
+    with Store.open(data, create_key_file(key_file)) as store:
+        for n in range(20):
+            store.add_device(f"F0:5A:6E:00:00:{n:02X}", name=f"Watch {n:02d}")
+    return ["--data-dir", str(data), "--key-file", str(key_file)]
+
+
+def _piped(options: list[str], command: tuple[str, ...], lines: int) -> tuple[int, str]:
+    """Run ``phoneagent OPTIONS COMMAND | head -LINES``: its exit code and stderr."""
+    read, write = os.pipe()
+    with subprocess.Popen(
+        [sys.executable, "-c", AGENT_CLI, *options, *command], stdout=write, stderr=subprocess.PIPE
+    ) as process:
+        os.close(write)
+        with os.fdopen(read, "rb") as reader:
+            for _ in range(lines):
+                assert reader.readline().endswith(b"\n"), "the command printed fewer lines"
+        # The reader is gone; the command has its listing still to write.
+        assert process.stderr is not None
+        errors = process.stderr.read().decode()
+        return process.wait(WAIT), errors
+
+
+def test_status_piped_into_head_1_exits_0_quietly(watches: list[str]) -> None:
+    """The store's path is the first line; the table comes after the reader left."""
+    assert _piped(watches, ("status",), lines=1) == (0, "")
+
+
+@pytest.mark.parametrize("command", LISTINGS, ids=" ".join)
+def test_a_listing_whose_reader_left_exits_0_quietly(
+    watches: list[str], command: tuple[str, ...]
+) -> None:
+    """``phoneagent devices | true``: the reader left before the first line."""
+    assert _piped(watches, command, lines=0) == (0, "")
