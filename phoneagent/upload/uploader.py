@@ -153,28 +153,21 @@ class Uploader:
     def _worth_connecting(self) -> bool:
         return bool(self.erasures_due()) or self.refusal() is None
 
-    def _worth_staying(self) -> bool:
-        """Cloud sync withdrawn, the connection ends (what it sent is recorded as it
-        closes): it stays only while an erasure is owed to this endpoint, to send or sent
-        and not confirmed yet (the confirmation comes over it)."""
-        return self._worth_connecting() or self.erasures_unconfirmed()
-
-    def erasures_unconfirmed(self) -> bool:
-        """Erase requests sent to this endpoint and not confirmed yet."""
-        return any(
-            r.endpoint == self.endpoint.region and r.sent_at is not None
-            for r in self.store.ledger.erase_requests(pending_only=True)
-        )
-
-    def erasures_due(self) -> list[ledger.EraseRequest]:
-        """Erase requests for this endpoint never sent, or sent long enough ago to resend."""
-        now = self.store.now()
+    def erasures_pending(self) -> list[ledger.EraseRequest]:
+        """Erase requests for this endpoint not confirmed yet, sent or not."""
         return [
             r
             for r in self.store.ledger.erase_requests(pending_only=True)
             if r.endpoint == self.endpoint.region
-            and (r.sent_at is None or now - r.sent_at >= ERASE_RESEND_AFTER_S)
         ]
+
+    def erasures_unconfirmed(self) -> bool:
+        """Erase requests sent to this endpoint and not confirmed yet."""
+        return any(r.sent_at is not None for r in self.erasures_pending())
+
+    def erasures_due(self) -> list[ledger.EraseRequest]:
+        """Erase requests for this endpoint never sent, or sent long enough ago to resend."""
+        return _owed(self.erasures_pending(), self.store.now())
 
     async def _connection(self, stop: asyncio.Event | None, confirm_timeout: float | None) -> None:
         client = self.endpoint.client()
@@ -195,8 +188,7 @@ class Uploader:
                 else:
                     while not stop.is_set():
                         self._wake.clear()
-                        await session.drain()
-                        if not await self.blocking(self._worth_staying):
+                        if not await session.drain(live=True):
                             break  # ``_serve`` connects again when it is worth it
                         await self._wake.wait()  # ``run`` sets it on ``stop`` too
                 await session.stop_listening(listener)
@@ -204,6 +196,11 @@ class Uploader:
             raise _first_leaf(errors) from None
         finally:
             await session.record()  # what the connection sent since its last record
+
+
+def _owed(requests: list[ledger.EraseRequest], now: int) -> list[ledger.EraseRequest]:
+    """The requests never sent, or sent long enough ago to send again."""
+    return [r for r in requests if r.sent_at is None or now - r.sent_at >= ERASE_RESEND_AFTER_S]
 
 
 def _connection_failed(error: BaseException) -> bool:
@@ -380,8 +377,13 @@ class _Session:
                     return
             await self._confirmed.wait()
 
-    async def drain(self) -> None:
-        due, account, devices = await self.up.blocking(self._due, dict(self._unrecorded_positions))
+    async def drain(self, *, live: bool = False) -> bool:
+        """Send what is owed. ``live`` (``run``): whether the connection is worth keeping
+        afterwards: cloud sync withdrawn, it ends (what it sent is recorded as it closes)
+        unless an erasure is owed to this endpoint, to send or to be confirmed over it."""
+        due, account, devices, keep = await self.up.blocking(
+            self._due, dict(self._unrecorded_positions), live
+        )
         if due:
             await self.record()  # erase requests are bounded by the committed upload positions
         for request in due:
@@ -393,7 +395,7 @@ class _Session:
             await self.up.blocking(self.store.ledger.mark_erase_sent, request.id)
             self.up.stats.erase_sent += 1
         if account is None or account.guest:
-            return  # PR-GUEST: not even a device list is read for upload
+            return keep  # PR-GUEST: not even a device list is read for upload
         topics = self.topics(account.pseudonym)
         try:
             for device, position, first in devices:
@@ -403,6 +405,7 @@ class _Session:
             raise
         if self._record_due():
             await self.record()
+        return keep
 
     def _record_due(self) -> bool:
         """The first upload of a connection is recorded at once (the ledger names the
@@ -433,22 +436,26 @@ class _Session:
         await asyncio.shield(asyncio.ensure_future(saving))
 
     def _due(
-        self, unrecorded: dict[str, int]
-    ) -> tuple[list[ledger.EraseRequest], ledger.AccountRow | None, list[_Due]]:
+        self, unrecorded: dict[str, int], live: bool
+    ) -> tuple[list[ledger.EraseRequest], ledger.AccountRow | None, list[_Due], bool]:
         """What a drain needs from the store, in one trip to a worker thread: the erase
         requests due, the account and, unless it is a guest, each device, its upload
         position (or the acknowledged one not yet recorded) and, when no erasure is due (it
-        must go first), the first chunk past it. Live that chunk is all there is: one trip."""
-        due = self.up.erasures_due()
+        must go first), the first chunk past it. Live that chunk is all there is: one trip.
+        Last, when ``live``, whether the connection is worth keeping (``drain``): a change
+        after this read wakes the uploader, and the next drain reads it."""
+        pending = self.up.erasures_pending()
+        due = _owed(pending, self.store.now())
+        keep = not live or bool(pending) or self.up.refusal() is None
         account = self.store.ledger.get_account()
         if account is None or account.guest:
-            return due, account, []
+            return due, account, [], keep
         devices = []
         for device in self.store.list_devices():
             position = self.store.ledger.get_upload_position(device.address, self.region)
             after = max(-1 if position is None else position, unrecorded.get(device.address, -1))
             devices.append((device, after, None if due else self._read_chunk(device, after)))
-        return due, account, devices
+        return due, account, devices, keep
 
     def _read_chunk(self, device: DeviceRecord, after_seq: int) -> Chunk:
         up = self.up
