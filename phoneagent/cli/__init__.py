@@ -6,9 +6,6 @@ Exit codes: ``phoneagent.errors`` (each failure carries its own).
 from __future__ import annotations
 
 import importlib
-import os
-import select
-import sys
 from collections.abc import Mapping
 from pathlib import Path
 from types import ModuleType
@@ -16,6 +13,7 @@ from typing import Any, Final
 
 import click
 
+from clikit import OutputEndsGroup
 from phoneagent.cli.context import AgentContext, as_cli_error
 from phoneagent.errors import EXIT_CODES
 
@@ -53,7 +51,7 @@ def command_module(name: str) -> ModuleType:
     return importlib.import_module(f"phoneagent.cli.{COMMAND_MODULES[name]}")
 
 
-class AgentGroup(click.Group):
+class AgentGroup(OutputEndsGroup):
     """Turns the failures a user can act on into a message and an exit code; loads a
     command's module when the command is asked for."""
 
@@ -72,28 +70,10 @@ class AgentGroup(click.Group):
         except (click.ClickException, click.exceptions.Exit, click.Abort):
             raise
         except Exception as error:
-            if isinstance(error, BrokenPipeError) and _stdout_reader_left():
-                # ``phoneagent status | head -1``: the reader has what it wanted, so this
-                # is no failure (exit 0, as ``git log | head -1``). stdout goes to
-                # /dev/null so that the interpreter's last flush does not fail again.
-                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-                raise click.exceptions.Exit(0) from None
             mapped = as_cli_error(error)
             if mapped is None:
                 raise
             raise mapped from error
-
-
-def _stdout_reader_left() -> bool:
-    """Whether stdout is a pipe whose reader closed it. A broken pipe elsewhere (the socket
-    to a running agent, say) is a failure and keeps its message."""
-    try:
-        descriptor = sys.stdout.fileno()
-    except (AttributeError, ValueError, OSError):  # CliRunner's stdout has no descriptor
-        return False
-    poller = select.poll()
-    poller.register(descriptor, select.POLLOUT)  # POLLERR: no reader any more
-    return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
 
 
 @click.group(

@@ -9,10 +9,11 @@ from typing import Any
 
 import click
 
+from clikit import OutputEndsGroup
 from watchsim.errors import EXIT_ERROR, EXIT_USAGE, WatchsimError
 
 
-class WatchsimGroup(click.Group):
+class WatchsimGroup(OutputEndsGroup):
     """Turns the failures a person can act on into a message and their exit code."""
 
     def invoke(self, ctx: click.Context) -> Any:
