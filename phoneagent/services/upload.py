@@ -122,6 +122,7 @@ class HomeUploader:
             self._say(f"Cloud upload not started: {error}")
             return
         self._use(uploader)
+        self.wake()  # consent or erase requests changed: the uploader looks again now
 
     def _rechosen(self) -> Uploader | None:
         """A new uploader when there is none yet or the home region moved; else None."""

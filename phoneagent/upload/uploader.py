@@ -151,7 +151,9 @@ class Uploader:
         return self.stats
 
     def _worth_connecting(self) -> bool:
-        return bool(self.erasures_due()) or self.refusal() is None
+        """Uploading is allowed, or an erasure is owed to this endpoint: to send, or sent
+        and to be confirmed over a connection (the receiver keeps the confirmation)."""
+        return bool(self.erasures_pending()) or self.refusal() is None
 
     def erasures_pending(self) -> list[ledger.EraseRequest]:
         """Erase requests for this endpoint not confirmed yet, sent or not."""
@@ -164,10 +166,6 @@ class Uploader:
     def erasures_unconfirmed(self) -> bool:
         """Erase requests sent to this endpoint and not confirmed yet."""
         return any(r.sent_at is not None for r in self.erasures_pending())
-
-    def erasures_due(self) -> list[ledger.EraseRequest]:
-        """Erase requests for this endpoint never sent, or sent long enough ago to resend."""
-        return _owed(self.erasures_pending(), self.store.now())
 
     async def _connection(self, stop: asyncio.Event | None, confirm_timeout: float | None) -> None:
         client = self.endpoint.client()

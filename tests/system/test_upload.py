@@ -28,6 +28,7 @@ from phoneagent.privacy.audit import FAIL, PASS, audit
 from phoneagent.privacy.consent import set_consent
 from phoneagent.privacy.erase import request_cloud_erasure
 from phoneagent.relays.permissions import Feature, set_permission
+from phoneagent.services.upload import HomeUploader
 from phoneagent.store import DbKey, Store
 from phoneagent.store.ledger import UploadConsents
 from phoneagent.upload.client import PublishRefusedError
@@ -35,6 +36,7 @@ from phoneagent.upload.endpoints import Endpoint, PlaintextRefusedError
 from phoneagent.upload.uploader import Uploader, policy_refusal
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex
+from tests.fleetrun import cloud_toml
 from tests.mosquitto import Broker, Capture, make_tls
 from tests.natscluster import NatsCluster
 
@@ -518,6 +520,36 @@ async def test_withdrawing_cloud_sync_ends_the_connection__PR_WITHDRAW(
         uploader.wake()
         await wait_until(lambda: uploader.stats.samples == 103, "the rest sent")
         assert broker.log.read_text().count("New client connected") == 2
+        stop.set()
+        await asyncio.wait_for(running, TIMEOUT)
+    finally:
+        stop.set()
+        running.cancel()
+        store.close()
+
+
+async def test_a_withdrawal_told_by_reload_ends_the_connection__PR_WITHDRAW(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """What ``consent withdraw cloud_sync`` does to a running agent: the ledger changes in
+    another process, then the agent's reload. The reload woke no uploader, so with no
+    watch storing samples the connection stayed up for as long as the agent ran."""
+    data_dir = tmp_path / "agent"
+    store = open_store(data_dir)
+    make_account(store)
+    fill(store, 100)
+    cloud_toml(data_dir / "cloud.toml", broker.port)
+    uploads = HomeUploader(data_dir, store)
+    uploads.choose()
+    stop = asyncio.Event()
+    running = asyncio.create_task(uploads.run(stop))
+    try:
+        await wait_until(lambda: store.ledger.get_upload_position(WATCH, "eu") == 99, "sent")
+        (client,) = broker_clients(broker)
+        with open_store(data_dir) as other_process:
+            set_consent(other_process, "cloud_sync", False)
+        await uploads.reload()
+        await wait_until(lambda: not broker_clients(broker), f"the broker sees {client} leave")
         stop.set()
         await asyncio.wait_for(running, TIMEOUT)
     finally:
