@@ -758,34 +758,37 @@ class Store:
         """
         with self._locked():
             if device is None:
-                targets = [
-                    (str(a), int(i))
-                    for a, i in self._conn.execute(
-                        "SELECT address, id FROM devices ORDER BY address"
-                    )
+                addresses = [
+                    str(a)
+                    for (a,) in self._conn.execute("SELECT address FROM devices ORDER BY address")
                 ]
             else:
-                targets = [(device, self._device_id(device))]
-        return self._pages(targets, metric, since, until)
+                self._device_id(device)  # known, or UnknownDeviceError now
+                addresses = [device]
+        return self._pages(addresses, metric, since, until)
 
     def _pages(
         self,
-        targets: list[tuple[str, int]],
+        addresses: list[str],
         metric: Metric | None,
         since: int | None,
         until: int | None,
     ) -> Iterator[StoredSample]:
+        """Each page names its device by address, not by a row id read before it: SQLite
+        gives a deleted device's id to the next one added, so a watch deleted and another
+        paired (by another process) during a long export must not lend it its samples."""
         metric_filter = "" if metric is None else f" AND metric = {int(metric)}"
         query = (
-            "SELECT seq, metric, ts, raw FROM samples WHERE device_id = ? AND (ts, seq) > (?, ?)"
+            "SELECT seq, metric, ts, raw FROM samples"
+            " WHERE device_id = (SELECT id FROM devices WHERE address = ?) AND (ts, seq) > (?, ?)"
             f" AND ts < ?{metric_filter} ORDER BY ts, seq LIMIT {_PAGE_SIZE}"
         )
         upper = 2**63 - 1 if until is None else until
-        for address, device_id in targets:
+        for address in addresses:
             position = (_SEQ_MIN if since is None else since - 1, 2**63 - 1)
             while True:
                 with self._locked():
-                    page = self._conn.execute(query, (device_id, *position, upper)).fetchall()
+                    page = self._conn.execute(query, (address, *position, upper)).fetchall()
                 for seq, metric_value, ts, raw in page:
                     yield StoredSample(address, seq, ts, Metric(metric_value), raw)
                 if len(page) < _PAGE_SIZE:

@@ -226,6 +226,22 @@ def test_a_device_deleted_by_another_process_takes_no_more_samples(store: Store)
     assert store.next_seq(OTHER) == FIRST_SEQ
 
 
+def test_a_long_read_never_lends_a_deleted_watch_the_next_ones_samples(store: Store) -> None:
+    """``export`` or ``data`` reads page by page; another process deletes the watch and
+    pairs a new one, which gets the deleted one's row id, and stores its samples. The
+    rest of the read showed them under the deleted watch's address."""
+    store.store_batch(WATCH, samples(range(2500)))
+    reading = store.iter_samples(WATCH)
+    first = [next(reading) for _ in range(10)]  # the first page is read
+    with Store.open(store.path.parent, KEY) as other_process:
+        assert other_process.delete_device(WATCH)
+        other_process.add_device(OTHER)
+        other_process.store_batch(OTHER, samples(range(5000, 7500)))
+    rest = list(reading)
+    assert all(s.device == WATCH and s.seq < 2500 for s in first + rest)
+    assert len(first + rest) < 2500  # the first page, then nothing: the watch is gone
+
+
 def test_settings(store: Store) -> None:
     assert store.get_setting("cloud.enabled") is None
     store.set_setting("cloud.enabled", "false")
