@@ -88,22 +88,23 @@ _CHUNK_RANGE = (
     f"(SELECT seq FROM samples WHERE device_id = {_DEVICE_ID} AND seq > :after"
     " ORDER BY seq LIMIT 1 OFFSET :limit - 1), 9223372036854775807)"
 )
-_UPLOAD_PACKED = (
-    f"SELECT {UPLOAD_CONSENT_COLUMNS}, c.* FROM ("
-    "SELECT count(*), f.seq, f.ts, group_concat(printf('%08x%08x%02x%08x', s.seq - f.seq,"
+
+# A chunk's one row beside the upload decision's columns, in one statement.
+_WITH_CONSENTS = (
+    f"SELECT {UPLOAD_CONSENT_COLUMNS}, c.* FROM ({{chunk}}) AS c LEFT JOIN account AS a ON a.id = 1"
+)
+_UPLOAD_PACKED = _WITH_CONSENTS.format(
+    chunk="SELECT count(*), f.seq, f.ts, group_concat(printf('%08x%08x%02x%08x', s.seq - f.seq,"
     f" s.ts - f.ts + {2**31}, s.metric, s.raw + {2**31}), '')"
     f" FROM (SELECT seq, ts FROM samples WHERE device_id = {_DEVICE_ID} AND seq > :after"
     f" ORDER BY seq LIMIT 1) AS f, {_CHUNK_RANGE}"
-    ") AS c LEFT JOIN account AS a ON a.id = 1"
 )
 # The same chunk as four comma-separated columns (msgspec makes each a list of ints in C),
 # for a chunk whose values do not fit the packing: each batch then takes bases of its own,
 # and the encoder names a value that no batch can carry.
-_UPLOAD_COLUMNS = (
-    f"SELECT {UPLOAD_CONSENT_COLUMNS}, c.* FROM ("
-    "SELECT group_concat(seq), group_concat(metric), group_concat(ts), group_concat(raw)"
+_UPLOAD_COLUMNS = _WITH_CONSENTS.format(
+    chunk="SELECT group_concat(seq), group_concat(metric), group_concat(ts), group_concat(raw)"
     f" FROM {_CHUNK_RANGE}"
-    ") AS c LEFT JOIN account AS a ON a.id = 1"
 )
 _PACKED_DIGITS = 26  # hex digits per sample in _UPLOAD_PACKED
 # What lies at a sync position: the end of a gap covering it, and the top and number of

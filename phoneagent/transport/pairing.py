@@ -21,7 +21,7 @@ _PAIRING_FAILED: Final[Mapping[int, str]] = {
         "the watch refuses new attempts for a while after a failed one (up to a minute"
         " after several); wait, then pair again"
     ),
-    0x0B: _TYPO,
+    0x0B: "the two sides' keys did not check out (a wrong passkey or number); pair again",
     0x0C: "the numbers were not confirmed as the same on both; pair again and compare them",
 }
 

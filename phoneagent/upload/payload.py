@@ -25,9 +25,9 @@ from protocol.metrics import Metric
 
 MAGIC = b"WU"
 VERSION = 1
-# magic, version, sample count, batch id, first seq, base timestamp
+# magic, version, sample count, batch id, base seq, base timestamp
 _HEADER = struct.Struct("<2sBHQqq")
-_SAMPLE = "IiBi"  # seq - first_seq, ts - base_ts, metric, raw
+_SAMPLE = "IiBi"  # seq - base_seq, ts - base_ts, metric, raw
 SAMPLE_SIZE = struct.calcsize("<" + _SAMPLE)
 # Each field of a sample: its offset, struct code and width.
 _FIELDS = ((0, "I", 4), (4, "i", 4), (8, "B", 1), (9, "i", 4))
@@ -129,6 +129,8 @@ def encode_packed(
     13 big-endian bytes a sample, seq and ts offsets from ``base_seq`` and ``base_ts``,
     ts and raw biased by 2**31): the bytes are only moved, by strided slices in C, so no
     Python code runs per sample. Every batch takes the same bases."""
+    if len(rows) % SAMPLE_SIZE:
+        raise PayloadError(f"{len(rows)} packed bytes are not whole {SAMPLE_SIZE}-byte samples")
     starts = _starts(batch_ids, size, len(rows) // SAMPLE_SIZE)
     body = bytearray(len(rows))
     for target, source, flip in _FROM_PACKED:
@@ -156,17 +158,17 @@ def _starts(batch_ids: Sequence[int], size: int, count: int) -> range:
 def _frame(
     batch_ids: Sequence[int],
     starts: range,
-    first_seqs: Sequence[int],
+    base_seqs: Sequence[int],
     base_stamps: Sequence[int],
     body: bytearray,
 ) -> list[bytes]:
     """Each batch's header and its samples, packed in ``body`` from ``starts``."""
     count, size = len(body) // SAMPLE_SIZE, starts.step
     return [
-        _HEADER.pack(MAGIC, VERSION, min(size, count - start), batch_id, first_seq, base_ts)
+        _HEADER.pack(MAGIC, VERSION, min(size, count - start), batch_id, base_seq, base_ts)
         + body[start * SAMPLE_SIZE : (start + size) * SAMPLE_SIZE]
-        for batch_id, start, first_seq, base_ts in zip(
-            batch_ids, starts, first_seqs, base_stamps, strict=True
+        for batch_id, start, base_seq, base_ts in zip(
+            batch_ids, starts, base_seqs, base_stamps, strict=True
         )
     ]
 
@@ -174,7 +176,7 @@ def _frame(
 def decode_batch(data: bytes) -> Batch:
     if len(data) < _HEADER.size:
         raise PayloadError(f"batch of {len(data)} bytes is shorter than its header")
-    magic, version, count, batch_id, first_seq, base_ts = _HEADER.unpack_from(data)
+    magic, version, count, batch_id, base_seq, base_ts = _HEADER.unpack_from(data)
     if magic != MAGIC or version != VERSION:
         raise PayloadError(f"not a version {VERSION} sample batch (magic {magic!r} v{version})")
     if len(data) != _HEADER.size + count * SAMPLE_SIZE:
@@ -183,7 +185,7 @@ def decode_batch(data: bytes) -> Batch:
     try:
         samples = tuple(
             WireSample(
-                first_seq + values[i], base_ts + values[i + 1], Metric(values[i + 2]), values[i + 3]
+                base_seq + values[i], base_ts + values[i + 1], Metric(values[i + 2]), values[i + 3]
             )
             for i in range(0, len(values), 4)
         )

@@ -101,6 +101,11 @@ def test_packed_rows_encode_as_the_columns_do(
     assert [len(b) for b in both[0]] == [len(b) for b in both[1]]
 
 
+def test_packed_rows_must_be_whole_samples() -> None:
+    with pytest.raises(PayloadError, match="not whole 13-byte samples"):
+        encode_packed([1], 100, 0, 0, bytes(SAMPLE_SIZE + 1))
+
+
 def test_malformed_batches_are_rejected() -> None:
     data = encode_batch(1, [(5, 1, 100, 60)])
     with pytest.raises(PayloadError):

@@ -72,6 +72,23 @@ def test_the_common_chunk_is_packed_by_sqlite(store: Store) -> None:
     assert len(samples.rows) == 300 * SAMPLE_SIZE
 
 
+def test_the_packing_carries_every_edge_value(store: Store) -> None:
+    """Offsets at both ends of their fields: ts from -2**31 to 2**31 - 1 around the first
+    sample's, raw at both ends of i32, a seq 2**32 - 1 past the first, the largest metric."""
+    store.add_device(OTHER)
+    base = 1_700_000_000
+    edges = [
+        Sample(10, base, Metric.STEPS, -(2**31)),
+        Sample(11, base + 2**31 - 1, max(Metric), 2**31 - 1),
+        Sample(12, base - 2**31, Metric.HEART_RATE, 0),
+        Sample(10 + 2**32 - 1, base + 1, Metric.STEPS, -1),
+    ]
+    store.store_batch(OTHER, edges)
+    _, samples = store.upload_chunk(OTHER, -1, 64, "", "")
+    assert isinstance(samples, PackedSamples)
+    check(store, -1, 1, OTHER)
+
+
 def test_values_beyond_the_packing_are_read_as_columns(store: Store) -> None:
     """A timestamp 3e9 s after the chunk's first (the watch's clock was set) does not fit
     a 32-bit offset from it, but does from its own batch's base, and so do 0 and 2**32 - 1
@@ -95,10 +112,11 @@ def test_values_beyond_the_packing_are_read_as_columns(store: Store) -> None:
 
 
 @pytest.mark.parametrize("reverse", ["packed", "both"])
-def test_rows_aggregated_out_of_order_are_put_back(
+def test_rows_aggregated_out_of_order_are_read_in_order(
     store: Store, monkeypatch: pytest.MonkeyPatch, reverse: str
 ) -> None:
-    """SQLite does not promise group_concat's order; a reversed one changes nothing."""
+    """SQLite does not promise group_concat's order: a packed chunk out of order is read
+    again as columns ("packed"), and columns out of order are sorted ("both")."""
     conn = db.connect(store.path, KEY)
     query = {"device": WATCH, "after": 100, "limit": 300, "cloud": "", "crossing": ""}
     names = ["_UPLOAD_PACKED", "_UPLOAD_COLUMNS"] if reverse == "both" else ["_UPLOAD_PACKED"]
