@@ -430,6 +430,44 @@ async def test_disabling_stops_the_next_chunk__PR_CLOUD(broker: Broker, tmp_path
     assert checks == 4  # the second chunk's first batch was refused
 
 
+class CountedRefusals:
+    """The policy's decisions, counting its refusals (one per batch decision)."""
+
+    def __init__(self) -> None:
+        self.refused = 0
+
+    def __call__(self, consents: UploadConsents | None, endpoint: Endpoint) -> str | None:
+        why = policy_refusal(consents, endpoint)
+        self.refused += why is not None
+        return why
+
+
+@contextlib.asynccontextmanager
+async def running(uploader: Uploader | HomeUploader, store: Store) -> AsyncIterator[None]:
+    """``run`` until the block ends, where it must stop cleanly; the store closed after."""
+    stop = asyncio.Event()
+    task = asyncio.create_task(uploader.run(stop))
+    try:
+        yield
+        stop.set()
+        await asyncio.wait_for(task, TIMEOUT)
+    finally:
+        stop.set()
+        task.cancel()
+        store.close()
+
+
+async def refused_as_records_land(
+    store: Store, uploader: Uploader, counted: CountedRefusals, seqs: range
+) -> None:
+    """Live records land one by one while cloud sync is off: each wake-up is refused."""
+    for seq in seqs:
+        before = counted.refused
+        fill(store, 1, start=seq)
+        uploader.wake()
+        await wait_until(lambda: counted.refused > before, f"seq {seq} refused")  # noqa: B023
+
+
 async def test_a_refusal_is_logged_once_not_per_commit(
     broker: Broker, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -439,26 +477,13 @@ async def test_a_refusal_is_logged_once_not_per_commit(
     store = open_store(tmp_path / "agent")
     make_account(store)
     fill(store, 100)
-    refused = 0
-
-    def counted(consents: UploadConsents | None, endpoint: Endpoint) -> str | None:
-        nonlocal refused
-        why = policy_refusal(consents, endpoint)
-        refused += why is not None
-        return why
-
+    counted = CountedRefusals()
     caplog.set_level(logging.INFO, logger="phoneagent.upload.uploader")
     uploader = Uploader(store, endpoint_for(broker), refusal=counted)
-    stop = asyncio.Event()
-    running = asyncio.create_task(uploader.run(stop))
-    try:
+    async with running(uploader, store):
         await wait_until(lambda: store.ledger.get_upload_position(WATCH, "eu") == 99, "sent")
         set_consent(store, "cloud_sync", False)
-        for seq in range(100, 105):  # five commits, as live records land
-            before = refused
-            fill(store, 1, start=seq)
-            uploader.wake()
-            await wait_until(lambda: refused > before, f"seq {seq} refused")  # noqa: B023
+        await refused_as_records_land(store, uploader, counted, range(100, 105))
         stopped = [m for r in caplog.records if (m := r.getMessage()).startswith("upload stop")]
         assert stopped == [
             "upload stopped: cloud sync is off (phoneagent consent grant cloud_sync)"
@@ -466,12 +491,6 @@ async def test_a_refusal_is_logged_once_not_per_commit(
         set_consent(store, "cloud_sync", True)
         uploader.wake()
         await wait_until(lambda: uploader.stats.samples == 105, "the rest sent")
-        stop.set()
-        await asyncio.wait_for(running, TIMEOUT)
-    finally:
-        stop.set()
-        running.cancel()
-        store.close()
 
 
 def broker_clients(broker: Broker) -> set[str]:
@@ -492,18 +511,9 @@ async def test_withdrawing_cloud_sync_ends_the_connection__PR_WITHDRAW(
     store = open_store(tmp_path / "agent")
     make_account(store)
     fill(store, 100)
-    refused = 0
-
-    def counted(consents: UploadConsents | None, endpoint: Endpoint) -> str | None:
-        nonlocal refused
-        why = policy_refusal(consents, endpoint)
-        refused += why is not None
-        return why
-
+    counted = CountedRefusals()
     uploader = Uploader(store, endpoint_for(broker), refusal=counted)
-    stop = asyncio.Event()
-    running = asyncio.create_task(uploader.run(stop))
-    try:
+    async with running(uploader, store):
         await wait_until(lambda: store.ledger.get_upload_position(WATCH, "eu") == 99, "sent")
         (client,) = broker_clients(broker)
         set_consent(store, "cloud_sync", False)
@@ -511,21 +521,12 @@ async def test_withdrawing_cloud_sync_ends_the_connection__PR_WITHDRAW(
         await wait_until(lambda: not broker_clients(broker), f"the broker sees {client} leave")
         (sent,) = store.ledger.disclosures()
         assert sent.record_count == 100  # recorded before it left
-        for seq in range(100, 103):  # live records land: each is refused, no connection
-            before = refused
-            fill(store, 1, start=seq)
-            uploader.wake()
-            await wait_until(lambda: refused > before, f"seq {seq} refused")  # noqa: B023
+        # Live records land: each is refused, and no connection is made for them.
+        await refused_as_records_land(store, uploader, counted, range(100, 103))
         set_consent(store, "cloud_sync", True)
         uploader.wake()
         await wait_until(lambda: uploader.stats.samples == 103, "the rest sent")
         assert broker.log.read_text().count("New client connected") == 2
-        stop.set()
-        await asyncio.wait_for(running, TIMEOUT)
-    finally:
-        stop.set()
-        running.cancel()
-        store.close()
 
 
 async def test_a_withdrawal_told_by_reload_ends_the_connection__PR_WITHDRAW(
@@ -541,21 +542,13 @@ async def test_a_withdrawal_told_by_reload_ends_the_connection__PR_WITHDRAW(
     cloud_toml(data_dir / "cloud.toml", broker.port)
     uploads = HomeUploader(data_dir, store)
     uploads.choose()
-    stop = asyncio.Event()
-    running = asyncio.create_task(uploads.run(stop))
-    try:
+    async with running(uploads, store):
         await wait_until(lambda: store.ledger.get_upload_position(WATCH, "eu") == 99, "sent")
         (client,) = broker_clients(broker)
         with open_store(data_dir) as other_process:
             set_consent(other_process, "cloud_sync", False)
         await uploads.reload()
         await wait_until(lambda: not broker_clients(broker), f"the broker sees {client} leave")
-        stop.set()
-        await asyncio.wait_for(running, TIMEOUT)
-    finally:
-        stop.set()
-        running.cancel()
-        store.close()
 
 
 async def test_with_cloud_sync_off_an_erasure_connects_until_it_is_confirmed__PR_RETAIN(
@@ -575,9 +568,7 @@ async def test_with_cloud_sync_off_an_erasure_connects_until_it_is_confirmed__PR
         await wait_for_samples(db, lambda rows: len(rows) == 100, "received")
         set_consent(store, "cloud_sync", False)
         uploader = Uploader(store, endpoint)
-        stop = asyncio.Event()
-        running = asyncio.create_task(uploader.run(stop))
-        try:
+        async with running(uploader, store):
             request_cloud_erasure(store, "data")
             uploader.wake()
             await wait_until(lambda: uploader.stats.erase_sent == 1, "the erasure sent")
@@ -585,12 +576,6 @@ async def test_with_cloud_sync_off_an_erasure_connects_until_it_is_confirmed__PR
             (done,) = store.ledger.erase_requests()
             assert done.confirmed_at is not None  # recorded before the connection closed
             assert await db.samples() == []
-            stop.set()
-            await asyncio.wait_for(running, TIMEOUT)
-        finally:
-            stop.set()
-            running.cancel()
-            store.close()
 
 
 async def test_region_mismatch_refused__PR_REGION(
