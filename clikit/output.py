@@ -26,16 +26,18 @@ def output_failure(error: BaseException) -> click.ClickException | click.excepti
     """How a command ends on ``error`` when it is its standard output failing; None when it
     is not (a broken socket to a running agent, a full disk under a data file: the
     command's own error handling says those)."""
-    if not isinstance(error, OSError) or not _stdout_failed(error):
-        return None
+    ending: click.ClickException | click.exceptions.Exit
     if isinstance(error, BrokenPipeError):
-        # stdout goes to /dev/null so that the interpreter's last flush does not fail again.
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return click.exceptions.Exit(0)
-    if error.errno in _DEVICE_FULL:
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return click.ClickException(f"standard output: {error.strerror}")
-    return None
+        ending = click.exceptions.Exit(0)
+    elif isinstance(error, OSError) and error.errno in _DEVICE_FULL:
+        ending = click.ClickException(f"standard output: {error.strerror}")
+    else:
+        return None
+    if not _stdout_failed(error):
+        return None
+    # stdout goes to /dev/null so that the interpreter's last flush does not fail again.
+    os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return ending
 
 
 def _stdout_failed(error: OSError) -> bool:
@@ -51,7 +53,7 @@ def _stdout_failed(error: OSError) -> bool:
         return any(events & (select.POLLERR | select.POLLHUP) for _, events in poller.poll(0))
     where = os.fstat(descriptor)
     if stat.S_ISCHR(where.st_mode):  # /dev/full, a device gone
-        return error.errno == errno.EIO or where.st_rdev == _FULL_DEVICE
+        return error.errno == errno.EIO or where.st_rdev == _full_device()
     if stat.S_ISREG(where.st_mode):
         room = os.fstatvfs(descriptor)
         return (room.f_bfree if os.geteuid() == 0 else room.f_bavail) == 0
@@ -63,9 +65,6 @@ def _full_device() -> int | None:
         return os.stat("/dev/full").st_rdev
     except OSError:
         return None
-
-
-_FULL_DEVICE = _full_device()
 
 
 class OutputEndsGroup(click.Group):

@@ -8,7 +8,6 @@ from __future__ import annotations
 import importlib
 from collections.abc import Mapping
 from pathlib import Path
-from types import ModuleType
 from typing import Any, Final
 
 import click
@@ -47,10 +46,6 @@ COMMAND_MODULES: Final[Mapping[str, str]] = {
 }
 
 
-def command_module(name: str) -> ModuleType:
-    return importlib.import_module(f"phoneagent.cli.{COMMAND_MODULES[name]}")
-
-
 class AgentGroup(OutputEndsGroup):
     """Turns the failures a user can act on into a message and an exit code; loads a
     command's module when the command is asked for."""
@@ -61,7 +56,8 @@ class AgentGroup(OutputEndsGroup):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name not in COMMAND_MODULES:
             return None
-        commands: tuple[click.Command, ...] = command_module(cmd_name).COMMANDS
+        module = importlib.import_module(f"phoneagent.cli.{COMMAND_MODULES[cmd_name]}")
+        commands: tuple[click.Command, ...] = module.COMMANDS
         return next(c for c in commands if c.name == cmd_name)
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Final, Protocol
 
-_TYPO = "the passkey did not match: type the six digits the watch shows, and pair again"
 # What a person can do about each reason a watch gives for failing a pairing (SMP Pairing
 # Failed, Core Vol 3 Part H 3.5.5). The codes are the spec's, not a library's.
 _PAIRING_FAILED: Final[Mapping[int, str]] = {
@@ -14,7 +13,7 @@ _PAIRING_FAILED: Final[Mapping[int, str]] = {
         "the watch cannot give the security this phone requires (LE Secure Connections,"
         " protected against a man in the middle)"
     ),
-    0x04: _TYPO,
+    0x04: "the passkey did not match: type the six digits the watch shows, and pair again",
     0x05: "the watch does not take pairings now; put it in pairing mode and pair again",
     0x08: "the watch gave no reason; pair again",
     0x09: (

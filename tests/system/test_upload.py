@@ -297,9 +297,7 @@ async def test_refused_erase_request_stays_pending_with_a_clear_error(
         fill(store, 10)
         await Uploader(store, endpoint_for(broker)).drain()
     strict = Broker(tmp_path / "strict", acl=INFO_ONLY)
-    (data / "cloud.toml").write_text(
-        f'[regions.eu]\nhost = "127.0.0.1"\nport = {strict.port}\ntls = false\n'
-    )
+    cloud_toml(data / "cloud.toml", strict.port)
     strict.start()
     try:
         result = await cloud_clear(data, wait_s=5)
@@ -329,10 +327,7 @@ async def test_refused_subscription_is_an_error_not_a_silent_wait(tmp_path: Path
         make_account(store)
         fill(store, 10)
     nats = NatsCluster(tmp_path / "nats", size=1, settings=NO_SUBSCRIBE)
-    (data / "cloud.toml").write_text(
-        f'[regions.eu]\nhost = "127.0.0.1"\nport = {nats.mqtt_ports[0]}\ntls = false\n'
-        'mqtt = "3.1.1"\n'
-    )
+    cloud_toml(data / "cloud.toml", nats.mqtt_ports[0], mqtt="3.1.1")
     nats.start()
     try:
         result = await cloud_clear(data, wait_s=600)
