@@ -136,6 +136,27 @@ class CentralDevice(Device):
 
     _initiating_as: hci.OwnAddressType | None = None
     _last_own_address_type = hci.OwnAddressType.RANDOM
+    # The advertiser address the radio's scan has just heard, for the next connect only.
+    sighted: hci.Address | None = None
+
+    async def find_peer_by_identity_address(self, identity_address: hci.Address) -> hci.Address:
+        """The connect's own fresh sighting, when it is that peer.
+
+        Holding the peer's IRK, ``connect_le`` asks for the peer's current address and
+        Bumble waits for its next advertisement, a whole advertising interval (100 ms for
+        the simulator) of every sync, though the radio's scan has just heard it.
+        """
+        sighted, self.sighted = self.sighted, None
+        if sighted is not None and (
+            sighted == identity_address
+            or (
+                sighted.is_resolvable
+                and self.address_resolver is not None
+                and self.address_resolver.resolve(sighted) == identity_address
+            )
+        ):
+            return sighted
+        return await super().find_peer_by_identity_address(identity_address)
 
     @property
     def connect_own_address_type(self) -> hci.OwnAddressType:
@@ -585,6 +606,7 @@ class BumbleRadio:
                         await asyncio.wait([previous])
                     peer = await seen
                 remaining = max(deadline - loop.time(), CONNECT_MIN_S)
+                self.device.sighted = peer
                 connecting = asyncio.ensure_future(self.device.connect_le(peer, timeout=remaining))
                 self._connecting = connecting
                 try:

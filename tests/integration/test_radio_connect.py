@@ -114,6 +114,35 @@ async def test_a_bonded_watch_connects_while_another_is_scanned_for() -> None:
     await radio.close()
 
 
+async def test_a_bonded_watch_is_connected_on_the_advertisement_after_the_sighting(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Holding the watch's IRK, Bumble's connect would wait for one more advertisement to
+    learn the address the radio's scan has just heard: an advertising interval of every
+    sync. The radio hands it the sighting, so Bumble never searches."""
+    link = new_link()
+    watch = await _device(link, "watch", "F1:00:00:00:00:02")
+    await watch.start_advertising(auto_restart=False)
+    bonds = MemoryBondStore()
+    keys = PairingKeys(irk=PairingKeys.Key(os.urandom(16)))
+    bonds.put("F1:00:00:00:00:02", json.dumps(keys.to_dict()))
+    radio = await BumbleRadio.on_link(link, bonds=bonds)
+    await radio.device.refresh_resolving_list()
+    searches: list[hci.Address] = []
+
+    async def search(device: Device, identity: hci.Address) -> hci.Address:
+        searches.append(identity)
+        return identity
+
+    monkeypatch.setattr(Device, "find_peer_by_identity_address", search)
+
+    connection = await radio.connect("F1:00:00:00:00:02", within=GUARD_S)
+
+    assert connection.peer_address == watch.random_address
+    assert searches == []
+    await radio.close()
+
+
 @pytest.mark.parametrize("list_size", [FILTER_ACCEPT_LIST_SIZE, 8])
 async def test_one_agent_syncs_every_paired_watch(
     tmp_path: Path,
