@@ -32,6 +32,7 @@ from phoneagent.transport import (
     Transport,
     open_transport,
     parse_transport,
+    start_loading,
 )
 from phoneagent.transport.errors import radio_errors
 from protocol.address import Address
@@ -130,6 +131,8 @@ class AgentContext:
             if opened is None:
                 held.enter_context(self.holding(*command))
             config = self.config()
+            if opened is None:
+                start_loading(self.transport_option or config.transport)
             store = AsyncStore(opened or self.open_store())
             try:
                 if paired is not None and await store.get_device(paired) is None:

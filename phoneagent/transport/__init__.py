@@ -25,6 +25,7 @@ from phoneagent.transport.factory import (
     open_transport,
     parse_transport,
     radio_transport,
+    start_loading,
 )
 from phoneagent.transport.pairing import PairingAgent, RefusingAgent
 
@@ -66,4 +67,5 @@ __all__ = [
     "parse_transport",
     "radio_lost",
     "radio_transport",
+    "start_loading",
 ]

@@ -13,7 +13,9 @@ Configuration strings:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import re
+import threading
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -174,6 +176,31 @@ async def check_bluez() -> None:
         ) from error
 
 
+def _load_radio() -> None:
+    # Bumble's modules build ~350 dataclasses and leave no garbage: the collections their
+    # allocations set off cost 0.03-0.04 of the ~0.5 CPU-s `phoneagent sync` imports.
+    with collector_paused():
+        import phoneagent.transport.radio  # noqa: F401  # not loaded on BlueZ
+
+
+def start_loading(text: str) -> None:
+    """Import the radio for transport ``text`` on a thread of its own, for a command about
+    to wait on something that leaves the GIL free: opening the store (SQLCipher derives
+    the key and checks every page in C, 0.1 s and more) overlaps Bumble's import (0.25 s).
+    ``open_transport`` then finds it loaded, or waits for the import to end."""
+    try:
+        bumble = parse_transport(text).kind == "bumble"
+    except TransportConfigError:
+        return  # said where the transport opens
+    if bumble:
+        threading.Thread(target=_load_radio_early, daemon=True).start()
+
+
+def _load_radio_early() -> None:
+    with contextlib.suppress(Exception):  # raised again where open_transport imports it
+        _load_radio()
+
+
 async def open_transport(
     config: TransportConfig,
     *,
@@ -189,10 +216,8 @@ async def open_transport(
     if config.kind == "bluez":
         await check_bluez()
         return bluez_transport(config, agent=agent)
-    # Bumble's modules build ~350 dataclasses and leave no garbage: the collections their
-    # allocations set off cost 0.03-0.04 of the ~0.5 CPU-s `phoneagent sync` imports.
-    with collector_paused():
-        from phoneagent.transport.radio import BumbleRadio  # not loaded on BlueZ
+    _load_radio()
+    from phoneagent.transport.radio import BumbleRadio
 
     radio = await BumbleRadio.open(
         config.target, bonds=bonds, agent=agent, legacy_address=config.legacy_address

@@ -76,3 +76,25 @@ def test_status_imports_no_other_command() -> None:
     others = {f"phoneagent.cli.{m}" for m in COMMAND_MODULES.values()} - {"phoneagent.cli.devices"}
     assert "phoneagent.cli.devices" in loaded
     assert not loaded & others, loaded & others
+
+
+@pytest.mark.parametrize(
+    ("transport", "loads"),
+    [("loopback:127.0.0.1:7420", True), ("bluez", False), ("not a transport", False)],
+)
+def test_a_bumble_radio_is_loaded_ahead_on_a_thread(transport: str, loads: bool) -> None:
+    """``session`` starts Bumble's import before opening the store, whose key derivation
+    leaves the GIL free; a BlueZ or unparsable transport loads nothing ahead."""
+    code = (
+        "import sys, threading\n"
+        "from phoneagent.transport import start_loading\n"
+        "assert 'bumble' not in sys.modules\n"
+        f"start_loading({transport!r})\n"
+        "for thread in threading.enumerate():\n"
+        "    if thread is not threading.main_thread(): thread.join()\n"
+        "print('bumble.device' in sys.modules, 'phoneagent.transport.radio' in sys.modules)"
+    )
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert loaded.split() == [str(loads)] * 2
