@@ -12,7 +12,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
-from phoneagent.collector import collector_paused
+from phoneagent.bursts import collector_paused, quick_handoffs
 from phoneagent.config import SyncConfig
 from phoneagent.errors import AgentError
 from phoneagent.services.agent import preferences_of
@@ -62,7 +62,8 @@ async def sync_once(
     # untracks, each held until its group commits) and almost no cyclic garbage (965
     # objects in the whole of a 7-day sync): the collections they set off cost 0.17-0.25 s
     # of it (gc.callbacks) for nothing. Collections resume after, and take what is left.
-    with collector_paused():
+    # The event loop decodes a group while the store thread commits the one before.
+    with collector_paused(), quick_handoffs():
         position = await sync.sync_once(scan_timeout=config.scan_timeout)
     if uploader is None:
         return SyncOutcome(position)

@@ -26,7 +26,7 @@ from bleak.backends.device import BLEDevice
 from bleak.backends.scanner import AdvertisementDataCallback, BaseBleakScanner
 from bleak.exc import BleakError
 
-from phoneagent.collector import collector_paused
+from phoneagent.bursts import collector_paused
 from phoneagent.transport.bonds import BondStore
 from phoneagent.transport.errors import TransportConfigError, TransportUnavailableError
 from phoneagent.transport.identity import LEGACY_AGENT_ADDRESS
