@@ -41,6 +41,10 @@ ERASE_RESEND_AFTER_S = 6 * 3600
 # Reconnecting to the broker: the first wait, and the longest (``Backoff``).
 RECONNECT_INITIAL_S = 0.5
 RECONNECT_MAX_S = 30.0
+# Reading ahead of the publisher (``_Session._produce``): chunks read per trip to a worker
+# thread, and chunks left waiting before the next trip starts.
+READ_AHEAD = 4
+WAITING_CHUNKS = 1
 P = ParamSpec("P")
 T = TypeVar("T")
 
@@ -486,7 +490,9 @@ class _Session:
     async def _stream(
         self, device: DeviceRecord, position: int, first: Chunk | None, topics: Topics
     ) -> BaseException | None:
-        chunks: asyncio.Queue[Chunk] = asyncio.Queue(maxsize=1)
+        # Bounded by the producer: WAITING_CHUNKS, plus one trip's reads (READ_AHEAD).
+        chunks: asyncio.Queue[Chunk] = asyncio.Queue()
+        taken = asyncio.Event()
         up = self.up
         unrecorded = self._unrecorded_positions.pop(device.address, None)
         writer = _PositionWriter(
@@ -494,10 +500,11 @@ class _Session:
         )
         failure: BaseException | None = None
         async with asyncio.TaskGroup() as group:
-            producer = group.create_task(self._produce(device, position, first, chunks))
+            producer = group.create_task(self._produce(device, position, first, chunks, taken))
             try:
                 while True:
                     chunk = await chunks.get()
+                    taken.set()
                     last_seq, failure = await self._send(device, chunk, topics)
                     if last_seq is not None:
                         writer.acknowledged(last_seq)
@@ -547,16 +554,38 @@ class _Session:
         position: int,
         first: Chunk | None,
         chunks: asyncio.Queue[Chunk],
+        taken: asyncio.Event,
     ) -> None:
-        chunk = first
-        while True:
-            if chunk is None:
-                chunk = await self.up.blocking(self._read_chunk, device, position)
-            await chunks.put(chunk)
+        loop = asyncio.get_running_loop()
+
+        def deliver(chunk: Chunk) -> None:
+            loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+
+        last = first
+        if first is not None:
+            chunks.put_nowait(first)
+        while last is None or self._more(last):
+            while chunks.qsize() > WAITING_CHUNKS:
+                await taken.wait()
+                taken.clear()
+            if last is not None:
+                position = last.batches[-1].last_seq
+            last = await self.up.blocking(self._read_ahead, device, position, deliver)
+
+    def _read_ahead(
+        self, device: DeviceRecord, after_seq: int, deliver: Callable[[Chunk], None]
+    ) -> Chunk:
+        """Up to ``READ_AHEAD`` chunks in one trip to a worker thread, each handed to the
+        publisher as soon as it is read; returns the last. A trip back to the event loop
+        between two reads waited behind the publisher's work, and the publisher then
+        waited for the reader."""
+        for _ in range(READ_AHEAD):
+            chunk = self._read_chunk(device, after_seq)
+            deliver(chunk)
             if not self._more(chunk):
-                return
-            position = chunk.batches[-1].last_seq
-            chunk = None
+                break
+            after_seq = chunk.batches[-1].last_seq
+        return chunk
 
     async def _publish(self, topic: str, chunk: Chunk) -> tuple[int, int, BaseException | None]:
         """Publish a chunk: (batches, samples) of its acknowledged prefix, first failure.

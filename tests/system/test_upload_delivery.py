@@ -120,19 +120,12 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
 ) -> None:
     """The daemon stopping mid-upload: no commit was due yet, the upload position still moves."""
     store = filled_store(tmp_path / "agent", 400)
-    loop = asyncio.get_running_loop()
     draining: asyncio.Task[object] | None = None
-    checks = 0
 
-    def cancel_at_the_fifth_chunk(
-        consents: ledger.UploadConsents | None, e: Endpoint
-    ) -> str | None:
-        nonlocal checks
-        checks += 1
-        if checks == 9:  # chunk 5 is being read, so chunks 1 and 2 are acknowledged
+    def cancel_after_the_second_chunk(_: str, last_seq: int) -> None:
+        if last_seq >= 39:  # chunks of two batches of ten samples: 1 and 2 acknowledged
             assert draining is not None
-            loop.call_soon_threadsafe(draining.cancel)
-        return policy_refusal(consents, e)
+            draining.cancel()
 
     endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
     uploader = Uploader(
@@ -141,7 +134,7 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
         batch_size=10,
         window=2,
         position_every=100,
-        refusal=cancel_at_the_fifth_chunk,
+        on_acked=cancel_after_the_second_chunk,
     )
     draining = asyncio.ensure_future(uploader.drain())
     with pytest.raises(asyncio.CancelledError):
