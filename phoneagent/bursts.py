@@ -37,7 +37,8 @@ def quick_handoffs() -> Iterator[None]:
 
     In a backfill the store thread, back from a GIL-free SQLite step, waited for the event
     loop to finish decoding the next group (3-4 ms of Python) before it could start the
-    next statement: up to the whole switch interval at every one of its steps.
+    next statement: up to the whole switch interval at every one of its steps. The
+    interval is the process's: one burst at a time (``phoneagent sync`` has one).
     """
     before = sys.getswitchinterval()
     sys.setswitchinterval(min(before, QUICK_SWITCH_S))

@@ -362,26 +362,41 @@ class DeviceSync:
         report = asyncio.ensure_future(watch.report(self.sync_position))
         # The group the store is committing, on its thread, while the next is decoded.
         committing: asyncio.Future[None] | None = None
+
+        async def commit_behind(group: Group) -> None:
+            """Commit ``group`` once the commit in flight is done, and leave it in flight:
+            the event loop decodes the next group (3-4 ms of Python per 8,192 samples)
+            while the store commits this one, instead of the two taking turns."""
+            nonlocal committing
+            if committing is not None:
+                await asyncio.shield(committing)  # a cancel here still lets it finish
+            committing = asyncio.ensure_future(self._commit(group))
+            await asyncio.sleep(0)  # it runs up to the store's queue: the thread starts on it
+
         try:
             while not report.done():
                 await done_or_set(report, stream.ready)
                 if stream.ready.is_set():
-                    committing = await self._commit_behind(committing, stream.take_group())
+                    await commit_behind(stream.take_group())
             response = report.result()
             while stream.ready.is_set():  # a backlog the radio left: one group per commit
-                committing = await self._commit_behind(committing, stream.take_group())
+                await commit_behind(stream.take_group())
             if committing is not None:
                 await committing
             if response.result is HistoryResult.SUCCESS:
                 await self._await_late_records(stream, response.value)
+        except BaseException as ended:
+            if committing is not None:
+                # A commit still under way moves the sync position, so nothing it stored
+                # is fetched again; what ended the pull is the failure to tell.
+                await asyncio.wait([committing])
+                failed = None if committing.cancelled() else committing.exception()
+                if failed is not None and failed is not ended:
+                    log.warning("%s: a commit failed as the pull ended: %r", self.address, failed)
+            raise
         finally:
             self._stream = None
             report.cancel()
-            if committing is not None:
-                # What ended the pull is the failure to tell; a commit still under way
-                # moves the sync position, so nothing it stored is fetched again.
-                with contextlib.suppress(Exception):
-                    await committing
         if response.result is HistoryResult.SUCCESS:
             await self._commit(stream.take(final_seq=await self._checked_end(stream, response)))
         elif response.result is HistoryResult.NO_RECORDS:
@@ -394,18 +409,6 @@ class DeviceSync:
             raise WatchProtocolError(f"{self.address}: REPORT ended with {response.result.name}")
         await self._acknowledge_if_due(watch)
         return response
-
-    async def _commit_behind(
-        self, previous: asyncio.Future[None] | None, group: Group
-    ) -> asyncio.Future[None]:
-        """Commit ``group`` once ``previous`` is committed, without waiting for it: the
-        event loop decodes the next group (3-4 ms of Python per 8,192 samples) while the
-        store commits this one on its thread, instead of the two taking turns."""
-        if previous is not None:
-            await previous
-        committing = asyncio.ensure_future(self._commit(group))
-        await asyncio.sleep(0)  # it runs up to the store's queue: the thread starts on it
-        return committing
 
     async def _checked_end(self, stream: ReportStream, response: HistoryResponse) -> int:
         """A REPORT's last seq, once it is known to be one the watch assigned.

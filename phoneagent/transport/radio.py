@@ -147,14 +147,7 @@ class CentralDevice(Device):
         the simulator) of every sync, though the radio's scan has just heard it.
         """
         sighted, self.sighted = self.sighted, None
-        if sighted is not None and (
-            sighted == identity_address
-            or (
-                sighted.is_resolvable
-                and self.address_resolver is not None
-                and self.address_resolver.resolve(sighted) == identity_address
-            )
-        ):
+        if sighted is not None and sighted == identity_address:
             return sighted
         return await super().find_peer_by_identity_address(identity_address)
 

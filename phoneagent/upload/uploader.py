@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import ParamSpec, Protocol, TypeVar
@@ -472,7 +473,7 @@ class _Session:
         count kept for the next ``record``.
 
         ``first``, the chunk past ``position`` when the drain read it already: when it is
-        the last, it is simply published. Otherwise a reader task prepares the next chunk
+        the last, it is simply published. Otherwise a reader task reads the next chunks
         (the policy decided per batch, on the state read with it) while the current one
         awaits its PUBACKs, and upload position commits run behind the publishing, so store
         reads and fsyncs overlap the network round trips; what the last of them did not
@@ -493,6 +494,7 @@ class _Session:
         # Bounded by the producer: WAITING_CHUNKS, plus one trip's reads (READ_AHEAD).
         chunks: asyncio.Queue[Chunk] = asyncio.Queue()
         taken = asyncio.Event()
+        ended = threading.Event()  # read on the worker thread
         up = self.up
         unrecorded = self._unrecorded_positions.pop(device.address, None)
         writer = _PositionWriter(
@@ -500,7 +502,9 @@ class _Session:
         )
         failure: BaseException | None = None
         async with asyncio.TaskGroup() as group:
-            producer = group.create_task(self._produce(device, position, first, chunks, taken))
+            producer = group.create_task(
+                self._produce(device, position, first, chunks, taken, ended)
+            )
             try:
                 while True:
                     chunk = await chunks.get()
@@ -511,7 +515,8 @@ class _Session:
                     if failure is not None or not self._more(chunk):
                         break
             finally:
-                producer.cancel()  # after a failure it waits to queue a chunk nobody takes
+                ended.set()  # a trip still reading stops at its next chunk
+                producer.cancel()  # after a failure it waits for room nobody makes
                 unsaved = await writer.settle()
                 if unsaved is not None:
                     self._unrecorded_positions[device.address] = unsaved
@@ -555,11 +560,16 @@ class _Session:
         first: Chunk | None,
         chunks: asyncio.Queue[Chunk],
         taken: asyncio.Event,
+        ended: threading.Event,
     ) -> None:
         loop = asyncio.get_running_loop()
 
-        def deliver(chunk: Chunk) -> None:
+        def deliver(chunk: Chunk) -> bool:
+            """Hand ``chunk`` to the publisher; False once the stream has ended."""
+            if ended.is_set():
+                return False
             loop.call_soon_threadsafe(chunks.put_nowait, chunk)
+            return True
 
         last = first
         if first is not None:
@@ -573,16 +583,15 @@ class _Session:
             last = await self.up.blocking(self._read_ahead, device, position, deliver)
 
     def _read_ahead(
-        self, device: DeviceRecord, after_seq: int, deliver: Callable[[Chunk], None]
+        self, device: DeviceRecord, after_seq: int, deliver: Callable[[Chunk], bool]
     ) -> Chunk:
         """Up to ``READ_AHEAD`` chunks in one trip to a worker thread, each handed to the
-        publisher as soon as it is read; returns the last. A trip back to the event loop
-        between two reads waited behind the publisher's work, and the publisher then
-        waited for the reader."""
+        publisher as soon as it is read, until it wants no more; returns the last. A trip
+        back to the event loop between two reads waited behind the publisher's work, and
+        the publisher then waited for the reader."""
         for _ in range(READ_AHEAD):
             chunk = self._read_chunk(device, after_seq)
-            deliver(chunk)
-            if not self._more(chunk):
+            if not deliver(chunk) or not self._more(chunk):
                 break
             after_seq = chunk.batches[-1].last_seq
         return chunk

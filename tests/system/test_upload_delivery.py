@@ -143,6 +143,35 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
     assert store.ledger.get_upload_position(WATCH, "eu") == uploader.stats.samples - 1
 
 
+async def test_an_upload_cancelled_while_the_reader_reads_commits_what_was_acknowledged(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """The daemon stopping while the reader, on its worker thread, reads ahead: what the
+    broker acknowledged is committed, and the reader's trip ends with the stream."""
+    store = filled_store(tmp_path / "agent", 400)
+    loop = asyncio.get_running_loop()
+    draining: asyncio.Task[object] | None = None
+    checks = 0
+
+    def cancel_while_reading(consents: ledger.UploadConsents | None, e: Endpoint) -> str | None:
+        nonlocal checks
+        checks += 1
+        if checks == 29:  # about the 15th chunk of 20: the reader is at most six ahead
+            assert draining is not None
+            loop.call_soon_threadsafe(draining.cancel)
+        return policy_refusal(consents, e)
+
+    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
+    uploader = Uploader(
+        store, endpoint, batch_size=10, window=2, position_every=100, refusal=cancel_while_reading
+    )
+    draining = asyncio.ensure_future(uploader.drain())
+    with pytest.raises(asyncio.CancelledError):
+        await draining
+    assert 100 <= uploader.stats.samples < 400
+    assert store.ledger.get_upload_position(WATCH, "eu") == uploader.stats.samples - 1
+
+
 @contextlib.asynccontextmanager
 async def running_uploader(
     store: Store, broker: Broker
