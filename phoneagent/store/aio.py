@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ParamSpec, TypeVar
 
-from phoneagent.store.db import DeviceRecord, MissingSeqs, Store, StoreResult
+from phoneagent.store.db import DeviceRecord, MissingSeqs, Store, StoreResult, sample_rows
 from protocol.metrics import Sample
 
 P = ParamSpec("P")
@@ -113,10 +113,11 @@ class AsyncStore:
     async def store_batch(
         self, device: str, samples: Sequence[Sample], gaps: Iterable[MissingSeqs] = ()
     ) -> StoreResult:
-        return await self._run(self.store.store_batch, device, samples, tuple(gaps))
+        rows = sample_rows(samples)  # here: the store thread's time is SQLite's alone
+        return await self._run(self.store.store_batch, device, rows, tuple(gaps))
 
     async def store_minutes(self, device: str, samples: Sequence[Sample]) -> StoreResult:
-        return await self._run(self.store.store_minutes, device, tuple(samples))
+        return await self._run(self.store.store_minutes, device, sample_rows(samples))
 
     async def next_seq(self, device: str) -> int:
         return await self._run(self.store.next_seq, device)

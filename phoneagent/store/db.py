@@ -632,48 +632,50 @@ class Store:
     # -- samples, gaps and the sync position ---------------------------------------
 
     def store_batch(
-        self, device: str, samples: Sequence[Sample], gaps: Iterable[MissingSeqs] = ()
+        self,
+        device: str,
+        samples: Sequence[Sample] | SampleRows,
+        gaps: Iterable[MissingSeqs] = (),
     ) -> StoreResult:
         """Store samples and gaps idempotently by (device, seq) and advance the sync position.
 
         Everything is one transaction, committed before this returns: only then may the
         sync engine acknowledge the records to the watch. A repeated seq is counted as a
-        duplicate and the stored row is kept as it was.
+        duplicate and the stored row is kept as it was. ``samples`` may come as
+        ``SampleRows`` already.
         """
+        rows = samples if isinstance(samples, SampleRows) else sample_rows(samples)
         with self._locked():
             now = self.now()
-            _check_int64(samples)
-            sample_array = _sample_array(samples)
 
             def work() -> StoreResult:
                 device_id = self._device_id(device)
                 gap_rows = [(device_id, g.first_seq, g.last_seq, g.reason, now) for g in gaps]
-                new = self._conn.execute(_INSERT_SAMPLES, (device_id, sample_array)).rowcount
+                new = self._conn.execute(_INSERT_SAMPLES, (device_id, rows.array)).rowcount
                 gaps_new = self._conn.executemany(
                     "INSERT OR IGNORE INTO gaps (device_id, first_seq, last_seq, reason,"
                     " recorded_at) VALUES (?, ?, ?, ?, ?)",
                     gap_rows,
                 ).rowcount
                 next_seq = self._advance_sync_position(device_id)
-                return StoreResult(new, len(samples) - new, gaps_new, next_seq)
+                return StoreResult(new, rows.count - new, gaps_new, next_seq)
 
             result: StoreResult = self._write(work)
             return result
 
-    def store_minutes(self, device: str, samples: Sequence[Sample]) -> StoreResult:
+    def store_minutes(self, device: str, samples: Sequence[Sample] | SampleRows) -> StoreResult:
         """Store a live-derived device's per-minute records, idempotently by (device, seq)
         (a seq names a minute and a metric: a minute stored twice keeps its first record).
 
         Such a device has no history to sync from: its sync position is one past its
         newest record, and nothing is ever missing below it.
         """
+        rows = samples if isinstance(samples, SampleRows) else sample_rows(samples)
         with self._locked():
-            _check_int64(samples)
-            sample_array = _sample_array(samples)
 
             def work() -> StoreResult:
                 device_id = self._device_id(device)
-                new = self._conn.execute(_INSERT_SAMPLES, (device_id, sample_array)).rowcount
+                new = self._conn.execute(_INSERT_SAMPLES, (device_id, rows.array)).rowcount
                 self._conn.execute(
                     "INSERT INTO sync_cursors (device_id, next_seq)"
                     " SELECT ?1, max(seq) + 1 FROM samples WHERE device_id = ?1"
@@ -685,7 +687,7 @@ class Store:
                     "SELECT next_seq FROM sync_cursors WHERE device_id = ?", (device_id,)
                 ).fetchone()
                 next_seq = FIRST_SEQ if row is None else int(row[0])
-                return StoreResult(new, len(samples) - new, 0, next_seq)
+                return StoreResult(new, rows.count - new, 0, next_seq)
 
             result: StoreResult = self._write(work)
             return result
@@ -915,11 +917,22 @@ class Store:
 _PROBLEM = "sync_problem:"
 
 
-def _sample_array(samples: Sequence[Sample]) -> str:
-    """Each Sample, a named tuple, as an array: the batch ``_INSERT_SAMPLES`` reads (one
-    encoding for history batches and per-minute records alike). Text, as SQLite reads a
-    blob as JSONB."""
-    return _SAMPLE_ARRAY.encode(samples).decode()
+@dataclass(frozen=True, slots=True)
+class SampleRows:
+    """Samples checked and encoded for the insert (``sample_rows``): the part of storing
+    them that needs no connection, done by whoever holds them. ``AsyncStore`` does it on
+    the event loop, so that the store thread's time is SQLite's alone: in a backfill that
+    thread is what the last record waits for."""
+
+    count: int
+    array: str  # each Sample as an array, the batch ``_INSERT_SAMPLES`` reads
+
+
+def sample_rows(samples: Sequence[Sample]) -> SampleRows:
+    """``samples`` for ``store_batch`` or ``store_minutes``; ``OverflowError`` for a value
+    that SQLite cannot store as an integer. Text, as SQLite reads a blob as JSONB."""
+    _check_int64(samples)
+    return SampleRows(len(samples), _SAMPLE_ARRAY.encode(samples).decode())
 
 
 def _check_int64(samples: Sequence[Sample]) -> None:
