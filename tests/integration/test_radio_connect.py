@@ -52,6 +52,17 @@ async def _device(link: LocalLink, name: str, address: str) -> Device:
     return device
 
 
+async def _radio_holding_the_irk_of(link: LocalLink, address: str) -> BumbleRadio:
+    """A radio bonded to ``address`` with an IRK, as after pairing: Bumble's connect then
+    looks for the peer's current address before connecting."""
+    bonds = MemoryBondStore()
+    keys = PairingKeys(irk=PairingKeys.Key(os.urandom(16)))
+    bonds.put(address, json.dumps(keys.to_dict()))
+    radio = await BumbleRadio.on_link(link, bonds=bonds)
+    await radio.device.refresh_resolving_list()
+    return radio
+
+
 async def test_a_timed_out_connect_leaves_nothing_pending() -> None:
     link = new_link()
     central = await _device(link, "central", "F1:00:00:00:00:01")
@@ -99,11 +110,7 @@ async def test_a_bonded_watch_connects_while_another_is_scanned_for() -> None:
     second = await _device(link, "second", "F1:00:00:00:00:03")
     for watch in (first, second):
         await watch.start_advertising(auto_restart=False)
-    bonds = MemoryBondStore()
-    keys = PairingKeys(irk=PairingKeys.Key(os.urandom(16)))
-    bonds.put("F1:00:00:00:00:02", json.dumps(keys.to_dict()))
-    radio = await BumbleRadio.on_link(link, bonds=bonds)
-    await radio.device.refresh_resolving_list()
+    radio = await _radio_holding_the_irk_of(link, "F1:00:00:00:00:02")
     # The other engine, waiting for its own watch to advertise.
     await radio.add_scan_listener(lambda _: None, only=("F1:00:00:00:00:03",))
 
@@ -123,11 +130,7 @@ async def test_a_bonded_watch_is_connected_on_the_advertisement_after_the_sighti
     link = new_link()
     watch = await _device(link, "watch", "F1:00:00:00:00:02")
     await watch.start_advertising(auto_restart=False)
-    bonds = MemoryBondStore()
-    keys = PairingKeys(irk=PairingKeys.Key(os.urandom(16)))
-    bonds.put("F1:00:00:00:00:02", json.dumps(keys.to_dict()))
-    radio = await BumbleRadio.on_link(link, bonds=bonds)
-    await radio.device.refresh_resolving_list()
+    radio = await _radio_holding_the_irk_of(link, "F1:00:00:00:00:02")
     searches: list[hci.Address] = []
 
     async def search(device: Device, identity: hci.Address) -> hci.Address:

@@ -28,18 +28,18 @@ OTHER_SIDES = {
 }
 
 
+def _python(code: str) -> str:
+    """What a fresh interpreter running ``code`` prints."""
+    return subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+
+
 @pytest.mark.parametrize("module", sorted(OTHER_SIDES))
 def test_cli_imports_no_bluetooth_stack(module: str) -> None:
-    loaded = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}}))",
-        ],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
+    loaded = _python(
+        f"import sys, {module}; print(sorted({{m.split('.')[0] for m in sys.modules}}))"
+    )
     assert "'bumble'" not in loaded and "'bless'" not in loaded, loaded
     assert "'click'" in loaded  # the probe saw the CLI's own imports
     for other in OTHER_SIDES[module]:
@@ -69,9 +69,7 @@ def test_status_imports_no_other_command() -> None:
         "except SystemExit: pass\n"
         "print('LOADED', *(m for m in sys.modules if m.startswith('phoneagent.cli.')))"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", probe], capture_output=True, text=True, check=True
-    ).stdout
+    out = _python(probe)
     loaded = set(out.splitlines()[-1].split()[1:])
     others = {f"phoneagent.cli.{m}" for m in COMMAND_MODULES.values()} - {"phoneagent.cli.devices"}
     assert "phoneagent.cli.devices" in loaded
@@ -94,7 +92,5 @@ def test_a_bumble_radio_is_loaded_ahead_on_a_thread(transport: str, loads: bool)
         "    if thread is not threading.main_thread(): thread.join()\n"
         "print('bumble.device' in sys.modules, 'phoneagent.transport.radio' in sys.modules)"
     )
-    loaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    loaded = _python(code)
     assert loaded.split() == [str(loads)] * 2
