@@ -34,6 +34,15 @@ FIRST_SEQ = 1  # the watch's first sample gets seq 1; seq 0 is never assigned
 SEQ_MAX = 0xFFFF_FFFF
 TIMESTAMP_MAX = 0xFFFF_FFFF
 RAW_MIN, RAW_MAX = -(1 << 31), (1 << 31) - 1
+# What a record's timestamp can carry, for a person choosing a watch's clock.
+TIMESTAMP_RANGE_TEXT = "1970-01-01 to 2106-02-07 UTC (unsigned 32-bit seconds)"
+
+
+def stamps_fit(first: float, last: float) -> bool:
+    """Whether samples stamped from ``first`` to ``last`` (Unix seconds) fit a record's
+    timestamp: a watch clock outside it makes a history no REPORT can carry."""
+    return 0 <= first <= last <= TIMESTAMP_MAX
+
 
 # --- Control point ------------------------------------------------------------------
 

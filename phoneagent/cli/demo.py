@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import shutil
+import signal
 import tempfile
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -17,6 +19,8 @@ import click
 from phoneagent.cli.context import AgentContext, pass_agent
 from phoneagent.errors import EXIT_ERROR
 from phoneagent.paths import ensure_private_dir
+from phoneagent.transport.errors import radio_errors
+from protocol.history import TIMESTAMP_RANGE_TEXT, stamps_fit
 
 
 @click.command("demo")
@@ -52,17 +56,28 @@ def demo_command(
     agent: AgentContext, hours: float, seconds: float, speed: float, start: datetime | None
 ) -> None:
     """Loopback watch + agent end to end (pair, backfill, live) with no hardware."""
+    end = time.time() if start is None else start.timestamp()
+    if not stamps_fit(end - hours * 3600, end):
+        raise click.BadParameter(
+            f"the watch's history, --hours before the start up to it, must lie within"
+            f" {TIMESTAMP_RANGE_TEXT}, what a record's timestamp carries",
+            param_hint="--start" if start is not None else "--hours",
+        )
     made = agent.data_dir_option is None
     if not made:
         directory = agent.data_dir
         ensure_private_dir(directory)
     else:
         directory = Path(tempfile.mkdtemp(prefix="phoneagent-demo-"))
+    # SIGTERM (a service manager, `kill`) stops it as Ctrl-C does, cleaning up the same way:
+    # as SIGINT, which asyncio.run turns into cancelling the demo before KeyboardInterrupt.
+    terminate = signal.signal(signal.SIGTERM, lambda *_: signal.raise_signal(signal.SIGINT))
     try:
         click.echo(f"Agent data directory: {directory}")
         from harness.demo import run_demo
 
-        asyncio.run(run_demo(agent, directory, hours, seconds, speed, start))
+        with radio_errors():  # a watch answering out of profile: a message, not a traceback
+            asyncio.run(run_demo(agent, directory, hours, seconds, speed, start))
     except KeyboardInterrupt:
         # A demo stopped half-way is no store to look at, and its folder holds the key
         # file beside the database: the folder it made goes (one the user named stays).
@@ -73,6 +88,13 @@ def demo_command(
             said = f"what it stored so far is in {directory}"
         click.echo(f"\nDemo interrupted: {said}.", err=True)
         raise click.exceptions.Exit(EXIT_ERROR) from None
+    except BaseException:
+        if made:  # a failed demo leaves no key file in the temporary folder either
+            shutil.rmtree(directory, ignore_errors=True)
+            click.echo(f"Demo failed: removed its data directory {directory}.", err=True)
+        raise
+    finally:
+        signal.signal(signal.SIGTERM, terminate)
 
 
 COMMANDS = (demo_command,)

@@ -16,6 +16,7 @@ from phoneagent.errors import EXIT_UNREACHABLE, EXIT_USAGE
 from phoneagent.relays.service import RelayService
 from phoneagent.store import DbKey, Store
 from tests.dbus_session import private_bus
+from watchsim.cli import main as watchsim
 
 KEY = "5a" * 32
 NO_BUS = "unix:path=/nonexistent/bus"
@@ -151,3 +152,55 @@ def test_devices_piped_shows_whole_addresses_and_names(data: Path) -> None:
     result = run(data, "devices")  # CliRunner's stdout is a pipe, not a terminal
     assert result.exit_code == 0
     assert "F0:5A:6E:00:00:02" in result.output and name in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--start", "1900-01-01T00:00"], "--start"),
+        (["--start", "2200-01-01T00:00", "--hours", "1"], "--start"),
+        (["--hours", "1e9"], "--hours"),
+    ],
+)
+def test_a_demo_history_outside_the_record_timestamps_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, args: list[str], option: str
+) -> None:
+    """Before, the watch started with samples no record can carry, and the backfill ended
+    in a traceback (the watch's REPORT failed); the demo's folder, key included, stayed."""
+    monkeypatch.setenv("TMPDIR", str(tmp_path))
+    result = CliRunner().invoke(main, ["demo", "--seconds", "0", *args])
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert f"Invalid value for {option}" in result.output and "1970-01-01" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [(["--start", "2200-01-01T00:00"], "--start"), (["--backfill", "30000d"], "--backfill")],
+)
+def test_a_watch_clock_outside_the_record_timestamps_is_a_usage_error(
+    tmp_path: Path, args: list[str], option: str
+) -> None:
+    result = CliRunner().invoke(
+        watchsim, ["run", "--transport", "loopback", "--state-dir", str(tmp_path / "w"), *args]
+    )
+    assert result.exit_code == EXIT_USAGE, result.output
+    assert f"Invalid value for {option}" in result.output and "2106-02-07" in result.output
+
+
+def test_a_failed_demo_removes_the_folder_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Before, only Ctrl-C removed it: a demo that failed left its folder in /tmp."""
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    monkeypatch.setenv("TMPDIR", str(tmp))
+    key = tmp_path / "key"
+    key.write_text("5a" * 32)
+    key.chmod(0o644)  # refused: other users could read it
+    result = CliRunner().invoke(main, ["--key-file", str(key), "demo", "--seconds", "0"])
+    assert result.exit_code not in (0, 1), result.output
+    assert "Demo failed: removed its data directory" in result.output
+    assert "chmod 600" in result.output
+    assert list(tmp.iterdir()) == []

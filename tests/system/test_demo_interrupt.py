@@ -22,8 +22,10 @@ DEMO = ("demo", "--hours", "1", "--seconds", "600", "--start", START)
 WAIT = 60.0  # pairing and an hour's backfill come before the live values
 
 
-async def _interrupted(tmp: Path, *options: str) -> tuple[str, str]:
-    """The demo's data directory line and its stderr, once SIGINT stopped it in its live
+async def _interrupted(
+    tmp: Path, *options: str, stop: signal.Signals = signal.SIGINT
+) -> tuple[str, str]:
+    """The demo's data directory line and its stderr, once ``stop`` stopped it in its live
     phase (the watch running, the agent connected to it)."""
     process = await asyncio.create_subprocess_exec(
         sys.executable,
@@ -38,7 +40,7 @@ async def _interrupted(tmp: Path, *options: str) -> tuple[str, str]:
     try:
         directory = (await line(process, r"Agent data directory: (.+)"))[1]
         await line(process, r"live seq \d+", wait=WAIT)
-        process.send_signal(signal.SIGINT)
+        process.send_signal(stop)
         _, said = await asyncio.wait_for(process.communicate(), WAIT)
     finally:
         if process.returncode is None:
@@ -50,10 +52,14 @@ async def _interrupted(tmp: Path, *options: str) -> tuple[str, str]:
     return directory, errors
 
 
-async def test_an_interrupted_demo_removes_the_folder_it_made(tmp_path: Path) -> None:
+@pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM])
+async def test_an_interrupted_demo_removes_the_folder_it_made(
+    tmp_path: Path, stop: signal.Signals
+) -> None:
+    """Ctrl-C, or SIGTERM (a service manager, ``kill``): before, SIGTERM left the folder."""
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    directory, errors = await _interrupted(tmp)
+    directory, errors = await _interrupted(tmp, stop=stop)
     assert Path(directory).parent == tmp
     assert errors.strip() == (
         f"Demo interrupted: removed its data directory {directory}, key file included."

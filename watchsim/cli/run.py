@@ -6,6 +6,7 @@ import asyncio
 import errno
 import signal
 import sys
+import time
 from datetime import datetime
 from pathlib import Path
 
@@ -13,6 +14,7 @@ import click
 import platformdirs
 
 from protocol import infinitime
+from protocol.history import TIMESTAMP_RANGE_TEXT, stamps_fit
 from watchsim.app import (
     PERSONALITIES,
     BlueZRadio,
@@ -82,6 +84,19 @@ def checked_backfill(speed: float, backfill: str | None) -> int:
         return parse_duration(backfill) if backfill else 0
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--backfill") from None
+
+
+def checked_start(start: datetime | None, backfill_s: int) -> float | None:
+    """``--start`` as Unix seconds, when the history it ends (``--backfill`` long) and the
+    clock from it fit a record's timestamp."""
+    at = time.time() if start is None else start.timestamp()
+    if not stamps_fit(at - backfill_s, at):
+        raise click.BadParameter(
+            f"the watch's history, from the start minus the backfill to the start, must lie"
+            f" within {TIMESTAMP_RANGE_TEXT}, what a record's timestamp carries",
+            param_hint="--start" if start is not None else "--backfill",
+        )
+    return None if start is None else at
 
 
 async def _run(app: WatchApp, transport: str, air: str, adapter: str) -> None:
@@ -212,7 +227,7 @@ def run(
         seed=seed,
         scenario=timeline,
         speed=speed,
-        start_time=None if start is None else start.timestamp(),
+        start_time=checked_start(start, backfill_s),
         backfill_s=backfill_s,
         pairing=mode,
         history_capacity=history_capacity,
