@@ -644,7 +644,7 @@ class Store:
         duplicate and the stored row is kept as it was. ``samples`` may come as
         ``SampleRows`` already.
         """
-        rows = samples if isinstance(samples, SampleRows) else sample_rows(samples)
+        rows = sample_rows(samples)
         with self._locked():
             now = self.now()
 
@@ -670,7 +670,7 @@ class Store:
         Such a device has no history to sync from: its sync position is one past its
         newest record, and nothing is ever missing below it.
         """
-        rows = samples if isinstance(samples, SampleRows) else sample_rows(samples)
+        rows = sample_rows(samples)
         with self._locked():
 
             def work() -> StoreResult:
@@ -928,9 +928,12 @@ class SampleRows:
     array: str  # each Sample as an array, the batch ``_INSERT_SAMPLES`` reads
 
 
-def sample_rows(samples: Sequence[Sample]) -> SampleRows:
-    """``samples`` for ``store_batch`` or ``store_minutes``; ``OverflowError`` for a value
-    that SQLite cannot store as an integer. Text, as SQLite reads a blob as JSONB."""
+def sample_rows(samples: Sequence[Sample] | SampleRows) -> SampleRows:
+    """``samples`` for ``store_batch`` or ``store_minutes`` (as they are when already
+    ``SampleRows``); ``OverflowError`` for a value that SQLite cannot store as an integer.
+    Text, as SQLite reads a blob as JSONB."""
+    if isinstance(samples, SampleRows):
+        return samples
     _check_int64(samples)
     return SampleRows(len(samples), _SAMPLE_ARRAY.encode(samples).decode())
 

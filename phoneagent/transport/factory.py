@@ -176,11 +176,12 @@ async def check_bluez() -> None:
         ) from error
 
 
-def _load_radio() -> None:
+def _radio_class() -> type[BumbleRadio]:
     # Bumble's modules build ~350 dataclasses and leave no garbage: the collections their
     # allocations set off cost 0.03-0.04 of the ~0.5 CPU-s `phoneagent sync` imports.
     with collector_paused():
-        import phoneagent.transport.radio  # noqa: F401  # not loaded on BlueZ
+        from phoneagent.transport.radio import BumbleRadio  # not loaded on BlueZ
+    return BumbleRadio
 
 
 def start_loading(text: str) -> None:
@@ -198,7 +199,7 @@ def start_loading(text: str) -> None:
 
 def _load_radio_early() -> None:
     with contextlib.suppress(Exception):  # raised again where open_transport imports it
-        _load_radio()
+        _radio_class()
 
 
 async def open_transport(
@@ -216,10 +217,7 @@ async def open_transport(
     if config.kind == "bluez":
         await check_bluez()
         return bluez_transport(config, agent=agent)
-    _load_radio()
-    from phoneagent.transport.radio import BumbleRadio
-
-    radio = await BumbleRadio.open(
+    radio = await _radio_class().open(
         config.target, bonds=bonds, agent=agent, legacy_address=config.legacy_address
     )
     return Transport(
