@@ -2,10 +2,11 @@
 
 Each agent is what one phone runs: its own data dir with an encrypted store (own key),
 own account and therefore own user pseudonym, own random static radio address on the
-air, own bond with its watch, own sync engine and own MQTT uploader. Only the process,
-the event loop and the store's worker thread pool are shared; a real fleet of phones
-shares nothing, so whatever this measures per agent is an upper bound on the cost of
-one phone (``docs/scaling.md``).
+air, own bond with its watch, own sync engine and own MQTT uploader. Only the process
+and its event loop are shared, and the agents' store calls run on that loop (``OnLoop``)
+where a phone's daemon hands each to its store thread; a real fleet of phones shares
+nothing. What this measures per agent is an agent's work without that hand-over
+(``docs/scaling.md``).
 
 The watches come from a fleet manifest (``watchsim fleet`` writes one: names, addresses,
 control sockets, the timeline of their clocks). Pairing is the product's own LE Secure
@@ -43,7 +44,7 @@ from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.consent import set_consent
 from phoneagent.services.agent import agent_daemon
 from phoneagent.services.upload import HomeUploader
-from phoneagent.store import AsyncStore, Store, StorePool, create_key_file, read_key_file
+from phoneagent.store import AsyncStore, OnLoop, Store, create_key_file, read_key_file
 from phoneagent.sync import Committed, StoreBonds, SyncObserver, SyncState
 from phoneagent.sync.discovery import pair_device
 from phoneagent.transport import RefusingAgent, Transport, radio_lost
@@ -72,7 +73,6 @@ REOPEN_MAX_S: Final = 10.0
 _BINS: Final = 120_000
 # The latency over time: one histogram per this many seconds of wall time.
 INTERVAL_S: Final = 1.0
-STORE_THREADS: Final = 6
 
 
 class FleetError(Exception):
@@ -361,7 +361,7 @@ class FleetAgent:
 
     async def prepare(self) -> None:
         self.store = store = await asyncio.to_thread(self._open_store)
-        self.astore = AsyncStore(store, self.fleet.store_pool)
+        self.astore = AsyncStore(store, self.fleet.store_calls)
         if self.fleet.config.cloud_config is not None:
 
             def make(store: Store, endpoint: Endpoint) -> Uploader:
@@ -372,7 +372,7 @@ class FleetAgent:
                     endpoint,
                     backoff=backoff,
                     on_acked=self._acked,
-                    blocking=self.fleet.store_pool.run,
+                    blocking=self.fleet.store_calls.run,
                 )
 
             self.uploads = HomeUploader(self.data_dir, store, make=make)
@@ -511,8 +511,9 @@ class AgentFleet:
         self.latency = (
             None if config.latency_after_s is None else Latency(self.manifest.timeline, math.inf)
         )
-        # Shared by every agent's store and uploader: a thread per agent would be hundreds.
-        self.store_pool = StorePool(STORE_THREADS, "fleet-store")
+        # Every agent's store and uploader calls run on the loop: a thread per agent would be
+        # hundreds, and the hand-over to a few shared ones cost more than the calls.
+        self.store_calls = OnLoop()
         index, of = config.part or (0, 1)
         self.agents = [FleetAgent(self, i, w) for i, w in enumerate(watches) if i % of == index]
         # Pairings at once across every process of the fleet, as in one.
@@ -552,7 +553,6 @@ class AgentFleet:
 
     async def close(self) -> None:
         await asyncio.gather(*(a.close() for a in self.agents))
-        self.store_pool.shutdown()
 
     def result(self) -> dict[str, Any]:
         count = len(self.agents)

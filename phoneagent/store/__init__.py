@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from phoneagent.store.aio import AsyncStore, StorePool
+from phoneagent.store.aio import AsyncStore, OnLoop, StorePool, StoreRunner
 from phoneagent.store.db import (
     HISTORY,
     LIVE_PER_MINUTE,
@@ -43,6 +43,7 @@ __all__ = [
     "MissingSeqs",
     "NoKeyError",
     "NotADatabaseError",
+    "OnLoop",
     "PackedSamples",
     "ResolvedKey",
     "SchemaTooNewError",
@@ -51,6 +52,7 @@ __all__ = [
     "StoreFullError",
     "StorePool",
     "StoreResult",
+    "StoreRunner",
     "StoredSample",
     "UnknownDeviceError",
     "UnsafeDirectoryError",

@@ -1,9 +1,10 @@
-"""The store for asyncio code: blocking calls run on worker threads of a ``StorePool``.
+"""The store for asyncio code: blocking calls run where a ``StoreRunner`` puts them.
 
-One thread (a store's own pool) keeps the calls of several syncing devices in arrival
-order and never blocks the event loop on a commit. An agent fleet shares one small pool
-between its stores and their uploaders instead: each of its stores serves one device
-whose engine awaits every call, so the order holds there too.
+The daemon's store has one worker thread of its own (a ``StorePool``): it keeps the calls
+of several syncing devices in arrival order and never blocks the event loop, and so the
+radio, on a commit. An agent fleet's worker runs its agents' calls on the event loop
+itself (``OnLoop``): each of its stores serves one device whose engine awaits every call,
+so the order holds there too.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import functools
 import queue
 import threading
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, Protocol, TypeVar
 
 from phoneagent.store.db import DeviceRecord, MissingSeqs, Store, StoreResult, sample_rows
 from protocol.metrics import Sample
@@ -21,6 +22,31 @@ from protocol.metrics import Sample
 P = ParamSpec("P")
 T = TypeVar("T")
 _Done = tuple["asyncio.Future[Any]", Any, BaseException | None]
+
+
+class StoreRunner(Protocol):
+    """Where an ``AsyncStore``'s calls, and an uploader's (its ``blocking``), run."""
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
+
+    def shutdown(self) -> None:
+        """End whatever runs the calls, once none is queued."""
+
+
+class OnLoop:
+    """Each call made at once on the event loop, which waits for it, fsync included.
+
+    For a process whose event loop only drives stores and their radios (an agent fleet's
+    worker, hundreds of agents): there the hand-over of a call to a thread and back (a
+    futex wake, the GIL both ways, a loop wake-up for the result) cost more CPU than the
+    call itself (docs/scaling.md, step 15). Not for the daemon, whose radio would wait.
+    """
+
+    async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
+        return fn(*args, **kwargs)
+
+    def shutdown(self) -> None:
+        """Nothing runs apart from the loop."""
 
 
 class StorePool:
@@ -101,11 +127,11 @@ class StorePool:
 class AsyncStore:
     """Awaitable versions of the calls the daemon makes while devices sync."""
 
-    def __init__(self, store: Store, pool: StorePool | None = None) -> None:
+    def __init__(self, store: Store, pool: StoreRunner | None = None) -> None:
         """``pool``: shared with other stores (an agent fleet), kept open here."""
         self.store = store
         self._own_pool = pool is None
-        self.pool = pool or StorePool(1, "phoneagent-store")
+        self.pool: StoreRunner = pool or StorePool(1, "phoneagent-store")
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await self.pool.run(fn, *args, **kwargs)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from phoneagent.store import (
     LATEST_VERSION,
     AsyncStore,
     MissingSeqs,
+    OnLoop,
     SchemaTooNewError,
     Store,
     UnknownDeviceError,
@@ -321,9 +323,13 @@ def test_newer_schema_is_refused(tmp_path: Path) -> None:
         Store.open(tmp_path / "data", KEY)
 
 
-async def test_async_store_serves_concurrent_devices(tmp_path: Path) -> None:
+@pytest.mark.parametrize("on_loop", [False, True], ids=["own store thread", "on the loop"])
+async def test_async_store_serves_concurrent_devices(tmp_path: Path, on_loop: bool) -> None:
     addresses = [f"D0:00:00:00:00:0{i}" for i in range(4)]
-    async_store = AsyncStore(Store.open(tmp_path, KEY))
+    async_store = AsyncStore(Store.open(tmp_path, KEY), OnLoop() if on_loop else None)
+    # An agent fleet's calls block the loop (no hand-over); the daemon's never do.
+    ran_on = await async_store.pool.run(threading.get_ident)
+    assert (ran_on == threading.get_ident()) is on_loop
     for address in addresses:
         async_store.store.add_device(address)
     rng = random.Random(3)
