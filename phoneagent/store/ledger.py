@@ -163,9 +163,11 @@ def upload_consents_of(row: Sequence[Any] | None) -> UploadConsents | None:
 
 class Ledger:
     """The privacy tables of one store (``Store.ledger``): every method is one transaction
-    under the store's lock (``upload_consents``: one statement), so a consent change or a
-    deletion is recorded whole or not at all, and a full disk or a damaged page surfaces
-    as the store's own errors."""
+    under the store's lock, or a read of one statement, its own snapshot without the write
+    lock (the uploader's reads every second: ``upload_consents``, ``get_account``,
+    ``erase_requests``, ``get_upload_position``), so a consent change or a deletion is
+    recorded whole or not at all, and a full disk or a damaged page surfaces as the
+    store's own errors."""
 
     def __init__(self, transact: Run, snapshot: Run) -> None:
         """``transact``: an IMMEDIATE transaction; ``snapshot``: one statement's read."""
@@ -175,7 +177,7 @@ class Ledger:
     # -- account ---------------------------------------------------------------------------
 
     def get_account(self) -> AccountRow | None:
-        return self._transact(lambda conn, now: _account(conn))
+        return self._snapshot(lambda conn, now: _account(conn))
 
     def ensure_guest(self) -> AccountRow:
         """The identity row, creating a guest one (fresh random install id) when there is none."""
@@ -411,7 +413,7 @@ class Ledger:
             ).fetchone()
             return None if row is None else int(row[0])
 
-        return self._transact(work)
+        return self._snapshot(work)
 
     def set_upload_position(self, device: str, endpoint: str, last_seq: int) -> None:
         def work(conn: Connection, now: int) -> None:
@@ -511,7 +513,7 @@ class Ledger:
             ).fetchall()
             return [EraseRequest(*row) for row in rows]
 
-        return self._transact(work)
+        return self._snapshot(work)
 
     def mark_erase_sent(self, request_id: int) -> None:
         """The uploader published the request (the broker acknowledged it)."""
