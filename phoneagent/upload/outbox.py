@@ -1,8 +1,9 @@
 """What the uploader makes of the store's rows: encoded batches and erase messages.
 
-Blocking: call these from a worker thread (the uploader's ``blocking``: ``asyncio.to_thread``
-or an agent fleet's ``StorePool``). The SQL is the store's (``Store.upload_chunk``,
-``store.ledger``), the policy the gate's; this module only encodes.
+Blocking: the uploader calls these through its ``blocking`` (``asyncio.to_thread``, or an
+agent fleet's ``OnLoop``, on the event loop itself). The SQL is the store's
+(``Store.upload_chunk``, ``store.ledger``), the policy the gate's; this module only
+encodes.
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ T = TypeVar("T")
 
 
 class Blocking(Protocol):
-    """``asyncio.to_thread``'s signature: a blocking call, awaited off the event loop."""
+    """``asyncio.to_thread``'s signature: a blocking call, awaited (on a thread, or on the
+    loop itself in an agent fleet: ``phoneagent.store.OnLoop``)."""
 
     def __call__(
         self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
@@ -107,7 +108,7 @@ class Uploader:
         self._refusal = refusal
         # Told (device address, last seq) as soon as the broker acknowledged a batch.
         self.on_acked = on_acked
-        # Runs the store calls off the event loop (an agent fleet: its shared StorePool).
+        # Runs the store calls: on a thread (an agent fleet: on its loop, ``OnLoop.run``).
         self.blocking = blocking
         self._wake = asyncio.Event()
         self.stats = UploadStats()
