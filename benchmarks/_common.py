@@ -70,7 +70,7 @@ def compare(ours: Rate, *baselines: Rate, target: float | None = None) -> float:
 def limit(label: str, value: float, unit: str, ceiling: float) -> None:
     """A figure with an absolute target (seconds, MB) rather than a baseline."""
     verdict = "met" if value <= ceiling else "NOT met"
-    print(f"   {label}: {value:,.1f} {unit} (target <= {ceiling:g} {unit}: {verdict})")
+    print(f"   {label}: {value:,.2f} {unit} (target <= {ceiling:g} {unit}: {verdict})")
 
 
 def peak_rss_mb() -> float:

@@ -417,8 +417,8 @@ def write_results(
             "(RESULTS-fleet-time.png)",
             "",
             f"Largest N measured with broker-ack p99 < {P99_TARGET_MS} ms and keeping up: "
-            f"**{best}** (target {TARGET_PAIRS}, at <= {MILLICORES_TARGET:g} milli-core per "
-            "pair).",
+            f"**{best}** (target {TARGET_PAIRS}). Cores per pair at N={runs[-1].pairs}: "
+            f"{runs[-1].millicores_per_pair:.2f} milli-cores (target <= {MILLICORES_TARGET:g}).",
             "",
         ]
     )

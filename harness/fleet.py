@@ -511,8 +511,9 @@ class AgentFleet:
         self.latency = (
             None if config.latency_after_s is None else Latency(self.manifest.timeline, math.inf)
         )
-        # Every agent's store and uploader calls run on the loop: a thread per agent would be
-        # hundreds, and the hand-over to a few shared ones cost more than the calls.
+        # Every agent's store and uploader calls run on the loop (pairing's and a connect's
+        # few reads aside): a thread per agent would be hundreds, and the hand-over to a
+        # few shared ones cost more than the calls.
         self.store_calls = OnLoop()
         index, of = config.part or (0, 1)
         self.agents = [FleetAgent(self, i, w) for i, w in enumerate(watches) if i % of == index]

@@ -5,7 +5,8 @@ Every SQL statement of the agent is a method here or of the store's ``Ledger``
 
 Threading rule: a ``Store`` owns one connection and one lock; every public method (its
 ledger's too) takes the lock, so a ``Store`` may be shared between threads. From asyncio use
-``AsyncStore`` (one worker thread), never call the blocking methods on the event loop.
+``AsyncStore`` (one worker thread); only an agent fleet's worker, whose loop drives stores
+alone, calls them on its loop (``OnLoop``).
 """
 
 from __future__ import annotations

@@ -360,7 +360,8 @@ class DeviceSync:
         stream = ReportStream(self.sync_position, self._preferences.opted_out, self._group_samples)
         self._stream = stream
         report = asyncio.ensure_future(watch.report(self.sync_position))
-        # The group the store is committing, on its thread, while the next is decoded.
+        # The group the store is committing, on its thread, while the next is decoded (an
+        # agent fleet's store commits on the loop, ``OnLoop``: one after the other there).
         committing: asyncio.Future[None] | None = None
 
         async def commit_behind(group: Group) -> None:

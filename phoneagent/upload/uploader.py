@@ -241,12 +241,12 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
 class _PositionWriter:
     """A device's upload position, committed behind the publishing and in order.
 
-    Every ``every`` acknowledged chunks one commit (an fsync) starts in a worker thread
-    after the previous one, without holding up the next publish; ``settle`` waits for it
-    and hands back the rest, which the session commits with its disclosure row. At least
-    once allows the lag: what a crash loses is sent again. ``unrecorded``: an upload
-    position the session holds acknowledged but not committed yet, which this one takes
-    over.
+    Every ``every`` acknowledged chunks one commit (an fsync) starts through ``blocking``
+    (a worker thread, unless an agent fleet's loop) after the previous one, without
+    holding up the next publish; ``settle`` waits for it and hands back the rest, which
+    the session commits with its disclosure row. At least once allows the lag: what a
+    crash loses is sent again. ``unrecorded``: an upload position the session holds
+    acknowledged but not committed yet, which this one takes over.
     """
 
     def __init__(
@@ -442,7 +442,7 @@ class _Session:
     def _due(
         self, unrecorded: dict[str, int], live: bool
     ) -> tuple[list[ledger.EraseRequest], ledger.AccountRow | None, list[_Due], bool]:
-        """What a drain needs from the store, in one trip to a worker thread: the erase
+        """What a drain needs from the store, in one ``blocking`` trip: the erase
         requests due, the account and, unless it is a guest, each device, its upload
         position (or the acknowledged one not yet recorded) and, when no erasure is due (it
         must go first), the first chunk past it. Live that chunk is all there is: one trip.
@@ -495,7 +495,7 @@ class _Session:
         # Bounded by the producer: WAITING_CHUNKS, plus one trip's reads (READ_AHEAD).
         chunks: asyncio.Queue[Chunk] = asyncio.Queue()
         taken = asyncio.Event()
-        ended = threading.Event()  # read on the worker thread
+        ended = threading.Event()  # read where ``blocking`` reads
         up = self.up
         unrecorded = self._unrecorded_positions.pop(device.address, None)
         writer = _PositionWriter(
@@ -582,6 +582,11 @@ class _Session:
             if last is not None:
                 position = last.batches[-1].last_seq
             last = await self.up.blocking(self._read_ahead, device, position, deliver)
+            # The trip's chunks reach the queue in callbacks on the loop (``deliver``): a
+            # trip run on the loop itself (an agent fleet's ``OnLoop``) returns before
+            # they ran, and the queue would look empty to the next round. They are first
+            # in the loop's queue, so one turn lets them land.
+            await asyncio.sleep(0)
 
     def _read_ahead(
         self, device: DeviceRecord, after_seq: int, deliver: Callable[[Chunk], bool]

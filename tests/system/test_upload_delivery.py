@@ -17,10 +17,10 @@ import pytest
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.audit import PASS, audit
 from phoneagent.privacy.consent import set_consent
-from phoneagent.store import DbKey, Store, ledger
+from phoneagent.store import DbKey, OnLoop, Store, ledger
 from phoneagent.upload.client import CheckedClient
 from phoneagent.upload.endpoints import Endpoint
-from phoneagent.upload.uploader import Uploader, policy_refusal
+from phoneagent.upload.uploader import READ_AHEAD, WAITING_CHUNKS, Uploader, policy_refusal
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex
 from tests.mosquitto import Broker
@@ -170,6 +170,41 @@ async def test_an_upload_cancelled_while_the_reader_reads_commits_what_was_ackno
         await draining
     assert 100 <= uploader.stats.samples < 400
     assert store.ledger.get_upload_position(WATCH, "eu") == uploader.stats.samples - 1
+
+
+@pytest.mark.parametrize("on_loop", [False, True], ids=["reads on a thread", "reads on the loop"])
+async def test_the_reader_stays_a_few_chunks_ahead_wherever_it_reads(
+    broker: Broker, tmp_path: Path, on_loop: bool
+) -> None:
+    """A backlog is read a few chunks ahead of what the broker acknowledged, also when
+    the reads run on the event loop (an agent fleet's ``OnLoop``): never all of it in
+    memory, the loop never held up for the whole of it."""
+    store = filled_store(tmp_path / "agent", 400)  # 20 chunks of two batches of ten
+    checked = acked = ahead = 0
+
+    def counting(consents: ledger.UploadConsents | None, e: Endpoint) -> str | None:
+        nonlocal checked, ahead
+        checked += 1  # one policy check per batch read
+        ahead = max(ahead, checked - acked)
+        return policy_refusal(consents, e)
+
+    def acknowledged(_: str, last_seq: int) -> None:
+        nonlocal acked
+        acked = (last_seq + 1) // 10
+
+    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
+    uploader = Uploader(
+        store,
+        endpoint,
+        batch_size=10,
+        window=2,
+        refusal=counting,
+        on_acked=acknowledged,
+        blocking=OnLoop().run if on_loop else asyncio.to_thread,
+    )
+    assert (await uploader.drain()).samples == 400
+    # The chunk being published, the ones waiting for it and one trip's reads, in batches.
+    assert ahead <= (1 + WAITING_CHUNKS + 1 + READ_AHEAD) * 2
 
 
 @contextlib.asynccontextmanager
