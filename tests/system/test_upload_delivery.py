@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import aiomqtt
 import pytest
@@ -59,6 +60,12 @@ def filled_store(directory: Path, count: int, clock: Callable[[], float] = time.
     return store
 
 
+def small_chunks(store: Store, broker: Broker, **options: Any) -> Uploader:
+    """An uploader to ``broker`` in chunks of two batches of ten samples."""
+    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
+    return Uploader(store, endpoint, batch_size=10, window=2, **options)
+
+
 async def test_upload_position_is_committed_every_n_chunks_and_at_the_end(
     broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -79,8 +86,7 @@ async def test_upload_position_is_committed_every_n_chunks_and_at_the_end(
 
     monkeypatch.setattr(store.ledger, "set_upload_position", recording)
     monkeypatch.setattr(store.ledger, "record_upload", closing)
-    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
-    uploader = Uploader(store, endpoint, batch_size=10, window=2, position_every=3)
+    uploader = small_chunks(store, broker, position_every=3)
     assert (await uploader.drain()).samples == 200  # 10 chunks of 20 samples
     # Every 3 chunks, then the rest with the session's disclosure row, in one transaction.
     assert committed == [59, 119, 179, 199]
@@ -127,14 +133,8 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
             assert draining is not None
             draining.cancel()
 
-    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
-    uploader = Uploader(
-        store,
-        endpoint,
-        batch_size=10,
-        window=2,
-        position_every=100,
-        on_acked=cancel_after_the_second_chunk,
+    uploader = small_chunks(
+        store, broker, position_every=100, on_acked=cancel_after_the_second_chunk
     )
     draining = asyncio.ensure_future(uploader.drain())
     with pytest.raises(asyncio.CancelledError):
@@ -161,10 +161,7 @@ async def test_an_upload_cancelled_while_the_reader_reads_commits_what_was_ackno
             loop.call_soon_threadsafe(draining.cancel)
         return policy_refusal(consents, e)
 
-    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
-    uploader = Uploader(
-        store, endpoint, batch_size=10, window=2, position_every=100, refusal=cancel_while_reading
-    )
+    uploader = small_chunks(store, broker, position_every=100, refusal=cancel_while_reading)
     draining = asyncio.ensure_future(uploader.drain())
     with pytest.raises(asyncio.CancelledError):
         await draining
@@ -192,12 +189,9 @@ async def test_the_reader_stays_a_few_chunks_ahead_wherever_it_reads(
         nonlocal acked
         acked = (last_seq + 1) // 10
 
-    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
-    uploader = Uploader(
+    uploader = small_chunks(
         store,
-        endpoint,
-        batch_size=10,
-        window=2,
+        broker,
         refusal=counting,
         on_acked=acknowledged,
         blocking=OnLoop().run if on_loop else asyncio.to_thread,
