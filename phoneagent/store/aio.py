@@ -29,9 +29,6 @@ class StoreRunner(Protocol):
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T: ...
 
-    def shutdown(self) -> None:
-        """End whatever runs the calls, once none is queued."""
-
 
 class OnLoop:
     """Each call made at once on the event loop, which waits for it, fsync included.
@@ -44,9 +41,6 @@ class OnLoop:
 
     async def run(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> T:
         return fn(*args, **kwargs)
-
-    def shutdown(self) -> None:
-        """Nothing runs apart from the loop."""
 
 
 class StorePool:
@@ -130,8 +124,11 @@ class AsyncStore:
     def __init__(self, store: Store, pool: StoreRunner | None = None) -> None:
         """``pool``: shared with other stores (an agent fleet), kept open here."""
         self.store = store
-        self._own_pool = pool is None
-        self.pool: StoreRunner = pool or StorePool(1, "phoneagent-store")
+        # A pool of its own (the daemon's one store thread) ends with the store.
+        self._own_pool: StorePool | None = None
+        if pool is None:
+            pool = self._own_pool = StorePool(1, "phoneagent-store")
+        self.pool: StoreRunner = pool
 
     async def _run(self, fn: Callable[P, T], *args: P.args, **kwargs: P.kwargs) -> T:
         return await self.pool.run(fn, *args, **kwargs)
@@ -166,5 +163,5 @@ class AsyncStore:
     async def aclose(self) -> None:
         """Finish queued calls, then close the database."""
         await self._run(self.store.close)
-        if self._own_pool:
-            self.pool.shutdown()
+        if self._own_pool is not None:
+            self._own_pool.shutdown()
