@@ -121,7 +121,13 @@ def _processes(watches: int, agents: int, broker: int) -> dict[str, int]:
 
 
 async def measure(
-    root: Path, broker: Broker, pairs: int, warmup: float, seconds: float, stagger: bool
+    root: Path,
+    broker: Broker,
+    pairs: int,
+    warmup: float,
+    seconds: float,
+    stagger: bool,
+    processes: int | None,
 ) -> Run:
     # One directory for every size: the first N watches and agents of the previous size are
     # reused, so each is paired once (pairing is a one-off, not what is measured).
@@ -141,6 +147,7 @@ async def measure(
             str(cloud),
             "--latency-after",
             str(warmup),
+            *(["--processes", str(processes)] if processes else []),
             within=60 + 3 * pairs,
         )
         try:
@@ -244,6 +251,11 @@ async def main() -> None:
         action="store_false",
         help="every watch measures on the second boundary (watchsim fleet --no-stagger)",
     )
+    args.add_argument(
+        "--processes",
+        type=int,
+        help="agent worker processes (phoneagent fleet --processes; default: its own)",
+    )
     options = args.parse_args()
     sizes = [1, 10] if options.quick else [int(s) for s in options.sizes.split(",")]
     seconds = 10.0 if options.quick else options.seconds
@@ -265,7 +277,11 @@ async def main() -> None:
         broker.start()
         try:
             for pairs in sizes:
-                runs.append(await measure(root, broker, pairs, warmup, seconds, options.stagger))
+                runs.append(
+                    await measure(
+                        root, broker, pairs, warmup, seconds, options.stagger, options.processes
+                    )
+                )
                 for line in show(runs[-1], runs[0]):
                     print("   " + line)
         finally:

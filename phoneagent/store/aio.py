@@ -134,10 +134,18 @@ class AsyncStore:
         return await self.pool.run(fn, *args, **kwargs)
 
     async def store_batch(
-        self, device: str, samples: Sequence[Sample], gaps: Iterable[MissingSeqs] = ()
+        self,
+        device: str,
+        samples: Sequence[Sample],
+        gaps: Iterable[MissingSeqs] = (),
+        *,
+        durable: bool = True,
     ) -> StoreResult:
         rows = sample_rows(samples)  # here: the store thread's time is SQLite's alone
-        return await self._run(self.store.store_batch, device, rows, tuple(gaps))
+        return await self._run(self.store.store_batch, device, rows, tuple(gaps), durable=durable)
+
+    async def make_durable(self) -> None:
+        await self._run(self.store.make_durable)
 
     async def store_minutes(self, device: str, samples: Sequence[Sample]) -> StoreResult:
         return await self._run(self.store.store_minutes, device, sample_rows(samples))

@@ -57,6 +57,9 @@ _MIN_PAGE = 512
 _CIPHER_PAGE = 4096  # SQLCipher 4's page size, which every store is created with
 _PAGE_SIZE = 1000
 _SEQ_MIN = -(2**63)
+# Every commit is on disk before it returns, unless its writer says the source still holds
+# what it wrote (``_write(durable=False)``, then ``Store.make_durable``).
+_SYNCHRONOUS = "FULL"
 # A device's samples: read from the watch's history, or made by the agent per minute
 # from the live values of a watch that keeps none (InfiniTime; phoneagent.sync.minutes).
 HISTORY, LIVE_PER_MINUTE = "history", "live per minute"
@@ -423,7 +426,7 @@ class Store:
                 # Only now, with the key proven, may anything be written.
                 conn.execute("PRAGMA foreign_keys = ON")
                 conn.execute("PRAGMA temp_store = MEMORY")
-                conn.execute("PRAGMA synchronous = FULL")  # a committed batch survives power loss
+                conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS}")
                 journal = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
                 if str(journal).lower() != "wal":
                     raise StoreError(f"{path}: cannot switch to WAL journaling (got {journal}).")
@@ -478,13 +481,17 @@ class Store:
 
     # -- transactions -------------------------------------------------------------
 
-    def _write(self, work: Callable[[], _T]) -> _T:
+    def _write(self, work: Callable[[], _T], *, durable: bool = True) -> _T:
         """Run ``work`` in one IMMEDIATE transaction; the caller holds the lock.
 
         Every write goes through here: a full disk (at any statement or at the COMMIT) is
         rolled back whole and raised as ``StoreFullError``, and the connection is left out
-        of any transaction, so the same write succeeds once space is freed.
+        of any transaction, so the same write succeeds once space is freed. Not
+        ``durable``: the COMMIT writes the WAL without an fsync (``make_durable`` later);
+        only for what a power loss may take back because its source still holds it.
         """
+        if not durable:
+            self._conn.execute("PRAGMA synchronous = NORMAL")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -498,7 +505,24 @@ class Store:
             if (full := _out_of_space(error, self.path)) is None:
                 raise
             raise full from error
+        finally:
+            if not durable:
+                self._conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS}")
         return result
+
+    def make_durable(self) -> None:
+        """Every commit so far survives a power loss once this returns: the barrier behind
+        ``store_batch(durable=False)``. A checkpoint syncs the log before it copies it into
+        the database file, and syncs that; where a reader in another process holds frames
+        back, the log is synced as a FULL commit would have."""
+        with self._locked():
+            busy, logged, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            if busy or copied < logged:
+                log_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+                try:
+                    os.fsync(log_fd)
+                finally:
+                    os.close(log_fd)
 
     def now(self) -> int:
         """The store's clock, in whole seconds: every time it records (ledgers, positions)."""
@@ -637,13 +661,16 @@ class Store:
         device: str,
         samples: Sequence[Sample] | SampleRows,
         gaps: Iterable[MissingSeqs] = (),
+        *,
+        durable: bool = True,
     ) -> StoreResult:
         """Store samples and gaps idempotently by (device, seq) and advance the sync position.
 
-        Everything is one transaction, committed before this returns: only then may the
-        sync engine acknowledge the records to the watch. A repeated seq is counted as a
-        duplicate and the stored row is kept as it was. ``samples`` may come as
-        ``SampleRows`` already.
+        Everything is one transaction, committed before this returns. ``durable``: on disk
+        too; without it (a live sync, whose watch keeps every record until acknowledged) a
+        power loss may take the commit back, so the engine calls ``make_durable`` before it
+        acknowledges. A repeated seq is counted as a duplicate and the stored row is kept as
+        it was. ``samples`` may come as ``SampleRows`` already.
         """
         rows = sample_rows(samples)
         with self._locked():
@@ -661,7 +688,7 @@ class Store:
                 next_seq = self._advance_sync_position(device_id)
                 return StoreResult(new, rows.count - new, gaps_new, next_seq)
 
-            result: StoreResult = self._write(work)
+            result: StoreResult = self._write(work, durable=durable)
             return result
 
     def store_minutes(self, device: str, samples: Sequence[Sample] | SampleRows) -> StoreResult:

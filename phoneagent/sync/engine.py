@@ -8,9 +8,10 @@ Exactly-once rests on three rules:
 1. every REPORT (plain or live) starts at the store's sync position, never at the
    watch's view;
 2. received batches are stored with ``store_batch`` (idempotent by (device, seq), one
-   transaction per group), and DELETE_UP_TO is sent only after that commit returned, and
-   only below the sync position the commit produced (live, not after every commit: the
-   acked seq may lag);
+   transaction per group), and DELETE_UP_TO is sent only after that commit is on disk,
+   and only below the sync position the commit produced (live, not after every commit:
+   the acked seq may lag, and a live commit is durable only once ``make_durable`` ran
+   before the acknowledgement: the watch still holds what a power loss would take back);
 3. every seq in a REPORT's range is accounted for in the store: a record, a gap the
    watch reported, a seq the watch never assigned, or a record of an opted-out metric
    dropped here (``phoneagent.sync.stream``). So the sync position always moves, and a
@@ -478,6 +479,8 @@ class DeviceSync:
 
     async def _acknowledge_if_due(self, watch: WatchClient) -> None:
         if self._ack_due():
+            if self._live:
+                await self._store.make_durable()  # live commits did not sync (rule 2)
             await watch.delete_up_to(self.sync_position - 1)
             self._acked_seq = self.sync_position - 1
             self._acked_at = asyncio.get_running_loop().time()
@@ -525,7 +528,9 @@ class DeviceSync:
             )
         if not group.samples and not group.gaps:
             return
-        result = await self._store.store_batch(self.address, group.samples, group.gaps)
+        result = await self._store.store_batch(
+            self.address, group.samples, group.gaps, durable=not self._live
+        )
         if self.not_storing is not None:
             self.not_storing = None
             log.warning("%s: storing again: the disk has space", self.address)

@@ -3,13 +3,17 @@ encrypted store on real SQLCipher files whose clock the test sets."""
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Final
 
 import pytest
+import sqlcipher3
 from bumble.link import LocalLink
 
+from phoneagent.paths import database_path
 from phoneagent.store import DbKey, Store
 from watchsim.testing import LoopbackWatch, start_loopback_watch
 
@@ -25,6 +29,27 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
+
+
+def checkpointed_sync_positions(directory: Path, key: DbKey) -> dict[str, int]:
+    """Each device's sync position as the store's database file holds it without its
+    write-ahead log: what checkpoints (``Store.make_durable``) put there, not what only the
+    log holds yet."""
+    with tempfile.TemporaryDirectory() as scratch:
+        copy = database_path(Path(scratch))
+        shutil.copyfile(database_path(directory), copy)
+        conn = sqlcipher3.connect(str(copy), isolation_level=None)
+        try:
+            conn.execute(f"PRAGMA key = {key.pragma_value()}")
+            tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
+            if "sync_cursors" not in {name for (name,) in tables}:
+                return {}  # not even the schema has been checkpointed yet
+            rows = conn.execute(
+                "SELECT address, next_seq FROM sync_cursors JOIN devices ON id = device_id"
+            ).fetchall()
+        finally:
+            conn.close()
+    return {str(address): int(seq) for address, seq in rows}
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ from phoneagent.store import (
 from phoneagent.store.schema import migrate
 from protocol.history import FIRST_SEQ
 from protocol.metrics import Metric, Sample
-from tests.integration.conftest import KEY
+from tests.integration.conftest import KEY, checkpointed_sync_positions
 
 WATCH = "F0:F1:F2:F3:F4:F5"
 OTHER = "C0:C1:C2:C3:C4:C5"
@@ -93,6 +93,46 @@ def test_failed_batch_stores_nothing(store: Store) -> None:
     assert [s.seq for s in store.iter_samples(WATCH)] == [0, 1, 2]
     assert store.next_seq(WATCH) == 3
     assert store.gaps(WATCH) == []
+
+
+def test_a_batch_not_durable_reaches_the_database_file_at_make_durable(
+    store: Store, tmp_path: Path
+) -> None:
+    """A live sync's commits skip the fsync; ``make_durable`` (a checkpoint: the log synced,
+    copied into the database file, that synced) is the barrier before the watch is told."""
+    store.store_batch(WATCH, samples(range(10)), durable=False)
+    assert store.next_seq(WATCH) == 10
+    assert checkpointed_sync_positions(tmp_path / "data", KEY) == {}
+    store.make_durable()
+    assert checkpointed_sync_positions(tmp_path / "data", KEY) == {WATCH: 10}
+
+
+def test_make_durable_while_another_reader_holds_the_log_back(store: Store, tmp_path: Path) -> None:
+    """A reader elsewhere (a CLI command, say) keeps the checkpoint from copying what it
+    may still read: the log is synced instead, and the checkpoint catches up later."""
+    reader = _raw_connection(tmp_path / "data")
+    try:
+        reader.execute("BEGIN")
+        reader.execute("SELECT count(*) FROM samples").fetchone()  # its snapshot starts
+        store.store_batch(WATCH, samples(range(5)), durable=False)
+        store.make_durable()  # the checkpoint stops at the reader's snapshot
+        assert store.next_seq(WATCH) == 5
+    finally:
+        reader.close()
+    store.make_durable()
+    assert checkpointed_sync_positions(tmp_path / "data", KEY) == {WATCH: 5}
+
+
+def test_a_write_not_durable_leaves_the_next_one_durable(store: Store) -> None:
+    """Failed or not, a commit without the fsync never takes it away from the next write."""
+    full = store.pragma("synchronous")
+    store.store_batch(WATCH, samples(range(3)), durable=False)
+    assert store.pragma("synchronous") == full
+    bad = [Sample(seq=3, timestamp=0, metric=Metric.STEPS, raw=2**70)]
+    with pytest.raises(OverflowError):
+        store.store_batch(WATCH, bad, durable=False)
+    assert store.pragma("synchronous") == full == "2"  # FULL
+    assert store.next_seq(WATCH) == 3
 
 
 @pytest.mark.parametrize("raw", [2**63, -(2**63) - 1])

@@ -38,6 +38,7 @@ from phoneagent.transport import BumbleRadio, PairingLostError, Transport, radio
 from protocol.history import decode_batch
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex, UserProfile
+from tests.integration.conftest import checkpointed_sync_positions
 from watchsim.testing import LoopbackWatch, start_loopback_watch
 
 KEY = DbKey("0f" * 32)
@@ -503,6 +504,30 @@ async def test_a_live_batch_lost_on_the_way_is_read_again(
         )
     await _stop_and_check(watch, agent, recorder, running)
     assert f"seq {lost[0]} did not arrive; re-reading" in caplog.text
+
+
+async def test_live_the_watch_frees_only_records_already_in_the_database_file(
+    link: LocalLink, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Live commits skip the fsync (the watch still holds their records); before each
+    DELETE_UP_TO the engine makes them durable, so whatever the watch frees is already
+    in the store's database file, not only in its write-ahead log."""
+    watch, agent, recorder, progress, running = await _live_sync_with(
+        link, tmp_path, lambda on_batch, raw: on_batch(raw)
+    )
+    freed: list[tuple[int, int]] = []  # (seq freed up to, sync position in the file then)
+    delete_up_to = watch.history.delete_up_to
+
+    def checked(seq: int) -> int:
+        if progress.live:
+            in_file = checkpointed_sync_positions(tmp_path / "agent", KEY)
+            freed.append((seq, in_file.get(watch.address, 0)))
+        return delete_up_to(seq)
+
+    monkeypatch.setattr(watch.history, "delete_up_to", checked)
+    await progress.until(lambda: len(freed) >= 3)
+    await _stop_and_check(watch, agent, recorder, running)
+    assert all(seq < position for seq, position in freed), freed
 
 
 async def test_live_batches_out_of_order_are_stored_in_order(
