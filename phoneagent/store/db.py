@@ -394,6 +394,7 @@ class Store:
         self._clock = clock
         self.path = path
         self.ledger = Ledger(self._transact, self._snapshot)
+        self._writes = 0  # this connection's commits that changed more than samples
         """The privacy tables: account, consent and disclosure ledgers, upload positions,
         erase requests."""
 
@@ -481,7 +482,9 @@ class Store:
 
     # -- transactions -------------------------------------------------------------
 
-    def _write(self, work: Callable[[], _T], *, durable: bool = True) -> _T:
+    def _write(
+        self, work: Callable[[], _T], *, durable: bool = True, only_samples: bool = False
+    ) -> _T:
         """Run ``work`` in one IMMEDIATE transaction; the caller holds the lock.
 
         Every write goes through here: a full disk (at any statement or at the COMMIT) is
@@ -489,7 +492,11 @@ class Store:
         of any transaction, so the same write succeeds once space is freed. Not
         ``durable``: the COMMIT writes the WAL without an fsync (``make_durable`` later);
         only for what a power loss may take back because its source still holds it.
+        ``only_samples``: it changes samples, gaps and sync positions alone, which
+        ``version`` leaves out.
         """
+        if not only_samples:
+            self._writes += 1
         if not durable:
             self._conn.execute("PRAGMA synchronous = NORMAL")
         try:
@@ -509,6 +516,15 @@ class Store:
             if not durable:
                 self._conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS}")
         return result
+
+    def version(self) -> tuple[int, int]:
+        """Changes whenever a commit changed more than samples: another connection's
+        (SQLite's ``data_version``; it may have changed samples only) or this store's. What
+        the uploader's copy of the account, consents, erase requests, devices and upload
+        positions is checked against before each drain, instead of reading them again."""
+        with self._locked():
+            other = self._conn.execute("PRAGMA data_version").fetchone()[0]
+        return int(other), self._writes
 
     def make_durable(self) -> None:
         """Every commit so far survives a power loss once this returns: the barrier behind
@@ -688,7 +704,7 @@ class Store:
                 next_seq = self._advance_sync_position(device_id)
                 return StoreResult(new, rows.count - new, gaps_new, next_seq)
 
-            result: StoreResult = self._write(work, durable=durable)
+            result: StoreResult = self._write(work, durable=durable, only_samples=True)
             return result
 
     def store_minutes(self, device: str, samples: Sequence[Sample] | SampleRows) -> StoreResult:
@@ -717,7 +733,7 @@ class Store:
                 next_seq = FIRST_SEQ if row is None else int(row[0])
                 return StoreResult(new, rows.count - new, 0, next_seq)
 
-            result: StoreResult = self._write(work)
+            result: StoreResult = self._write(work, only_samples=True)
             return result
 
     def _advance_sync_position(self, device_id: int) -> int:

@@ -300,6 +300,19 @@ class _PositionWriter:
 _Due = tuple[DeviceRecord, int, Chunk | None]
 
 
+@dataclass(frozen=True)
+class _Ledger:
+    """What a drain reads besides samples, as of ``Store.version`` ``version``: it changes
+    seldom, and live a drain runs every second (the chunk read carries its own consents,
+    which the policy gate decides on)."""
+
+    version: tuple[int, int]
+    pending: list[ledger.EraseRequest]  # erase requests for this endpoint, not confirmed
+    consents: UploadConsents | None  # what ``Uploader.refusal`` decides on
+    account: ledger.AccountRow | None
+    positions: list[tuple[DeviceRecord, int | None]]  # a guest's: none read
+
+
 class _Session:
     """What one broker connection knows: subscriptions made, device info already sent."""
 
@@ -319,6 +332,7 @@ class _Session:
         self._unrecorded_samples = 0
         self._sent_at: int | None = None  # policy check of the newest acknowledged chunk
         self._recorded_at: float | None = None  # loop time of the last record
+        self._ledger: _Ledger | None = None
         self._confirmed = asyncio.Event()
         # Held while a confirmation is recorded, counted and cleared, and while the pending
         # requests are looked up: a lookup never sees it half done.
@@ -448,18 +462,34 @@ class _Session:
         must go first), the first chunk past it. Live that chunk is all there is: one trip.
         Last, when ``live``, whether the connection is worth keeping (``drain``): a change
         after this read wakes the uploader, and the next drain reads it."""
-        pending = self.up.erasures_pending()
-        due = _owed(pending, self.store.now())
-        keep = not live or bool(pending) or self.up.refusal() is None
-        account = self.store.ledger.get_account()
-        if account is None or account.guest:
-            return due, account, [], keep
+        state = self._ledger_now()
+        due = _owed(state.pending, self.store.now())
+        keep = not live or bool(state.pending) or self.up.decide(state.consents) is None
+        if state.account is None or state.account.guest:
+            return due, state.account, [], keep
         devices = []
-        for device in self.store.list_devices():
-            position = self.store.ledger.get_upload_position(device.address, self.region)
+        for device, position in state.positions:
             after = max(-1 if position is None else position, unrecorded.get(device.address, -1))
             devices.append((device, after, None if due else self._read_chunk(device, after)))
-        return due, account, devices, keep
+        return due, state.account, devices, keep
+
+    def _ledger_now(self) -> _Ledger:
+        """The ledger as the store holds it: read again only when ``Store.version`` moved
+        (the version first, so a change made during the reads moves it for the next)."""
+        version = self.store.version()
+        if self._ledger is not None and self._ledger.version == version:
+            return self._ledger
+        pending = self.up.erasures_pending()
+        consents = self.store.ledger.upload_consents(*upload_subjects(self.region))
+        account = self.store.ledger.get_account()
+        positions = []
+        if account is not None and not account.guest:
+            positions = [
+                (device, self.store.ledger.get_upload_position(device.address, self.region))
+                for device in self.store.list_devices()
+            ]
+        self._ledger = _Ledger(version, pending, consents, account, positions)
+        return self._ledger
 
     def _read_chunk(self, device: DeviceRecord, after_seq: int) -> Chunk:
         up = self.up

@@ -123,6 +123,21 @@ def test_make_durable_while_another_reader_holds_the_log_back(store: Store, tmp_
     assert checkpointed_sync_positions(tmp_path / "data", KEY) == {WATCH: 5}
 
 
+def test_the_version_moves_with_every_change_but_samples(store: Store, tmp_path: Path) -> None:
+    """What the uploader's copy of the ledger is checked against: this store's writes
+    other than samples, and any commit of another connection (another process)."""
+    start = store.version()
+    store.store_batch(WATCH, samples(range(4)), durable=False)
+    store.store_batch(WATCH, samples(range(4, 8)))
+    assert store.version() == start
+    store.ledger.set_upload_position(WATCH, "eu", 3)
+    mine = store.version()
+    assert mine != start
+    with Store.open(tmp_path / "data", KEY) as other:
+        other.set_setting("cloud.enabled", "true")
+    assert store.version() not in (start, mine)
+
+
 def test_a_write_not_durable_leaves_the_next_one_durable(store: Store) -> None:
     """Failed or not, a commit without the fsync never takes it away from the next write."""
     full = store.pragma("synchronous")
