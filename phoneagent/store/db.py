@@ -11,6 +11,7 @@ alone, calls them on its loop (``OnLoop``).
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 import stat
@@ -263,6 +264,10 @@ def _out_of_space(error: Exception, path: Path) -> StoreFullError | None:
         disk = os.statvfs(path.parent)
         if disk.f_bavail * disk.f_frsize >= _ROOM_BYTES:
             return None
+    return _full(path)
+
+
+def _full(path: Path) -> StoreFullError:
     return StoreFullError(
         f"the disk holding {path} is full: free some space there; nothing unstored was"
         " acknowledged to a watch, which keeps it until then"
@@ -513,7 +518,9 @@ class Store:
                 raise
             raise full from error
         finally:
-            if not durable:
+            # Not inside a transaction a failed ROLLBACK left open: that refuses the pragma
+            # and would hide the error (and no later write can begin on it anyway).
+            if not durable and not self._conn.in_transaction:
                 self._conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS}")
         return result
 
@@ -532,13 +539,30 @@ class Store:
         the database file, and syncs that; where a reader in another process holds frames
         back, the log is synced as a FULL commit would have."""
         with self._locked():
-            busy, logged, copied = self._conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-            if busy or copied < logged:
-                log_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-                try:
-                    os.fsync(log_fd)
-                finally:
-                    os.close(log_fd)
+            try:
+                busy, logged, copied = self._conn.execute(
+                    "PRAGMA wal_checkpoint(PASSIVE)"
+                ).fetchone()
+                if not busy and copied >= logged:
+                    return
+            except sqlcipher3.OperationalError as error:
+                if _out_of_space(error, self.path) is None:
+                    raise
+                # The database file cannot grow: the log it was to be copied from will do.
+            self._sync_log()
+
+    def _sync_log(self) -> None:
+        """What a FULL commit does: the log on disk; a full disk is ``StoreFullError``."""
+        try:
+            log_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            try:
+                os.fsync(log_fd)
+            finally:
+                os.close(log_fd)
+        except OSError as error:
+            if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise _full(self.path) from error
 
     def now(self) -> int:
         """The store's clock, in whole seconds: every time it records (ledgers, positions)."""

@@ -44,6 +44,26 @@ def test_a_full_disk_refuses_the_whole_batch_and_the_same_batch_goes_later(
         store.close()
 
 
+def test_a_live_commit_is_made_durable_on_a_full_disk(small_disk: Path) -> None:
+    """The checkpoint cannot grow the database file; syncing the log is enough, so the
+    engine may still acknowledge what it committed (the log, reused, had room)."""
+    store = Store.open(small_disk / "agent", KEY)
+    try:
+        store.add_device(WATCH)
+        store.store_batch(WATCH, samples(0, 20_000))
+        store.make_durable()  # the log is copied out and starts again from its beginning
+        store.store_batch(WATCH, samples(20_000, 100))
+        filler = fill(small_disk)
+        store.store_batch(WATCH, samples(20_100, 100), durable=False)
+        store.make_durable()
+        assert store.next_seq(WATCH) == 20_200
+        filler.unlink()
+    finally:
+        store.close()
+    with Store.open(small_disk / "agent", KEY) as again:
+        assert again.next_seq(WATCH) == 20_200
+
+
 def test_opening_on_a_full_disk_says_full_not_wrong_key(small_disk: Path) -> None:
     Store.open(small_disk / "agent", KEY).close()  # its shared-memory file goes with it
     filler = fill(small_disk)
