@@ -119,9 +119,11 @@ class Uploader:
 
     def refusal(self) -> str | None:
         """Why the policy forbids uploading to this endpoint now; None when it allows it."""
-        return self.decide(
-            self.store.ledger.upload_consents(*upload_subjects(self.endpoint.region))
-        )
+        return self.decide(self.consents())
+
+    def consents(self) -> UploadConsents | None:
+        """The state the policy decides on for this endpoint, as the store holds it now."""
+        return self.store.ledger.upload_consents(*upload_subjects(self.endpoint.region))
 
     def decide(self, consents: UploadConsents | None) -> str | None:
         """``refusal`` on a state already read (each batch: the one read with its chunk)."""
@@ -301,14 +303,14 @@ _Due = tuple[DeviceRecord, int, Chunk | None]
 
 
 @dataclass(frozen=True)
-class _Ledger:
+class _DrainState:
     """What a drain reads besides samples, as of ``Store.version`` ``version``: it changes
     seldom, and live a drain runs every second (the chunk read carries its own consents,
     which the policy gate decides on)."""
 
     version: tuple[int, int]
     pending: list[ledger.EraseRequest]  # erase requests for this endpoint, not confirmed
-    consents: UploadConsents | None  # what ``Uploader.refusal`` decides on
+    consents: UploadConsents | None  # ``Uploader.consents``
     account: ledger.AccountRow | None
     positions: list[tuple[DeviceRecord, int | None]]  # a guest's: none read
 
@@ -332,7 +334,7 @@ class _Session:
         self._unrecorded_samples = 0
         self._sent_at: int | None = None  # policy check of the newest acknowledged chunk
         self._recorded_at: float | None = None  # loop time of the last record
-        self._ledger: _Ledger | None = None
+        self._state: _DrainState | None = None
         self._confirmed = asyncio.Event()
         # Held while a confirmation is recorded, counted and cleared, and while the pending
         # requests are looked up: a lookup never sees it half done.
@@ -462,7 +464,7 @@ class _Session:
         must go first), the first chunk past it. Live that chunk is all there is: one trip.
         Last, when ``live``, whether the connection is worth keeping (``drain``): a change
         after this read wakes the uploader, and the next drain reads it."""
-        state = self._ledger_now()
+        state = self._drain_state()
         due = _owed(state.pending, self.store.now())
         keep = not live or bool(state.pending) or self.up.decide(state.consents) is None
         if state.account is None or state.account.guest:
@@ -473,14 +475,14 @@ class _Session:
             devices.append((device, after, None if due else self._read_chunk(device, after)))
         return due, state.account, devices, keep
 
-    def _ledger_now(self) -> _Ledger:
+    def _drain_state(self) -> _DrainState:
         """The ledger as the store holds it: read again only when ``Store.version`` moved
         (the version first, so a change made during the reads moves it for the next)."""
         version = self.store.version()
-        if self._ledger is not None and self._ledger.version == version:
-            return self._ledger
+        if self._state is not None and self._state.version == version:
+            return self._state
         pending = self.up.erasures_pending()
-        consents = self.store.ledger.upload_consents(*upload_subjects(self.region))
+        consents = self.up.consents()
         account = self.store.ledger.get_account()
         positions = []
         if account is not None and not account.guest:
@@ -488,8 +490,8 @@ class _Session:
                 (device, self.store.ledger.get_upload_position(device.address, self.region))
                 for device in self.store.list_devices()
             ]
-        self._ledger = _Ledger(version, pending, consents, account, positions)
-        return self._ledger
+        self._state = _DrainState(version, pending, consents, account, positions)
+        return self._state
 
     def _read_chunk(self, device: DeviceRecord, after_seq: int) -> Chunk:
         up = self.up

@@ -31,16 +31,23 @@ class Clock:
         return self.now
 
 
+def raw_connection(directory: Path, key: DbKey = KEY) -> sqlcipher3.Connection:
+    """The store's file in ``directory`` opened with sqlcipher3 alone, as another program
+    (or another process) would: none of ``Store``'s checks or pragmas."""
+    directory.mkdir(mode=0o700, exist_ok=True)
+    conn = sqlcipher3.connect(str(database_path(directory)), isolation_level=None)
+    conn.execute(f"PRAGMA key = {key.pragma_value()}")
+    return conn
+
+
 def checkpointed_sync_positions(directory: Path, key: DbKey) -> dict[str, int]:
     """Each device's sync position as the store's database file holds it without its
     write-ahead log: what checkpoints (``Store.make_durable``) put there, not what only the
     log holds yet."""
     with tempfile.TemporaryDirectory() as scratch:
-        copy = database_path(Path(scratch))
-        shutil.copyfile(database_path(directory), copy)
-        conn = sqlcipher3.connect(str(copy), isolation_level=None)
+        shutil.copyfile(database_path(directory), database_path(Path(scratch)))
+        conn = raw_connection(Path(scratch), key)
         try:
-            conn.execute(f"PRAGMA key = {key.pragma_value()}")
             tables = conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")
             if "sync_cursors" not in {name for (name,) in tables}:
                 return {}  # not even the schema has been checkpointed yet

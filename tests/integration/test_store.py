@@ -10,9 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import sqlcipher3
 
-from phoneagent.paths import database_path
 from phoneagent.store import (
     LATEST_VERSION,
     AsyncStore,
@@ -26,7 +24,7 @@ from phoneagent.store import (
 from phoneagent.store.schema import migrate
 from protocol.history import FIRST_SEQ
 from protocol.metrics import Metric, Sample
-from tests.integration.conftest import KEY, checkpointed_sync_positions
+from tests.integration.conftest import KEY, checkpointed_sync_positions, raw_connection
 
 WATCH = "F0:F1:F2:F3:F4:F5"
 OTHER = "C0:C1:C2:C3:C4:C5"
@@ -110,7 +108,7 @@ def test_a_batch_not_durable_reaches_the_database_file_at_make_durable(
 def test_make_durable_while_another_reader_holds_the_log_back(store: Store, tmp_path: Path) -> None:
     """A reader elsewhere (a CLI command, say) keeps the checkpoint from copying what it
     may still read: the log is synced instead, and the checkpoint catches up later."""
-    reader = _raw_connection(tmp_path / "data")
+    reader = raw_connection(tmp_path / "data")
     try:
         reader.execute("BEGIN")
         reader.execute("SELECT count(*) FROM samples").fetchone()  # its snapshot starts
@@ -319,16 +317,9 @@ def test_everything_survives_reopening(tmp_path: Path) -> None:
         assert sum(store.counts()[WATCH].values()) == 30
 
 
-def _raw_connection(directory: Path) -> sqlcipher3.Connection:
-    directory.mkdir(mode=0o700, exist_ok=True)
-    conn = sqlcipher3.connect(str(database_path(directory)), isolation_level=None)
-    conn.execute(f"PRAGMA key = {KEY.pragma_value()}")
-    return conn
-
-
 def _old_store(directory: Path, version: int, rows: str, values: list[tuple[Any, ...]]) -> None:
     """A store at schema ``version`` with WATCH, ``rows`` inserted and its sync position at 20."""
-    conn = _raw_connection(directory)
+    conn = raw_connection(directory)
     migrate(conn, target=version)
     conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p1', 5)", (WATCH,))
     conn.executemany(rows, values)
@@ -349,7 +340,7 @@ def test_v1_database_is_migrated_to_latest(tmp_path: Path) -> None:
         assert store.next_seq(WATCH) == 20
         assert [s.seq for s in store.iter_samples(WATCH, since=110)] == list(range(10, 20))
         assert store.store_batch(WATCH, samples(range(20, 22))).next_seq == 22
-    conn = _raw_connection(tmp_path / "data")
+    conn = raw_connection(tmp_path / "data")
     names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
     conn.close()
     assert "samples_by_time" in names
@@ -370,7 +361,7 @@ def test_v3_seq_zero_gap_is_dropped_by_the_migration(tmp_path: Path) -> None:
 
 
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
-    conn = _raw_connection(tmp_path / "data")
+    conn = raw_connection(tmp_path / "data")
     migrate(conn)
     conn.execute(f"PRAGMA user_version = {LATEST_VERSION + 1}")
     conn.close()

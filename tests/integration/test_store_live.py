@@ -11,8 +11,8 @@ from phoneagent.sync.minutes import minute_seq
 from phoneagent.upload.outbox import read_chunk
 from phoneagent.upload.payload import decode_batch
 from protocol.metrics import Metric, Sample
-from tests.integration.conftest import KEY
-from tests.integration.test_store import WATCH, _raw_connection
+from tests.integration.conftest import KEY, raw_connection
+from tests.integration.test_store import WATCH
 
 PINETIME = "E0:E1:E2:E3:E4:E5"
 MINUTE = 29_833_333
@@ -24,7 +24,7 @@ def minute(offset: int, metric: Metric, raw: int) -> Sample:
 
 
 def test_a_v4_store_opens_with_its_devices_as_ours(tmp_path: Path) -> None:
-    conn = _raw_connection(tmp_path / "data")
+    conn = raw_connection(tmp_path / "data")
     migrate(conn, target=4)
     conn.execute("INSERT INTO devices (address, pseudonym, added_at) VALUES (?, 'p1', 5)", (WATCH,))
     conn.close()
