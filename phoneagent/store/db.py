@@ -568,13 +568,13 @@ class Store:
         """The store's clock, in whole seconds: every time it records (ledgers, positions)."""
         return int(self._clock())
 
-    def _transact(self, work: Callable[[Connection, int], _T]) -> _T:
+    def _transact(self, work: Callable[[Connection, int], _T], *, durable: bool = True) -> _T:
         """Run ``work(connection, now)`` in one IMMEDIATE transaction under the lock.
 
         How ``Ledger`` writes the tables of later schema steps.
         """
         with self._locked():
-            result: _T = self._write(lambda: work(self._conn, self.now()))
+            result: _T = self._write(lambda: work(self._conn, self.now()), durable=durable)
             return result
 
     def _snapshot(self, work: Callable[[Connection, int], _T]) -> _T:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from phoneagent.store.errors import UnknownDeviceError
-from phoneagent.store.sql import Connection, Run
+from phoneagent.store.sql import Connection, Run, Transact
 from protocol.metrics import Metric
 
 ERASE_DEADLINE_S = 90 * 86400  # policy section 7: erased "no later than 90 days"
@@ -169,7 +169,7 @@ class Ledger:
     recorded whole or not at all, and a full disk or a damaged page surfaces as the
     store's own errors."""
 
-    def __init__(self, transact: Run, snapshot: Run) -> None:
+    def __init__(self, transact: Transact, snapshot: Run) -> None:
         """``transact``: an IMMEDIATE transaction; ``snapshot``: one statement's read."""
         self._transact = transact
         self._snapshot = snapshot
@@ -416,11 +416,16 @@ class Ledger:
         return self._snapshot(work)
 
     def set_upload_position(self, device: str, endpoint: str, last_seq: int) -> None:
+        """Move an upload position during a session, without an fsync: a power loss may take
+        it back, and what it covered goes again (the receiver de-duplicates). The log keeps
+        a prefix of its commits, so a position never survives without the samples before
+        it; the session's ``record_upload`` syncs it with the disclosure row."""
+
         def work(conn: Connection, now: int) -> None:
             if not self._put_upload_position(conn, now, device, endpoint, last_seq):
                 raise UnknownDeviceError.of(device)
 
-        self._transact(work)
+        self._transact(work, durable=False)
 
     @staticmethod
     def _put_upload_position(

@@ -39,6 +39,13 @@ class Connection(Protocol):
 
 
 class Run(Protocol):
-    """How a store runs ``work(connection, now)`` under its lock (``Store._transact``)."""
+    """How a store runs ``work(connection, now)`` under its lock (``Store._snapshot``)."""
 
     def __call__(self, work: Callable[[Connection, int], _T], /) -> _T: ...
+
+
+class Transact(Protocol):
+    """``Run`` in a write transaction (``Store._transact``); not ``durable``: without an
+    fsync (``Store._write``)."""
+
+    def __call__(self, work: Callable[[Connection, int], _T], /, *, durable: bool = ...) -> _T: ...

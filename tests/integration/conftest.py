@@ -3,11 +3,12 @@ encrypted store on real SQLCipher files whose clock the test sets."""
 
 from __future__ import annotations
 
+import contextlib
 import shutil
 import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 import pytest
 import sqlcipher3
@@ -38,6 +39,20 @@ def raw_connection(directory: Path, key: DbKey = KEY) -> sqlcipher3.Connection:
     conn = sqlcipher3.connect(str(database_path(directory)), isolation_level=None)
     conn.execute(f"PRAGMA key = {key.pragma_value()}")
     return conn
+
+
+@contextlib.contextmanager
+def traced_statements(store: Store) -> Iterator[list[str]]:
+    """Every statement ``store`` runs meanwhile, as SQLite traces it: the only way to see
+    how a commit is synced (``PRAGMA synchronous`` before it). It reaches for the store's
+    private connection, which nothing outside ``phoneagent.store`` otherwise gets."""
+    statements: list[str] = []
+    connection: Any = store._conn
+    connection.set_trace_callback(statements.append)
+    try:
+        yield statements
+    finally:
+        connection.set_trace_callback(None)
 
 
 def checkpointed_sync_positions(directory: Path, key: DbKey) -> dict[str, int]:

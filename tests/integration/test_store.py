@@ -24,7 +24,12 @@ from phoneagent.store import (
 from phoneagent.store.schema import migrate
 from protocol.history import FIRST_SEQ
 from protocol.metrics import Metric, Sample
-from tests.integration.conftest import KEY, checkpointed_sync_positions, raw_connection
+from tests.integration.conftest import (
+    KEY,
+    checkpointed_sync_positions,
+    raw_connection,
+    traced_statements,
+)
 
 WATCH = "F0:F1:F2:F3:F4:F5"
 OTHER = "C0:C1:C2:C3:C4:C5"
@@ -146,6 +151,19 @@ def test_a_write_not_durable_leaves_the_next_one_durable(store: Store) -> None:
         store.store_batch(WATCH, bad, durable=False)
     assert store.pragma("synchronous") == full == "2"  # FULL
     assert store.next_seq(WATCH) == 3
+
+
+def test_only_the_upload_record_syncs_an_upload_position(store: Store) -> None:
+    """A position moved during an upload skips the fsync (a power loss sends its data
+    again); the session's record, with its disclosure row, is a FULL commit, which syncs
+    every commit before it too."""
+    with traced_statements(store) as traced:
+        store.ledger.set_upload_position(WATCH, "eu", 3)
+        store.ledger.record_upload("eu", {WATCH: 5}, None)
+    modes = [s for s in traced if s.startswith(("PRAGMA synchronous", "COMMIT"))]
+    assert modes == ["PRAGMA synchronous = NORMAL", "COMMIT", "PRAGMA synchronous = FULL", "COMMIT"]
+    assert store.pragma("synchronous") == "2"  # FULL
+    assert store.ledger.get_upload_position(WATCH, "eu") == 5
 
 
 @pytest.mark.parametrize("raw", [2**63, -(2**63) - 1])
