@@ -48,6 +48,7 @@ from phoneagent.store.ledger import (
     UploadConsents,
     upload_consents_of,
 )
+from phoneagent.store.recent import RecentSamples, UploadColumns
 from phoneagent.store.schema import migrate, schema_version
 from phoneagent.store.sql import Connection
 from protocol.history import FIRST_SEQ
@@ -120,7 +121,6 @@ _RUN_AT = (
     " WHERE device_id = ?1 AND first_seq <= ?2 AND last_seq >= ?2), max(seq), count(*)"
     " FROM samples WHERE device_id = ?1 AND seq >= ?2"
 )
-UploadColumns = tuple[list[int], list[int], list[int], list[int]]
 _INT_LIST = msgspec.json.Decoder(list[int])
 # A batch of samples as the JSON array ``_INSERT_SAMPLES`` reads (7x faster than json.dumps).
 _SAMPLE_ARRAY = msgspec.json.Encoder()
@@ -400,6 +400,7 @@ class Store:
         self.path = path
         self.ledger = Ledger(self._transact, self._snapshot)
         self._writes = 0  # this connection's commits that changed more than samples
+        self._recent = RecentSamples()  # what live uploads read back (``upload_chunk``)
         """The privacy tables: account, consent and disclosure ledgers, upload positions,
         erase requests."""
 
@@ -530,8 +531,11 @@ class Store:
         the uploader's copy of the account, consents, erase requests, devices and upload
         positions is checked against before each drain, instead of reading them again."""
         with self._locked():
-            other = self._conn.execute("PRAGMA data_version").fetchone()[0]
-        return int(other), self._writes
+            return self._version()
+
+    def _version(self) -> tuple[int, int]:
+        """``version``, the caller holding the lock."""
+        return int(self._conn.execute("PRAGMA data_version").fetchone()[0]), self._writes
 
     def make_durable(self) -> None:
         """Every commit so far survives a power loss once this returns: the barrier behind
@@ -729,6 +733,7 @@ class Store:
                 return StoreResult(new, rows.count - new, gaps_new, next_seq)
 
             result: StoreResult = self._write(work, durable=durable, only_samples=True)
+            self._recent.stored(device, rows.samples)
             return result
 
     def store_minutes(self, device: str, samples: Sequence[Sample] | SampleRows) -> StoreResult:
@@ -758,6 +763,7 @@ class Store:
                 return StoreResult(new, rows.count - new, 0, next_seq)
 
             result: StoreResult = self._write(work, only_samples=True)
+            self._recent.forget(device)
             return result
 
     def _advance_sync_position(self, device_id: int) -> int:
@@ -883,16 +889,42 @@ class Store:
         and ``crossing``) and up to ``limit`` samples of ``device`` with seq >
         ``after_seq``, in seq order, from one statement (one snapshot, without BEGIN and
         COMMIT): packed, or, when a value does not fit the packing, as the columns seqs,
-        metrics, timestamps and raw values."""
-        query = {
-            "device": device,
-            "after": after_seq,
-            "limit": limit,
-            "cloud": cloud,
-            "crossing": crossing,
-        }
+        metrics, timestamps and raw values.
+
+        Or from memory, as columns (``RecentSamples``): when only this store's own sample
+        writes happened since a read of ``device`` found nothing past its last sample,
+        what they added past ``after_seq`` and the policy state that read returned.
+        """
+        subjects = (cloud, crossing)
         with self._locked():
-            row = self._conn.execute(_UPLOAD_PACKED, query).fetchone()
+            self._recent.at_version(self._version())
+            kept = self._recent.read(device, after_seq, limit, subjects)
+            if kept is not None:
+                return kept
+            consents, samples = self._read_chunk(
+                {
+                    "device": device,
+                    "after": after_seq,
+                    "limit": limit,
+                    "cloud": cloud,
+                    "crossing": crossing,
+                }
+            )
+            seqs: Sequence[int]  # packed: offsets from ``base``
+            if isinstance(samples, PackedSamples):
+                base, seqs = samples.base_seq, samples.seq_offsets
+            else:
+                base, seqs = 0, samples[0]
+            if len(seqs) < limit:  # the device's newest sample read
+                top = base + seqs[-1] if seqs else after_seq
+                self._recent.read_to_end(device, top, subjects, consents)
+            return consents, samples
+
+    def _read_chunk(
+        self, query: dict[str, str | int]
+    ) -> tuple[UploadConsents | None, PackedSamples | UploadColumns]:
+        """``upload_chunk``'s statement, the caller holding the lock."""
+        row = self._conn.execute(_UPLOAD_PACKED, query).fetchone()
         consents, (count, base_seq, base_ts, digits) = upload_consents_of(row), row[4:]
         if not count:
             return consents, PackedSamples(0, 0, (), b"")
@@ -905,8 +937,7 @@ class Store:
             # SQLite does not promise the aggregate's order: in any other, read the columns.
             if not any(map(ge, offsets, islice(offsets, 1, None))):
                 return consents, PackedSamples(base_seq, base_ts, offsets, rows)
-        with self._locked():
-            row = self._conn.execute(_UPLOAD_COLUMNS, query).fetchone()
+        row = self._conn.execute(_UPLOAD_COLUMNS, query).fetchone()
         columns = row[4:]
         if columns[0] is None:
             return upload_consents_of(row), ([], [], [], [])
@@ -994,6 +1025,7 @@ class SampleRows:
 
     count: int
     array: str  # each Sample as an array, the batch ``_INSERT_SAMPLES`` reads
+    samples: Sequence[Sample]  # as given: what ``RecentSamples`` keeps
 
 
 def sample_rows(samples: Sequence[Sample] | SampleRows) -> SampleRows:
@@ -1003,7 +1035,7 @@ def sample_rows(samples: Sequence[Sample] | SampleRows) -> SampleRows:
     if isinstance(samples, SampleRows):
         return samples
     _check_int64(samples)
-    return SampleRows(len(samples), _SAMPLE_ARRAY.encode(samples).decode())
+    return SampleRows(len(samples), _SAMPLE_ARRAY.encode(samples).decode(), samples)
 
 
 def _check_int64(samples: Sequence[Sample]) -> None:
