@@ -3,12 +3,14 @@ the watch tracks between pushes (contact, the settled temperature) stays right."
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 from protocol import uuids
+from protocol.activity import ActivitySummary
 from protocol.metrics import Metric
 from protocol.thermometer import TemperatureMeasurement
-from watchsim.app.live import SETTLED_SAMPLES, LiveValues
+from watchsim.app.live import SETTLED_SAMPLES, LiveValues, activity_summary, local_datetime
 from watchsim.model import Measurement, WatchState
 from watchsim.model.scenario import Activity
 
@@ -71,3 +73,28 @@ def test_the_settled_temperature_counts_samples_taken_while_nobody_listened() ->
         Decimal(str(value))
         == Decimal(round(sum(raws) / SETTLED_SAMPLES)) / Metric.SKIN_TEMPERATURE.scale
     )
+
+
+def test_the_activity_summary_goes_out_when_a_field_or_the_local_day_changes() -> None:
+    """Made only on a change, it still follows every field and the local midnight."""
+    live = LiveValues()
+    offset = 3 * 3600  # the local day starts at 21:00 UTC
+    midnight = (T0 + offset) // 86_400 * 86_400 + 86_400 - offset
+
+    def summaries(at: WatchState) -> list[bytes]:
+        pushes = live.step(at, [], offset, lambda _uuid: False)
+        return [p.value for p in pushes if p.uuid == uuids.ACTIVITY_SUMMARY]
+
+    first = state(midnight - 3)
+    assert summaries(first) == [activity_summary(first, offset)]
+    assert summaries(replace(first, timestamp=midnight - 2)) == []
+    walked = replace(first, timestamp=midnight - 1, steps_today=1201)
+    assert summaries(walked) == [activity_summary(walked, offset)]
+    next_day = replace(walked, timestamp=midnight)
+    (sent,) = summaries(next_day)
+    assert ActivitySummary.decode(sent).day == local_datetime(midnight, offset).date()
+    assert local_datetime(midnight - 1, offset).date() != local_datetime(midnight, offset).date()
+    farther = replace(next_day, distance_m_today=905.0)
+    assert summaries(farther) == [activity_summary(farther, offset)]
+    burnt = replace(farther, energy_kj_today=806.0)  # one more kcal
+    assert summaries(burnt) == [activity_summary(burnt, offset)]

@@ -66,8 +66,19 @@ def activity_summary(state: WatchState, utc_offset_s: int) -> bytes:
         day=local_datetime(state.timestamp, utc_offset_s).date(),
         steps=state.steps_today,
         distance_m=int(state.distance_m_today),
-        energy_kcal=min(0xFFFF, int(state.energy_kj_today / KJ_PER_KCAL)),
+        energy_kcal=_kcal(state),
     ).encode()
+
+
+def _activity_fields(state: WatchState, utc_offset_s: int) -> tuple[int, int, int, int]:
+    """What ``activity_summary`` encodes, the day as a number: compared each second, so
+    that a summary is only made (a datetime, an encoding) when one of them changed."""
+    day = int((state.timestamp + utc_offset_s) // 86_400)
+    return day, state.steps_today, int(state.distance_m_today), _kcal(state)
+
+
+def _kcal(state: WatchState) -> int:
+    return min(0xFFFF, int(state.energy_kj_today / KJ_PER_KCAL))
 
 
 class LiveValues:
@@ -76,7 +87,7 @@ class LiveValues:
     def __init__(self) -> None:
         self._energy_reset_kj = 0.0
         self._battery: int | None = None
-        self._activity: bytes | None = None
+        self._activity: tuple[int, int, int, int] | None = None  # ``_activity_fields``
         self._contact: bool | None = None
         self._temperatures: deque[int] = deque(maxlen=SETTLED_SAMPLES)
         self._energy_kj = 0.0
@@ -113,10 +124,10 @@ class LiveValues:
         if state.battery_percent != self._battery:
             self._battery = state.battery_percent
             pushes.append(Push(uuids.BATTERY_LEVEL, self.battery(state)))
-        summary = activity_summary(state, utc_offset_s)
-        if summary != self._activity:
-            self._activity = summary
-            pushes.append(Push(uuids.ACTIVITY_SUMMARY, summary))
+        activity = _activity_fields(state, utc_offset_s)
+        if activity != self._activity:
+            self._activity = activity
+            pushes.append(Push(uuids.ACTIVITY_SUMMARY, activity_summary(state, utc_offset_s)))
         return pushes
 
     def _heart_rate(self, state: WatchState, heart: Measurement | None) -> Push:
