@@ -88,7 +88,7 @@ async def measure(
                     if rates is raw:
                         raw_cpu.append(time.process_time() - cpu)
             acked.append(count / await publish_acked(endpoint, topic, payloads, uploader.window))
-            store.ledger.set_upload_position(WATCH, "eu", -1)
+            store.ledger.record_upload("eu", {WATCH: -1}, None)
             uploader.stats = UploadStats()
             began, cpu = time.perf_counter(), time.process_time()
             stats = await uploader.drain()

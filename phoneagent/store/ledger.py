@@ -415,18 +415,6 @@ class Ledger:
 
         return self._snapshot(work)
 
-    def set_upload_position(self, device: str, endpoint: str, last_seq: int) -> None:
-        """Move an upload position during a session, without an fsync: a power loss may take
-        it back, and what it covered goes again (the receiver de-duplicates). The log keeps
-        a prefix of its commits, so a position never survives without the samples before
-        it; the session's ``record_upload`` syncs it with the disclosure row."""
-
-        def work(conn: Connection, now: int) -> None:
-            if not self._put_upload_position(conn, now, device, endpoint, last_seq):
-                raise UnknownDeviceError.of(device)
-
-        self._transact(work, durable=False)
-
     @staticmethod
     def _put_upload_position(
         conn: Connection, now: int, device: str, endpoint: str, last_seq: int
@@ -448,12 +436,18 @@ class Ledger:
         endpoint: str,
         positions: Mapping[str, int],
         disclosure: NewDisclosure | None,
+        *,
+        durable: bool = True,
     ) -> None:
-        """The end of an upload session in one transaction (one fsync, not one per row): the
-        devices' upload positions where the endpoint acknowledged them, and the disclosure
-        row of what the session sent (automatic, not at the user's request). Killed before
-        the commit, neither is written and the data goes again. A device deleted meanwhile
-        has no position to keep; what was sent of it is still disclosed.
+        """What an upload session sent since its last record, in one transaction (one fsync,
+        not one per row): the devices' upload positions where the endpoint acknowledged
+        them, and the disclosure row of what went (automatic, not at the user's request).
+        Killed before the commit, neither is written and the data goes again. A device
+        deleted meanwhile has no position to keep; what was sent of it is still disclosed.
+        Not ``durable`` (within a long upload): without the fsync, so a power loss may take
+        both back, and the data goes again. The log keeps a prefix of its commits, so a
+        position never survives without the samples before it, and the session's last
+        record, durable, syncs them all.
         """
 
         def work(conn: Connection, now: int) -> None:
@@ -462,7 +456,7 @@ class Ledger:
             if disclosure is not None:
                 self._insert_disclosure(conn, now, disclosure, False)
 
-        self._transact(work)
+        self._transact(work, durable=durable)
 
     def upload_endpoints(self) -> set[str]:
         """Every endpoint that ever acknowledged an upload of a device still stored."""

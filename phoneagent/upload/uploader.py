@@ -89,7 +89,7 @@ class Uploader:
         *,
         batch_size: int = 100,
         window: int = 32,
-        position_every: int = 8,
+        record_every_chunks: int = 8,
         record_every: float = 10.0,
         backoff: Backoff | None = None,
         refusal: Callable[[UploadConsents | None, Endpoint], str | None] = policy_refusal,
@@ -100,7 +100,8 @@ class Uploader:
         self.endpoint = endpoint
         self.batch_size = batch_size
         self.window = window
-        self.position_every = position_every
+        # A long upload is recorded every this many acknowledged chunks, behind the publishing.
+        self.record_every_chunks = record_every_chunks
         # Running, a connection's upload positions and disclosure row are committed at most
         # this often (and at its end): live that is one commit per ten uploads, not one each.
         self.record_every = record_every
@@ -255,66 +256,6 @@ def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return _first_leaf(first) if isinstance(first, BaseExceptionGroup) else first
 
 
-class _PositionWriter:
-    """A device's upload position, committed behind the publishing and in order.
-
-    Every ``every`` acknowledged chunks one commit starts through ``blocking`` (a worker
-    thread, unless an agent fleet's loop) after the previous one, without holding up the
-    next publish; ``settle`` waits for it and hands back the rest, which the session
-    commits with its disclosure row. The commit skips the fsync
-    (``Ledger.set_upload_position``): with it the store's lock was held for milliseconds,
-    and the reader of the next chunk waited behind it. At least once allows the lag: what
-    a crash or a power loss takes back is sent again. ``unrecorded``: an upload position
-    the session holds acknowledged but not committed yet, which this one takes over.
-    """
-
-    def __init__(
-        self,
-        store: Store,
-        device: str,
-        region: str,
-        every: int,
-        blocking: Blocking,
-        unrecorded: int | None,
-    ) -> None:
-        self._store = store
-        self._blocking = blocking
-        self._device = device
-        self._region = region
-        self._every = every
-        self._acked_seq = -1 if unrecorded is None else unrecorded
-        # Chunks acknowledged since the last commit started (the taken-over one counts).
-        self._unsaved = 0 if unrecorded is None else 1
-        self._saving: asyncio.Future[None] | None = None
-
-    def acknowledged(self, last_seq: int) -> None:
-        """The broker acknowledged every batch of a chunk up to ``last_seq``."""
-        self._acked_seq = last_seq
-        self._unsaved += 1
-        if self._unsaved >= self._every:
-            self._commit()
-
-    def _commit(self) -> None:
-        previous, seq = self._saving, self._acked_seq
-        self._unsaved = 0
-
-        async def save() -> None:
-            if previous is not None:
-                await previous
-            await self._blocking(
-                self._store.ledger.set_upload_position, self._device, self._region, seq
-            )
-
-        self._saving = asyncio.ensure_future(save())
-
-    async def settle(self) -> int | None:
-        """Wait for the commit in flight (even when cancelled); the acknowledged seq it
-        did not cover, if any, for the session's last commit."""
-        if self._saving is not None:
-            await asyncio.shield(self._saving)
-        return self._acked_seq if self._unsaved else None
-
-
 # A device, the last seq its endpoint acknowledged, and the chunk after it if already read.
 _Due = tuple[DeviceRecord, int, Chunk | None]
 
@@ -350,8 +291,12 @@ class _Session:
         self._unrecorded_positions: dict[str, int] = {}
         self._unrecorded_samples = 0
         self._sent_at: int | None = None  # policy check of the newest acknowledged chunk
-        self._recorded_at: float | None = None  # loop time of the last record
+        self._recorded_at: float | None = None  # loop time of the last durable record
         self._state: _DrainState | None = None
+        # Records commit one at a time, in order (``record``); those started behind a long
+        # upload's publishing (``_record_behind``), until they are done.
+        self._committing = asyncio.Lock()
+        self._behind: set[asyncio.Future[None]] = set()
         self._confirmed = asyncio.Event()
         # Held while a confirmation is recorded, counted and cleared, and while the pending
         # requests are looked up: a lookup never sees it half done.
@@ -451,14 +396,21 @@ class _Session:
             return True
         return asyncio.get_running_loop().time() - self._recorded_at >= self.up.record_every
 
-    async def record(self) -> None:
+    async def record(self, *, durable: bool = True) -> None:
         """Commit the acknowledged upload positions and the disclosure row of what was sent
-        since the last record, together (one fsync); it runs to the end even if cancelled."""
+        since the last record, together (one fsync); it runs to the end even if cancelled,
+        after the records before it. Not ``durable`` (behind a long upload's publishing):
+        without the fsync; a power loss takes back both, and the data goes again."""
+        async with self._committing:
+            await self._record(durable)
+
+    async def _record(self, durable: bool) -> None:
         if not self._unrecorded_positions and not self._unrecorded_samples:
             return
         positions, sent = self._unrecorded_positions, self._unrecorded_samples
         self._unrecorded_positions, self._unrecorded_samples = {}, 0
-        self._recorded_at = asyncio.get_running_loop().time()
+        if durable:  # one behind a long upload does not put off the session's own
+            self._recorded_at = asyncio.get_running_loop().time()
         disclosure = None
         if sent:
             # Dated when the policy last allowed what it covers, not when it is written:
@@ -468,9 +420,23 @@ class _Session:
                 recipient, CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, sent, self._sent_at
             )
         saving = self.up.blocking(
-            self.store.ledger.record_upload, self.region, positions, disclosure
+            self.store.ledger.record_upload, self.region, positions, disclosure, durable=durable
         )
         await asyncio.shield(asyncio.ensure_future(saving))
+
+    def _record_behind(self) -> None:
+        """``record`` without waiting for it or its fsync, in order behind the ones before:
+        within a long upload, so that the reader of the next chunk never waits behind a
+        commit's fsync under the store's lock."""
+        recording = asyncio.ensure_future(self.record(durable=False))
+        self._behind.add(recording)
+        recording.add_done_callback(self._behind.discard)
+
+    async def _settle_behind(self) -> None:
+        """Wait for the records started behind the publishing (even when cancelled); the
+        first one's failure (a full disk) is the upload's."""
+        if self._behind:
+            await asyncio.shield(asyncio.gather(*self._behind))
 
     def _due(
         self, unrecorded: dict[str, int], live: bool
@@ -525,14 +491,12 @@ class _Session:
         ``first``, the chunk past ``position`` when the drain read it already: when it is
         the last, it is simply published. Otherwise a reader task reads the next chunks
         (the policy decided per batch, on the state read with it) while the current one
-        awaits its PUBACKs, and upload position commits run behind the publishing, so store
-        reads and fsyncs overlap the network round trips; what the last of them did not
-        cover is left for ``record``.
+        awaits its PUBACKs, and records run behind the publishing every
+        ``record_every_chunks`` chunks, so store reads and commits overlap the network round
+        trips; what the last of them did not cover is left for the next ``record``.
         """
         if first is not None and not self._more(first):
-            last_seq, failure = await self._send(device, first, topics)
-            if last_seq is not None:
-                self._unrecorded_positions[device.address] = last_seq
+            failure = await self._send(device, first, topics)
         else:
             failure = await self._stream(device, position, first, topics)
         if failure is not None:
@@ -545,12 +509,8 @@ class _Session:
         chunks: asyncio.Queue[Chunk] = asyncio.Queue()
         taken = asyncio.Event()
         ended = threading.Event()  # read where ``blocking`` reads
-        up = self.up
-        unrecorded = self._unrecorded_positions.pop(device.address, None)
-        writer = _PositionWriter(
-            self.store, device.address, self.region, up.position_every, up.blocking, unrecorded
-        )
         failure: BaseException | None = None
+        unrecorded_chunks = 0
         async with asyncio.TaskGroup() as group:
             producer = group.create_task(
                 self._produce(device, position, first, chunks, taken, ended)
@@ -559,32 +519,32 @@ class _Session:
                 while True:
                     chunk = await chunks.get()
                     taken.set()
-                    last_seq, failure = await self._send(device, chunk, topics)
-                    if last_seq is not None:
-                        writer.acknowledged(last_seq)
+                    failure = await self._send(device, chunk, topics)
+                    unrecorded_chunks += 1
+                    if unrecorded_chunks == self.up.record_every_chunks:
+                        self._record_behind()
+                        unrecorded_chunks = 0
                     if failure is not None or not self._more(chunk):
                         break
             finally:
                 ended.set()  # a trip still reading stops at its next chunk
                 producer.cancel()  # after a failure it waits for room nobody makes
-                unsaved = await writer.settle()
-                if unsaved is not None:
-                    self._unrecorded_positions[device.address] = unsaved
+                await self._settle_behind()
         return failure
 
     async def _send(
         self, device: DeviceRecord, chunk: Chunk, topics: Topics
-    ) -> tuple[int | None, BaseException | None]:
-        """One chunk (device info first, once per connection): the last seq of its
-        acknowledged prefix (None: nothing acknowledged) and the first failure."""
+    ) -> BaseException | None:
+        """One chunk (device info first, once per connection); its acknowledged prefix
+        kept for the next record; the first failure."""
         if chunk.batches and device.pseudonym not in self.info_sent:
             await self._send_info(device, topics)
         acked, count, failure = await self._publish(topics.samples(device.pseudonym), chunk)
         self._unrecorded_samples += count
-        last_seq = None
         if acked:
             self._sent_at = chunk.checked_at
             last_seq = chunk.batches[acked - 1].last_seq
+            self._unrecorded_positions[device.address] = last_seq
             if self.up.on_acked is not None:
                 self.up.on_acked(device.address, last_seq)
         if chunk.refusal is not None and failure is None:
@@ -593,7 +553,7 @@ class _Session:
             self._refused[device.address] = chunk.refusal
         elif acked:
             self._refused.pop(device.address, None)
-        return last_seq, failure
+        return failure
 
     def _more(self, chunk: Chunk) -> bool:
         up = self.up

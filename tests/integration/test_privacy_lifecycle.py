@@ -236,7 +236,7 @@ def test_account_deletion_wipes_now_and_tracks_cloud_erasure__PR_RETAIN(
     fill(store)
     set_consent(store, "cloud_sync", True)
     set_consent(store, "cross_border:us", True)
-    store.ledger.set_upload_position(WATCH, "eu", 39)
+    store.ledger.record_upload("eu", {WATCH: 39}, None)
     deletion = delete_account(store)
     assert deletion.samples == 80
     assert store.list_devices() == [] and store.list_bonds() == [] and store.counts() == {}

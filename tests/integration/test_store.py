@@ -133,7 +133,7 @@ def test_the_version_moves_with_every_change_but_samples(store: Store, tmp_path:
     store.store_batch(WATCH, samples(range(4)), durable=False)
     store.store_batch(WATCH, samples(range(4, 8)))
     assert store.version() == start
-    store.ledger.set_upload_position(WATCH, "eu", 3)
+    store.ledger.record_upload("eu", {WATCH: 3}, None)
     mine = store.version()
     assert mine != start
     with Store.open(tmp_path / "data", KEY) as other:
@@ -153,12 +153,12 @@ def test_a_write_not_durable_leaves_the_next_one_durable(store: Store) -> None:
     assert store.next_seq(WATCH) == 3
 
 
-def test_only_the_upload_record_syncs_an_upload_position(store: Store) -> None:
-    """A position moved during an upload skips the fsync (a power loss sends its data
-    again); the session's record, with its disclosure row, is a FULL commit, which syncs
-    every commit before it too."""
+def test_an_upload_record_within_a_long_upload_skips_the_fsync(store: Store) -> None:
+    """A record behind a long upload's publishing skips the fsync (a power loss takes back
+    its position and disclosure row, and the data goes again); the session's last is a
+    FULL commit, which syncs every commit before it too."""
     with traced_statements(store) as traced:
-        store.ledger.set_upload_position(WATCH, "eu", 3)
+        store.ledger.record_upload("eu", {WATCH: 3}, None, durable=False)
         store.ledger.record_upload("eu", {WATCH: 5}, None)
     modes = [s for s in traced if s.startswith(("PRAGMA synchronous", "COMMIT"))]
     assert modes == ["PRAGMA synchronous = NORMAL", "COMMIT", "PRAGMA synchronous = FULL", "COMMIT"]

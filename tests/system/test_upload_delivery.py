@@ -66,32 +66,31 @@ def small_chunks(store: Store, broker: Broker, **options: Any) -> Uploader:
     return Uploader(store, endpoint, batch_size=10, window=2, **options)
 
 
-async def test_upload_position_is_committed_every_n_chunks_and_at_the_end(
+async def test_a_long_upload_is_recorded_every_n_chunks_and_at_the_end(
     broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Each record commits an upload position with the disclosure row of what it covers:
+    killed at any moment, nothing the ledger holds as uploaded lacks its disclosure."""
     store = filled_store(tmp_path / "agent", 200)
-    committed: list[int] = []
-    commit, close = store.ledger.set_upload_position, store.ledger.record_upload
+    committed: list[tuple[int | None, int, bool]] = []  # position, samples disclosed, durable
+    record = store.ledger.record_upload
 
-    def recording(device: str, endpoint: str, last_seq: int) -> None:
-        committed.append(last_seq)
-        commit(device, endpoint, last_seq)
-
-    def closing(
-        endpoint: str, positions: Mapping[str, int], disclosure: ledger.NewDisclosure | None
+    def recording(
+        endpoint: str,
+        positions: Mapping[str, int],
+        disclosure: ledger.NewDisclosure | None,
+        *,
+        durable: bool = True,
     ) -> None:
-        committed.append(positions[WATCH])
-        assert disclosure is not None and disclosure.record_count == 200
-        close(endpoint, positions, disclosure)
+        record(endpoint, positions, disclosure, durable=durable)
+        disclosed = sum(d.record_count for d in store.ledger.disclosures())
+        committed.append((store.ledger.get_upload_position(WATCH, "eu"), disclosed, durable))
 
-    monkeypatch.setattr(store.ledger, "set_upload_position", recording)
-    monkeypatch.setattr(store.ledger, "record_upload", closing)
-    uploader = small_chunks(store, broker, position_every=3)
+    monkeypatch.setattr(store.ledger, "record_upload", recording)
+    uploader = small_chunks(store, broker, record_every_chunks=3)
     assert (await uploader.drain()).samples == 200  # 10 chunks of 20 samples
-    # Every 3 chunks, then the rest with the session's disclosure row, in one transaction.
-    assert committed == [59, 119, 179, 199]
-    assert store.ledger.get_upload_position(WATCH, "eu") == 199
-    assert [d.record_count for d in store.ledger.disclosures()] == [200]
+    # Every 3 chunks without the fsync, then the rest with it as the session ends.
+    assert committed == [(59, 60, False), (119, 120, False), (179, 180, False), (199, 200, True)]
 
 
 async def test_a_window_without_pubacks_fails_at_the_deadline(
@@ -134,7 +133,7 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
             draining.cancel()
 
     uploader = small_chunks(
-        store, broker, position_every=100, on_acked=cancel_after_the_second_chunk
+        store, broker, record_every_chunks=100, on_acked=cancel_after_the_second_chunk
     )
     draining = asyncio.ensure_future(uploader.drain())
     with pytest.raises(asyncio.CancelledError):
@@ -161,7 +160,7 @@ async def test_an_upload_cancelled_while_the_reader_reads_commits_what_was_ackno
             loop.call_soon_threadsafe(draining.cancel)
         return policy_refusal(consents, e)
 
-    uploader = small_chunks(store, broker, position_every=100, refusal=cancel_while_reading)
+    uploader = small_chunks(store, broker, record_every_chunks=100, refusal=cancel_while_reading)
     draining = asyncio.ensure_future(uploader.drain())
     with pytest.raises(asyncio.CancelledError):
         await draining
