@@ -300,6 +300,8 @@ class _Observer(SyncObserver):
 
     async def committed(self, commit: Committed) -> None:
         agent = self._agent
+        if not agent.stored and commit.result.new:
+            agent.fleet.first_commit()
         agent.stored += commit.result.new
         if agent.latency is not None:
             agent.latency.committed(commit, time.time(), agent.watch.phase)
@@ -521,6 +523,7 @@ class AgentFleet:
         self._pair_concurrency = max(1, PAIR_CONCURRENCY // of)
         self._base_rss = _rss_mb()
         self._base_cpu = _cpu_s()
+        self._silent = len(self.agents)  # agents that have not committed a sample yet
 
     async def start(self) -> None:
         self.config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -543,6 +546,17 @@ class AgentFleet:
     def output(self, name: str) -> Path:
         """Where this process writes ``name`` (a worker: its own part of it)."""
         return self.config.directory / part_name(name, self.config.part)
+
+    def first_commit(self) -> None:
+        """An agent committed its first sample. Once every one has, their connections,
+        sessions and MQTT clients are made too: a full collection takes what cycles are
+        left, and a second ``gc.freeze`` puts the rest out of the collector's sight. Until
+        then each full collection walked all of it (0.4 s every 40 s per worker at 500
+        agents, a pause every agent's samples waited behind)."""
+        self._silent -= 1
+        if not self._silent:
+            gc.collect()
+            gc.freeze()
 
     async def run(self, stop: asyncio.Event) -> None:
         async def one(agent: FleetAgent) -> None:

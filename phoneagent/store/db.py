@@ -724,11 +724,13 @@ class Store:
                 device_id = self._device_id(device)
                 gap_rows = [(device_id, g.first_seq, g.last_seq, g.reason, now) for g in gaps]
                 new = self._conn.execute(_INSERT_SAMPLES, (device_id, rows.array)).rowcount
-                gaps_new = self._conn.executemany(
-                    "INSERT OR IGNORE INTO gaps (device_id, first_seq, last_seq, reason,"
-                    " recorded_at) VALUES (?, ?, ?, ?, ?)",
-                    gap_rows,
-                ).rowcount
+                gaps_new = 0
+                if gap_rows:  # seldom: not a statement for every live commit
+                    gaps_new = self._conn.executemany(
+                        "INSERT OR IGNORE INTO gaps (device_id, first_seq, last_seq, reason,"
+                        " recorded_at) VALUES (?, ?, ?, ?, ?)",
+                        gap_rows,
+                    ).rowcount
                 next_seq = self._advance_sync_position(device_id)
                 return StoreResult(new, rows.count - new, gaps_new, next_seq)
 

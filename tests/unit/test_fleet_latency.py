@@ -1,11 +1,23 @@
 """The fleet's latency over time: one histogram per second of wall time, keyed by when a
-sample was stored or acknowledged, so that a stall shows where it happened."""
+sample was stored or acknowledged, so that a stall shows where it happened; and the
+collector kept off what the fleet's agents keep."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
-from harness.fleet import RESULT_FILE, Latency, Timeline, part_name, write_json
+from harness.fleet import (
+    RESULT_FILE,
+    AgentFleet,
+    AgentFleetConfig,
+    Latency,
+    Manifest,
+    Timeline,
+    WatchEntry,
+    part_name,
+    write_json,
+)
 from harness.fleetsplit import Workers
 from phoneagent.store.db import StoreResult
 from phoneagent.sync import Committed
@@ -56,3 +68,22 @@ def test_a_split_fleets_parts_add_up_second_by_second(tmp_path: Path) -> None:
 
     stored = [(s["at"], s["stored"]["samples"], s["stored"]["max_ms"]) for s in seconds]
     assert stored == [(100.0, 2, 750), (101.0, 2, 500)]
+
+
+def test_what_lives_is_frozen_once_every_agent_committed(tmp_path: Path) -> None:
+    """The second ``gc.freeze``: not before the last agent's first commit, once then."""
+    watches = tuple(
+        WatchEntry(f"w{i}", f"F0:00:00:00:00:0{i}", tmp_path / f"w{i}") for i in range(3)
+    )
+    fleet = AgentFleet(
+        AgentFleetConfig(tmp_path, Manifest("127.0.0.1:1", Timeline(0.0, 1.0), watches), "")
+    )
+    before = gc.get_freeze_count()
+    try:
+        fleet.first_commit()
+        fleet.first_commit()
+        assert gc.get_freeze_count() == before
+        fleet.first_commit()
+        assert gc.get_freeze_count() > before
+    finally:
+        gc.unfreeze()  # this test process's objects back in the collector's sight
