@@ -293,10 +293,8 @@ class _Session:
         self._sent_at: int | None = None  # policy check of the newest acknowledged chunk
         self._recorded_at: float | None = None  # loop time of the last durable record
         self._state: _DrainState | None = None
-        # Records commit one at a time, in order (``record``); those started behind a long
-        # upload's publishing (``_record_behind``), until they are done.
-        self._committing = asyncio.Lock()
-        self._behind: set[asyncio.Future[None]] = set()
+        # The last record's commit; each one waits for the one before (``record``).
+        self._records: asyncio.Future[None] | None = None
         self._confirmed = asyncio.Event()
         # Held while a confirmation is recorded, counted and cleared, and while the pending
         # requests are looked up: a lookup never sees it half done.
@@ -398,15 +396,23 @@ class _Session:
 
     async def record(self, *, durable: bool = True) -> None:
         """Commit the acknowledged upload positions and the disclosure row of what was sent
-        since the last record, together (one fsync); it runs to the end even if cancelled,
-        after the records before it. Not ``durable`` (behind a long upload's publishing):
-        without the fsync; a power loss takes back both, and the data goes again."""
-        async with self._committing:
-            await self._record(durable)
+        since the last record, together (one fsync). What it covers is taken when it is
+        called; it commits after the records before it and runs to the end even if
+        cancelled. Not ``durable`` (behind a long upload's publishing): without the fsync;
+        a power loss takes back both, and the data goes again."""
+        commit = self._start_record(durable)
+        if commit is not None:
+            await asyncio.shield(commit)
 
-    async def _record(self, durable: bool) -> None:
+    def _start_record(self, durable: bool) -> asyncio.Future[None] | None:
+        """The commit of what is unrecorded now, chained behind the one before; that one
+        alone when nothing is (None: none). A failed commit hands what it covered back to
+        the session and fails every commit chained behind it, which hand theirs back too:
+        an upload position is never committed ahead of the disclosure of what it covers.
+        What was handed back goes with the next record, or again in the next session."""
+        previous = self._records
         if not self._unrecorded_positions and not self._unrecorded_samples:
-            return
+            return previous
         positions, sent = self._unrecorded_positions, self._unrecorded_samples
         self._unrecorded_positions, self._unrecorded_samples = {}, 0
         if durable:  # one behind a long upload does not put off the session's own
@@ -419,24 +425,50 @@ class _Session:
             disclosure = ledger.NewDisclosure(
                 recipient, CLOUD_UPLOAD_PURPOSE, CLOUD_CATEGORIES, sent, self._sent_at
             )
-        saving = self.up.blocking(
-            self.store.ledger.record_upload, self.region, positions, disclosure, durable=durable
-        )
-        await asyncio.shield(asyncio.ensure_future(saving))
+
+        async def commit() -> None:
+            try:
+                if previous is not None:
+                    await previous
+                await self.up.blocking(
+                    self.store.ledger.record_upload,
+                    self.region,
+                    positions,
+                    disclosure,
+                    durable=durable,
+                )
+            except BaseException:
+                self._hand_back(positions, sent)
+                raise
+
+        self._records = asyncio.ensure_future(commit())
+        return self._records
+
+    def _hand_back(self, positions: dict[str, int], sent: int) -> None:
+        """A record that failed: what it covered is unrecorded again."""
+        unrecorded = self._unrecorded_positions
+        for device, seq in positions.items():
+            unrecorded[device] = max(seq, unrecorded.get(device, seq))
+        self._unrecorded_samples += sent
 
     def _record_behind(self) -> None:
-        """``record`` without waiting for it or its fsync, in order behind the ones before:
-        within a long upload, so that the reader of the next chunk never waits behind a
-        commit's fsync under the store's lock."""
-        recording = asyncio.ensure_future(self.record(durable=False))
-        self._behind.add(recording)
-        recording.add_done_callback(self._behind.discard)
+        """``record`` without waiting for it or its fsync, behind the ones before: within a
+        long upload, so that the reader of the next chunk never waits behind a commit's
+        fsync under the store's lock. The first of a connection is durable all the same:
+        it names the endpoint in the ledger before more goes (``upload_endpoints``, which an
+        erasure reaches)."""
+        self._start_record(durable=self._recorded_at is None)
 
-    async def _settle_behind(self) -> None:
-        """Wait for the records started behind the publishing (even when cancelled); the
-        first one's failure (a full disk) is the upload's."""
-        if self._behind:
-            await asyncio.shield(asyncio.gather(*self._behind))
+    def _record_failed(self) -> bool:
+        """A record has failed: the upload stops, and ``_settle_records`` raises why."""
+        records = self._records
+        return records is not None and records.done() and records.exception() is not None
+
+    async def _settle_records(self) -> None:
+        """Wait for the records in flight (even when cancelled); a failure (a full disk) is
+        the upload's."""
+        if self._records is not None:
+            await asyncio.shield(self._records)
 
     def _due(
         self, unrecorded: dict[str, int], live: bool
@@ -524,12 +556,12 @@ class _Session:
                     if unrecorded_chunks == self.up.record_every_chunks:
                         self._record_behind()
                         unrecorded_chunks = 0
-                    if failure is not None or not self._more(chunk):
+                    if failure is not None or not self._more(chunk) or self._record_failed():
                         break
             finally:
                 ended.set()  # a trip still reading stops at its next chunk
                 producer.cancel()  # after a failure it waits for room nobody makes
-                await self._settle_behind()
+                await self._settle_records()
         return failure
 
     async def _send(

@@ -18,10 +18,16 @@ import pytest
 from phoneagent.privacy.account import ProfileInput, create_account
 from phoneagent.privacy.audit import PASS, audit
 from phoneagent.privacy.consent import set_consent
-from phoneagent.store import DbKey, OnLoop, Store, ledger
+from phoneagent.store import DbKey, OnLoop, Store, StoreFullError, ledger
 from phoneagent.upload.client import CheckedClient
 from phoneagent.upload.endpoints import Endpoint
-from phoneagent.upload.uploader import READ_AHEAD, WAITING_CHUNKS, Uploader, policy_refusal
+from phoneagent.upload.uploader import (
+    READ_AHEAD,
+    WAITING_CHUNKS,
+    Uploader,
+    _Session,
+    policy_refusal,
+)
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex
 from tests.mosquitto import Broker
@@ -89,8 +95,75 @@ async def test_a_long_upload_is_recorded_every_n_chunks_and_at_the_end(
     monkeypatch.setattr(store.ledger, "record_upload", recording)
     uploader = small_chunks(store, broker, record_every_chunks=3)
     assert (await uploader.drain()).samples == 200  # 10 chunks of 20 samples
-    # Every 3 chunks without the fsync, then the rest with it as the session ends.
-    assert committed == [(59, 60, False), (119, 120, False), (179, 180, False), (199, 200, True)]
+    # Every 3 chunks, the first with the fsync (it names the endpoint), the next ones
+    # without, then the rest with it as the session ends.
+    assert committed == [(59, 60, True), (119, 120, False), (179, 180, False), (199, 200, True)]
+
+
+async def test_a_failed_record_stops_the_upload_and_nothing_is_left_undisclosed(
+    broker: Broker, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A record behind the publishing fails (a full disk): the upload stops with its error,
+    no later record commits a position past what it covered, and the next session sends
+    that again and discloses it once."""
+    store = filled_store(tmp_path / "agent", 200)
+    record = store.ledger.record_upload
+    calls = 0
+
+    def second_fails(
+        endpoint: str,
+        positions: Mapping[str, int],
+        disclosure: ledger.NewDisclosure | None,
+        *,
+        durable: bool = True,
+    ) -> None:
+        nonlocal calls
+        calls += 1
+        if calls == 2:
+            raise StoreFullError(tmp_path / "agent")
+        record(endpoint, positions, disclosure, durable=durable)
+
+    monkeypatch.setattr(store.ledger, "record_upload", second_fails)
+    uploader = small_chunks(store, broker, record_every_chunks=3)
+    with pytest.raises(StoreFullError):
+        await uploader.drain()
+    assert store.ledger.get_upload_position(WATCH, "eu") == 59  # the first record's
+    assert [d.record_count for d in store.ledger.disclosures()] == [60]
+    assert (await small_chunks(store, broker).drain()).samples == 140
+    assert store.ledger.get_upload_position(WATCH, "eu") == 199
+    assert sum(d.record_count for d in store.ledger.disclosures()) == 200
+
+
+async def test_a_record_cancelled_behind_a_slow_one_still_commits(
+    broker: Broker, tmp_path: Path
+) -> None:
+    """What a record covers is taken when it is asked for: cancelled while the record
+    before it still commits (the daemon stopping), it commits all the same, after it."""
+    store = filled_store(tmp_path / "agent", 10)
+    gate = asyncio.Event()
+
+    async def slow(fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Any:
+        await gate.wait()
+        return fn(*args, **kwargs)
+
+    uploader = small_chunks(store, broker, blocking=slow)
+    client = uploader.endpoint.client()
+    assert isinstance(client, CheckedClient)
+    session = _Session(uploader, client)
+    session._unrecorded_positions, session._unrecorded_samples = {WATCH: 4}, 5
+    first = asyncio.ensure_future(session.record())
+    await asyncio.sleep(0)  # it has taken what it covers, and waits for the store
+    session._unrecorded_positions, session._unrecorded_samples = {WATCH: 9}, 5
+    second = asyncio.ensure_future(session.record())
+    await asyncio.sleep(0)
+    second.cancel()
+    gate.set()
+    await first
+    with pytest.raises(asyncio.CancelledError):
+        await second
+    await session._settle_records()
+    assert store.ledger.get_upload_position(WATCH, "eu") == 9
+    assert [d.record_count for d in store.ledger.disclosures()] == [5, 5]
 
 
 async def test_a_window_without_pubacks_fails_at_the_deadline(
