@@ -22,6 +22,7 @@ import contextlib
 import fcntl
 import json
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -36,6 +37,9 @@ from phoneagent.sync import SyncState
 from protocol.address import Address, AddressError
 
 LOCK_NAME: Final = "agent.lock"
+# How long a refused process waits for the holder to write its name: the moment between
+# the holder's lock and its write, which a loaded machine can stretch.
+NAMING_WAIT_S: Final = 0.5
 SYNC_OP: Final = "sync"
 
 
@@ -61,6 +65,15 @@ def _read(fd: int) -> Holder | None:
         return None
 
 
+def _holder(fd: int) -> Holder | None:
+    """``_read``, again for up to ``NAMING_WAIT_S`` while the holder has not named itself
+    (a holder on a full disk never does: it is refused unnamed after the wait)."""
+    deadline = time.monotonic() + NAMING_WAIT_S
+    while (holder := _read(fd)) is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return holder
+
+
 class HeldError(DataDirBusyError):
     """``data_dir`` is held by ``holder`` (None: a process that has not written itself yet)."""
 
@@ -82,7 +95,7 @@ def holding(data_dir: Path, command: str) -> Iterator[None]:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise HeldError(data_dir, _read(fd), "stop it first, or wait until it ends") from None
+            raise HeldError(data_dir, _holder(fd), "stop it first, or wait until it ends") from None
         since = datetime.now(UTC).isoformat(timespec="seconds")
         words = {"pid": os.getpid(), "command": command, "since": since}
         os.ftruncate(fd, 0)

@@ -291,7 +291,8 @@ class _Session:
         self._unrecorded_positions: dict[str, int] = {}
         self._unrecorded_samples = 0
         self._sent_at: int | None = None  # policy check of the newest acknowledged chunk
-        self._recorded_at: float | None = None  # loop time of the last durable record
+        self._recorded_at: float | None = None  # loop time of the last ``record``
+        self._named = False  # a durable record has named the endpoint (``_start_record``)
         self._state: _DrainState | None = None
         # The last record's commit; each one waits for the one before (``record``).
         self._records: asyncio.Future[None] | None = None
@@ -394,17 +395,16 @@ class _Session:
             return True
         return asyncio.get_running_loop().time() - self._recorded_at >= self.up.record_every
 
-    async def record(self, *, durable: bool = True) -> None:
+    async def record(self) -> None:
         """Commit the acknowledged upload positions and the disclosure row of what was sent
         since the last record, together (one fsync). What it covers is taken when it is
         called; it commits after the records before it and runs to the end even if
-        cancelled. Not ``durable`` (behind a long upload's publishing): without the fsync;
-        a power loss takes back both, and the data goes again."""
-        commit = self._start_record(durable)
+        cancelled."""
+        commit = self._start_record(behind=False)
         if commit is not None:
             await asyncio.shield(commit)
 
-    def _start_record(self, durable: bool) -> asyncio.Future[None] | None:
+    def _start_record(self, *, behind: bool) -> asyncio.Future[None] | None:
         """The commit of what is unrecorded now, chained behind the one before; that one
         alone when nothing is (None: none). A failed commit hands what it covered back to
         the session and fails every commit chained behind it, which hand theirs back too:
@@ -415,7 +415,12 @@ class _Session:
             return previous
         positions, sent = self._unrecorded_positions, self._unrecorded_samples
         self._unrecorded_positions, self._unrecorded_samples = {}, 0
-        if durable:  # one behind a long upload does not put off the session's own
+        # Behind a long upload: without the fsync (a power loss takes it back whole, and its
+        # data goes again), but for the connection's first, which names the endpoint; and
+        # it does not put off the session's own record.
+        durable = not behind or not self._named
+        self._named = True
+        if not behind:
             self._recorded_at = asyncio.get_running_loop().time()
         disclosure = None
         if sent:
@@ -457,7 +462,7 @@ class _Session:
         fsync under the store's lock. The first of a connection is durable all the same:
         it names the endpoint in the ledger before more goes (``upload_endpoints``, which an
         erasure reaches)."""
-        self._start_record(durable=self._recorded_at is None)
+        self._start_record(behind=True)
 
     def _record_failed(self) -> bool:
         """A record has failed: the upload stops, and ``_settle_records`` raises why."""
