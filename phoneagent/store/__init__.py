@@ -13,6 +13,7 @@ from phoneagent.store.db import (
     Store,
     StoredSample,
     StoreResult,
+    chunk_seqs,
     store_exists,
 )
 from phoneagent.store.errors import (
@@ -57,6 +58,7 @@ __all__ = [
     "UnknownDeviceError",
     "UnsafeDirectoryError",
     "WrongKeyError",
+    "chunk_seqs",
     "create_key_file",
     "read_key_file",
     "resolve_key",

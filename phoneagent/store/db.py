@@ -144,6 +144,14 @@ class PackedSamples:
     rows: bytes
 
 
+def chunk_seqs(samples: PackedSamples | UploadColumns) -> tuple[int, Sequence[int]]:
+    """An ``upload_chunk``'s seqs as (base, ascending offsets from it): packed ones as they
+    are, columns from 0."""
+    if isinstance(samples, PackedSamples):
+        return samples.base_seq, samples.seq_offsets
+    return 0, samples[0]
+
+
 @dataclass(frozen=True, slots=True)
 class MissingSeqs:
     """Sequence numbers the watch no longer has (or never had); they will never arrive.
@@ -912,11 +920,7 @@ class Store:
                     "crossing": crossing,
                 }
             )
-            seqs: Sequence[int]  # packed: offsets from ``base``
-            if isinstance(samples, PackedSamples):
-                base, seqs = samples.base_seq, samples.seq_offsets
-            else:
-                base, seqs = 0, samples[0]
+            base, seqs = chunk_seqs(samples)
             if len(seqs) < limit:  # the device's newest sample read
                 top = base + seqs[-1] if seqs else after_seq
                 self._recent.read_to_end(device, top, subjects, consents)

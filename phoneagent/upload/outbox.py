@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import secrets
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from phoneagent.privacy.gate import upload_subjects
-from phoneagent.store import DeviceRecord, PackedSamples, Store
+from phoneagent.store import DeviceRecord, PackedSamples, Store, chunk_seqs
 from phoneagent.store.ledger import EraseRequest, UploadConsents
 from phoneagent.upload.payload import SAMPLE_SIZE, EraseMessage, encode_batches, encode_packed
 
@@ -58,11 +58,7 @@ def read_chunk(
     consents, samples = store.upload_chunk(
         device.address, after_seq, batch_size * batches, *upload_subjects(region)
     )
-    seqs: Sequence[int]  # the packed ones: offsets from ``base``
-    if isinstance(samples, PackedSamples):
-        base, seqs = samples.base_seq, samples.seq_offsets
-    else:
-        base, seqs = 0, samples[0]
+    base, seqs = chunk_seqs(samples)
     starts = range(0, len(seqs), batch_size)
     made, refusal = len(starts), None
     for index in range(made):
