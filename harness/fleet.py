@@ -187,29 +187,32 @@ class Latency:
         }
         self._waiting: dict[str, deque[tuple[int, float]]] = {}
 
-    @staticmethod
-    def _add(histogram: list[int], interval: defaultdict[int, int], seconds: float) -> None:
-        ms = min(_BINS, max(0, int(seconds * 1000)))
-        histogram[ms] += 1
-        interval[ms] += 1
-
     def committed(self, commit: Committed, wall: float, phase: float = 0.0) -> None:
         waiting = self._waiting.setdefault(commit.device, deque())
         to_wall = self._timeline.wall
-        interval = self._intervals["stored"][int(wall // INTERVAL_S)]
+        stored, interval = self.stored, self._intervals["stored"][int(wall // INTERVAL_S)]
+        stamp, taken = None, 0.0
+        # Per sample, on every agent's every commit: the measuring costs CPU the fleet's
+        # figures count, so a commit's samples of one second share one conversion.
         for sample in commit.samples:
-            taken = to_wall(sample.timestamp + phase)
+            if sample.timestamp != stamp:
+                stamp = sample.timestamp
+                taken = to_wall(stamp + phase)
             if taken >= self.since_wall:
-                self._add(self.stored, interval, wall - taken)
+                ms = min(_BINS, max(0, int((wall - taken) * 1000)))
+                stored[ms] += 1
+                interval[ms] += 1
                 waiting.append((sample.seq, taken))
 
     def acknowledged(self, device: str, last_seq: int, wall: float) -> None:
         waiting = self._waiting.get(device)
         if not waiting or waiting[0][0] > last_seq:
             return
-        interval = self._intervals["acked"][int(wall // INTERVAL_S)]
+        acked, interval = self.acked, self._intervals["acked"][int(wall // INTERVAL_S)]
         while waiting and waiting[0][0] <= last_seq:
-            self._add(self.acked, interval, wall - waiting.popleft()[1])
+            ms = min(_BINS, max(0, int((wall - waiting.popleft()[1]) * 1000)))
+            acked[ms] += 1
+            interval[ms] += 1
 
     @staticmethod
     def percentiles(histogram: list[int]) -> dict[str, float | int | None]:

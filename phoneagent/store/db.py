@@ -114,12 +114,24 @@ _UPLOAD_COLUMNS = _WITH_CONSENTS.format(
 )
 _PACKED_DIGITS = 26  # hex digits per sample in _UPLOAD_PACKED
 # What lies at a sync position: the end of a gap covering it, and the top and number of
-# the samples from it on (all stored up to the top when the number says so). One
-# statement, not two: a batch's commit asks it twice.
+# the samples from it on (all stored up to the top when the number says so).
 _RUN_AT = (
     "SELECT (SELECT max(last_seq) FROM gaps"
     " WHERE device_id = ?1 AND first_seq <= ?2 AND last_seq >= ?2), max(seq), count(*)"
     " FROM samples WHERE device_id = ?1 AND seq >= ?2"
+)
+# The sync position (?2 where none is stored), ``_RUN_AT`` there, and the end of a gap
+# covering the seq past the top: a batch that arrived in order needs nothing more, so a
+# live commit asks one statement where the loop in ``_advance_sync_position`` asks three.
+_POSITION_RUN = (
+    "SELECT start, covered, top, present, (SELECT max(last_seq) FROM gaps"
+    " WHERE device_id = ?1 AND first_seq <= top + 1 AND last_seq >= top + 1)"
+    " FROM (SELECT start, (SELECT max(last_seq) FROM gaps"
+    " WHERE device_id = ?1 AND first_seq <= start AND last_seq >= start) AS covered,"
+    " (SELECT max(seq) FROM samples WHERE device_id = ?1 AND seq >= start) AS top,"
+    " (SELECT count(*) FROM samples WHERE device_id = ?1 AND seq >= start) AS present"
+    " FROM (SELECT coalesce((SELECT next_seq FROM sync_cursors WHERE device_id = ?1), ?2)"
+    " AS start))"
 )
 _INT_LIST = msgspec.json.Decoder(list[int])
 # A batch of samples as the JSON array ``_INSERT_SAMPLES`` reads (7x faster than json.dumps).
@@ -408,6 +420,7 @@ class Store:
         self.path = path
         self.ledger = Ledger(self._transact, self._snapshot)
         self._writes = 0  # this connection's commits that changed more than samples
+        self._durable_commits = True  # ``_SYNCHRONOUS`` is set (``open``), not NORMAL
         self._recent = RecentSamples()  # what live uploads read back (``upload_chunk``)
         """The privacy tables: account, consent and disclosure ledgers, upload positions,
         erase requests."""
@@ -511,8 +524,7 @@ class Store:
         """
         if not only_samples:
             self._writes += 1
-        if not durable:
-            self._conn.execute("PRAGMA synchronous = NORMAL")
+        self._sync_commits(durable)
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -526,12 +538,14 @@ class Store:
             if (full := _out_of_space(error, self.path)) is None:
                 raise
             raise full from error
-        finally:
-            # Not inside a transaction a failed ROLLBACK left open: that refuses the pragma
-            # and would hide the error (and no later write can begin on it anyway).
-            if not durable and not self._conn.in_transaction:
-                self._conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS}")
         return result
+
+    def _sync_commits(self, durable: bool) -> None:
+        """Set whether the next COMMIT syncs the log (``_write``'s ``durable``), when it
+        changes: a live sync's commits, one a second, then run without two pragmas each."""
+        if durable != self._durable_commits:
+            self._conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS if durable else 'NORMAL'}")
+            self._durable_commits = durable
 
     def version(self) -> tuple[int, int]:
         """Changes whenever a commit changed more than samples: another connection's
@@ -778,10 +792,27 @@ class Store:
 
     def _advance_sync_position(self, device_id: int) -> int:
         """Move the sync position past every seq that is stored or covered by a gap, in order."""
-        row = self._conn.execute(
-            "SELECT next_seq FROM sync_cursors WHERE device_id = ?", (device_id,)
+        start, covered, top, present, past_top = self._conn.execute(
+            _POSITION_RUN, (device_id, FIRST_SEQ)
         ).fetchone()
-        start = FIRST_SEQ if row is None else int(row[0])
+        # In-order delivery: no gap at the start, everything from it to the top stored,
+        # and no gap just past the top (nothing is stored past it).
+        if covered is None and top is not None and present == top - start + 1 and past_top is None:
+            next_seq = int(top) + 1
+        elif covered is None and top is None:
+            next_seq = start  # nothing stored at or past the position
+        else:
+            next_seq = self._walk_sync_position(device_id, start)
+        if next_seq != start:
+            self._conn.execute(
+                "INSERT INTO sync_cursors (device_id, next_seq) VALUES (?, ?)"
+                " ON CONFLICT (device_id) DO UPDATE SET next_seq = excluded.next_seq",
+                (device_id, next_seq),
+            )
+        return next_seq
+
+    def _walk_sync_position(self, device_id: int, start: int) -> int:
+        """Past gaps and runs of stored seqs from ``start``, one step at a time."""
         next_seq = start
         while True:
             covered, top, present = self._conn.execute(_RUN_AT, (device_id, next_seq)).fetchone()
@@ -789,9 +820,8 @@ class Store:
                 next_seq = int(covered) + 1
                 continue
             if top is None:
-                break  # nothing stored at or past next_seq
-            # Fast path for in-order delivery: everything from next_seq to the top is stored.
-            if present == top - next_seq + 1:
+                return next_seq  # nothing stored at or past next_seq
+            if present == top - next_seq + 1:  # everything from next_seq to the top is stored
                 next_seq = int(top) + 1
                 continue
             run_start = next_seq
@@ -805,14 +835,7 @@ class Store:
                 next_seq += 1
             stored.close()
             if next_seq == run_start:
-                break
-        if next_seq != start:
-            self._conn.execute(
-                "INSERT INTO sync_cursors (device_id, next_seq) VALUES (?, ?)"
-                " ON CONFLICT (device_id) DO UPDATE SET next_seq = excluded.next_seq",
-                (device_id, next_seq),
-            )
-        return next_seq
+                return next_seq
 
     def next_seq(self, device: str) -> int:
         """The next REPORT's from_seq: one past the highest seq with nothing missing below it.

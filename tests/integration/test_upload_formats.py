@@ -99,6 +99,15 @@ def test_packed_rows_encode_as_the_columns_do(
     ]
     assert decoded[0] == decoded[1] == samples
     assert [len(b) for b in both[0]] == [len(b) for b in both[1]]
+    # Batch by batch (a live upload's one batch is packed in one go): the same bytes.
+    seqs, stamps, metrics, raws = columns
+    one_by_one = [
+        encode_batches(
+            [i], size, *(c[start : start + size] for c in (seqs, metrics, stamps, raws))
+        )[0]
+        for i, start in zip(ids, range(0, len(rows), size), strict=True)
+    ]
+    assert both[1] == one_by_one
 
 
 def test_packed_rows_must_be_whole_samples() -> None:
