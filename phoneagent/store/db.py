@@ -420,7 +420,8 @@ class Store:
         self.path = path
         self.ledger = Ledger(self._transact, self._snapshot)
         self._writes = 0  # this connection's commits that changed more than samples
-        self._durable_commits = True  # ``_SYNCHRONOUS`` is set (``open``), not NORMAL
+        # Whether ``_SYNCHRONOUS`` (set by ``open``) or NORMAL is set; None: not known.
+        self._durable_commits: bool | None = True
         self._recent = RecentSamples()  # what live uploads read back (``upload_chunk``)
         """The privacy tables: account, consent and disclosure ledgers, upload positions,
         erase requests."""
@@ -544,6 +545,7 @@ class Store:
         """Set whether the next COMMIT syncs the log (``_write``'s ``durable``), when it
         changes: a live sync's commits, one a second, then run without two pragmas each."""
         if durable != self._durable_commits:
+            self._durable_commits = None  # unknown until the pragma has run
             self._conn.execute(f"PRAGMA synchronous = {_SYNCHRONOUS if durable else 'NORMAL'}")
             self._durable_commits = durable
 

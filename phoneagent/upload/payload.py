@@ -146,6 +146,8 @@ def _one_batch(
         body = _body(len(seqs)).pack(*chain.from_iterable(fields))
     except struct.error as error:
         raise PayloadError(f"a sample does not fit the batch format: {error}") from error
+    except ValueError as error:  # ``zip``: columns of different lengths
+        raise PayloadError(f"the columns of a batch differ in length: {error}") from error
     return _HEADER.pack(MAGIC, VERSION, len(seqs), batch_id, base_seq, base_ts) + body
 
 

@@ -115,6 +115,13 @@ def test_packed_rows_must_be_whole_samples() -> None:
         encode_packed([1], 100, 0, 0, bytes(SAMPLE_SIZE + 1))
 
 
+def test_columns_of_different_lengths_are_refused() -> None:
+    with pytest.raises(PayloadError, match="differ in length"):
+        encode_batches([1], 4, [1, 2], [1, 1], [0, 0], [5])
+    with pytest.raises(PayloadError, match="differ in length"):
+        encode_batches([1], 2, [1, 2], [1, 1], [0, 0, 0], [5, 5])
+
+
 def test_malformed_batches_are_rejected() -> None:
     data = encode_batch(1, [(5, 1, 100, 60)])
     with pytest.raises(PayloadError):
