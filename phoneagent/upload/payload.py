@@ -81,8 +81,28 @@ def encode_columns(
     stamps: Sequence[int],
     raws: Sequence[int],
 ) -> bytes:
-    """Encode a batch given column by column (``seqs`` ascending, the others alike)."""
-    return encode_batches([batch_id], len(seqs), seqs, metrics, stamps, raws)[0]
+    """Encode a batch given column by column (``seqs`` ascending, the others alike).
+
+    One ``pack`` of the interleaved fields: for a live upload's batch of a few samples a
+    second, cheaper than ``encode_batches``' pack per column and its 13 strided copies.
+    """
+    if not 0 < len(seqs) <= MAX_BATCH:
+        raise PayloadError(f"a batch holds 1..{MAX_BATCH} samples, not {len(seqs)}")
+    base_seq, base_ts = seqs[0], _base_stamp(stamps)
+    fields = zip(
+        map(sub, seqs, repeat(base_seq)),
+        map(sub, stamps, repeat(base_ts)),
+        metrics,
+        raws,
+        strict=True,
+    )
+    try:
+        body = _body(len(seqs)).pack(*chain.from_iterable(fields))
+    except struct.error as error:
+        raise PayloadError(f"a sample does not fit the batch format: {error}") from error
+    except ValueError as error:  # ``zip``: columns of different lengths
+        raise PayloadError(f"the columns of a batch differ in length: {error}") from error
+    return _HEADER.pack(MAGIC, VERSION, len(seqs), batch_id, base_seq, base_ts) + body
 
 
 def encode_batches(
@@ -104,7 +124,7 @@ def encode_batches(
     starts = _starts(batch_ids, size, len(seqs))
     count = len(seqs)
     if count <= size:
-        return [_one_batch(batch_ids[0], seqs, metrics, stamps, raws)]
+        return [encode_columns(batch_ids[0], seqs, metrics, stamps, raws)]
     first_seqs = seqs[::size]
     base_stamps = [_base_stamp(stamps[start : start + size]) for start in starts]
     columns = (
@@ -122,33 +142,6 @@ def encode_batches(
     except struct.error as error:
         raise PayloadError(f"a sample does not fit the batch format: {error}") from error
     return _frame(batch_ids, starts, first_seqs, base_stamps, body)
-
-
-def _one_batch(
-    batch_id: int,
-    seqs: Sequence[int],
-    metrics: Sequence[int],
-    stamps: Sequence[int],
-    raws: Sequence[int],
-) -> bytes:
-    """``encode_batches`` of a single batch (a live upload's, a few samples a second): one
-    ``pack`` of the interleaved fields, cheaper there than a column's pack and its strided
-    copies (13 of them, each a slice object and a copy) per field."""
-    base_seq, base_ts = seqs[0], _base_stamp(stamps)
-    fields = zip(
-        map(sub, seqs, repeat(base_seq)),
-        map(sub, stamps, repeat(base_ts)),
-        metrics,
-        raws,
-        strict=True,
-    )
-    try:
-        body = _body(len(seqs)).pack(*chain.from_iterable(fields))
-    except struct.error as error:
-        raise PayloadError(f"a sample does not fit the batch format: {error}") from error
-    except ValueError as error:  # ``zip``: columns of different lengths
-        raise PayloadError(f"the columns of a batch differ in length: {error}") from error
-    return _HEADER.pack(MAGIC, VERSION, len(seqs), batch_id, base_seq, base_ts) + body
 
 
 def encode_packed(
