@@ -526,7 +526,8 @@ class AgentFleet:
         self._pair_concurrency = max(1, PAIR_CONCURRENCY // of)
         self._base_rss = _rss_mb()
         self._base_cpu = _cpu_s()
-        self._silent = len(self.agents)  # agents that have not committed a sample yet
+        # Agents that have not committed a sample yet; None once the second freeze is done.
+        self._silent: int | None = len(self.agents)
 
     async def start(self) -> None:
         self.config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -556,8 +557,17 @@ class AgentFleet:
         left, and a second ``gc.freeze`` puts the rest out of the collector's sight. Until
         then each full collection walked all of it (0.4 s every 40 s per worker at 500
         agents, a pause every agent's samples waited behind)."""
-        self._silent -= 1
-        if not self._silent:
+        if self._silent is not None:
+            self._silent -= 1
+            if not self._silent:
+                self.measuring_begins()
+
+    def measuring_begins(self) -> None:
+        """The second ``gc.freeze`` (``first_commit``), once: at the latest when the latency
+        window opens, so that an agent that never commits (its watch gone) does not leave
+        the full collections' pauses in the figures."""
+        if self._silent is not None:
+            self._silent = None
             gc.collect()
             gc.freeze()
 
@@ -567,7 +577,14 @@ class AgentFleet:
             if not stop.is_set():
                 await agent.run(stop)
 
-        await asyncio.gather(*(one(a) for a in self.agents))
+        window = self.config.latency_after_s
+        loop = asyncio.get_running_loop()
+        opens = None if window is None else loop.call_later(window, self.measuring_begins)
+        try:
+            await asyncio.gather(*(one(a) for a in self.agents))
+        finally:
+            if opens is not None:
+                opens.cancel()
 
     async def close(self) -> None:
         await asyncio.gather(*(a.close() for a in self.agents))

@@ -87,3 +87,28 @@ def test_what_lives_is_frozen_once_every_agent_committed(tmp_path: Path) -> None
         assert gc.get_freeze_count() > before
     finally:
         gc.unfreeze()  # this test process's objects back in the collector's sight
+
+
+def test_the_second_freeze_comes_when_measuring_begins_without_the_last_commit(
+    tmp_path: Path,
+) -> None:
+    """An agent that never commits (its watch gone) does not keep the second freeze away
+    from the latency window; it is done once."""
+    watches = tuple(
+        WatchEntry(f"w{i}", f"F0:00:00:00:00:0{i}", tmp_path / f"w{i}") for i in range(2)
+    )
+    fleet = AgentFleet(
+        AgentFleetConfig(tmp_path, Manifest("127.0.0.1:1", Timeline(0.0, 1.0), watches), "")
+    )
+    before = gc.get_freeze_count()
+    try:
+        fleet.first_commit()
+        assert gc.get_freeze_count() == before
+        fleet.measuring_begins()
+        frozen = gc.get_freeze_count()
+        assert frozen > before
+        fleet.first_commit()  # the last agent, late
+        fleet.measuring_begins()
+        assert gc.get_freeze_count() == frozen
+    finally:
+        gc.unfreeze()
