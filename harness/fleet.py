@@ -560,12 +560,13 @@ class AgentFleet:
         if self._silent is not None:
             self._silent -= 1
             if not self._silent:
-                self.measuring_begins()
+                self.freeze_live()
 
-    def measuring_begins(self) -> None:
-        """The second ``gc.freeze`` (``first_commit``), once: at the latest when the latency
-        window opens, so that an agent that never commits (its watch gone) does not leave
-        the full collections' pauses in the figures."""
+    def freeze_live(self) -> None:
+        """The second ``gc.freeze`` (``first_commit``), once: at the last agent's first
+        commit, or when the latency window opens if that is sooner (``run``), so that an
+        agent that never commits (its watch gone) does not leave the full collections'
+        pauses in the figures."""
         if self._silent is not None:
             self._silent = None
             gc.collect()
@@ -579,7 +580,7 @@ class AgentFleet:
 
         window = self.config.latency_after_s
         loop = asyncio.get_running_loop()
-        opens = None if window is None else loop.call_later(window, self.measuring_begins)
+        opens = None if window is None else loop.call_later(window, self.freeze_live)
         try:
             await asyncio.gather(*(one(a) for a in self.agents))
         finally:

@@ -801,8 +801,6 @@ class Store:
         # and no gap just past the top (nothing is stored past it).
         if covered is None and top is not None and present == top - start + 1 and past_top is None:
             next_seq = int(top) + 1
-        elif covered is None and top is None:
-            next_seq = start  # nothing stored at or past the position
         else:
             next_seq = self._walk_sync_position(device_id, start)
         if next_seq != start:

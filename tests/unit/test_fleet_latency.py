@@ -5,7 +5,10 @@ collector kept off what the fleet's agents keep."""
 from __future__ import annotations
 
 import gc
+from collections.abc import Callable, Iterator
 from pathlib import Path
+
+import pytest
 
 from harness.fleet import (
     RESULT_FILE,
@@ -70,45 +73,48 @@ def test_a_split_fleets_parts_add_up_second_by_second(tmp_path: Path) -> None:
     assert stored == [(100.0, 2, 750), (101.0, 2, 500)]
 
 
-def test_what_lives_is_frozen_once_every_agent_committed(tmp_path: Path) -> None:
-    """The second ``gc.freeze``: not before the last agent's first commit, once then."""
+def _fleet(tmp_path: Path, agents: int) -> AgentFleet:
     watches = tuple(
-        WatchEntry(f"w{i}", f"F0:00:00:00:00:0{i}", tmp_path / f"w{i}") for i in range(3)
+        WatchEntry(f"w{i}", f"F0:00:00:00:00:0{i}", tmp_path / f"w{i}") for i in range(agents)
     )
-    fleet = AgentFleet(
+    return AgentFleet(
         AgentFleetConfig(tmp_path, Manifest("127.0.0.1:1", Timeline(0.0, 1.0), watches), "")
     )
-    before = gc.get_freeze_count()
-    try:
-        fleet.first_commit()
-        fleet.first_commit()
-        assert gc.get_freeze_count() == before
-        fleet.first_commit()
-        assert gc.get_freeze_count() > before
-    finally:
-        gc.unfreeze()  # this test process's objects back in the collector's sight
+
+
+@pytest.fixture
+def frozen_count() -> Iterator[Callable[[], int]]:
+    """``gc.get_freeze_count``; afterwards this test process's objects are back in the
+    collector's sight."""
+    yield gc.get_freeze_count
+    gc.unfreeze()
+
+
+def test_what_lives_is_frozen_once_every_agent_committed(
+    tmp_path: Path, frozen_count: Callable[[], int]
+) -> None:
+    """The second ``gc.freeze``: not before the last agent's first commit, once then."""
+    fleet = _fleet(tmp_path, 3)
+    before = frozen_count()
+    fleet.first_commit()
+    fleet.first_commit()
+    assert frozen_count() == before
+    fleet.first_commit()
+    assert frozen_count() > before
 
 
 def test_the_second_freeze_comes_when_measuring_begins_without_the_last_commit(
-    tmp_path: Path,
+    tmp_path: Path, frozen_count: Callable[[], int]
 ) -> None:
     """An agent that never commits (its watch gone) does not keep the second freeze away
     from the latency window; it is done once."""
-    watches = tuple(
-        WatchEntry(f"w{i}", f"F0:00:00:00:00:0{i}", tmp_path / f"w{i}") for i in range(2)
-    )
-    fleet = AgentFleet(
-        AgentFleetConfig(tmp_path, Manifest("127.0.0.1:1", Timeline(0.0, 1.0), watches), "")
-    )
-    before = gc.get_freeze_count()
-    try:
-        fleet.first_commit()
-        assert gc.get_freeze_count() == before
-        fleet.measuring_begins()
-        frozen = gc.get_freeze_count()
-        assert frozen > before
-        fleet.first_commit()  # the last agent, late
-        fleet.measuring_begins()
-        assert gc.get_freeze_count() == frozen
-    finally:
-        gc.unfreeze()
+    fleet = _fleet(tmp_path, 2)
+    before = frozen_count()
+    fleet.first_commit()
+    assert frozen_count() == before
+    fleet.freeze_live()  # the latency window opens
+    frozen = frozen_count()
+    assert frozen > before
+    fleet.first_commit()  # the last agent, late
+    fleet.freeze_live()
+    assert frozen_count() == frozen
