@@ -11,7 +11,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import TypeVar
+from typing import Final, TypeVar
 
 from bleak import BleakClient
 from bleak.backends.characteristic import BleakGATTCharacteristic
@@ -33,6 +33,7 @@ from protocol.errors import ProtocolError
 from protocol.heart_rate import HeartRateMeasurement
 from protocol.history import HistoryOpcode, HistoryRequest, HistoryResponse, HistoryStatus
 from protocol.music import MusicEvent, MusicState
+from protocol.profile import characteristic
 from protocol.settings import MetricSettings, UserProfile
 
 T = TypeVar("T")
@@ -40,6 +41,18 @@ T = TypeVar("T")
 # How long a request may go without any sign of life from the watch (a response, or a
 # records notification while a REPORT streams) before the link is considered dead.
 DEFAULT_IDLE_TIMEOUT = 15.0
+
+
+# What a sync cannot go without: the history, and the clock and settings it sets first.
+SYNC_CHARACTERISTICS: Final = (
+    uuids.HISTORY_STATUS,
+    uuids.HISTORY_CONTROL_POINT,
+    uuids.HISTORY_RECORDS,
+    uuids.LOCAL_TIME_INFORMATION,
+    uuids.CURRENT_TIME,
+    uuids.METRIC_SETTINGS,
+    uuids.USER_PROFILE,
+)
 
 
 class WatchProtocolError(BleakError):
@@ -70,6 +83,21 @@ class WatchClient:
     @property
     def address(self) -> str:
         return Address(self.client.address)
+
+    def check_profile(self) -> None:
+        """``WatchProtocolError`` naming what a sync needs and the connected watch does not
+        offer, before anything is read or written: a raw "characteristic not found" halfway
+        through says neither what is missing nor what to do."""
+        found = {c.uuid.lower() for s in self.client.services for c in s.characteristics}
+        missing = [characteristic(u).name for u in SYNC_CHARACTERISTICS if u not in found]
+        if missing:
+            raise WatchProtocolError(
+                f"{self.address} does not offer {', '.join(missing)}: either it is not a watch"
+                " this agent syncs, or this computer's Bluetooth stack still holds an older"
+                " copy of its services (after the watch was updated or restarted). Try"
+                " again; if it persists on Linux, `bluetoothctl remove"
+                f" {self.address}` clears BlueZ's copy, then pair it again"
+            )
 
     # --- plain reads and writes ----------------------------------------------------
 

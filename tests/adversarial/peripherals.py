@@ -140,6 +140,7 @@ class Hostile:
     drop_in: str | None = None
     dropped: list[str] = field(default_factory=list)
     on_request: Script | None = None
+    omitted: frozenset[str] = frozenset()  # characteristics it does not offer
     writes: list[tuple[str, bytes]] = field(default_factory=list)
     connections: int = 0
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -205,6 +206,10 @@ class Hostile:
         self.chars[uuid] = char
         return char
 
+    def _service(self, uuid: str, chars: list[Characteristic[bytes]]) -> Service:
+        offered = [c for c in chars if all(self.chars.get(u) is not c for u in self.omitted)]
+        return Service(uuid, offered)
+
     def _recording(self, uuid: str, read: bytes = b"") -> CharacteristicValue[bytes]:
         def write(connection: Connection, value: bytes) -> None:
             self.writes.append((uuid, bytes(value)))
@@ -234,7 +239,7 @@ class Hostile:
         rw = P.READ | P.WRITE
         status_value = CharacteristicValue[bytes](read=self._status)
         self.device.add_service(
-            Service(
+            self._service(
                 uuids.DEVICE_INFORMATION_SERVICE,
                 [
                     self._char(uuids.MANUFACTURER_NAME, P.READ, b"Hostile"),
@@ -245,7 +250,7 @@ class Hostile:
             )
         )
         self.device.add_service(
-            Service(
+            self._service(
                 uuids.CURRENT_TIME_SERVICE,
                 [
                     self._char(uuids.CURRENT_TIME, rw, self._recording(uuids.CURRENT_TIME)),
@@ -258,7 +263,7 @@ class Hostile:
             )
         )
         self.device.add_service(
-            Service(
+            self._service(
                 uuids.HISTORY_SERVICE,
                 [
                     self._char(
@@ -273,7 +278,7 @@ class Hostile:
         )
         settings = bytes.fromhex("01010100 02013c00 03013c00 04013c00")
         self.device.add_service(
-            Service(
+            self._service(
                 uuids.SETTINGS_SERVICE,
                 [
                     self._char(uuids.USER_PROFILE, rw, self._recording(uuids.USER_PROFILE)),

@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from bumble.link import LocalLink
 
-from phoneagent.sync import SyncState
+from phoneagent.sync import SyncState, WatchProtocolError
 from phoneagent.transport import ConnectTimeoutError, PairingFailedError
-from tests.adversarial.agent_under_test import AgentUnderTest
+from protocol import uuids
+from tests.adversarial.agent_under_test import WAIT, AgentUnderTest
 from tests.adversarial.peripherals import Hostile, history, serve
 
 WATCH = "C4:11:22:33:44:55"
@@ -79,3 +80,22 @@ async def test_just_works_only_is_refused_with_the_reason(link: LocalLink, tmp_p
     assert peripheral.writes == []
     await peripheral.stop()
     await agent.stop()
+
+
+async def test_a_watch_without_history_status_is_named_as_such(
+    link: LocalLink, bonded: AgentUnderTest
+) -> None:
+    """The bonded watch comes back without History Status (an update, or a host's old copy
+    of its services, as BlueZ's was in CI once): ``sync`` says what is missing and what to
+    do, before it reads or writes anything, and ``status`` keeps the reason."""
+    before = bonded.stored(WATCH)
+    changed = await Hostile(link, WATCH, omitted=frozenset({uuids.HISTORY_STATUS})).start()
+    with pytest.raises(WatchProtocolError) as raised:
+        await bonded.sync_once(WATCH, scan_timeout=WAIT)
+    message = str(raised.value)
+    assert f"{WATCH} does not offer History Status:" in message, message
+    assert f"bluetoothctl remove {WATCH}" in message and "pair it again" in message
+    assert changed.connections == 1 and changed.writes == []
+    assert bonded.problem(WATCH) == message
+    assert bonded.stored(WATCH) == before
+    await changed.stop()

@@ -6,6 +6,7 @@ table is in docs/security.md.
 
 from __future__ import annotations
 
+import contextlib
 import re
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -15,8 +16,8 @@ import pytest
 from protocol.profile import CHARACTERISTICS, PROFILE, Property, Security
 from protocol.uuids import BATTERY_LEVEL, HISTORY_STATUS, MODEL_NUMBER
 from tests.bluez.conftest import Adapters, Screen, device_property, remove_device
-from tests.bluez.tools import Tool, btmon, characteristics, gatttool, primary_services, run
-from watchsim.peripheral.bless_adapter import BlessPeripheral
+from tests.bluez.tools import Tool, btmon, characteristics, gatttool, primary_ranges, run
+from watchsim.peripheral.bless_adapter import BlessPeripheral, attribute_count, service_handles
 
 pytestmark = pytest.mark.bluez_vm
 
@@ -43,8 +44,8 @@ SENT_VALUE = re.compile(
 )
 
 
-@pytest.fixture
-async def watch(adapters: Adapters) -> AsyncIterator[tuple[BlessPeripheral, Screen]]:
+@contextlib.asynccontextmanager
+async def _started() -> AsyncIterator[tuple[BlessPeripheral, Screen]]:
     """The watch with its passkey display, advertising; the wearer never touches BlueZ."""
     screen = Screen()
     peripheral = BlessPeripheral("hci0", NAME, display=screen)
@@ -56,6 +57,12 @@ async def watch(adapters: Adapters) -> AsyncIterator[tuple[BlessPeripheral, Scre
         yield peripheral, screen
     finally:
         await peripheral.stop()
+
+
+@pytest.fixture
+async def watch(adapters: Adapters) -> AsyncIterator[tuple[BlessPeripheral, Screen]]:
+    async with _started() as started:
+        yield started
 
 
 async def _bluetoothctl(adapters: Adapters, *options: str) -> Tool:
@@ -115,7 +122,23 @@ async def test_primary_discovery_lists_every_service(adapters: Adapters, watch: 
     """Finding 8: phones find services by primary discovery; bless declared only one."""
     listing = await run(*gatttool(adapters.watch, "--primary"))
     print(listing)
-    assert primary_services(listing) >= {s.uuid for s in PROFILE}, listing
+    assert primary_ranges(listing).keys() >= {s.uuid for s in PROFILE}, listing
+
+
+async def test_a_restarted_watch_keeps_its_handles(adapters: Adapters) -> None:
+    """Each service at the handle the adapter pins, spanning the handles it counts, and the
+    same after a restart: bluetoothd would otherwise move the services past every handle it
+    gave out, and a bonded phone would rediscover on its next connection (the CI failure
+    of the kill-and-restart resync, where bleak then missed History Status)."""
+    listings = []
+    for _ in range(2):
+        async with _started():
+            listings.append(primary_ranges(await run(*gatttool(adapters.watch, "--primary"))))
+    assert listings[0] == listings[1]
+    pinned = service_handles(PROFILE)
+    for spec in PROFILE:
+        first = pinned[spec.uuid]
+        assert listings[0][spec.uuid] == (first, first + attribute_count(spec) - 1), listings[0]
 
 
 async def test_plain_scan_finds_the_watch(adapters: Adapters, watch: object) -> None:

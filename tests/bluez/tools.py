@@ -160,6 +160,10 @@ def characteristics(listing: str) -> dict[str, Characteristic]:
     return found
 
 
-def primary_services(listing: str) -> set[str]:
-    """Service UUIDs from ``gatttool --primary`` (Read By Group Type: primary discovery)."""
-    return set(re.findall(r"end grp handle = 0x[0-9a-f]{4} uuid: ([0-9a-f-]{36})", listing))
+def primary_ranges(listing: str) -> dict[str, tuple[int, int]]:
+    """Service UUID -> (first, last) handle, from ``gatttool --primary`` (Read By Group
+    Type: primary discovery)."""
+    found = re.findall(
+        r"attr handle = 0x(\w{4}), end grp handle = 0x(\w{4}) uuid: ([0-9a-f-]{36})", listing
+    )
+    return {uuid: (int(first, 16), int(last, 16)) for first, last, uuid in found}

@@ -1,7 +1,8 @@
 """What BlueZ reads from bless's D-Bus objects once the adapter has described the profile.
 
-bless 0.3.0 has no API for primary services, protected subscriptions or a discoverable
-advertisement; the adapter sets private fields (``describe_to_bluez``) and subclasses the
+bless 0.3.0 has no API for primary services, protected subscriptions, pinned handles or a
+discoverable advertisement; the adapter sets private fields (``describe_to_bluez``),
+replaces the services by ones with a ``Handle`` (``pin_handles``) and subclasses the
 advertisement. These tests export bless's own objects on a real (private) bus and read
 them back as bluetoothd does (``GetManagedObjects``, ``GetAll``): they fail when a bless
 release moves those fields. The BlueZ VM suite proves what BlueZ then does with them
@@ -28,6 +29,8 @@ from watchsim.peripheral.bless_adapter import (
     bless_properties,
     bluez_flags,
     describe_to_bluez,
+    pin_handles,
+    service_handles,
 )
 
 
@@ -50,7 +53,7 @@ async def _call(reader: FastBus, destination: str | None, **fields: Any) -> list
     return list(reply.body)
 
 
-async def test_every_service_is_primary_and_subscriptions_carry_their_protection(
+async def test_services_are_primary_at_pinned_handles_and_subscriptions_carry_their_protection(
     buses: tuple[MessageBus, FastBus],
 ) -> None:
     bless_bus, reader = buses
@@ -62,6 +65,7 @@ async def test_every_service_is_primary_and_subscriptions_carry_their_protection
                 c.uuid, flags_to_dbus(bless_properties(c.properties)), b""
             )
         describe_to_bluez(service, spec)
+    pin_handles(app, PROFILE)
     (objects,) = await _call(
         reader,
         bless_bus.unique_name,
@@ -74,6 +78,8 @@ async def test_every_service_is_primary_and_subscriptions_carry_their_protection
     ]
     assert len(services) == len(PROFILE)
     assert all(service["Primary"].value for service in services)
+    handles = {str(UUID(service["UUID"].value)): service["Handle"].value for service in services}
+    assert handles == {str(UUID(u)): h for u, h in service_handles(PROFILE).items()}
     flags = {
         str(UUID(i["org.bluez.GattCharacteristic1"]["UUID"].value)): i[
             "org.bluez.GattCharacteristic1"

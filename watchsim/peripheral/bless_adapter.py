@@ -48,6 +48,7 @@ from uuid import UUID
 
 from bless.backends.attribute import GATTAttributePermissions
 from bless.backends.bluezdbus.dbus.advertisement import BlueZLEAdvertisement, Type
+from bless.backends.bluezdbus.dbus.service import BlueZGattService
 from bless.backends.characteristic import GATTCharacteristicProperties
 from dbus_next.constants import MessageType, PropertyAccess  # bless's D-Bus library
 from dbus_next.message import Message
@@ -141,6 +142,67 @@ def describe_to_bluez(service: Any, spec: ServiceSpec) -> None:
         characteristic._flags = bluez_flags(c.properties, c.security)
 
 
+# Where the watch's own services start in bluetoothd's database: above the ones bluetoothd
+# registers for itself (GAP, GATT and Device Information end at 0x0014 in BlueZ 5.66).
+FIRST_HANDLE: Final = 0x0100
+
+
+def attribute_count(spec: ServiceSpec) -> int:
+    """How many handles BlueZ gives ``spec``: the declaration, then each characteristic's
+    declaration and value, plus a CCCD where it notifies or indicates (no characteristic
+    of ours has extended properties or other descriptors)."""
+    subscribable = Property.NOTIFY | Property.INDICATE
+    return 1 + sum(2 + bool(c.properties & subscribable) for c in spec.characteristics)
+
+
+def service_handles(profile: Sequence[ServiceSpec], first: int = FIRST_HANDLE) -> dict[str, int]:
+    """Each service's first handle: contiguous from ``first``, in the profile's order."""
+    handles: dict[str, int] = {}
+    for spec in profile:
+        handles[spec.uuid] = first
+        first += attribute_count(spec)
+    return handles
+
+
+class PinnedGattService(BlueZGattService):
+    """bless's GATT service with the ``Handle`` BlueZ reads when the application is
+    registered: without it, bluetoothd puts a restarted watch's services after every handle
+    it has given out, its database hash changes, and every bonded phone gets a Service
+    Changed indication and rediscovers on its next connection (BlueZ can report services
+    resolved before that rediscovery ends, and bleak then misses characteristics). A real
+    watch keeps its handles from one boot to the next; so does this one."""
+
+    def __init__(self, original: Any, handle: int) -> None:
+        super().__init__(original.UUID, original._primary, 1, original.app)
+        self.path = original.path
+        self.characteristics = original.characteristics
+        self._handle = handle
+
+    @dbus_property(access=PropertyAccess.READWRITE)
+    def Handle(self) -> "q":  # type: ignore[name-defined]  # noqa: F821, UP037
+        return self._handle
+
+    @Handle.setter  # type: ignore[no-redef]
+    def Handle(self, handle: "q") -> None:  # type: ignore[name-defined]  # noqa: F821, UP037
+        self._handle = handle  # BlueZ writes back the handle it chose when given 0
+
+
+def pin_handles(app: Any, profile: Sequence[ServiceSpec]) -> dict[str, PinnedGattService]:
+    """Replace each of bless's services in ``app`` (a ``BlueZGattApplication`` not yet
+    registered) by a ``PinnedGattService`` at its handle from ``service_handles``; returns
+    them by UUID."""
+    pinned: dict[str, PinnedGattService] = {}
+    for uuid, handle in service_handles(profile).items():
+        index, original = next(
+            (i, s) for i, s in enumerate(app.services) if UUID(s.UUID) == UUID(uuid)
+        )
+        service = pinned[uuid] = PinnedGattService(original, handle)
+        app.bus.unexport(service.path, original)
+        app.bus.export(service.path, service)
+        app.services[index] = service
+    return pinned
+
+
 class DiscoverableAdvertisement(BlueZLEAdvertisement):
     """bless's advertisement, advertised as LE General Discoverable: a watch waiting to be
     paired must show up in any central's plain discovery (BlueZ's included)."""
@@ -222,6 +284,8 @@ class BlessPeripheral(Peripheral):
         self._service_of = {c.uuid: s.uuid for s in profile for c in s.characteristics}
         for service in profile:
             describe_to_bluez(self._server.get_service(service.uuid).gatt, service)
+        for uuid, pinned in pin_handles(self._server.app, profile).items():
+            self._server.get_service(uuid).gatt = pinned
         if self._display is not None:
             self._agent = await RegisteredAgent.register(self._display, self._mode)
 
