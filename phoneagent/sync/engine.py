@@ -285,7 +285,7 @@ class DeviceSync:
     async def _converse(self, client: BleakClient, name: str | None, live: bool) -> None:
         """One connection's work (another personality's engine has its own: InfiniTimeSync)."""
         watch = WatchClient(client, idle_timeout=self._idle_timeout)
-        watch.check_profile()
+        watch.check_profile(bluez_adapter=self._transport.bluez_adapter)
         status = await watch.read_status()  # the first protected read: encrypts from the bond
         self.newest_seq = status.newest_seq
         self._set(SyncState.CONFIGURING)

@@ -43,7 +43,8 @@ T = TypeVar("T")
 DEFAULT_IDLE_TIMEOUT = 15.0
 
 
-# What a sync cannot go without: the history, and the clock and settings it sets first.
+# What every sync uses: the history, and the clock and metric settings it sets first (the
+# user profile is written only when there is one, so a watch without it still syncs).
 SYNC_CHARACTERISTICS: Final = (
     uuids.HISTORY_STATUS,
     uuids.HISTORY_CONTROL_POINT,
@@ -51,7 +52,6 @@ SYNC_CHARACTERISTICS: Final = (
     uuids.LOCAL_TIME_INFORMATION,
     uuids.CURRENT_TIME,
     uuids.METRIC_SETTINGS,
-    uuids.USER_PROFILE,
 )
 
 
@@ -84,20 +84,25 @@ class WatchClient:
     def address(self) -> str:
         return Address(self.client.address)
 
-    def check_profile(self) -> None:
+    def check_profile(self, *, bluez_adapter: str | None = None) -> None:
         """``WatchProtocolError`` naming what a sync needs and the connected watch does not
         offer, before anything is read or written: a raw "characteristic not found" halfway
-        through says neither what is missing nor what to do."""
+        through says neither what is missing nor what to do. ``bluez_adapter``: the link
+        is BlueZ's on that adapter, whose copy of a bonded watch's services can be old."""
         found = {c.uuid.lower() for s in self.client.services for c in s.characteristics}
         missing = [characteristic(u).name for u in SYNC_CHARACTERISTICS if u not in found]
-        if missing:
-            raise WatchProtocolError(
-                f"{self.address} does not offer {', '.join(missing)}: either it is not a watch"
-                " this agent syncs, or this computer's Bluetooth stack still holds an older"
-                " copy of its services (after the watch was updated or restarted). Try"
-                " again; if it persists on Linux, `bluetoothctl remove"
-                f" {self.address}` clears BlueZ's copy, then pair it again"
-            )
+        if not missing:
+            return
+        address = self.address
+        why = f"{address} does not offer {', '.join(missing)}: it is not a watch this agent syncs"
+        if bluez_adapter is None:
+            raise WatchProtocolError(f"{why}, or its firmware no longer has them")
+        raise WatchProtocolError(
+            f"{why}, or BlueZ on {bluez_adapter} still holds an older copy of its services"
+            " (after the watch was updated or restarted). Try again; if it persists, remove"
+            f" it from BlueZ (bluetoothctl: select {bluez_adapter}'s address, then remove"
+            f" {address}) and pair it again (phoneagent pair {address})"
+        )
 
     # --- plain reads and writes ----------------------------------------------------
 

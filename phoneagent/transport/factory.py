@@ -87,6 +87,12 @@ class Transport:
         # The Bumble radio behind this transport, for pairing settings; None on BlueZ.
         self.radio = radio
 
+    @property
+    def bluez_adapter(self) -> str | None:
+        """The BlueZ adapter (``hci0``) behind this transport; None on a Bumble radio."""
+        adapter: str | None = self._kwargs.get("bluez", {}).get("adapter")
+        return adapter
+
     def scanner(
         self,
         detection_callback: AdvertisementDataCallback | None = None,

@@ -8,16 +8,22 @@ from __future__ import annotations
 
 import contextlib
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from pathlib import Path
 
 import pytest
 
-from protocol.profile import CHARACTERISTICS, PROFILE, Property, Security
-from protocol.uuids import BATTERY_LEVEL, HISTORY_STATUS, MODEL_NUMBER
+from protocol import infinitime
+from protocol.profile import CHARACTERISTICS, PROFILE, Property, Security, ServiceSpec
+from protocol.uuids import BATTERY_LEVEL, HISTORY_SERVICE, HISTORY_STATUS, MODEL_NUMBER
 from tests.bluez.conftest import Adapters, Screen, device_property, remove_device
 from tests.bluez.tools import Tool, btmon, characteristics, gatttool, primary_ranges, run
-from watchsim.peripheral.bless_adapter import BlessPeripheral, attribute_count, service_handles
+from watchsim.peripheral.bless_adapter import (
+    FIRST_HANDLE,
+    BlessPeripheral,
+    attribute_count,
+    service_handles,
+)
 
 pytestmark = pytest.mark.bluez_vm
 
@@ -45,15 +51,17 @@ SENT_VALUE = re.compile(
 
 
 @contextlib.asynccontextmanager
-async def _started() -> AsyncIterator[tuple[BlessPeripheral, Screen]]:
+async def _started(
+    profile: Sequence[ServiceSpec] = PROFILE, name: str = NAME
+) -> AsyncIterator[tuple[BlessPeripheral, Screen]]:
     """The watch with its passkey display, advertising; the wearer never touches BlueZ."""
     screen = Screen()
-    peripheral = BlessPeripheral("hci0", NAME, display=screen)
+    peripheral = BlessPeripheral("hci0", name, display=screen)
     peripheral.set_read_handler(HISTORY_STATUS, lambda: STATUS)
     peripheral.set_read_handler(MODEL_NUMBER, lambda: b"hostile-model")
-    await peripheral.start(PROFILE)
+    await peripheral.start(profile)
     try:
-        await peripheral.start_advertising(NAME, 0, ())
+        await peripheral.start_advertising(name, 0, ())
         yield peripheral, screen
     finally:
         await peripheral.stop()
@@ -125,20 +133,41 @@ async def test_primary_discovery_lists_every_service(adapters: Adapters, watch: 
     assert primary_ranges(listing).keys() >= {s.uuid for s in PROFILE}, listing
 
 
-async def test_a_restarted_watch_keeps_its_handles(adapters: Adapters) -> None:
+@pytest.mark.parametrize("profile", [PROFILE, infinitime.PROFILE], ids=["ours", "infinitime"])
+async def test_a_restarted_watch_keeps_its_handles(
+    adapters: Adapters, profile: Sequence[ServiceSpec]
+) -> None:
     """Each service at the handle the adapter pins, spanning the handles it counts, and the
     same after a restart: bluetoothd would otherwise move the services past every handle it
-    gave out, and a bonded phone would rediscover on its next connection (the CI failure
-    of the kill-and-restart resync, where bleak then missed History Status)."""
+    gave out, and a bonded phone would rediscover them on its next connection (the CI
+    failure of the kill-and-restart resync, where bleak then missed History Status)."""
     listings = []
     for _ in range(2):
-        async with _started():
+        async with _started(profile):
             listings.append(primary_ranges(await run(*gatttool(adapters.watch, "--primary"))))
     assert listings[0] == listings[1]
-    pinned = service_handles(PROFILE)
-    for spec in PROFILE:
+    pinned = service_handles(profile)
+    for spec in profile:
         first = pinned[spec.uuid]
         assert listings[0][spec.uuid] == (first, first + attribute_count(spec) - 1), listings[0]
+
+
+async def test_a_watch_whose_handles_are_taken_starts_where_bluetoothd_chooses(
+    adapters: Adapters, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A second application on the adapter already holds the pinned handles: the watch
+    says so in its log and registers its services where bluetoothd puts them."""
+    async with _started(name="First"), _started(name="Second"):
+        listing = await run(*gatttool(adapters.watch, "--primary"))
+    print(listing)
+    assert "refused the watch's services at handle 0x0100" in caplog.text
+    history = [
+        first
+        for first, uuid in re.findall(r"attr handle = 0x(\w{4}), .* uuid: ([0-9a-f-]{36})", listing)
+        if uuid == HISTORY_SERVICE
+    ]
+    assert history[0] == f"{service_handles(PROFILE)[HISTORY_SERVICE]:04x}"
+    assert int(history[1], 16) > FIRST_HANDLE + sum(attribute_count(s) for s in PROFILE)
 
 
 async def test_plain_scan_finds_the_watch(adapters: Adapters, watch: object) -> None:

@@ -51,6 +51,7 @@ from bless.backends.bluezdbus.dbus.advertisement import BlueZLEAdvertisement, Ty
 from bless.backends.bluezdbus.dbus.service import BlueZGattService
 from bless.backends.characteristic import GATTCharacteristicProperties
 from dbus_next.constants import MessageType, PropertyAccess  # bless's D-Bus library
+from dbus_next.errors import DBusError
 from dbus_next.message import Message
 from dbus_next.service import dbus_property
 
@@ -165,12 +166,13 @@ def service_handles(profile: Sequence[ServiceSpec], first: int = FIRST_HANDLE) -
 
 
 class PinnedGattService(BlueZGattService):
-    """bless's GATT service with the ``Handle`` BlueZ reads when the application is
-    registered: without it, bluetoothd puts a restarted watch's services after every handle
-    it has given out, its database hash changes, and every bonded phone gets a Service
-    Changed indication and rediscovers on its next connection (BlueZ can report services
-    resolved before that rediscovery ends, and bleak then misses characteristics). A real
-    watch keeps its handles from one boot to the next; so does this one."""
+    """bless's GATT service with the ``Handle`` BlueZ (5.51 and later) reads when the
+    application is registered. Without it, bluetoothd put each registration after every
+    handle it had given out, so a restarted watch's database differed (handles and hash)
+    and a bonded phone's next connection rediscovered it, removing and adding the services
+    again on its D-Bus while bleak read them. With the same handles, the Service Changed
+    indication a restart still causes finds the same services and changes nothing, as
+    for a real watch, whose firmware keeps its handles from one boot to the next."""
 
     def __init__(self, original: Any, handle: int) -> None:
         super().__init__(original.UUID, original._primary, 1, original.app)
@@ -184,23 +186,30 @@ class PinnedGattService(BlueZGattService):
 
     @Handle.setter  # type: ignore[no-redef]
     def Handle(self, handle: "q") -> None:  # type: ignore[name-defined]  # noqa: F821, UP037
-        self._handle = handle  # BlueZ writes back the handle it chose when given 0
+        self._handle = handle  # given 0 (``unpin``), BlueZ writes back the one it chose
 
 
 def pin_handles(app: Any, profile: Sequence[ServiceSpec]) -> dict[str, PinnedGattService]:
     """Replace each of bless's services in ``app`` (a ``BlueZGattApplication`` not yet
-    registered) by a ``PinnedGattService`` at its handle from ``service_handles``; returns
-    them by UUID."""
+    registered, its services already described by ``describe_to_bluez``) by a
+    ``PinnedGattService`` at its handle from ``service_handles``; returns them by UUID."""
     pinned: dict[str, PinnedGattService] = {}
     for uuid, handle in service_handles(profile).items():
-        index, original = next(
-            (i, s) for i, s in enumerate(app.services) if UUID(s.UUID) == UUID(uuid)
-        )
+        found = [i for i, s in enumerate(app.services) if UUID(s.UUID) == UUID(uuid)]
+        if not found:
+            raise ValueError(f"the application has no service {uuid} to pin")
+        original = app.services[found[0]]
         service = pinned[uuid] = PinnedGattService(original, handle)
         app.bus.unexport(service.path, original)
         app.bus.export(service.path, service)
-        app.services[index] = service
+        app.services[found[0]] = service
     return pinned
+
+
+def unpin(app: Any) -> None:
+    """Let BlueZ choose every handle of ``app`` again (``Handle`` 0)."""
+    for service in app.services:
+        service._handle = 0
 
 
 class DiscoverableAdvertisement(BlueZLEAdvertisement):
@@ -285,7 +294,8 @@ class BlessPeripheral(Peripheral):
         for service in profile:
             describe_to_bluez(self._server.get_service(service.uuid).gatt, service)
         for uuid, pinned in pin_handles(self._server.app, profile).items():
-            self._server.get_service(uuid).gatt = pinned
+            wrapper = self._server.get_service(uuid)
+            wrapper.gatt = wrapper.obj = pinned
         if self._display is not None:
             self._agent = await RegisteredAgent.register(self._display, self._mode)
 
@@ -339,7 +349,19 @@ class BlessPeripheral(Peripheral):
         server = self._server
         app = server.app
         server.bus.export(app.path, app)
-        await app.register(server.adapter)
+        try:
+            await app.register(server.adapter)
+        except DBusError as error:
+            # Something else on the adapter holds handles from FIRST_HANDLE on: the watch
+            # still starts, at handles bluetoothd chooses (they move on each restart).
+            logger.warning(
+                "bluetoothd refused the watch's services at handle 0x%04x (%s); "
+                "registering them where it chooses",
+                FIRST_HANDLE,
+                error.text,
+            )
+            unpin(app)
+            await app.register(server.adapter)
         await app.set_name(server.adapter, app.app_name)
         advertisement: Any = DiscoverableAdvertisement(
             Type.PERIPHERAL, len(app.advertisements) + 1, app
