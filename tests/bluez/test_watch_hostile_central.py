@@ -14,10 +14,18 @@ from pathlib import Path
 import pytest
 
 from protocol import infinitime
-from protocol.profile import CHARACTERISTICS, PROFILE, Property, Security, ServiceSpec
+from protocol.profile import (
+    CHARACTERISTICS,
+    PROFILE,
+    CharacteristicSpec,
+    Property,
+    Security,
+    ServiceSpec,
+)
 from protocol.uuids import BATTERY_LEVEL, HISTORY_SERVICE, HISTORY_STATUS, MODEL_NUMBER
 from tests.bluez.conftest import Adapters, Screen, device_property, remove_device
 from tests.bluez.tools import Tool, btmon, characteristics, gatttool, primary_ranges, run
+from watchsim.errors import WatchsimError
 from watchsim.peripheral.bless_adapter import (
     FIRST_HANDLE,
     BlessPeripheral,
@@ -34,6 +42,16 @@ PROTECTED_SUBSCRIPTIONS = sorted(
     c.uuid
     for c in CHARACTERISTICS.values()
     if c.security > Security.OPEN and c.properties & SUBSCRIBABLE
+)
+# A service of some other application, at the handle the watch's first service pins.
+BLOCKER = ServiceSpec(
+    "7d1e0001-3c2b-4a59-8f60-2b4e9d0c1a77",
+    "Blocker",
+    (
+        CharacteristicSpec(
+            "7d1e0002-3c2b-4a59-8f60-2b4e9d0c1a77", "B", Property.READ, Security.OPEN
+        ),
+    ),
 )
 # btmon's decoding of what hci1 received: refused requests and pairing, a value sent to it.
 REFUSED_WRITE = re.compile(
@@ -152,22 +170,28 @@ async def test_a_restarted_watch_keeps_its_handles(
         assert listings[0][spec.uuid] == (first, first + attribute_count(spec) - 1), listings[0]
 
 
-async def test_a_watch_whose_handles_are_taken_starts_where_bluetoothd_chooses(
-    adapters: Adapters, caplog: pytest.LogCaptureFixture
+async def test_a_watch_whose_handles_are_taken_says_so_and_leaves_them_alone(
+    adapters: Adapters,
 ) -> None:
-    """A second application on the adapter already holds the pinned handles: the watch
-    says so in its log and registers its services where bluetoothd puts them."""
-    async with _started(name="First"), _started(name="Second"):
+    """Another application on the adapter already holds a pinned handle: the watch does
+    not start, and says which handles and what to do; the other application keeps its
+    service (a different one: bluetoothd 5.66 would hand a second copy of the same service
+    the first one's, remove it on failing, and crash later)."""
+    blocker = BlessPeripheral("hci0", "Blocker")
+    await blocker.start((BLOCKER,))
+    watch = BlessPeripheral("hci0", NAME)
+    try:
+        await blocker.start_advertising("Blocker", 0, ())
+        await watch.start(PROFILE)
+        with pytest.raises(WatchsimError, match=r"at handles 0x0100-0x0157 on hci0 \("):
+            await watch.start_advertising(NAME, 0, ())
         listing = await run(*gatttool(adapters.watch, "--primary"))
+    finally:
+        await watch.stop()
+        await blocker.stop()
     print(listing)
-    assert "refused the watch's services at handle 0x0100" in caplog.text
-    history = [
-        first
-        for first, uuid in re.findall(r"attr handle = 0x(\w{4}), .* uuid: ([0-9a-f-]{36})", listing)
-        if uuid == HISTORY_SERVICE
-    ]
-    assert history[0] == f"{service_handles(PROFILE)[HISTORY_SERVICE]:04x}"
-    assert int(history[1], 16) > FIRST_HANDLE + sum(attribute_count(s) for s in PROFILE)
+    assert primary_ranges(listing)[BLOCKER.uuid] == (FIRST_HANDLE, FIRST_HANDLE + 2)
+    assert HISTORY_SERVICE not in primary_ranges(listing)
 
 
 async def test_plain_scan_finds_the_watch(adapters: Adapters, watch: object) -> None:

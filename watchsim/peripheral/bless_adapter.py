@@ -57,6 +57,7 @@ from dbus_next.service import dbus_property
 
 from bluezkit import device_address
 from protocol.profile import PROFILE, Property, Security, ServiceSpec
+from watchsim.errors import WatchsimError
 from watchsim.peripheral.bluez_agent import RegisteredAgent
 from watchsim.peripheral.dbus_next_writer import BusWriter
 from watchsim.peripheral.port import PairingDisplay, PairingMode, Peer, Peripheral
@@ -186,7 +187,7 @@ class PinnedGattService(BlueZGattService):
 
     @Handle.setter  # type: ignore[no-redef]
     def Handle(self, handle: "q") -> None:  # type: ignore[name-defined]  # noqa: F821, UP037
-        self._handle = handle  # given 0 (``unpin``), BlueZ writes back the one it chose
+        self._handle = handle  # BlueZ writes back the handle it chose when given 0
 
 
 def pin_handles(app: Any, profile: Sequence[ServiceSpec]) -> dict[str, PinnedGattService]:
@@ -204,12 +205,6 @@ def pin_handles(app: Any, profile: Sequence[ServiceSpec]) -> dict[str, PinnedGat
         app.bus.export(service.path, service)
         app.services[found[0]] = service
     return pinned
-
-
-def unpin(app: Any) -> None:
-    """Let BlueZ choose every handle of ``app`` again (``Handle`` 0)."""
-    for service in app.services:
-        service._handle = 0
 
 
 class DiscoverableAdvertisement(BlueZLEAdvertisement):
@@ -275,6 +270,8 @@ class BlessPeripheral(Peripheral):
         self._address = ""
         self._requester = UNKNOWN_PEER  # the central of the request bless is handling
         self._service_of: dict[str, str] = {}
+        self._profile: Sequence[ServiceSpec] = ()
+        self._registered = False
         self._tasks: set[asyncio.Task[None]] = set()
 
     async def start(self, profile: Sequence[ServiceSpec] = PROFILE) -> None:
@@ -289,6 +286,7 @@ class BlessPeripheral(Peripheral):
         self._address = str(await adapter.get_address())
         self._server.read_request_func = self._on_read
         self._server.write_request_func = self._on_write
+        self._profile = profile
         await self._server.add_gatt(gatt_tree(profile))
         self._service_of = {c.uuid: s.uuid for s in profile for c in s.characteristics}
         for service in profile:
@@ -305,7 +303,8 @@ class BlessPeripheral(Peripheral):
             self._agent = None
         if self._server is not None:
             await self._disconnect_centrals()
-            await self._server.stop()
+            if self._registered:  # bless's stop fails on an application never registered
+                await self._server.stop()
             self._server.bus.disconnect()  # bless leaves its connection open
 
     async def _disconnect_centrals(self) -> None:
@@ -352,16 +351,14 @@ class BlessPeripheral(Peripheral):
         try:
             await app.register(server.adapter)
         except DBusError as error:
-            # Something else on the adapter holds handles from FIRST_HANDLE on: the watch
-            # still starts, at handles bluetoothd chooses (they move on each restart).
-            logger.warning(
-                "bluetoothd refused the watch's services at handle 0x%04x (%s); "
-                "registering them where it chooses",
-                FIRST_HANDLE,
-                error.text,
-            )
-            unpin(app)
-            await app.register(server.adapter)
+            last = FIRST_HANDLE + sum(attribute_count(s) for s in self._profile) - 1
+            raise WatchsimError(
+                f"bluetoothd refused the watch's services at handles 0x{FIRST_HANDLE:04x}-"
+                f"0x{last:04x} on {self._adapter} ({error.text}): another GATT application"
+                " there holds some of them (another watch on the same adapter?); stop it,"
+                " or give this watch an adapter of its own"
+            ) from error
+        self._registered = True
         await app.set_name(server.adapter, app.app_name)
         advertisement: Any = DiscoverableAdvertisement(
             Type.PERIPHERAL, len(app.advertisements) + 1, app
