@@ -30,7 +30,6 @@ from protocol.current_time import (
 )
 from protocol.device_info import STRING_CHARACTERISTICS, DeviceInfoString
 from protocol.errors import ProtocolError
-from protocol.heart_rate import HeartRateMeasurement
 from protocol.history import HistoryOpcode, HistoryRequest, HistoryResponse, HistoryStatus
 from protocol.music import MusicEvent, MusicState
 from protocol.profile import characteristic
@@ -190,17 +189,6 @@ class WatchClient:
         await self.client.start_notify(uuids.HISTORY_RECORDS, records)
         await self.client.start_notify(uuids.HISTORY_STATUS, status)
         self._subscribed = True
-
-    async def subscribe_heart_rate(self, on_bpm: Callable[[int], None]) -> None:
-        """Live SIG heart rate, for display only: the history stream is the record."""
-
-        def measurement(_: BleakGATTCharacteristic, data: bytearray) -> None:
-            try:
-                on_bpm(HeartRateMeasurement.decode(bytes(data)).bpm)
-            except ProtocolError:
-                return
-
-        await self.client.start_notify(uuids.HEART_RATE_MEASUREMENT, measurement)
 
     async def subscribe_relays(
         self,
