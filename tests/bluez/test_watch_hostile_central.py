@@ -70,16 +70,16 @@ SENT_VALUE = re.compile(
 
 @contextlib.asynccontextmanager
 async def _started(
-    profile: Sequence[ServiceSpec] = PROFILE, name: str = NAME
+    profile: Sequence[ServiceSpec] = PROFILE,
 ) -> AsyncIterator[tuple[BlessPeripheral, Screen]]:
     """The watch with its passkey display, advertising; the wearer never touches BlueZ."""
     screen = Screen()
-    peripheral = BlessPeripheral("hci0", name, display=screen)
+    peripheral = BlessPeripheral("hci0", NAME, display=screen)
     peripheral.set_read_handler(HISTORY_STATUS, lambda: STATUS)
     peripheral.set_read_handler(MODEL_NUMBER, lambda: b"hostile-model")
     await peripheral.start(profile)
     try:
-        await peripheral.start_advertising(name, 0, ())
+        await peripheral.start_advertising(NAME, 0, ())
         yield peripheral, screen
     finally:
         await peripheral.stop()

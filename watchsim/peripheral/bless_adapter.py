@@ -194,16 +194,15 @@ def pin_handles(app: Any, profile: Sequence[ServiceSpec]) -> dict[str, PinnedGat
     """Replace each of bless's services in ``app`` (a ``BlueZGattApplication`` not yet
     registered, its services already described by ``describe_to_bluez``) by a
     ``PinnedGattService`` at its handle from ``service_handles``; returns them by UUID."""
+    index = {UUID(s.UUID): i for i, s in enumerate(app.services)}
     pinned: dict[str, PinnedGattService] = {}
     for uuid, handle in service_handles(profile).items():
-        found = [i for i, s in enumerate(app.services) if UUID(s.UUID) == UUID(uuid)]
-        if not found:
+        if (at := index.get(UUID(uuid))) is None:
             raise ValueError(f"the application has no service {uuid} to pin")
-        original = app.services[found[0]]
-        service = pinned[uuid] = PinnedGattService(original, handle)
+        original = app.services[at]
+        service = app.services[at] = pinned[uuid] = PinnedGattService(original, handle)
         app.bus.unexport(service.path, original)
         app.bus.export(service.path, service)
-        app.services[found[0]] = service
     return pinned
 
 
