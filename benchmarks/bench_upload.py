@@ -110,7 +110,7 @@ async def publish_acked(
         assert isinstance(client, CheckedClient)
         began = time.perf_counter()
         for i in range(0, len(payloads), window):
-            acks = [client.publish_acked(topic, p) for p in payloads[i : i + window]]
+            acks = client.publish_acked(topic, payloads[i : i + window])
             for ack in acks:
                 await ack
         return time.perf_counter() - began

@@ -5,8 +5,10 @@ aiomqtt's ``publish`` returns on any PUBACK. An MQTT 5 broker refuses a QoS 1 pu
 message: taken as success, that would move the upload position past samples nobody holds.
 Here the reason code of each message id is kept from paho's callback and checked when the
 publish returns. aiomqtt exposes no public hook for this (its paho client is the private
-``_client``), so it relies on two aiomqtt internals: the paho client in ``_client``, whose
-``publish`` aiomqtt's ``publish`` calls, and aiomqtt's ``_on_publish`` callback. pyproject
+``_client``), so it relies on aiomqtt internals: the paho client in ``_client``, whose
+``publish`` aiomqtt's ``publish`` calls, and aiomqtt's ``_on_publish`` callback (and, for
+``publish_acked``'s writes, below, ``_on_socket_register_write`` and ``_disconnected``,
+with paho's rule that it asks for a writer once until it no longer wants one). pyproject
 pins aiomqtt and paho-mqtt to exactly the versions this was tested on (2.5.1 and 2.2.0);
 ``tests/unit/test_mqtt_internals.py`` fails when those internals or the pin change, and
 ``tests/system/test_upload.py`` catches a refusal end to end with a real broker.
@@ -19,11 +21,27 @@ of leaving the caller waiting for messages that will never come.
 message that the PUBACK completes. aiomqtt's ``publish`` makes a coroutine (a task, when
 a window is sent at once), an ``asyncio.Event`` and two scans of every pending message
 id per message; that was a third of the publishing CPU (benchmarks/RESULTS.md).
+
+A lone message (one, with no other PUBACK awaited: a live agent's second) is written to
+the socket before ``publish_acked`` returns, where paho's writer would write it a loop
+turn later: aiomqtt asks the loop for that writer from any thread (a wake-up of the loop
+through its self-pipe, a writer added and removed, a loop turn before the send), which
+made a live publish and its PUBACK cost 130 us of CPU instead of 105. Several messages,
+or PUBACKs still on their way (a bulk upload), go through aiomqtt's writer as before,
+after the loop has read what arrived: written in the call, bench_upload lost 3-5%. So do
+a message when a writer is already waiting (the socket did not take an earlier one
+whole) and one paho holds past its in-flight limit. aiomqtt's writer is private to it
+(``_on_socket_register_write``): it stays paho's callback for everything but a lone
+message (the CONNECT from aiomqtt's thread, what the socket did not take at once). An
+exception from the write in the call is handed to aiomqtt's private ``_disconnected``, as
+its writer does; a broken connection reaches it through paho's ``on_disconnect``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 from contextvars import ContextVar
 from typing import Any
 
@@ -72,6 +90,10 @@ class CheckedClient(aiomqtt.Client):
         self._refused: dict[int, ReasonCode] = {}
         # ``publish_acked``'s messages awaiting their PUBACK: message id -> (topic, future).
         self._acks: dict[int, tuple[str, asyncio.Future[None]]] = {}
+        # While ``publish_acked`` publishes a lone message: its thread, and paho's request
+        # for a writer from that thread, held for the write in the call.
+        self._held: tuple[int, list[Any]] | None = None
+        self._client.on_socket_register_write = self._register_write
         paho_publish = self._paho_publish = self._client.publish
 
         def publish(*args: Any, **kwargs: Any) -> MQTTMessageInfo:
@@ -105,18 +127,58 @@ class CheckedClient(aiomqtt.Client):
             self._refused[mid] = reason_code
         super()._on_publish(client, userdata, mid, reason_code, properties)
 
-    def publish_acked(self, topic: str, payload: bytes) -> asyncio.Future[None]:
-        """Send ``payload`` with QoS 1 now; the future is done when the broker acknowledged
-        it, with ``PublishRefusedError`` when the broker refused it, with ``MqttCodeError``
-        when paho could not take it. Cancel it to stop waiting (a deadline)."""
-        ack: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        info = self._paho_publish(topic, payload, 1)
-        if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
-            ack.set_exception(aiomqtt.MqttCodeError(info.rc, "Could not publish message"))
+    def _register_write(self, client: PahoClient, userdata: Any, sock: Any) -> None:
+        """paho has a packet to send. For ``publish_acked``'s lone message, on its thread,
+        the request is held for the write in the call; otherwise aiomqtt's writer."""
+        held = self._held
+        if held is not None and held[0] == threading.get_ident():
+            held[1].append(sock)
         else:
-            self._refused.pop(info.mid, None)  # message ids are recycled
-            self._acks[info.mid] = (topic, ack)
-        return ack
+            super()._on_socket_register_write(client, userdata, sock)
+
+    def _write_held(self, sockets: list[Any]) -> None:
+        """Write what ``publish_acked`` queued (``sockets``: paho asked for a writer), as
+        aiomqtt's writer would have a loop turn later; what the socket does not take at
+        once goes through aiomqtt's writer. paho counts that writer as asked for already
+        (it asked ``_register_write``), so it does not ask again."""
+        if not sockets:
+            return  # nothing asked, or a writer was already waiting: it sends the message
+        client = self._client
+        try:
+            written = client.loop_write()
+        except Exception as error:  # as aiomqtt's writer does with one
+            if not self._disconnected.done():
+                self._disconnected.set_exception(error)
+            return
+        # A lost connection (paho closed the socket, told on_disconnect) asks for nothing.
+        if written == MQTTErrorCode.MQTT_ERR_SUCCESS and client.socket() and client.want_write():
+            super()._on_socket_register_write(client, client.user_data_get(), sockets[0])
+
+    def publish_acked(self, topic: str, payloads: Sequence[bytes]) -> list[asyncio.Future[None]]:
+        """Send each payload with QoS 1 (a lone message written to the socket before this
+        returns, see the module docstring); each future is done when the broker
+        acknowledged its message, with ``PublishRefusedError`` when the broker refused it,
+        with ``MqttCodeError`` when paho could not take it. Cancel them to stop waiting (a
+        deadline)."""
+        loop = asyncio.get_running_loop()
+        acks: list[asyncio.Future[None]] = []
+        held: list[Any] = []
+        if len(payloads) == 1 and not self._acks:  # a lone message (the module docstring)
+            self._held = (threading.get_ident(), held)
+        try:
+            for payload in payloads:
+                ack: asyncio.Future[None] = loop.create_future()
+                info = self._paho_publish(topic, payload, 1)
+                if info.rc != MQTTErrorCode.MQTT_ERR_SUCCESS:
+                    ack.set_exception(aiomqtt.MqttCodeError(info.rc, "Could not publish message"))
+                else:
+                    self._refused.pop(info.mid, None)  # message ids are recycled
+                    self._acks[info.mid] = (topic, ack)
+                acks.append(ack)
+        finally:
+            self._held = None
+            self._write_held(held)
+        return acks
 
     async def publish(
         self,

@@ -657,7 +657,7 @@ class _Session:
         """
         if not chunk.batches:
             return 0, 0, None
-        acks = [self.client.publish_acked(topic, b.payload) for b in chunk.batches]
+        acks = self.client.publish_acked(topic, [b.payload for b in chunk.batches])
         try:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.client.timeout):

@@ -347,3 +347,42 @@ def test_a_record_for_a_deleted_device_keeps_its_disclosure(tmp_path: Path) -> N
     store.ledger.record_upload("eu", {WATCH: 9}, sent)
     assert [d.record_count for d in store.ledger.disclosures()] == [10]
     assert store.ledger.get_upload_position(WATCH, "eu") is None
+
+
+async def test_a_lone_publish_is_written_inside_the_call_and_a_large_one_finishes_later(
+    broker: Broker,
+) -> None:
+    """``publish_acked`` writes a lone message before it returns (paho's queue is empty
+    then) and leaves several to aiomqtt's writer a loop turn later; a lone message larger
+    than the socket takes at once (the broker frozen meanwhile) still goes whole, the rest
+    through aiomqtt's writer; the subscriber gets every byte of each, in order."""
+    endpoint = Endpoint(region="eu", host="127.0.0.1", port=broker.port, tls=False)
+    large = bytes(range(256)) * (64 * 1024)  # 16 MiB: more than a loopback socket takes
+    async with endpoint.client("listener") as listener, endpoint.client("sender") as sender:
+        assert isinstance(sender, CheckedClient)
+        await listener.subscribe("direct/#", qos=1)
+        lone = sender.publish_acked("direct/lone", [b"one"])
+        assert not sender._client.want_write()
+        await asyncio.gather(*lone)
+        chunk = sender.publish_acked("direct/chunk", [b"two", b"three"])
+        assert sender._client.want_write()  # for aiomqtt's writer
+        await asyncio.gather(*chunk)
+        broker.pause()
+        try:
+            big = sender.publish_acked("direct/large", [large])
+            assert sender._client.want_write()  # the rest waits for the socket
+        finally:
+            broker.resume()
+        async with asyncio.timeout(30):
+            await asyncio.gather(*big)
+            received: list[tuple[str, object]] = []
+            async for message in listener.messages:
+                received.append((str(message.topic), message.payload))
+                if len(received) == 4:
+                    break
+    assert received == [
+        ("direct/lone", b"one"),
+        ("direct/chunk", b"two"),
+        ("direct/chunk", b"three"),
+        ("direct/large", large),
+    ]

@@ -8,6 +8,7 @@ client inside a running loop, hence the async tests.
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import tomllib
 from importlib.metadata import version
@@ -43,3 +44,11 @@ async def test_aiomqtt_on_publish_is_paho_callback_with_reason_code() -> None:
 async def test_checked_client_wraps_the_paho_publish() -> None:
     client = CheckedClient("localhost")
     assert client._client.publish.__qualname__.startswith("CheckedClient.")
+
+
+async def test_checked_client_writes_in_place_of_aiomqtt_register_write() -> None:
+    client = CheckedClient("localhost")
+    assert client._client.on_socket_register_write == client._register_write
+    params = list(inspect.signature(aiomqtt.Client._on_socket_register_write).parameters)
+    assert params == ["self", "client", "userdata", "sock"]
+    assert isinstance(client._disconnected, asyncio.Future)
