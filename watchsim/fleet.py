@@ -59,6 +59,10 @@ START_CONCURRENCY: Final = 16
 # Watch i measures at frac(i * golden ratio) into each second: distinct phases, and any
 # run of consecutive watches spread evenly over the second.
 _GOLDEN: Final = (5**0.5 - 1) / 2
+# A staggered fleet measures in this many slots of the second (20 ms each). The watches of
+# a slot measure in one turn of the loop and their records reach each agent worker and the
+# broker together, so every process wakes once per slot, not once per watch.
+SAMPLE_SLOTS: Final = 50
 _AUDIT: Final = struct.Struct("<QqBi")  # seq, timestamp, metric, raw
 _METRICS: Final = {int(m): m for m in Metric}
 
@@ -93,8 +97,9 @@ class FleetConfig:
 
 
 def sample_phase(index: int) -> float:
-    """When in each second watch ``index`` of a staggered fleet measures (0 <= phase < 1)."""
-    return (index * _GOLDEN) % 1.0
+    """When in each second watch ``index`` of a staggered fleet measures (0 <= phase < 1):
+    spread over the second by the golden ratio, on a grid of ``SAMPLE_SLOTS``."""
+    return int((index * _GOLDEN) % 1.0 * SAMPLE_SLOTS) / SAMPLE_SLOTS
 
 
 @dataclass(frozen=True)
