@@ -67,6 +67,8 @@ def _bodies(count: int) -> struct.Struct:
     return struct.Struct("<" + f"{_RECORD.size}s{_CRC.size}x" * count)
 
 
+# An append of at most this many records (a live second's) stays in memory until the next.
+_KEPT_APPEND_MAX = 64
 DEFAULT_CAPACITY = 1_048_576  # records: a week of 1 Hz heart rate plus the rest fits
 DEFAULT_SEGMENT_RECORDS = 65_536
 
@@ -130,6 +132,9 @@ class History:
         self.capacity = capacity
         self._segment_records = segment_records
         self._fd: int | None = None  # append (and read) handle on the newest segment
+        # The last append's first seq and records as written: what a live REPORT reads
+        # next, served without a read of the file (``_read_range``).
+        self._appended: tuple[int, bytes] = (FIRST_SEQ, b"")
         self._listeners: list[Callable[[int, int], None]] = []
         self._floor, self._next, newest_timestamp = self._read_meta()
         self._segments = self._load_segments()
@@ -202,6 +207,8 @@ class History:
             if segment.count >= self._segment_records or written == n:
                 self._fsync(self._fd)
         self._next = first + n
+        if n <= _KEPT_APPEND_MAX:
+            self._appended = (first, bytes(buffer))
         self._newest_timestamp = _RECORD.unpack_from(buffer, (n - 1) * RECORD_SIZE)[1]
         if self.count > self.capacity:  # oldest go first, like a full flash ring
             self._set_floor(self._next - self.capacity)
@@ -295,6 +302,10 @@ class History:
             result = self.read(result.next_seq, chunk)
 
     def _read_range(self, start: int, stop: int) -> SampleColumns:
+        first, data = self._appended
+        if first <= start and (stop - first) * RECORD_SIZE <= len(data):
+            within = data[(start - first) * RECORD_SIZE : (stop - first) * RECORD_SIZE]
+            return self._decode(within, start, self._dir)
         pieces: list[SampleColumns] = []
         firsts = [s.first for s in self._segments]
         index = bisect_right(firsts, start) - 1

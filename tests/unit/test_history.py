@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from pathlib import Path
@@ -47,15 +48,34 @@ def test_append_read_and_reopen(tmp_path: Path) -> None:
         assert reopened.append(batch(1, 50)) == range(51, 52)
 
 
-def test_live_reads_of_the_newest_segment_see_each_append(tmp_path: Path) -> None:
-    """A live REPORT reads each append back at once, through the append handle, across
-    segment boundaries and after acknowledged records were freed."""
+def test_live_reads_of_the_newest_segment_see_each_append(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A live REPORT reads each append back at once (from memory, the last small append;
+    else through the append handle), across segment boundaries, in reads that also take
+    older records, and after acknowledged records were freed; the file agrees."""
+    file_reads = 0
+
+    def counted(fd: int, size: int, offset: int) -> bytes:
+        nonlocal file_reads
+        file_reads += 1
+        return pread(fd, size, offset)
+
+    pread = os.pread
+    monkeypatch.setattr(os, "pread", counted)
     with History(tmp_path, segment_records=8) as history:
         offset = 0
-        for size in (1, 3, 4, 5, 8, 2, 9):
+        for size in (1, 3, 4, 5, 8, 2, 9, 70, 3):
             seqs = history.append(batch(size, offset))
+            reads_before = file_reads
             result = history.read(seqs[0], size)
             assert result.samples == expected(seqs[0], size, offset)
+            assert file_reads == reads_before + (size > 64)  # a live second's: from memory
+            if seqs[0] > (history.oldest_seq or 1) + 1:  # this append and the record before
+                before = history.read(seqs[0] - 1, size + 1).samples
+                assert before == expected(seqs[0] - 1, size + 1, offset - 1)
+            with History(tmp_path, segment_records=8) as from_file:
+                assert from_file.read(seqs[0], size).samples == result.samples
             offset += size
             history.delete_up_to(seqs[0] - 1)
         assert everything(history, history.oldest_seq or 1) == expected(

@@ -197,7 +197,8 @@ class HistoryService:
             if result.next_seq <= seq:
                 break
             seq = result.next_seq
-            await asyncio.sleep(0)  # let ABORT and live traffic in between chunks
+            if seq < stop:  # not after the last: a live second is one chunk
+                await asyncio.sleep(0)  # let ABORT and live traffic in between chunks
         return seq, last
 
     async def _send(self, batch: bytes | None) -> bool:
