@@ -22,19 +22,21 @@ message that the PUBACK completes. aiomqtt's ``publish`` makes a coroutine (a ta
 a window is sent at once), an ``asyncio.Event`` and two scans of every pending message
 id per message; that was a third of the publishing CPU (benchmarks/RESULTS.md).
 
-A lone message (one, with no other PUBACK awaited: a live agent's second) is written to
-the socket before ``publish_acked`` returns, where paho's writer would write it a loop
-turn later: aiomqtt asks the loop for that writer from any thread (a wake-up of the loop
-through its self-pipe, a writer added and removed, a loop turn before the send), which
-made a live publish and its PUBACK cost 130 us of CPU instead of 105. Several messages,
-or PUBACKs still on their way (a bulk upload), go through aiomqtt's writer as before,
-after the loop has read what arrived: written in the call, bench_upload lost 3-5%. So do
-a message when a writer is already waiting (the socket did not take an earlier one
-whole) and one paho holds past its in-flight limit. aiomqtt's writer is private to it
-(``_on_socket_register_write``): it stays paho's callback for everything but a lone
-message (the CONNECT from aiomqtt's thread, what the socket did not take at once). An
-exception from the write in the call is handed to aiomqtt's private ``_disconnected``, as
-its writer does; a broken connection reaches it through paho's ``on_disconnect``.
+A lone message (one, while no other ``publish_acked`` message awaits its PUBACK: a live
+agent's second) is written to the socket before ``publish_acked`` returns, where paho's
+writer would write it a loop turn later: aiomqtt asks the loop for that writer from any
+thread (a wake-up of the loop through its self-pipe, a writer added and removed, a loop
+turn before the send), which made a live publish and its PUBACK cost 130 us of CPU
+instead of 105. Several messages, or PUBACKs still on their way (a bulk upload), go
+through aiomqtt's writer as before, after the loop has read what arrived: written in the
+call, bench_upload lost 3-5%. So do a message when a writer is already waiting (the
+socket did not take an earlier one whole) and one paho holds past its in-flight limit.
+aiomqtt's writer is private to it (``_on_socket_register_write``): it stays paho's
+callback for everything but a lone message (the CONNECT from aiomqtt's thread, what the
+socket did not take at once). An exception from the write in the call is handed to
+aiomqtt's private ``_disconnected``, and what is left still gets a writer, as with
+aiomqtt's own; a broken connection reaches ``_disconnected`` through paho's
+``on_disconnect``.
 """
 
 from __future__ import annotations
@@ -144,12 +146,12 @@ class CheckedClient(aiomqtt.Client):
         if not sockets:
             return  # nothing asked, or a writer was already waiting: it sends the message
         client = self._client
+        written = MQTTErrorCode.MQTT_ERR_SUCCESS
         try:
             written = client.loop_write()
-        except Exception as error:  # as aiomqtt's writer does with one
+        except Exception as error:  # as aiomqtt's writer does with one, which stays asked for
             if not self._disconnected.done():
                 self._disconnected.set_exception(error)
-            return
         # A lost connection (paho closed the socket, told on_disconnect) asks for nothing.
         if written == MQTTErrorCode.MQTT_ERR_SUCCESS and client.socket() and client.want_write():
             super()._on_socket_register_write(client, client.user_data_get(), sockets[0])

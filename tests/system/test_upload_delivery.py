@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
@@ -367,6 +368,9 @@ async def test_a_lone_publish_is_written_inside_the_call_and_a_large_one_finishe
         chunk = sender.publish_acked("direct/chunk", [b"two", b"three"])
         assert sender._client.want_write()  # for aiomqtt's writer
         await asyncio.gather(*chunk)
+        sock = sender._client.socket()
+        assert isinstance(sock, socket.socket)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)  # whatever the host's
         broker.pause()
         try:
             big = sender.publish_acked("direct/large", [large])
