@@ -56,8 +56,8 @@ if TYPE_CHECKING:
 DEFAULT_SCENARIOS: Final = ("default-day", "workout", "sleep-lab")
 # Watches started at once: each start is a burst of in-process HCI work.
 START_CONCURRENCY: Final = 16
-# Watch i measures at frac(i * golden ratio) into each second: distinct phases, and any
-# run of consecutive watches spread evenly over the second.
+# Watch i measures at frac(i * golden ratio) into each second, rounded down to a slot: any
+# run of consecutive watches spread evenly over the second (``sample_phase``).
 _GOLDEN: Final = (5**0.5 - 1) / 2
 # A staggered fleet measures in this many slots of the second (20 ms each). The watches of
 # a slot measure in one turn of the loop and their records reach each agent worker and the

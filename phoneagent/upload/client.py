@@ -92,9 +92,10 @@ class CheckedClient(aiomqtt.Client):
         self._refused: dict[int, ReasonCode] = {}
         # ``publish_acked``'s messages awaiting their PUBACK: message id -> (topic, future).
         self._acks: dict[int, tuple[str, asyncio.Future[None]]] = {}
-        # While ``publish_acked`` publishes a lone message: its thread, and paho's request
-        # for a writer from that thread, held for the write in the call.
-        self._held: tuple[int, list[Any]] | None = None
+        # While ``publish_acked`` publishes a lone message: its thread, and the socket of
+        # paho's request for a writer from that thread, held for the write in the call.
+        self._holding: int | None = None
+        self._held_socket: Any = None
         self._client.on_socket_register_write = self._register_write
         paho_publish = self._paho_publish = self._client.publish
 
@@ -132,19 +133,16 @@ class CheckedClient(aiomqtt.Client):
     def _register_write(self, client: PahoClient, userdata: Any, sock: Any) -> None:
         """paho has a packet to send. For ``publish_acked``'s lone message, on its thread,
         the request is held for the write in the call; otherwise aiomqtt's writer."""
-        held = self._held
-        if held is not None and held[0] == threading.get_ident():
-            held[1].append(sock)
+        if self._holding == threading.get_ident():
+            self._held_socket = sock
         else:
             super()._on_socket_register_write(client, userdata, sock)
 
-    def _write_held(self, sockets: list[Any]) -> None:
-        """Write what ``publish_acked`` queued (``sockets``: paho asked for a writer), as
+    def _write_held(self, sock: Any) -> None:
+        """Write what ``publish_acked`` queued (paho asked for a writer on ``sock``), as
         aiomqtt's writer would have a loop turn later; what the socket does not take at
         once goes through aiomqtt's writer. paho counts that writer as asked for already
         (it asked ``_register_write``), so it does not ask again."""
-        if not sockets:
-            return  # nothing asked, or a writer was already waiting: it sends the message
         client = self._client
         written = MQTTErrorCode.MQTT_ERR_SUCCESS
         try:
@@ -154,7 +152,7 @@ class CheckedClient(aiomqtt.Client):
                 self._disconnected.set_exception(error)
         # A lost connection (paho closed the socket, told on_disconnect) asks for nothing.
         if written == MQTTErrorCode.MQTT_ERR_SUCCESS and client.socket() and client.want_write():
-            super()._on_socket_register_write(client, client.user_data_get(), sockets[0])
+            super()._on_socket_register_write(client, client.user_data_get(), sock)
 
     def publish_acked(self, topic: str, payloads: Sequence[bytes]) -> list[asyncio.Future[None]]:
         """Send each payload with QoS 1 (a lone message written to the socket before this
@@ -164,9 +162,8 @@ class CheckedClient(aiomqtt.Client):
         deadline)."""
         loop = asyncio.get_running_loop()
         acks: list[asyncio.Future[None]] = []
-        held: list[Any] = []
         if len(payloads) == 1 and not self._acks:  # a lone message (the module docstring)
-            self._held = (threading.get_ident(), held)
+            self._holding = threading.get_ident()
         try:
             for payload in payloads:
                 ack: asyncio.Future[None] = loop.create_future()
@@ -178,8 +175,11 @@ class CheckedClient(aiomqtt.Client):
                     self._acks[info.mid] = (topic, ack)
                 acks.append(ack)
         finally:
-            self._held = None
-            self._write_held(held)
+            self._holding = None
+            # None: nothing asked, or a writer was already waiting (it sends the message).
+            sock, self._held_socket = self._held_socket, None
+            if sock is not None:
+                self._write_held(sock)
         return acks
 
     async def publish(
