@@ -37,6 +37,7 @@ import json
 import os
 import platform
 import subprocess
+import sys
 import tempfile
 import time
 import tomllib
@@ -46,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 import _common
+import _speed
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
@@ -229,9 +231,27 @@ def machine() -> list[str]:
     )
     return [
         f"- {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
-        f"load average at the start {' '.join(f'{x:.2f}' for x in os.getloadavg())}",
-        f"- Python {platform.python_version()}, {versions}, {mosquitto}",
+        f"load average at the start {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
+        f"transparent huge pages: {_huge_pages()}",
+        f"- Python {platform.python_version()} ({_interpreter()}), {versions}, {mosquitto}",
     ]
+
+
+def _huge_pages() -> str:
+    """The kernel's transparent huge page mode (docs/scaling.md step 20)."""
+    setting = Path("/sys/kernel/mm/transparent_hugepage/enabled")
+    if not setting.exists():
+        return "unknown"
+    text = setting.read_text()
+    return text[text.find("[") + 1 : text.find("]")] if "[" in text else text.strip()
+
+
+def _interpreter() -> str:
+    """Which build runs the fleet: the same code measured about 5% less CPU on Debian's
+    CPython (linked statically, PGO) than on pyenv's default build (docs/scaling.md)."""
+    maps = Path("/proc/self/maps")
+    shared = maps.exists() and "libpython" in maps.read_text()
+    return f"{sys.executable}, {'libpython shared' if shared else 'libpython linked in'}"
 
 
 async def main() -> None:
@@ -266,6 +286,7 @@ async def main() -> None:
     )
     about = machine()
     started = time.strftime("%Y-%m-%d %H:%M")
+    speed_before = _speed.reference_cpu_s()
     runs: list[Run] = []
     with contextlib.ExitStack() as stack:
         if options.dir is None:
@@ -286,6 +307,12 @@ async def main() -> None:
                     print("   " + line)
         finally:
             broker.stop()
+    speed = (speed_before, _speed.reference_cpu_s())
+    print(
+        f"   reference work (benchmarks/_speed.py): {speed[0]:.3f} CPU-s before the fleets, "
+        f"{speed[1]:.3f} after: the machine's speed, to compare runs of other days by"
+    )
+    about.append(f"- reference work (benchmarks/_speed.py): {speed[0]:.3f} / {speed[1]:.3f} CPU-s")
     base = runs[0]
     within = [
         r

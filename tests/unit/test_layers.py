@@ -22,6 +22,7 @@ OURS = frozenset(
         "bluezkit",
         "localsock",
         "clikit",
+        "heapkit",
         "watchsim",
         "phoneagent",
         "harness",
@@ -35,10 +36,11 @@ ALLOWED = {
     "bluezkit": set[str](),
     "localsock": set[str](),
     "clikit": set[str](),
-    "watchsim": {"protocol", "bumblekit", "bluezkit", "localsock", "clikit"},
+    "heapkit": set[str](),
+    "watchsim": {"protocol", "bumblekit", "bluezkit", "localsock", "clikit", "heapkit"},
     "phoneagent": {"protocol", "bumblekit", "bluezkit", "localsock", "clikit"},
     "cloudreceiver": {"protocol", "phoneagent"},
-    "harness": {"protocol", "bumblekit", "localsock", "watchsim", "phoneagent"},
+    "harness": {"protocol", "bumblekit", "localsock", "heapkit", "watchsim", "phoneagent"},
 }
 # Named by a command of the agent's CLI, inside the function that runs it.
 RUN_BY_THE_AGENT_CLI = {"harness", "cloudreceiver"}
