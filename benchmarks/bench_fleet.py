@@ -247,11 +247,13 @@ def _huge_pages() -> str:
 
 
 def _interpreter() -> str:
-    """Which build runs the fleet: the same code measured about 5% less CPU on Debian's
-    CPython (linked statically, PGO) than on pyenv's default build (docs/scaling.md)."""
+    """Which build runs the fleet: the same code used less CPU on Debian's CPython (PGO,
+    linked statically) than on pyenv's default build (a shared libpython, no PGO):
+    docs/scaling.md, step 20."""
     maps = Path("/proc/self/maps")
-    shared = maps.exists() and "libpython" in maps.read_text()
-    return f"{sys.executable}, {'libpython shared' if shared else 'libpython linked in'}"
+    shared = maps.exists() and "libpython" in maps.read_text(errors="replace")
+    linked = "libpython shared" if shared else "libpython linked in"
+    return f"{os.path.realpath(sys.executable)}, {linked}"
 
 
 async def main() -> None:

@@ -38,7 +38,7 @@ from typing import Any, Final
 
 import tomli_w
 
-from heapkit import back_with_huge_pages
+from heapkit import back_in_background
 from phoneagent.backoff import Backoff
 from phoneagent.config import CONFIG_NAME, SyncConfig, load_config
 from phoneagent.privacy.account import ProfileInput, create_account
@@ -580,8 +580,7 @@ class AgentFleet:
             # tenth) walked them for about 15 ms a second per worker and found almost no
             # cycles (gc.callbacks at N=1,000; about 2.5 ms a second at 10,000).
             gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
-            backed = back_with_huge_pages()
-            log.info("%d MiB of the heap on huge pages", backed >> 20)
+            back_in_background()  # each agent's turn no longer starts with TLB misses
 
     async def run(self, stop: asyncio.Event) -> None:
         async def one(agent: FleetAgent) -> None:

@@ -1,63 +1,97 @@
 """What a process that holds hundreds of simulated devices does with its long-lived heap.
 
 A fleet process (``watchsim fleet``'s watches, ``phoneagent fleet``'s agent workers)
-serves each device for a moment a second, so every device's objects, store pages and
-cipher state are out of the CPU's caches and its address translations out of the TLB
-by the time their turn comes again. In a virtual machine a TLB miss walks two sets of
-page tables. Backed by 2 MiB pages instead of 4 KiB ones, the same heap needs 512 times
-fewer translations: at N=1,000 the fleet used about a fifth less CPU (docs/scaling.md,
-step 20). The kernel's default here (transparent huge pages on ``madvise``) gives a
-process none unless it asks, which is what ``back_with_huge_pages`` does.
+serves each device for a moment a second, so by a device's turn its objects, store pages
+and cipher state have left the CPU's caches and their address translations the TLB; in
+a virtual machine a TLB miss walks two sets of page tables. Backed by 2 MiB pages instead
+of 4 KiB ones, the same heap needs 512 times fewer translations (docs/scaling.md, step
+20). The kernel's default here (transparent huge pages on ``madvise``) gives a process
+none unless it asks, which is what ``back_with_huge_pages`` does.
 """
 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import logging
 import re
 import sys
+import threading
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["back_with_huge_pages"]
+__all__ = ["back_in_background", "back_with_huge_pages"]
 
-_HUGE = 2 << 20  # bytes in an x86-64 / arm64 transparent huge page
-_MADV_HUGEPAGE = 14  # later faults in the range may take huge pages (Linux 2.6.38)
-_MADV_COLLAPSE = 25  # back the range with huge pages now (Linux 6.1)
-# Private anonymous read-write mappings: the C heap, the interpreter's object arenas.
+log = logging.getLogger(__name__)
+
+Madvise = Callable[[int, int, int], int]  # libc's madvise(address, length, advice): 0 or -1
+
+_MADV_COLLAPSE = 25  # back a range with huge pages now (Linux 6.1)
+_SMAPS = Path("/proc/self/smaps")
+_PMD_SIZE = Path("/sys/kernel/mm/transparent_hugepage/hpage_pmd_size")
+# A private anonymous read-write mapping (the C heap, the interpreter's object arenas,
+# thread stacks), named or not, but not the main thread's stack.
+_MAPPING = re.compile(r"^[0-9a-f]+-[0-9a-f]+ ")
 _ANONYMOUS = re.compile(r"^([0-9a-f]+)-([0-9a-f]+) rw-p 0+ 00:00 0\s*(\[heap\])?\s*$")
+_FIELD = re.compile(r"^(Size|Rss):\s+(\d+) kB$")
+# A mapping at least this resident is heap in use; a thread's stack or a sparse arena is
+# not, and collapsing it would fill its missing pages with zeros.
+_RESIDENT = 0.75
 
 
-def back_with_huge_pages(maps: Path = Path("/proc/self/maps")) -> int:
-    """Ask the kernel to back this process's anonymous heap with huge pages: what is
-    there now at once, what grows there later as it faults in. Returns the bytes it
-    backed; 0 where the kernel cannot (not Linux, older than 6.1, huge pages off or none
-    free), which costs nothing but the speed-up. Call it once the long-lived objects are
-    made (after ``gc.freeze``): the collapse copies what is resident, a few hundred
-    megabytes a second."""
-    if not sys.platform.startswith("linux") or not maps.exists():
-        return 0
-    madvise = _madvise()
+def back_with_huge_pages(smaps: Path = _SMAPS, madvise: Madvise | None = None) -> int:
+    """Back the mostly resident private anonymous mappings of this process with huge
+    pages, one huge page at a time; returns the bytes backed, 0 where the kernel cannot
+    (not Linux, older than 6.1, huge pages switched off, none free): each failure costs
+    a system call and nothing else. Meant for once the long-lived objects are made
+    (after ``gc.freeze``): it copies a few hundred megabytes a second."""
+    if madvise is None:
+        if not sys.platform.startswith("linux") or not smaps.exists():
+            return 0
+        madvise = _libc_madvise()
+    huge = int(_PMD_SIZE.read_text()) if _PMD_SIZE.exists() else 2 << 20
     backed = 0
-    for line in maps.read_text().splitlines():
-        match = _ANONYMOUS.match(line)
-        if match is None:
-            continue
-        start, end = int(match[1], 16), int(match[2], 16)
-        first, last = -(-start // _HUGE) * _HUGE, end // _HUGE * _HUGE
-        if last <= first:
-            continue  # no whole huge page fits
-        madvise(start, end - start, _MADV_HUGEPAGE)
-        if madvise(first, last - first, _MADV_COLLAPSE) == 0:
-            backed += last - first
+    for start, end in _resident_heap(smaps.read_text(errors="replace")):
+        for page in range(-(-start // huge) * huge, end // huge * huge, huge):
+            if madvise(page, huge, _MADV_COLLAPSE) == 0:
+                backed += huge
     return backed
 
 
-def _madvise() -> Callable[[int, int, int], int]:
+def back_in_background() -> threading.Thread:
+    """``back_with_huge_pages`` on a thread of its own, which logs what it backed: the
+    copying takes a second or so, and the caller's event loop goes on meanwhile."""
+
+    def back() -> None:
+        log.info("%d MiB of the heap on huge pages", back_with_huge_pages() >> 20)
+
+    thread = threading.Thread(target=back, name="huge-pages", daemon=True)
+    thread.start()
+    return thread
+
+
+def _resident_heap(smaps: str) -> list[tuple[int, int]]:
+    """(start, end) of each private anonymous mapping at least ``_RESIDENT`` resident."""
+    found: list[tuple[int, int]] = []
+    mapping: tuple[int, int] | None = None
+    size = 0
+    for line in smaps.splitlines():
+        if _MAPPING.match(line):
+            match = _ANONYMOUS.match(line)
+            mapping = None if match is None else (int(match[1], 16), int(match[2], 16))
+        elif mapping is not None and (field := _FIELD.match(line)) is not None:
+            if field[1] == "Size":
+                size = int(field[2])
+            else:  # Rss, which follows Size
+                if size and int(field[2]) >= _RESIDENT * size:
+                    found.append(mapping)
+                mapping = None
+    return found
+
+
+def _libc_madvise() -> Madvise:
     """libc's ``madvise``: Python's ``mmap.madvise`` reaches only its own mappings."""
-    libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
-    function = libc.madvise
+    function = ctypes.CDLL(None, use_errno=True).madvise
     function.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
     function.restype = ctypes.c_int
-    call: Callable[[int, int, int], int] = function
+    call: Madvise = function
     return call

@@ -32,7 +32,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from heapkit import back_with_huge_pages
+from heapkit import back_in_background
 from protocol.metrics import Metric, Sample
 from watchsim.app import PERSONALITIES, LinkRadio, WatchApp, WatchConfig, WatchError
 from watchsim.app.settings_service import SettingsStore
@@ -242,7 +242,7 @@ class Fleet:
         # made: out of the collector's sight, a full collection no longer walks them all,
         # and on huge pages, each watch's turn no longer starts with TLB misses.
         gc.freeze()
-        back_with_huge_pages()
+        back_in_background()
 
     async def _start_watch(self, index: int) -> FleetWatch:
         config = self.config
