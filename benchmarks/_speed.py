@@ -1,9 +1,9 @@
 """The machine's speed, measured in the same run as an absolute figure.
 
 The fleet's milli-cores per pair are CPU seconds, and a CPU second of this shared virtual
-machine buys different amounts of work from one session to the next (the same code
-measured 1.10-1.24 on one day and 1.22-1.52 on another) and within a session as the
-host's other guests come and go. A fixed piece of the fleet's kind of work, timed just
+machine buys different amounts of work from one session to the next (3456da7 measured
+1.11-1.14 on one day and 1.22-1.52 on another) and within a session as the host's other
+guests come and go. A fixed piece of the fleet's kind of work, timed just
 before and just after the measurement, puts a number on that. It runs only the libraries'
 code (Bumble's parsing, SQLCipher's commits, the standard library's packing), none of
 ours, so that a change to our code does not move the yardstick with the figure.

@@ -13,6 +13,8 @@ import pytest
 from bumble.link import LocalLink
 from hypothesis import settings
 
+import harness.fleet
+import watchsim.fleet
 from watchsim.peripheral.bumble_adapter import new_link
 
 # Fixtures that live beside their helpers (a broker, a 3-node NATS cluster, a private
@@ -36,6 +38,16 @@ async def link() -> LocalLink:
     in-process watch use it), built inside the test's event loop because Bumble objects
     bind to the loop they start in."""
     return new_link()
+
+
+@pytest.fixture(autouse=True)
+def _heap_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fleet started inside the test process (the ctl tests' watches, the agent fleet's
+    unit tests) leaves pytest's own heap alone: copying it onto huge pages takes a second
+    on a thread that would outlive the test. Fleets in processes of their own (system
+    tests, benchmarks) still do it, and ``tests/unit/test_heapkit.py`` tests it."""
+    monkeypatch.setattr(watchsim.fleet, "back_in_background", threading.Thread)
+    monkeypatch.setattr(harness.fleet, "back_in_background", threading.Thread)
 
 
 # Before pytest-timeout's own dump (thread stacks), which ends the run.

@@ -117,6 +117,4 @@ def test_the_second_freeze_comes_when_measuring_begins_without_the_last_commit(
     assert frozen > before
     fleet.first_commit()  # the last agent, late
     fleet.freeze_live()
-    # Not frozen again (that would add what was made since); a frozen object may have
-    # died meanwhile (the huge-page thread's own, say), which only lowers the count.
-    assert frozen_count() <= frozen
+    assert frozen_count() == frozen
