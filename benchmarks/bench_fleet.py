@@ -53,6 +53,7 @@ from plotly.subplots import make_subplots
 
 from harness import chart
 from harness.fleet import INTERVAL_S, START_RATE
+from heapkit import huge_page_mode
 from tests.fleetrun import cloud_toml, start_agents, start_watches
 from tests.mosquitto import Broker
 from watchsim.control import request
@@ -232,18 +233,9 @@ def machine() -> list[str]:
     return [
         f"- {os.cpu_count()} cores ({platform.processor() or platform.machine()}), "
         f"load average at the start {' '.join(f'{x:.2f}' for x in os.getloadavg())}, "
-        f"transparent huge pages: {_huge_pages()}",
+        f"transparent huge pages: {huge_page_mode() or 'unknown'}",
         f"- Python {platform.python_version()} ({_interpreter()}), {versions}, {mosquitto}",
     ]
-
-
-def _huge_pages() -> str:
-    """The kernel's transparent huge page mode (docs/scaling.md step 20)."""
-    setting = Path("/sys/kernel/mm/transparent_hugepage/enabled")
-    if not setting.exists():
-        return "unknown"
-    text = setting.read_text()
-    return text[text.find("[") + 1 : text.find("]")] if "[" in text else text.strip()
 
 
 def _interpreter() -> str:

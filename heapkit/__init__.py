@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-__all__ = ["back_in_background", "back_with_huge_pages"]
+__all__ = ["back_in_background", "back_with_huge_pages", "huge_page_mode"]
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,8 @@ def back_with_huge_pages(
     long-lived objects are made (after ``gc.freeze``): it copies a few hundred megabytes
     a second. ``madvise`` and ``page_size`` stand in for the kernel's in tests."""
     if madvise is None:
-        if not sys.platform.startswith("linux") or not smaps.exists() or _switched_off():
+        off = huge_page_mode() == "never"
+        if not sys.platform.startswith("linux") or not smaps.exists() or off:
             return 0
         madvise = _libc_madvise()
     if page_size is None:
@@ -83,9 +84,14 @@ def back_in_background() -> threading.Thread:
     return thread
 
 
-def _switched_off() -> bool:
+def huge_page_mode() -> str | None:
+    """The kernel's transparent huge page setting (``always``, ``madvise``, ``never``);
+    None where it has none to read."""
     setting = _THP / "enabled"
-    return setting.exists() and "[never]" in setting.read_text()
+    if not setting.exists():
+        return None
+    match = re.search(r"\[(\w+)\]", setting.read_text())
+    return None if match is None else match[1]
 
 
 def _resident_heap(smaps: str) -> list[tuple[int, int]]:

@@ -11,16 +11,15 @@ from pathlib import Path
 
 import pytest
 
-from heapkit import back_with_huge_pages
+from heapkit import back_with_huge_pages, huge_page_mode
 
-THP = Path("/sys/kernel/mm/transparent_hugepage/enabled")
 MIB = 1 << 20
 HUGE = 2 * MIB
 
 
 def _collapse_possible() -> bool:
     """Linux 6.1 or later (``MADV_COLLAPSE``), transparent huge pages not switched off."""
-    if not sys.platform.startswith("linux") or not THP.exists() or "[never]" in THP.read_text():
+    if not sys.platform.startswith("linux") or huge_page_mode() in (None, "never"):
         return False
     release = re.match(r"(\d+)\.(\d+)", platform.release())
     return release is not None and (int(release[1]), int(release[2])) >= (6, 1)
