@@ -145,7 +145,7 @@ class History:
         if self._segments:
             self._next = self._segments[-1].end
         self._floor = max(self._floor, _FIRST_SEQ)
-        self._free_below_floor()
+        self._free_below_floor(keep_appending=False)
         if self.count:
             newest_timestamp = self._read_range(self._next - 1, self._next).timestamps[0]
         self._newest_timestamp = newest_timestamp
@@ -211,7 +211,7 @@ class History:
             self._appended = (first, bytes(buffer))
         self._newest_timestamp = _RECORD.unpack_from(buffer, (n - 1) * RECORD_SIZE)[1]
         if self.count > self.capacity:  # oldest go first, like a full flash ring
-            self._set_floor(self._next - self.capacity)
+            self._set_floor(self._next - self.capacity, keep_appending=True)
         for listener in list(self._listeners):
             listener(first, self._next - 1)
         return range(first, self._next)
@@ -253,20 +253,33 @@ class History:
         before = self.count
         target = min(seq + 1, self._next)
         if target > self._floor:
-            self._set_floor(target)
+            self._set_floor(target, keep_appending=True)
         return before - self.count
 
     def wipe(self) -> None:
         """Factory reset: nothing kept, but numbering continues (see the module docstring)."""
-        self._set_floor(self._next)
+        self._set_floor(self._next, keep_appending=False)
 
-    def _set_floor(self, floor: int) -> None:
+    def _set_floor(self, floor: int, *, keep_appending: bool) -> None:
         self._floor = floor
         self._write_meta()  # before freeing files: a crash in between only leaves garbage
-        self._free_below_floor()
+        self._free_below_floor(keep_appending=keep_appending)
 
-    def _free_below_floor(self) -> None:
+    def _free_below_floor(self, *, keep_appending: bool) -> None:
+        """Free the segments whose every record is below the floor. ``keep_appending``:
+        not the newest while it has room, which the next append goes on filling: an
+        acknowledgement of everything (a live agent's, once a minute) then neither deletes
+        the file nor makes a new one for the next second's records. Its records below the
+        floor are never read again, as those of any segment only partly below it."""
         keep = [s for s in self._segments if s.end > self._floor]
+        newest = self._segments[-1] if self._segments else None
+        if (
+            keep_appending
+            and not keep
+            and newest is not None
+            and newest.count < self._segment_records
+        ):
+            keep = [newest]
         gone = self._segments[: len(self._segments) - len(keep)]
         if gone:
             if self._segments[-1] in gone:

@@ -152,6 +152,42 @@ def test_delete_up_to_frees_and_later_readers_see_the_gap(tmp_path: Path) -> Non
         assert history.append(batch(1)) == range(31, 32)
 
 
+def test_an_acknowledgement_of_everything_keeps_the_segment_being_filled(
+    tmp_path: Path,
+) -> None:
+    """A live agent acknowledges all the watch holds once a minute: the file the next
+    second's records go to stays (no delete and create each time) until it is full and a
+    newer one holds records; what it keeps below the floor is never read again."""
+    with History(tmp_path, segment_records=8) as history:
+        history.append(batch(5))
+        (kept,) = segment_files(tmp_path)
+        assert history.delete_up_to(5) == 5
+        assert segment_files(tmp_path) == [kept]
+        assert (history.count, history.oldest_seq) == (0, None)
+        assert everything(history, 1) == [Gap(1, 5)]
+        assert history.append(batch(2, 5)) == range(6, 8)
+        assert segment_files(tmp_path) == [kept]  # the same file goes on filling
+        assert kept.stat().st_size == 7 * RECORD_SIZE
+        assert everything(history, 1) == [Gap(1, 5), *expected(6, 2, 5)]
+        history.delete_up_to(7)
+        history.append(batch(3, 7))  # fills seqs 8, then 9..10 go to a new segment
+        assert len(segment_files(tmp_path)) == 2
+        history.delete_up_to(10)
+        assert [f.name for f in segment_files(tmp_path)] == [f"seg-{9:020d}.log"]
+    with History(tmp_path, segment_records=8) as reopened:  # at start nothing below is kept
+        assert segment_files(tmp_path) == []
+        assert (reopened.count, reopened.next_seq) == (0, 11)
+        assert everything(reopened, 1) == [Gap(1, 10)]
+
+
+def test_a_wipe_frees_the_segment_being_filled_too(tmp_path: Path) -> None:
+    with History(tmp_path, segment_records=8) as history:
+        history.append(batch(3))
+        history.wipe()
+        assert segment_files(tmp_path) == []
+        assert history.append(batch(1, 3)) == range(4, 5)
+
+
 def test_seqs_never_reused_after_wipe_and_reopen(tmp_path: Path) -> None:
     with History(tmp_path) as history:
         history.append(batch(10))
