@@ -182,6 +182,20 @@ class Uploader:
             raise TypeError(f"the uploader publishes through a CheckedClient, not {client!r}")
         session = _Session(self, client)
         try:
+            await self._converse(client, session, stop, confirm_timeout)
+        except BaseException:
+            await session.record_on_the_way_out()
+            raise
+        await session.record()  # what the connection sent since its last record
+
+    async def _converse(
+        self,
+        client: CheckedClient,
+        session: _Session,
+        stop: asyncio.Event | None,
+        confirm_timeout: float | None,
+    ) -> None:
+        try:
             async with client, asyncio.TaskGroup() as group:
                 listener = group.create_task(session.listen())
                 await session.subscribe_pending()
@@ -201,8 +215,6 @@ class Uploader:
                 await session.stop_listening(listener)
         except* (aiomqtt.MqttError, StoreFullError) as errors:
             raise _first_leaf(errors) from None
-        finally:
-            await session.record()  # what the connection sent since its last record
 
 
 def _owed(requests: list[ledger.EraseRequest], now: int) -> list[ledger.EraseRequest]:
@@ -382,7 +394,7 @@ class _Session:
             for device, position, first in devices:
                 await self._upload_device(device, position, first, topics)
         except BaseException:
-            await self.record()
+            await self.record_on_the_way_out()
             raise
         if self._record_due():
             await self.record()
@@ -403,6 +415,16 @@ class _Session:
         commit = self._start_record(behind=False)
         if commit is not None:
             await asyncio.shield(commit)
+
+    async def record_on_the_way_out(self) -> None:
+        """``record`` while a failure or a cancellation is on its way, which stays what is
+        raised: a record that fails then (a full disk) has handed what it covered back
+        and is logged. Raised instead, it turned a cancelled upload into a full disk's
+        error, which the uploader retries: it went on instead of stopping."""
+        try:
+            await self.record()
+        except Exception as error:
+            log.warning("upload positions not recorded: %s (they go with the next record)", error)
 
     def _start_record(self, *, behind: bool) -> asyncio.Future[None] | None:
         """The commit of what is unrecorded now, chained behind the one before; that one

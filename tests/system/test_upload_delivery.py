@@ -31,6 +31,7 @@ from phoneagent.upload.uploader import (
 )
 from protocol.metrics import Metric, Sample
 from protocol.settings import Sex
+from tests.disk import fill
 from tests.mosquitto import Broker
 
 pytestmark = pytest.mark.system
@@ -214,6 +215,39 @@ async def test_a_cancelled_upload_commits_what_was_acknowledged(
         await draining
     assert uploader.stats.samples >= 40
     assert store.ledger.get_upload_position(WATCH, "eu") == uploader.stats.samples - 1
+
+
+async def test_an_upload_cancelled_on_a_full_disk_stops_and_loses_nothing(
+    broker: Broker, small_disk: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The daemon stopping mid-upload while the disk is full: the record of what was
+    acknowledged fails, and the upload still ends as cancelled (a full disk's error in its
+    place is one the uploader retries: it went on). The next upload, with room again,
+    sends everything from the last recorded position."""
+    store = filled_store(small_disk / "agent", 400)
+    draining: asyncio.Task[object] | None = None
+    filler: Path | None = None
+
+    def fill_then_cancel(_: str, last_seq: int) -> None:
+        nonlocal filler
+        if last_seq >= 39 and filler is None:
+            filler = fill(small_disk)
+            assert draining is not None
+            draining.cancel()
+
+    with store:
+        uploader = small_chunks(store, broker, record_every_chunks=100, on_acked=fill_then_cancel)
+        draining = asyncio.ensure_future(uploader.drain())
+        with pytest.raises(asyncio.CancelledError):
+            await draining
+        assert uploader.stats.samples >= 40
+        assert store.ledger.get_upload_position(WATCH, "eu") is None  # nothing recorded
+        assert "upload positions not recorded" in caplog.text
+        assert filler is not None
+        filler.unlink()
+        assert (await small_chunks(store, broker).drain()).samples == 400
+        assert store.ledger.get_upload_position(WATCH, "eu") == 399
+        assert sum(d.record_count for d in store.ledger.disclosures()) == 400
 
 
 async def test_an_upload_cancelled_while_the_reader_reads_commits_what_was_acknowledged(
