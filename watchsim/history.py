@@ -10,7 +10,8 @@ CRC-32) split into segment files named after their first sequence number, plus a
   one is created), so loading validates that segment record by record and cuts it at the
   first torn or garbled record; older records are never touched.
 - Bounded like real flash: past ``capacity`` records the oldest are dropped (whole segment
-  files are freed once every record in them is gone). ``floor`` in ``meta`` says below
+  files are freed once every record in them is gone, but for the one being filled, which
+  an acknowledgement of everything leaves for the next records). ``floor`` in ``meta`` says below
   which seq nothing is kept, whether dropped, deleted after an acknowledgement or wiped; a
   reader starting below it is told so with the protocol's :class:`~protocol.history.Gap`
   (sent on as it is), never silently skipped.
@@ -267,10 +268,10 @@ class History:
 
     def _free_below_floor(self, *, keep_appending: bool) -> None:
         """Free the segments whose every record is below the floor. ``keep_appending``:
-        not the newest while it has room, which the next append goes on filling: an
-        acknowledgement of everything (a live agent's, once a minute) then neither deletes
-        the file nor makes a new one for the next second's records. Its records below the
-        floor are never read again, as those of any segment only partly below it."""
+        keep the newest even so while it has room, for the next append to go on filling:
+        an acknowledgement of everything (a live agent's, once a minute) then neither
+        deletes the file nor makes a new one for the next second's records. Its records
+        below the floor are never read again, as those of any segment only partly below."""
         keep = [s for s in self._segments if s.end > self._floor]
         newest = self._segments[-1] if self._segments else None
         if (

@@ -183,8 +183,8 @@ class Uploader:
         session = _Session(self, client)
         try:
             await self._converse(client, session, stop, confirm_timeout)
-        except BaseException:
-            await session.record_on_the_way_out()
+        except BaseException as leaving:
+            await session.settle_on_the_way_out(session.record(), leaving)
             raise
         await session.record()  # what the connection sent since its last record
 
@@ -195,6 +195,8 @@ class Uploader:
         stop: asyncio.Event | None,
         confirm_timeout: float | None,
     ) -> None:
+        """The connection's work, its errors out of the task group's wrappers: apart from
+        its last record, which ``_connection`` makes after the connection closed."""
         try:
             async with client, asyncio.TaskGroup() as group:
                 listener = group.create_task(session.listen())
@@ -308,6 +310,8 @@ class _Session:
         self._state: _DrainState | None = None
         # The last record's commit; each one waits for the one before (``record``).
         self._records: asyncio.Future[None] | None = None
+        # The record failure logged on the way out of a session (``settle_on_the_way_out``).
+        self._unrecorded_logged: BaseException | None = None
         self._confirmed = asyncio.Event()
         # Held while a confirmation is recorded, counted and cleared, and while the pending
         # requests are looked up: a lookup never sees it half done.
@@ -393,8 +397,8 @@ class _Session:
         try:
             for device, position, first in devices:
                 await self._upload_device(device, position, first, topics)
-        except BaseException:
-            await self.record_on_the_way_out()
+        except BaseException as leaving:
+            await self.settle_on_the_way_out(self.record(), leaving)
             raise
         if self._record_due():
             await self.record()
@@ -416,15 +420,24 @@ class _Session:
         if commit is not None:
             await asyncio.shield(commit)
 
-    async def record_on_the_way_out(self) -> None:
-        """``record`` while a failure or a cancellation is on its way, which stays what is
-        raised: a record that fails then (a full disk) has handed what it covered back
-        and is logged. Raised instead, it turned a cancelled upload into a full disk's
-        error, which the uploader retries: it went on instead of stopping."""
+    async def settle_on_the_way_out(self, records: Awaitable[None], leaving: BaseException) -> None:
+        """Await ``records`` (a ``record``, or the ones in flight) while ``leaving`` (a
+        failure or a cancellation) is on its way, which stays what is raised. A record
+        that fails then (a full disk) has handed what it covered back, and the next
+        session sends that again; it is logged once (the records chained behind it fail
+        with it). Raised instead, it turned a cancelled upload into a full disk's error,
+        which the uploader retries: it went on instead of stopping."""
         try:
-            await self.record()
+            await records
         except Exception as error:
-            log.warning("upload positions not recorded: %s (they go with the next record)", error)
+            if error is leaving or error is self._unrecorded_logged:
+                return
+            self._unrecorded_logged = error
+            log.warning(
+                "upload positions not recorded (%s): the next session sends what they cover again",
+                error,
+                exc_info=not isinstance(error, StoreFullError),  # a bug shows where it is
+            )
 
     def _start_record(self, *, behind: bool) -> asyncio.Future[None] | None:
         """The commit of what is unrecorded now, chained behind the one before; that one
@@ -570,6 +583,7 @@ class _Session:
         ended = threading.Event()  # read where ``blocking`` reads
         failure: BaseException | None = None
         unrecorded_chunks = 0
+        leaving: BaseException | None = None  # a failure or a cancellation on its way
         async with asyncio.TaskGroup() as group:
             producer = group.create_task(
                 self._produce(device, position, first, chunks, taken, ended)
@@ -585,10 +599,16 @@ class _Session:
                         unrecorded_chunks = 0
                     if failure is not None or not self._more(chunk) or self._record_failed():
                         break
+            except BaseException as error:
+                leaving = error
+                raise
             finally:
                 ended.set()  # a trip still reading stops at its next chunk
                 producer.cancel()  # after a failure it waits for room nobody makes
-                await self._settle_records()
+                if leaving is None:
+                    await self._settle_records()
+                else:
+                    await self.settle_on_the_way_out(self._settle_records(), leaving)
         return failure
 
     async def _send(

@@ -183,6 +183,8 @@ def test_an_acknowledgement_of_everything_keeps_the_segment_being_filled(
 def test_a_wipe_frees_the_segment_being_filled_too(tmp_path: Path) -> None:
     with History(tmp_path, segment_records=8) as history:
         history.append(batch(3))
+        history.delete_up_to(3)
+        assert len(segment_files(tmp_path)) == 1  # kept for the next append
         history.wipe()
         assert segment_files(tmp_path) == []
         assert history.append(batch(1, 3)) == range(4, 5)
