@@ -11,10 +11,10 @@ CRC-32) split into segment files named after their first sequence number, plus a
   first torn or garbled record; older records are never touched.
 - Bounded like real flash: past ``capacity`` records the oldest are dropped (whole segment
   files are freed once every record in them is gone, but for the one being filled, which
-  an acknowledgement of everything leaves for the next records). ``floor`` in ``meta`` says below
-  which seq nothing is kept, whether dropped, deleted after an acknowledgement or wiped; a
-  reader starting below it is told so with the protocol's :class:`~protocol.history.Gap`
-  (sent on as it is), never silently skipped.
+  an acknowledgement of everything leaves for the next records). ``floor`` in ``meta``
+  says below which seq nothing is kept, whether dropped, deleted after an acknowledgement
+  or wiped; a reader starting below it is told so with the protocol's
+  :class:`~protocol.history.Gap` (sent on as it is), never silently skipped.
 - Sequence numbers only go up. ``meta`` keeps the next seq, so neither a reboot nor a
   wipe (factory reset) reuses one: after a wipe the history is empty and the next record
   continues the old numbering, so an agent can never mistake new records for old ones.
@@ -273,14 +273,8 @@ class History:
         deletes the file nor makes a new one for the next second's records. Its records
         below the floor are never read again, as those of any segment only partly below."""
         keep = [s for s in self._segments if s.end > self._floor]
-        newest = self._segments[-1] if self._segments else None
-        if (
-            keep_appending
-            and not keep
-            and newest is not None
-            and newest.count < self._segment_records
-        ):
-            keep = [newest]
+        if keep_appending and not keep and self._segments:
+            keep = [s for s in self._segments[-1:] if s.count < self._segment_records]
         gone = self._segments[: len(self._segments) - len(keep)]
         if gone:
             if self._segments[-1] in gone:
