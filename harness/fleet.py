@@ -38,7 +38,7 @@ from typing import Any, Final
 
 import tomli_w
 
-from heapkit import back_in_background
+from heapkit import back_in_background, freeze_long_lived, hold_full_collections
 from phoneagent.backoff import Backoff
 from phoneagent.config import CONFIG_NAME, SyncConfig, load_config
 from phoneagent.privacy.account import ProfileInput, create_account
@@ -66,9 +66,6 @@ PAIR_CONCURRENCY: Final = 4
 # Agents starting to sync per second: every agent scanning at once hears every watch
 # advertising at once (advertisers x scanners reports a second), so they come in waves.
 START_RATE: Final = 20.0
-# A young collection every this many net allocations once the agents' state is frozen,
-# instead of CPython's 700 (``AgentFleet.freeze_live``).
-YOUNG_COLLECTION_EVERY: Final = 10_000
 PASSKEY_WAIT_S: Final = 30
 # Re-opening a radio after the air went away: jittered, doubling, capped.
 REOPEN_INITIAL_S: Final = 0.5
@@ -536,6 +533,7 @@ class AgentFleet:
     async def start(self) -> None:
         self.config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         gate = asyncio.Semaphore(self._pair_concurrency)
+        hold_full_collections()  # until ``freeze_live``: each walked every agent made so far
 
         async def one(agent: FleetAgent) -> None:
             async with gate:
@@ -548,7 +546,8 @@ class AgentFleet:
         identities = await asyncio.to_thread(lambda: [a.identity() for a in self.agents])
         write_json(self.output(AGENTS_FILE), {"agents": identities})
         # Hundreds of agents' long-lived objects (stores, radios, GATT tables) are made:
-        # out of the collector's sight, a full collection no longer walks them all.
+        # out of the collector's sight, the full collection at ``freeze_live`` does not
+        # walk them again.
         gc.freeze()
 
     def output(self, name: str) -> Path:
@@ -557,29 +556,23 @@ class AgentFleet:
 
     def first_commit(self) -> None:
         """An agent committed its first sample. Once every one has, their connections,
-        sessions and MQTT clients are made too: a full collection takes what cycles are
-        left, and a second ``gc.freeze`` puts the rest out of the collector's sight. Until
-        then each full collection walked all of it (0.4 s every 40 s per worker at 500
-        agents, a pause every agent's samples waited behind)."""
+        sessions and MQTT clients are made too, and ``freeze_live`` puts them out of the
+        collector's sight."""
         if self._silent is not None:
             self._silent -= 1
             if not self._silent:
                 self.freeze_live()
 
     def freeze_live(self) -> None:
-        """The second ``gc.freeze`` (``first_commit``), once: at the last agent's first
-        commit, or when the latency window opens if that is sooner (``run``), so that an
-        agent that never commits (its watch gone) does not leave the full collections'
-        pauses in the figures."""
+        """The second freeze, once: at the last agent's first commit, or when the latency
+        window opens if that is sooner (``run``), so that an agent that never commits (its
+        watch gone) does not keep full collections held through the figures. Until then
+        they are (``start``): each walked every agent's state made so far, about 1 s of
+        every 10 s per worker at 1,000 agents on a slow box, a pause every agent's samples
+        waited behind."""
         if self._silent is not None:
             self._silent = None
-            gc.collect()
-            gc.freeze()
-            # What is young now is each second's messages, which reference counting frees:
-            # a young collection every 700 allocations (3-4 a second, a middle one every
-            # tenth) walked them for about 15 ms a second per worker and found almost no
-            # cycles (gc.callbacks at N=1,000; about 2.5 ms a second at 10,000).
-            gc.set_threshold(YOUNG_COLLECTION_EVERY, *gc.get_threshold()[1:])
+            freeze_long_lived()
             back_in_background()  # each agent's turn no longer starts with TLB misses
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -21,7 +21,6 @@ With ``audit`` every record a watch appends is also written to ``audit/NAME.rec`
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import os
 import resource
@@ -32,7 +31,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from heapkit import back_in_background
+from heapkit import back_in_background, freeze_long_lived, hold_full_collections
 from protocol.metrics import Metric, Sample
 from watchsim.app import PERSONALITIES, LinkRadio, WatchApp, WatchConfig, WatchError
 from watchsim.app.settings_service import SettingsStore
@@ -231,6 +230,7 @@ class Fleet:
         host, port = await self.air.start()
         self.address = f"{host}:{port}"
         gate = asyncio.Semaphore(START_CONCURRENCY)
+        hold_full_collections()  # each would walk every watch started so far
 
         async def one(index: int) -> FleetWatch:
             async with gate:
@@ -241,7 +241,7 @@ class Fleet:
         # Hundreds of watches' long-lived objects (models, histories, GATT tables) are
         # made: out of the collector's sight, a full collection no longer walks them all,
         # and on huge pages, each watch's turn no longer starts with TLB misses.
-        gc.freeze()
+        freeze_long_lived()
         back_in_background()
 
     async def _start_watch(self, index: int) -> FleetWatch:

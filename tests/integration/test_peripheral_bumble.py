@@ -297,6 +297,32 @@ async def test_read_write_notify_indicate_after_passkey_pairing(
     assert await watch.notify(uuids.INTERMEDIATE_TEMPERATURE, b"\x00") == 0
 
 
+async def test_listened_follows_each_cccd_write_and_the_peer_leaving(
+    link: LocalLink, watch: BumblePeripheral, screen: Screen
+) -> None:
+    """What ``listened`` and a push find is kept between CCCD writes (a watch asks several
+    times a second); each write and each connection's end changes it at once."""
+    log = EventLog()
+    watch.add_listener(log)
+    peer = await paired_central(link, watch, screen)
+    heart_rate = characteristic(peer, uuids.HEART_RATE_MEASUREMENT)
+    assert not watch.listened(uuids.HEART_RATE_MEASUREMENT)
+
+    await peer.subscribe(heart_rate, lambda _v: None)
+    assert watch.listened(uuids.HEART_RATE_MEASUREMENT)
+    await peer.unsubscribe(heart_rate)
+    assert not watch.listened(uuids.HEART_RATE_MEASUREMENT)
+    assert await watch.notify(uuids.HEART_RATE_MEASUREMENT, b"\x00\x48") == 0
+
+    await peer.subscribe(heart_rate, lambda _v: None)
+    assert watch.listened(uuids.HEART_RATE_MEASUREMENT)
+    assert await watch.notify(uuids.HEART_RATE_MEASUREMENT, b"\x00\x48") == 1
+    await disconnected(peer.connection)  # Bumble drops the link's CCCDs, telling nobody
+    await log.wait_for(Disconnected)
+    assert not watch.listened(uuids.HEART_RATE_MEASUREMENT)
+    assert await watch.notify(uuids.HEART_RATE_MEASUREMENT, b"\x00\x48") == 0
+
+
 async def test_notify_burst_is_bounded_and_delivered_in_order(
     link: LocalLink, watch: BumblePeripheral, screen: Screen
 ) -> None:

@@ -85,9 +85,11 @@ def _fleet(tmp_path: Path, agents: int) -> AgentFleet:
 @pytest.fixture
 def frozen_count() -> Iterator[Callable[[], int]]:
     """``gc.get_freeze_count``; afterwards this test process's objects are back in the
-    collector's sight."""
+    collector's sight, on its schedule as before."""
+    before = gc.get_threshold()
     yield gc.get_freeze_count
     gc.unfreeze()
+    gc.set_threshold(*before)
 
 
 def test_what_lives_is_frozen_once_every_agent_committed(

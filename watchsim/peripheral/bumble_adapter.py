@@ -236,6 +236,10 @@ class BumblePeripheral(Peripheral):
         # Attribute handle (value or CCCD) -> what the profile allows on it.
         self._access: dict[int, tuple[Property, Security]] = {}
         self._links: dict[int, _Link] = {}
+        # (uuid, CCCD bits) -> the links subscribed: asked several times a watch and second
+        # (``listened``, each push), so kept until a CCCD is written or a link ends (Bumble
+        # then drops its CCCDs without an event); a new link has none until it writes one.
+        self._subscribed_links: dict[tuple[str, int], tuple[_Link, ...]] = {}
         # Bonded peer address -> whether its LTK is MITM-protected.
         self._bonds: dict[str, bool] = {}
         self._flow = asyncio.Event()
@@ -448,6 +452,7 @@ class BumblePeripheral(Peripheral):
 
         def on_disconnection(reason: int) -> None:
             self._links.pop(connection.handle, None)
+            self._subscribed_links.clear()  # Bumble drops the link's CCCDs
             link.closed.set()
             self._flow.set()
             self._emit(Disconnected(self._peer(connection), reason))
@@ -475,6 +480,7 @@ class BumblePeripheral(Peripheral):
         notify: bool,
         indicate: bool,
     ) -> None:
+        self._subscribed_links.clear()
         uuid = self._uuid_of_handle.get(characteristic.handle)
         if uuid is None:  # Bumble's own Service Changed characteristic
             return
@@ -488,17 +494,21 @@ class BumblePeripheral(Peripheral):
     def listened(self, uuid: str) -> bool:
         return bool(self._subscribers(uuid.lower(), 0x03))
 
-    def _subscribers(self, uuid: str, bits: int) -> list[_Link]:
+    def _subscribers(self, uuid: str, bits: int) -> tuple[_Link, ...]:
         """Links whose CCCD for ``uuid`` has any of ``bits`` (0x01 notify, 0x02 indicate)."""
-        handle = self._characteristics[uuid].handle
-        subscribers = self.device.gatt_server.subscribers
-        return [
-            link
-            for link in self._links.values()
-            if (cccd := subscribers.get(link.connection, {}).get(handle)) and cccd[0] & bits
-        ]
+        key = (uuid, bits)
+        links = self._subscribed_links.get(key)
+        if links is None:
+            handle = self._characteristics[uuid].handle
+            subscribers = self.device.gatt_server.subscribers
+            links = self._subscribed_links[key] = tuple(
+                link
+                for link in self._links.values()
+                if (cccd := subscribers.get(link.connection, {}).get(handle)) and cccd[0] & bits
+            )
+        return links
 
-    def _subscribed(self, uuid: str, bit: int, value: bytes) -> list[_Link]:
+    def _subscribed(self, uuid: str, bit: int, value: bytes) -> tuple[_Link, ...]:
         self._values[uuid] = value
         links = self._subscribers(uuid, bit)
         for link in links:
