@@ -20,7 +20,6 @@ one with back-off; its uploader keeps running from its own upload position meanw
 from __future__ import annotations
 
 import asyncio
-import gc
 import json
 import logging
 import math
@@ -66,6 +65,10 @@ PAIR_CONCURRENCY: Final = 4
 # Agents starting to sync per second: every agent scanning at once hears every watch
 # advertising at once (advertisers x scanners reports a second), so they come in waves.
 START_RATE: Final = 20.0
+# An agent's first commit after its start, at the latest, before its worker stops holding
+# full collections anyway (``AgentFleet.freeze_deadline_s``): at 1,000 pairs on a slow box
+# the first commits came within 140 s of the first start.
+FIRST_COMMIT_WITHIN_S: Final = 120.0
 PASSKEY_WAIT_S: Final = 30
 # Re-opening a radio after the air went away: jittered, doubling, capped.
 REOPEN_INITIAL_S: Final = 0.5
@@ -533,7 +536,6 @@ class AgentFleet:
     async def start(self) -> None:
         self.config.directory.mkdir(parents=True, exist_ok=True, mode=0o700)
         gate = asyncio.Semaphore(self._pair_concurrency)
-        hold_full_collections()  # until ``freeze_live``: each walked every agent made so far
 
         async def one(agent: FleetAgent) -> None:
             async with gate:
@@ -545,10 +547,12 @@ class AgentFleet:
             self.latency.since_wall = time.time() + self.config.latency_after_s
         identities = await asyncio.to_thread(lambda: [a.identity() for a in self.agents])
         write_json(self.output(AGENTS_FILE), {"agents": identities})
-        # Hundreds of agents' long-lived objects (stores, radios, GATT tables) are made:
-        # out of the collector's sight, the full collection at ``freeze_live`` does not
-        # walk them again.
-        gc.freeze()
+        # Hundreds of agents' long-lived objects (stores, radios, GATT tables) are made,
+        # and pairing's radios are garbage: collected, the rest out of the collector's
+        # sight. Their connections, sessions and MQTT clients come next, as they start:
+        # full collections wait for those too (``freeze_live``).
+        freeze_long_lived()
+        hold_full_collections()
 
     def output(self, name: str) -> Path:
         """Where this process writes ``name`` (a worker: its own part of it)."""
@@ -564,12 +568,11 @@ class AgentFleet:
                 self.freeze_live()
 
     def freeze_live(self) -> None:
-        """The second freeze, once: at the last agent's first commit, or when the latency
-        window opens if that is sooner (``run``), so that an agent that never commits (its
-        watch gone) does not keep full collections held through the figures. Until then
-        they are (``start``): each walked every agent's state made so far, about 1 s of
-        every 10 s per worker at 1,000 agents on a slow box, a pause every agent's samples
-        waited behind."""
+        """The second freeze, once: at the last agent's first commit, or at ``run``'s
+        deadline if that is sooner, so that an agent that never commits (its watch gone)
+        does not keep full collections held. Until then they are (``start``): each walked
+        every agent's state made so far, about 1 s of every 10 s per worker at 1,000
+        agents on a slow box, a pause every agent's samples waited behind."""
         if self._silent is not None:
             self._silent = None
             freeze_long_lived()
@@ -581,14 +584,21 @@ class AgentFleet:
             if not stop.is_set():
                 await agent.run(stop)
 
-        window = self.config.latency_after_s
-        loop = asyncio.get_running_loop()
-        opens = None if window is None else loop.call_later(window, self.freeze_live)
+        deadline = asyncio.get_running_loop().call_later(self.freeze_deadline_s(), self.freeze_live)
         try:
             await asyncio.gather(*(one(a) for a in self.agents))
         finally:
-            if opens is not None:
-                opens.cancel()
+            deadline.cancel()
+
+    def freeze_deadline_s(self) -> float:
+        """When ``freeze_live`` comes at the latest, from ``run``: when the latency window
+        opens, or, without one (a soak, a plain fleet), once the last agent has started
+        and had ``FIRST_COMMIT_WITHIN_S`` to commit."""
+        window = self.config.latency_after_s
+        if window is not None:
+            return window
+        last_start = max((a.index for a in self.agents), default=0) / START_RATE
+        return last_start + FIRST_COMMIT_WITHIN_S
 
     async def close(self) -> None:
         await asyncio.gather(*(a.close() for a in self.agents))

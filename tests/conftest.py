@@ -41,13 +41,18 @@ async def link() -> LocalLink:
 
 
 @pytest.fixture(autouse=True)
-def _heap_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+def _heap_left_alone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fleet started inside the test process (the ctl tests' watches, the agent fleet's
     unit tests) leaves pytest's own heap alone: copying it onto huge pages takes a second
-    on a thread that would outlive the test. Fleets in processes of their own (system
-    tests, benchmarks) still do it, and ``tests/unit/test_heapkit.py`` tests it."""
+    on a thread that would outlive the test, and the collector's schedule and frozen
+    objects are back as they were after it. Fleets in processes of their own (system
+    tests, benchmarks) keep both, and ``tests/unit/test_heapkit*.py`` test them."""
     monkeypatch.setattr(watchsim.fleet, "back_in_background", threading.Thread)
     monkeypatch.setattr(harness.fleet, "back_in_background", threading.Thread)
+    schedule = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*schedule)
 
 
 # Before pytest-timeout's own dump (thread stacks), which ends the run.

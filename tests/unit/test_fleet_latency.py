@@ -11,7 +11,9 @@ from pathlib import Path
 import pytest
 
 from harness.fleet import (
+    FIRST_COMMIT_WITHIN_S,
     RESULT_FILE,
+    START_RATE,
     AgentFleet,
     AgentFleetConfig,
     Latency,
@@ -84,12 +86,8 @@ def _fleet(tmp_path: Path, agents: int) -> AgentFleet:
 
 @pytest.fixture
 def frozen_count() -> Iterator[Callable[[], int]]:
-    """``gc.get_freeze_count``; afterwards this test process's objects are back in the
-    collector's sight, on its schedule as before."""
-    before = gc.get_threshold()
+    """``gc.get_freeze_count`` (``tests/conftest.py`` unfreezes afterwards)."""
     yield gc.get_freeze_count
-    gc.unfreeze()
-    gc.set_threshold(*before)
 
 
 def test_what_lives_is_frozen_once_every_agent_committed(
@@ -120,3 +118,14 @@ def test_the_second_freeze_comes_when_measuring_begins_without_the_last_commit(
     fleet.first_commit()  # the last agent, late
     fleet.freeze_live()
     assert frozen_count() == frozen
+
+
+def test_without_a_window_full_collections_come_back_after_the_last_start(
+    tmp_path: Path,
+) -> None:
+    """A soak or a plain fleet has no latency window: an agent that never commits must not
+    hold full collections for the process's life."""
+    fleet = _fleet(tmp_path, 3)
+    assert fleet.freeze_deadline_s() == 2 / START_RATE + FIRST_COMMIT_WITHIN_S
+    watched = AgentFleet(AgentFleetConfig(tmp_path, fleet.manifest, "", latency_after_s=30.0))
+    assert watched.freeze_deadline_s() == 30.0

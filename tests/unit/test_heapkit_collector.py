@@ -1,13 +1,11 @@
 """``heapkit.collector``: full collections held while a fleet's devices are made, then one
-that takes the dead cycles, and what lives frozen out of every later collection's sight."""
+that takes the dead cycles, and what lives frozen out of every later collection's sight
+(``tests/conftest.py`` puts the test process's collector back afterwards)."""
 
 from __future__ import annotations
 
 import gc
 import weakref
-from collections.abc import Iterator
-
-import pytest
 
 from heapkit import YOUNG_COLLECTION_EVERY, freeze_long_lived, hold_full_collections
 
@@ -17,15 +15,6 @@ class _Node:
 
     def __init__(self) -> None:
         self.peer: _Node | None = None
-
-
-@pytest.fixture(autouse=True)
-def collector_as_before() -> Iterator[None]:
-    """This test process's collector settings back, and its objects in sight again."""
-    before = gc.get_threshold()
-    yield
-    gc.unfreeze()
-    gc.set_threshold(*before)
 
 
 def test_held_full_collections_come_back_at_the_freeze() -> None:

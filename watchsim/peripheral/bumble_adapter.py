@@ -237,8 +237,8 @@ class BumblePeripheral(Peripheral):
         self._access: dict[int, tuple[Property, Security]] = {}
         self._links: dict[int, _Link] = {}
         # (uuid, CCCD bits) -> the links subscribed: asked several times a watch and second
-        # (``listened``, each push), so kept until a CCCD is written or a link ends (Bumble
-        # then drops its CCCDs without an event); a new link has none until it writes one.
+        # (``listened``, each push), so kept until a CCCD is written or a link begins or
+        # ends (Bumble then drops its CCCDs without an event).
         self._subscribed_links: dict[tuple[str, int], tuple[_Link, ...]] = {}
         # Bonded peer address -> whether its LTK is MITM-protected.
         self._bonds: dict[str, bool] = {}
@@ -434,6 +434,7 @@ class BumblePeripheral(Peripheral):
     def _on_connection(self, connection: Connection) -> None:
         link = _Link(connection)
         self._links[connection.handle] = link
+        self._subscribed_links.clear()  # nothing remembered may point at a handle reused
 
         def on_encryption_change() -> None:
             """The key just given to the controller is the one encrypting the link now."""
