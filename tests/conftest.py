@@ -15,6 +15,7 @@ from hypothesis import settings
 
 import harness.fleet
 import watchsim.fleet
+from heapkit import freeze_long_lived
 from watchsim.peripheral.bumble_adapter import new_link
 
 # Fixtures that live beside their helpers (a broker, a 3-node NATS cluster, a private
@@ -40,18 +41,28 @@ async def link() -> LocalLink:
     return new_link()
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _collector_set_for_the_session() -> None:
+    """What the test process has imported by now lives as long as it does: out of the
+    collector's sight, and young collections every 10,000 allocations, as a fleet process
+    sets them (``heapkit.collector``). Every test starts from this schedule, whichever
+    test ran before it; a fleet started in-process once changed it for the rest of the
+    session."""
+    freeze_long_lived()
+
+
 @pytest.fixture(autouse=True)
 def _heap_left_alone(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     """A fleet started inside the test process (the ctl tests' watches, the agent fleet's
     unit tests) leaves pytest's own heap alone: copying it onto huge pages takes a second
-    on a thread that would outlive the test, and the collector's schedule and frozen
-    objects are back as they were after it. Fleets in processes of their own (system
-    tests, benchmarks) keep both, and ``tests/unit/test_heapkit*.py`` test them."""
+    on a thread that would outlive the test, and the collector's schedule is back after
+    it (what it froze stays frozen: the test process's long-lived objects). Fleets in
+    processes of their own (system tests, benchmarks) keep both, and
+    ``tests/unit/test_heapkit*.py`` test them."""
     monkeypatch.setattr(watchsim.fleet, "back_in_background", threading.Thread)
     monkeypatch.setattr(harness.fleet, "back_in_background", threading.Thread)
     schedule = gc.get_threshold()
     yield
-    gc.unfreeze()
     gc.set_threshold(*schedule)
 
 

@@ -5,10 +5,7 @@ collector kept off what the fleet's agents keep."""
 from __future__ import annotations
 
 import gc
-from collections.abc import Callable, Iterator
 from pathlib import Path
-
-import pytest
 
 from harness.fleet import (
     FIRST_COMMIT_WITHIN_S,
@@ -84,40 +81,32 @@ def _fleet(tmp_path: Path, agents: int) -> AgentFleet:
     )
 
 
-@pytest.fixture
-def frozen_count() -> Iterator[Callable[[], int]]:
-    """``gc.get_freeze_count`` (``tests/conftest.py`` unfreezes afterwards)."""
-    yield gc.get_freeze_count
-
-
-def test_what_lives_is_frozen_once_every_agent_committed(
-    tmp_path: Path, frozen_count: Callable[[], int]
-) -> None:
+def test_what_lives_is_frozen_once_every_agent_committed(tmp_path: Path) -> None:
     """The second ``gc.freeze``: not before the last agent's first commit, once then."""
     fleet = _fleet(tmp_path, 3)
-    before = frozen_count()
+    before = gc.get_freeze_count()
     fleet.first_commit()
     fleet.first_commit()
-    assert frozen_count() == before
+    assert gc.get_freeze_count() == before
     fleet.first_commit()
-    assert frozen_count() > before
+    assert gc.get_freeze_count() > before
 
 
 def test_the_second_freeze_comes_when_measuring_begins_without_the_last_commit(
-    tmp_path: Path, frozen_count: Callable[[], int]
+    tmp_path: Path,
 ) -> None:
     """An agent that never commits (its watch gone) does not keep the second freeze away
     from the latency window; it is done once."""
     fleet = _fleet(tmp_path, 2)
-    before = frozen_count()
+    before = gc.get_freeze_count()
     fleet.first_commit()
-    assert frozen_count() == before
+    assert gc.get_freeze_count() == before
     fleet.freeze_live()  # the latency window opens
-    frozen = frozen_count()
+    frozen = gc.get_freeze_count()
     assert frozen > before
     fleet.first_commit()  # the last agent, late
     fleet.freeze_live()
-    assert frozen_count() == frozen
+    assert gc.get_freeze_count() == frozen
 
 
 def test_without_a_window_full_collections_come_back_after_the_last_start(

@@ -1,6 +1,6 @@
 """``heapkit.collector``: full collections held while a fleet's devices are made, then one
 that takes the dead cycles, and what lives frozen out of every later collection's sight
-(``tests/conftest.py`` puts the test process's collector back afterwards)."""
+(``tests/conftest.py`` gives the test process its schedule back afterwards)."""
 
 from __future__ import annotations
 
