@@ -14,7 +14,7 @@ live state was frozen (docs/scaling.md, step 22). So:
   which puts what survived out of every later collection's sight, and full collections
   back on CPython's schedule.
 
-From the start, a young collection comes every ``YOUNG_COLLECTION_EVERY`` net
+Either call also makes a young collection come every ``YOUNG_COLLECTION_EVERY`` net
 allocations instead of every 700: what is young in a running fleet is each second's
 messages, which reference counting frees, and at 700 an agent worker made 3-4 young
 collections a second that walked them for about 15 ms and found almost no cycles.
