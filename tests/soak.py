@@ -191,6 +191,10 @@ class Soak:
             self.fleet_dir / "fleet.json",
             "--cloud",
             str(self.cloud),
+            # Two workers whatever the machine: the split (a parent merging its workers'
+            # results, workers dying with it under kill -9) is part of what a soak checks.
+            "--processes",
+            "2",
             within=STARTUP_S,
         )
 

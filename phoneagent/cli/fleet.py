@@ -61,7 +61,8 @@ def _percentiles(label: str, figures: dict[str, float | int | None]) -> str:
     type=click.IntRange(min=1),
     default=None,
     help="Worker processes the agents are spread over, each with its own event loop "
-    "[default: one per CPU core, at most one per agent].",
+    "[default: one per CPU core but one, which the watch fleet takes; at least one, at "
+    "most one per agent].",
 )
 @click.option("--part", default=None, hidden=True, help="I/K: this is worker I of K.")
 @pass_agent

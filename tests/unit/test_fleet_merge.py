@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
+import pytest
+
 from harness.fleet import RESULT_FILE, Latency, Timeline, part_name, write_json
+from harness.fleetcommand import default_workers
 from harness.fleetsplit import Workers
 
 
@@ -50,3 +54,11 @@ def test_parts_merge_into_one_result_with_percentiles_of_all_samples(tmp_path: P
 def test_a_whole_fleet_writes_plain_names_and_a_worker_its_part() -> None:
     assert part_name("result.json", None) == "result.json"
     assert part_name("agents.json", (1, 2)) == "agents.part1.json"
+
+
+@pytest.mark.parametrize(("cores", "workers"), [(None, 1), (1, 1), (2, 1), (8, 7)])
+def test_the_default_leaves_a_core_to_the_watch_fleet(
+    monkeypatch: pytest.MonkeyPatch, cores: int | None, workers: int
+) -> None:
+    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    assert default_workers() == workers
