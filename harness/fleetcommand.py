@@ -27,8 +27,9 @@ def default_workers() -> int:
     core of its own. On 2 cores, 1,000 agents in one worker beside the watch process used
     0.95 milli-cores per pair in all, where two workers used 1.07-1.18, and kept up as
     well (docs/scaling.md, step 23). ``--processes`` still decides, as for a watch fleet
-    on another machine."""
-    return max(1, (os.cpu_count() or 1) - 1)
+    on another machine, or on a slower one where the agents need more than a core. The
+    cores are those this process may run on (its affinity), not the machine's."""
+    return max(1, len(os.sched_getaffinity(0)) - 1)
 
 
 class FleetConfigError(FleetError):

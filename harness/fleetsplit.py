@@ -1,4 +1,4 @@
-"""An agent fleet spread over worker processes: one event loop, and one GIL, per core.
+"""An agent fleet spread over worker processes, each with an event loop and a GIL of its own.
 
 The agents of one process share its event loop, which one core runs at most; ``K``
 workers (``phoneagent fleet --processes K``) each run the agents of every K-th watch

@@ -44,3 +44,4 @@ async def test_soak_with_every_fault_loses_and_duplicates_nothing(tmp_path: Path
     assert all(w.generated > 0 and w.uploaded == w.generated for w in report.watches)
     result = json.loads((tmp_path / "agents" / "result.json").read_text())
     assert result["radio_reopened"] >= 3  # the air restart took every agent's radio
+    assert result["processes"] == 2  # split over workers (the soak's --processes 2)

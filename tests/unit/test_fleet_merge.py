@@ -1,4 +1,5 @@
-"""The workers of a split agent fleet write parts; the parent merges them into one result."""
+"""The workers of a split agent fleet write parts; the parent merges them into one result.
+And how many workers there are unless ``--processes`` says."""
 
 from __future__ import annotations
 
@@ -56,9 +57,9 @@ def test_a_whole_fleet_writes_plain_names_and_a_worker_its_part() -> None:
     assert part_name("agents.json", (1, 2)) == "agents.part1.json"
 
 
-@pytest.mark.parametrize(("cores", "workers"), [(None, 1), (1, 1), (2, 1), (8, 7)])
+@pytest.mark.parametrize(("cores", "workers"), [(1, 1), (2, 1), (8, 7)])
 def test_the_default_leaves_a_core_to_the_watch_fleet(
-    monkeypatch: pytest.MonkeyPatch, cores: int | None, workers: int
+    monkeypatch: pytest.MonkeyPatch, cores: int, workers: int
 ) -> None:
-    monkeypatch.setattr(os, "cpu_count", lambda: cores)
+    monkeypatch.setattr(os, "sched_getaffinity", lambda _pid: set(range(cores)))
     assert default_workers() == workers
