@@ -343,6 +343,8 @@ class FleetAgent:
         self.store: Store | None = None
         self.astore: AsyncStore | None = None
         self.uploads: HomeUploader | None = None
+        # When it starts syncing after the fleet's ``run``: the agents come in waves.
+        self.start_s = index / START_RATE
         self.latency: Latency | None = fleet.latency
         self.state = SyncState.STOPPED
         self.stored = 0
@@ -580,7 +582,7 @@ class AgentFleet:
 
     async def run(self, stop: asyncio.Event) -> None:
         async def one(agent: FleetAgent) -> None:
-            await sleep_unless(stop, agent.index / START_RATE)
+            await sleep_unless(stop, agent.start_s)
             if not stop.is_set():
                 await agent.run(stop)
 
@@ -597,8 +599,7 @@ class AgentFleet:
         window = self.config.latency_after_s
         if window is not None:
             return window
-        last_start = max((a.index for a in self.agents), default=0) / START_RATE
-        return last_start + FIRST_COMMIT_WITHIN_S
+        return max((a.start_s for a in self.agents), default=0.0) + FIRST_COMMIT_WITHIN_S
 
     async def close(self) -> None:
         await asyncio.gather(*(a.close() for a in self.agents))
