@@ -23,7 +23,7 @@ from typing import Self
 from protocol import uuids
 from protocol._bytes import Reader, Writer, check_range, enum_member
 from protocol.errors import LengthError, RangeError, ReservedValueError
-from protocol.metrics import Metric, Sample, SampleColumns
+from protocol.metrics import Metric, Sample, SampleColumns, SampleRun
 from protocol.profile import characteristic
 
 CONTROL_POINT = characteristic(uuids.HISTORY_CONTROL_POINT).name
@@ -410,14 +410,47 @@ def _decode_entries(data: bytes) -> list[Entry]:
     return entries
 
 
+def decode_run(data: bytes) -> SampleRun | None:
+    """A batch of compact records at consecutive seqs (every batch a backfill sends) as a
+    ``SampleRun``, with every check ``decode_batch`` makes; None for any other batch,
+    which ``decode_batch`` then decodes or refuses with its error. No Sample is built."""
+    end = len(data)
+    if (
+        not _HEADER.size < end <= MAX_PAYLOAD
+        or (end - _HEADER.size) % _COMPACT.size
+        or max(data[_HEADER.size :: _COMPACT.size]) >= WIDE_FLAG
+    ):
+        return None
+    base_seq, base_ts = _HEADER.unpack_from(data)
+    columns = _compact_columns(data, base_seq, base_ts)
+    if (
+        columns is None
+        or not isinstance(columns.seqs, range)
+        or columns.seqs[-1] > SEQ_MAX
+        or columns.timestamps[0] != base_ts  # the canonical header (_check_base_timestamp)
+    ):
+        return None
+    return SampleRun(base_seq, columns.timestamps, columns.metrics, columns.raws)
+
+
 def _decode_compact(data: bytes, base_seq: int, base_ts: int) -> list[Entry]:
     """A batch of compact records only (tag < WIDE_FLAG every 6 bytes from the header):
-    what a backfill sends. Decoded column by column with C-level ``map``/``accumulate``
-    and no Python frame per entry (the per-entry loop was a sixth of the agent's CPU in
-    a backfill): one ``unpack`` of the whole body into a flat tuple, a column per slice
-    (not a tuple per entry transposed by ``zip``), and the seqs of a batch that skips
-    none (every backfill batch) as a ``range``. A batch that fails any check is left to
-    ``_decode_mixed``, which refuses it with the same error at the same entry as always."""
+    what a backfill sends, as Samples (``decode_run`` keeps them as columns). A batch that
+    fails any check is left to ``_decode_mixed``, which refuses it with the same error at
+    the same entry as always."""
+    columns = _compact_columns(data, base_seq, base_ts)
+    if columns is None:
+        return _decode_mixed(data, base_seq, base_ts)
+    return columns.samples()  # type: ignore[return-value]  # Samples are Entries
+
+
+def _compact_columns(data: bytes, base_seq: int, base_ts: int) -> SampleColumns | None:
+    """The columns of a compact-only batch, or None if a record's metric is unknown, its
+    timestamp is out of range or the first one skips. Decoded column by column with
+    C-level ``map``/``accumulate`` and no Python frame per entry (the per-entry loop was a
+    sixth of the agent's CPU in a backfill): one ``unpack`` of the whole body into a flat
+    tuple, a column per slice (not a tuple per entry transposed by ``zip``), and the seqs
+    of a batch that skips none (every backfill batch) as a ``range``."""
     count = (len(data) - _HEADER.size) // _COMPACT.size
     flat = _compact_entries(count).unpack_from(data, _HEADER.size)
     tags, skips, deltas, raws = flat[0::4], flat[1::4], flat[2::4], flat[3::4]
@@ -425,13 +458,13 @@ def _decode_compact(data: bytes, base_seq: int, base_ts: int) -> list[Entry]:
     del stamps[0]  # the base: the first record's timestamp is base + its delta
     metrics = tuple(map(_METRICS.get, tags))
     if skips[0] or stamps[-1] > TIMESTAMP_MAX or None in metrics:
-        return _decode_mixed(data, base_seq, base_ts)
+        return None
     seqs: Sequence[int] = (
         list(itertools.accumulate(map(_one_more, skips[1:]), initial=base_seq))
         if any(skips)
         else range(base_seq, base_seq + count)
     )
-    return SampleColumns(seqs, stamps, metrics, raws).samples()  # type: ignore[arg-type,return-value]  # None ruled out; Samples are Entries
+    return SampleColumns(seqs, stamps, metrics, raws)  # type: ignore[arg-type]  # None ruled out
 
 
 def _decode_mixed(data: bytes, base_seq: int, base_ts: int) -> list[Entry]:

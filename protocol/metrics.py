@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import enum
 import functools
-from collections.abc import Sequence
-from typing import NamedTuple, cast
+from collections.abc import Iterator, Sequence
+from typing import NamedTuple, cast, overload
 
 
 class Metric(enum.IntEnum):
@@ -89,3 +89,87 @@ class SampleColumns(NamedTuple):
         in C, as ``Sample._make`` does per call): a backfill builds about 1.2 million.
         The columns must be checked already."""
         return cast(list[Sample], list(map(_new_sample, zip(*self, strict=True))))
+
+
+class SampleRun(Sequence[Sample]):
+    """Samples at consecutive seqs from ``first_seq``, kept as three columns: the groups
+    of a backfill (every batch a REPORT sends is such a run). Seen as a sequence of
+    Samples, each built when it is read; the store writes the columns without building
+    any (about 1.2 million Samples a 7-day backfill no longer makes)."""
+
+    __slots__ = ("first_seq", "metrics", "raws", "timestamps")
+
+    def __init__(
+        self,
+        first_seq: int,
+        timestamps: Sequence[int],
+        metrics: Sequence[Metric],
+        raws: Sequence[int],
+    ) -> None:
+        if not len(timestamps) == len(metrics) == len(raws):
+            raise ValueError("a SampleRun's columns must be equally long")
+        self.first_seq = first_seq
+        self.timestamps = timestamps
+        self.metrics = metrics
+        self.raws = raws
+
+    @property
+    def seqs(self) -> range:
+        return range(self.first_seq, self.first_seq + len(self.raws))
+
+    @property
+    def last_seq(self) -> int:
+        return self.first_seq + len(self.raws) - 1
+
+    def __len__(self) -> int:
+        return len(self.raws)
+
+    @overload
+    def __getitem__(self, index: int) -> Sample: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[Sample]: ...
+
+    def __getitem__(self, index: int | slice) -> Sample | Sequence[Sample]:
+        if isinstance(index, slice):
+            start, stop, step = index.indices(len(self.raws))
+            if step != 1:
+                return list(self)[index]
+            return SampleRun(
+                self.first_seq + start,
+                self.timestamps[start:stop],
+                self.metrics[start:stop],
+                self.raws[start:stop],
+            )
+        position = range(len(self.raws))[index]  # IndexError and negative indices as a list's
+        return Sample(
+            self.first_seq + position,
+            self.timestamps[position],
+            self.metrics[position],
+            self.raws[position],
+        )
+
+    def __iter__(self) -> Iterator[Sample]:
+        return map(
+            _new_sample, zip(self.seqs, self.timestamps, self.metrics, self.raws, strict=True)
+        )
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SampleRun):
+            return NotImplemented
+        mine, theirs = (
+            (self.timestamps, self.metrics, self.raws),
+            (
+                other.timestamps,
+                other.metrics,
+                other.raws,
+            ),
+        )
+        return self.first_seq == other.first_seq and all(
+            tuple(a) == tuple(b) for a, b in zip(mine, theirs, strict=True)
+        )
+
+    __hash__ = None  # type: ignore[assignment]  # equal by value, as a list is
+
+    def __repr__(self) -> str:
+        return f"SampleRun(seqs {self.first_seq}..{self.last_seq})"

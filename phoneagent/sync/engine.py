@@ -32,7 +32,7 @@ import contextlib
 import enum
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar
@@ -99,7 +99,7 @@ class Committed:
 
     device: str
     result: StoreResult
-    samples: tuple[Sample, ...]
+    samples: Sequence[Sample]  # a backfill's: a SampleRun, each Sample built when read
     newest_seq: int  # the watch's newest seq as last heard: progress = sync position / newest
 
 
@@ -538,7 +538,7 @@ class DeviceSync:
         self.sync_position = result.next_seq
         self.newest_seq = max(self.newest_seq, self.sync_position - 1)  # live, no Status tells
         await self._observer.committed(
-            Committed(self.address, result, tuple(group.samples), self.newest_seq)
+            Committed(self.address, result, group.samples, self.newest_seq)
         )
 
 

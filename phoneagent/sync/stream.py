@@ -11,13 +11,14 @@ import asyncio
 import itertools
 import operator
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from phoneagent.store import MissingSeqs
 from phoneagent.sync.watch_client import WatchProtocolError
 from protocol import history
 from protocol.errors import ProtocolError
-from protocol.metrics import Metric, Sample
+from protocol.metrics import Metric, Sample, SampleRun
 
 # Reasons for MissingSeqs: why a seq will never be stored as a sample.
 DROPPED = "dropped on watch"  # the watch reported the loss (full history, wiped, freed)
@@ -27,9 +28,10 @@ OPTED_OUT = "opted out"  # a record of an opted-out metric, discarded before sto
 
 @dataclass(frozen=True, slots=True)
 class Group:
-    """What one commit stores: samples and missing seqs in seq order."""
+    """What one commit stores: samples and missing seqs in seq order. The samples of a
+    group made of plain runs alone (a backfill's) are one ``SampleRun``."""
 
-    samples: list[Sample]
+    samples: Sequence[Sample]
     gaps: list[MissingSeqs]
     # Entries at seqs already accounted for (a batch repeated, or late after its range
     # was closed): never stored twice nor over what is stored, only counted and logged.
@@ -50,7 +52,7 @@ class ReportStream:
         self._inbox: list[bytes] = []
         self._inbox_samples = 0
         self._group_samples = group_samples
-        self._held: list[history.HistoryBatch] = []
+        self._held: list[_Batch] = []
         self.hole_since: float | None = None  # monotonic time a batch began waiting for a hole
         self.ready = asyncio.Event()
         self.arrived = asyncio.Event()
@@ -89,21 +91,26 @@ class ReportStream:
     def _decode(self, inbox: list[bytes], final_seq: int | None = None) -> Group:
         batches = self._held
         for raw in inbox:
-            try:
-                batches.append(history.decode_batch(raw))
-            except ProtocolError as error:
-                raise WatchProtocolError(str(error)) from error
+            batches.append(_decode_batch(raw))
         batches.sort(key=_first_seq)
-        samples: list[Sample] = []
+        samples = _GroupSamples()
         gaps: list[MissingSeqs] = []
         for index, batch in enumerate(batches):
-            entries = batch.entries
             first_seq = _first_seq(batch)
             if first_seq > self.expected and final_seq is None:
                 self._held = batches[index:]  # the hole's batches are still on their way
                 if self.hole_since is None:
                     self.hole_since = time.monotonic()
                 break
+            if (
+                first_seq == self.expected
+                and isinstance(batch, SampleRun)
+                and self.opted_out.isdisjoint(batch.metrics)
+            ):
+                samples.add_run(batch)
+                self.expected = batch.last_seq + 1
+                continue
+            entries = tuple(batch) if isinstance(batch, SampleRun) else batch.entries
             contiguous = batch.last_seq - first_seq + 1 == len(entries)
             if first_seq == self.expected and contiguous and self._plain(entries):
                 samples.extend(entries)  # type: ignore[arg-type]  # _plain checked: all Samples
@@ -118,7 +125,7 @@ class ReportStream:
             _add_gap(gaps, self.expected, final_seq, NOT_ASSIGNED)
             self.expected = final_seq + 1
         repeated, self._repeated = self._repeated, 0
-        return Group(samples, gaps, repeated)
+        return Group(samples.result(), gaps, repeated)
 
     def _plain(self, entries: tuple[history.Entry, ...]) -> bool:
         """Samples only, none of an opted-out metric: checked with C-level maps, as
@@ -128,7 +135,7 @@ class ReportStream:
         )
 
     def _account(
-        self, entry: history.Entry, samples: list[Sample], gaps: list[MissingSeqs]
+        self, entry: history.Entry, samples: _GroupSamples, gaps: list[MissingSeqs]
     ) -> None:
         if isinstance(entry, history.Gap):
             first, last = entry.first_seq, entry.last_seq
@@ -150,11 +157,66 @@ class ReportStream:
 
 
 _METRIC = operator.attrgetter("metric")
+# A batch as decoded: a plain run (every batch of a backfill) or any other (its entries).
+_Batch = SampleRun | history.HistoryBatch
 
 
-def _first_seq(batch: history.HistoryBatch) -> int:
+def _decode_batch(raw: bytes) -> _Batch:
+    try:
+        return history.decode_run(raw) or history.decode_batch(raw)
+    except ProtocolError as error:
+        raise WatchProtocolError(str(error)) from error
+
+
+def _first_seq(batch: _Batch) -> int:
+    if isinstance(batch, SampleRun):
+        return batch.first_seq
     first = batch.entries[0]
     return first.first_seq if isinstance(first, history.Gap) else first.seq
+
+
+class _GroupSamples:
+    """The samples of the group being decoded, in seq order: columns while each batch
+    continues a run of plain runs (a backfill's groups, which the store writes without
+    a Sample per record), a list of Samples from the first batch that does not."""
+
+    def __init__(self) -> None:
+        self._run: tuple[int, list[int], list[Metric], list[int]] | None = None
+        self._list: list[Sample] | None = None
+
+    def add_run(self, run: SampleRun) -> None:
+        if self._list is None and self._run is None:
+            self._run = (run.first_seq, [*run.timestamps], [*run.metrics], [*run.raws])
+        elif self._list is None and self._run is not None and run.first_seq == self._next():
+            _, stamps, metrics, raws = self._run
+            stamps += run.timestamps
+            metrics += run.metrics
+            raws += run.raws
+        else:
+            self.extend(run)
+
+    def append(self, sample: Sample) -> None:
+        self._as_list().append(sample)
+
+    def extend(self, samples: Sequence[Sample]) -> None:
+        self._as_list().extend(samples)
+
+    def result(self) -> Sequence[Sample]:
+        if self._list is not None:
+            return self._list
+        if self._run is None:
+            return []
+        return SampleRun(*self._run)
+
+    def _next(self) -> int:
+        assert self._run is not None
+        return self._run[0] + len(self._run[3])
+
+    def _as_list(self) -> list[Sample]:
+        if self._list is None:
+            self._list = [] if self._run is None else list(SampleRun(*self._run))
+            self._run = None
+        return self._list
 
 
 def _estimate(raw: bytes) -> int:

@@ -23,7 +23,7 @@ from phoneagent.store import (
 )
 from phoneagent.store.schema import migrate
 from protocol.history import FIRST_SEQ
-from protocol.metrics import Metric, Sample
+from protocol.metrics import Metric, Sample, SampleRun
 from tests.integration.conftest import (
     KEY,
     checkpointed_sync_positions,
@@ -195,6 +195,63 @@ def test_64_bit_extremes_are_stored_exactly(store: Store) -> None:
         WATCH, [Sample(seq, 1_700_000_000, Metric.STEPS, raw) for seq, raw in enumerate(edges, 1)]
     )
     assert [s.raw for s in store.iter_samples(WATCH)] == edges
+
+
+def _run(samples: list[Sample]) -> SampleRun:
+    """``samples`` (consecutive seqs) as the columns a backfill's group is."""
+    return SampleRun(
+        samples[0].seq,
+        [s.timestamp for s in samples],
+        [s.metric for s in samples],
+        [s.raw for s in samples],
+    )
+
+
+def _stored(store: Store, device: str) -> list[Sample]:
+    kept = (Sample(s.seq, s.timestamp, s.metric, s.raw) for s in store.iter_samples(device))
+    return sorted(kept, key=lambda sample: sample.seq)
+
+
+# Each field at the edges of the packing a run is inserted with (timestamp << 24 |
+# metric << 16 | raw + 32768), then one sample just past it: stored the general way.
+_PACKED_EDGES = [
+    Sample(1, 0, Metric.HEART_RATE, -(2**15)),
+    Sample(2, 2**32 - 1, Metric.SKIN_TEMPERATURE, 2**15 - 1),
+    Sample(3, 1_700_000_000, Metric.STEPS, 0),
+    Sample(4, 1_700_000_001, Metric.SPO2, -1),
+]
+_PAST_PACKING = [
+    Sample(5, 1_700_000_002, Metric.STEPS, 2**15),
+    Sample(5, 1_700_000_002, Metric.STEPS, -(2**15) - 1),
+    Sample(5, 2**32, Metric.STEPS, 0),
+    Sample(5, -1, Metric.STEPS, 0),
+]
+
+
+@pytest.mark.parametrize("past", [None, *_PAST_PACKING])
+def test_a_run_stores_what_its_samples_store(store: Store, past: Sample | None) -> None:
+    """A backfill's group comes as a ``SampleRun`` and is inserted packed, one integer a
+    sample, when every field fits: the rows, counts and sync position are those of the
+    same samples as a list, at the packing's edges and just past them."""
+    given = _PACKED_EDGES if past is None else [*_PACKED_EDGES, past]
+    store.add_device(OTHER)
+    with traced_statements(store) as statements:
+        as_run = store.store_batch(WATCH, _run(given))
+    packed = any("FROM json_each(" in statement for statement in statements)
+    assert packed is (past is None)
+    as_list = store.store_batch(OTHER, given)
+    assert as_run == as_list and as_run.new == len(given)
+    assert _stored(store, WATCH) == given == _stored(store, OTHER)
+    again = store.store_batch(WATCH, _run(given))  # a REPORT repeated: duplicates only
+    assert (again.new, again.duplicates) == (0, len(given))
+    assert _stored(store, WATCH) == given
+
+
+def test_a_run_past_64_bit_seqs_is_refused(store: Store) -> None:
+    run = SampleRun(2**63 - 2, [1, 2, 3], [Metric.STEPS] * 3, [0, 0, 0])
+    with pytest.raises(OverflowError):
+        store.store_batch(WATCH, run)
+    assert list(store.iter_samples(WATCH)) == []
 
 
 def test_unknown_device_is_refused(store: Store) -> None:

@@ -306,3 +306,54 @@ def test_compact_fast_path_is_taken_only_for_all_compact_batches(
     with monkeypatch.context() as patch:
         patch.setattr(history, "_decode_compact", unexpected)
         assert decode_batch(KNOWN_WIRE).entries == KNOWN_ENTRIES  # gap and wide entries
+
+
+def _run_outcome(data: bytes) -> tuple[Entry, ...] | None:
+    """What ``decode_run`` makes of ``data``: its samples, or None for a batch it leaves
+    to ``decode_batch`` (it never raises)."""
+    run = history.decode_run(data)
+    return None if run is None else tuple(run)
+
+
+@given(compact_batches)
+@example(struct.pack("<IIBBHhBBHh", 7, 0xFFFF_FFFE, 1, 0, 0, 60, 1, 0, 2, 61))  # ts 2**32
+@example(struct.pack("<IIBBHhBBHh", 7, T0, 1, 3, 0, 60, 2, 0, 2, 61))  # first entry skips
+@example(struct.pack("<IIBBHhBBHh", 7, T0, 1, 0, 0, 60, 2, 1, 2, 61))  # the second skips
+@example(struct.pack("<IIBBHhBBHh", 7, T0, 1, 0, 0, 60, 9, 0, 2, 61))  # reserved metric 9
+@example(struct.pack("<IIBBHhBBHh", 7, T0, 1, 0, 1, 60, 2, 0, 2, 61))  # base ts not the first's
+@example(struct.pack("<IIBBHhBBHh", 0xFFFF_FFFF, T0, 1, 0, 0, 60, 2, 0, 2, 61))  # past SEQ_MAX
+def test_a_run_is_what_decode_batch_decodes_or_none(data: bytes) -> None:
+    """``decode_run`` takes a compact batch at consecutive seqs as columns, with the same
+    samples ``decode_batch`` gives; any other batch, refused or not, it leaves alone."""
+    run = _run_outcome(data)
+    try:
+        general: tuple[Entry, ...] | None = decode_batch(data).entries
+    except errors.ProtocolError:
+        general = None  # refused
+    if general is None or any(data[history._HEADER.size + 1 :: 6]):  # refused, or a skip
+        assert run is None
+    else:
+        assert run == general
+
+
+@given(entry_streams)
+def test_runs_of_a_stream_decode_as_its_batches(entries: list[Entry]) -> None:
+    for batch in pack_records(entries, history.MAX_PAYLOAD):
+        run = history.decode_run(batch)
+        if run is not None:
+            assert tuple(run) == decode_batch(batch).entries
+            assert run.seqs == range(run.first_seq, run.last_seq + 1)
+
+
+def test_a_backfill_batch_is_a_run_and_any_other_is_not() -> None:
+    day = regular_day(84)
+    (compact,) = pack_records(day, history.MAX_PAYLOAD)
+    run = history.decode_run(compact)
+    assert run is not None and list(run) == day and run.first_seq == day[0].seq
+    assert history.decode_run(KNOWN_WIRE) is None  # a gap, a skip and a wide record
+    skipping = [*day[:10], *day[11:]]
+    (with_a_skip,) = pack_records(skipping, history.MAX_PAYLOAD)
+    assert history.decode_run(with_a_skip) is None
+    assert list(decode_batch(with_a_skip).entries) == skipping
+    for malformed in (b"", compact[:8], compact[:-1], compact + bytes(6) * 2):
+        assert history.decode_run(malformed) is None

@@ -10,9 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from phoneagent.store import MissingSeqs
-from phoneagent.sync.stream import NOT_ASSIGNED, OPTED_OUT, ReportStream
-from protocol.history import MAX_PAYLOAD, pack_records
-from protocol.metrics import Metric, Sample
+from phoneagent.sync.stream import DROPPED, NOT_ASSIGNED, OPTED_OUT, ReportStream
+from protocol.history import MAX_PAYLOAD, Gap, pack_records
+from protocol.metrics import Metric, Sample, SampleRun
 
 SAMPLES = [
     Sample(seq, 1_700_000_000 + seq, Metric.HEART_RATE, 60 + seq % 40) for seq in range(1, 201)
@@ -30,7 +30,7 @@ def test_reordered_batches_come_out_in_seq_order(order: list[bytes]) -> None:
     for raw in order:
         stream.add(raw)
     group = stream.take()
-    assert group.samples == SAMPLES and group.gaps == []
+    assert list(group.samples) == SAMPLES and group.gaps == []
     assert stream.expected == SAMPLES[-1].seq + 1
 
 
@@ -39,19 +39,19 @@ def test_a_batch_beyond_a_hole_waits_for_the_hole_to_fill() -> None:
     stream.add(BATCHES[0])
     stream.add(BATCHES[2])
     first = stream.take()
-    assert first.samples == SAMPLES[:6] and first.gaps == []
+    assert list(first.samples) == SAMPLES[:6] and first.gaps == []
     stream.add(BATCHES[1])
     second = stream.take()
-    assert second.samples == SAMPLES[6:18] and second.gaps == []
+    assert list(second.samples) == SAMPLES[6:18] and second.gaps == []
 
 
 def test_the_reports_end_closes_a_hole_that_never_filled() -> None:
     stream = _stream()
     stream.add(BATCHES[0])
     stream.add(BATCHES[2])
-    assert stream.take().samples == SAMPLES[:6]
+    assert list(stream.take().samples) == SAMPLES[:6]
     last = stream.take(final_seq=SAMPLES[-1].seq)
-    assert last.samples == SAMPLES[12:18]
+    assert list(last.samples) == SAMPLES[12:18]
     assert last.gaps == [MissingSeqs(7, 12, NOT_ASSIGNED), MissingSeqs(19, 200, NOT_ASSIGNED)]
 
 
@@ -77,7 +77,7 @@ def test_backlog_is_taken_in_bounded_groups_in_seq_order() -> None:
         groups += 1
     last = stream.take(final_seq=910)  # the watch assigned up to 910: 901..910 never came
     assert groups == 3 and len(last.samples) == 900 - 3 * 252
-    assert taken + last.samples == samples
+    assert taken + list(last.samples) == samples
     assert [(g.first_seq, g.last_seq, g.reason) for g in last.gaps] == [(901, 910, NOT_ASSIGNED)]
     assert stream.expected == 911
 
@@ -91,5 +91,29 @@ def test_records_of_an_opted_out_metric_become_gaps_in_a_plain_batch() -> None:
     for raw in pack_records(mixed, 44):
         stream.add(raw)
     group = stream.take()
-    assert group.samples == [s for s in mixed if s.metric is Metric.HEART_RATE]
+    assert list(group.samples) == [s for s in mixed if s.metric is Metric.HEART_RATE]
     assert group.gaps == [MissingSeqs(seq, seq, OPTED_OUT) for seq in range(1, 13, 2)]
+
+
+def test_a_backfills_group_is_one_run() -> None:
+    """Plain batches at consecutive seqs (all a backfill sends) make one ``SampleRun``,
+    which the store writes without building a Sample per record."""
+    stream = _stream()
+    for raw in BATCHES:
+        stream.add(raw)
+    group = stream.take()
+    assert isinstance(group.samples, SampleRun) and group.samples.first_seq == 1
+    assert list(group.samples) == SAMPLES and group.gaps == []
+
+
+def test_a_run_after_a_reported_gap_keeps_every_seq_in_order() -> None:
+    """Runs, then a batch with a gap (not a run), then runs again: one group, its samples
+    in seq order, the gap accounted for."""
+    entries: list[Sample | Gap] = [*SAMPLES[:30], Gap(31, 40), *SAMPLES[40:]]
+    stream = _stream()
+    for raw in pack_records(entries, 44):
+        stream.add(raw)
+    group = stream.take()
+    assert list(group.samples) == SAMPLES[:30] + SAMPLES[40:]
+    assert group.gaps == [MissingSeqs(31, 40, DROPPED)]
+    assert stream.expected == SAMPLES[-1].seq + 1
