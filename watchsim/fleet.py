@@ -266,7 +266,12 @@ class Fleet:
             sample_phase=phase,
         )
         radio = LinkRadio(
-            self.air.link, state_dir, name, config.pairing, config.advertising_interval_ms
+            self.air.link,
+            state_dir,
+            name,
+            config.pairing,
+            config.advertising_interval_ms,
+            fast_advertising=False,  # a thousand watches at 20 ms would flood the air
         )
         app = PERSONALITIES[config.personality](watch_config, radio)
         app.open_state_dir()

@@ -32,6 +32,7 @@ from protocol.errors import RangeError
 from protocol.profile import ADVERTISED_SERVICE_UUIDS, PROFILE, Property
 from protocol.uuids import sig_uuid
 from watchsim.peripheral.bumble_adapter import (
+    FAST_ADVERTISING_MS,
     BumblePeripheral,
     advertising_payload,
     bumble_uuid,
@@ -213,6 +214,72 @@ async def test_advertises_name_appearance_and_services(
     assert data.get(AdvertisingData.APPEARANCE) == Appearance.from_int(uuids.APPEARANCE_SMARTWATCH)
     listed = data.get(AdvertisingData.COMPLETE_LIST_OF_16_BIT_SERVICE_CLASS_UUIDS) or []
     assert {uuid_str(u) for u in listed} == set(ADVERTISED_SERVICE_UUIDS)
+
+
+def on_air_interval_ms(link: LocalLink, watch: BumblePeripheral) -> float | None:
+    """The interval the watch's controller advertises at (the chip's view), None if it
+    does not advertise."""
+    intervals = [
+        adv_set.parameters.primary_advertising_interval_min * 0.625
+        for controller in link.controllers
+        for adv_set in getattr(controller, "advertising_sets", {}).values()
+        if adv_set.enabled and str(adv_set.random_address) == watch.address and adv_set.parameters
+    ]
+    assert len(intervals) <= 1
+    return intervals[0] if intervals else None
+
+
+async def next_advertisement(central: Central, address: str) -> None:
+    """Until the central hears ``address`` advertise (it scans from now on)."""
+    heard: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+
+    def on_advertisement(advertisement: Advertisement) -> None:
+        if str(advertisement.address) == address and not heard.done():
+            heard.set_result(None)
+
+    central.device.on(Device.EVENT_ADVERTISEMENT, on_advertisement)
+    if not central.device.is_scanning:
+        await central.device.start_scanning()
+    try:
+        await asyncio.wait_for(heard, WAIT)
+    finally:
+        central.device.remove_listener(Device.EVENT_ADVERTISEMENT, on_advertisement)
+
+
+async def test_advertises_fast_at_first_and_again_as_a_central_leaves(
+    link: LocalLink, watch: BumblePeripheral
+) -> None:
+    """Fast (20 ms) when it starts advertising and after each disconnection, then at its
+    own interval (100 ms): a phone coming back connects within an interval or two."""
+    assert on_air_interval_ms(link, watch) == watch.advertising_interval_ms == FAST_ADVERTISING_MS
+    await watch.end_fast_advertising()  # what the fast window's timer does
+    assert on_air_interval_ms(link, watch) == watch.advertising_interval_ms == 100.0
+    central = Central(link, CENTRAL_ADDRESS)
+    peer = await central.connect(watch.address)
+    assert on_air_interval_ms(link, watch) is None and watch.advertising_interval_ms is None
+    await disconnected(peer.connection)
+    await next_advertisement(central, watch.address)
+    assert on_air_interval_ms(link, watch) == FAST_ADVERTISING_MS
+    await central.device.stop_scanning()
+    again = await central.connect(watch.address)  # still connectable, as before
+    await disconnected(again.connection)
+
+
+async def test_a_watch_without_the_fast_window_advertises_at_its_interval(
+    link: LocalLink, tmp_path: Path, screen: Screen
+) -> None:
+    watch = await start_on_link(
+        link,
+        tmp_path / "slow",
+        display=screen,
+        advertising_interval_ms=1000.0,
+        fast_advertising_s=0,
+    )
+    assert on_air_interval_ms(link, watch) == 1000.0
+    await watch.end_fast_advertising()
+    assert on_air_interval_ms(link, watch) == 1000.0
+    await watch.stop()
+    assert on_air_interval_ms(link, watch) is None
 
 
 def test_long_name_is_shortened_to_fit_31_bytes() -> None:

@@ -66,15 +66,18 @@ class LinkRadio(_BumbleRadio):
         name: str,
         mode: PairingMode,
         advertising_interval_ms: float = 100.0,
+        *,
+        fast_advertising: bool = True,
     ) -> None:
         super().__init__(state_dir, name, mode)
         self._link = link
         self._interval_ms = advertising_interval_ms
+        self._fast_advertising = fast_advertising
 
     async def _start(
         self, display: PairingDisplay, profile: Sequence[ServiceSpec]
     ) -> BumblePeripheral:
-        from watchsim.peripheral.bumble_adapter import start_on_link
+        from watchsim.peripheral.bumble_adapter import FAST_ADVERTISING_S, start_on_link
 
         return await start_on_link(
             self._link,
@@ -85,6 +88,7 @@ class LinkRadio(_BumbleRadio):
             profile=profile,
             advertise=False,
             advertising_interval_ms=self._interval_ms,
+            fast_advertising_s=FAST_ADVERTISING_S if self._fast_advertising else 0.0,
         )
 
 

@@ -21,10 +21,10 @@ import asyncio
 import contextlib
 import logging
 import struct
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from bumble import att, gatt, hci
 from bumble.core import UUID
@@ -73,6 +73,12 @@ ADVERTISING_MAX: Final = 31
 # How long a notify may wait for buffer room, and how long stop() waits for a peer.
 FLOW_TIMEOUT: Final = 10.0
 DISCONNECT_TIMEOUT: Final = 5.0
+# A watch advertises fast for a while after it starts advertising and after each central
+# leaves, then at its own interval (Apple's accessory guidelines: 20 ms for at least 30 s):
+# a phone coming back connects within an interval or two. ``fast_advertising_s`` 0 turns
+# it off (the fleet's thousand watches advertise once a second throughout).
+FAST_ADVERTISING_MS: Final = 20.0
+FAST_ADVERTISING_S: Final = 30.0
 # A Handle Value Notification's opcode and handle (Core Vol 3 Part F 3.4.7.1), before the
 # value: built with struct; Bumble's ATT_PDU object cost 3.5 us a notification (4-5% of
 # the watch's CPU in a backfill).
@@ -194,6 +200,7 @@ class BumblePeripheral(Peripheral):
         display: PairingDisplay | None = None,
         close: Callable[[], Awaitable[None]] | None = None,
         advertising_interval_ms: float = 100.0,
+        fast_advertising_s: float = FAST_ADVERTISING_S,
         smp_timeout_s: float = SMP_TIMEOUT_S,
     ) -> None:
         super().__init__()
@@ -206,6 +213,18 @@ class BumblePeripheral(Peripheral):
         self.lost = False
         self._stopping = False
         self._interval = advertising_interval_ms
+        self._fast_s = fast_advertising_s
+        # What is advertised (data, scan response) while advertising is wanted, and the
+        # pending end of fast advertising.
+        self._advertised: tuple[bytes, bytes] | None = None
+        self._connections = 0  # made so far: a restart tells whether one took it
+        self._slowing: asyncio.TimerHandle | None = None
+        self._background: set[asyncio.Future[None]] = set()
+        # One start or stop at a time: Bumble's advertising calls are several HCI
+        # commands each, and two interleaved leave its state and the controller's apart.
+        self._advertising_turn = asyncio.Lock()
+        # On air now, None when not (a connection ends legacy advertising).
+        self.advertising_interval_ms: float | None = None
         address = load_or_create_address(state_dir)
         config = DeviceConfiguration(
             name=name,
@@ -315,9 +334,12 @@ class BumblePeripheral(Peripheral):
 
     async def stop(self) -> None:
         self._stopping = True
+        # A restart under way finishes (a cancelled HCI command would leave Bumble's
+        # advertising state and the controller's apart); none starts from now on.
+        await asyncio.gather(*self._background, return_exceptions=True)
         if not self.lost:
-            # First, or auto-restart would advertise again as each peer leaves.
-            await self.device.stop_advertising()
+            # First, or advertising would start again as each peer leaves.
+            await self.stop_advertising()
             for link in tuple(self._links.values()):
                 with contextlib.suppress(hci.HCI_Error, TimeoutError):
                     await asyncio.wait_for(link.connection.disconnect(), DISCONNECT_TIMEOUT)
@@ -337,16 +359,65 @@ class BumblePeripheral(Peripheral):
             data, response = scan_response_advertising(local_name, service_uuids)
         else:
             data, response = advertising_payload(local_name, appearance, service_uuids), b""
-        await self.device.start_advertising(
-            advertising_data=data,
-            scan_response_data=response,
-            auto_restart=True,
-            advertising_interval_min=self._interval,
-            advertising_interval_max=self._interval,
-        )
+        self._advertised = (data, response)
+        await self._advertise(fast=self._fast_s > 0)
 
     async def stop_advertising(self) -> None:
-        await self.device.stop_advertising()
+        self._advertised = None
+        self._end_fast_advertising_later(None)
+        async with self._advertising_turn:
+            self.advertising_interval_ms = None
+            await self.device.stop_advertising()
+
+    async def end_fast_advertising(self) -> None:
+        """Advertise at the watch's own interval from now (the fast window's end)."""
+        self._end_fast_advertising_later(None)
+        await self._advertise(fast=False, only_if_on_air=True)
+
+    async def _advertise(self, *, fast: bool, only_if_on_air: bool = False) -> None:
+        """(Re)start advertising what ``start_advertising`` set; restarted by us, not by
+        Bumble, as a central leaves (``_on_connection``), so that it starts fast again.
+        ``only_if_on_air``: a change of interval, not for a watch a central took."""
+        async with self._advertising_turn:
+            if self._advertised is None or self._stopping or self.lost:
+                return
+            interval = FAST_ADVERTISING_MS if fast else self._interval
+            if only_if_on_air and self.advertising_interval_ms in (None, interval):
+                return
+            data, response = self._advertised
+            self._end_fast_advertising_later(self._fast_s if fast else None)
+            connections = self._connections
+            await self.device.start_advertising(
+                advertising_data=data,
+                scan_response_data=response,
+                advertising_interval_min=interval,
+                advertising_interval_max=interval,
+            )
+            if connections == self._connections:  # else a central took it meanwhile
+                self.advertising_interval_ms = interval
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run ``work`` beside the event handler that asked for it; a failure is logged
+        as a connection handler's is."""
+        task = asyncio.ensure_future(work)
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Future[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            self._on_connection_error(error)
+
+    def _end_fast_advertising_later(self, delay_s: float | None) -> None:
+        """Schedule the fast window's end in ``delay_s``, replacing any; None: cancel."""
+        if self._slowing is not None:
+            self._slowing.cancel()
+            self._slowing = None
+        if delay_s is not None:
+            loop = asyncio.get_running_loop()
+            self._slowing = loop.call_later(
+                delay_s, lambda: self._in_background(self.end_fast_advertising())
+            )
 
     # --- GATT table --------------------------------------------------------------------
     def _service(self, spec: ServiceSpec) -> gatt.Service:
@@ -435,6 +506,10 @@ class BumblePeripheral(Peripheral):
         link = _Link(connection)
         self._links[connection.handle] = link
         self._subscribed_links.clear()  # nothing remembered may point at a handle reused
+        # A connection ends legacy advertising; it starts again (fast) as a central leaves.
+        self._connections += 1
+        self.advertising_interval_ms = None
+        self._end_fast_advertising_later(None)
 
         def on_encryption_change() -> None:
             """The key just given to the controller is the one encrypting the link now."""
@@ -453,6 +528,8 @@ class BumblePeripheral(Peripheral):
 
         def on_disconnection(reason: int) -> None:
             self._links.pop(connection.handle, None)
+            if self._advertised is not None and self.advertising_interval_ms is None:
+                self._in_background(self._advertise(fast=self._fast_s > 0))
             self._subscribed_links.clear()  # Bumble drops the link's CCCDs
             link.closed.set()
             self._flow.set()
@@ -467,7 +544,7 @@ class BumblePeripheral(Peripheral):
         self._emit(Connected(self._peer(connection)))
 
     def _on_connection_error(self, error: BaseException) -> None:
-        """What a connection's listeners raised (Bumble's advertising restart as it ends):
+        """What a connection's listeners or the advertising restart as one ends raised:
         expected once the transport is gone, which ``lose`` reports."""
         if self.lost or self._stopping:
             logger.debug("after the radio went away: %r", error)
@@ -597,6 +674,7 @@ async def start_on_link(
     profile: Sequence[ServiceSpec] = PROFILE,
     advertise: bool = True,
     advertising_interval_ms: float = 100.0,
+    fast_advertising_s: float = FAST_ADVERTISING_S,
     smp_timeout_s: float = SMP_TIMEOUT_S,
 ) -> BumblePeripheral:
     """A started (and advertising) watch peripheral on a fresh virtual controller
@@ -615,6 +693,7 @@ async def start_on_link(
         display=display,
         close=leave_link,
         advertising_interval_ms=advertising_interval_ms,
+        fast_advertising_s=fast_advertising_s,
         smp_timeout_s=smp_timeout_s,
     )
     await _start(peripheral, profile, name, advertise)
