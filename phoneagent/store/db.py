@@ -70,6 +70,11 @@ _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 _TIMESTAMP_PACKED_MAX = 2**32 - 1
 _METRIC_PACKED_MAX = 255
 _RAW_PACKED_MIN, _RAW_PACKED_MAX = -(2**15), 2**15 - 1
+# A batch of samples from this many rows on is stored without SQLite's foreign-key check
+# of each row (a tenth of a backfill group's insert): ``store_batch`` looks the device up
+# inside its own transaction, so every row refers to a device that exists. A live
+# commit's few rows keep it, since turning it off and on recompiles every statement.
+_UNCHECKED_ROWS = 1024
 # Every sample of a batch in one statement, from one JSON array of [seq, ts, metric, raw]:
 # SQLite runs the whole insert in C in a single step. ``executemany`` binds and steps row
 # by row, giving up the GIL at each step; with the event loop busy (a backfill: the radio
@@ -525,7 +530,12 @@ class Store:
     # -- transactions -------------------------------------------------------------
 
     def _write(
-        self, work: Callable[[], _T], *, durable: bool = True, only_samples: bool = False
+        self,
+        work: Callable[[], _T],
+        *,
+        durable: bool = True,
+        only_samples: bool = False,
+        check_references: bool = True,
     ) -> _T:
         """Run ``work`` in one IMMEDIATE transaction; the caller holds the lock.
 
@@ -535,15 +545,14 @@ class Store:
         ``durable``: the COMMIT writes the WAL without an fsync (``make_durable`` later);
         only for what a power loss may take back because its source still holds it.
         ``only_samples``: it changes samples, gaps and sync positions alone, which
-        ``version`` leaves out.
+        ``version`` leaves out. Not ``check_references``: SQLite's foreign-key check
+        is off, for a write whose rows refer only to what it read in its own transaction
+        (``store_batch``, a batch of ``_UNCHECKED_ROWS`` or more).
         """
         if not only_samples:
             self._writes += 1
         self._set_pragma("synchronous", _SYNCHRONOUS if durable else "NORMAL")
-        # A samples-only write looks its device up inside its own transaction, so every
-        # row it adds refers to a device that exists: SQLite's check of each inserted row
-        # against devices (a tenth of a backfill's inserts) would find nothing to refuse.
-        self._set_pragma("foreign_keys", "OFF" if only_samples else "ON")
+        self._set_pragma("foreign_keys", "ON" if check_references else "OFF")
         try:
             self._conn.execute("BEGIN IMMEDIATE")
             try:
@@ -562,7 +571,8 @@ class Store:
     def _set_pragma(self, name: str, value: str) -> None:
         """Set a per-transaction pragma when it changes (outside a transaction, where
         these take effect): a live sync's commits, one a second, then run without two
-        statements each."""
+        statements each. Setting ``foreign_keys`` makes SQLite compile every statement
+        again, so it changes only around a backfill's groups."""
         if self._pragmas[name] != value:
             self._pragmas[name] = None  # unknown until the pragma has run
             self._conn.execute(f"PRAGMA {name} = {value}")
@@ -777,7 +787,12 @@ class Store:
                 next_seq = self._advance_sync_position(device_id)
                 return StoreResult(new, rows.count - new, gaps_new, next_seq)
 
-            result: StoreResult = self._write(work, durable=durable, only_samples=True)
+            result: StoreResult = self._write(
+                work,
+                durable=durable,
+                only_samples=True,
+                check_references=rows.count < _UNCHECKED_ROWS,
+            )
             self._recent.stored(device, rows.samples)
             return result
 

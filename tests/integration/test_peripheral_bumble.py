@@ -251,18 +251,31 @@ async def test_advertises_fast_at_first_and_again_as_a_central_leaves(
 ) -> None:
     """Fast (20 ms) when it starts advertising and after each disconnection, then at its
     own interval (100 ms): a phone coming back connects within an interval or two."""
-    assert on_air_interval_ms(link, watch) == watch.advertising_interval_ms == FAST_ADVERTISING_MS
+    assert on_air_interval_ms(link, watch) == watch.interval_on_air_ms == FAST_ADVERTISING_MS
     await watch.end_fast_advertising()  # what the fast window's timer does
-    assert on_air_interval_ms(link, watch) == watch.advertising_interval_ms == 100.0
+    assert on_air_interval_ms(link, watch) == watch.interval_on_air_ms == 100.0
     central = Central(link, CENTRAL_ADDRESS)
     peer = await central.connect(watch.address)
-    assert on_air_interval_ms(link, watch) is None and watch.advertising_interval_ms is None
+    assert on_air_interval_ms(link, watch) is None and watch.interval_on_air_ms is None
     await disconnected(peer.connection)
     await next_advertisement(central, watch.address)
     assert on_air_interval_ms(link, watch) == FAST_ADVERTISING_MS
     await central.device.stop_scanning()
     again = await central.connect(watch.address)  # still connectable, as before
     await disconnected(again.connection)
+
+
+async def test_a_connection_during_a_change_of_interval_ends_advertising(
+    link: LocalLink, watch: BumblePeripheral
+) -> None:
+    """The fast window's end restarts advertising; a central connecting meanwhile (on the
+    old advertisement or the new one) leaves the watch not advertising until it leaves."""
+    central = Central(link, CENTRAL_ADDRESS)
+    _, peer = await asyncio.gather(watch.end_fast_advertising(), central.connect(watch.address))
+    assert on_air_interval_ms(link, watch) is None and watch.interval_on_air_ms is None
+    await disconnected(peer.connection)
+    await next_advertisement(central, watch.address)
+    assert on_air_interval_ms(link, watch) == FAST_ADVERTISING_MS
 
 
 async def test_a_watch_without_the_fast_window_advertises_at_its_interval(
@@ -279,7 +292,6 @@ async def test_a_watch_without_the_fast_window_advertises_at_its_interval(
     await watch.end_fast_advertising()
     assert on_air_interval_ms(link, watch) == 1000.0
     await watch.stop()
-    assert on_air_interval_ms(link, watch) is None
 
 
 def test_long_name_is_shortened_to_fit_31_bytes() -> None:

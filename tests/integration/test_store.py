@@ -347,6 +347,24 @@ def test_delete_device_removes_its_data_and_bond__PR_WITHDRAW(store: Store) -> N
     assert store.next_seq(WATCH) == FIRST_SEQ
 
 
+@pytest.mark.parametrize("rows", [10, 5000])
+def test_deleting_a_device_leaves_no_row_of_it_after_any_batch(store: Store, rows: int) -> None:
+    """A batch of many rows (a backfill's group) is stored without SQLite's foreign-key
+    check of each row; every other write has it on, and the device's deletion cascades
+    to its samples, gaps and sync position, as read by another program."""
+    (device_id,) = raw_connection(store.path.parent).execute("SELECT id FROM devices").fetchone()
+    with traced_statements(store) as statements:
+        store.store_batch(WATCH, samples(range(rows)), [MissingSeqs(rows, rows + 5, "x")])
+    assert ("PRAGMA foreign_keys = OFF" in statements) is (rows >= 1024)
+    assert store.delete_device(WATCH) is True
+    assert store.pragma("foreign_keys") == "1"
+    other = raw_connection(store.path.parent)
+    for table in ("samples", "gaps", "sync_cursors"):
+        left = other.execute(f"SELECT count(*) FROM {table} WHERE device_id = ?", (device_id,))
+        assert left.fetchone() == (0,), table
+    other.close()
+
+
 def test_a_device_deleted_by_another_process_takes_no_more_samples(store: Store) -> None:
     """SQLite gives a deleted device's row id to the next device added. An agent that went
     on storing under the id it had for a watch another process deleted (``delete`` beside

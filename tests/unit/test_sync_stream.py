@@ -117,3 +117,18 @@ def test_a_run_after_a_reported_gap_keeps_every_seq_in_order() -> None:
     assert list(group.samples) == SAMPLES[:30] + SAMPLES[40:]
     assert group.gaps == [MissingSeqs(31, 40, DROPPED)]
     assert stream.expected == SAMPLES[-1].seq + 1
+
+
+def test_a_run_repeated_or_overlapping_is_counted_not_stored_again() -> None:
+    """A plain run that starts below the seqs accounted for (a batch sent twice, or a
+    REPORT restarted) takes the general path: its known seqs are counted as repeated,
+    its new ones stored once."""
+    stream = _stream()
+    for raw in BATCHES[:3]:
+        stream.add(raw)
+    first = stream.take()
+    stream.add(BATCHES[2])  # again
+    stream.add(BATCHES[3])
+    second = stream.take()
+    assert list(first.samples) == SAMPLES[:18] and first.repeated == 0
+    assert list(second.samples) == SAMPLES[18:24] and second.repeated == 6

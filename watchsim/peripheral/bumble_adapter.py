@@ -224,7 +224,7 @@ class BumblePeripheral(Peripheral):
         # commands each, and two interleaved leave its state and the controller's apart.
         self._advertising_turn = asyncio.Lock()
         # On air now, None when not (a connection ends legacy advertising).
-        self.advertising_interval_ms: float | None = None
+        self.interval_on_air_ms: float | None = None
         address = load_or_create_address(state_dir)
         config = DeviceConfiguration(
             name=name,
@@ -334,6 +334,7 @@ class BumblePeripheral(Peripheral):
 
     async def stop(self) -> None:
         self._stopping = True
+        self._end_fast_advertising_later(None)
         # A restart under way finishes (a cancelled HCI command would leave Bumble's
         # advertising state and the controller's apart); none starts from now on.
         await asyncio.gather(*self._background, return_exceptions=True)
@@ -366,7 +367,7 @@ class BumblePeripheral(Peripheral):
         self._advertised = None
         self._end_fast_advertising_later(None)
         async with self._advertising_turn:
-            self.advertising_interval_ms = None
+            self.interval_on_air_ms = None
             await self.device.stop_advertising()
 
     async def end_fast_advertising(self) -> None:
@@ -382,7 +383,7 @@ class BumblePeripheral(Peripheral):
             if self._advertised is None or self._stopping or self.lost:
                 return
             interval = FAST_ADVERTISING_MS if fast else self._interval
-            if only_if_on_air and self.advertising_interval_ms in (None, interval):
+            if only_if_on_air and self.interval_on_air_ms in (None, interval):
                 return
             data, response = self._advertised
             self._end_fast_advertising_later(self._fast_s if fast else None)
@@ -393,8 +394,10 @@ class BumblePeripheral(Peripheral):
                 advertising_interval_min=interval,
                 advertising_interval_max=interval,
             )
-            if connections == self._connections:  # else a central took it meanwhile
-                self.advertising_interval_ms = interval
+            if connections == self._connections:
+                self.interval_on_air_ms = interval
+            else:  # a central connected meanwhile: no advertising until it leaves
+                await self.device.stop_advertising()
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
         """Run ``work`` beside the event handler that asked for it; a failure is logged
@@ -508,7 +511,7 @@ class BumblePeripheral(Peripheral):
         self._subscribed_links.clear()  # nothing remembered may point at a handle reused
         # A connection ends legacy advertising; it starts again (fast) as a central leaves.
         self._connections += 1
-        self.advertising_interval_ms = None
+        self.interval_on_air_ms = None
         self._end_fast_advertising_later(None)
 
         def on_encryption_change() -> None:
@@ -528,7 +531,7 @@ class BumblePeripheral(Peripheral):
 
         def on_disconnection(reason: int) -> None:
             self._links.pop(connection.handle, None)
-            if self._advertised is not None and self.advertising_interval_ms is None:
+            if self._advertised is not None and self.interval_on_air_ms is None:
                 self._in_background(self._advertise(fast=self._fast_s > 0))
             self._subscribed_links.clear()  # Bumble drops the link's CCCDs
             link.closed.set()
