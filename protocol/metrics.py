@@ -157,17 +157,7 @@ class SampleRun(Sequence[Sample]):
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, SampleRun):
             return NotImplemented
-        mine, theirs = (
-            (self.timestamps, self.metrics, self.raws),
-            (
-                other.timestamps,
-                other.metrics,
-                other.raws,
-            ),
-        )
-        return self.first_seq == other.first_seq and all(
-            tuple(a) == tuple(b) for a, b in zip(mine, theirs, strict=True)
-        )
+        return list(self) == list(other)
 
     __hash__ = None  # type: ignore[assignment]  # equal by value, as a list is
 

@@ -185,15 +185,17 @@ class _GroupSamples:
         self._list: list[Sample] | None = None
 
     def add_run(self, run: SampleRun) -> None:
-        if self._list is None and self._run is None:
+        if self._list is not None:
+            self.extend(run)
+        elif self._run is None:
             self._run = (run.first_seq, [*run.timestamps], [*run.metrics], [*run.raws])
-        elif self._list is None and self._run is not None and run.first_seq == self._next():
+        elif run.first_seq != self._run[0] + len(self._run[3]):  # not where it ends
+            self.extend(run)
+        else:
             _, stamps, metrics, raws = self._run
             stamps += run.timestamps
             metrics += run.metrics
             raws += run.raws
-        else:
-            self.extend(run)
 
     def append(self, sample: Sample) -> None:
         self._as_list().append(sample)
@@ -207,10 +209,6 @@ class _GroupSamples:
         if self._run is None:
             return []
         return SampleRun(*self._run)
-
-    def _next(self) -> int:
-        assert self._run is not None
-        return self._run[0] + len(self._run[3])
 
     def _as_list(self) -> list[Sample]:
         if self._list is None:

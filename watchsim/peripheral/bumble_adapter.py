@@ -361,7 +361,7 @@ class BumblePeripheral(Peripheral):
         else:
             data, response = advertising_payload(local_name, appearance, service_uuids), b""
         self._advertised = (data, response)
-        await self._advertise(fast=self._fast_s > 0)
+        await self._advertise(fast=True)
 
     async def stop_advertising(self) -> None:
         self._advertised = None
@@ -378,7 +378,9 @@ class BumblePeripheral(Peripheral):
     async def _advertise(self, *, fast: bool, only_if_on_air: bool = False) -> None:
         """(Re)start advertising what ``start_advertising`` set; restarted by us, not by
         Bumble, as a central leaves (``_on_connection``), so that it starts fast again.
-        ``only_if_on_air``: a change of interval, not for a watch a central took."""
+        ``fast``: for the fast window, if the watch has one. ``only_if_on_air``: a
+        change of interval, not for a watch a central took."""
+        fast = fast and self._fast_s > 0
         async with self._advertising_turn:
             if self._advertised is None or self._stopping or self.lost:
                 return
@@ -532,7 +534,7 @@ class BumblePeripheral(Peripheral):
         def on_disconnection(reason: int) -> None:
             self._links.pop(connection.handle, None)
             if self._advertised is not None and self.interval_on_air_ms is None:
-                self._in_background(self._advertise(fast=self._fast_s > 0))
+                self._in_background(self._advertise(fast=True))
             self._subscribed_links.clear()  # Bumble drops the link's CCCDs
             link.closed.set()
             self._flow.set()
